@@ -1,0 +1,183 @@
+package transport
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Read token states (epoll mode). Whoever moves a connection from armed to
+// busy owns its reading (and the OnClose call) until it gives the token back.
+const (
+	readArmed int32 = iota // registered in epoll, nobody reading
+	readBusy               // a worker (or Upgrade) is reading it
+	readDead               // OnClose delivered; nothing more is read
+)
+
+// Conn is one upgraded WebSocket connection. Its methods are safe from any
+// goroutine. It holds no buffer while idle: a write batch exists only while
+// frames are queued, a read buffer only while a frame is partial.
+type Conn struct {
+	srv *Server
+	nc  net.Conn
+	rc  syscall.RawConn // nil when the conn has no file descriptor (TLS)
+	h   Handler
+
+	id       uint32 // registry key and epoll generation tag
+	fd       int32
+	polled   bool         // read by the epoll workers, not a goroutine
+	rstate   atomic.Int32 // read token, epoll mode only
+	halves   atomic.Int32 // teardown halves done: socket closed, OnClose returned
+	lastSeen atomic.Int64 // unix nanos of the last complete frame received
+	closeErr atomic.Pointer[CloseError]
+
+	// mu guards the write queue; it is held only for appends and swaps.
+	mu         sync.Mutex
+	q          *batch // frames waiting for a writer; nil while empty
+	qbytes     int    // bytes queued or being written
+	writing    bool   // a writer owns the flush (conn is on the ready list or has its goroutine)
+	terminated bool   // socket closed
+
+	p parser // touched only by the reading side
+}
+
+// RemoteAddr is the peer's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// Send queues one complete, already-encoded server frame (build it with
+// NewTextFrame). The bytes may be shared with other connections and must not
+// be modified afterwards. Send never blocks on the network. If the queue
+// would exceed Config.WriteQueueSize the connection is closed with 1008
+// "slow consumer" and ErrQueueFull returned; after close it returns ErrClosed.
+func (c *Conn) Send(frame []byte) error {
+	c.mu.Lock()
+	if c.closeErr.Load() != nil {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if c.qbytes+len(frame) > c.srv.cfg.WriteQueueSize {
+		c.mu.Unlock()
+		ce := &CloseError{Code: ClosePolicyViolation, Reason: ReasonSlowConsumer}
+		if c.closeWith(ce, true, true) {
+			c.srv.stats.slowConsumers.Add(1)
+		}
+		return ErrQueueFull
+	}
+	start := c.pushLocked(frame)
+	c.mu.Unlock()
+	if start {
+		c.srv.ready.push(c)
+	}
+	return nil
+}
+
+// pushLocked queues frame and reports whether the caller must put the
+// connection on the ready list (the queue went from idle to busy).
+func (c *Conn) pushLocked(frame []byte) bool {
+	if c.q == nil {
+		c.q = c.srv.getBatch()
+	}
+	c.q.push(frame)
+	c.qbytes += len(frame)
+	if c.writing {
+		return false
+	}
+	c.writing = true
+	return true
+}
+
+// Close queues a close frame after what is already queued, then closes the
+// connection once it is written (bounded by WriteTimeout). Idempotent.
+func (c *Conn) Close(code StatusCode, reason string) {
+	c.closeWith(&CloseError{Code: code, Reason: reason}, true, false)
+}
+
+// closeWith starts closing the connection for reason ce and reports whether
+// this call did (only the first does). With sendFrame a close frame is
+// queued and the socket closed once it is written; without, the socket is
+// closed now. dropQueued discards frames not yet taken by a writer (a slow
+// consumer will not read them anyway).
+func (c *Conn) closeWith(ce *CloseError, sendFrame, dropQueued bool) bool {
+	c.mu.Lock()
+	if !c.closeErr.CompareAndSwap(nil, ce) {
+		c.mu.Unlock()
+		return false
+	}
+	if dropQueued && c.q != nil {
+		c.qbytes -= c.q.bytes
+		c.srv.putBatch(c.q)
+		c.q = nil
+	}
+	start := false
+	if sendFrame && !c.terminated {
+		start = c.pushLocked(closeFrame(ce.Code, ce.Reason))
+	}
+	c.mu.Unlock()
+	if start {
+		c.srv.ready.push(c)
+	}
+	if !sendFrame {
+		c.terminate()
+	}
+	c.stopReading()
+	return true
+}
+
+// closing reports whether closeWith has run.
+func (c *Conn) closing() bool { return c.closeErr.Load() != nil }
+
+// stopReading makes the reading side notice the close and call OnClose.
+func (c *Conn) stopReading() {
+	if !c.polled {
+		// Wakes the reader goroutine out of its blocking Read.
+		_ = c.nc.SetReadDeadline(time.Now())
+		return
+	}
+	if c.rstate.CompareAndSwap(readArmed, readBusy) {
+		c.srv.work.push(c)
+	}
+}
+
+// terminate closes the socket: remove from the registry, EPOLL_CTL_DEL, then
+// close, so a reused fd number can never be confused with this connection.
+func (c *Conn) terminate() {
+	c.mu.Lock()
+	if c.terminated {
+		c.mu.Unlock()
+		return
+	}
+	c.terminated = true
+	if c.q != nil {
+		c.qbytes -= c.q.bytes
+		c.srv.putBatch(c.q)
+		c.q = nil
+	}
+	c.mu.Unlock()
+	c.srv.unregister(c)
+	if c.polled {
+		c.srv.unwatch(c)
+	}
+	_ = c.nc.Close()
+	c.halfDone()
+}
+
+// deliverClose calls OnClose once the reading side has stopped for good.
+func (c *Conn) deliverClose() {
+	c.rstate.Store(readDead)
+	c.p.reset()
+	c.h.OnClose(c.closeErr.Load())
+	c.halfDone()
+}
+
+// halfDone counts one of the two ends of a connection's life (socket closed,
+// OnClose returned); Shutdown waits for both on every connection.
+func (c *Conn) halfDone() {
+	if c.halves.Add(1) == 2 {
+		c.srv.connWG.Done()
+	}
+}
+
+// touch records that a frame arrived, for the keepalive sweep.
+func (c *Conn) touch() { c.lastSeen.Store(time.Now().UnixNano()) }

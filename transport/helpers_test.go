@@ -1,0 +1,285 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// modes is the table every behaviour test runs over.
+var modes = []struct {
+	name       string
+	goroutines bool
+}{
+	{name: "epoll", goroutines: false},
+	{name: "goroutines", goroutines: true},
+}
+
+func forModes(t *testing.T, f func(t *testing.T, cfg Config)) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) { f(t, testConfig(m.goroutines)) })
+	}
+}
+
+// testConfig has small limits and long pings (tests that need pings set them).
+func testConfig(goroutines bool) Config {
+	return Config{
+		MaxMessageSize:   1024,
+		WriteQueueSize:   64 << 10,
+		PingInterval:     time.Hour,
+		WriteTimeout:     5 * time.Second,
+		HandshakeTimeout: 5 * time.Second,
+		Workers:          2,
+		Writers:          2,
+		UseGoroutines:    goroutines,
+	}
+}
+
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// recorder is a Handler that records events and checks the call contract.
+type recorder struct {
+	echo bool // echo every message back
+
+	inCall   atomic.Int32
+	problems atomic.Int32 // overlapping calls, calls after OnClose, double OnClose
+	conn     atomic.Pointer[Conn]
+	closed   chan struct{}
+	closeErr atomic.Pointer[CloseError]
+
+	mu   sync.Mutex
+	msgs []string
+}
+
+func newRecorder(echo bool) *recorder { return &recorder{echo: echo, closed: make(chan struct{})} }
+
+func (r *recorder) enter() {
+	if r.inCall.Add(1) != 1 || r.closeErr.Load() != nil {
+		r.problems.Add(1)
+	}
+}
+func (r *recorder) exit() { r.inCall.Add(-1) }
+
+func (r *recorder) OnOpen(c *Conn) {
+	r.enter()
+	defer r.exit()
+	r.conn.Store(c)
+}
+
+func (r *recorder) OnMessage(msg []byte) {
+	r.enter()
+	defer r.exit()
+	r.mu.Lock()
+	r.msgs = append(r.msgs, string(msg))
+	r.mu.Unlock()
+	if r.echo {
+		f, p := NewTextFrame(len(msg))
+		copy(p, msg)
+		_ = r.conn.Load().Send(f)
+	}
+}
+
+func (r *recorder) OnClose(err error) {
+	r.enter()
+	defer r.exit()
+	var ce *CloseError
+	if !errors.As(err, &ce) {
+		ce = &CloseError{Reason: "not a *CloseError: " + err.Error()}
+	}
+	r.closeErr.Store(ce)
+	close(r.closed)
+}
+
+func (r *recorder) messages() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.msgs...)
+}
+
+// waitClosed waits for OnClose and returns its error.
+func (r *recorder) waitClosed(t testing.TB) *CloseError {
+	t.Helper()
+	select {
+	case <-r.closed:
+		return r.closeErr.Load()
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnClose not called")
+		return nil
+	}
+}
+
+// env is a Server behind a real loopback HTTP server.
+type env struct {
+	t   testing.TB
+	srv *Server
+	hs  *httptest.Server
+	url string
+
+	mu   sync.Mutex
+	recs []*recorder
+	echo bool
+}
+
+func newEnv(t testing.TB, cfg Config, echo bool) *env {
+	t.Helper()
+	srv, err := NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, srv: srv, echo: echo}
+	e.hs = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := newRecorder(e.echo)
+		e.mu.Lock()
+		e.recs = append(e.recs, rec)
+		e.mu.Unlock()
+		_, _ = srv.Upgrade(w, r, rec)
+	}))
+	e.url = "ws" + strings.TrimPrefix(e.hs.URL, "http") + "/ws"
+	t.Cleanup(e.close)
+	return e
+}
+
+func (e *env) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.srv.Shutdown(ctx); err != nil {
+		e.t.Errorf("shutdown: %v", err)
+	}
+	e.hs.Close()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i, r := range e.recs {
+		if n := r.problems.Load(); n != 0 {
+			e.t.Errorf("connection %d: %d handler contract violations", i, n)
+		}
+	}
+}
+
+// rec returns the server side of the i-th connection once it is open.
+func (e *env) rec(i int) *recorder {
+	e.t.Helper()
+	var r *recorder
+	waitFor(e.t, 5*time.Second, "server side of connection", func() bool {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if i < len(e.recs) && e.recs[i].conn.Load() != nil {
+			r = e.recs[i]
+		}
+		return r != nil
+	})
+	return r
+}
+
+// client is a raw WebSocket client for hand-made frames.
+type client struct {
+	t    testing.TB
+	conn net.Conn
+	r    io.Reader
+}
+
+func (e *env) dial() *client {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, br, _, err := ws.Dialer{}.Dial(ctx, e.url)
+	if err != nil {
+		e.t.Fatalf("dial: %v", err)
+	}
+	c := &client{t: e.t, conn: conn, r: conn}
+	if br != nil {
+		c.r = io.MultiReader(br, conn)
+	}
+	e.t.Cleanup(func() { _ = conn.Close() })
+	return c
+}
+
+// write sends f masked, as a client must (use writeRaw to break the rules).
+func (c *client) write(f ws.Frame) {
+	c.t.Helper()
+	c.writeRaw(ws.MaskFrame(f))
+}
+
+func (c *client) writeRaw(f ws.Frame) {
+	c.t.Helper()
+	if err := ws.WriteFrame(c.conn, f); err != nil {
+		c.t.Fatalf("write frame: %v", err)
+	}
+}
+
+func (c *client) sendText(s string) { c.t.Helper(); c.write(ws.NewTextFrame([]byte(s))) }
+
+func (c *client) read() ws.Frame {
+	c.t.Helper()
+	_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	f, err := ws.ReadFrame(c.r)
+	if err != nil {
+		c.t.Fatalf("read frame: %v", err)
+	}
+	return f
+}
+
+func (c *client) readText() string {
+	c.t.Helper()
+	f := c.read()
+	if f.Header.OpCode != ws.OpText {
+		c.t.Fatalf("got opcode %v, want text", f.Header.OpCode)
+	}
+	return string(f.Payload)
+}
+
+// readClose reads until a close frame, skipping data and pings.
+func (c *client) readClose() (ws.StatusCode, string) {
+	c.t.Helper()
+	for {
+		f := c.read()
+		if f.Header.OpCode == ws.OpClose {
+			code, reason := ws.ParseCloseFrameData(f.Payload)
+			return code, reason
+		}
+	}
+}
+
+// expectClose reads the server's close frame, checks its code, and checks
+// that the server then closes the TCP connection.
+func (c *client) expectClose(want StatusCode) string {
+	c.t.Helper()
+	code, reason := c.readClose()
+	if code != ws.StatusCode(want) {
+		c.t.Fatalf("close code %d (%q), want %d", code, reason, want)
+	}
+	c.expectEOF()
+	return reason
+}
+
+func (c *client) expectEOF() {
+	c.t.Helper()
+	_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err := io.Copy(io.Discard, bufio.NewReader(c.r))
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		c.t.Fatal("server did not close the TCP connection")
+	}
+}

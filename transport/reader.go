@@ -1,0 +1,122 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"io"
+)
+
+// readBufSize is the size of the buffer one read uses. Workers own one each;
+// a goroutine-mode reader owns one for its life.
+const readBufSize = 16 << 10
+
+// handleBytes feeds bytes read from the socket to the parser. data must be
+// writable (payloads are unmasked in place) and is not kept.
+func (c *Conn) handleBytes(data []byte) {
+	frames, err := c.p.feed(data, c)
+	if frames > 0 {
+		c.touch()
+	}
+	if err == nil || errors.Is(err, errStop) {
+		return
+	}
+	var ce *CloseError
+	if !errors.As(err, &ce) {
+		ce = &CloseError{Code: CloseInternalError, Reason: "internal error"}
+		c.srv.log.Error("transport: parse", "err", err)
+	}
+	if c.closeWith(ce, true, false) && ce.Code == CloseProtocolError {
+		c.srv.stats.protocolErrors.Add(1)
+	}
+}
+
+// handleFrame implements frameSink: it runs on the reading side.
+func (c *Conn) handleFrame(op byte, payload []byte) error {
+	switch op {
+	case opText:
+		c.h.OnMessage(payload)
+	case opPing:
+		// A pong that does not fit the queue means a slow consumer anyway.
+		_ = c.Send(controlFrame(opPong, payload))
+	case opClose:
+		code, reason := parseClose(payload)
+		c.closeWith(&CloseError{Code: code, Reason: reason, Remote: true}, true, false)
+		return errStop
+	}
+	if c.closing() {
+		return errStop
+	}
+	return nil
+}
+
+// readFailed closes a connection whose socket read returned err (or EOF).
+func (c *Conn) readFailed(err error) {
+	reason := "connection closed by peer"
+	if err != nil && !errors.Is(err, io.EOF) {
+		reason = fmt.Sprintf("read: %v", err)
+	}
+	c.closeWith(&CloseError{Code: CloseAbnormal, Reason: reason, Remote: true}, false, false)
+}
+
+// readLoop is the goroutine-per-connection reader (UseGoroutines and
+// non-Linux). It reads with blocking reads until the connection closes;
+// closeWith wakes it with a past read deadline.
+func (c *Conn) readLoop() {
+	defer c.srv.wg.Done()
+	buf := make([]byte, 4<<10) // smaller than a worker's: one per connection
+	for !c.closing() {
+		n, err := c.nc.Read(buf)
+		if n > 0 {
+			c.handleBytes(buf[:n])
+		}
+		if err != nil {
+			c.readFailed(err)
+		}
+	}
+	c.deliverClose()
+}
+
+// serve runs on a read worker after epoll reported the connection readable
+// (or after closeWith handed it over to deliver OnClose). It reads what is
+// there without parking, then gives the read token back.
+func (c *Conn) serve(r *rawReader) {
+	for i := 0; i < 4 && !c.closing(); i++ {
+		n, err := r.read(c.rc)
+		if errors.Is(err, errWouldBlock) {
+			break
+		}
+		if n > 0 {
+			c.handleBytes(r.buf[:n])
+		}
+		if err != nil || n == 0 {
+			c.readFailed(err)
+			break
+		}
+		if n < len(r.buf) {
+			break // drained; level-triggered epoll reports any rest
+		}
+	}
+	c.releaseRead(false)
+}
+
+// releaseRead gives the read token back: re-arm the epoll registration, or
+// deliver OnClose if the connection is closing. first is the initial
+// registration (EPOLL_CTL_ADD) from Upgrade.
+func (c *Conn) releaseRead(first bool) {
+	if c.closing() {
+		c.deliverClose()
+		return
+	}
+	c.rstate.Store(readArmed)
+	// closeWith may have run after the check above and failed to take the
+	// token (it was busy): take it back and deliver OnClose ourselves.
+	if c.closing() {
+		if c.rstate.CompareAndSwap(readArmed, readBusy) {
+			c.deliverClose()
+		}
+		return
+	}
+	if err := c.srv.watch(c, first); err != nil {
+		c.readFailed(fmt.Errorf("epoll: %w", err))
+	}
+}

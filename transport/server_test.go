@@ -1,0 +1,296 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// halfFrame is the first part of a masked text frame announcing 100 bytes.
+func halfFrame() []byte {
+	b, err := ws.CompileFrame(ws.MaskFrame(ws.NewTextFrame([]byte(strings.Repeat("h", 100)))))
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func TestHalfFrameDoesNotBlockOthers(t *testing.T) {
+	forModes(t, func(t *testing.T, cfg Config) {
+		e := newEnv(t, cfg, true)
+		full := halfFrame()
+		// Three times the worker pool of clients that stop mid-frame.
+		var stalled []*client
+		for range 3 * cfg.Workers {
+			c := e.dial()
+			if _, err := c.conn.Write(full[:20]); err != nil {
+				t.Fatal(err)
+			}
+			stalled = append(stalled, c)
+		}
+		normal := e.dial()
+		for i := range 10 {
+			msg := fmt.Sprint("m", i)
+			normal.sendText(msg)
+			if got := normal.readText(); got != msg {
+				t.Fatalf("got %q, want %q", got, msg)
+			}
+		}
+		// The stalled clients' frames still complete from their leftovers.
+		for _, c := range stalled {
+			if _, err := c.conn.Write(full[20:]); err != nil {
+				t.Fatal(err)
+			}
+			if got := c.readText(); got != strings.Repeat("h", 100) {
+				t.Fatalf("completed frame echoed as %q", got)
+			}
+		}
+	})
+}
+
+func TestEarlyBytesAfterHandshake(t *testing.T) {
+	// The frame travels in the same write as the upgrade request, so it sits
+	// in the hijacked bufio.Reader and must be fed to the parser from there.
+	forModes(t, func(t *testing.T, cfg Config) {
+		e := newEnv(t, cfg, true)
+		nc, err := net.Dial("tcp", e.hs.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		frame, _ := ws.CompileFrame(ws.MaskFrame(ws.NewTextFrame([]byte("early"))))
+		req := "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+		if _, err := nc.Write(append([]byte(req), frame...)); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(nc)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("handshake: %v %v", resp, err)
+		}
+		c := &client{t: t, conn: nc, r: br}
+		if got := c.readText(); got != "early" {
+			t.Fatalf("got %q, want \"early\"", got)
+		}
+	})
+}
+
+func TestSlowConsumer(t *testing.T) {
+	forModes(t, func(t *testing.T, cfg Config) {
+		e := newEnv(t, cfg, false)
+		slow, fast := e.dial(), e.dial()
+		slowConn, fastConn := e.rec(0).conn.Load(), e.rec(1).conn.Load()
+		var received atomic.Int64
+		readerDone := make(chan error, 1)
+		go func() { // the fast client reads everything and checks the order
+			for i := 0; ; i++ {
+				_ = fast.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+				f, err := ws.ReadFrame(fast.r)
+				if err != nil {
+					readerDone <- err
+					return
+				}
+				if f.Header.OpCode == ws.OpClose {
+					readerDone <- nil
+					return
+				}
+				if want := fmt.Sprintf("%08d", i); string(f.Payload) != want {
+					readerDone <- fmt.Errorf("frame %q, want %q", f.Payload, want)
+					return
+				}
+				received.Add(1)
+			}
+		}()
+		const maxFrames = 1_000_000 // 100 MB would not fit any socket buffer
+		sent, full := 0, false
+		for ; sent < maxFrames && !full; sent++ {
+			f, p := NewTextFrame(8)
+			copy(p, fmt.Sprintf("%08d", sent))
+			switch err := slowConn.Send(f); {
+			case errors.Is(err, ErrQueueFull):
+				full = true
+			case err != nil:
+				t.Fatalf("slow Send: %v", err)
+			}
+			if err := fastConn.Send(f); err != nil {
+				t.Fatalf("fast Send %d: %v", sent, err)
+			}
+			if sent%1000 == 999 { // keep the fast client's queue within bounds
+				waitFor(t, 10*time.Second, "fast client to catch up", func() bool {
+					return received.Load() > int64(sent-2000)
+				})
+			}
+		}
+		if !full {
+			t.Fatalf("no ErrQueueFull after %d frames", sent)
+		}
+		got := e.rec(0).waitClosed(t)
+		if got.Code != ClosePolicyViolation || got.Reason != ReasonSlowConsumer {
+			t.Fatalf("slow client OnClose(%+v)", *got)
+		}
+		if n := e.srv.Stats().SlowConsumerCloses; n != 1 {
+			t.Fatalf("SlowConsumerCloses = %d, want 1", n)
+		}
+		waitFor(t, 10*time.Second, "fast client to get every frame", func() bool {
+			return received.Load() == int64(sent)
+		})
+		fastConn.Close(CloseNormal, "")
+		if err := <-readerDone; err != nil {
+			t.Fatalf("fast client: %v", err)
+		}
+		// The slow client, reading at last, finds the close frame after the
+		// frames that were already on their way.
+		slow.expectClose(ClosePolicyViolation)
+	})
+}
+
+func TestPingTimeout(t *testing.T) {
+	forModes(t, func(t *testing.T, cfg Config) {
+		cfg.PingInterval = 50 * time.Millisecond
+		e := newEnv(t, cfg, false)
+		silent := e.dial()
+		alive := e.dial()
+		// The live client answers pings, so it must outlive the silent one.
+		aliveDone := make(chan error, 1)
+		go func() {
+			for {
+				_ = alive.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+				f, err := ws.ReadFrame(alive.r)
+				if err != nil {
+					aliveDone <- err
+					return
+				}
+				if f.Header.OpCode == ws.OpClose {
+					aliveDone <- nil
+					return
+				}
+				// A write error shows up as a read error or close next.
+				_ = ws.WriteFrame(alive.conn, ws.MaskFrame(ws.NewPongFrame(f.Payload)))
+			}
+		}()
+		pings := 0
+		for {
+			f := silent.read()
+			if f.Header.OpCode == ws.OpPing {
+				pings++
+				continue
+			}
+			code, reason := ws.ParseCloseFrameData(f.Payload)
+			if f.Header.OpCode != ws.OpClose || code != ws.StatusGoingAway || reason != ReasonPingTimeout {
+				t.Fatalf("got %v %d %q, want close 1001 %q", f.Header.OpCode, code, reason, ReasonPingTimeout)
+			}
+			break
+		}
+		if pings == 0 {
+			t.Fatal("no ping before the timeout")
+		}
+		if got := e.rec(0).waitClosed(t); got.Code != CloseGoingAway || got.Reason != ReasonPingTimeout {
+			t.Fatalf("OnClose(%+v)", *got)
+		}
+		// Five more intervals: the answering client stays open.
+		deadline := time.Now().Add(5 * cfg.PingInterval)
+		waitFor(t, 10*time.Second, "five ping intervals", func() bool { return time.Now().After(deadline) })
+		if e.rec(1).closeErr.Load() != nil {
+			t.Fatalf("answering client closed: %+v", *e.rec(1).closeErr.Load())
+		}
+		if n := e.srv.Stats().PingTimeouts; n != 1 {
+			t.Fatalf("PingTimeouts = %d, want 1", n)
+		}
+		e.rec(1).conn.Load().Close(CloseNormal, "")
+		if err := <-aliveDone; err != nil {
+			t.Fatalf("answering client: %v", err)
+		}
+	})
+}
+
+func TestShutdown(t *testing.T) {
+	forModes(t, func(t *testing.T, cfg Config) {
+		e := newEnv(t, cfg, false)
+		var clients []*client
+		for i := range 3 {
+			clients = append(clients, e.dial())
+			f, p := NewTextFrame(5)
+			copy(p, "queue")
+			if err := e.rec(i).conn.Load().Send(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := e.srv.Shutdown(ctx); err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		for i, c := range clients {
+			if got := c.readText(); got != "queue" {
+				t.Fatalf("client %d got %q, want the queued frame first", i, got)
+			}
+			if reason := c.expectClose(CloseGoingAway); reason != ReasonGoingAway {
+				t.Fatalf("reason %q", reason)
+			}
+			// Shutdown waited for OnClose: no waiting here.
+			if got := e.rec(i).closeErr.Load(); got == nil || got.Code != CloseGoingAway {
+				t.Fatalf("client %d OnClose %v after Shutdown returned", i, got)
+			}
+		}
+		_, _, _, err := ws.Dialer{}.Dial(ctx, e.url)
+		var se ws.StatusError
+		if !errors.As(err, &se) || int(se) != http.StatusServiceUnavailable {
+			t.Fatalf("dial after Shutdown: %v, want 503", err)
+		}
+		if err := e.srv.Shutdown(ctx); err != nil { // idempotent
+			t.Fatalf("second Shutdown: %v", err)
+		}
+	})
+}
+
+func TestShutdownDeadline(t *testing.T) {
+	// A client that never reads cannot take the close frame; Shutdown gives
+	// up at the deadline, closes the socket and still waits for OnClose.
+	forModes(t, func(t *testing.T, cfg Config) {
+		cfg.WriteQueueSize = 64 << 20
+		e := newEnv(t, cfg, false)
+		e.dial()
+		conn := e.rec(0).conn.Load()
+		f, _ := NewTextFrame(60 << 10)
+		// Send until the socket is full and the connection's own writer blocks.
+		waitFor(t, 10*time.Second, "a blocked write", func() bool {
+			if err := conn.Send(f); err != nil {
+				t.Fatal(err)
+			}
+			return e.srv.Stats().BlockedWrites > 0
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		if err := e.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Shutdown = %v, want deadline exceeded", err)
+		}
+		if got := e.rec(0).closeErr.Load(); got == nil {
+			t.Fatal("OnClose not called before Shutdown returned")
+		}
+	})
+}
+
+func TestUpgradeRejectsPlainHTTP(t *testing.T) {
+	e := newEnv(t, testConfig(false), false)
+	resp, err := http.Get(e.hs.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("status %d, want 400", resp.StatusCode)
+	}
+	if n := e.srv.Stats().UpgradeErrors; n != 1 {
+		t.Fatalf("UpgradeErrors = %d", n)
+	}
+}

@@ -1,0 +1,137 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Scratch sizes: a shared writer copies up to this much of a batch into one
+// write; a connection's own blocking writer uses a pooled buffer of its size.
+const (
+	sharedScratchSize  = 64 << 10
+	blockedScratchSize = 32 << 10
+)
+
+// writeLoop is one shared writer: it takes connections from the ready list
+// and writes what they have queued without blocking.
+func (s *Server) writeLoop() {
+	defer s.wg.Done()
+	w := newRawWriter(sharedScratchSize)
+	for {
+		c, ok := s.ready.pop()
+		if !ok {
+			return
+		}
+		c.flushOnce(w)
+	}
+}
+
+// takeBatch swaps the queue out for writing. With nothing queued it ends the
+// writer's ownership and says whether the socket should now be closed (the
+// close frame, always last, has gone out).
+func (c *Conn) takeBatch() (b *batch, terminate bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, c.q = c.q, nil
+	if b == nil {
+		c.writing = false
+		return nil, c.closing()
+	}
+	return b, false
+}
+
+// flushOnce writes one batch with non-blocking writes. If the socket fills up
+// the connection gets its own goroutine to finish; otherwise it goes back on
+// the ready list when more was queued meanwhile, so one busy connection
+// cannot monopolise a shared writer and frames coalesce under load.
+func (c *Conn) flushOnce(w *rawWriter) {
+	b, term := c.takeBatch()
+	if b == nil {
+		if term {
+			c.terminate()
+		}
+		return
+	}
+	c.srv.stats.writes.Add(1)
+	for !b.done() {
+		n := b.fill(w.buf)
+		m, err := w.write(c.rc, w.buf[:n])
+		b.advance(m)
+		if errors.Is(err, errWouldBlock) {
+			c.srv.stats.blockedWrites.Add(1)
+			c.srv.wg.Add(1) // the caller is a shared writer, counted in wg
+			go c.flushBlocking(b)
+			return
+		}
+		if err != nil {
+			c.writeFailed(b, err)
+			return
+		}
+	}
+	if more := c.batchDone(b); more {
+		c.srv.ready.push(c)
+	}
+}
+
+// batchDone accounts for a written batch and reports whether more frames
+// were queued meanwhile (the caller keeps the writing role). Otherwise it
+// ends the writing role, closing the socket if the close frame was written.
+func (c *Conn) batchDone(b *batch) (more bool) {
+	c.mu.Lock()
+	c.qbytes -= b.bytes
+	more = c.q != nil
+	term := false
+	if !more {
+		c.writing = false
+		term = c.closing()
+	}
+	c.mu.Unlock()
+	c.srv.putBatch(b)
+	if term {
+		c.terminate()
+	}
+	return more
+}
+
+// flushBlocking is a connection's own writer, alive only while its socket is
+// full: it writes with blocking writes and a deadline until the queue is
+// empty, then exits. Write errors and timeouts close the connection.
+func (c *Conn) flushBlocking(b *batch) {
+	defer c.srv.wg.Done()
+	bufp := c.srv.scratch.Get().(*[]byte)
+	defer c.srv.scratch.Put(bufp)
+	buf := *bufp
+	for b != nil {
+		for !b.done() {
+			n := b.fill(buf)
+			_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+			m, err := c.nc.Write(buf[:n])
+			b.advance(m)
+			if err != nil {
+				c.writeFailed(b, err)
+				return
+			}
+		}
+		c.srv.stats.writes.Add(1)
+		// Clear the deadline while still the only writer: left behind, it
+		// would fail the shared writers' raw writes once expired.
+		_ = c.nc.SetWriteDeadline(time.Time{})
+		if !c.batchDone(b) {
+			return
+		}
+		var term bool
+		if b, term = c.takeBatch(); term {
+			c.terminate()
+		}
+	}
+}
+
+// writeFailed closes the connection after a write error and releases b.
+func (c *Conn) writeFailed(b *batch, err error) {
+	c.closeWith(&CloseError{Code: CloseAbnormal, Reason: fmt.Sprintf("write: %v", err)}, false, false)
+	// Already closing (say, this was the close frame's write timing out):
+	// closeWith did nothing, but the socket is useless now.
+	c.terminate()
+	c.batchDone(b)
+}
