@@ -1,0 +1,102 @@
+package hub
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// channel holds the local subscribers of one channel name.
+//
+// subs is copy-on-write only when it has to be: a fan-out takes the
+// current slice under the registry's read lock and marks it shared; the
+// next change (under the write lock) copies it first. So a publish never
+// holds a lock while it sends, and a burst of subscribes with no publish
+// in between costs O(1) each.
+type channel struct {
+	name   string
+	subs   []*session
+	pos    map[*session]int
+	shared atomic.Bool
+}
+
+// registry maps channel names to their local subscribers. Every change to
+// membership happens under mu's write lock, which also orders the relay's
+// Interest calls; fan-outs take the read lock only to fetch a snapshot.
+type registry struct {
+	mu       sync.RWMutex
+	channels map[string]*channel
+}
+
+func newRegistry() *registry {
+	return &registry{channels: make(map[string]*channel)}
+}
+
+// add subscribes s to name and reports whether s was already subscribed
+// and whether the channel is new on this node.
+func (r *registry) add(name string, s *session, relay Relay) (c *channel, already bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c = r.channels[name]
+	if c == nil {
+		c = &channel{name: name, pos: make(map[*session]int, 1)}
+		r.channels[name] = c
+		relay.Interest(name, true)
+	}
+	if _, ok := c.pos[s]; ok {
+		return c, true
+	}
+	c.ownSubs()
+	c.pos[s] = len(c.subs)
+	c.subs = append(c.subs, s)
+	return c, false
+}
+
+// remove unsubscribes s from c; the channel goes when its last subscriber does.
+func (r *registry) remove(c *channel, s *session, relay Relay) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	i, ok := c.pos[s]
+	if !ok {
+		return
+	}
+	c.ownSubs()
+	last := len(c.subs) - 1
+	moved := c.subs[last]
+	c.subs[i] = moved
+	c.pos[moved] = i
+	c.subs[last] = nil
+	c.subs = c.subs[:last]
+	delete(c.pos, s)
+	if len(c.subs) == 0 {
+		delete(r.channels, c.name)
+		relay.Interest(c.name, false)
+	}
+}
+
+// ownSubs copies subs if a fan-out may still be reading it. Caller holds
+// the registry's write lock.
+func (c *channel) ownSubs() {
+	if c.shared.Load() {
+		c.subs = append(make([]*session, 0, len(c.subs)+1), c.subs...)
+		c.shared.Store(false)
+	}
+}
+
+// snapshot returns the current subscribers of name; the slice must not be
+// modified.
+func (r *registry) snapshot(name string) []*session {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	c := r.channels[name]
+	if c == nil {
+		return nil
+	}
+	c.shared.Store(true)
+	return c.subs
+}
+
+func (r *registry) count() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.channels)
+}

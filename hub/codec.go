@@ -1,0 +1,239 @@
+package hub
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Client operations of protocol v1.
+const (
+	opSub   = "sub"
+	opUnsub = "unsub"
+	opPub   = "pub"
+)
+
+// MaxChannelLen is the longest channel name, in bytes.
+const MaxChannelLen = 255
+
+// request is one decoded client frame. Its slices point into the frame,
+// which the transport owns only for the duration of OnMessage.
+type request struct {
+	op    string
+	ch    string
+	data  []byte // raw JSON value, byte-exact; nil when absent
+	id    uint64
+	hasID bool
+}
+
+// errMalformed is the reason for every frame the decoder refuses; the
+// message says which part was wrong.
+type decodeError struct{ reason string }
+
+func (e *decodeError) Error() string { return e.reason }
+
+func malformed(reason string) error { return &decodeError{reason: reason} }
+
+// maxID keeps ids exact in JavaScript clients (2^53-1).
+const maxID = 1<<53 - 1
+
+// decodeRequest parses one client frame: a JSON object with "op", "ch",
+// optional "id" (a non-negative integer) and, for pub, "data" (any JSON
+// value, kept byte-exact). Unknown keys are ignored so later protocol
+// versions can add fields; duplicate known keys are refused.
+func decodeRequest(frame []byte) (request, error) {
+	var req request
+	if !json.Valid(frame) {
+		return req, malformed("frame is not valid JSON")
+	}
+	// From here the input is known-valid JSON, so the scanner below only
+	// has to find value boundaries, not validate.
+	i := skipSpace(frame, 0)
+	if i >= len(frame) || frame[i] != '{' {
+		return req, malformed("frame is not a JSON object")
+	}
+	i = skipSpace(frame, i+1)
+	var seen [4]bool // op, ch, id, data
+	for i < len(frame) && frame[i] != '}' {
+		keyEnd := skipString(frame, i)
+		key, ok := unquote(frame[i:keyEnd])
+		if !ok {
+			return req, malformed("bad key")
+		}
+		i = skipSpace(frame, keyEnd)
+		i = skipSpace(frame, i+1) // ':'
+		valEnd := skipValue(frame, i)
+		val := frame[i:valEnd]
+		var slot int
+		switch key {
+		case "op":
+			slot = 0
+		case "ch":
+			slot = 1
+		case "id":
+			slot = 2
+		case "data":
+			slot = 3
+		default:
+			slot = -1
+		}
+		if slot >= 0 {
+			if seen[slot] {
+				return req, malformed("duplicate key " + strconv.Quote(key))
+			}
+			seen[slot] = true
+			if err := req.set(slot, val); err != nil {
+				return req, err
+			}
+		}
+		i = skipSpace(frame, valEnd)
+		if i < len(frame) && frame[i] == ',' {
+			i = skipSpace(frame, i+1)
+		}
+	}
+	if !seen[0] {
+		return req, malformed(`missing "op"`)
+	}
+	return req, nil
+}
+
+func (req *request) set(slot int, val []byte) error {
+	switch slot {
+	case 0:
+		s, ok := unquote(val)
+		if !ok {
+			return malformed(`"op" must be a string`)
+		}
+		req.op = s
+	case 1:
+		s, ok := unquote(val)
+		if !ok {
+			return malformed(`"ch" must be a string`)
+		}
+		req.ch = s
+	case 2:
+		id, err := strconv.ParseUint(string(val), 10, 64)
+		if err != nil || id > maxID {
+			return malformed(`"id" must be an integer from 0 to 2^53-1`)
+		}
+		req.id, req.hasID = id, true
+	case 3:
+		req.data = val
+	}
+	return nil
+}
+
+// validChannel reports why name is not a channel name, or "" if it is one.
+func validChannel(name string) string {
+	if len(name) == 0 {
+		return "channel name is empty"
+	}
+	if len(name) > MaxChannelLen {
+		return "channel name is longer than 255 bytes"
+	}
+	for _, r := range name {
+		if r <= ' ' || (r >= 0x7f && r <= 0x9f) || r == utf8.RuneError {
+			return "channel name has a space or control character"
+		}
+	}
+	return ""
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string starting at b[i] == '"'.
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// skipValue returns the index after the JSON value starting at b[i]. The
+// input must already be valid JSON.
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return len(b)
+	default: // number, true, false, null
+		for i < len(b) && !isDelimiter(b[i]) {
+			i++
+		}
+		return i
+	}
+}
+
+func isDelimiter(c byte) bool {
+	switch c {
+	case ',', '}', ']', ' ', '\t', '\r', '\n':
+		return true
+	}
+	return false
+}
+
+// unquote decodes a JSON string value; ok is false for any other value.
+func unquote(v []byte) (string, bool) {
+	if len(v) < 2 || v[0] != '"' {
+		return "", false
+	}
+	if bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1]), true
+	}
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// appendQuoted appends s as a JSON string. Channel names hold no control
+// characters, but ids and reasons might, so everything below 0x20 is escaped.
+func appendQuoted(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c < 0x20:
+			dst = append(dst, `\u00`...)
+			dst = append(dst, "0123456789abcdef"[c>>4], "0123456789abcdef"[c&0xf])
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return append(dst, '"')
+}
+
+var errNotJSON = errors.New("data is not a valid JSON value")

@@ -1,0 +1,100 @@
+package hub
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"testing"
+)
+
+var decodeCases = []string{
+	`{"op":"sub","ch":"room","id":1}`,
+	`{"op":"pub","ch":"room","data":{"a":[1,2,{"b":"}"}]},"id":9007199254740991}`,
+	` { "id" : 3 , "op" : "unsub" , "ch" : "x\"y" } `,
+	`{"op":"pub","ch":"a","data":"\u0000\\"}`,
+	`{"o\u0070":"sub","ch":"a","extra":[{},[]]}`,
+	`{"op":"sub","op":"sub"}`,
+	`{"op":"sub","id":1e3}`,
+	`[]`, `{`, `"op"`, ``,
+}
+
+func TestDecodeRequest(t *testing.T) {
+	req, err := decodeRequest([]byte(decodeCases[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.op != "pub" || req.ch != "room" || !req.hasID || req.id != 1<<53-1 || string(req.data) != `{"a":[1,2,{"b":"}"}]}` {
+		t.Fatalf("%+v", req)
+	}
+	req, err = decodeRequest([]byte(decodeCases[2]))
+	if err != nil || req.op != "unsub" || req.ch != `x"y` || req.id != 3 {
+		t.Fatalf("%+v %v", req, err)
+	}
+	if _, err := decodeRequest([]byte(decodeCases[5])); err == nil {
+		t.Fatal("duplicate op accepted")
+	}
+	if _, err := decodeRequest([]byte(decodeCases[6])); err == nil {
+		t.Fatal("id 1e3 accepted")
+	}
+}
+
+// FuzzDecodeRequest checks the hand-written decoder against encoding/json:
+// whatever it accepts, encoding/json reads the same op, ch, id and the
+// byte-identical data.
+func FuzzDecodeRequest(f *testing.F) {
+	for _, c := range decodeCases {
+		f.Add([]byte(c))
+		for i := 1; i < len(c); i += 7 {
+			f.Add([]byte(c[:i])) // truncated frames
+		}
+	}
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		req, err := decodeRequest(frame)
+		if err != nil {
+			return
+		}
+		var raw map[string]json.RawMessage
+		if err := json.Unmarshal(frame, &raw); err != nil {
+			t.Fatalf("accepted what encoding/json refuses: %v", err)
+		}
+		var op string
+		if err := json.Unmarshal(raw["op"], &op); err != nil || op != req.op {
+			t.Fatalf("op %q vs %q (%v)", req.op, op, err)
+		}
+		if r, ok := raw["ch"]; ok {
+			var ch string
+			if err := json.Unmarshal(r, &ch); err != nil || ch != req.ch {
+				t.Fatalf("ch %q vs %q", req.ch, ch)
+			}
+		}
+		if r, ok := raw["id"]; ok != req.hasID || (ok && string(r) != strconv.FormatUint(req.id, 10)) {
+			t.Fatalf("id %v/%d vs %s", req.hasID, req.id, r)
+		}
+		if r, ok := raw["data"]; ok && !bytes.Equal(r, req.data) {
+			t.Fatalf("data %q vs %q", req.data, r)
+		}
+	})
+}
+
+func TestMsgFrameKeepsData(t *testing.T) {
+	frame, kept := msgFrame(`a"b\c`, []byte(`{"x": 1}`))
+	if string(kept) != `{"x": 1}` {
+		t.Fatalf("kept %q", kept)
+	}
+	if !bytes.HasSuffix(frame, []byte(`{"op":"msg","ch":"a\"b\\c","data":{"x": 1}}`)) {
+		t.Fatalf("frame %q", frame)
+	}
+	if !json.Valid(frame[2:]) {
+		t.Fatalf("payload is not JSON: %q", frame)
+	}
+}
+
+func BenchmarkDecodeRequest(b *testing.B) {
+	frame := []byte(`{"op":"pub","ch":"bench","data":{"t":1732665000000000000,"s":12345,"p":1,"x":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},"id":77}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeRequest(frame); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

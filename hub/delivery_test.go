@@ -1,0 +1,307 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/meshcast/meshcast/transport/wstest"
+)
+
+func TestFiveThousandPublishesOnceInOrder(t *testing.T) {
+	_, url := testHub(t, DefaultConfig())
+	sub := dial(t, url)
+	sub.MustAck(`{"op":"sub","ch":"seq","id":1}`)
+	pub := dial(t, url)
+	const n = 5000
+	go func() {
+		for i := range n {
+			if err := pub.WriteText(fmt.Sprintf(`{"op":"pub","ch":"seq","data":%d}`, i)); err != nil {
+				return
+			}
+		}
+	}()
+	for i := range n {
+		m := sub.ReadJSON()
+		if m["op"] != "msg" || m["data"] != float64(i) {
+			t.Fatalf("delivery %d: got %v", i, m)
+		}
+	}
+	// Nothing more: a marker published now is the very next frame.
+	pub.WriteText(`{"op":"pub","ch":"seq","data":"end"}`)
+	if m := sub.ReadJSON(); m["data"] != "end" {
+		t.Fatalf("extra delivery after %d: %v", n, m)
+	}
+}
+
+func TestSlowConsumerIsCutOffOthersGetEverything(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Transport.WriteQueueSize = 64 << 10
+	cfg.Transport.MaxMessageSize = 16 << 10
+	h, url := testHub(t, cfg)
+
+	slow := dial(t, url) // subscribes, then never reads again
+	slow.MustAck(`{"op":"sub","ch":"firehose","id":1}`)
+	fast := dial(t, url)
+	fast.MustAck(`{"op":"sub","ch":"firehose","id":1}`)
+
+	const n = 3000
+	data := `"` + strings.Repeat("x", 4000) + `"`
+	// The reading client keeps up: the publisher never runs more than a
+	// few frames ahead of it, while the other client reads nothing.
+	var got atomic.Int64
+	received := make(chan int, 1)
+	go func() {
+		for got.Load() < n {
+			f, err := fast.ReadFrame()
+			if err != nil || f.Header.OpCode != ws.OpText {
+				break
+			}
+			got.Add(1)
+		}
+		received <- int(got.Load())
+	}()
+	for i := range n {
+		waitFor(t, 10*time.Second, "reader to keep up", func() bool { return got.Load() >= int64(i-8) })
+		if err := h.Publish(context.Background(), "firehose", []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := <-received; got != n {
+		t.Fatalf("reading client got %d of %d", got, n)
+	}
+	if code, reason := slow.ExpectClose(); code != 1008 || reason != "slow consumer" {
+		t.Fatalf("slow client closed with %d %q", code, reason)
+	}
+	if got := h.Stats().Transport.SlowConsumerCloses; got != 1 {
+		t.Fatalf("slow consumer closes = %d, want 1", got)
+	}
+}
+
+func TestShutdownClosesClientsWith1001(t *testing.T) {
+	h, err := New(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newTestServer(h)
+	defer srv.Close()
+	var clients []*client
+	for range 3 {
+		c := dial(t, srv.wsURL)
+		c.MustAck(`{"op":"sub","ch":"a","id":1}`)
+		clients = append(clients, c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range clients {
+		if code, _ := c.ExpectClose(); code != 1001 {
+			t.Fatalf("close code %d, want 1001", code)
+		}
+	}
+	if err := h.Publish(context.Background(), "a", []byte("1")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("publish after shutdown: %v", err)
+	}
+	if err := h.Shutdown(ctx); err != nil {
+		t.Fatalf("second shutdown: %v", err)
+	}
+}
+
+func TestPublishAPI(t *testing.T) {
+	h, url := testHub(t, DefaultConfig())
+	c := dial(t, url)
+	c.MustAck(`{"op":"sub","ch":"news","id":1}`)
+	ctx := context.Background()
+	if err := h.Publish(ctx, "news", []byte(`{"k": 1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(c.ReadText()); got != `{"op":"msg","ch":"news","data":{"k": 1}}` {
+		t.Fatalf("got %s", got)
+	}
+	for _, tc := range []struct {
+		ch, data string
+		want     error
+	}{
+		{"", "1", ErrBadChannel},
+		{"a b", "1", ErrBadChannel},
+		{"news", "{", ErrBadData},
+		{"news", "1 2", ErrBadData},
+		{"news", `"` + strings.Repeat("x", 40<<10) + `"`, ErrTooLarge},
+	} {
+		if err := h.Publish(ctx, tc.ch, []byte(tc.data)); !errors.Is(err, tc.want) {
+			t.Errorf("Publish(%q, %.10q) = %v, want %v", tc.ch, tc.data, err, tc.want)
+		}
+	}
+}
+
+// fakeRelay records what the hub tells the cluster and holds sub acks
+// until released.
+type fakeRelay struct {
+	mu        sync.Mutex
+	published []string
+	interest  []string
+	release   chan struct{}
+}
+
+func (f *fakeRelay) Publish(ch string, data []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.published = append(f.published, ch+"="+string(data))
+}
+
+func (f *fakeRelay) Interest(ch string, on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.interest = append(f.interest, ch+"="+strconv.FormatBool(on))
+}
+
+func (f *fakeRelay) AwaitInterest(ctx context.Context, ch string) error {
+	select {
+	case <-f.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (f *fakeRelay) snapshot() (pub, interest []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.published...), append([]string(nil), f.interest...)
+}
+
+func TestRelayCalls(t *testing.T) {
+	relay := &fakeRelay{release: make(chan struct{})}
+	cfg := DefaultConfig()
+	cfg.Relay = relay
+	h, url := testHub(t, cfg)
+	a, b := dial(t, url), dial(t, url)
+
+	a.SendText(`{"op":"sub","ch":"x","id":1}`)
+	b.SendText(`{"op":"sub","ch":"x","id":1}`)
+	// Acks wait for the relay; a ping round trip proves nothing came yet.
+	waitFor(t, 5*time.Second, "both subscribed", func() bool { return h.Stats().Channels == 1 })
+	_, interest := relay.snapshot()
+	if strings.Join(interest, " ") != "x=true" {
+		t.Fatalf("interest calls %v, want one x=true", interest)
+	}
+	close(relay.release)
+	a.ReadJSON()
+	b.ReadJSON()
+
+	h.Deliver("x", []byte(`"from afar"`))
+	for _, c := range []*client{a, b} {
+		if m := c.ReadJSON(); m["data"] != "from afar" {
+			t.Fatalf("remote delivery: %v", m)
+		}
+	}
+	pub, _ := relay.snapshot()
+	if len(pub) != 0 {
+		t.Fatalf("a remote delivery was forwarded again: %v", pub)
+	}
+	a.SendText(`{"op":"pub","ch":"x","data":[1, 2]}`)
+	a.ReadJSON()
+	waitFor(t, 5*time.Second, "relay publish", func() bool { p, _ := relay.snapshot(); return len(p) == 1 })
+	if pub, _ := relay.snapshot(); pub[0] != "x=[1, 2]" {
+		t.Fatalf("relay got %v", pub)
+	}
+	a.MustAck(`{"op":"unsub","ch":"x","id":2}`)
+	b.Conn.Close()
+	waitFor(t, 5*time.Second, "interest off", func() bool {
+		_, in := relay.snapshot()
+		return strings.Join(in, " ") == "x=true x=false"
+	})
+}
+
+func TestOriginCheck(t *testing.T) {
+	cases := []struct {
+		allowed []string
+		origin  string
+		ok      bool
+	}{
+		{nil, "", true},
+		{nil, "http://localhost:3000", true},
+		{nil, "http://127.0.0.1:9", true},
+		{nil, "http://evil.example", false},
+		{nil, "SELF", true},
+		{[]string{"https://app.example"}, "https://app.example", true},
+		{[]string{"https://app.example"}, "http://localhost:3000", false},
+		{[]string{"*"}, "http://evil.example", true},
+		{nil, "null", false},
+	}
+	for _, tc := range cases {
+		cfg := DefaultConfig()
+		cfg.AllowedOrigins = tc.allowed
+		h, url := testHub(t, cfg)
+		hdr := http.Header{}
+		origin := tc.origin
+		if origin == "SELF" {
+			origin = "http://" + strings.TrimSuffix(strings.TrimPrefix(url, "ws://"), "/ws")
+		}
+		if origin != "" {
+			hdr.Set("Origin", origin)
+		}
+		status := wstest.UpgradeStatus(t, url, hdr)
+		if (status == http.StatusSwitchingProtocols) != tc.ok {
+			t.Errorf("allowed=%v origin=%q: status %d", tc.allowed, origin, status)
+		}
+		if !tc.ok && status != http.StatusForbidden {
+			t.Errorf("refused with %d, want 403", status)
+		}
+		_ = h
+	}
+}
+
+func TestAuthorizeHook(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Authorize = func(r *http.Request) (string, error) {
+		if r.URL.Query().Get("user") == "" {
+			return "", &HTTPError{Status: http.StatusUnauthorized, Reason: "who are you?"}
+		}
+		return r.URL.Query().Get("user"), nil
+	}
+	var seen string
+	var mu sync.Mutex
+	cfg.AuthorizeSubscribe = func(c ClientInfo, ch string) error {
+		mu.Lock()
+		seen = c.User
+		mu.Unlock()
+		return nil
+	}
+	_, url := testHub(t, cfg)
+	if status := wstest.UpgradeStatus(t, url, nil); status != http.StatusUnauthorized {
+		t.Fatalf("anonymous upgrade: %d", status)
+	}
+	c := dial(t, url+"?user=alice")
+	c.MustAck(`{"op":"sub","ch":"a","id":1}`)
+	mu.Lock()
+	defer mu.Unlock()
+	if seen != "alice" {
+		t.Fatalf("hook saw user %q", seen)
+	}
+}
+
+func TestStatsJSON(t *testing.T) {
+	h, url := testHub(t, DefaultConfig())
+	c := dial(t, url)
+	c.MustAck(`{"op":"sub","ch":"a","id":1}`)
+	b, err := json.Marshal(h.Stats())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"sessions":1`) || !strings.Contains(string(b), `"channels":1`) {
+		t.Fatalf("stats: %s", b)
+	}
+}

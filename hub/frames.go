@@ -1,0 +1,96 @@
+package hub
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/meshcast/meshcast/transport"
+)
+
+// Server-to-client frames. Each is built once, WebSocket header included,
+// so a msg frame can go to every local recipient as the same bytes.
+
+const (
+	msgPrefix = `{"op":"msg","ch":`
+	msgMiddle = `,"data":`
+)
+
+// msgFrame builds the frame of one delivery and returns it with the
+// sub-slice that holds data, which the relay may keep (frames are never
+// modified once built).
+func msgFrame(ch string, data []byte) (frame, dataInFrame []byte) {
+	n := len(msgPrefix) + quotedLen(ch) + len(msgMiddle) + len(data) + 1
+	frame, payload := transport.NewTextFrame(n)
+	p := append(payload[:0], msgPrefix...)
+	p = appendQuoted(p, ch)
+	p = append(p, msgMiddle...)
+	start := len(p)
+	p = append(p, data...)
+	p = append(p, '}')
+	off := len(frame) - len(payload)
+	return frame, frame[off+start : off+start+len(data)]
+}
+
+func quotedLen(s string) int {
+	n := 2
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			n += 2
+		case c < 0x20:
+			n += 6
+		default:
+			n++
+		}
+	}
+	return n
+}
+
+// textFrame wraps a small payload built with append.
+func textFrame(payload []byte) []byte {
+	frame, p := transport.NewTextFrame(len(payload))
+	copy(p, payload)
+	return frame
+}
+
+func helloFrame(client, node string) []byte {
+	b := make([]byte, 0, 64+len(client)+len(node))
+	b = append(b, `{"op":"hello","client":`...)
+	b = appendQuoted(b, client)
+	b = append(b, `,"node":`...)
+	b = appendQuoted(b, node)
+	b = append(b, '}')
+	return textFrame(b)
+}
+
+func ackFrame(id uint64) []byte {
+	b := make([]byte, 0, 40)
+	b = append(b, `{"op":"ack","id":`...)
+	b = strconv.AppendUint(b, id, 10)
+	b = append(b, '}')
+	return textFrame(b)
+}
+
+// Error codes of protocol v1, HTTP-like so they read at a glance.
+const (
+	CodeBadRequest  = 400 // malformed frame, unknown op, bad channel name
+	CodeForbidden   = 403 // a hook refused
+	CodeTooLarge    = 413 // data over Config.MaxDataSize
+	CodeRateLimited = 429 // over a limit (subscriptions per connection)
+)
+
+func errFrame(req *request, code int, reason string) []byte {
+	b := make([]byte, 0, 64+len(reason))
+	b = append(b, `{"op":"err",`...)
+	if req != nil && req.hasID {
+		b = append(b, `"id":`...)
+		b = strconv.AppendUint(b, req.id, 10)
+		b = append(b, ',')
+	}
+	b = append(b, `"code":`...)
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, `,"reason":`...)
+	b = appendQuoted(b, strings.ToValidUTF8(reason, "\uFFFD"))
+	b = append(b, '}')
+	return textFrame(b)
+}
