@@ -1,0 +1,145 @@
+package cluster
+
+import (
+	"crypto/hkdf"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// ProtocolVersion is the peer-link protocol version, sent in node metadata
+// and checked in the handshake. Bump it on any incompatible frame change.
+const ProtocolVersion uint8 = 1
+
+// Config configures a Cluster. Zero fields get the defaults of DefaultConfig;
+// the config is not changed after New.
+type Config struct {
+	// NodeName is unique per node; default hostname + ":" + peer port.
+	NodeName string
+	// GossipAddr is the memberlist bind "host:port" (TCP and UDP); default
+	// ":7946", memberlist's usual port. Port 0 picks a free port.
+	GossipAddr string
+	// PeerAddr is the peer-link TCP listen "host:port"; default ":7947".
+	// Port 0 picks a free port.
+	PeerAddr string
+	// AdvertiseAddr is the host (IP or name) other nodes use to reach this
+	// one, for both gossip and peer links; default: the bind address, or a
+	// private IP when bound to all interfaces.
+	AdvertiseAddr string
+	// Join lists seeds "host:port". A name resolving to several addresses
+	// joins them all (Kubernetes headless Service). Joining retries in the
+	// background with jittered backoff until one join succeeds; the node
+	// serves its own clients meanwhile.
+	Join []string
+	// Secret is the cluster secret. Empty means an open cluster (a warning
+	// is logged). It keys the memberlist keyring (AES-256-GCM, key derived
+	// with HKDF-SHA256) and the peer-link handshake (HMAC-SHA256); it never
+	// crosses the wire.
+	Secret []byte
+	// ClusterName is checked in the peer handshake and is the memberlist
+	// Label, so two clusters on one network never merge; default "meshcast".
+	ClusterName string
+	// InterestTimeout bounds AwaitInterest; default 2 s, long enough for a
+	// reconnect plus snapshot on a LAN, short enough for a client waiting
+	// for its sub ack.
+	InterestTimeout time.Duration
+	// LinkQueueSize is the number of frames queued per peer link; default
+	// 32768 (about 4 MiB of 100-byte publishes, shared between links since
+	// a publish is encoded once). Full: publishes are dropped and counted,
+	// an interest message resets the link.
+	LinkQueueSize int
+	// MaxFrameSize bounds one peer frame (length prefix value); default 1 MiB.
+	MaxFrameSize int
+	// HandshakeTimeout bounds the peer-link handshake; default 5 s.
+	HandshakeTimeout time.Duration
+	// Memberlist, when set, adjusts the memberlist config after the cluster
+	// filled it in from memberlist.DefaultLANConfig (tests shorten timings).
+	// The bind address and transport are fixed by New and must not change.
+	Memberlist func(*memberlist.Config)
+	// Logger receives the cluster's and memberlist's logs; nil discards.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults New applies to zero fields.
+func DefaultConfig() Config {
+	return Config{
+		GossipAddr:       ":7946",
+		PeerAddr:         ":7947",
+		ClusterName:      "meshcast",
+		InterestTimeout:  2 * time.Second,
+		LinkQueueSize:    32768,
+		MaxFrameSize:     1 << 20,
+		HandshakeTimeout: 5 * time.Second,
+	}
+}
+
+// Sentinel errors callers may branch on.
+var (
+	// ErrInterestTimeout: AwaitInterest gave up before every live peer acked.
+	ErrInterestTimeout = errors.New("cluster: interest not acknowledged by every peer in time")
+	// ErrClosed: the cluster was shut down.
+	ErrClosed = errors.New("cluster: closed")
+	// ErrInvalidConfig wraps every configuration error from New.
+	ErrInvalidConfig = errors.New("cluster: invalid config")
+)
+
+// minFrameSize leaves room for the handshake and a snapshot chunk.
+const minFrameSize = 4 << 10
+
+func (cfg Config) withDefaults() (Config, error) {
+	d := DefaultConfig()
+	if cfg.GossipAddr == "" {
+		cfg.GossipAddr = d.GossipAddr
+	}
+	if cfg.PeerAddr == "" {
+		cfg.PeerAddr = d.PeerAddr
+	}
+	if cfg.ClusterName == "" {
+		cfg.ClusterName = d.ClusterName
+	}
+	if cfg.InterestTimeout == 0 {
+		cfg.InterestTimeout = d.InterestTimeout
+	}
+	if cfg.LinkQueueSize == 0 {
+		cfg.LinkQueueSize = d.LinkQueueSize
+	}
+	if cfg.MaxFrameSize == 0 {
+		cfg.MaxFrameSize = d.MaxFrameSize
+	}
+	if cfg.HandshakeTimeout == 0 {
+		cfg.HandshakeTimeout = d.HandshakeTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case cfg.InterestTimeout < 0 || cfg.HandshakeTimeout < 0:
+		return cfg, fmt.Errorf("%w: negative timeout", ErrInvalidConfig)
+	case cfg.LinkQueueSize < 0:
+		return cfg, fmt.Errorf("%w: negative LinkQueueSize", ErrInvalidConfig)
+	case cfg.MaxFrameSize < minFrameSize:
+		return cfg, fmt.Errorf("%w: MaxFrameSize %d below %d", ErrInvalidConfig, cfg.MaxFrameSize, minFrameSize)
+	case len(cfg.ClusterName) > memberlist.LabelMaxSize:
+		return cfg, fmt.Errorf("%w: ClusterName longer than %d bytes", ErrInvalidConfig, memberlist.LabelMaxSize)
+	case len(cfg.NodeName) > maxNameLen:
+		return cfg, fmt.Errorf("%w: NodeName longer than %d bytes", ErrInvalidConfig, maxNameLen)
+	}
+	return cfg, nil
+}
+
+// deriveKey turns the cluster secret into an independent 32-byte key per
+// purpose, so the gossip key and the handshake key never coincide.
+func deriveKey(secret []byte, purpose string) []byte {
+	if len(secret) == 0 {
+		return nil
+	}
+	k, err := hkdf.Key(sha256.New, secret, nil, "meshcast/"+purpose+"/v1", 32)
+	if err != nil { // only for absurd lengths with SHA-256; 32 is fine
+		panic(err)
+	}
+	return k
+}

@@ -1,0 +1,174 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// nodeMeta is gossiped with each node (msgpack, well under 512 bytes).
+type nodeMeta struct {
+	PeerAddr string `msgpack:"a"` // peer-link "host:port"; empty host means the gossip address
+	Proto    uint8  `msgpack:"v"` // peer-link protocol version
+	// Leaving is set just before a graceful Leave. memberlist's NotifyLeave
+	// does not say whether a node left or died; this does.
+	Leaving bool `msgpack:"l,omitempty"`
+}
+
+// delegate adapts memberlist's callbacks to the Cluster. Callbacks run on
+// memberlist's goroutines, some with its locks held: they never block, never
+// call back into memberlist, and never keep the caller's slices.
+type delegate struct{ c *Cluster }
+
+var (
+	_ memberlist.Delegate      = (*delegate)(nil)
+	_ memberlist.EventDelegate = (*delegate)(nil)
+)
+
+func (d *delegate) NodeMeta(limit int) []byte {
+	b, err := msgpack.Marshal(nodeMeta{PeerAddr: d.c.advertisedPeerAddr(), Proto: ProtocolVersion, Leaving: d.c.leaving.Load()})
+	if err != nil || len(b) > limit {
+		d.c.log.Error("node metadata does not fit", "limit", limit, "err", err)
+		return nil
+	}
+	return b
+}
+
+// Peer links carry all application traffic; gossip carries only membership.
+func (d *delegate) NotifyMsg([]byte)                           {}
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d *delegate) LocalState(join bool) []byte                { return nil }
+func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+func (d *delegate) NotifyJoin(n *memberlist.Node)   { d.alive(n) }
+func (d *delegate) NotifyUpdate(n *memberlist.Node) { d.alive(n) }
+
+func (d *delegate) NotifyLeave(n *memberlist.Node) {
+	if n.Name == d.c.name {
+		return
+	}
+	d.c.peerGone(n.Name)
+}
+
+func (d *delegate) alive(n *memberlist.Node) {
+	if n.Name == d.c.name {
+		return
+	}
+	addr, leaving, err := peerAddrOf(n)
+	if err != nil {
+		d.c.log.Warn("ignoring member with unusable metadata", "peer", n.Name, "err", err)
+		return
+	}
+	d.c.peerAlive(n.Name, addr, leaving)
+}
+
+// peerAddrOf reads the peer-link address from a member's metadata.
+func peerAddrOf(n *memberlist.Node) (addr string, leaving bool, err error) {
+	var m nodeMeta
+	if err := msgpack.Unmarshal(n.Meta, &m); err != nil {
+		return "", false, fmt.Errorf("decode metadata: %w", err)
+	}
+	if m.Proto != ProtocolVersion {
+		return "", false, fmt.Errorf("peer-link protocol %d, we speak %d", m.Proto, ProtocolVersion)
+	}
+	host, port, err := net.SplitHostPort(m.PeerAddr)
+	if err != nil {
+		return "", false, fmt.Errorf("peer address %q: %w", m.PeerAddr, err)
+	}
+	if host == "" {
+		host = n.Addr.String()
+	}
+	return net.JoinHostPort(host, port), m.Leaving, nil
+}
+
+// advertisedPeerAddr is the peer-link address put in our metadata: the
+// advertised host when configured, else the host memberlist advertises.
+func (c *Cluster) advertisedPeerAddr() string {
+	return net.JoinHostPort(c.advertiseHost, strconv.Itoa(c.peerPort))
+}
+
+// memberlistConfig builds memberlist's config from DefaultLANConfig.
+func (c *Cluster) memberlistConfig() (*memberlist.Config, error) {
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = c.name
+	mc.Transport = c.transport
+	mc.BindAddr, _, _ = net.SplitHostPort(c.cfg.GossipAddr)
+	mc.BindPort = c.gossipPort
+	mc.AdvertisePort = c.gossipPort
+	mc.Label = c.cfg.ClusterName
+	// A node restarted under the same name with a new address (a
+	// Kubernetes pod with a new IP) may take over its dead entry.
+	mc.DeadNodeReclaimTime = 10 * time.Second
+	if c.cfg.AdvertiseAddr != "" {
+		ip, err := resolveHost(c.cfg.AdvertiseAddr)
+		if err != nil {
+			return nil, err
+		}
+		mc.AdvertiseAddr = ip
+	}
+	ip, _, err := c.transport.FinalAdvertiseAddr(mc.AdvertiseAddr, c.gossipPort)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: advertise address: %w", err)
+	}
+	c.advertiseHost = ip.String()
+	if key := deriveKey(c.cfg.Secret, "memberlist"); key != nil {
+		kr, err := memberlist.NewKeyring(nil, key)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: keyring: %w", err)
+		}
+		mc.Keyring = kr
+		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
+	}
+	d := &delegate{c: c}
+	mc.Delegate, mc.Events = d, d
+	mc.Logger = memberlistLogger(c.log)
+	if c.cfg.Memberlist != nil {
+		c.cfg.Memberlist(mc)
+	}
+	mc.Transport = c.transport // the hook must not swap the bound transport
+	return mc, nil
+}
+
+func resolveHost(host string) (string, error) {
+	if ip := net.ParseIP(host); ip != nil {
+		return host, nil
+	}
+	ips, err := net.DefaultResolver.LookupHost(context.Background(), host)
+	if err != nil || len(ips) == 0 {
+		return "", fmt.Errorf("%w: AdvertiseAddr %q does not resolve: %v", ErrInvalidConfig, host, err)
+	}
+	return ips[0], nil
+}
+
+// memberlistLogger turns memberlist's "[LEVEL] memberlist: msg" lines into
+// slog records at the matching level.
+func memberlistLogger(l *slog.Logger) *log.Logger {
+	return log.New(slogWriter{l.With("component", "memberlist")}, "", 0)
+}
+
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelInfo
+	for prefix, lv := range map[string]slog.Level{
+		"[DEBUG]": slog.LevelDebug, "[INFO]": slog.LevelInfo,
+		"[WARN]": slog.LevelWarn, "[ERR]": slog.LevelError, "[ERROR]": slog.LevelError,
+	} {
+		if rest, ok := strings.CutPrefix(line, prefix); ok {
+			level, line = lv, strings.TrimSpace(rest)
+			break
+		}
+	}
+	line = strings.TrimPrefix(line, "memberlist: ")
+	w.l.Log(context.Background(), level, line)
+	return len(p), nil
+}

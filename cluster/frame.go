@@ -1,0 +1,173 @@
+package cluster
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// frameType is the byte after a frame's length prefix.
+// Only append: the numbers are the protocol.
+type frameType uint8
+
+const (
+	frameHello     frameType = 1 // handshake, dialer -> acceptor: version, cluster, name, nonce
+	frameChallenge frameType = 2 // handshake, acceptor -> dialer: its nonce and proof
+	frameProof     frameType = 3 // handshake, dialer -> acceptor: dialer's proof
+	frameWelcome   frameType = 4 // handshake, acceptor -> dialer: accepted or why not
+	framePublish   frameType = 5 // publish made on the dialer: channel, payload, origin
+	frameAdd       frameType = 6 // dialer gained interest in a channel
+	frameRemove    frameType = 7 // dialer lost interest in a channel
+	frameSnapshot  frameType = 8 // dialer's whole interest set, first thing on a link (chunked)
+	frameAck       frameType = 9 // acceptor -> dialer: highest interest seq processed
+)
+
+// headerLen is the length prefix; the prefix counts the type byte and body.
+const headerLen = 4
+
+// handshakeMaxFrame bounds frames before the peer is authenticated.
+const handshakeMaxFrame = 4 << 10
+
+// maxNameLen bounds node and cluster names in the handshake.
+const maxNameLen = 256
+
+var (
+	errMalformed = errors.New("malformed frame")
+	errTooLarge  = errors.New("frame too large")
+)
+
+// frameReader reads length-prefixed frames from a large bufio.Reader. A frame
+// that fits the buffer is returned in place (no allocation); bigger frames go
+// through a reused scratch buffer.
+type frameReader struct {
+	r       *bufio.Reader
+	max     int
+	pending int // bytes of the last frame still to discard
+	scratch []byte
+}
+
+func newFrameReader(r *bufio.Reader, max int) *frameReader {
+	return &frameReader{r: r, max: max}
+}
+
+// next returns the next frame. body is valid until the next call.
+// A clean EOF between frames is io.EOF; anything else is wrapped.
+func (fr *frameReader) next() (frameType, []byte, error) {
+	if fr.pending > 0 {
+		if _, err := fr.r.Discard(fr.pending); err != nil {
+			return 0, nil, err
+		}
+		fr.pending = 0
+	}
+	hdr, err := fr.r.Peek(headerLen)
+	if err != nil {
+		if errors.Is(err, io.EOF) && len(hdr) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr)
+	if n == 0 {
+		return 0, nil, fmt.Errorf("%w: empty frame", errMalformed)
+	}
+	if uint64(n) > uint64(fr.max) {
+		return 0, nil, fmt.Errorf("%w: %d bytes, limit %d", errTooLarge, n, fr.max)
+	}
+	if _, err := fr.r.Discard(headerLen); err != nil {
+		return 0, nil, err
+	}
+	var b []byte
+	if int(n) <= fr.r.Size() {
+		b, err = fr.r.Peek(int(n))
+		fr.pending = len(b)
+	} else {
+		if cap(fr.scratch) < int(n) {
+			fr.scratch = make([]byte, n)
+		}
+		b = fr.scratch[:n]
+		_, err = io.ReadFull(fr.r, b)
+	}
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, nil, err
+	}
+	return frameType(b[0]), b[1:], nil
+}
+
+// appendFrame appends a complete frame (prefix, type, body) to dst.
+func appendFrame(dst []byte, t frameType, body []byte) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(body)+1))
+	dst = append(dst, byte(t))
+	return append(dst, body...)
+}
+
+// encodeMsg encodes a control message (msgpack map) as a frame.
+func encodeMsg(t frameType, v any) ([]byte, error) {
+	body, err := msgpack.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode frame %d: %w", t, err)
+	}
+	return appendFrame(make([]byte, 0, headerLen+1+len(body)), t, body), nil
+}
+
+// decodeMsg decodes a control message body; any failure is errMalformed.
+func decodeMsg(body []byte, v any) (err error) {
+	if err := msgpack.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("%w: %w", errMalformed, err)
+	}
+	return nil
+}
+
+// Control message bodies. Short keys keep frames small; unknown keys are
+// ignored so fields can be added without a version bump.
+type interestMsg struct {
+	Ch  string `msgpack:"c"`
+	Seq uint64 `msgpack:"s"`
+}
+
+type snapshotMsg struct {
+	Seq  uint64   `msgpack:"s"`
+	Chs  []string `msgpack:"c"`
+	Done bool     `msgpack:"d"` // last chunk: the acceptor acks Seq after it
+}
+
+type ackMsg struct {
+	Seq uint64 `msgpack:"s"`
+}
+
+// snapshotFrames encodes the interest set as chunks that each fit in a frame
+// of max bytes; the last chunk has Done set and carries seq.
+func snapshotFrames(chs []string, seq uint64, max int) ([][]byte, error) {
+	var frames [][]byte
+	budget := max / 2 // headroom for msgpack overhead
+	var chunk []string
+	size := 0
+	flush := func(done bool) error {
+		f, err := encodeMsg(frameSnapshot, snapshotMsg{Seq: seq, Chs: chunk, Done: done})
+		if err != nil {
+			return err
+		}
+		frames = append(frames, f)
+		chunk, size = nil, 0
+		return nil
+	}
+	for _, ch := range chs {
+		if size+len(ch)+8 > budget && len(chunk) > 0 {
+			if err := flush(false); err != nil {
+				return nil, err
+			}
+		}
+		chunk = append(chunk, ch)
+		size += len(ch) + 8
+	}
+	if err := flush(true); err != nil {
+		return nil, err
+	}
+	return frames, nil
+}

@@ -1,0 +1,195 @@
+package cluster
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// The peer-link handshake is a challenge-response: both sides send a fresh
+// 32-byte nonce and prove they hold the cluster secret with an HMAC-SHA256
+// over both nonces, the cluster name, the protocol version and both node
+// names. The acceptor proves itself first, so a dialer never sends a proof
+// to an impostor; the secret never crosses the wire. With no secret the key
+// is empty, which still checks cluster name and version.
+//
+//	dialer   -> hello{version, cluster, name, nonceD}
+//	acceptor -> challenge{version, cluster, name, nonceA, mac("acceptor")}
+//	dialer   -> proof{mac("dialer")}
+//	acceptor -> welcome{ok, reason}
+
+const nonceLen = 32
+
+var (
+	// errHandshake wraps every handshake failure.
+	errHandshake = errors.New("peer handshake failed")
+	// errRejected: the acceptor authenticated us but refused the link
+	// (for example it does not know us as a member yet).
+	errRejected = errors.New("peer link rejected")
+)
+
+type helloMsg struct {
+	Version uint8  `msgpack:"v"`
+	Cluster string `msgpack:"c"`
+	Name    string `msgpack:"n"`
+	Nonce   []byte `msgpack:"r"`
+}
+
+type challengeMsg struct {
+	Version uint8  `msgpack:"v"`
+	Cluster string `msgpack:"c"`
+	Name    string `msgpack:"n"`
+	Nonce   []byte `msgpack:"r"`
+	MAC     []byte `msgpack:"m"`
+}
+
+type proofMsg struct {
+	MAC []byte `msgpack:"m"`
+}
+
+type welcomeMsg struct {
+	OK     bool   `msgpack:"ok"`
+	Reason string `msgpack:"why"`
+}
+
+// handshake holds what both sides of the handshake need.
+type handshake struct {
+	key     []byte // HMAC key derived from the secret; empty when open
+	cluster string
+	name    string // this node
+}
+
+// transcriptMAC binds role, nonces, cluster, version and names. Each field is
+// length-prefixed so no two transcripts share an encoding.
+func (h *handshake) transcriptMAC(role string, nonceD, nonceA []byte, dialer, acceptor string) []byte {
+	m := hmac.New(sha256.New, h.key)
+	for _, f := range [][]byte{[]byte(role), nonceD, nonceA, []byte(h.cluster), {ProtocolVersion}, []byte(dialer), []byte(acceptor)} {
+		var l [4]byte
+		binary.BigEndian.PutUint32(l[:], uint32(len(f)))
+		m.Write(l[:])
+		m.Write(f)
+	}
+	return m.Sum(nil)
+}
+
+func writeMsg(w io.Writer, t frameType, v any) error {
+	f, err := encodeMsg(t, v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(f)
+	return err
+}
+
+// readMsg reads one frame of type want into v.
+func readMsg(fr *frameReader, want frameType, v any) error {
+	t, body, err := fr.next()
+	if err != nil {
+		return err
+	}
+	if t != want {
+		return fmt.Errorf("%w: got frame type %d, want %d", errMalformed, t, want)
+	}
+	return decodeMsg(body, v)
+}
+
+// client runs the dialer side. expect is the node name we meant to reach.
+func (h *handshake) client(rw io.Writer, fr *frameReader, expect string) error {
+	nonceD := make([]byte, nonceLen)
+	rand.Read(nonceD)
+	if err := writeMsg(rw, frameHello, helloMsg{ProtocolVersion, h.cluster, h.name, nonceD}); err != nil {
+		return err
+	}
+	t, body, err := fr.next()
+	if err != nil {
+		return err
+	}
+	if t == frameWelcome { // refused before the challenge
+		var w welcomeMsg
+		if err := decodeMsg(body, &w); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: %s", errHandshake, w.Reason)
+	}
+	if t != frameChallenge {
+		return fmt.Errorf("%w: got frame type %d, want challenge", errMalformed, t)
+	}
+	var ch challengeMsg
+	if err := decodeMsg(body, &ch); err != nil {
+		return err
+	}
+	switch {
+	case ch.Version != ProtocolVersion:
+		return fmt.Errorf("%w: peer speaks protocol %d, we speak %d", errHandshake, ch.Version, ProtocolVersion)
+	case ch.Cluster != h.cluster:
+		return fmt.Errorf("%w: peer is in cluster %q, we are in %q", errHandshake, ch.Cluster, h.cluster)
+	case ch.Name != expect:
+		return fmt.Errorf("%w: dialled %q but reached %q", errHandshake, expect, ch.Name)
+	case len(ch.Nonce) != nonceLen:
+		return fmt.Errorf("%w: bad nonce length %d", errHandshake, len(ch.Nonce))
+	case !hmac.Equal(ch.MAC, h.transcriptMAC("acceptor", nonceD, ch.Nonce, h.name, ch.Name)):
+		return fmt.Errorf("%w: peer failed authentication (different cluster secret?)", errHandshake)
+	}
+	mac := h.transcriptMAC("dialer", nonceD, ch.Nonce, h.name, ch.Name)
+	if err := writeMsg(rw, frameProof, proofMsg{mac}); err != nil {
+		return err
+	}
+	var w welcomeMsg
+	if err := readMsg(fr, frameWelcome, &w); err != nil {
+		return err
+	}
+	if !w.OK {
+		return fmt.Errorf("%w: %s", errRejected, w.Reason)
+	}
+	return nil
+}
+
+// server runs the acceptor side and returns the authenticated dialer's name.
+// admit decides, after authentication, whether the link is wanted.
+func (h *handshake) server(rw io.Writer, fr *frameReader, admit func(name string) error) (string, error) {
+	var hello helloMsg
+	if err := readMsg(fr, frameHello, &hello); err != nil {
+		return "", err
+	}
+	refuse := func(reason string) (string, error) {
+		_ = writeMsg(rw, frameWelcome, welcomeMsg{Reason: reason}) // best effort: tell the dialer why
+		return "", fmt.Errorf("%w: %s", errHandshake, reason)
+	}
+	switch {
+	case hello.Version != ProtocolVersion:
+		return refuse(fmt.Sprintf("protocol version %d, want %d", hello.Version, ProtocolVersion))
+	case hello.Cluster != h.cluster:
+		return refuse(fmt.Sprintf("cluster name %q, want %q", hello.Cluster, h.cluster))
+	case len(hello.Nonce) != nonceLen:
+		return refuse(fmt.Sprintf("bad nonce length %d", len(hello.Nonce)))
+	case hello.Name == "" || len(hello.Name) > maxNameLen:
+		return refuse("bad node name")
+	case hello.Name == h.name:
+		return refuse("dialer uses this node's own name")
+	}
+	nonceA := make([]byte, nonceLen)
+	rand.Read(nonceA)
+	mac := h.transcriptMAC("acceptor", hello.Nonce, nonceA, hello.Name, h.name)
+	if err := writeMsg(rw, frameChallenge, challengeMsg{ProtocolVersion, h.cluster, h.name, nonceA, mac}); err != nil {
+		return "", err
+	}
+	var proof proofMsg
+	if err := readMsg(fr, frameProof, &proof); err != nil {
+		return "", err
+	}
+	if !hmac.Equal(proof.MAC, h.transcriptMAC("dialer", hello.Nonce, nonceA, hello.Name, h.name)) {
+		return refuse("authentication failed (different cluster secret?)")
+	}
+	if err := admit(hello.Name); err != nil {
+		_ = writeMsg(rw, frameWelcome, welcomeMsg{Reason: err.Error()})
+		return "", fmt.Errorf("%w: %w", errRejected, err)
+	}
+	if err := writeMsg(rw, frameWelcome, welcomeMsg{OK: true}); err != nil {
+		return "", err
+	}
+	return hello.Name, nil
+}

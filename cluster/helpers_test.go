@@ -1,0 +1,188 @@
+package cluster
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	// Fuzz workers are restarted by the coordinator; goleak's exit check
+	// would stall and kill them.
+	if f := flag.Lookup("test.fuzzworker"); f != nil && f.Value.String() == "true" {
+		os.Exit(m.Run())
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// testConfig binds loopback port 0 and shortens memberlist's timings.
+func testConfig(name string) Config {
+	cfg := DefaultConfig()
+	cfg.NodeName = name
+	cfg.GossipAddr = "127.0.0.1:0"
+	cfg.PeerAddr = "127.0.0.1:0"
+	cfg.Secret = []byte("test secret")
+	cfg.Memberlist = func(mc *memberlist.Config) {
+		mc.ProbeInterval = 100 * time.Millisecond
+		mc.ProbeTimeout = 50 * time.Millisecond
+		mc.GossipInterval = 20 * time.Millisecond
+		mc.SuspicionMult = 2
+		mc.PushPullInterval = time.Second
+		mc.TCPTimeout = time.Second
+		mc.DeadNodeReclaimTime = 100 * time.Millisecond
+	}
+	if os.Getenv("CLUSTER_TEST_LOG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name)
+	}
+	return cfg
+}
+
+// waitFor polls cond until it holds or the timeout fails the test.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+type delivery struct{ ch, data string }
+
+// recorder is a fake Receiver that records deliveries.
+type recorder struct {
+	mu  sync.Mutex
+	got []delivery
+}
+
+func (r *recorder) Deliver(ch string, data []byte) {
+	r.mu.Lock()
+	r.got = append(r.got, delivery{ch, string(data)})
+	r.mu.Unlock()
+}
+
+func (r *recorder) on(ch string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, d := range r.got {
+		if d.ch == ch {
+			out = append(out, d.data)
+		}
+	}
+	return out
+}
+
+func (r *recorder) total() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.got)
+}
+
+type node struct {
+	*Cluster
+	rec *recorder
+}
+
+// startNode creates and starts a node; cleanup shuts it down.
+func startNode(t testing.TB, cfg Config) *node {
+	t.Helper()
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{Cluster: c, rec: &recorder{}}
+	if err := c.Start(n.rec); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shutdown(t, c) })
+	return n
+}
+
+func shutdown(t testing.TB, c *Cluster) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Shutdown(ctx); err != nil {
+		t.Logf("shutdown %s: %v", c.LocalNode(), err)
+	}
+}
+
+func (n *node) gossipAddr() string { return fmt.Sprintf("127.0.0.1:%d", n.GossipPort()) }
+
+// startCluster starts n nodes joined to the first and waits until every
+// node sees all members alive and all links up both ways.
+func startCluster(t testing.TB, n int) []*node {
+	t.Helper()
+	nodes := []*node{startNode(t, testConfig("n0"))}
+	for i := 1; i < n; i++ {
+		cfg := testConfig(fmt.Sprintf("n%d", i))
+		cfg.Join = []string{nodes[0].gossipAddr()}
+		nodes = append(nodes, startNode(t, cfg))
+	}
+	waitFor(t, 20*time.Second, "cluster to form", func() bool {
+		for _, nd := range nodes {
+			if !fullyLinked(nd, n) {
+				return false
+			}
+		}
+		return true
+	})
+	return nodes
+}
+
+// fullyLinked: n alive members and n-1 links up in both directions.
+func fullyLinked(nd *node, n int) bool {
+	s := nd.Stats()
+	alive := 0
+	for _, m := range s.Members {
+		if m.State == "alive" {
+			alive++
+		}
+	}
+	up := 0
+	for _, l := range s.Links {
+		if l.State == "up" && l.InboundUp {
+			up++
+		}
+	}
+	return alive == n && up == n-1
+}
+
+func linkTo(c *Cluster, peer string) (LinkStats, bool) {
+	for _, l := range c.Stats().Links {
+		if l.Peer == peer {
+			return l, true
+		}
+	}
+	return LinkStats{}, false
+}
+
+func memberState(c *Cluster, name string) string {
+	for _, m := range c.Stats().Members {
+		if m.Name == name {
+			return m.State
+		}
+	}
+	return ""
+}
+
+func subscribe(t testing.TB, n *node, ch string) {
+	t.Helper()
+	n.Interest(ch, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := n.AwaitInterest(ctx, ch); err != nil {
+		t.Fatalf("%s: AwaitInterest(%q): %v", n.LocalNode(), ch, err)
+	}
+}

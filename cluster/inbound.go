@@ -1,0 +1,261 @@
+package cluster
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// inConn is a connection a peer dialled to us: it carries that peer's
+// publishes and interest; we answer with acks. The interest it brought is
+// forgotten when it closes.
+type inConn struct {
+	p    *peer
+	conn net.Conn
+
+	ackSeq   atomic.Uint64 // highest interest seq processed
+	ackWake  chan struct{} // capacity 1
+	once     sync.Once
+	done     chan struct{}
+	finished chan struct{} // closed after cleanup: its interest is out of the table
+
+	chans  map[string]struct{} // this connection's interest; reader goroutine only
+	intern map[string]string   // channel names seen, so Deliver gets a string without allocating
+}
+
+func (ic *inConn) close() {
+	ic.once.Do(func() {
+		close(ic.done)
+		ic.conn.Close()
+	})
+}
+
+func (ic *inConn) wakeAcks() {
+	select {
+	case ic.ackWake <- struct{}{}:
+	default:
+	}
+}
+
+// acceptLoop serves inbound peer links until the listener closes.
+func (c *Cluster) acceptLoop() {
+	defer c.wg.Done()
+	for {
+		conn, err := c.peerLn.Accept()
+		if err != nil {
+			if c.ctx.Err() == nil {
+				c.log.Error("peer listener failed", "err", err)
+			}
+			return
+		}
+		c.wg.Add(1)
+		go c.serveInbound(conn)
+	}
+}
+
+func (c *Cluster) serveInbound(conn net.Conn) {
+	defer c.wg.Done()
+	defer conn.Close()
+	stop := context.AfterFunc(c.ctx, func() { conn.Close() })
+	defer stop()
+
+	fr := newFrameReader(bufio.NewReaderSize(conn, readBufSize), handshakeMaxFrame)
+	conn.SetDeadline(time.Now().Add(c.cfg.HandshakeTimeout))
+	name, err := c.hs.server(conn, fr, c.admit)
+	if err != nil {
+		c.inboundHandshakeFailed(conn, err)
+		return
+	}
+	conn.SetDeadline(time.Time{})
+	p := c.peer(name)
+	if p == nil {
+		return // left between admit and here
+	}
+	ic := &inConn{
+		p: p, conn: conn,
+		ackWake: make(chan struct{}, 1), done: make(chan struct{}), finished: make(chan struct{}),
+		chans: make(map[string]struct{}), intern: make(map[string]string),
+	}
+	defer close(ic.finished)
+	if !p.attachInbound(ic) {
+		return
+	}
+	defer p.detachInbound(ic)
+	defer ic.forget()
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ic.ackLoop()
+	}()
+	fr.max = c.cfg.MaxFrameSize
+	err = ic.readLoop(fr)
+	ic.close()
+	wg.Wait()
+	c.log.Debug("inbound peer link closed", "peer", name, "err", err)
+}
+
+func (c *Cluster) inboundHandshakeFailed(conn net.Conn, err error) {
+	if errors.Is(err, errRejected) {
+		c.rejectedLinks.Add(1)
+		c.log.Debug("peer link refused", "remote", conn.RemoteAddr().String(), "err", err)
+		return
+	}
+	if c.ctx.Err() != nil {
+		return
+	}
+	c.handshakeFailures.Add(1)
+	if errors.Is(err, errMalformed) || errors.Is(err, errTooLarge) {
+		c.malformedFrames.Add(1)
+	}
+	c.log.Warn("peer link handshake failed; connection closed",
+		"remote", conn.RemoteAddr().String(), "err", err)
+}
+
+// admit accepts links only from nodes memberlist reports alive. A node we
+// do not know yet retries with backoff until gossip reaches us.
+func (c *Cluster) admit(name string) error {
+	if c.peer(name) == nil {
+		return fmt.Errorf("node %q is not a live member here (yet)", name)
+	}
+	return nil
+}
+
+// readLoop applies the peer's frames in order until the connection fails.
+func (ic *inConn) readLoop(fr *frameReader) error {
+	c := ic.p.c
+	for {
+		t, body, err := fr.next()
+		if err == nil {
+			err = ic.handle(t, body)
+		}
+		if err != nil {
+			return c.readError(ic.p, err)
+		}
+	}
+}
+
+func (ic *inConn) handle(t frameType, body []byte) error {
+	p := ic.p
+	switch t {
+	case framePublish:
+		ch, data, _, err := decodePublish(body)
+		if err != nil {
+			return err
+		}
+		p.msgsRecv.Add(1)
+		p.bytesRecv.Add(uint64(len(body) + headerLen + 1))
+		p.c.recv.Deliver(ic.internName(ch), data)
+		return nil
+	case frameAdd, frameRemove:
+		var m interestMsg
+		if err := decodeMsg(body, &m); err != nil {
+			return err
+		}
+		p.interestRcv.Add(1)
+		if t == frameAdd {
+			ic.add(m.Ch)
+		} else {
+			ic.remove(m.Ch)
+		}
+		ic.ack(m.Seq)
+		return nil
+	case frameSnapshot:
+		var m snapshotMsg
+		if err := decodeMsg(body, &m); err != nil {
+			return err
+		}
+		p.interestRcv.Add(1)
+		for _, ch := range m.Chs {
+			ic.add(ch)
+		}
+		if m.Done {
+			ic.ack(m.Seq)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: type %d on an inbound link", errMalformed, t)
+}
+
+// maxIntern bounds the intern map; it starts over when full.
+const maxIntern = 4096
+
+func (ic *inConn) internName(b []byte) string {
+	if s, ok := ic.intern[string(b)]; ok { // no allocation for the lookup
+		return s
+	}
+	if len(ic.intern) >= maxIntern {
+		clear(ic.intern)
+	}
+	s := string(b)
+	ic.intern[s] = s
+	return s
+}
+
+func (ic *inConn) add(ch string) {
+	if _, ok := ic.chans[ch]; ok {
+		return
+	}
+	ic.chans[ch] = struct{}{}
+	ic.p.c.table.add(ch, ic.p)
+	ic.p.interested.Add(1)
+}
+
+func (ic *inConn) remove(ch string) {
+	if _, ok := ic.chans[ch]; !ok {
+		return
+	}
+	delete(ic.chans, ch)
+	ic.p.c.table.remove(ch, ic.p)
+	ic.p.interested.Add(-1)
+}
+
+// forget drops everything this connection taught us.
+func (ic *inConn) forget() {
+	for ch := range ic.chans {
+		ic.remove(ch)
+	}
+}
+
+// ack records seq as processed; the table was updated before.
+func (ic *inConn) ack(seq uint64) {
+	if seq > ic.ackSeq.Load() {
+		ic.ackSeq.Store(seq)
+		ic.wakeAcks()
+	}
+}
+
+// ackLoop sends the latest processed seq; acks coalesce, only the highest
+// matters. An ack is held back until our own link to the peer is up: the ack
+// promises that our later publishes reach the peer.
+func (ic *inConn) ackLoop() {
+	var sent uint64
+	for {
+		select {
+		case <-ic.ackWake:
+		case <-ic.done:
+			return
+		}
+		want := ic.ackSeq.Load()
+		if want <= sent || ic.p.out.Load() == nil {
+			continue
+		}
+		f, err := encodeMsg(frameAck, ackMsg{Seq: want})
+		if err != nil {
+			ic.close()
+			return
+		}
+		ic.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if _, err := ic.conn.Write(f); err != nil {
+			ic.close()
+			return
+		}
+		sent = want
+	}
+}

@@ -1,0 +1,223 @@
+package cluster
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+const (
+	// readBufSize is large so one read syscall carries hundreds of publishes.
+	readBufSize = 256 << 10
+	// writeBufSize batches queued frames into few write syscalls.
+	writeBufSize = 64 << 10
+	// writeTimeout bounds one batch write: a peer that stops reading is
+	// reset instead of holding the writer forever.
+	writeTimeout = 10 * time.Second
+	// dialTimeout bounds connecting to a peer.
+	dialTimeout = 3 * time.Second
+	// stableLink: a link that stayed up this long resets the backoff.
+	stableLink = 5 * time.Second
+)
+
+// outConn is one outbound connection after a successful handshake: the
+// writer drains q onto conn; the dialer goroutine reads acks from it.
+type outConn struct {
+	p    *peer
+	conn net.Conn
+	q    *frameQueue
+
+	once sync.Once
+	done chan struct{}
+}
+
+func (oc *outConn) close() {
+	oc.once.Do(func() {
+		close(oc.done)
+		oc.conn.Close()
+	})
+}
+
+// pushControl queues an interest frame. Interest must never be lost
+// silently, so a full queue resets the link; the reconnect sends a snapshot.
+func (oc *outConn) pushControl(fs ...[]byte) {
+	if !oc.q.pushAll(fs) {
+		oc.p.c.log.Warn("peer link queue full for an interest message; resetting link", "peer", oc.p.name)
+		oc.close()
+	}
+}
+
+// runDialer keeps an outbound link to p up while p is alive.
+func (p *peer) runDialer() {
+	defer p.c.wg.Done()
+	b := newBackoff(50*time.Millisecond, 5*time.Second)
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			p.reconnects.Add(1)
+		}
+		p.state.Store(linkConnecting)
+		start := time.Now()
+		err := p.connectAndServe()
+		if p.ctx.Err() != nil {
+			p.state.Store(linkClosed)
+			return
+		}
+		if time.Since(start) > stableLink {
+			b.reset()
+		}
+		p.c.logLinkError(p, err)
+		p.state.Store(linkBackoff)
+		t := time.NewTimer(b.next())
+		select {
+		case <-t.C:
+		case <-p.ctx.Done():
+			t.Stop()
+			p.state.Store(linkClosed)
+			return
+		}
+	}
+}
+
+// connectAndServe dials, handshakes, runs the link until it fails.
+func (p *peer) connectAndServe() error {
+	c := p.c
+	addr := p.getAddr()
+	d := net.Dialer{Timeout: dialTimeout}
+	conn, err := d.DialContext(p.ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", addr, err)
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(p.ctx, func() { conn.Close() })
+	defer stop()
+
+	fr := newFrameReader(bufio.NewReaderSize(conn, 4<<10), handshakeMaxFrame)
+	conn.SetDeadline(time.Now().Add(c.cfg.HandshakeTimeout))
+	if err := c.hs.client(conn, fr, p.name); err != nil {
+		if !errors.Is(err, errRejected) {
+			c.handshakeFailures.Add(1)
+		}
+		return fmt.Errorf("handshake with %s: %w", addr, err)
+	}
+	conn.SetDeadline(time.Time{})
+
+	oc := &outConn{p: p, conn: conn, q: newFrameQueue(c.cfg.LinkQueueSize), done: make(chan struct{})}
+	if err := c.linkUp(p, oc); err != nil {
+		return err
+	}
+	p.state.Store(linkUp)
+	p.outboundUp()
+	c.log.Debug("peer link up", "peer", p.name, "addr", addr)
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		oc.writeLoop()
+	}()
+	err = oc.readAcks(fr)
+	oc.close()
+	wg.Wait()
+	p.out.CompareAndSwap(oc, nil)
+	p.resetAcked()
+	if n := oc.q.close(); n > 0 {
+		p.drops.Add(uint64(n))
+	}
+	return err
+}
+
+// readAcks reads the only frames an acceptor may send on our link: acks.
+func (oc *outConn) readAcks(fr *frameReader) error {
+	// fr keeps the handshake limit: acks are tiny.
+	for {
+		t, body, err := fr.next()
+		if err != nil {
+			return oc.p.c.readError(oc.p, err)
+		}
+		var a ackMsg
+		if t != frameAck {
+			err = fmt.Errorf("%w: type %d on an outbound link", errMalformed, t)
+		} else {
+			err = decodeMsg(body, &a)
+		}
+		if err != nil {
+			return oc.p.c.readError(oc.p, err)
+		}
+		oc.p.setAcked(oc, a.Seq)
+	}
+}
+
+// writeLoop drains the queue into a bufio.Writer, flushing when it is empty.
+func (oc *outConn) writeLoop() {
+	bw := bufio.NewWriterSize(oc.conn, writeBufSize)
+	var spare [][]byte
+	for {
+		batch := oc.q.swap(spare)
+		if len(batch) == 0 {
+			if bw.Buffered() > 0 {
+				oc.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+				if err := bw.Flush(); err != nil {
+					oc.close()
+					return
+				}
+			}
+			select {
+			case <-oc.q.wake:
+				continue
+			case <-oc.done:
+				return
+			}
+		}
+		oc.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if err := oc.writeBatch(bw, batch); err != nil {
+			oc.close()
+			return
+		}
+		clear(batch) // let frames be collected
+		spare = batch
+	}
+}
+
+func (oc *outConn) writeBatch(bw *bufio.Writer, batch [][]byte) error {
+	var pubs, pubBytes, ctl uint64
+	for _, f := range batch {
+		if _, err := bw.Write(f); err != nil {
+			return err
+		}
+		if frameType(f[headerLen]) == framePublish {
+			pubs++
+			pubBytes += uint64(len(f))
+		} else {
+			ctl++
+		}
+	}
+	oc.p.msgsSent.Add(pubs)
+	oc.p.bytesSent.Add(pubBytes)
+	oc.p.interestSent.Add(ctl)
+	return nil
+}
+
+// readError classifies a link read error, counting malformed frames.
+func (c *Cluster) readError(p *peer, err error) error {
+	if errors.Is(err, errMalformed) || errors.Is(err, errTooLarge) {
+		c.malformedFrames.Add(1)
+		c.log.Warn("malformed frame from peer; closing link", "peer", p.name, "err", err)
+	}
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("peer %s closed the link: %w", p.name, err)
+	}
+	return err
+}
+
+func (c *Cluster) logLinkError(p *peer, err error) {
+	if errors.Is(err, errRejected) {
+		c.log.Debug("peer link refused; retrying", "peer", p.name, "err", err)
+		return
+	}
+	c.log.Info("peer link down; reconnecting", "peer", p.name, "err", err)
+}

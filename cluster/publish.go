@@ -1,0 +1,167 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// The publish body is the msgpack array [channel str, payload bin, origin str],
+// encoded by hand: it is the hot path (once per publish, shared by every
+// link) and its decoder must not allocate. Any msgpack library reads it.
+
+// publishFrame encodes a complete publish frame in one allocation.
+func publishFrame(ch string, data []byte, origin string) []byte {
+	size := headerLen + 1 + 1 +
+		strHeaderLen(len(ch)) + len(ch) +
+		binHeaderLen(len(data)) + len(data) +
+		strHeaderLen(len(origin)) + len(origin)
+	b := make([]byte, headerLen, size)
+	binary.BigEndian.PutUint32(b, uint32(size-headerLen))
+	b = append(b, byte(framePublish), 0x93) // fixarray of 3
+	b = appendStr(b, ch)
+	b = appendBin(b, data)
+	return appendStr(b, origin)
+}
+
+func strHeaderLen(n int) int {
+	switch {
+	case n < 32:
+		return 1
+	case n < 1<<8:
+		return 2
+	case n < 1<<16:
+		return 3
+	}
+	return 5
+}
+
+func binHeaderLen(n int) int {
+	switch {
+	case n < 1<<8:
+		return 2
+	case n < 1<<16:
+		return 3
+	}
+	return 5
+}
+
+func appendStr(b []byte, s string) []byte {
+	n := len(s)
+	switch {
+	case n < 32:
+		b = append(b, 0xa0|byte(n))
+	case n < 1<<8:
+		b = append(b, 0xd9, byte(n))
+	case n < 1<<16:
+		b = append(b, 0xda)
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		b = append(b, 0xdb)
+		b = binary.BigEndian.AppendUint32(b, uint32(n))
+	}
+	return append(b, s...)
+}
+
+func appendBin(b []byte, p []byte) []byte {
+	n := len(p)
+	switch {
+	case n < 1<<8:
+		b = append(b, 0xc4, byte(n))
+	case n < 1<<16:
+		b = append(b, 0xc5)
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		b = append(b, 0xc6)
+		b = binary.BigEndian.AppendUint32(b, uint32(n))
+	}
+	return append(b, p...)
+}
+
+// decodePublish splits a publish body into slices of body (no copies).
+func decodePublish(body []byte) (ch, data, origin []byte, err error) {
+	if len(body) < 1 || body[0] != 0x93 {
+		return nil, nil, nil, fmt.Errorf("%w: publish is not a 3-array", errMalformed)
+	}
+	rest := body[1:]
+	if ch, rest, err = readStr(rest); err != nil {
+		return nil, nil, nil, err
+	}
+	if data, rest, err = readBin(rest); err != nil {
+		return nil, nil, nil, err
+	}
+	if origin, rest, err = readStr(rest); err != nil {
+		return nil, nil, nil, err
+	}
+	if len(rest) != 0 {
+		return nil, nil, nil, fmt.Errorf("%w: %d trailing bytes after publish", errMalformed, len(rest))
+	}
+	return ch, data, origin, nil
+}
+
+// readStr reads any msgpack str format.
+func readStr(b []byte) (s, rest []byte, err error) {
+	if len(b) == 0 {
+		return nil, nil, fmt.Errorf("%w: missing str", errMalformed)
+	}
+	var n, h int
+	switch c := b[0]; {
+	case c&0xe0 == 0xa0:
+		n, h = int(c&0x1f), 1
+	case c == 0xd9:
+		n, h, err = lenField(b, 1)
+	case c == 0xda:
+		n, h, err = lenField(b, 2)
+	case c == 0xdb:
+		n, h, err = lenField(b, 4)
+	default:
+		return nil, nil, fmt.Errorf("%w: want str, got 0x%02x", errMalformed, c)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return take(b, h, n)
+}
+
+// readBin reads any msgpack bin format.
+func readBin(b []byte) (p, rest []byte, err error) {
+	if len(b) == 0 {
+		return nil, nil, fmt.Errorf("%w: missing bin", errMalformed)
+	}
+	var n, h int
+	switch b[0] {
+	case 0xc4:
+		n, h, err = lenField(b, 1)
+	case 0xc5:
+		n, h, err = lenField(b, 2)
+	case 0xc6:
+		n, h, err = lenField(b, 4)
+	default:
+		return nil, nil, fmt.Errorf("%w: want bin, got 0x%02x", errMalformed, b[0])
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return take(b, h, n)
+}
+
+// lenField reads a big-endian length of width bytes after the format byte.
+func lenField(b []byte, width int) (n, h int, err error) {
+	if len(b) < 1+width {
+		return 0, 0, fmt.Errorf("%w: truncated length", errMalformed)
+	}
+	var v uint64
+	for _, c := range b[1 : 1+width] {
+		v = v<<8 | uint64(c)
+	}
+	if v > uint64(len(b)) { // also keeps int conversion safe
+		return 0, 0, fmt.Errorf("%w: length %d beyond frame", errMalformed, v)
+	}
+	return int(v), 1 + width, nil
+}
+
+func take(b []byte, h, n int) (v, rest []byte, err error) {
+	if len(b)-h < n {
+		return nil, nil, fmt.Errorf("%w: truncated value", errMalformed)
+	}
+	return b[h : h+n], b[h+n:], nil
+}

@@ -1,0 +1,165 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+)
+
+func TestClusterForms(t *testing.T) {
+	nodes := startCluster(t, 5)
+	for _, n := range nodes {
+		s := n.Stats()
+		if len(s.Members) != 5 || len(s.Links) != 4 {
+			t.Fatalf("%s: %d members, %d links; want 5 and 4", n.LocalNode(), len(s.Members), len(s.Links))
+		}
+		if s.HandshakeFailures != 0 || s.MalformedFrames != 0 {
+			t.Fatalf("%s: handshake failures %d, malformed %d", n.LocalNode(), s.HandshakeFailures, s.MalformedFrames)
+		}
+	}
+}
+
+func TestPublishReachesOnlyInterested(t *testing.T) {
+	nodes := startCluster(t, 5)
+	interested := map[int]bool{1: true, 3: true}
+	for i := range interested {
+		subscribe(t, nodes[i], "news")
+	}
+	for i, n := range nodes {
+		n.Publish("news", []byte("from-"+strconv.Itoa(i)))
+		n.Publish("other", []byte("nobody wants this"))
+	}
+	for i := range interested {
+		var want []string
+		for j := range nodes {
+			if j != i { // local delivery is the hub's job
+				want = append(want, "from-"+strconv.Itoa(j))
+			}
+		}
+		waitFor(t, 5*time.Second, fmt.Sprintf("n%d to get 4 publishes", i), func() bool {
+			return len(nodes[i].rec.on("news")) >= len(want)
+		})
+		got := nodes[i].rec.on("news")
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("n%d got %v, want %v (exactly once each)", i, got, want)
+		}
+	}
+	// Sender counters are definitive: a publish is only queued for
+	// interested peers.
+	for i, n := range nodes {
+		for j, other := range nodes {
+			if i == j {
+				continue
+			}
+			l, ok := linkTo(n.Cluster, other.LocalNode())
+			if !ok {
+				t.Fatalf("n%d has no link to n%d", i, j)
+			}
+			want := uint64(0)
+			if interested[j] {
+				want = 1
+			}
+			if l.MsgsSent != want || l.Drops != 0 || l.DropsLinkDown != 0 {
+				t.Fatalf("n%d->n%d: sent %d (want %d), drops %d/%d", i, j, l.MsgsSent, want, l.Drops, l.DropsLinkDown)
+			}
+		}
+	}
+	for i, n := range nodes {
+		if !interested[i] && n.rec.total() != 0 {
+			t.Fatalf("uninterested n%d received %d messages", i, n.rec.total())
+		}
+	}
+}
+
+func TestPerPublisherFIFO(t *testing.T) {
+	nodes := startCluster(t, 2)
+	a, b := nodes[0], nodes[1]
+	subscribe(t, b, "seq")
+	const n = 3000
+	for i := range n {
+		a.Publish("seq", []byte(strconv.Itoa(i)))
+	}
+	waitFor(t, 10*time.Second, "3000 publishes", func() bool { return len(b.rec.on("seq")) >= n })
+	got := b.rec.on("seq")
+	if len(got) != n {
+		t.Fatalf("got %d messages, want %d", len(got), n)
+	}
+	for i, s := range got {
+		if s != strconv.Itoa(i) {
+			t.Fatalf("message %d is %q: out of order", i, s)
+		}
+	}
+}
+
+// Guarantee 1: once AwaitInterest returns, a publish made right after on
+// any other node reaches the subscriber's node.
+func TestSubscribeThenPublishLosesNothing(t *testing.T) {
+	nodes := startCluster(t, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	const rounds = 200
+	for i := range rounds {
+		ch := "round-" + strconv.Itoa(i)
+		subscribe(t, b, ch)
+		a.Publish(ch, []byte("a"))
+		c.Publish(ch, []byte("c"))
+	}
+	for i := range rounds {
+		ch := "round-" + strconv.Itoa(i)
+		waitFor(t, 5*time.Second, ch, func() bool { return len(b.rec.on(ch)) == 2 })
+	}
+	if got := b.rec.total(); got != 2*rounds {
+		t.Fatalf("received %d, want %d", got, 2*rounds)
+	}
+	if s := b.Stats(); s.InterestTimeouts != 0 {
+		t.Fatalf("%d interest timeouts", s.InterestTimeouts)
+	}
+}
+
+func TestInterestRemovalStopsTraffic(t *testing.T) {
+	nodes := startCluster(t, 2)
+	a, b := nodes[0], nodes[1]
+	subscribe(t, b, "x")
+	subscribe(t, b, "marker")
+	a.Publish("x", []byte("1"))
+	waitFor(t, 5*time.Second, "first publish", func() bool { return len(b.rec.on("x")) == 1 })
+
+	b.Interest("x", false)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.AwaitInterest(ctx, "x"); err != nil { // waits for the removal's ack
+		t.Fatal(err)
+	}
+	before, _ := linkTo(a.Cluster, "n1")
+	a.Publish("x", []byte("2"))
+	a.Publish("marker", []byte("m"))
+	// FIFO: had "x" been sent, it would arrive before the marker.
+	waitFor(t, 5*time.Second, "marker", func() bool { return len(b.rec.on("marker")) == 1 })
+	if got := b.rec.on("x"); len(got) != 1 {
+		t.Fatalf("after removal got %v", got)
+	}
+	after, _ := linkTo(a.Cluster, "n1")
+	if after.MsgsSent != before.MsgsSent+1 { // the marker only
+		t.Fatalf("sent %d publishes after removal, want 1 (the marker)", after.MsgsSent-before.MsgsSent)
+	}
+	if after.InterestedChannels != 1 {
+		t.Fatalf("a thinks b wants %d channels, want 1", after.InterestedChannels)
+	}
+}
+
+func TestAwaitInterestWithoutPeers(t *testing.T) {
+	n := startNode(t, testConfig("alone"))
+	n.Interest("solo", true)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := n.AwaitInterest(ctx, "solo"); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Fatalf("AwaitInterest with no peers took %v", d)
+	}
+}
