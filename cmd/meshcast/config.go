@@ -1,0 +1,147 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+)
+
+// config is everything the flags (or their MESHCAST_* environment
+// equivalents) set.
+type config struct {
+	listen           string
+	maxMessage       int
+	maxData          int
+	maxSubscriptions int
+	writeQueue       int
+	pingInterval     time.Duration
+	allowedOrigins   string
+	drainTimeout     time.Duration
+	logFormat        string
+	logLevel         string
+
+	name        string
+	gossip      string
+	peer        string
+	advertise   string
+	join        string
+	secret      string
+	secretFile  string
+	clusterName string
+}
+
+const envPrefix = "MESHCAST_"
+
+// parseConfig reads flags from args; a flag not given on the command line
+// takes its MESHCAST_<NAME> environment variable (--max-message is
+// MESHCAST_MAX_MESSAGE), then its default.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("meshcast", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.listen, "listen", ":8080", "HTTP and WebSocket listen address")
+	fs.IntVar(&c.maxMessage, "max-message", 64<<10, "largest client message in bytes; larger closes the connection with 1009")
+	fs.IntVar(&c.maxData, "max-data", 32<<10, "largest publish data in bytes; larger is refused with err 413")
+	fs.IntVar(&c.maxSubscriptions, "max-subscriptions", 1024, "channels one connection may subscribe to; more is refused with err 429")
+	fs.IntVar(&c.writeQueue, "write-queue", 1<<20, "bytes queued per connection before it is closed as a slow consumer (1008)")
+	fs.DurationVar(&c.pingInterval, "ping-interval", 25*time.Second, "server ping interval; clients silent for two intervals are closed")
+	fs.StringVar(&c.allowedOrigins, "allowed-origins", "", `comma-separated browser origins allowed to connect, "*" for any (default: the request's own host and localhost)`)
+	fs.DurationVar(&c.drainTimeout, "drain-timeout", 10*time.Second, "longest graceful shutdown on SIGINT/SIGTERM")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+
+	fs.StringVar(&c.name, "name", "", "node name, unique in the cluster (default: hostname:listen-port)")
+	fs.StringVar(&c.gossip, "gossip", ":7946", "gossip (memberlist) bind address, TCP and UDP")
+	fs.StringVar(&c.peer, "peer", ":7947", "peer-link bind address (TCP)")
+	fs.StringVar(&c.advertise, "advertise", "", "address other nodes use to reach this one (default: detected)")
+	fs.StringVar(&c.join, "join", "", "comma-separated seeds host:port (gossip ports) to join; a DNS name joins every address it resolves to")
+	fs.StringVar(&c.secret, "secret", "", "cluster secret: encrypts gossip and authenticates peer links (prefer --secret-file or MESHCAST_SECRET)")
+	fs.StringVar(&c.secretFile, "secret-file", "", "file holding the cluster secret")
+	fs.StringVar(&c.clusterName, "cluster-name", "meshcast", "cluster name; nodes of other clusters are refused")
+
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(env); v != "" && !set[f.Name] {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", env, err))
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return c, err
+	}
+	return c, c.validate()
+}
+
+func (c *config) validate() error {
+	switch {
+	case c.maxMessage < 128:
+		return errors.New("--max-message must be at least 128 bytes")
+	case c.maxData <= 0 || c.maxData > c.maxMessage:
+		return errors.New("--max-data must be positive and at most --max-message")
+	case c.writeQueue < c.maxMessage:
+		return errors.New("--write-queue must be at least --max-message")
+	case c.pingInterval < 100*time.Millisecond:
+		return errors.New("--ping-interval must be at least 100ms")
+	case c.logFormat != "text" && c.logFormat != "json":
+		return fmt.Errorf("--log-format must be text or json, not %q", c.logFormat)
+	case c.secret != "" && c.secretFile != "":
+		return errors.New("give --secret or --secret-file, not both")
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	return nil
+}
+
+func (c *config) logger(w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.logLevel))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// clusterSecret returns the secret from --secret, MESHCAST_SECRET or
+// --secret-file.
+func (c *config) clusterSecret() ([]byte, error) {
+	if c.secretFile == "" {
+		return []byte(c.secret), nil
+	}
+	b, err := os.ReadFile(c.secretFile)
+	if err != nil {
+		return nil, fmt.Errorf("--secret-file: %w", err)
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return nil, fmt.Errorf("--secret-file %s is empty", c.secretFile)
+	}
+	return []byte(s), nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

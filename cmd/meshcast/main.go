@@ -1,0 +1,55 @@
+// Command meshcast runs one node of a meshcast cluster: a WebSocket
+// pub/sub server that finds its peers by gossip and forwards each publish
+// only to the nodes that have subscribers for it.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	cfg, err := parseConfig(args, os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "meshcast:", err)
+		return 2
+	}
+	log := cfg.logger(os.Stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	n, err := startNode(cfg, log, nodeOptions{})
+	if err != nil {
+		log.Error("cannot start", slog.Any("err", err))
+		return 1
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("signal received, draining", slog.String("drain_timeout", cfg.drainTimeout.String()))
+	case err := <-n.served:
+		n.served <- err // shutdown reads it again
+		log.Error("http server stopped", slog.Any("err", err))
+	}
+	stop() // a second signal now kills the process at once
+	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.drainTimeout)
+	defer cancel()
+	if err := n.shutdown(drainCtx); err != nil {
+		log.Error("shutdown incomplete", slog.Any("err", err))
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/meshcast/meshcast/transport/wstest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// testNodeConfig is a node on loopback with every port chosen by the OS.
+func testNodeConfig(t testing.TB) config {
+	t.Helper()
+	cfg, err := parseConfig([]string{
+		"--listen", "127.0.0.1:0", "--gossip", "127.0.0.1:0", "--peer", "127.0.0.1:0",
+		"--secret", "test-secret", "--log-level", "warn",
+	}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func startTestNode(t testing.TB, cfg config, opts nodeOptions) *node {
+	t.Helper()
+	n, err := startNode(cfg, testLogger(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stopNode(t, n) })
+	return n
+}
+
+func stopNode(t testing.TB, n *node) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.shutdown(ctx); err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+}
+
+func (n *node) baseURL() string { return "http://" + n.listener.Addr().String() }
+func (n *node) wsURL() string   { return "ws://" + n.listener.Addr().String() + "/ws" }
+
+func get(t testing.TB, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestDemoPageAndHealth(t *testing.T) {
+	n := startTestNode(t, testNodeConfig(t), nodeOptions{})
+	status, body := get(t, n.baseURL()+"/")
+	if status != 200 || !strings.Contains(body, "<title>meshcast chat</title>") || !strings.Contains(body, `new WebSocket(`) {
+		t.Fatalf("demo page: %d %.200s", status, body)
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if status, body := get(t, n.baseURL()+path); status != 200 {
+			t.Fatalf("%s: %d %s", path, status, body)
+		}
+	}
+	status, body = get(t, n.baseURL()+"/api/stats")
+	var stats map[string]any
+	if status != 200 || json.Unmarshal([]byte(body), &stats) != nil || stats["goroutines"] == nil {
+		t.Fatalf("/api/stats: %d %s", status, body)
+	}
+}
+
+// TestDemoChatFlow does what the demo page's script does: hello, sub,
+// pub, and the message shows up for every participant.
+func TestDemoChatFlow(t *testing.T) {
+	n := startTestNode(t, testNodeConfig(t), nodeOptions{})
+	hdr := http.Header{"Origin": {n.baseURL()}}
+	ann := wstest.DialRaw(t, n.wsURL(), hdr)
+	bob := wstest.DialRaw(t, n.wsURL(), hdr)
+	for _, c := range []*wstest.Client{ann, bob} {
+		if m := c.ReadJSON(); m["op"] != "hello" {
+			t.Fatalf("want hello, got %v", m)
+		}
+		c.MustAck(`{"op":"sub","ch":"chat:lobby","id":1}`)
+	}
+	ann.SendText(`{"op":"pub","ch":"chat:lobby","data":{"from":"ann","text":"hello bob"}}`)
+	if m := bob.ReadJSON(); m["op"] != "msg" || m["data"].(map[string]any)["text"] != "hello bob" {
+		t.Fatalf("bob got %v", m)
+	}
+	// A page from another site may not connect.
+	if status := wstest.UpgradeStatus(t, n.wsURL(), http.Header{"Origin": {"https://evil.example"}}); status != 403 {
+		t.Fatalf("foreign origin: %d", status)
+	}
+}
+
+func TestShutdownClosesClientsWith1001(t *testing.T) {
+	n, err := startNode(testNodeConfig(t), testLogger(t), nodeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := wstest.Dial(t, n.wsURL())
+	c.MustAck(`{"op":"sub","ch":"a","id":1}`)
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- n.shutdown(ctx)
+	}()
+	if code, reason := c.ExpectClose(); code != 1001 || reason != "going away" {
+		t.Fatalf("close %d %q, want 1001 going away", code, reason)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := http.Get(n.baseURL() + "/healthz"); err == nil {
+		t.Fatal("listener still accepting after shutdown")
+	}
+}
+
+func TestConfigFlagsAndEnv(t *testing.T) {
+	env := map[string]string{
+		"MESHCAST_LISTEN":        ":9999",
+		"MESHCAST_PING_INTERVAL": "5s",
+		"MESHCAST_SECRET":        "from-env",
+	}
+	cfg, err := parseConfig([]string{"--listen", ":7000", "--join", "a:1, b:2"}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.listen != ":7000" {
+		t.Errorf("flag should beat env: listen = %q", cfg.listen)
+	}
+	if cfg.pingInterval != 5*time.Second || cfg.secret != "from-env" {
+		t.Errorf("env not applied: %+v", cfg)
+	}
+	if got := fmt.Sprint(splitList(cfg.join)); got != "[a:1 b:2]" {
+		t.Errorf("join = %s", got)
+	}
+	for _, bad := range [][]string{
+		{"--log-format", "xml"},
+		{"--max-message", "10"},
+		{"--secret", "a", "--secret-file", "b"},
+		{"--ping-interval", "soon"},
+		{"stray"},
+	} {
+		if _, err := parseConfig(bad, func(string) string { return "" }, io.Discard); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+	if _, err := parseConfig(nil, func(k string) string {
+		if k == "MESHCAST_WRITE_QUEUE" {
+			return "lots"
+		}
+		return ""
+	}, io.Discard); err == nil || !strings.Contains(err.Error(), "MESHCAST_WRITE_QUEUE") {
+		t.Errorf("bad env value: %v", err)
+	}
+}
+
+func TestListenErrorNamesTheFlag(t *testing.T) {
+	n := startTestNode(t, testNodeConfig(t), nodeOptions{})
+	cfg := testNodeConfig(t)
+	cfg.listen = n.listener.Addr().String()
+	_, err := startNode(cfg, testLogger(t), nodeOptions{})
+	if err == nil || !strings.Contains(err.Error(), "--listen") {
+		t.Fatalf("want an error naming --listen, got %v", err)
+	}
+}

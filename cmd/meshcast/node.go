@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/meshcast/meshcast/cluster"
+	"github.com/meshcast/meshcast/hub"
+	"github.com/meshcast/meshcast/transport"
+)
+
+//go:embed web
+var webFS embed.FS
+
+// node is one running meshcast: the HTTP listener, the hub and the cluster.
+type node struct {
+	log      *slog.Logger
+	hub      *hub.Hub
+	cluster  *cluster.Cluster
+	http     *http.Server
+	listener net.Listener
+	ready    atomic.Bool
+	served   chan error
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// nodeOptions are knobs tests set that have no flag.
+type nodeOptions struct {
+	memberlist func(*memberlist.Config)
+}
+
+// startNode binds every listener, joins the cluster in the background and
+// serves. Errors name the flag to fix.
+func startNode(cfg config, log *slog.Logger, opts nodeOptions) (*node, error) {
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return nil, fmt.Errorf("--listen %s: %w", cfg.listen, err)
+	}
+	secret, err := cfg.clusterSecret()
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	name := cfg.name
+	if name == "" {
+		host, _ := os.Hostname()
+		name = net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	}
+	ccfg := cluster.DefaultConfig()
+	ccfg.NodeName = name
+	ccfg.GossipAddr = cfg.gossip
+	ccfg.PeerAddr = cfg.peer
+	ccfg.AdvertiseAddr = cfg.advertise
+	ccfg.Join = splitList(cfg.join)
+	ccfg.Secret = secret
+	ccfg.ClusterName = cfg.clusterName
+	ccfg.Memberlist = opts.memberlist
+	ccfg.Logger = log.With(slog.String("component", "cluster"))
+	cl, err := cluster.New(ccfg)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+
+	tcfg := transport.DefaultConfig()
+	tcfg.MaxMessageSize = cfg.maxMessage
+	tcfg.WriteQueueSize = cfg.writeQueue
+	tcfg.PingInterval = cfg.pingInterval
+	hcfg := hub.DefaultConfig()
+	hcfg.NodeName = name
+	hcfg.Transport = tcfg
+	hcfg.Relay = cl
+	hcfg.MaxDataSize = cfg.maxData
+	hcfg.MaxSubscriptions = cfg.maxSubscriptions
+	hcfg.AllowedOrigins = splitList(cfg.allowedOrigins)
+	hcfg.Logger = log.With(slog.String("component", "hub"))
+	h, err := hub.New(hcfg)
+	if err != nil {
+		ln.Close()
+		_ = cl.Shutdown(context.Background())
+		return nil, err
+	}
+	if err := cl.Start(h); err != nil {
+		ln.Close()
+		_ = h.Shutdown(context.Background())
+		_ = cl.Shutdown(context.Background())
+		return nil, err
+	}
+
+	n := &node{log: log, hub: h, cluster: cl, listener: ln, served: make(chan error, 1)}
+	n.http = &http.Server{
+		Handler:           n.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() { n.served <- n.http.Serve(ln) }()
+	n.ready.Store(true)
+	log.Info("meshcast serving",
+		slog.String("node", name),
+		slog.String("http", "http://"+ln.Addr().String()),
+		slog.Int("gossip_port", cl.GossipPort()),
+		slog.Int("peer_port", cl.PeerPort()))
+	return n, nil
+}
+
+func (n *node) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /ws", n.hub)
+	web, _ := fs.Sub(webFS, "web")
+	mux.Handle("GET /", http.FileServerFS(web))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !n.ready.Load() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	mux.HandleFunc("GET /api/cluster", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, n.cluster.Stats())
+	})
+	mux.HandleFunc("GET /api/stats", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, struct {
+			hub.Stats
+			Goroutines int `json:"goroutines"`
+		}{n.hub.Stats(), runtime.NumGoroutine()})
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// shutdown drains: readiness off, stop accepting, close every client with
+// 1001, leave the cluster, all within ctx. Later calls return the first
+// call's result.
+func (n *node) shutdown(ctx context.Context) error {
+	n.stopOnce.Do(func() { n.stopErr = n.drain(ctx) })
+	return n.stopErr
+}
+
+func (n *node) drain(ctx context.Context) error {
+	n.ready.Store(false)
+	var errs []error
+	if err := n.http.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("http: %w", err))
+	}
+	if err := n.hub.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("hub: %w", err))
+	}
+	if err := n.cluster.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("cluster: %w", err))
+	}
+	if err := <-n.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
