@@ -1,0 +1,38 @@
+// Command meshcast-bench is the load generator of meshcast.
+//
+// Scenarios:
+//
+//	meshcast-bench fanout --urls ws://127.0.0.1:8080/ws[,ws://...] --subs 3000 --pubs 3 \
+//	    --rate 200 --size 100 --duration 20s [--channel bench] [--ramp] [--p99-bound 250ms] [--json]
+//	meshcast-bench idle --urls ws://127.0.0.1:8080/ws --conns 15000 --pids 1234[,5678] \
+//	    [--stats-urls http://127.0.0.1:8080/api/stats] [--hold 10s] [--json]
+//
+// fanout subscribes N connections to one channel (round-robin over the
+// URLs, each waits for its ack), then P publishers send at a steady total
+// rate; each delivery's payload carries the send time, a per-publisher
+// sequence number and the publisher index, so every subscriber counts
+// loss (gaps, and the missing tail after a drain wait), duplicates and
+// reordering, and records latency in a mergeable log-linear histogram.
+// --ramp repeats steps at a rising rate until loss or p99 over the bound.
+// idle opens N subscribed connections and reports the server's RSS growth
+// per connection (from /proc/PID/status), threads and goroutines.
+// --proto socketio speaks Socket.IO v4 (Engine.IO v4, WebSocket only) to
+// compare with a Socket.IO server using the same "join"/"msg" events.
+//
+// Process layout: one process may open at most 20,000 files, so the
+// coordinator re-executes its own binary (environment MESHCAST_BENCH_WORKER
+// set to the worker id) into K workers of at most --per-worker connections
+// (and at least two for fanout, to use both cores). Coordinator and workers
+// exchange JSON lines over the workers' stdin/stdout (wire.go). Workers die
+// with the coordinator (Pdeathsig on Linux, and stdin EOF), and every run
+// has a hard timeout, so a run leaves nothing behind.
+//
+// Concurrency: inside a worker each connection has one goroutine that owns
+// its reads; subscriber counters sit behind a per-subscriber mutex (read by
+// the stats path once a second), latency goes into sharded atomic
+// histograms, and publisher writes share a per-connection write mutex with
+// pong replies. The coordinator is single-goroutine apart from one reader
+// per worker's stdout. Subscriber reading parses frames itself (server
+// frames are unmasked) and scans the payload for t/s/p without decoding
+// JSON, allocating nothing per message.
+package main

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func testConn(urls ...string) connConfig {
+	return connConfig{URLs: urls, Proto: "v1", Workers: 2, DialConc: 8,
+		DialTimeout: 5 * time.Second, AckTimeout: 5 * time.Second, Timeout: 25 * time.Second, Quiet: true}
+}
+
+func TestFanoutEndToEnd(t *testing.T) {
+	f := newFakeServer(t, nil)
+	cfg := fanoutConfig{connConfig: testConn(f.URL, f.URL), Subs: 20, Pubs: 3, Rate: 150, Size: 100,
+		Duration: time.Second, Drain: 3 * time.Second}
+	rep, err := runFanout(context.Background(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Acked != 20 || rep.Connected != 23 || len(rep.Steps) != 1 {
+		t.Fatalf("connected %d acked %d steps %d", rep.Connected, rep.Acked, len(rep.Steps))
+	}
+	s := rep.Steps[0]
+	if s.Published != 150 || s.Expected != 150*20 {
+		t.Fatalf("published %d expected %d", s.Published, s.Expected)
+	}
+	if s.Received != s.Expected || s.Lost != 0 || s.Dups != 0 || s.Reordered != 0 || s.Foreign != 0 {
+		t.Fatalf("step %+v", s)
+	}
+	if s.P50 <= 0 || s.P99 < s.P50 || s.Max < s.P99 || !s.OK {
+		t.Fatalf("latency %+v", s)
+	}
+	waitFor(t, 5*time.Second, func() bool { return f.count() == 0 })
+}
+
+func TestFanoutDetectsLossAndDuplicates(t *testing.T) {
+	cases := []struct {
+		name      string
+		configure func(*fakeServer)
+		check     func(s stepResult) bool
+	}{
+		{"drop", func(f *fakeServer) { f.dropEvery = 10 }, func(s stepResult) bool {
+			return s.Lost == 10 && s.Received == s.Expected-10 && s.Dups == 0 && !s.OK
+		}},
+		{"dup", func(f *fakeServer) { f.dupEvery = 25 }, func(s stepResult) bool {
+			return s.Dups == 4 && s.Lost == 0 && s.Received == s.Expected && !s.OK
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeServer(t, tc.configure)
+			cfg := fanoutConfig{connConfig: testConn(f.URL), Subs: 5, Pubs: 2, Rate: 100, Size: 64,
+				Duration: time.Second, Drain: time.Second}
+			rep, err := runFanout(context.Background(), cfg, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s := rep.Steps[0]; !tc.check(s) {
+				t.Fatalf("unexpected step %+v", s)
+			}
+		})
+	}
+}
+
+func TestFanoutRampCLI(t *testing.T) {
+	f := newFakeServer(t, nil)
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"fanout", "--urls", f.URL, "--subs", "10", "--pubs", "2",
+		"--rate", "50", "--ramp", "--ramp-factor", "2", "--max-steps", "2", "--duration", "500ms",
+		"--drain", "1s", "--workers", "2", "--json"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var rep fanoutReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if len(rep.Steps) != 2 || rep.Steps[1].TargetRate != 100 || rep.BestRate != 100 || rep.Stopped != "max steps" {
+		t.Fatalf("report %+v", rep)
+	}
+	if strings.Count(errb.String(), "\n") == 0 {
+		t.Fatalf("no progress lines on stderr")
+	}
+}
+
+func TestIdleEndToEnd(t *testing.T) {
+	f := newFakeServer(t, nil)
+	cfg := idleConfig{connConfig: testConn(f.URL), Conns: 30, PIDs: []int{os.Getpid()},
+		StatsURLs: []string{f.StatsURL}, Hold: 2 * time.Second}
+	rep, err := runIdle(context.Background(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Acked != 30 || rep.Connected != 30 || rep.SubErrs != 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	if len(rep.Procs) != 1 || rep.Procs[0].RSSBeforeKiB <= 0 || rep.Procs[0].ThreadsAfter <= 0 || rep.SettleSamples < 1 {
+		t.Fatalf("procs %+v", rep.Procs)
+	}
+	// The fake server runs a goroutine per connection in this process.
+	g := rep.Goroutines[0]
+	if g.Before < 0 || g.After < g.Before+30 {
+		t.Fatalf("goroutines %+v", g)
+	}
+	var out bytes.Buffer
+	printIdle(&out, rep)
+	if !strings.Contains(out.String(), "KiB per connection") {
+		t.Fatalf("table: %s", out.String())
+	}
+	waitFor(t, 5*time.Second, func() bool { return f.count() == 0 })
+}
+
+func TestFanoutNoServer(t *testing.T) {
+	cfg := fanoutConfig{connConfig: testConn("ws://127.0.0.1:1/ws"), Subs: 3, Pubs: 1, Rate: 10,
+		Duration: time.Second}
+	_, err := runFanout(context.Background(), cfg, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "no subscriber") {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestFanoutSocketIO(t *testing.T) {
+	f := newFakeServer(t, nil)
+	base := strings.TrimSuffix(f.URL, "/ws")
+	cc := testConn(base)
+	cc.Proto = "socketio"
+	cfg := fanoutConfig{connConfig: cc, Subs: 10, Pubs: 2, Rate: 100, Size: 100,
+		Duration: time.Second, Drain: 3 * time.Second}
+	rep, err := runFanout(context.Background(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := rep.Steps[0]
+	if rep.Acked != 10 || s.Published != 100 || s.Received != s.Expected || s.Lost != 0 || !s.OK {
+		t.Fatalf("acked %d step %+v", rep.Acked, s)
+	}
+	// Every connection answered the server's ping.
+	waitFor(t, 5*time.Second, func() bool { return f.pongCount() == 12 })
+}
+
+func TestRoomsCLI(t *testing.T) {
+	f := newFakeServer(t, nil)
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"rooms", "--urls", f.URL + "," + f.URL, "--rooms", "6", "--room-size", "4",
+		"--cross", "0.5", "--pubs", "3", "--rate", "120", "--duration", "1s", "--drain", "2s", "--workers", "2",
+		"--cluster-urls", strings.Replace(f.StatsURL, "stats", "cluster", 1), "--json", "--quiet"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var rep fanoutReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	s := rep.Steps[0]
+	if rep.Scenario != "rooms" || rep.Acked != 24 || rep.CrossEvery != 2 || s.Published != 120 {
+		t.Fatalf("report %+v", rep)
+	}
+	// Each publish reaches the 4 subscribers of its room only.
+	if s.Expected != 480 || s.Received != 480 || s.Lost != 0 || s.Dups != 0 {
+		t.Fatalf("step %+v", s)
+	}
+	if s.CrossBytes != 10*120 || s.CrossPerPub != 10 {
+		t.Fatalf("cross bytes %d (%.1f per publish)", s.CrossBytes, s.CrossPerPub)
+	}
+}

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+)
+
+// fakeServer is a tiny goroutine-per-connection meshcast v1 server for the
+// bench's own tests. Faults can be injected into deliveries to the first
+// subscriber of a channel so the detectors have something to find.
+type fakeServer struct {
+	URL      string // ws://.../ws
+	StatsURL string
+
+	dropEvery int // drop every n-th delivery to the first subscriber
+	dupEvery  int // send every n-th delivery to the first subscriber twice
+
+	srv *http.Server
+	wg  sync.WaitGroup
+
+	mu        sync.Mutex
+	pongs     int // Engine.IO pongs received
+	publishes int
+	conns     map[*fakeConn]struct{}
+	chans     map[string][]*fakeConn
+}
+
+type fakeConn struct {
+	sio       bool // speaks Socket.IO
+	nc        net.Conn
+	mu        sync.Mutex // serialises writes
+	delivered int        // guarded by the server's mu
+}
+
+func (c *fakeConn) send(b []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return wsutil.WriteServerMessage(c.nc, ws.OpText, b)
+}
+
+func newFakeServer(t *testing.T, configure func(*fakeServer)) *fakeServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeServer{conns: map[*fakeConn]struct{}{}, chans: map[string][]*fakeConn{}}
+	if configure != nil {
+		configure(f)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ws", f.serveWS)
+	mux.HandleFunc("/socket.io/", f.serveSocketIO)
+	mux.HandleFunc("/api/cluster", func(w http.ResponseWriter, _ *http.Request) {
+		f.mu.Lock()
+		n := f.publishes
+		f.mu.Unlock()
+		fmt.Fprintf(w, `{"links":[{"peer":"a","bytes_sent":%d},{"peer":"b","bytes_sent":%d}]}`, 7*n, 3*n)
+	})
+	mux.HandleFunc("/api/stats", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, `{"goroutines":%d}`, runtime.NumGoroutine())
+	})
+	f.srv = &http.Server{Handler: mux}
+	f.URL = "ws://" + ln.Addr().String() + "/ws"
+	f.StatsURL = "http://" + ln.Addr().String() + "/api/stats"
+	f.wg.Add(1)
+	go func() { defer f.wg.Done(); _ = f.srv.Serve(ln) }()
+	t.Cleanup(f.close)
+	return f
+}
+
+func (f *fakeServer) close() {
+	_ = f.srv.Close()
+	f.mu.Lock()
+	for c := range f.conns {
+		_ = c.nc.Close()
+	}
+	f.mu.Unlock()
+	f.wg.Wait()
+}
+
+func (f *fakeServer) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.conns)
+}
+
+func (f *fakeServer) serveWS(w http.ResponseWriter, r *http.Request) {
+	nc, _, _, err := ws.UpgradeHTTP(r, w)
+	if err != nil {
+		return
+	}
+	f.wg.Add(1)
+	defer f.wg.Done()
+	c := &fakeConn{nc: nc}
+	f.mu.Lock()
+	f.conns[c] = struct{}{}
+	f.mu.Unlock()
+	defer f.drop(c)
+	if c.send([]byte(`{"op":"hello","client":"c1","node":"fake"}`)) != nil {
+		return
+	}
+	for {
+		msg, op, err := wsutil.ReadClientData(nc)
+		if err != nil {
+			return
+		}
+		if op == ws.OpText {
+			f.handle(c, msg)
+		}
+	}
+}
+
+func (f *fakeServer) drop(c *fakeConn) {
+	f.mu.Lock()
+	delete(f.conns, c)
+	for ch, subs := range f.chans {
+		for i, s := range subs {
+			if s == c {
+				f.chans[ch] = append(subs[:i:i], subs[i+1:]...)
+				break
+			}
+		}
+	}
+	f.mu.Unlock()
+	_ = c.nc.Close()
+}
+
+func (f *fakeServer) handle(c *fakeConn, msg []byte) {
+	var m struct {
+		Op   string          `json:"op"`
+		Ch   string          `json:"ch"`
+		ID   *uint64         `json:"id"`
+		Data json.RawMessage `json:"data"`
+	}
+	if json.Unmarshal(msg, &m) != nil {
+		_ = c.send([]byte(`{"op":"err","code":400,"reason":"malformed"}`))
+		return
+	}
+	switch m.Op {
+	case "sub":
+		f.mu.Lock()
+		f.chans[m.Ch] = append(f.chans[m.Ch], c)
+		f.mu.Unlock()
+	case "pub":
+		f.publish(m.Ch, m.Data)
+	default:
+		_ = c.send([]byte(`{"op":"err","code":400,"reason":"unknown op"}`))
+		return
+	}
+	if m.ID != nil {
+		_ = c.send(fmt.Appendf(nil, `{"op":"ack","id":%d}`, *m.ID))
+	}
+}
+
+func (f *fakeServer) publish(ch string, data []byte) {
+	chq, _ := json.Marshal(ch)
+	frame := fmt.Appendf(nil, `{"op":"msg","ch":%s,"data":%s}`, chq, data)
+	sioFrame := fmt.Appendf(nil, `42["msg",{"room":%s,"data":%s}]`, chq, data)
+	f.mu.Lock()
+	f.publishes++
+	subs := append([]*fakeConn(nil), f.chans[ch]...)
+	var times []int
+	for i, s := range subs {
+		s.delivered++
+		n := 1
+		if i == 0 && f.dropEvery > 0 && s.delivered%f.dropEvery == 0 {
+			n = 0
+		}
+		if i == 0 && f.dupEvery > 0 && s.delivered%f.dupEvery == 0 {
+			n = 2
+		}
+		times = append(times, n)
+	}
+	f.mu.Unlock()
+	for i, s := range subs {
+		for range times[i] {
+			if s.sio {
+				_ = s.send(sioFrame)
+			} else {
+				_ = s.send(frame)
+			}
+		}
+	}
+}
+
+// serveSocketIO is the Socket.IO v4 flavour: Engine.IO open, namespace
+// connect, "join" and "msg" events, and one server ping that must be
+// answered.
+func (f *fakeServer) serveSocketIO(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("EIO") != "4" || r.URL.Query().Get("transport") != "websocket" {
+		http.Error(w, "bad query", http.StatusBadRequest)
+		return
+	}
+	nc, _, _, err := ws.UpgradeHTTP(r, w)
+	if err != nil {
+		return
+	}
+	f.wg.Add(1)
+	defer f.wg.Done()
+	c := &fakeConn{nc: nc, sio: true}
+	f.mu.Lock()
+	f.conns[c] = struct{}{}
+	f.mu.Unlock()
+	defer f.drop(c)
+	if c.send([]byte(`0{"sid":"s1","upgrades":[],"pingInterval":25000,"pingTimeout":20000}`)) != nil {
+		return
+	}
+	for {
+		msg, op, err := wsutil.ReadClientData(nc)
+		if err != nil || op != ws.OpText {
+			return
+		}
+		switch s := string(msg); {
+		case s == "40":
+			_ = c.send([]byte(`40{"sid":"n1"}`))
+			_ = c.send([]byte("2"))
+		case s == "3":
+			f.mu.Lock()
+			f.pongs++
+			f.mu.Unlock()
+		case len(s) > 2 && s[:2] == "42":
+			f.handleEvent(c, msg[2:])
+		}
+	}
+}
+
+func (f *fakeServer) handleEvent(c *fakeConn, b []byte) {
+	var ev []json.RawMessage
+	if json.Unmarshal(b, &ev) != nil || len(ev) != 2 {
+		return
+	}
+	var name string
+	_ = json.Unmarshal(ev[0], &name)
+	switch name {
+	case "join":
+		var room string
+		if json.Unmarshal(ev[1], &room) == nil {
+			f.mu.Lock()
+			f.chans[room] = append(f.chans[room], c)
+			f.mu.Unlock()
+		}
+	case "msg":
+		var m struct {
+			Room string          `json:"room"`
+			Data json.RawMessage `json:"data"`
+		}
+		if json.Unmarshal(ev[1], &m) == nil {
+			f.publish(m.Room, m.Data)
+		}
+	}
+}
+
+func (f *fakeServer) pongCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pongs
+}

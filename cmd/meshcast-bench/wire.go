@@ -1,0 +1,88 @@
+package main
+
+// The coordinator and its workers talk over the worker's stdin/stdout with
+// one JSON object per line: commands down, events up. Only the coordinator
+// starts workers, so the format is private and needs no versioning.
+
+// Commands (coordinator -> worker).
+const (
+	cmdSetup   = "setup"   // dial and subscribe; answer evReady
+	cmdRun     = "run"     // publish one step; answer evPubDone
+	cmdStat    = "stat"    // answer evStat now
+	cmdCollect = "collect" // count the tail loss of the step; answer evCollected
+	cmdQuit    = "quit"    // close every connection and exit
+)
+
+// Events (worker -> coordinator).
+const (
+	evStat      = "stat"      // progress, once a second and on cmdStat
+	evReady     = "ready"     // every connection is subscribed or failed
+	evPubDone   = "pubdone"   // the step's publishes are sent
+	evCollected = "collected" // the step's final counters
+	evFatal     = "fatal"     // the worker cannot go on
+)
+
+type command struct {
+	Cmd   string    `json:"cmd"`
+	Setup *setupCmd `json:"setup,omitempty"`
+	Run   *runCmd   `json:"run,omitempty"`
+	Ends  []uint64  `json:"ends,omitempty"` // cmdCollect: sequence ends, index publisher*channels+channel
+}
+
+// setupCmd gives a worker its share of the connections, by global index so
+// that URL round-robin and source addresses come out the same whatever the
+// split.
+type setupCmd struct {
+	Proto       string   `json:"proto"` // "v1" or "socketio"
+	URLs        []string `json:"urls"`
+	Channel     string   `json:"channel"`    // fanout: everyone's channel
+	OwnChannel  bool     `json:"ownChannel"` // idle: subscriber g joins Channel+"-"+g
+	SubFirst    int      `json:"subFirst"`
+	SubCount    int      `json:"subCount"`
+	PubFirst    int      `json:"pubFirst"`
+	PubCount    int      `json:"pubCount"`
+	PubTotal    int      `json:"pubTotal"`
+	Rooms       int      `json:"rooms"` // rooms: subscriber g joins Channel-(g/RoomSize); 0: one channel
+	RoomSize    int      `json:"roomSize"`
+	CrossEvery  int      `json:"crossEvery"` // rooms: every n-th room is spread over all URLs, the others sit on one
+	PerDest     int      `json:"perDest"`    // connections per destination address, for source binding
+	ReadBuf     int      `json:"readBuf"`
+	DialConc    int      `json:"dialConc"`
+	DialTimeout int64    `json:"dialTimeoutMs"`
+	AckTimeout  int64    `json:"ackTimeoutMs"`
+}
+
+type runCmd struct {
+	Step    int     `json:"step"`
+	Rate    float64 `json:"rate"` // per publisher, messages/s
+	Size    int     `json:"size"`
+	DurMs   int64   `json:"durMs"`
+	StartNs int64   `json:"startNs"` // wall clock start, so all workers' publishers share one phase grid
+}
+
+// event carries the counters of the current step (deliveries, loss,
+// histogram) and of the whole run (connections).
+type event struct {
+	Ev     string `json:"ev"`
+	Err    string `json:"err,omitempty"`
+	Worker int    `json:"worker"`
+
+	Subs        int   `json:"subs"`
+	Connected   int64 `json:"connected"`
+	Acked       int64 `json:"acked"`
+	DialErrs    int64 `json:"dialErrs"`
+	SubErrs     int64 `json:"subErrs"`
+	Disconnects int64 `json:"disconnects"`
+
+	Received  int64     `json:"received"`
+	Dups      int64     `json:"dups"`
+	Reordered int64     `json:"reordered"`
+	Lost      int64     `json:"lost"`
+	Foreign   int64     `json:"foreign"` // deliveries the scanner could not place
+	Published int64     `json:"published"`
+	PubAcks   int64     `json:"pubAcks"`
+	PubErrs   int64     `json:"pubErrs"`
+	Hist      *histJSON `json:"hist,omitempty"`
+
+	Ends map[int][]uint64 `json:"ends,omitempty"` // evPubDone: global publisher -> sequence end per channel
+}
