@@ -33,6 +33,9 @@ type config struct {
 	secret      string
 	secretFile  string
 	clusterName string
+
+	security securityConfig // security.go: tokens, permissions, limits, server API
+	tls      tlsConfig      // tls.go: client and peer-link TLS
 }
 
 const envPrefix = "MESHCAST_"
@@ -63,6 +66,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.secret, "secret", "", "cluster secret: encrypts gossip and authenticates peer links (prefer --secret-file or MESHCAST_SECRET)")
 	fs.StringVar(&c.secretFile, "secret-file", "", "file holding the cluster secret")
 	fs.StringVar(&c.clusterName, "cluster-name", "meshcast", "cluster name; nodes of other clusters are refused")
+
+	c.security.register(fs)
+	c.tls.register(fs)
 
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -106,7 +112,10 @@ func (c *config) validate() error {
 	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	return nil
+	if err := c.security.validate(); err != nil {
+		return err
+	}
+	return c.tls.validate()
 }
 
 func (c *config) logger(w io.Writer) *slog.Logger {
