@@ -24,6 +24,7 @@ type config struct {
 	drainTimeout     time.Duration
 	logFormat        string
 	logLevel         string
+	pprof            bool
 
 	name        string
 	gossip      string
@@ -57,6 +58,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 10*time.Second, "longest graceful shutdown on SIGINT/SIGTERM")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&c.pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ (for diagnosis; do not expose publicly)")
 
 	fs.StringVar(&c.name, "name", "", "node name, unique in the cluster (default: hostname:listen-port)")
 	fs.StringVar(&c.gossip, "gossip", ":7946", "gossip (memberlist) bind address, TCP and UDP")

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	httppprof "net/http/pprof"
 	"os"
 	"runtime"
 	"strconv"
@@ -106,7 +107,7 @@ func startNode(cfg config, log *slog.Logger, opts nodeOptions) (*node, error) {
 
 	n := &node{log: log, hub: h, cluster: cl, listener: ln, served: make(chan error, 1)}
 	n.http = &http.Server{
-		Handler:           n.routes(),
+		Handler:           n.routes(cfg.pprof),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -120,8 +121,14 @@ func startNode(cfg config, log *slog.Logger, opts nodeOptions) (*node, error) {
 	return n, nil
 }
 
-func (n *node) routes() http.Handler {
+func (n *node) routes(pprof bool) http.Handler {
 	mux := http.NewServeMux()
+	if pprof {
+		mux.HandleFunc("GET /debug/pprof/", httppprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", httppprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", httppprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", httppprof.Trace)
+	}
 	mux.Handle("GET /ws", n.hub)
 	web, _ := fs.Sub(webFS, "web")
 	mux.Handle("GET /", http.FileServerFS(web))
