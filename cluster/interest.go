@@ -126,16 +126,39 @@ func (c *Cluster) linkUp(p *peer, oc *outConn) error {
 	return nil
 }
 
+// InterestReady reports whether every live peer has already acknowledged
+// this node's current interest in ch, that is whether AwaitInterest would
+// return at once. The hub uses it to ack most subscribes without starting
+// a goroutine to wait.
+func (c *Cluster) InterestReady(ch string) bool {
+	seq := c.interestSeq(ch)
+	if seq == 0 {
+		return true
+	}
+	for _, p := range c.peerList() {
+		if acked, _, gone := p.ackState(); !gone && acked < seq {
+			return false
+		}
+	}
+	return true
+}
+
+// interestSeq is the sequence number AwaitInterest waits for: that of the
+// add of ch, or of the latest change when ch was removed meanwhile.
+func (c *Cluster) interestSeq(ch string) uint64 {
+	c.local.mu.Lock()
+	defer c.local.mu.Unlock()
+	if seq, ok := c.local.chans[ch]; ok {
+		return seq
+	}
+	return c.local.seq
+}
+
 // AwaitInterest blocks until every live peer has acknowledged this node's
 // current interest in ch, ctx ends (ctx.Err()), or InterestTimeout passes
 // (ErrInterestTimeout, counted). With no peers it returns at once.
 func (c *Cluster) AwaitInterest(ctx context.Context, ch string) error {
-	c.local.mu.Lock()
-	seq, ok := c.local.chans[ch]
-	if !ok {
-		seq = c.local.seq // interest already removed: wait for that instead
-	}
-	c.local.mu.Unlock()
+	seq := c.interestSeq(ch)
 	if seq == 0 {
 		return nil
 	}

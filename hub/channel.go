@@ -15,8 +15,43 @@ import (
 type channel struct {
 	name   string
 	subs   []*session
-	pos    map[*session]int
+	pos    map[*session]int // index in subs; nil while the channel is small
 	shared atomic.Bool
+}
+
+// smallChannel is the size up to which a channel finds a subscriber by
+// scanning subs instead of keeping pos: most channels are small, and a
+// map per channel would be most of an idle connection's memory.
+const smallChannel = 16
+
+// index returns the position of s in subs, or -1.
+func (c *channel) index(s *session) int {
+	if c.pos != nil {
+		if i, ok := c.pos[s]; ok {
+			return i
+		}
+		return -1
+	}
+	for i, x := range c.subs {
+		if x == s {
+			return i
+		}
+	}
+	return -1
+}
+
+// setIndex records that s is at subs[i], building pos once the channel
+// outgrows a scan.
+func (c *channel) setIndex(s *session, i int) {
+	if c.pos == nil && len(c.subs) > smallChannel {
+		c.pos = make(map[*session]int, len(c.subs))
+		for j, x := range c.subs {
+			c.pos[x] = j
+		}
+	}
+	if c.pos != nil {
+		c.pos[s] = i
+	}
 }
 
 // registry maps channel names to their local subscribers. Every change to
@@ -38,16 +73,16 @@ func (r *registry) add(name string, s *session, relay Relay) (c *channel, alread
 	defer r.mu.Unlock()
 	c = r.channels[name]
 	if c == nil {
-		c = &channel{name: name, pos: make(map[*session]int, 1)}
+		c = &channel{name: name}
 		r.channels[name] = c
 		relay.Interest(name, true)
 	}
-	if _, ok := c.pos[s]; ok {
+	if c.index(s) >= 0 {
 		return c, true
 	}
 	c.ownSubs()
-	c.pos[s] = len(c.subs)
 	c.subs = append(c.subs, s)
+	c.setIndex(s, len(c.subs)-1)
 	return c, false
 }
 
@@ -55,18 +90,20 @@ func (r *registry) add(name string, s *session, relay Relay) (c *channel, alread
 func (r *registry) remove(c *channel, s *session, relay Relay) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	i, ok := c.pos[s]
-	if !ok {
+	i := c.index(s)
+	if i < 0 {
 		return
 	}
 	c.ownSubs()
 	last := len(c.subs) - 1
 	moved := c.subs[last]
 	c.subs[i] = moved
-	c.pos[moved] = i
+	c.setIndex(moved, i)
 	c.subs[last] = nil
 	c.subs = c.subs[:last]
-	delete(c.pos, s)
+	if c.pos != nil {
+		delete(c.pos, s)
+	}
 	if len(c.subs) == 0 {
 		delete(r.channels, c.name)
 		relay.Interest(c.name, false)
