@@ -169,6 +169,10 @@ func (w slogWriter) Write(p []byte) (int, error) {
 		}
 	}
 	line = strings.TrimPrefix(line, "memberlist: ")
+	if strings.Contains(line, net.ErrClosed.Error()) {
+		// Our own sockets closing at shutdown: nothing to act on.
+		level = slog.LevelDebug
+	}
 	w.l.Log(context.Background(), level, line)
 	return len(p), nil
 }
