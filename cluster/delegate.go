@@ -73,6 +73,9 @@ func (d *delegate) alive(n *memberlist.Node) {
 // peerAddrOf reads the peer-link address from a member's metadata.
 func peerAddrOf(n *memberlist.Node) (addr string, leaving bool, err error) {
 	var m nodeMeta
+	if err := checkMsgpack(n.Meta); err != nil {
+		return "", false, fmt.Errorf("decode metadata: %w", err)
+	}
 	if err := msgpack.Unmarshal(n.Meta, &m); err != nil {
 		return "", false, fmt.Errorf("decode metadata: %w", err)
 	}

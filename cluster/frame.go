@@ -118,6 +118,9 @@ func encodeMsg(t frameType, v any) ([]byte, error) {
 
 // decodeMsg decodes a control message body; any failure is errMalformed.
 func decodeMsg(body []byte, v any) (err error) {
+	if err := checkMsgpack(body); err != nil {
+		return fmt.Errorf("%w: %w", errMalformed, err)
+	}
 	if err := msgpack.Unmarshal(body, v); err != nil {
 		return fmt.Errorf("%w: %w", errMalformed, err)
 	}
