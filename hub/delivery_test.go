@@ -162,6 +162,9 @@ func (f *fakeRelay) Publish(ch string, data []byte) {
 }
 
 func (f *fakeRelay) Interest(ch string, on bool) {
+	if isReserved(ch) {
+		return // the hub's own system channels, wanted from New on
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.interest = append(f.interest, ch+"="+strconv.FormatBool(on))
@@ -173,6 +176,15 @@ func (f *fakeRelay) AwaitInterest(ctx context.Context, ch string) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+func (f *fakeRelay) InterestReady(string) bool {
+	select {
+	case <-f.release:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -53,12 +53,18 @@ func textFrame(payload []byte) []byte {
 	return frame
 }
 
-func helloFrame(client, node string) []byte {
-	b := make([]byte, 0, 64+len(client)+len(node))
+// helloFrame names the connection and its node, and its user when it
+// has one (a token's sub or the Authorize hook's user).
+func helloFrame(client, node, user string) []byte {
+	b := make([]byte, 0, 72+len(client)+len(node)+len(user))
 	b = append(b, `{"op":"hello","client":`...)
 	b = appendQuoted(b, client)
 	b = append(b, `,"node":`...)
 	b = appendQuoted(b, node)
+	if user != "" {
+		b = append(b, `,"user":`...)
+		b = appendQuoted(b, user)
+	}
 	b = append(b, '}')
 	return textFrame(b)
 }
@@ -76,7 +82,7 @@ const (
 	CodeBadRequest  = 400 // malformed frame, unknown op, bad channel name
 	CodeForbidden   = 403 // a hook refused
 	CodeTooLarge    = 413 // data over Config.MaxDataSize
-	CodeRateLimited = 429 // over a limit (subscriptions per connection)
+	CodeRateLimited = 429 // over a limit (subscriptions per connection, publish rate)
 )
 
 func errFrame(req *request, code int, reason string) []byte {

@@ -37,13 +37,23 @@ type Config struct {
 	// and localhost. Requests without an Origin (non-browser clients) pass.
 	AllowedOrigins []string
 
+	// Security configures token auth, channel permissions and limits
+	// (auth.go); the zero value is an open hub.
+	Security SecurityConfig
+
+	// The hooks override the built-in decisions: a hook that is set is
+	// called instead of the built-in decision it names, and may call that
+	// decision itself (TokenResult, ClientInfo.CanSubscribe,
+	// ClientInfo.CanPublish) to refine it. Origin checks, limits and the
+	// reserved "$" prefix are applied whatever the hooks say.
+	//
 	// Authorize decides whether an upgrade request may connect and names
-	// its user. Returning an error refuses with HTTP 403, or the status of
-	// an *HTTPError.
+	// its user, instead of the token check. Returning an error refuses with
+	// HTTP 403, or the status of an *HTTPError.
 	Authorize func(r *http.Request) (user string, err error)
 	// AuthorizeSubscribe and AuthorizePublish refuse an operation with err
-	// 403 and the error's text as reason. They run on the connection's
-	// read path: keep them fast.
+	// 403 and the error's text as reason, instead of the namespace rules.
+	// They run on the connection's read path: keep them fast.
 	AuthorizeSubscribe func(c ClientInfo, ch string) error
 	AuthorizePublish   func(c ClientInfo, ch string, data []byte) error
 
@@ -62,9 +72,13 @@ func DefaultConfig() Config {
 
 // ClientInfo describes a connection to the hooks.
 type ClientInfo struct {
-	ID         string // unique on this node, sent in hello
-	User       string // from Authorize; empty for anonymous clients
+	ID         string  // unique on this node, sent in hello
+	User       string  // the token's sub or Authorize's user; empty for anonymous clients
+	Claims     *Claims // the verified token; nil without one
 	RemoteAddr string
+	Origin     string // the upgrade request's Origin header; empty from non-browsers
+
+	s *session // for CanSubscribe and CanPublish
 }
 
 // HTTPError lets Authorize choose the HTTP status of a refusal.
@@ -94,6 +108,7 @@ type Hub struct {
 	idPrefix  string
 	nextID    atomic.Uint64
 	metrics   metrics
+	sec       hubSecurity
 
 	ctx    context.Context // ends at Shutdown; bounds relay waits
 	cancel context.CancelFunc
@@ -141,7 +156,7 @@ func New(cfg Config) (*Hub, error) {
 	var prefix [4]byte
 	_, _ = rand.Read(prefix[:])
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Hub{
+	h := &Hub{
 		cfg:       cfg,
 		log:       cfg.Logger,
 		relay:     relay,
@@ -150,40 +165,28 @@ func New(cfg Config) (*Hub, error) {
 		idPrefix:  hex.EncodeToString(prefix[:]),
 		ctx:       ctx,
 		cancel:    cancel,
-	}, nil
+	}
+	h.initSecurity()
+	return h, nil
 }
 
-// ServeHTTP upgrades a client to the WebSocket protocol. Origin and the
-// Authorize hook are checked before the upgrade.
+// ServeHTTP upgrades a client to the WebSocket protocol. Origin, limits
+// and the token (or the Authorize hook) are checked before the upgrade
+// (admit, auth.go).
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.closed.Load() {
-		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
+		writeError(w, http.StatusServiceUnavailable, "server is shutting down")
 		return
 	}
-	if !h.originAllowed(r) {
-		h.metrics.refused.Add(1)
-		h.log.Info("refused connection from a disallowed origin",
-			slog.String("origin", r.Header.Get("Origin")), slog.String("remote", r.RemoteAddr))
-		http.Error(w, "origin not allowed", http.StatusForbidden)
+	info, ok := h.admit(w, r)
+	if !ok {
 		return
 	}
-	info := ClientInfo{ID: h.newClientID(), RemoteAddr: r.RemoteAddr}
-	if h.cfg.Authorize != nil {
-		user, err := h.cfg.Authorize(r)
-		if err != nil {
-			h.metrics.refused.Add(1)
-			status := http.StatusForbidden
-			var he *HTTPError
-			if errors.As(err, &he) && he.Status != 0 {
-				status = he.Status
-			}
-			http.Error(w, err.Error(), status)
-			return
-		}
-		info.User = user
-	}
+	info.ID = h.newClientID()
 	s := &session{hub: h, info: info}
+	s.info.s = s
 	if _, err := h.transport.Upgrade(w, r, s); err != nil {
+		h.sec.conns.release(r.RemoteAddr) // no OnClose will come
 		h.log.Debug("upgrade failed", slog.String("remote", r.RemoteAddr), slog.Any("err", err))
 	}
 }
@@ -205,6 +208,9 @@ func (h *Hub) Publish(ctx context.Context, ch string, data []byte) error {
 	}
 	if reason := validChannel(ch); reason != "" {
 		return fmt.Errorf("%w: %s", ErrBadChannel, reason)
+	}
+	if isReserved(ch) {
+		return ErrReserved
 	}
 	if len(data) > h.cfg.MaxDataSize {
 		return ErrTooLarge
@@ -229,6 +235,10 @@ func (h *Hub) publish(ch string, data []byte) {
 // to local subscribers only, never back to the cluster. data is a valid
 // JSON value, only read during the call.
 func (h *Hub) Deliver(ch string, data []byte) {
+	if isReserved(ch) {
+		h.deliverSystem(ch, data)
+		return
+	}
 	h.metrics.remoteDeliveries.Add(1)
 	frame, _ := msgFrame(ch, data)
 	h.fanOut(ch, frame)

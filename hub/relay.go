@@ -25,6 +25,11 @@ type Relay interface {
 	// relay gives up waiting; the hub acks the subscribe anyway and counts
 	// it. It is called on a goroutine of its own.
 	AwaitInterest(ctx context.Context, ch string) error
+
+	// InterestReady reports whether AwaitInterest would return at once, so
+	// that most subscribes are acked without a goroutine to wait. It must
+	// not block.
+	InterestReady(ch string) bool
 }
 
 // localRelay is the relay of a hub that is alone.
@@ -33,3 +38,4 @@ type localRelay struct{}
 func (localRelay) Publish(string, []byte)                      {}
 func (localRelay) Interest(string, bool)                       {}
 func (localRelay) AwaitInterest(context.Context, string) error { return nil }
+func (localRelay) InterestReady(string) bool                   { return true }

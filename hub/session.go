@@ -15,6 +15,7 @@ type session struct {
 	conn *transport.Conn
 	info ClientInfo
 	subs []*channel // the channels this session is in, for O(subs) release
+	sec  sessionSecurity
 }
 
 var _ transport.Handler = (*session)(nil)
@@ -22,7 +23,8 @@ var _ transport.Handler = (*session)(nil)
 func (s *session) OnOpen(c *transport.Conn) {
 	s.conn = c
 	s.hub.sessionOpened()
-	s.send(helloFrame(s.info.ID, s.hub.cfg.NodeName))
+	s.hub.trackSession(s)
+	s.send(helloFrame(s.info.ID, s.hub.cfg.NodeName, s.info.User))
 }
 
 func (s *session) OnClose(err error) {
@@ -30,6 +32,7 @@ func (s *session) OnClose(err error) {
 		s.hub.reg.remove(c, s, s.hub.relay)
 	}
 	s.subs = nil
+	s.hub.untrackSession(s)
 	s.hub.sessionClosed(s, err)
 }
 
@@ -65,11 +68,9 @@ func (s *session) subscribe(req *request) {
 		s.send(errFrame(req, CodeRateLimited, "subscription limit reached"))
 		return
 	}
-	if hook := s.hub.cfg.AuthorizeSubscribe; hook != nil {
-		if err := hook(s.info, req.ch); err != nil {
-			s.send(errFrame(req, CodeForbidden, err.Error()))
-			return
-		}
+	if err := s.authorizeSubscribe(req.ch); err != nil {
+		s.send(errFrame(req, CodeForbidden, err.Error()))
+		return
 	}
 	c, _ := s.hub.reg.add(req.ch, s, s.hub.relay)
 	s.subs = append(s.subs, c)
@@ -104,11 +105,13 @@ func (s *session) publish(req *request) {
 		s.send(errFrame(req, CodeTooLarge, "data is larger than the limit"))
 		return
 	}
-	if hook := s.hub.cfg.AuthorizePublish; hook != nil {
-		if err := hook(s.info, req.ch, req.data); err != nil {
-			s.send(errFrame(req, CodeForbidden, err.Error()))
-			return
-		}
+	if !s.publishAllowed() {
+		s.send(errFrame(req, CodeRateLimited, "publish rate limit exceeded"))
+		return
+	}
+	if err := s.authorizePublish(req.ch, req.data); err != nil {
+		s.send(errFrame(req, CodeForbidden, err.Error()))
+		return
 	}
 	s.hub.publish(req.ch, req.data)
 	s.ack(req)
@@ -147,10 +150,12 @@ func (s *session) send(frame []byte) {
 	}
 }
 
-// awaitInterest acks a subscribe once the cluster has the interest. With
-// no peers that is at once, on the caller's goroutine.
+// awaitInterest acks a subscribe once the cluster has the interest. When
+// every peer already has it (or there are none) that is at once, on the
+// caller's goroutine; otherwise a goroutine waits the round trip, so the
+// transport's read worker never does.
 func (h *Hub) awaitInterest(s *session, req request) {
-	if _, alone := h.relay.(localRelay); alone {
+	if h.relay.InterestReady(req.ch) {
 		s.ack(&req)
 		return
 	}

@@ -1,11 +1,261 @@
 package main
 
-import "flag"
+import (
+	"bytes"
+	"crypto"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/meshcast/meshcast/hub"
+)
 
 // securityConfig holds the flags of connection auth, channel permissions,
 // limits and the server API.
-type securityConfig struct{}
+type securityConfig struct {
+	hmacSecret   string
+	rsaPublicKey string
+	jwksFile     string
+	insecure     bool
 
-func (s *securityConfig) register(fs *flag.FlagSet) {}
+	namespaces namespaceFlag
+	configFile string
 
-func (s *securityConfig) validate() error { return nil }
+	publishRate         float64
+	publishBurst        int
+	maxConnections      int
+	maxConnectionsPerIP int
+
+	apiKey     string
+	apiKeyFile string
+	key        string // the API key from either, set by newHub
+}
+
+func (s *securityConfig) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.hmacSecret, "token-hmac-secret", "", "HS256 secret of client connection tokens (JWT); prefer MESHCAST_TOKEN_HMAC_SECRET")
+	fs.StringVar(&s.rsaPublicKey, "token-rsa-public-key", "", "PEM file of the RSA (RS256) or P-256 EC (ES256) public key of client tokens")
+	fs.StringVar(&s.jwksFile, "token-jwks-file", "", "JWKS file of the RS256/ES256 keys of client tokens, chosen by the token's kid")
+	fs.BoolVar(&s.insecure, "insecure", false, "accept anonymous clients without the warning (demos only)")
+	fs.Var(&s.namespaces, "namespace", "channel permissions of a namespace, NAME:subscribe=anyone|authenticated|claim,publish=nobody|subscribers|claim|anyone[,origins=URL|URL]; repeat it, or separate with ';' (NAME empty: the default namespace)")
+	fs.StringVar(&s.configFile, "config", "", `JSON file of namespaces: {"namespaces":{"chat":{"subscribe":"anyone","publish":"subscribers"}}}; --namespace flags win`)
+	fs.Float64Var(&s.publishRate, "client-publish-rate", 0, "publishes per second one connection may sustain, over it err 429 (0: unlimited)")
+	fs.IntVar(&s.publishBurst, "client-publish-burst", 0, "publish burst per connection (default: the rate)")
+	fs.IntVar(&s.maxConnections, "max-connections", 0, "connections this node accepts, more get HTTP 503 (0: unlimited)")
+	fs.IntVar(&s.maxConnectionsPerIP, "max-connections-per-ip", 0, "connections from one remote IP, more get HTTP 503 (0: unlimited)")
+	fs.StringVar(&s.apiKey, "api-key", "", "bearer key of the server API (/api/publish, /api/broadcast, /api/disconnect); without one the API answers 404")
+	fs.StringVar(&s.apiKeyFile, "api-key-file", "", "file holding the server API key")
+}
+
+func (s *securityConfig) validate() error {
+	switch {
+	case s.apiKey != "" && s.apiKeyFile != "":
+		return errors.New("give --api-key or --api-key-file, not both")
+	case s.publishRate < 0:
+		return errors.New("--client-publish-rate must not be negative")
+	case s.publishBurst < 0:
+		return errors.New("--client-publish-burst must not be negative")
+	case s.publishBurst > 0 && s.publishRate == 0:
+		return errors.New("--client-publish-burst needs --client-publish-rate")
+	case s.maxConnections < 0 || s.maxConnectionsPerIP < 0:
+		return errors.New("--max-connections and --max-connections-per-ip must not be negative")
+	}
+	return nil
+}
+
+// newHub applies the security flags to hcfg (reading the key and config
+// files) and builds the hub.
+func (s *securityConfig) newHub(hcfg hub.Config, log *slog.Logger) (*hub.Hub, error) {
+	sec, err := s.hubSecurity()
+	if err != nil {
+		return nil, err
+	}
+	if s.key, err = s.readAPIKey(); err != nil {
+		return nil, err
+	}
+	if sec.Tokens == nil && !s.insecure {
+		log.Warn("no client token auth configured: anyone who reaches this node may connect anonymously " +
+			"(set --token-hmac-secret, --token-rsa-public-key or --token-jwks-file; --insecure silences this warning)")
+	}
+	hcfg.Security = sec
+	return hub.New(hcfg)
+}
+
+func (s *securityConfig) hubSecurity() (hub.SecurityConfig, error) {
+	sec := hub.SecurityConfig{
+		PublishRate:         s.publishRate,
+		PublishBurst:        s.publishBurst,
+		MaxConnections:      s.maxConnections,
+		MaxConnectionsPerIP: s.maxConnectionsPerIP,
+	}
+	var err error
+	if sec.Tokens, err = s.tokenVerifier(); err != nil {
+		return sec, err
+	}
+	if sec.Namespaces, err = s.namespaceRules(); err != nil {
+		return sec, err
+	}
+	return sec, nil
+}
+
+// tokenVerifier builds the verifier of every configured key, or nil.
+func (s *securityConfig) tokenVerifier() (*hub.TokenVerifier, error) {
+	keys := hub.TokenKeys{HMACSecret: []byte(s.hmacSecret), PublicKeys: map[string]crypto.PublicKey{}}
+	if s.jwksFile != "" {
+		b, err := os.ReadFile(s.jwksFile)
+		if err != nil {
+			return nil, fmt.Errorf("--token-jwks-file: %w", err)
+		}
+		if keys.PublicKeys, err = hub.ParseJWKS(b); err != nil {
+			return nil, fmt.Errorf("--token-jwks-file %s: %w", s.jwksFile, err)
+		}
+	}
+	if s.rsaPublicKey != "" {
+		b, err := os.ReadFile(s.rsaPublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("--token-rsa-public-key: %w", err)
+		}
+		k, err := hub.ParsePublicKeyPEM(b)
+		if err != nil {
+			return nil, fmt.Errorf("--token-rsa-public-key %s: %w", s.rsaPublicKey, err)
+		}
+		if _, dup := keys.PublicKeys[""]; dup {
+			return nil, errors.New("--token-jwks-file has a key without kid, and so does --token-rsa-public-key")
+		}
+		keys.PublicKeys[""] = k // tokens without a kid
+	}
+	if len(keys.HMACSecret) == 0 && len(keys.PublicKeys) == 0 {
+		return nil, nil
+	}
+	v, err := hub.NewTokenVerifier(keys)
+	if err != nil {
+		return nil, fmt.Errorf("token keys: %w", err)
+	}
+	return v, nil
+}
+
+// namespaceRules merges --config and --namespace; nil when neither is set.
+func (s *securityConfig) namespaceRules() (map[string]hub.Namespace, error) {
+	if s.configFile == "" && len(s.namespaces) == 0 {
+		return nil, nil
+	}
+	rules := map[string]hub.Namespace{}
+	if s.configFile != "" {
+		b, err := os.ReadFile(s.configFile)
+		if err != nil {
+			return nil, fmt.Errorf("--config: %w", err)
+		}
+		var file struct {
+			Namespaces map[string]hub.Namespace `json:"namespaces"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields() // a typo must not silently open a namespace
+		if err := dec.Decode(&file); err != nil {
+			return nil, fmt.Errorf("--config %s: %w", s.configFile, err)
+		}
+		for name, ns := range file.Namespaces {
+			if strings.Contains(name, ":") {
+				return nil, fmt.Errorf("--config %s: namespace %q has a ':'", s.configFile, name)
+			}
+			rules[name] = ns
+		}
+	}
+	for _, nf := range s.namespaces {
+		rules[nf.name] = nf.ns
+	}
+	return rules, nil
+}
+
+func (s *securityConfig) readAPIKey() (string, error) {
+	if s.apiKeyFile == "" {
+		return s.apiKey, nil
+	}
+	b, err := os.ReadFile(s.apiKeyFile)
+	if err != nil {
+		return "", fmt.Errorf("--api-key-file: %w", err)
+	}
+	key := strings.TrimSpace(string(b))
+	if key == "" {
+		return "", fmt.Errorf("--api-key-file %s is empty", s.apiKeyFile)
+	}
+	return key, nil
+}
+
+// routes mounts the server API in front of the node's other routes.
+func (s *securityConfig) routes(next http.Handler, h *hub.Hub) http.Handler {
+	mux := http.NewServeMux()
+	api := hub.NewAPI(h, s.key)
+	for _, op := range []string{"publish", "broadcast", "disconnect"} {
+		mux.Handle("/api/"+op, api)
+	}
+	mux.Handle("/", next)
+	return mux
+}
+
+// namespaceFlag collects --namespace values.
+type namespaceFlag []namedNamespace
+
+type namedNamespace struct {
+	name string
+	ns   hub.Namespace
+}
+
+func (f *namespaceFlag) String() string {
+	if f == nil {
+		return ""
+	}
+	var parts []string
+	for _, n := range *f {
+		parts = append(parts, fmt.Sprintf("%s:subscribe=%s,publish=%s", n.name, n.ns.Subscribe, n.ns.Publish))
+	}
+	return strings.Join(parts, ";")
+}
+
+// Set parses NAME:key=value,... ; several may be separated by ';' (one
+// environment variable can then hold them all).
+func (f *namespaceFlag) Set(v string) error {
+	for spec := range strings.SplitSeq(v, ";") {
+		if spec = strings.TrimSpace(spec); spec == "" {
+			continue
+		}
+		n, err := parseNamespace(spec)
+		if err != nil {
+			return err
+		}
+		*f = append(*f, n)
+	}
+	return nil
+}
+
+func parseNamespace(spec string) (namedNamespace, error) {
+	name, rules, ok := strings.Cut(spec, ":")
+	if !ok {
+		return namedNamespace{}, fmt.Errorf("namespace %q: want NAME:subscribe=...,publish=...", spec)
+	}
+	n := namedNamespace{name: name}
+	for kv := range strings.SplitSeq(rules, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		var err error
+		switch k {
+		case "subscribe":
+			err = n.ns.Subscribe.UnmarshalText([]byte(v))
+		case "publish":
+			err = n.ns.Publish.UnmarshalText([]byte(v))
+		case "origins":
+			n.ns.Origins = strings.Split(v, "|")
+		default:
+			err = fmt.Errorf("unknown key %q (want subscribe, publish or origins)", k)
+		}
+		if err != nil {
+			return n, fmt.Errorf("namespace %q: %w", name, err)
+		}
+	}
+	return n, nil
+}

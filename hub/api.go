@@ -1,0 +1,131 @@
+package hub
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"path"
+	"strings"
+)
+
+// API is the server HTTP API of a hub: POST .../publish, .../broadcast and
+// .../disconnect (the last path element picks the operation, so it can be
+// mounted under any prefix, "/api/" in cmd/meshcast). Requests carry
+// "Authorization: Bearer <key>"; the key is compared in constant time.
+// Every error is JSON {"code":N,"reason":"..."}; success is 200 {}.
+type API struct {
+	hub *Hub
+	key [sha256.Size]byte
+	on  bool
+}
+
+// NewAPI returns the server API of h, authenticated by key. With an empty
+// key the API is off: every request gets 404, it is never open.
+func NewAPI(h *Hub, key string) *API {
+	return &API{hub: h, key: sha256.Sum256([]byte(key)), on: key != ""}
+}
+
+type apiRequest struct {
+	Ch   string          `json:"ch"`
+	Chs  []string        `json:"chs"`
+	Data json.RawMessage `json:"data"`
+	User string          `json:"user"`
+}
+
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	op := path.Base(r.URL.Path)
+	if !a.on || (op != "publish" && op != "broadcast" && op != "disconnect") {
+		writeError(w, http.StatusNotFound, "not found")
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, http.StatusMethodNotAllowed, "use POST")
+		return
+	}
+	if !a.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="meshcast"`)
+		writeError(w, http.StatusUnauthorized, "missing or wrong API key")
+		return
+	}
+	var req apiRequest
+	if status, reason := a.decode(w, r, &req); status != 0 {
+		writeError(w, status, reason)
+		return
+	}
+	var err error
+	switch op {
+	case "publish":
+		if err = needData(req.Data); err == nil {
+			err = a.hub.Publish(r.Context(), req.Ch, req.Data)
+		}
+	case "broadcast":
+		if err = needData(req.Data); err == nil && len(req.Chs) == 0 {
+			err = errors.New(`"chs" must list at least one channel`)
+		}
+		if err == nil {
+			err = a.hub.Broadcast(r.Context(), req.Chs, req.Data)
+		}
+	case "disconnect":
+		err = a.hub.Disconnect(r.Context(), req.User)
+	}
+	if err != nil {
+		writeError(w, apiStatus(err), strings.TrimPrefix(err.Error(), "hub: "))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, "{}\n")
+}
+
+// authorized compares hashes, so neither the key's bytes nor its length
+// leak through timing.
+func (a *API) authorized(r *http.Request) bool {
+	h := r.Header.Get("Authorization")
+	if len(h) < 7 || !strings.EqualFold(h[:7], "bearer ") {
+		return false
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(h[7:])))
+	return subtle.ConstantTimeCompare(got[:], a.key[:]) == 1
+}
+
+// decode reads one JSON object, at most a publish's data plus room for a
+// long channel list.
+func (a *API) decode(w http.ResponseWriter, r *http.Request, req *apiRequest) (int, string) {
+	body := http.MaxBytesReader(w, r.Body, int64(a.hub.cfg.MaxDataSize)+1<<20)
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(req); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return http.StatusRequestEntityTooLarge, "body too large"
+		}
+		return http.StatusBadRequest, "body is not a JSON object of the expected shape"
+	}
+	if dec.More() {
+		return http.StatusBadRequest, "body has more than one JSON value"
+	}
+	return 0, ""
+}
+
+var errNoData = errors.New(`missing "data"`)
+
+func needData(d json.RawMessage) error {
+	if d == nil {
+		return errNoData
+	}
+	return nil
+}
+
+func apiStatus(err error) int {
+	switch {
+	case errors.Is(err, ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrReserved):
+		return http.StatusForbidden
+	case errors.Is(err, ErrClosed):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusBadRequest
+}

@@ -1,0 +1,160 @@
+package hub
+
+import (
+	"container/heap"
+	"math"
+	"sync"
+	"time"
+)
+
+// hubSecurity is the hub-wide state of auth and limits: connection slots,
+// the index of sessions by user (for Disconnect) and the schedule of token
+// expiries. Sessions without a user or a token cost it nothing.
+type hubSecurity struct {
+	conns *connLimiter
+
+	// mu guards users, due and times; it is never held while sending.
+	mu    sync.Mutex
+	users map[string]map[*session]struct{}
+	due   map[int64]map[*session]struct{} // token expiry (unix second) -> sessions
+	times secondsHeap                     // the keys of due, soonest first
+}
+
+// sessionSecurity is a session's share: its publish bucket and its token
+// expiry. Only the session's own handlers touch it.
+type sessionSecurity struct {
+	bucket bucket
+	exp    int64 // unix seconds; 0: no expiry tracked
+}
+
+// expirySweep is how often expired tokens are looked for. Token exp has a
+// one-second resolution, so a finer sweep would find nothing more.
+const expirySweep = time.Second
+
+// initSecurity completes the security config and starts the expiry sweep.
+// New calls it once, before the hub is shared.
+func (h *Hub) initSecurity() {
+	sc := &h.cfg.Security
+	if sc.PublishRate > 0 && sc.PublishBurst <= 0 {
+		sc.PublishBurst = max(1, int(math.Ceil(sc.PublishRate)))
+	}
+	h.sec.conns = newConnLimiter(sc.MaxConnections, sc.MaxConnectionsPerIP)
+	h.sec.users = make(map[string]map[*session]struct{})
+	h.sec.due = make(map[int64]map[*session]struct{})
+	// Every node wants the system channel, so interest routing carries a
+	// cluster-wide disconnect to every node.
+	h.relay.Interest(sysDisconnect, true)
+	if sc.Tokens != nil {
+		h.wg.Add(1)
+		go h.expiryLoop()
+	}
+}
+
+// trackSession indexes an opened session by user and token expiry.
+func (h *Hub) trackSession(s *session) {
+	if c := s.info.Claims; c != nil && c.ExpiresAt != nil {
+		s.sec.exp = c.ExpiresAt.Unix()
+	}
+	if s.info.User == "" && s.sec.exp == 0 {
+		return
+	}
+	h.sec.mu.Lock()
+	defer h.sec.mu.Unlock()
+	if u := s.info.User; u != "" {
+		set := h.sec.users[u]
+		if set == nil {
+			set = make(map[*session]struct{}, 1)
+			h.sec.users[u] = set
+		}
+		set[s] = struct{}{}
+	}
+	if exp := s.sec.exp; exp != 0 {
+		set := h.sec.due[exp]
+		if set == nil {
+			set = make(map[*session]struct{}, 1)
+			h.sec.due[exp] = set
+			heap.Push(&h.sec.times, exp)
+		}
+		set[s] = struct{}{}
+	}
+}
+
+// untrackSession undoes trackSession and gives back the connection slot.
+func (h *Hub) untrackSession(s *session) {
+	h.sec.conns.release(s.info.RemoteAddr)
+	if s.info.User == "" && s.sec.exp == 0 {
+		return
+	}
+	h.sec.mu.Lock()
+	defer h.sec.mu.Unlock()
+	if set := h.sec.users[s.info.User]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(h.sec.users, s.info.User)
+		}
+	}
+	// An emptied expiry set stays until its second comes, so each second
+	// is in times once.
+	delete(h.sec.due[s.sec.exp], s)
+}
+
+func (h *Hub) expiryLoop() {
+	defer h.wg.Done()
+	t := time.NewTicker(expirySweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case now := <-t.C:
+			h.expire(now.Unix())
+		}
+	}
+}
+
+// expire closes, with 4001, every session whose token's exp is at or
+// before now (a JWT is valid only before its exp).
+func (h *Hub) expire(now int64) {
+	var victims []*session
+	h.sec.mu.Lock()
+	for len(h.sec.times) > 0 && h.sec.times[0] <= now {
+		sec := heap.Pop(&h.sec.times).(int64)
+		for s := range h.sec.due[sec] {
+			victims = append(victims, s)
+		}
+		delete(h.sec.due, sec)
+	}
+	h.sec.mu.Unlock()
+	for _, s := range victims {
+		s.conn.Close(CloseTokenExpired, "token expired")
+	}
+}
+
+// disconnectLocal closes every connection of user on this node with 4003
+// and returns how many there were.
+func (h *Hub) disconnectLocal(user string) int {
+	h.sec.mu.Lock()
+	victims := make([]*session, 0, len(h.sec.users[user]))
+	for s := range h.sec.users[user] {
+		victims = append(victims, s)
+	}
+	h.sec.mu.Unlock()
+	for _, s := range victims {
+		s.conn.Close(CloseDisconnected, "disconnected")
+	}
+	return len(victims)
+}
+
+// secondsHeap is a min-heap of unix seconds for container/heap.
+type secondsHeap []int64
+
+func (q secondsHeap) Len() int           { return len(q) }
+func (q secondsHeap) Less(i, j int) bool { return q[i] < q[j] }
+func (q secondsHeap) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+func (q *secondsHeap) Push(x any)        { *q = append(*q, x.(int64)) }
+func (q *secondsHeap) Pop() any {
+	old := *q
+	x := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return x
+}

@@ -1,0 +1,94 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+)
+
+// sysDisconnect is the system channel of cluster-wide disconnects. Every
+// hub declares interest in it at New, so a publish on it reaches every
+// node; its data is {"user":"<id>"}.
+const sysDisconnect = ReservedPrefix + "sys:disconnect"
+
+// ErrNoUser is returned by Disconnect for an empty user.
+var ErrNoUser = errors.New("hub: user is empty")
+
+// Broadcast publishes the same data to each of chs, cluster-wide, as one
+// Publish per channel. Every channel and the data are checked first, so
+// either all are published or none (an error says which channel failed).
+func (h *Hub) Broadcast(ctx context.Context, chs []string, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if h.closed.Load() {
+		return ErrClosed
+	}
+	for _, ch := range chs {
+		if err := checkServerChannel(ch); err != nil {
+			return err
+		}
+	}
+	if len(data) > h.cfg.MaxDataSize {
+		return ErrTooLarge
+	}
+	if !json.Valid(data) {
+		return ErrBadData
+	}
+	for _, ch := range chs {
+		h.publish(ch, data)
+	}
+	return nil
+}
+
+func checkServerChannel(ch string) error {
+	if reason := validChannel(ch); reason != "" {
+		return fmt.Errorf("%w: %q: %s", ErrBadChannel, quoteForReason(ch), reason)
+	}
+	if isReserved(ch) {
+		return fmt.Errorf("%w: %s", ErrReserved, quoteForReason(ch))
+	}
+	return nil
+}
+
+// Disconnect closes every connection of user on every node of the cluster
+// with 4003 "disconnected". It returns once the local connections are
+// closing and the request is handed to the relay; a connection that is
+// being opened at that moment may escape it.
+func (h *Hub) Disconnect(ctx context.Context, user string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if user == "" {
+		return ErrNoUser
+	}
+	if h.closed.Load() {
+		return ErrClosed
+	}
+	n := h.disconnectLocal(user)
+	h.log.Info("disconnecting user", slog.String("user", user), slog.Int("local_connections", n))
+	data := appendQuoted([]byte(`{"user":`), user)
+	data = append(data, '}')
+	h.relay.Publish(sysDisconnect, data)
+	return nil
+}
+
+// deliverSystem handles a publish on a reserved channel that came from
+// another node. Unknown system channels are ignored, so a newer node can
+// add some.
+func (h *Hub) deliverSystem(ch string, data []byte) {
+	if ch != sysDisconnect {
+		return
+	}
+	var msg struct {
+		User string `json:"user"`
+	}
+	if err := json.Unmarshal(data, &msg); err != nil || msg.User == "" {
+		h.log.Warn("ignored a malformed disconnect from a peer", slog.Any("err", err))
+		return
+	}
+	n := h.disconnectLocal(msg.User)
+	h.log.Debug("peer disconnected user", slog.String("user", msg.User), slog.Int("local_connections", n))
+}
