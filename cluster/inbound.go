@@ -58,14 +58,19 @@ func (c *Cluster) acceptLoop() {
 	}
 }
 
-func (c *Cluster) serveInbound(conn net.Conn) {
+func (c *Cluster) serveInbound(raw net.Conn) {
 	defer c.wg.Done()
-	defer conn.Close()
-	stop := context.AfterFunc(c.ctx, func() { conn.Close() })
+	defer raw.Close()
+	stop := context.AfterFunc(c.ctx, func() { raw.Close() })
 	defer stop()
 
+	raw.SetDeadline(time.Now().Add(c.cfg.HandshakeTimeout))
+	conn, err := c.tlsServer(raw) // raw itself without Config.TLS
+	if err != nil {
+		c.inboundHandshakeFailed(raw, err)
+		return
+	}
 	fr := newFrameReader(bufio.NewReaderSize(conn, readBufSize), handshakeMaxFrame)
-	conn.SetDeadline(time.Now().Add(c.cfg.HandshakeTimeout))
 	name, err := c.hs.server(conn, fr, c.admit)
 	if err != nil {
 		c.inboundHandshakeFailed(conn, err)

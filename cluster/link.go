@@ -88,16 +88,20 @@ func (p *peer) connectAndServe() error {
 	c := p.c
 	addr := p.getAddr()
 	d := net.Dialer{Timeout: dialTimeout}
-	conn, err := d.DialContext(p.ctx, "tcp", addr)
+	raw, err := d.DialContext(p.ctx, "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", addr, err)
 	}
-	defer conn.Close()
-	stop := context.AfterFunc(p.ctx, func() { conn.Close() })
+	defer raw.Close()
+	stop := context.AfterFunc(p.ctx, func() { raw.Close() })
 	defer stop()
 
+	raw.SetDeadline(time.Now().Add(c.cfg.HandshakeTimeout))
+	conn, err := c.tlsClient(p.ctx, raw) // raw itself without Config.TLS
+	if err != nil {
+		return fmt.Errorf("handshake with %s: %w", addr, err)
+	}
 	fr := newFrameReader(bufio.NewReaderSize(conn, 4<<10), handshakeMaxFrame)
-	conn.SetDeadline(time.Now().Add(c.cfg.HandshakeTimeout))
 	if err := c.hs.client(conn, fr, p.name); err != nil {
 		if !errors.Is(err, errRejected) {
 			c.handshakeFailures.Add(1)

@@ -36,6 +36,8 @@ func run(args []string) int {
 		log.Error("cannot start", slog.Any("err", err))
 		return 1
 	}
+	stopReload := reloadOnSIGHUP(n.tls, log)
+	defer stopReload()
 	select {
 	case <-ctx.Done():
 		log.Info("signal received, draining", slog.String("drain_timeout", cfg.drainTimeout.String()))

@@ -35,6 +35,7 @@ type node struct {
 	cluster  *cluster.Cluster
 	http     *http.Server
 	listener net.Listener
+	tls      *tlsSetup // tls.go: certificates reloaded on SIGHUP
 	ready    atomic.Bool
 	served   chan error
 
@@ -54,6 +55,12 @@ func startNode(cfg config, log *slog.Logger, opts nodeOptions) (*node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--listen %s: %w", cfg.listen, err)
 	}
+	ts, err := cfg.tls.setup()
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	ln = ts.listen(ln)
 	secret, err := cfg.clusterSecret()
 	if err != nil {
 		ln.Close()
@@ -71,6 +78,7 @@ func startNode(cfg config, log *slog.Logger, opts nodeOptions) (*node, error) {
 	ccfg.AdvertiseAddr = cfg.advertise
 	ccfg.Join = splitList(cfg.join)
 	ccfg.Secret = secret
+	ccfg.TLS = ts.peerConfig
 	ccfg.ClusterName = cfg.clusterName
 	ccfg.Memberlist = opts.memberlist
 	ccfg.Logger = log.With(slog.String("component", "cluster"))
@@ -92,7 +100,7 @@ func startNode(cfg config, log *slog.Logger, opts nodeOptions) (*node, error) {
 	hcfg.MaxSubscriptions = cfg.maxSubscriptions
 	hcfg.AllowedOrigins = splitList(cfg.allowedOrigins)
 	hcfg.Logger = log.With(slog.String("component", "hub"))
-	h, err := hub.New(hcfg)
+	h, err := cfg.security.newHub(hcfg, log) // security.go: tokens, permissions, limits
 	if err != nil {
 		ln.Close()
 		_ = cl.Shutdown(context.Background())
@@ -105,9 +113,9 @@ func startNode(cfg config, log *slog.Logger, opts nodeOptions) (*node, error) {
 		return nil, err
 	}
 
-	n := &node{log: log, hub: h, cluster: cl, listener: ln, served: make(chan error, 1)}
+	n := &node{log: log, hub: h, cluster: cl, listener: ln, tls: ts, served: make(chan error, 1)}
 	n.http = &http.Server{
-		Handler:           n.routes(cfg.pprof),
+		Handler:           cfg.security.routes(n.routes(cfg.pprof), h), // + the server API
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -115,7 +123,7 @@ func startNode(cfg config, log *slog.Logger, opts nodeOptions) (*node, error) {
 	n.ready.Store(true)
 	log.Info("meshcast serving",
 		slog.String("node", name),
-		slog.String("http", "http://"+ln.Addr().String()),
+		slog.String("http", ts.scheme()+"://"+ln.Addr().String()),
 		slog.Int("gossip_port", cl.GossipPort()),
 		slog.Int("peer_port", cl.PeerPort()))
 	return n, nil

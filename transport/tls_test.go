@@ -1,0 +1,328 @@
+package transport
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// A hijacked *tls.Conn has no file descriptor, so every connection here runs
+// on the fallback path in both modes: a reader goroutine and blocking writes.
+
+// selfSigned makes a throwaway ECDSA certificate for 127.0.0.1 and the pool
+// a client needs to trust it.
+func selfSigned(t testing.TB) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "transport test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		IsCA:         true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+// tlsEnv is newEnv behind an HTTPS listener.
+type tlsEnv struct {
+	*env
+	roots *x509.CertPool
+}
+
+func newTLSEnv(t testing.TB, cfg Config, echo bool) *tlsEnv {
+	t.Helper()
+	srv, err := NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, srv: srv, echo: echo}
+	e.hs = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := newRecorder(e.echo)
+		e.mu.Lock()
+		e.recs = append(e.recs, rec)
+		e.mu.Unlock()
+		_, _ = srv.Upgrade(w, r, rec)
+	}))
+	cert, roots := selfSigned(t)
+	e.hs.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	e.hs.StartTLS()
+	e.url = "wss" + strings.TrimPrefix(e.hs.URL, "https") + "/ws"
+	t.Cleanup(e.close)
+	return &tlsEnv{env: e, roots: roots}
+}
+
+func (e *tlsEnv) dialTLS() *client {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d := ws.Dialer{TLSConfig: &tls.Config{RootCAs: e.roots}}
+	conn, br, _, err := d.Dial(ctx, e.url)
+	if err != nil {
+		e.t.Fatalf("dial %s: %v", e.url, err)
+	}
+	if _, ok := conn.(*tls.Conn); !ok {
+		e.t.Fatalf("dialled a %T, want *tls.Conn", conn)
+	}
+	c := &client{t: e.t, conn: conn, r: conn}
+	if br != nil {
+		c.r = io.MultiReader(br, conn)
+	}
+	e.t.Cleanup(func() { _ = conn.Close() })
+	return c
+}
+
+func TestTLSEcho(t *testing.T) {
+	forModes(t, func(t *testing.T, cfg Config) {
+		e := newTLSEnv(t, cfg, true)
+		c := e.dialTLS()
+		for _, s := range []string{"hello", "", strings.Repeat("x", 1000), "héllo ✓"} {
+			c.sendText(s)
+			if got := c.readText(); got != s {
+				t.Fatalf("echo %q, want %q", got, s)
+			}
+		}
+		// The server side really is on the fallback path.
+		if conn := e.rec(0).conn.Load(); conn.polled || conn.rc != nil {
+			t.Fatalf("TLS conn polled=%v rc=%v, want the goroutine reader", conn.polled, conn.rc)
+		}
+		c.write(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, "bye")))
+		c.expectClose(CloseNormal)
+		if got := e.rec(0).waitClosed(t); got.Code != CloseNormal || !got.Remote {
+			t.Fatalf("OnClose(%+v)", *got)
+		}
+		waitFor(t, 5*time.Second, "registry empty", func() bool { return e.srv.Stats().Conns == 0 })
+	})
+}
+
+func TestTLSFragmentedMessage(t *testing.T) {
+	forModes(t, func(t *testing.T, cfg Config) {
+		cfg.MaxMessageSize = 64 << 10
+		e := newTLSEnv(t, cfg, true)
+		c := e.dialTLS()
+		c.write(ws.NewFrame(ws.OpText, false, []byte("hel")))
+		c.write(ws.NewPingFrame([]byte("mid")))
+		c.write(ws.NewFrame(ws.OpContinuation, false, []byte("lo, w\xc3")))
+		c.write(ws.NewFrame(ws.OpContinuation, true, []byte("\xb6rld")))
+		if f := c.read(); f.Header.OpCode != ws.OpPong || string(f.Payload) != "mid" {
+			t.Fatalf("got %v %q, want pong \"mid\"", f.Header.OpCode, f.Payload)
+		}
+		if got, want := c.readText(), "hello, wörld"; got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+		// A message larger than one TLS record (16 KiB) and than the
+		// reader's 4 KiB buffer, in one frame.
+		big := strings.Repeat("y", 40<<10)
+		c.sendText(big)
+		if got := c.readText(); got != big {
+			t.Fatalf("large echo: %d bytes, want %d", len(got), len(big))
+		}
+		if got := e.rec(0).messages(); len(got) != 2 {
+			t.Fatalf("handler got %d messages, want 2", len(got))
+		}
+	})
+}
+
+func TestTLSSlowConsumer(t *testing.T) {
+	forModes(t, func(t *testing.T, cfg Config) {
+		cfg.WriteQueueSize = 256 << 10
+		e := newTLSEnv(t, cfg, false)
+		slow, fast := e.dialTLS(), e.dialTLS()
+		slowConn, fastConn := e.rec(0).conn.Load(), e.rec(1).conn.Load()
+		var received atomic.Int64
+		readerDone := make(chan error, 1)
+		go func() { readerDone <- readInOrder(fast, &received) }()
+		const maxFrames = 100_000 // 100 MB: more than the socket buffers hold
+		sent, full := 0, false
+		for ; sent < maxFrames && !full; sent++ {
+			f, p := NewTextFrame(1000) // large frames fill the socket in few sends
+			copy(p, fmt.Sprintf("%08d", sent))
+			switch err := slowConn.Send(f); {
+			case errors.Is(err, ErrQueueFull):
+				full = true
+			case err != nil:
+				t.Fatalf("slow Send: %v", err)
+			}
+			if err := fastConn.Send(f); err != nil {
+				t.Fatalf("fast Send %d: %v", sent, err)
+			}
+			if sent%50 == 49 { // keep the fast client's queue within bounds
+				waitFor(t, 10*time.Second, "fast client to catch up", func() bool {
+					return received.Load() > int64(sent-50)
+				})
+			}
+		}
+		if !full {
+			t.Fatalf("no ErrQueueFull after %d frames", sent)
+		}
+		got := e.rec(0).waitClosed(t)
+		if got.Code != ClosePolicyViolation || got.Reason != ReasonSlowConsumer {
+			t.Fatalf("slow client OnClose(%+v)", *got)
+		}
+		if n := e.srv.Stats().SlowConsumerCloses; n != 1 {
+			t.Fatalf("SlowConsumerCloses = %d, want 1", n)
+		}
+		waitFor(t, 10*time.Second, "fast client to get every frame", func() bool {
+			return received.Load() == int64(sent)
+		})
+		fastConn.Close(CloseNormal, "")
+		if err := <-readerDone; err != nil {
+			t.Fatalf("fast client: %v", err)
+		}
+		// The slow client, reading at last, finds the close frame after the
+		// frames already on their way, and then the end of the connection.
+		slow.expectClose(ClosePolicyViolation)
+		waitFor(t, 10*time.Second, "slow conn torn down", func() bool { return e.srv.Stats().Conns == 0 })
+	})
+}
+
+// readInOrder reads numbered frames until a close frame.
+func readInOrder(c *client, received *atomic.Int64) error {
+	for i := 0; ; i++ {
+		_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		f, err := ws.ReadFrame(c.r)
+		if err != nil {
+			return err
+		}
+		if f.Header.OpCode == ws.OpClose {
+			return nil
+		}
+		if want := fmt.Sprintf("%08d", i); len(f.Payload) < 8 || string(f.Payload[:8]) != want {
+			return fmt.Errorf("frame %.8q, want %q", f.Payload, want)
+		}
+		received.Add(1)
+	}
+}
+
+func TestTLSShutdown(t *testing.T) {
+	forModes(t, func(t *testing.T, cfg Config) {
+		e := newTLSEnv(t, cfg, false)
+		var clients []*client
+		for i := range 3 {
+			clients = append(clients, e.dialTLS())
+			f, p := NewTextFrame(5)
+			copy(p, "queue")
+			if err := e.rec(i).conn.Load().Send(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		start := time.Now()
+		if err := e.srv.Shutdown(ctx); err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		// Clients that are not reading yet must not hold Shutdown (a TLS
+		// close may write a close_notify alert).
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("Shutdown took %v", d)
+		}
+		for i, c := range clients {
+			if got := c.readText(); got != "queue" {
+				t.Fatalf("client %d got %q, want the queued frame first", i, got)
+			}
+			if reason := c.expectClose(CloseGoingAway); reason != ReasonGoingAway {
+				t.Fatalf("reason %q", reason)
+			}
+			if got := e.rec(i).closeErr.Load(); got == nil || got.Code != CloseGoingAway {
+				t.Fatalf("client %d OnClose %v after Shutdown returned", i, got)
+			}
+		}
+	})
+}
+
+func TestTLSShutdownDeadline(t *testing.T) {
+	// A TLS client that never reads: Shutdown must still end at its deadline
+	// and not wait for a close_notify that cannot be written.
+	forModes(t, func(t *testing.T, cfg Config) {
+		cfg.WriteQueueSize = 128 << 20
+		e := newTLSEnv(t, cfg, false)
+		e.dialTLS()
+		conn := e.rec(0).conn.Load()
+		f, _ := NewTextFrame(60 << 10)
+		// More than the loopback buffers can hold; the frames share one
+		// buffer, so this costs no memory.
+		for queued := 0; queued < 80<<20; queued += len(f) {
+			if err := conn.Send(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		if err := e.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Shutdown = %v, want deadline exceeded", err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("Shutdown took %v past a 100ms deadline", d)
+		}
+		if got := e.rec(0).closeErr.Load(); got == nil {
+			t.Fatal("OnClose not called before Shutdown returned")
+		}
+	})
+}
+
+func TestTLSStuckClientTeardown(t *testing.T) {
+	// A client that never reads: the blocked write times out and the
+	// connection is torn down. That must not add a close_notify write that
+	// blocks for crypto/tls's own 5 s on the same full socket.
+	forModes(t, func(t *testing.T, cfg Config) {
+		cfg.WriteTimeout = 300 * time.Millisecond
+		cfg.WriteQueueSize = 128 << 20
+		e := newTLSEnv(t, cfg, false)
+		e.dialTLS()
+		conn := e.rec(0).conn.Load()
+		f, _ := NewTextFrame(60 << 10)
+		for queued := 0; queued < 80<<20; queued += len(f) { // more than the socket buffers can hold
+			if err := conn.Send(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		start := time.Now()
+		conn.Close(CloseNormal, "")
+		e.rec(0).waitClosed(t)
+		// Shutdown waits for the socket to be closed (the registry entry
+		// goes before the close).
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := e.srv.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("teardown took %v with a %v write timeout", d, cfg.WriteTimeout)
+		}
+	})
+}
