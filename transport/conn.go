@@ -25,8 +25,7 @@ type Conn struct {
 	rc  syscall.RawConn // nil when the conn has no file descriptor (TLS)
 	h   Handler
 
-	id       uint32 // registry key and epoll generation tag
-	fd       int32
+	id       uint32       // registry key and epoll generation tag
 	polled   bool         // read by the epoll workers, not a goroutine
 	rstate   atomic.Int32 // read token, epoll mode only
 	halves   atomic.Int32 // teardown halves done: socket closed, OnClose returned

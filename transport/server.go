@@ -270,8 +270,9 @@ func (s *Server) workLoop() {
 
 // watch registers (first) or re-arms the connection in epoll.
 func (s *Server) watch(c *Conn, first bool) error {
+	// Once re-armed, the connection may already be on another worker: touch
+	// nothing of c after arm.
 	return control(c.rc, func(fd int) error {
-		c.fd = int32(fd)
 		return s.poll.arm(fd, c.id, first)
 	})
 }
