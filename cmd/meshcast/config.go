@@ -25,6 +25,7 @@ type config struct {
 	logFormat        string
 	logLevel         string
 	pprof            bool
+	gcPercent        int
 
 	name        string
 	gossip      string
@@ -59,6 +60,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&c.pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ (for diagnosis; do not expose publicly)")
+	fs.IntVar(&c.gcPercent, "gc-percent", 50, "Go GC target percentage (GOGC); lower uses less memory per connection, higher less CPU in connection bursts")
 
 	fs.StringVar(&c.name, "name", "", "node name, unique in the cluster (default: hostname:listen-port)")
 	fs.StringVar(&c.gossip, "gossip", ":7946", "gossip (memberlist) bind address, TCP and UDP")
@@ -103,6 +105,8 @@ func (c *config) validate() error {
 		return errors.New("--max-data must be positive and at most --max-message")
 	case c.writeQueue < c.maxMessage:
 		return errors.New("--write-queue must be at least --max-message")
+	case c.gcPercent < 10:
+		return errors.New("--gc-percent must be at least 10")
 	case c.pingInterval < 100*time.Millisecond:
 		return errors.New("--ping-interval must be at least 100ms")
 	case c.logFormat != "text" && c.logFormat != "json":

@@ -163,6 +163,7 @@ func TestConfigFlagsAndEnv(t *testing.T) {
 	for _, bad := range [][]string{
 		{"--log-format", "xml"},
 		{"--max-message", "10"},
+		{"--gc-percent", "5"},
 		{"--secret", "a", "--secret-file", "b"},
 		{"--ping-interval", "soon"},
 		{"stray"},
