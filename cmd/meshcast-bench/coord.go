@@ -222,6 +222,11 @@ func mergeEvents(evs []event) (sum event, h *Hist) {
 		sum.Published += e.Published
 		sum.PubAcks += e.PubAcks
 		sum.PubErrs += e.PubErrs
+		sum.Attempts += e.Attempts
+		sum.Churned += e.Churned
+		sum.ChurnDialErrs += e.ChurnDialErrs
+		sum.ChurnSubErrs += e.ChurnSubErrs
+		sum.DoneNs = max(sum.DoneNs, e.DoneNs)
 		h.mergeJSON(e.Hist)
 	}
 	return sum, h

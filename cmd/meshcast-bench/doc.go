@@ -7,6 +7,32 @@
 //	meshcast-bench idle --urls ws://127.0.0.1:8080/ws --conns 15000 --pids 1234[,5678] \
 //	    [--stats-urls http://127.0.0.1:8080/api/stats] [--hold 10s] [--json]
 //
+//	meshcast-bench rooms --urls ... --rooms 1000 --room-size 3 [--cluster-urls .../api/cluster | --redis 127.0.0.1:6390]
+//	meshcast-bench churn --urls ws://127.0.0.1:8080/ws --rate 1000 [--ramp] [--sources 64] [--conc 256]
+//	meshcast-bench compare [--scenarios fanout1,fanout3,rooms,idle,churn] [--rounds 2] [--out results]
+//
+// churn opens, subscribes (waiting for the ack) and cleanly closes
+// connections at a target rate, rotating loopback source addresses so
+// TIME_WAIT does not exhaust ephemeral ports; a step is sustained when at
+// least 95% of the target completed, the error rate is at most
+// --max-error-rate and the dial-to-ack p99 is within --p99-bound.
+//
+// compare starts fresh clusters itself for every run (meshcast: the binary
+// of --meshcast-bin or one it builds; the peer: peer/peer.sh, Socket.IO v4
+// nodes with @socket.io/redis-adapter and a Redis without persistence),
+// runs meshcast then the peer, round after round, and prints each figure
+// with the ratio meshcast/peer and the target. Cross-node bytes:
+// meshcast sums bytes_sent over every node's peer links (/api/cluster); the
+// peer's nodes only talk through Redis, so its figure is Redis's
+// total_net_input_bytes + total_net_output_bytes delta (INFO stats): a
+// message goes node -> Redis once and Redis -> every node once, both hops
+// cross between processes (and, deployed, between hosts).
+//
+// The Socket.IO "join" carries an ack id (42<id>["join",room]) that
+// peer/server.js answers (43<id>[]) once the socket is in the room, so the
+// bench starts publishing when every subscriber is known ready, as with
+// meshcast's sub ack, instead of after a fixed wait.
+//
 // fanout subscribes N connections to one channel (round-robin over the
 // URLs, each waits for its ack), then P publishers send at a steady total
 // rate; each delivery's payload carries the send time, a per-publisher

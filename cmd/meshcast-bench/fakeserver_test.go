@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"runtime"
@@ -22,6 +23,7 @@ type fakeServer struct {
 
 	dropEvery int // drop every n-th delivery to the first subscriber
 	dupEvery  int // send every n-th delivery to the first subscriber twice
+	errEvery  int // refuse every n-th subscribe with an err reply
 
 	srv *http.Server
 	wg  sync.WaitGroup
@@ -31,6 +33,9 @@ type fakeServer struct {
 	publishes int
 	conns     map[*fakeConn]struct{}
 	chans     map[string][]*fakeConn
+	subs      int            // subscribe requests seen
+	queries   map[string]int // upgrades by raw query
+	sources   map[string]int // upgrades by remote IP
 }
 
 type fakeConn struct {
@@ -52,7 +57,8 @@ func newFakeServer(t *testing.T, configure func(*fakeServer)) *fakeServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeServer{conns: map[*fakeConn]struct{}{}, chans: map[string][]*fakeConn{}}
+	f := &fakeServer{conns: map[*fakeConn]struct{}{}, chans: map[string][]*fakeConn{},
+		queries: map[string]int{}, sources: map[string]int{}}
 	if configure != nil {
 		configure(f)
 	}
@@ -101,9 +107,7 @@ func (f *fakeServer) serveWS(w http.ResponseWriter, r *http.Request) {
 	f.wg.Add(1)
 	defer f.wg.Done()
 	c := &fakeConn{nc: nc}
-	f.mu.Lock()
-	f.conns[c] = struct{}{}
-	f.mu.Unlock()
+	f.register(c, r)
 	defer f.drop(c)
 	if c.send([]byte(`{"op":"hello","client":"c1","node":"fake"}`)) != nil {
 		return
@@ -148,8 +152,16 @@ func (f *fakeServer) handle(c *fakeConn, msg []byte) {
 	switch m.Op {
 	case "sub":
 		f.mu.Lock()
-		f.chans[m.Ch] = append(f.chans[m.Ch], c)
+		f.subs++
+		refuse := f.errEvery > 0 && f.subs%f.errEvery == 0
+		if !refuse {
+			f.chans[m.Ch] = append(f.chans[m.Ch], c)
+		}
 		f.mu.Unlock()
+		if refuse {
+			_ = c.send([]byte(`{"op":"err","code":429,"reason":"refused"}`))
+			return
+		}
 	case "pub":
 		f.publish(m.Ch, m.Data)
 	default:
@@ -207,9 +219,7 @@ func (f *fakeServer) serveSocketIO(w http.ResponseWriter, r *http.Request) {
 	f.wg.Add(1)
 	defer f.wg.Done()
 	c := &fakeConn{nc: nc, sio: true}
-	f.mu.Lock()
-	f.conns[c] = struct{}{}
-	f.mu.Unlock()
+	f.register(c, r)
 	defer f.drop(c)
 	if c.send([]byte(`0{"sid":"s1","upgrades":[],"pingInterval":25000,"pingTimeout":20000}`)) != nil {
 		return
@@ -234,6 +244,13 @@ func (f *fakeServer) serveSocketIO(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *fakeServer) handleEvent(c *fakeConn, b []byte) {
+	// An event asking for an ack carries its id before the array.
+	i := 0
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	ackID := string(b[:i])
+	b = b[i:]
 	var ev []json.RawMessage
 	if json.Unmarshal(b, &ev) != nil || len(ev) != 2 {
 		return
@@ -247,6 +264,9 @@ func (f *fakeServer) handleEvent(c *fakeConn, b []byte) {
 			f.mu.Lock()
 			f.chans[room] = append(f.chans[room], c)
 			f.mu.Unlock()
+			if ackID != "" {
+				_ = c.send([]byte("43" + ackID + "[]"))
+			}
 		}
 	case "msg":
 		var m struct {
@@ -263,4 +283,22 @@ func (f *fakeServer) pongCount() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.pongs
+}
+
+// stats returns copies of the per-query and per-source upgrade counts.
+func (f *fakeServer) stats() (queries, sources map[string]int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.queries), maps.Clone(f.sources)
+}
+
+// register counts a new connection by query and source address.
+func (f *fakeServer) register(c *fakeConn, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.conns[c] = struct{}{}
+	f.queries[r.URL.RawQuery]++
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		f.sources[host]++
+	}
 }

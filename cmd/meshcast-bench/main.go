@@ -24,6 +24,10 @@ scenarios:
   idle     N idle subscribed connections; server RSS per connection, threads, goroutines
   rooms    C rooms of K subscribers, most rooms on one node; random-room publishes;
            deliveries, latency, loss and bytes crossing between nodes
+  churn    connect + subscribe + close at a target rate (--ramp: raise it until not sustained);
+           upgrades/s, error rate, connect-to-ack latency
+  compare  the scenarios against a meshcast cluster and the Socket.IO + Redis peer
+           (peer/peer.sh), alternating A B A B, with the ratio meshcast/peer
 
 run "meshcast-bench <scenario> -h" for its flags.
 `
@@ -65,6 +69,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdIdle(ctx, args[1:], stdout, stderr)
 	case "rooms":
 		err = cmdRooms(ctx, args[1:], stdout, stderr)
+	case "churn":
+		err = cmdChurn(ctx, args[1:], stdout, stderr)
+	case "compare":
+		err = cmdCompare(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -104,7 +112,15 @@ func cmdFanout(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var asJSON bool
 	fs.IntVar(&cfg.Subs, "subs", 3000, "subscribers of the channel")
 	fs.IntVar(&cfg.Pubs, "pubs", 3, "publishers; the rate is spread evenly over them")
-	return runFanoutCLI(ctx, fs, &cfg, &urls, &asJSON, args, stdout, stderr)
+	var pubURLs string
+	fs.StringVar(&pubURLs, "pub-urls", "", "comma-separated URLs for the publishers, round-robin (default: --urls); e.g. subscribers on other nodes than the publisher")
+	return runFanoutCLI(ctx, fs, &cfg, &urls, &asJSON, args, stdout, stderr, func() error {
+		var err error
+		if pubURLs != "" {
+			cfg.PubURLs, err = parseURLs(pubURLs)
+		}
+		return err
+	})
 }
 
 func cmdRooms(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -119,6 +135,7 @@ func cmdRooms(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Float64Var(&cross, "cross", 0.1, "fraction of rooms whose subscribers are spread over all URLs; the others sit on one node each")
 	fs.IntVar(&cfg.Pubs, "pubs", 4, "publishers (round-robin over the URLs), each to a random room per message")
 	fs.StringVar(&clusterURLs, "cluster-urls", "", "comma-separated meshcast /api/cluster URLs: peer-link bytes sent are summed")
+	fs.StringVar(&cfg.RedisAddr, "redis", "", "host:port of the Socket.IO peer's Redis: INFO stats input+output bytes count as crossing between nodes")
 	return runFanoutCLI(ctx, fs, &cfg, &urls, &asJSON, args, stdout, stderr, func() error {
 		if cfg.Rooms < 1 || cfg.RoomSize < 1 {
 			return fmt.Errorf("rooms needs --rooms and --room-size above zero")
@@ -148,6 +165,7 @@ func runFanoutCLI(ctx context.Context, fs *flag.FlagSet, cfg *fanoutConfig, urls
 	fs.IntVar(&cfg.MaxSteps, "max-steps", 20, "most ramp steps")
 	fs.DurationVar(&cfg.P99Bound, "p99-bound", 250*time.Millisecond, "ramp: highest acceptable p99 latency")
 	fs.DurationVar(&cfg.Drain, "drain", 5*time.Second, "longest wait for in-flight deliveries after each step")
+	fs.IntVar(&cfg.Retries, "retries", 1, "ramp: repeat a step that failed on p99 (no loss) this often before stopping")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ type progress struct {
 	total int
 	start time.Time
 
+	churn    bool // churn steps: attempts and upgrades/s rather than deliveries
 	step     int
 	rate     float64
 	lastRecv int64
@@ -49,12 +50,22 @@ func (p *progress) print(c *coord) {
 		rate = float64(sum.Received-p.lastRecv) / dt
 	}
 	p.lastRecv, p.lastAt = sum.Received, now
+	if p.churn {
+		p.printLine(fmt.Sprintf("%6.1fs step %d @%.0f/s attempts %d subscribed %d errs %d p99 %.2fms",
+			now.Sub(p.start).Seconds(), p.step, p.rate, sum.Attempts, sum.Churned,
+			sum.ChurnDialErrs+sum.ChurnSubErrs, ms(h.Quantile(0.99))))
+		return
+	}
 	line := fmt.Sprintf("%6.1fs connected %d/%d acked %d errs %d", now.Sub(p.start).Seconds(),
 		sum.Connected, p.total, sum.Acked, sum.DialErrs+sum.SubErrs+sum.Disconnects)
 	if p.step > 0 {
 		line += fmt.Sprintf(" | step %d @%.0f/s deliveries/s %.0f lost %d p99 %.2fms",
 			p.step, p.rate, rate, sum.Lost, ms(h.Quantile(0.99)))
 	}
+	p.printLine(line)
+}
+
+func (p *progress) printLine(line string) {
 	p.printed = true
 	if p.tty {
 		fmt.Fprintf(p.w, "\r\033[K%s", line)

@@ -30,9 +30,6 @@ type protocol interface {
 	// appendPub appends a publish frame around data.
 	appendPub(dst, chq []byte, id uint64, data []byte) []byte
 	kind(msg []byte) msgKind
-	// subAckImplicit is true when the protocol has no subscribe ack, so a
-	// subscription counts as done once it is written.
-	subAckImplicit() bool
 	// pong is the answer to a kindPing message.
 	pong() []byte
 }
@@ -59,7 +56,6 @@ type protoV1 struct{}
 
 func (protoV1) wsURL(base string) string { return base }
 func (protoV1) open(*wsConn) error       { return nil }
-func (protoV1) subAckImplicit() bool     { return false }
 func (protoV1) pong() []byte             { return nil }
 
 func (protoV1) appendSub(dst, chq []byte, id uint64) []byte {

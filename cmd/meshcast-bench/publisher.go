@@ -7,10 +7,15 @@ import (
 	"github.com/gobwas/ws"
 )
 
-// runPublisherConn dials a publisher and keeps reading its acks until the
+// runPublisherConn dials a publisher (round-robin over the publisher URLs,
+// so with one URL per node there is one publisher per node) and keeps reading its acks until the
 // connection ends; the step goroutines write on it.
 func (w *worker) runPublisherConn(p *publisher, release func()) {
-	c, err := w.dial(p.idx, p.idx)
+	urls := w.cfg.URLs
+	if len(w.cfg.PubURLs) > 0 {
+		urls = w.cfg.PubURLs
+	}
+	c, err := w.dialFrom(urls, p.idx, p.idx)
 	if err != nil {
 		if !w.closing.Load() {
 			w.dialErrs.Add(1)

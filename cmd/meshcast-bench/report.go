@@ -42,7 +42,7 @@ func printFanout(w io.Writer, r *fanoutReport) {
 	_ = tw.Flush()
 	for _, s := range r.Steps {
 		if s.CrossBytes != 0 {
-			fmt.Fprintf(w, "step %d: %d bytes between nodes, %.1f per publish\n", s.Step, s.CrossBytes, s.CrossPerPub)
+			fmt.Fprintf(w, "step %d: %d bytes between nodes, %.1f per publish, %.1f per delivery\n", s.Step, s.CrossBytes, s.CrossPerPub, s.CrossPerDel)
 		}
 	}
 	if r.Stopped != "" {

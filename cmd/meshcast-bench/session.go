@@ -151,8 +151,12 @@ func (w *worker) connectAll() {
 // dial opens connection number g (subscriber or publisher) with the
 // round-robin URL and source address, and runs the protocol's opening.
 func (w *worker) dial(g, urlIdx int) (*wsConn, error) {
-	n := len(w.cfg.URLs)
-	u := w.cfg.URLs[urlIdx%n]
+	return w.dialFrom(w.cfg.URLs, g, urlIdx)
+}
+
+func (w *worker) dialFrom(urls []string, g, urlIdx int) (*wsConn, error) {
+	n := len(urls)
+	u := urls[urlIdx%n]
 	src := sourceAddr(u, g/n, w.cfg.PerDest)
 	c, err := dialWS(w.ctx, w.proto.wsURL(u), src, w.cfg.ReadBuf, time.Duration(w.cfg.DialTimeout)*time.Millisecond)
 	if err != nil {
@@ -183,9 +187,6 @@ func (w *worker) runSubscriber(s *subscriber, release func()) {
 	if err := c.write(ws.OpText, w.proto.appendSub(nil, s.chq, 1)); err != nil {
 		w.subErrs.Add(1)
 		return
-	}
-	if w.proto.subAckImplicit() {
-		w.markAcked(s, c, release)
 	}
 	for {
 		op, msg, err := c.fr.next()

@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/gobwas/ws"
 )
 
 // protoSocketIO speaks Socket.IO v4 over Engine.IO v4, WebSocket transport
-// only, with the event names of the comparison server: "join" with a room
-// name, and "msg" carrying {"room":..., "data":...} both ways.
+// only, with the event names of the comparison server (peer/server.js):
+// "join" with a room name, and "msg" carrying {"room":..., "data":...} both
+// ways. The join asks for an acknowledgement (42<id>["join",room], answered
+// 43<id>[]): a plain join has none, and waiting a fixed time instead would
+// either waste time or publish before every subscriber is in its room.
 type protoSocketIO struct{}
 
 // wsURL points a bare ws://host:port (or .../ws) at the Engine.IO endpoint.
@@ -63,12 +67,12 @@ func (p protoSocketIO) open(c *wsConn) error {
 	}
 }
 
-// subAckImplicit: a plain "join" event has no acknowledgement.
-func (protoSocketIO) subAckImplicit() bool { return true }
-func (protoSocketIO) pong() []byte         { return []byte("3") }
+func (protoSocketIO) pong() []byte { return []byte("3") }
 
-func (protoSocketIO) appendSub(dst, chq []byte, _ uint64) []byte {
-	dst = append(dst, `42["join",`...)
+func (protoSocketIO) appendSub(dst, chq []byte, id uint64) []byte {
+	dst = append(dst, "42"...)
+	dst = strconv.AppendUint(dst, id, 10)
+	dst = append(dst, `["join",`...)
 	dst = append(dst, chq...)
 	return append(dst, ']')
 }

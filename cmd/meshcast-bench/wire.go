@@ -6,11 +6,12 @@ package main
 
 // Commands (coordinator -> worker).
 const (
-	cmdSetup   = "setup"   // dial and subscribe; answer evReady
-	cmdRun     = "run"     // publish one step; answer evPubDone
-	cmdStat    = "stat"    // answer evStat now
-	cmdCollect = "collect" // count the tail loss of the step; answer evCollected
-	cmdQuit    = "quit"    // close every connection and exit
+	cmdSetup     = "setup"   // dial and subscribe; answer evReady
+	cmdRun       = "run"     // publish one step; answer evPubDone
+	cmdStat      = "stat"    // answer evStat now
+	cmdCollect   = "collect" // count the tail loss of the step; answer evCollected
+	cmdChurnStep = "churn"   // run one churn step; answer evChurnDone
+	cmdQuit      = "quit"    // close every connection and exit
 )
 
 // Events (worker -> coordinator).
@@ -19,6 +20,7 @@ const (
 	evReady     = "ready"     // every connection is subscribed or failed
 	evPubDone   = "pubdone"   // the step's publishes are sent
 	evCollected = "collected" // the step's final counters
+	evChurnDone = "churndone" // the churn step's attempts have all ended
 	evFatal     = "fatal"     // the worker cannot go on
 )
 
@@ -35,8 +37,9 @@ type command struct {
 type setupCmd struct {
 	Proto       string   `json:"proto"` // "v1" or "socketio"
 	URLs        []string `json:"urls"`
-	Channel     string   `json:"channel"`    // fanout: everyone's channel
-	OwnChannel  bool     `json:"ownChannel"` // idle: subscriber g joins Channel+"-"+g
+	PubURLs     []string `json:"pubUrls,omitempty"` // publishers' URLs when they differ from URLs
+	Channel     string   `json:"channel"`           // fanout: everyone's channel
+	OwnChannel  bool     `json:"ownChannel"`        // idle: subscriber g joins Channel+"-"+g
 	SubFirst    int      `json:"subFirst"`
 	SubCount    int      `json:"subCount"`
 	PubFirst    int      `json:"pubFirst"`
@@ -58,6 +61,11 @@ type runCmd struct {
 	Size    int     `json:"size"`
 	DurMs   int64   `json:"durMs"`
 	StartNs int64   `json:"startNs"` // wall clock start, so all workers' publishers share one phase grid
+
+	// churn
+	Conc    int `json:"conc"`    // attempts in flight at most
+	Sources int `json:"sources"` // loopback source addresses to rotate over
+	Workers int `json:"workers"` // worker count, to interleave attempt numbers
 }
 
 // event carries the counters of the current step (deliveries, loss,
@@ -85,4 +93,11 @@ type event struct {
 	Hist      *histJSON `json:"hist,omitempty"`
 
 	Ends map[int][]uint64 `json:"ends,omitempty"` // evPubDone: global publisher -> sequence end per channel
+
+	// churn step counters
+	Attempts      int64 `json:"attempts,omitempty"`
+	Churned       int64 `json:"churned,omitempty"` // subscribed (acked) connections
+	ChurnDialErrs int64 `json:"churnDialErrs,omitempty"`
+	ChurnSubErrs  int64 `json:"churnSubErrs,omitempty"`
+	DoneNs        int64 `json:"doneNs,omitempty"` // evChurnDone: when the last subscribe ack arrived
 }

@@ -66,7 +66,8 @@ type worker struct {
 
 	connected, acked, dialErrs, subErrs, disconnects atomic.Int64
 
-	step atomic.Pointer[stepHists]
+	step  atomic.Pointer[stepHists]
+	churn atomic.Pointer[churnCounts] // current churn step, nil before the first
 
 	baseMu  sync.Mutex
 	base    counters // subscriber counters at the start of the step
@@ -108,6 +109,12 @@ func workerMain(id int, in io.Reader, out io.Writer) error {
 			w.emit(w.stat(evStat))
 		case cmdCollect:
 			w.collect(c.Ends)
+		case cmdChurnStep:
+			if c.Run != nil && w.proto != nil {
+				w.startChurn(*c.Run)
+			} else {
+				w.emit(event{Ev: evFatal, Err: "churn before setup"})
+			}
 		case cmdQuit:
 			return nil
 		}
@@ -201,6 +208,7 @@ func (w *worker) stat(kind string) event {
 		e.PubAcks += p.acks.Load()
 		e.PubErrs += p.errs.Load()
 	}
+	w.churn.Load().fill(&e)
 	return e
 }
 

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Runs every figure BENCHMARKS.md needs and prints the tables; raw outputs
+# go to cmd/meshcast-bench/results/<scenario>-<date>.txt (and .json).
+#
+#   cmd/meshcast-bench/run-all.sh            # everything (about an hour on 2 cores)
+#   ONLY="issue2 issue3" cmd/meshcast-bench/run-all.sh
+#   STEP=10s ROUNDS=1 cmd/meshcast-bench/run-all.sh   # quicker, less precise
+#
+# Parts: issue2 (one node: idle RSS at 15,000 conns; fan-out ramps at 3,000
+# and 10,000 subscribers), issue3 (3 nodes: fan-out ramp; cross-node extra
+# p99), issue4 (meshcast-bench compare against Socket.IO + Redis: needs
+# node/npm, installs the peer on first use via peer/peer.sh).
+# Every process it starts is stopped at the end (trap), and every bench run
+# has its own hard timeout.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+RESULTS=${RESULTS:-$HERE/results}
+ONLY=${ONLY:-"issue2 issue3 issue4"}
+STEP=${STEP:-20s}           # issue 2/3 ramp step (the issues ask for 20 s)
+ROUNDS=${ROUNDS:-2}         # compare rounds (A B A B)
+BASE=${BASE_PORT:-28080}    # meshcast node i: HTTP BASE+i, gossip BASE+100+2i, peer BASE+101+2i
+START2=${START2:-40}        # first ramp rate, issue 2 (publishes/s)
+START3=${START3:-40}        # first ramp rate, issue 3
+XRATE=${XRATE:-50}          # fixed rate of the cross-node latency runs
+DATE=$(date -u +%Y-%m-%dT%H%M)
+TMP=$(mktemp -d)
+PIDS=()
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	mesh_down
+	rm -rf "$TMP"
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+echo "building meshcast and meshcast-bench ($(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo no-git))" >&2
+(cd "$ROOT" && go build -o "$TMP/meshcast" ./cmd/meshcast && go build -o "$TMP/meshcast-bench" ./cmd/meshcast-bench)
+BENCH=$TMP/meshcast-bench
+mkdir -p "$RESULTS"
+
+mesh_up() { # nodes
+	local n=$1
+	for ((i = 0; i < n; i++)); do
+		local join=()
+		((i > 0)) && join=(--join "127.0.0.1:$((BASE + 100))")
+		MESHCAST_SECRET=bench-secret "$TMP/meshcast" --listen "127.0.0.1:$((BASE + i))" --name "bench-$i" \
+			--gossip "127.0.0.1:$((BASE + 100 + 2 * i))" --peer "127.0.0.1:$((BASE + 101 + 2 * i))" \
+			--log-level warn "${join[@]}" &
+		PIDS+=($!)
+	done
+	for ((i = 0; i < n; i++)); do
+		for _ in $(seq 100); do
+			[ "$(curl -fsS "http://127.0.0.1:$((BASE + i))/api/cluster" 2>/dev/null | grep -c '"alive"')" -ge "$n" ] && break
+			sleep 0.2
+		done
+	done
+}
+
+mesh_down() {
+	if [ ${#PIDS[@]} -gt 0 ]; then
+		kill "${PIDS[@]}" 2>/dev/null || true
+		wait "${PIDS[@]}" 2>/dev/null || true
+		PIDS=()
+	fi
+}
+
+url() { echo "ws://127.0.0.1:$((BASE + $1))/ws"; }
+
+# run NAME CMD...: runs a bench command, keeps its table, prints it.
+run() {
+	local name=$1
+	shift
+	local out="$RESULTS/$name-$DATE.txt"
+	echo "== $name: $*" | sed "s#$TMP/##g" | tee "$out"
+	"$@" 2>"$TMP/$name.err" | tee -a "$out" || echo "($name failed: $(tail -1 "$TMP/$name.err"))" | tee -a "$out"
+	echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out"
+	echo
+}
+
+if [[ " $ONLY " == *" issue2 "* ]]; then
+	mesh_up 1
+	run idle-1node-15000 "$BENCH" idle --urls "$(url 0)" --conns 15000 --pids "${PIDS[0]}" \
+		--stats-urls "http://127.0.0.1:$BASE/api/stats" --quiet
+	mesh_down
+	mesh_up 1
+	run fanout-1node-3000subs "$BENCH" fanout --urls "$(url 0)" --subs 3000 --pubs 3 --size 100 \
+		--duration "$STEP" --ramp --rate "$START2" --quiet
+	mesh_down
+	mesh_up 1
+	run fanout-1node-10000subs "$BENCH" fanout --urls "$(url 0)" --subs 10000 --pubs 3 --size 100 \
+		--duration "$STEP" --ramp --rate "$START2" --per-worker 2500 --quiet
+	mesh_down
+fi
+
+if [[ " $ONLY " == *" issue3 "* ]]; then
+	mesh_up 3
+	run fanout-3node-3000subs "$BENCH" fanout --urls "$(url 0),$(url 1),$(url 2)" --subs 3000 --pubs 3 \
+		--size 100 --duration "$STEP" --ramp --rate "$START3" --quiet
+	mesh_down
+	# Cross-node extra latency: one publisher on node 0; subscribers only
+	# on node 0 (local delivery) or only on nodes 1 and 2 (one peer hop).
+	mesh_up 3
+	run fanout-3node-local "$BENCH" fanout --urls "$(url 0)" --pub-urls "$(url 0)" --subs 3000 --pubs 1 \
+		--size 100 --duration "$STEP" --rate "$XRATE" --quiet
+	run fanout-3node-remote "$BENCH" fanout --urls "$(url 1),$(url 2)" --pub-urls "$(url 0)" --subs 3000 --pubs 1 \
+		--size 100 --duration "$STEP" --rate "$XRATE" --quiet
+	mesh_down
+fi
+
+if [[ " $ONLY " == *" issue4 "* ]]; then
+	run compare "$BENCH" compare --meshcast-bin "$TMP/meshcast" --peer-script "$HERE/peer/peer.sh" \
+		--meshcast-port "$BASE" --rounds "$ROUNDS" --out "$RESULTS" --quiet
+fi
+echo "results in $RESULTS (*-$DATE.*)"
