@@ -103,12 +103,13 @@ if [[ " $ONLY " == *" issue3 "* ]]; then
 	run fanout-3node-3000subs "$BENCH" fanout --urls "$(url 0),$(url 1),$(url 2)" --subs 3000 --pubs 3 \
 		--size 100 --duration "$STEP" --ramp --rate "$START3" --quiet
 	mesh_down
-	# Cross-node extra latency: one publisher on node 0; subscribers only
-	# on node 0 (local delivery) or only on nodes 1 and 2 (one peer hop).
+	# Cross-node extra latency: the same 3,000 subscribers on node 1, the
+	# publisher either on node 1 too (local delivery) or on node 0 (one peer
+	# hop); only the hop differs between the two runs.
 	mesh_up 3
-	run fanout-3node-local "$BENCH" fanout --urls "$(url 0)" --pub-urls "$(url 0)" --subs 3000 --pubs 1 \
+	run fanout-3node-local "$BENCH" fanout --urls "$(url 1)" --pub-urls "$(url 1)" --subs 3000 --pubs 1 \
 		--size 100 --duration "$STEP" --rate "$XRATE" --quiet
-	run fanout-3node-remote "$BENCH" fanout --urls "$(url 1),$(url 2)" --pub-urls "$(url 0)" --subs 3000 --pubs 1 \
+	run fanout-3node-remote "$BENCH" fanout --urls "$(url 1)" --pub-urls "$(url 0)" --subs 3000 --pubs 1 \
 		--size 100 --duration "$STEP" --rate "$XRATE" --quiet
 	mesh_down
 fi
