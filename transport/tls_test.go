@@ -2,17 +2,11 @@ package transport
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -21,41 +15,12 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/meshcast/meshcast/transport/wstest"
 )
 
 // A hijacked *tls.Conn has no file descriptor, so every connection here runs
 // on the fallback path in both modes: a reader goroutine and blocking writes.
-
-// selfSigned makes a throwaway ECDSA certificate for 127.0.0.1 and the pool
-// a client needs to trust it.
-func selfSigned(t testing.TB) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "transport test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		IsCA:         true, BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
-}
 
 // tlsEnv is newEnv behind an HTTPS listener.
 type tlsEnv struct {
@@ -77,7 +42,7 @@ func newTLSEnv(t testing.TB, cfg Config, echo bool) *tlsEnv {
 		e.mu.Unlock()
 		_, _ = srv.Upgrade(w, r, rec)
 	}))
-	cert, roots := selfSigned(t)
+	cert, roots := wstest.SelfSigned(t, "transport test")
 	e.hs.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	e.hs.StartTLS()
 	e.url = "wss" + strings.TrimPrefix(e.hs.URL, "https") + "/ws"

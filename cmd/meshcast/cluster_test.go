@@ -26,9 +26,15 @@ func fastGossip(c *memberlist.Config) {
 // until every node has a link up to every other.
 func startCluster(t *testing.T, n int) []*node {
 	t.Helper()
+	return startClusterWith(t, n, func() config { return testNodeConfig(t) })
+}
+
+// startClusterWith is startCluster with each node's config from newConfig.
+func startClusterWith(t *testing.T, n int, newConfig func() config) []*node {
+	t.Helper()
 	var nodes []*node
 	for i := range n {
-		cfg := testNodeConfig(t)
+		cfg := newConfig()
 		cfg.name = fmt.Sprintf("node-%d", i)
 		if i > 0 {
 			cfg.join = "127.0.0.1:" + strconv.Itoa(nodes[0].cluster.GossipPort())

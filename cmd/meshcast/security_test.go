@@ -7,14 +7,12 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -45,24 +43,7 @@ func secureConfig(t testing.TB, extra ...string) config {
 // startSecureCluster is startCluster with extra flags on every node.
 func startSecureCluster(t *testing.T, n int, extra ...string) []*node {
 	t.Helper()
-	var nodes []*node
-	for i := range n {
-		cfg := secureConfig(t, extra...)
-		cfg.name = fmt.Sprintf("node-%d", i)
-		if i > 0 {
-			cfg.join = "127.0.0.1:" + strconv.Itoa(nodes[0].cluster.GossipPort())
-		}
-		nodes = append(nodes, startTestNode(t, cfg, nodeOptions{memberlist: fastGossip}))
-	}
-	wstest.WaitFor(t, 20*time.Second, "full mesh of peer links", func() bool {
-		for _, nd := range nodes {
-			if upLinks(nd) != n-1 {
-				return false
-			}
-		}
-		return true
-	})
-	return nodes
+	return startClusterWith(t, n, func() config { return secureConfig(t, extra...) })
 }
 
 func token(t testing.TB, user string) string {
