@@ -9,7 +9,9 @@
 //     and sends on that connection its publishes and its interest messages
 //     (add/remove/snapshot, each with a per-node sequence number); B answers
 //     only with interest acks. A handshake proves both ends hold the cluster
-//     secret before any frame is read;
+//     secret before any frame is read; with Config.TLS the link runs inside
+//     mutual TLS first (MutualTLS builds such a config), for networks the
+//     operator does not trust;
 //   - the interest table: which peer wants which channel, learned from the
 //     links peers dialled to us and forgotten when such a link closes.
 //
@@ -21,7 +23,9 @@
 // After AwaitInterest(ch) returns nil, every peer that memberlist reported
 // alive has processed this node's interest in ch and has its own link towards
 // this node up, so every later publish to ch on such a peer is sent to this
-// node. Publishes from one node reach another in publish order (one FIFO link
+// node. Peers that join after AwaitInterest returned learn the interest
+// from the snapshot their link gets when it opens. Publishes from one node
+// reach another in publish order (one FIFO link
 // per ordered pair, delivered in link order). A publish received from a peer
 // is only delivered locally, never forwarded, so there are no loops.
 //
