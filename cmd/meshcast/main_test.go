@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -189,5 +190,21 @@ func TestListenErrorNamesTheFlag(t *testing.T) {
 	_, err := startNode(cfg, testLogger(t), nodeOptions{})
 	if err == nil || !strings.Contains(err.Error(), "--listen") {
 		t.Fatalf("want an error naming --listen, got %v", err)
+	}
+}
+
+func TestBrowsableAddress(t *testing.T) {
+	for addr, want := range map[string]string{
+		"[::]:8080":      "localhost:8080",
+		"0.0.0.0:9":      "localhost:9",
+		"127.0.0.1:8080": "127.0.0.1:8080",
+	} {
+		tcp, err := net.ResolveTCPAddr("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := browsable(tcp); got != want {
+			t.Errorf("browsable(%s) = %s, want %s", addr, got, want)
+		}
 	}
 }

@@ -123,7 +123,7 @@ func startNode(cfg config, log *slog.Logger, opts nodeOptions) (*node, error) {
 	n.ready.Store(true)
 	log.Info("meshcast serving",
 		slog.String("node", name),
-		slog.String("http", ts.scheme()+"://"+ln.Addr().String()),
+		slog.String("http", ts.scheme()+"://"+browsable(ln.Addr())),
 		slog.Int("gossip_port", cl.GossipPort()),
 		slog.Int("peer_port", cl.PeerPort()))
 	return n, nil
@@ -194,4 +194,14 @@ func (n *node) drain(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// browsable is addr as a browser on this machine can open it: a listener
+// on every interface ([::]:8080) is localhost:8080.
+func browsable(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return addr.String()
+	}
+	return net.JoinHostPort("localhost", strconv.Itoa(tcp.Port))
 }
