@@ -53,6 +53,8 @@ type Cluster struct {
 	rejectedLinks     atomic.Uint64
 	tooLarge          atomic.Uint64
 
+	handshakeSlots chan struct{} // inbound links not yet proved; see maxPendingHandshakes
+
 	startOnce    sync.Once
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -80,6 +82,8 @@ func New(cfg Config) (*Cluster, error) {
 		peers: make(map[string]*peer), members: make(map[string]MemberStats),
 		local: localInterest{chans: make(map[string]uint64)},
 		table: interestTable{byCh: make(map[string][]*peer)},
+
+		handshakeSlots: make(chan struct{}, maxPendingHandshakes),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if c.peerLn, err = net.Listen("tcp", cfg.PeerAddr); err != nil {

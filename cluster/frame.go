@@ -54,14 +54,23 @@ func newFrameReader(r *bufio.Reader, max int) *frameReader {
 	return &frameReader{r: r, max: max}
 }
 
+// release discards the last frame returned, so the bufio.Reader holds only
+// bytes not read yet.
+func (fr *frameReader) release() error {
+	if fr.pending > 0 {
+		if _, err := fr.r.Discard(fr.pending); err != nil {
+			return err
+		}
+		fr.pending = 0
+	}
+	return nil
+}
+
 // next returns the next frame. body is valid until the next call.
 // A clean EOF between frames is io.EOF; anything else is wrapped.
 func (fr *frameReader) next() (frameType, []byte, error) {
-	if fr.pending > 0 {
-		if _, err := fr.r.Discard(fr.pending); err != nil {
-			return 0, nil, err
-		}
-		fr.pending = 0
+	if err := fr.release(); err != nil {
+		return 0, nil, err
 	}
 	hdr, err := fr.r.Peek(headerLen)
 	if err != nil {

@@ -2,9 +2,11 @@ package cluster
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -16,7 +18,8 @@ import (
 // forgotten when it closes.
 type inConn struct {
 	p    *peer
-	conn net.Conn
+	conn net.Conn // raw, or TLS over it
+	raw  net.Conn // the TCP socket, which close closes without blocking
 
 	ackSeq   atomic.Uint64 // highest interest seq processed
 	ackWake  chan struct{} // capacity 1
@@ -31,9 +34,15 @@ type inConn struct {
 func (ic *inConn) close() {
 	ic.once.Do(func() {
 		close(ic.done)
-		ic.conn.Close()
+		ic.raw.Close() // not the TLS layer: its Close writes and may block
 	})
 }
+
+// maxPendingHandshakes bounds the inbound connections that have not
+// proved the secret yet: each holds a goroutine and a small buffer for up
+// to HandshakeTimeout, and anyone who reaches the peer port can open them.
+// Real peers are few and retry with backoff when refused.
+const maxPendingHandshakes = 64
 
 func (ic *inConn) wakeAcks() {
 	select {
@@ -53,6 +62,14 @@ func (c *Cluster) acceptLoop() {
 			}
 			return
 		}
+		select {
+		case c.handshakeSlots <- struct{}{}:
+		default:
+			c.handshakeFailures.Add(1)
+			c.log.Debug("peer link refused: too many handshakes in progress", "remote", conn.RemoteAddr().String())
+			conn.Close()
+			continue
+		}
 		c.wg.Add(1)
 		go c.serveInbound(conn)
 	}
@@ -64,25 +81,18 @@ func (c *Cluster) serveInbound(raw net.Conn) {
 	stop := context.AfterFunc(c.ctx, func() { raw.Close() })
 	defer stop()
 
-	raw.SetDeadline(time.Now().Add(c.cfg.HandshakeTimeout))
-	conn, err := c.tlsServer(raw) // raw itself without Config.TLS
+	conn, fr, name, err := c.handshakeInbound(raw)
+	<-c.handshakeSlots
 	if err != nil {
 		c.inboundHandshakeFailed(raw, err)
 		return
 	}
-	fr := newFrameReader(bufio.NewReaderSize(conn, readBufSize), handshakeMaxFrame)
-	name, err := c.hs.server(conn, fr, c.admit)
-	if err != nil {
-		c.inboundHandshakeFailed(conn, err)
-		return
-	}
-	conn.SetDeadline(time.Time{})
 	p := c.peer(name)
 	if p == nil {
 		return // left between admit and here
 	}
 	ic := &inConn{
-		p: p, conn: conn,
+		p: p, conn: conn, raw: raw,
 		ackWake: make(chan struct{}, 1), done: make(chan struct{}), finished: make(chan struct{}),
 		chans: make(map[string]struct{}), intern: make(map[string]string),
 	}
@@ -104,6 +114,30 @@ func (c *Cluster) serveInbound(raw net.Conn) {
 	ic.close()
 	wg.Wait()
 	c.log.Debug("inbound peer link closed", "peer", name, "err", err)
+}
+
+// handshakeInbound runs TLS (if configured) and the secret handshake with
+// a small buffer, and only once the peer is proved gives the link its large
+// read buffer, carrying over anything that arrived early.
+func (c *Cluster) handshakeInbound(raw net.Conn) (net.Conn, *frameReader, string, error) {
+	raw.SetDeadline(time.Now().Add(c.cfg.HandshakeTimeout))
+	conn, err := c.tlsServer(raw) // raw itself without Config.TLS
+	if err != nil {
+		return nil, nil, "", err
+	}
+	small := bufio.NewReaderSize(conn, handshakeMaxFrame)
+	hfr := newFrameReader(small, handshakeMaxFrame)
+	name, err := c.hs.server(conn, hfr, c.admit)
+	if err == nil {
+		err = hfr.release()
+	}
+	if err != nil {
+		return nil, nil, "", err
+	}
+	conn.SetDeadline(time.Time{})
+	early, _ := small.Peek(small.Buffered())
+	r := io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn)
+	return conn, newFrameReader(bufio.NewReaderSize(r, readBufSize), handshakeMaxFrame), name, nil
 }
 
 func (c *Cluster) inboundHandshakeFailed(conn net.Conn, err error) {

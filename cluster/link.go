@@ -29,17 +29,21 @@ const (
 // writer drains q onto conn; the dialer goroutine reads acks from it.
 type outConn struct {
 	p    *peer
-	conn net.Conn
+	conn net.Conn // what the writer writes to: raw, or TLS over it
+	raw  net.Conn // the TCP socket, which close closes
 	q    *frameQueue
 
 	once sync.Once
 	done chan struct{}
 }
 
+// close ends the link. It closes the TCP socket, not the TLS layer:
+// tls.Conn.Close writes a close_notify and may block, and close is called
+// under the hub's registry lock (through Interest and pushControl).
 func (oc *outConn) close() {
 	oc.once.Do(func() {
 		close(oc.done)
-		oc.conn.Close()
+		oc.raw.Close()
 	})
 }
 
@@ -110,7 +114,7 @@ func (p *peer) connectAndServe() error {
 	}
 	conn.SetDeadline(time.Time{})
 
-	oc := &outConn{p: p, conn: conn, q: newFrameQueue(c.cfg.LinkQueueSize), done: make(chan struct{})}
+	oc := &outConn{p: p, conn: conn, raw: raw, q: newFrameQueue(c.cfg.LinkQueueSize), done: make(chan struct{})}
 	if err := c.linkUp(p, oc); err != nil {
 		return err
 	}
