@@ -317,3 +317,51 @@ func TestStatsJSON(t *testing.T) {
 		t.Fatalf("stats: %s", b)
 	}
 }
+
+// TestRepeatedSubWaitsForTheCluster: a second sub of a channel whose first
+// sub still waits for peers is not acked before the first: the ack
+// promises the same thing.
+func TestRepeatedSubWaitsForTheCluster(t *testing.T) {
+	relay := &fakeRelay{release: make(chan struct{})}
+	cfg := DefaultConfig()
+	cfg.Relay = relay
+	_, url := testHub(t, cfg)
+	c := dial(t, url)
+	c.SendText(`{"op":"sub","ch":"x","id":1}`)
+	c.SendText(`{"op":"sub","ch":"x","id":2}`)
+	c.SendText(`{"op":"unsub","ch":"other","id":3}`) // answered at once
+	if m := c.ReadJSON(); m["id"] != 3.0 {
+		t.Fatalf("first answer %v, want the unsub's ack (id 3): a sub was acked before the cluster confirmed", m)
+	}
+	close(relay.release)
+	got := map[float64]bool{}
+	for range 2 {
+		got[c.ReadJSON()["id"].(float64)] = true
+	}
+	if !got[1] || !got[2] {
+		t.Fatalf("acks after release: %v", got)
+	}
+}
+
+// TestWaitingSubsAreCapped: one connection cannot hold more than
+// maxWaitingSubs goroutines waiting for an unreachable peer.
+func TestWaitingSubsAreCapped(t *testing.T) {
+	relay := &fakeRelay{release: make(chan struct{})}
+	cfg := DefaultConfig()
+	cfg.Relay = relay
+	_, url := testHub(t, cfg)
+	c := dial(t, url)
+	for i := range maxWaitingSubs + 1 {
+		c.SendText(fmt.Sprintf(`{"op":"sub","ch":"c%d","id":%d}`, i, i))
+	}
+	if m := c.ReadJSON(); m["code"] != 429.0 || m["id"] != float64(maxWaitingSubs) {
+		t.Fatalf("want 429 for sub %d, got %v", maxWaitingSubs, m)
+	}
+	close(relay.release)
+	for range maxWaitingSubs {
+		if m := c.ReadJSON(); m["op"] != "ack" {
+			t.Fatalf("want ack, got %v", m)
+		}
+	}
+	c.MustAck(fmt.Sprintf(`{"op":"sub","ch":"c%d","id":99}`, maxWaitingSubs)) // retry: subscribed, now acked
+}

@@ -93,9 +93,16 @@ func (h *Hub) untrackSession(s *session) {
 			delete(h.sec.users, s.info.User)
 		}
 	}
-	// An emptied expiry set stays until its second comes, so each second
-	// is in times once.
-	delete(h.sec.due[s.sec.exp], s)
+	// An emptied set goes at once (long-lived tokens and churn would
+	// otherwise keep one per second for days); its second stays in times
+	// until it comes, and expire skips a second without a set, so a second
+	// pushed again by a later session is harmless.
+	if set := h.sec.due[s.sec.exp]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(h.sec.due, s.sec.exp)
+		}
+	}
 }
 
 func (h *Hub) expiryLoop() {

@@ -3,6 +3,7 @@ package hub
 import (
 	"errors"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/meshcast/meshcast/transport"
 )
@@ -15,7 +16,9 @@ type session struct {
 	conn *transport.Conn
 	info ClientInfo
 	subs []*channel // the channels this session is in, for O(subs) release
-	sec  sessionSecurity
+
+	waiting atomic.Int32 // subscribes waiting for the cluster's interest acks
+	sec     sessionSecurity
 }
 
 var _ transport.Handler = (*session)(nil)
@@ -61,7 +64,10 @@ func (s *session) subscribe(req *request) {
 		return
 	}
 	if s.find(req.ch) >= 0 {
-		s.ack(req) // already subscribed: idempotent, like Socket.IO's join
+		// Already subscribed: idempotent, like Socket.IO's join, but the
+		// first sub may still be waiting for the cluster, and this ack
+		// promises the same.
+		s.hub.awaitInterest(s, *req)
 		return
 	}
 	if max := s.hub.cfg.MaxSubscriptions; len(s.subs) >= max {
@@ -150,6 +156,11 @@ func (s *session) send(frame []byte) {
 	}
 }
 
+// maxWaitingSubs bounds the subscribes of one connection that wait for
+// peers at once; more get err 429. Waits take one round trip normally, so
+// only a client racing an unreachable peer meets it.
+const maxWaitingSubs = 64
+
 // awaitInterest acks a subscribe once the cluster has the interest. When
 // every peer already has it (or there are none) that is at once, on the
 // caller's goroutine; otherwise a goroutine waits the round trip, so the
@@ -159,9 +170,17 @@ func (h *Hub) awaitInterest(s *session, req request) {
 		s.ack(&req)
 		return
 	}
+	// Each wait is a goroutine for up to the relay's timeout; a client
+	// churning subscribes while a peer is unreachable must not pile them up.
+	if s.waiting.Add(1) > maxWaitingSubs {
+		s.waiting.Add(-1)
+		s.send(errFrame(&req, CodeRateLimited, "too many subscribes waiting for the cluster"))
+		return
+	}
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
+		defer s.waiting.Add(-1)
 		// The relay bounds the wait itself; h.ctx ends it at shutdown.
 		if err := h.relay.AwaitInterest(h.ctx, req.ch); err != nil {
 			h.metrics.interestTimeouts.Add(1)
