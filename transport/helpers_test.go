@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -281,5 +282,76 @@ func (c *client) expectEOF() {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		c.t.Fatal("server did not close the TCP connection")
+	}
+}
+
+// slowConsumerRun sends numbered frames of frameSize bytes to two
+// connections until the slow one, whose client never reads, overflows its
+// queue; the fast one is read in order by its client and never allowed to
+// fall more than lag frames behind. It checks the slow one was cut as a
+// slow consumer, counted once, that the fast client got every frame, and
+// that the slow client finds the close frame when it reads at last.
+func slowConsumerRun(t *testing.T, e *env, slow, fast *client, frameSize, lag int) {
+	t.Helper()
+	slowConn, fastConn := e.rec(0).conn.Load(), e.rec(1).conn.Load()
+	var received atomic.Int64
+	readerDone := make(chan error, 1)
+	go func() { readerDone <- readInOrder(fast, &received) }()
+	maxFrames := 100_000_000 / frameSize // 100 MB: more than any socket buffer holds
+	sent, full := 0, false
+	for ; sent < maxFrames && !full; sent++ {
+		f, p := NewTextFrame(frameSize)
+		copy(p, fmt.Sprintf("%08d", sent))
+		switch err := slowConn.Send(f); {
+		case errors.Is(err, ErrQueueFull):
+			full = true
+		case err != nil:
+			t.Fatalf("slow Send: %v", err)
+		}
+		if err := fastConn.Send(f); err != nil {
+			t.Fatalf("fast Send %d: %v", sent, err)
+		}
+		if sent%(lag/2) == lag/2-1 {
+			waitFor(t, 10*time.Second, "fast client to catch up", func() bool {
+				return received.Load() > int64(sent-lag)
+			})
+		}
+	}
+	if !full {
+		t.Fatalf("no ErrQueueFull after %d frames", sent)
+	}
+	got := e.rec(0).waitClosed(t)
+	if got.Code != ClosePolicyViolation || got.Reason != ReasonSlowConsumer {
+		t.Fatalf("slow client OnClose(%+v)", *got)
+	}
+	if n := e.srv.Stats().SlowConsumerCloses; n != 1 {
+		t.Fatalf("SlowConsumerCloses = %d, want 1", n)
+	}
+	waitFor(t, 10*time.Second, "fast client to get every frame", func() bool {
+		return received.Load() == int64(sent)
+	})
+	fastConn.Close(CloseNormal, "")
+	if err := <-readerDone; err != nil {
+		t.Fatalf("fast client: %v", err)
+	}
+	slow.expectClose(ClosePolicyViolation)
+}
+
+// readInOrder reads frames numbered from 0 until a close frame, counting
+// them in received.
+func readInOrder(c *client, received *atomic.Int64) error {
+	for i := 0; ; i++ {
+		_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		f, err := ws.ReadFrame(c.r)
+		if err != nil {
+			return err
+		}
+		if f.Header.OpCode == ws.OpClose {
+			return nil
+		}
+		if want := fmt.Sprintf("%08d", i); len(f.Payload) < 8 || string(f.Payload[:8]) != want {
+			return fmt.Errorf("frame %.8q, want %q", f.Payload, want)
+		}
+		received.Add(1)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,68 +88,7 @@ func TestSlowConsumer(t *testing.T) {
 	forModes(t, func(t *testing.T, cfg Config) {
 		e := newEnv(t, cfg, false)
 		slow, fast := e.dial(), e.dial()
-		slowConn, fastConn := e.rec(0).conn.Load(), e.rec(1).conn.Load()
-		var received atomic.Int64
-		readerDone := make(chan error, 1)
-		go func() { // the fast client reads everything and checks the order
-			for i := 0; ; i++ {
-				_ = fast.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-				f, err := ws.ReadFrame(fast.r)
-				if err != nil {
-					readerDone <- err
-					return
-				}
-				if f.Header.OpCode == ws.OpClose {
-					readerDone <- nil
-					return
-				}
-				if want := fmt.Sprintf("%08d", i); string(f.Payload) != want {
-					readerDone <- fmt.Errorf("frame %q, want %q", f.Payload, want)
-					return
-				}
-				received.Add(1)
-			}
-		}()
-		const maxFrames = 1_000_000 // 100 MB would not fit any socket buffer
-		sent, full := 0, false
-		for ; sent < maxFrames && !full; sent++ {
-			f, p := NewTextFrame(8)
-			copy(p, fmt.Sprintf("%08d", sent))
-			switch err := slowConn.Send(f); {
-			case errors.Is(err, ErrQueueFull):
-				full = true
-			case err != nil:
-				t.Fatalf("slow Send: %v", err)
-			}
-			if err := fastConn.Send(f); err != nil {
-				t.Fatalf("fast Send %d: %v", sent, err)
-			}
-			if sent%1000 == 999 { // keep the fast client's queue within bounds
-				waitFor(t, 10*time.Second, "fast client to catch up", func() bool {
-					return received.Load() > int64(sent-2000)
-				})
-			}
-		}
-		if !full {
-			t.Fatalf("no ErrQueueFull after %d frames", sent)
-		}
-		got := e.rec(0).waitClosed(t)
-		if got.Code != ClosePolicyViolation || got.Reason != ReasonSlowConsumer {
-			t.Fatalf("slow client OnClose(%+v)", *got)
-		}
-		if n := e.srv.Stats().SlowConsumerCloses; n != 1 {
-			t.Fatalf("SlowConsumerCloses = %d, want 1", n)
-		}
-		waitFor(t, 10*time.Second, "fast client to get every frame", func() bool {
-			return received.Load() == int64(sent)
-		})
-		fastConn.Close(CloseNormal, "")
-		if err := <-readerDone; err != nil {
-			t.Fatalf("fast client: %v", err)
-		}
-		// The slow client, reading at last, finds the close frame after the
-		// frames that were already on their way.
-		slow.expectClose(ClosePolicyViolation)
+		slowConsumerRun(t, e, slow, fast, 8, 2000)
 	})
 }
 

@@ -5,12 +5,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -126,70 +124,10 @@ func TestTLSSlowConsumer(t *testing.T) {
 		cfg.WriteQueueSize = 256 << 10
 		e := newTLSEnv(t, cfg, false)
 		slow, fast := e.dialTLS(), e.dialTLS()
-		slowConn, fastConn := e.rec(0).conn.Load(), e.rec(1).conn.Load()
-		var received atomic.Int64
-		readerDone := make(chan error, 1)
-		go func() { readerDone <- readInOrder(fast, &received) }()
-		const maxFrames = 100_000 // 100 MB: more than the socket buffers hold
-		sent, full := 0, false
-		for ; sent < maxFrames && !full; sent++ {
-			f, p := NewTextFrame(1000) // large frames fill the socket in few sends
-			copy(p, fmt.Sprintf("%08d", sent))
-			switch err := slowConn.Send(f); {
-			case errors.Is(err, ErrQueueFull):
-				full = true
-			case err != nil:
-				t.Fatalf("slow Send: %v", err)
-			}
-			if err := fastConn.Send(f); err != nil {
-				t.Fatalf("fast Send %d: %v", sent, err)
-			}
-			if sent%50 == 49 { // keep the fast client's queue within bounds
-				waitFor(t, 10*time.Second, "fast client to catch up", func() bool {
-					return received.Load() > int64(sent-50)
-				})
-			}
-		}
-		if !full {
-			t.Fatalf("no ErrQueueFull after %d frames", sent)
-		}
-		got := e.rec(0).waitClosed(t)
-		if got.Code != ClosePolicyViolation || got.Reason != ReasonSlowConsumer {
-			t.Fatalf("slow client OnClose(%+v)", *got)
-		}
-		if n := e.srv.Stats().SlowConsumerCloses; n != 1 {
-			t.Fatalf("SlowConsumerCloses = %d, want 1", n)
-		}
-		waitFor(t, 10*time.Second, "fast client to get every frame", func() bool {
-			return received.Load() == int64(sent)
-		})
-		fastConn.Close(CloseNormal, "")
-		if err := <-readerDone; err != nil {
-			t.Fatalf("fast client: %v", err)
-		}
-		// The slow client, reading at last, finds the close frame after the
-		// frames already on their way, and then the end of the connection.
-		slow.expectClose(ClosePolicyViolation)
+		// Large frames fill the socket in few sends.
+		slowConsumerRun(t, e.env, slow, fast, 1000, 100)
 		waitFor(t, 10*time.Second, "slow conn torn down", func() bool { return e.srv.Stats().Conns == 0 })
 	})
-}
-
-// readInOrder reads numbered frames until a close frame.
-func readInOrder(c *client, received *atomic.Int64) error {
-	for i := 0; ; i++ {
-		_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		f, err := ws.ReadFrame(c.r)
-		if err != nil {
-			return err
-		}
-		if f.Header.OpCode == ws.OpClose {
-			return nil
-		}
-		if want := fmt.Sprintf("%08d", i); len(f.Payload) < 8 || string(f.Payload[:8]) != want {
-			return fmt.Errorf("frame %.8q, want %q", f.Payload, want)
-		}
-		received.Add(1)
-	}
 }
 
 func TestTLSShutdown(t *testing.T) {
