@@ -355,3 +355,41 @@ func readInOrder(c *client, received *atomic.Int64) error {
 		received.Add(1)
 	}
 }
+
+// shutdownRun connects three clients with dial, queues one frame to each,
+// shuts the server down and checks each client gets its frame, then 1001
+// "going away", and that OnClose ran before Shutdown returned. Clients not
+// reading yet must not hold Shutdown up (a TLS close may write an alert).
+func shutdownRun(t *testing.T, e *env, dial func() *client) {
+	t.Helper()
+	var clients []*client
+	for i := range 3 {
+		clients = append(clients, dial())
+		f, p := NewTextFrame(5)
+		copy(p, "queue")
+		if err := e.rec(i).conn.Load().Send(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := e.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Shutdown took %v", d)
+	}
+	for i, c := range clients {
+		if got := c.readText(); got != "queue" {
+			t.Fatalf("client %d got %q, want the queued frame first", i, got)
+		}
+		if reason := c.expectClose(CloseGoingAway); reason != ReasonGoingAway {
+			t.Fatalf("reason %q", reason)
+		}
+		// Shutdown waited for OnClose: no waiting here.
+		if got := e.rec(i).closeErr.Load(); got == nil || got.Code != CloseGoingAway {
+			t.Fatalf("client %d OnClose %v after Shutdown returned", i, got)
+		}
+	}
+}

@@ -154,32 +154,9 @@ func TestPingTimeout(t *testing.T) {
 func TestShutdown(t *testing.T) {
 	forModes(t, func(t *testing.T, cfg Config) {
 		e := newEnv(t, cfg, false)
-		var clients []*client
-		for i := range 3 {
-			clients = append(clients, e.dial())
-			f, p := NewTextFrame(5)
-			copy(p, "queue")
-			if err := e.rec(i).conn.Load().Send(f); err != nil {
-				t.Fatal(err)
-			}
-		}
+		shutdownRun(t, e, e.dial)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := e.srv.Shutdown(ctx); err != nil {
-			t.Fatalf("Shutdown: %v", err)
-		}
-		for i, c := range clients {
-			if got := c.readText(); got != "queue" {
-				t.Fatalf("client %d got %q, want the queued frame first", i, got)
-			}
-			if reason := c.expectClose(CloseGoingAway); reason != ReasonGoingAway {
-				t.Fatalf("reason %q", reason)
-			}
-			// Shutdown waited for OnClose: no waiting here.
-			if got := e.rec(i).closeErr.Load(); got == nil || got.Code != CloseGoingAway {
-				t.Fatalf("client %d OnClose %v after Shutdown returned", i, got)
-			}
-		}
 		_, _, _, err := ws.Dialer{}.Dial(ctx, e.url)
 		var se ws.StatusError
 		if !errors.As(err, &se) || int(se) != http.StatusServiceUnavailable {

@@ -125,7 +125,7 @@ func TestTLSSlowConsumer(t *testing.T) {
 		e := newTLSEnv(t, cfg, false)
 		slow, fast := e.dialTLS(), e.dialTLS()
 		// Large frames fill the socket in few sends.
-		slowConsumerRun(t, e.env, slow, fast, 1000, 100)
+		slowConsumerRun(t, e.env, slow, fast, 1000, 50)
 		waitFor(t, 10*time.Second, "slow conn torn down", func() bool { return e.srv.Stats().Conns == 0 })
 	})
 }
@@ -133,37 +133,7 @@ func TestTLSSlowConsumer(t *testing.T) {
 func TestTLSShutdown(t *testing.T) {
 	forModes(t, func(t *testing.T, cfg Config) {
 		e := newTLSEnv(t, cfg, false)
-		var clients []*client
-		for i := range 3 {
-			clients = append(clients, e.dialTLS())
-			f, p := NewTextFrame(5)
-			copy(p, "queue")
-			if err := e.rec(i).conn.Load().Send(f); err != nil {
-				t.Fatal(err)
-			}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		start := time.Now()
-		if err := e.srv.Shutdown(ctx); err != nil {
-			t.Fatalf("Shutdown: %v", err)
-		}
-		// Clients that are not reading yet must not hold Shutdown (a TLS
-		// close may write a close_notify alert).
-		if d := time.Since(start); d > 2*time.Second {
-			t.Errorf("Shutdown took %v", d)
-		}
-		for i, c := range clients {
-			if got := c.readText(); got != "queue" {
-				t.Fatalf("client %d got %q, want the queued frame first", i, got)
-			}
-			if reason := c.expectClose(CloseGoingAway); reason != ReasonGoingAway {
-				t.Fatalf("reason %q", reason)
-			}
-			if got := e.rec(i).closeErr.Load(); got == nil || got.Code != CloseGoingAway {
-				t.Fatalf("client %d OnClose %v after Shutdown returned", i, got)
-			}
-		}
+		shutdownRun(t, e.env, e.dialTLS)
 	})
 }
 
