@@ -46,9 +46,13 @@ func BenchmarkLinkForward(b *testing.B) {
 		a.Publish("bench", payload)
 	}
 	want := int64(b.N)
+	deadline := time.Now().Add(time.Minute)
 	for recv.n.Load() < want {
 		if d := p.drops.Load() + p.dropsDown.Load(); d > 0 {
 			b.Fatalf("dropped %d", d)
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("received %d of %d publishes in a minute", recv.n.Load(), want)
 		}
 		time.Sleep(100 * time.Microsecond)
 	}
