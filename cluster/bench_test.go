@@ -10,6 +10,7 @@ import (
 type countingReceiver struct{ n atomic.Int64 }
 
 func (r *countingReceiver) Deliver(string, []byte) { r.n.Add(1) }
+func (r *countingReceiver) Gap([]string)           {}
 
 // BenchmarkLinkForward measures publishes forwarded between two real nodes
 // on loopback (100-byte payloads). The publisher yields when the link queue
@@ -23,7 +24,7 @@ func BenchmarkLinkForward(b *testing.B) {
 		b.Fatal(err)
 	}
 	recv := &countingReceiver{}
-	if err := cb.Start(recv); err != nil {
+	if _, err := cb.Attach(recv, nil); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { shutdown(b, cb) })
@@ -43,7 +44,7 @@ func BenchmarkLinkForward(b *testing.B) {
 				runtime.Gosched()
 			}
 		}
-		a.Publish("bench", payload)
+		a.publish("bench", payload)
 	}
 	want := int64(b.N)
 	deadline := time.Now().Add(time.Minute)

@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,39 +15,55 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/meshcast/meshcast/internal/relay"
 )
 
 var errSnapshotTooLarge = errors.New("interest snapshot does not fit the link queue")
 
-// Cluster is this node's membership in a meshcast cluster. It satisfies the
-// hub's Relay interface (Publish, Interest, AwaitInterest).
+// Cluster is this node's membership in a meshcast cluster. Create it with
+// New and give it to hub.New (hub.Config.Cluster), which starts it and
+// shuts it down with the hub.
 type Cluster struct {
-	cfg  Config
-	log  *slog.Logger
-	name string
-	hs   handshake
+	cfg   Config
+	log   *slog.Logger
+	logp  *atomic.Pointer[slog.Logger] // what memberlist's log lines go to
+	name  string
+	epoch uint64 // this process, random: peers tell a restart from a reconnect
+	hs    handshake
 
 	transport     *memberlist.NetTransport
 	peerLn        net.Listener
 	gossipPort    int
 	peerPort      int
-	advertiseHost string // host in our peer-link address, fixed in Start
+	advertiseHost string // host in our peer-link address, fixed in start
 
 	ctx    context.Context // cancelled by Shutdown; parent of every peer's context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the cluster starts
 
-	recv Receiver // set by Start, read-only afterwards
+	recv relay.Receiver // set by Attach, read-only afterwards
 	ml   atomic.Pointer[memberlist.Memberlist]
 
 	local localInterest
 	table interestTable
+	stand standing
+	gaps  gapQueue
 
-	peersMu  sync.RWMutex
-	peers    map[string]*peer
-	members  map[string]MemberStats // every member seen, from memberlist events, for Stats
-	departed []string               // members that left or died, oldest first
-	closed   bool                   // no new peers once Shutdown began
+	// mu guards the membership as this node sees it: the live peers and
+	// every member record (members.go), incident state included.
+	mu      sync.Mutex
+	peers   map[string]*peer
+	members map[string]*member
+	closed  bool // no new peers once Shutdown began
+	// seedsTrying: seed addresses with a rejoin attempt in flight.
+	seedsTrying map[string]bool
+
+	published atomic.Bool // a publish was made: links say whether we are fresh
+	draining  atomic.Bool // Shutdown began: dialers stop, links end with a bye
+
+	reconnectKick chan struct{} // capacity 1: a member failed, try it now
+	linkEvent     chan struct{} // capacity 1: a link synced or an ack came
 
 	interestTimeouts  atomic.Uint64
 	handshakeFailures atomic.Uint64
@@ -55,36 +73,37 @@ type Cluster struct {
 
 	handshakeSlots chan struct{} // inbound links not yet proved; see maxPendingHandshakes
 
-	startOnce    sync.Once
+	attachOnce   sync.Once
 	shutdownOnce sync.Once
 	shutdownErr  error
 	skipLeave    atomic.Bool // test hook: die without telling anyone
 	leaving      atomic.Bool // set before Leave, gossiped in metadata
 }
 
-// Receiver is what the local hub gives the cluster. Deliver is called from a
-// peer link's reader goroutine for each publish that arrives from a peer, in
-// link order; it must not block for long; data is only valid during the call
-// (the receiver copies what it keeps). ch may be kept.
-type Receiver interface {
-	Deliver(ch string, data []byte)
-}
-
 // New validates cfg and binds the gossip and peer-link listeners, so their
-// ports are known; it does not join. Call Start, then Shutdown.
+// ports are known and a port in use is reported at once; it does not join.
+// Pass the result to hub.New, which starts it. A Cluster never given to a
+// hub must be shut down by its creator.
 func New(cfg Config) (*Cluster, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	c := &Cluster{
-		cfg: cfg, log: cfg.Logger,
-		peers: make(map[string]*peer), members: make(map[string]MemberStats),
-		local: localInterest{chans: make(map[string]uint64)},
+		cfg: cfg, log: cfg.Logger, logp: &atomic.Pointer[slog.Logger]{},
+		peers: make(map[string]*peer), members: make(map[string]*member), seedsTrying: make(map[string]bool),
+		local: localInterest{chans: make(map[string]*localChan)},
 		table: interestTable{byCh: make(map[string][]*peer)},
 
+		reconnectKick:  make(chan struct{}, 1),
+		linkEvent:      make(chan struct{}, 1),
 		handshakeSlots: make(chan struct{}, maxPendingHandshakes),
 	}
+	c.logp.Store(c.log)
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	c.epoch = binary.BigEndian.Uint64(b[:]) | 1 // never 0: 0 means "no epoch yet"
+	c.stand.init()
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if c.peerLn, err = net.Listen("tcp", cfg.PeerAddr); err != nil {
 		return nil, fmt.Errorf("cluster: listen for peer links on %s: %w", cfg.PeerAddr, err)
@@ -116,7 +135,7 @@ func (c *Cluster) bindGossip() error {
 	if host == "" {
 		host = "0.0.0.0"
 	}
-	nc := &memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: memberlistLogger(c.log)}
+	nc := &memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: memberlistLogger(c.logp)}
 	// Port 0 binds TCP then UDP on the same number, which can race with
 	// other processes: retry like memberlist itself does.
 	tries := 1
@@ -132,19 +151,28 @@ func (c *Cluster) bindGossip() error {
 	return fmt.Errorf("cluster: bind gossip on %s: %w", c.cfg.GossipAddr, err)
 }
 
-// Start starts memberlist, the peer-link listener and the background join.
-func (c *Cluster) Start(r Receiver) error {
+// Attach is called by hub.New, once: it starts memberlist, the peer-link
+// listener, the join and the background loops, with r receiving what peers
+// send. log is the hub's logger, used when Config.Logger is nil.
+func (c *Cluster) Attach(r relay.Receiver, log *slog.Logger) (relay.Relay, error) {
 	if r == nil {
-		return fmt.Errorf("%w: nil Receiver", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: nil Receiver", ErrInvalidConfig)
 	}
-	err := ErrClosed
-	c.startOnce.Do(func() { err = c.start(r) })
-	return err
+	err := errors.New("cluster: already attached to a hub")
+	c.attachOnce.Do(func() { err = c.start(r, log) })
+	if err != nil {
+		return nil, err
+	}
+	return clusterRelay{c}, nil
 }
 
-func (c *Cluster) start(r Receiver) error {
+func (c *Cluster) start(r relay.Receiver, log *slog.Logger) error {
 	if c.ctx.Err() != nil {
 		return ErrClosed
+	}
+	if c.cfg.Logger == nil && log != nil {
+		c.log = log.With(slog.String("component", "cluster"))
+		c.logp.Store(c.log)
 	}
 	c.recv = r
 	if len(c.cfg.Secret) == 0 {
@@ -154,23 +182,28 @@ func (c *Cluster) start(r Receiver) error {
 	if err != nil {
 		return err
 	}
+	c.stand.stallAfter = max(time.Second, 2*mc.ProbeInterval)
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return fmt.Errorf("cluster: start memberlist: %w", err)
 	}
 	c.ml.Store(ml)
-	c.wg.Add(1)
+	c.wg.Add(3)
 	go c.acceptLoop()
+	go c.maintainLoop()
+	go c.reconnectLoop()
 	if len(c.cfg.Join) > 0 {
 		c.wg.Add(1)
 		go c.joinLoop()
+	} else {
+		c.markJoined()
 	}
 	c.log.Info("cluster started", "node", c.name, "gossip_port", c.gossipPort, "peer_port", c.peerPort)
 	return nil
 }
 
-// LocalNode returns this node's name.
-func (c *Cluster) LocalNode() string { return c.name }
+// Name returns this node's name.
+func (c *Cluster) Name() string { return c.name }
 
 // GossipPort returns the bound memberlist port.
 func (c *Cluster) GossipPort() int { return c.gossipPort }
@@ -178,35 +211,26 @@ func (c *Cluster) GossipPort() int { return c.gossipPort }
 // PeerPort returns the bound peer-link port.
 func (c *Cluster) PeerPort() int { return c.peerPort }
 
-// Shutdown leaves the cluster (bounded by ctx) so peers drop this node at
-// once, stops memberlist, closes the listener and every link, and waits for
-// every goroutine. It is idempotent; later calls return the first result.
+// Shutdown flushes every peer link and ends it with a bye (so peers know
+// nothing was lost), leaves the cluster (bounded by ctx) so peers drop this
+// node at once, stops memberlist, closes the listener and every link, and
+// waits for every goroutine. It is idempotent; later calls return the first
+// result. The hub calls it; call it yourself only for a Cluster you did not
+// give to hub.New.
 func (c *Cluster) Shutdown(ctx context.Context) error {
 	c.shutdownOnce.Do(func() { c.shutdownErr = c.shutdown(ctx) })
 	return c.shutdownErr
 }
 
 func (c *Cluster) shutdown(ctx context.Context) error {
-	c.startOnce.Do(func() {}) // a later Start fails with ErrClosed
+	c.attachOnce.Do(func() {}) // a later Attach fails
+	c.stand.closing.Store(true)
+	c.stand.changed()
 	var errs []error
 	if ml := c.ml.Load(); ml != nil {
 		if !c.skipLeave.Load() {
-			// Leaving is a courtesy to peers, not a condition of stopping:
-			// when the whole cluster stops at once nobody is left to hear
-			// it, and they would detect the failure anyway. So it gets a
-			// short, bounded wait and a warning, not an error.
-			timeout := 2 * time.Second
-			if dl, ok := ctx.Deadline(); ok && time.Until(dl)/2 < timeout {
-				timeout = time.Until(dl) / 2
-			}
-			// Tell peers we are leaving, not dying, then leave.
-			c.leaving.Store(true)
-			if err := ml.UpdateNode(timeout / 2); err != nil {
-				c.log.Debug("announce leaving", "err", err)
-			}
-			if err := ml.Leave(timeout / 2); err != nil {
-				c.log.Warn("leave not confirmed by any peer; they will detect the failure instead", "err", err)
-			}
+			c.drainLinks(ctx)
+			c.leave(ctx, ml)
 		}
 		if err := ml.Shutdown(); err != nil {
 			errs = append(errs, fmt.Errorf("cluster: stop memberlist: %w", err))
@@ -216,11 +240,11 @@ func (c *Cluster) shutdown(ctx context.Context) error {
 	}
 	c.cancel()
 	c.peerLn.Close()
-	c.peersMu.Lock()
+	c.mu.Lock()
 	c.closed = true
 	peers := c.peers
 	c.peers = map[string]*peer{}
-	c.peersMu.Unlock()
+	c.mu.Unlock()
 	for _, p := range peers {
 		p.stop()
 	}
@@ -237,6 +261,53 @@ func (c *Cluster) shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// courtesyTimeout bounds the parts of a shutdown that only help peers
+// (flushing links, announcing the leave): when the whole cluster stops at
+// once nobody is left to hear them, and peers would detect the failure
+// anyway. They get a short wait and a warning, never an error.
+func courtesyTimeout(ctx context.Context) time.Duration {
+	timeout := 2 * time.Second
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl)/3 < timeout {
+		timeout = time.Until(dl) / 3
+	}
+	return timeout
+}
+
+// drainLinks stops redialling, lets every outbound link write what is
+// queued followed by a bye, and waits for them, bounded.
+func (c *Cluster) drainLinks(ctx context.Context) {
+	c.draining.Store(true)
+	var outs []*outConn
+	for _, p := range c.peerList() {
+		if oc := p.out.Load(); oc != nil {
+			oc.q.finish()
+			outs = append(outs, oc)
+		}
+	}
+	t := time.NewTimer(courtesyTimeout(ctx))
+	defer t.Stop()
+	for _, oc := range outs {
+		select {
+		case <-oc.done:
+		case <-t.C:
+			c.log.Warn("peer links not flushed in time; peers will report a gap to their subscribers")
+			return
+		}
+	}
+}
+
+// leave tells peers we are leaving, not dying, then leaves.
+func (c *Cluster) leave(ctx context.Context, ml *memberlist.Memberlist) {
+	timeout := courtesyTimeout(ctx)
+	c.leaving.Store(true)
+	if err := ml.UpdateNode(timeout / 2); err != nil {
+		c.log.Debug("announce leaving", "err", err)
+	}
+	if err := ml.Leave(timeout / 2); err != nil {
+		c.log.Warn("leave not confirmed by any peer; they will detect the failure instead", "err", err)
+	}
+}
+
 // kill stops the node without leaving, as a crash would (tests).
 func (c *Cluster) kill() {
 	c.skipLeave.Store(true)
@@ -245,15 +316,15 @@ func (c *Cluster) kill() {
 
 // peer returns the live peer called name, or nil.
 func (c *Cluster) peer(name string) *peer {
-	c.peersMu.RLock()
-	defer c.peersMu.RUnlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	return c.peers[name]
 }
 
 // peerList returns the live peers.
 func (c *Cluster) peerList() []*peer {
-	c.peersMu.RLock()
-	defer c.peersMu.RUnlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	ps := make([]*peer, 0, len(c.peers))
 	for _, p := range c.peers {
 		ps = append(ps, p)
@@ -261,55 +332,10 @@ func (c *Cluster) peerList() []*peer {
 	return ps
 }
 
-// peerAlive adds a peer or updates its address. Called from memberlist's
-// event callbacks: it must not block.
-func (c *Cluster) peerAlive(name, addr string, leaving bool) {
-	c.peersMu.Lock()
-	defer c.peersMu.Unlock()
-	if c.closed {
-		return
-	}
-	c.members[name] = MemberStats{Name: name, Addr: addr, State: "alive"}
-	if p, ok := c.peers[name]; ok {
-		p.leaving.Store(leaving)
-		p.setAddr(addr)
-		return
-	}
-	p := newPeer(c, name, addr)
-	p.leaving.Store(leaving)
-	c.peers[name] = p
-	c.wg.Add(1)
-	go p.runDialer()
-	c.log.Info("peer joined", "peer", name, "addr", addr)
-}
-
-// peerGone drops a peer that left or died: both links close and its
-// interest is forgotten. Called from memberlist's event callbacks.
-func (c *Cluster) peerGone(name string) {
-	c.peersMu.Lock()
-	p, ok := c.peers[name]
-	delete(c.peers, name)
-	state := "dead"
-	if ok && p.leaving.Load() {
-		state = "left"
-	}
-	if m, known := c.members[name]; known && !c.closed {
-		m.State = state
-		c.members[name] = m
-		c.departed = append(c.departed, name)
-		if len(c.departed) > maxDeparted { // bounded memory: forget the oldest
-			if old := c.departed[0]; c.members[old].State != "alive" {
-				delete(c.members, old)
-			}
-			c.departed = c.departed[1:]
-		}
-	}
-	c.peersMu.Unlock()
-	if ok {
-		p.stop()
-		c.log.Info("peer gone", "peer", name, "state", state)
+// signal does a non-blocking send on a capacity-1 wake-up channel.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
 }
-
-// maxDeparted bounds the dead/left members remembered for Stats.
-const maxDeparted = 256

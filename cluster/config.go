@@ -14,7 +14,9 @@ import (
 
 // ProtocolVersion is the peer-link protocol version, sent in node metadata
 // and checked in the handshake. Bump it on any incompatible frame change.
-const ProtocolVersion uint8 = 1
+// Version 2: publishes carry no origin; links end with a bye, report
+// dropped publishes with a gap frame, and carry re-verification marks.
+const ProtocolVersion uint8 = 2
 
 // Config configures a Cluster. Zero fields get the defaults of DefaultConfig;
 // the config is not changed after New.
@@ -32,10 +34,25 @@ type Config struct {
 	// private IP when bound to all interfaces.
 	AdvertiseAddr string
 	// Join lists seeds "host:port". A name resolving to several addresses
-	// joins them all (Kubernetes headless Service). Joining retries in the
-	// background with jittered backoff until one join succeeds; the node
-	// serves its own clients meanwhile.
+	// joins them all (Kubernetes headless Service). A node with seeds is not
+	// ready (see Cluster.Standing) until it has joined one and linked with
+	// every member, or JoinTimeout passed; it keeps retrying after that.
 	Join []string
+	// JoinTimeout bounds how long a node with seeds waits to join and link
+	// before it serves anyway (loudly logged); default 10 s: enough for a
+	// slow DNS answer and a few retries, short enough that the first node of
+	// a cluster whose seeds all point at each other starts on its own.
+	JoinTimeout time.Duration
+	// ReconnectInterval is how often a node tries to rejoin the members it
+	// saw fail (not those that left) and the seeds that are not members;
+	// default 2 s, so a healed partition converges within a few seconds.
+	// An attempt is one TCP connect to the member's gossip port, then a
+	// memberlist push/pull if it answers.
+	ReconnectInterval time.Duration
+	// ReconnectTimeout is how long a failed member is retried and counted
+	// as expected (see Standing) before it is forgotten; default 24 h, as
+	// serf does.
+	ReconnectTimeout time.Duration
 	// Secret is the cluster secret. Empty means an open cluster (a warning
 	// is logged). It keys the memberlist keyring (AES-256-GCM, key derived
 	// with HKDF-SHA256) and the peer-link handshake (HMAC-SHA256); it never
@@ -83,13 +100,27 @@ func DefaultConfig() Config {
 		LinkQueueSize:    32768,
 		MaxFrameSize:     1 << 20,
 		HandshakeTimeout: 5 * time.Second,
+
+		JoinTimeout:       10 * time.Second,
+		ReconnectInterval: 2 * time.Second,
+		ReconnectTimeout:  24 * time.Hour,
 	}
 }
 
 // Sentinel errors callers may branch on.
 var (
-	// ErrInterestTimeout: AwaitInterest gave up before every live peer acked.
+	// ErrInterestTimeout: a subscribe was not acknowledged by every live
+	// peer within InterestTimeout.
 	ErrInterestTimeout = errors.New("cluster: interest not acknowledged by every peer in time")
+	// ErrJoining: the node has not joined its seeds and linked with every
+	// member yet (Standing).
+	ErrJoining = errors.New("cluster: joining")
+	// ErrIsolated: fewer than half of the members this node expects are
+	// reachable; it may be on the minority side of a partition (Standing).
+	ErrIsolated = errors.New("cluster: isolated")
+	// ErrResyncing: this process was frozen long enough for peers to
+	// declare it dead; it is re-verifying its links (Standing).
+	ErrResyncing = errors.New("cluster: re-verifying membership after a stall")
 	// ErrClosed: the cluster was shut down.
 	ErrClosed = errors.New("cluster: closed")
 	// ErrInvalidConfig wraps every configuration error from New.
@@ -122,12 +153,23 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.HandshakeTimeout == 0 {
 		cfg.HandshakeTimeout = d.HandshakeTimeout
 	}
+	if cfg.JoinTimeout == 0 {
+		cfg.JoinTimeout = d.JoinTimeout
+	}
+	if cfg.ReconnectInterval == 0 {
+		cfg.ReconnectInterval = d.ReconnectInterval
+	}
+	if cfg.ReconnectTimeout == 0 {
+		cfg.ReconnectTimeout = d.ReconnectTimeout
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	switch {
-	case cfg.InterestTimeout < 0 || cfg.HandshakeTimeout < 0:
+	case cfg.InterestTimeout < 0 || cfg.HandshakeTimeout < 0 || cfg.JoinTimeout < 0 || cfg.ReconnectTimeout < 0:
 		return cfg, fmt.Errorf("%w: negative timeout", ErrInvalidConfig)
+	case cfg.ReconnectInterval < 10*time.Millisecond:
+		return cfg, fmt.Errorf("%w: ReconnectInterval %v below 10ms", ErrInvalidConfig, cfg.ReconnectInterval)
 	case cfg.LinkQueueSize < 0:
 		return cfg, fmt.Errorf("%w: negative LinkQueueSize", ErrInvalidConfig)
 	case cfg.MaxFrameSize < minFrameSize:

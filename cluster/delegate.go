@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -21,6 +22,10 @@ type nodeMeta struct {
 	// Leaving is set just before a graceful Leave. memberlist's NotifyLeave
 	// does not say whether a node left or died; this does.
 	Leaving bool `msgpack:"l,omitempty"`
+	// Epoch identifies the process: a restart under the same name and
+	// address changes the metadata, so memberlist reports it (NotifyUpdate)
+	// and peers drop their stale links at once.
+	Epoch uint64 `msgpack:"e"`
 }
 
 // delegate adapts memberlist's callbacks to the Cluster. Callbacks run on
@@ -34,7 +39,8 @@ var (
 )
 
 func (d *delegate) NodeMeta(limit int) []byte {
-	b, err := msgpack.Marshal(nodeMeta{PeerAddr: d.c.advertisedPeerAddr(), Proto: ProtocolVersion, Leaving: d.c.leaving.Load()})
+	b, err := msgpack.Marshal(nodeMeta{PeerAddr: d.c.advertisedPeerAddr(), Proto: ProtocolVersion,
+		Leaving: d.c.leaving.Load(), Epoch: d.c.epoch})
 	if err != nil || len(b) > limit {
 		d.c.log.Error("node metadata does not fit", "limit", limit, "err", err)
 		return nil
@@ -62,34 +68,40 @@ func (d *delegate) alive(n *memberlist.Node) {
 	if n.Name == d.c.name {
 		return
 	}
-	addr, leaving, err := peerAddrOf(n)
+	info, err := nodeInfoOf(n)
 	if err != nil {
 		d.c.log.Warn("ignoring member with unusable metadata", "peer", n.Name, "err", err)
 		return
 	}
-	d.c.peerAlive(n.Name, addr, leaving)
+	d.c.peerAlive(info)
 }
 
-// peerAddrOf reads the peer-link address from a member's metadata.
-func peerAddrOf(n *memberlist.Node) (addr string, leaving bool, err error) {
+// nodeInfoOf reads a member's addresses and metadata.
+func nodeInfoOf(n *memberlist.Node) (nodeInfo, error) {
 	var m nodeMeta
 	if err := checkMsgpack(n.Meta); err != nil {
-		return "", false, fmt.Errorf("decode metadata: %w", err)
+		return nodeInfo{}, fmt.Errorf("decode metadata: %w", err)
 	}
 	if err := msgpack.Unmarshal(n.Meta, &m); err != nil {
-		return "", false, fmt.Errorf("decode metadata: %w", err)
+		return nodeInfo{}, fmt.Errorf("decode metadata: %w", err)
 	}
 	if m.Proto != ProtocolVersion {
-		return "", false, fmt.Errorf("peer-link protocol %d, we speak %d", m.Proto, ProtocolVersion)
+		return nodeInfo{}, fmt.Errorf("peer-link protocol %d, we speak %d", m.Proto, ProtocolVersion)
 	}
 	host, port, err := net.SplitHostPort(m.PeerAddr)
 	if err != nil {
-		return "", false, fmt.Errorf("peer address %q: %w", m.PeerAddr, err)
+		return nodeInfo{}, fmt.Errorf("peer address %q: %w", m.PeerAddr, err)
 	}
 	if host == "" {
 		host = n.Addr.String()
 	}
-	return net.JoinHostPort(host, port), m.Leaving, nil
+	return nodeInfo{
+		name:       n.Name,
+		gossipAddr: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))),
+		peerAddr:   net.JoinHostPort(host, port),
+		leaving:    m.Leaving,
+		epoch:      m.Epoch,
+	}, nil
 }
 
 // advertisedPeerAddr is the peer-link address put in our metadata: the
@@ -132,7 +144,7 @@ func (c *Cluster) memberlistConfig() (*memberlist.Config, error) {
 	}
 	d := &delegate{c: c}
 	mc.Delegate, mc.Events = d, d
-	mc.Logger = memberlistLogger(c.log)
+	mc.Logger = memberlistLogger(c.logp)
 	if c.cfg.Memberlist != nil {
 		c.cfg.Memberlist(mc)
 	}
@@ -152,30 +164,52 @@ func resolveHost(host string) (string, error) {
 }
 
 // memberlistLogger turns memberlist's "[LEVEL] memberlist: msg" lines into
-// slog records at the matching level.
-func memberlistLogger(l *slog.Logger) *log.Logger {
-	return log.New(slogWriter{l.With("component", "memberlist")}, "", 0)
+// slog records, at the level an operator should see them (memberlistLevel).
+// lp is read per line: the logger is chosen when the cluster is attached.
+func memberlistLogger(lp *atomic.Pointer[slog.Logger]) *log.Logger {
+	return log.New(slogWriter{lp}, "", 0)
 }
 
-type slogWriter struct{ l *slog.Logger }
+type slogWriter struct{ lp *atomic.Pointer[slog.Logger] }
 
 func (w slogWriter) Write(p []byte) (int, error) {
 	line := strings.TrimSpace(string(p))
 	level := slog.LevelInfo
-	for prefix, lv := range map[string]slog.Level{
-		"[DEBUG]": slog.LevelDebug, "[INFO]": slog.LevelInfo,
-		"[WARN]": slog.LevelWarn, "[ERR]": slog.LevelError, "[ERROR]": slog.LevelError,
-	} {
-		if rest, ok := strings.CutPrefix(line, prefix); ok {
-			level, line = lv, strings.TrimSpace(rest)
+	for _, lv := range []struct {
+		prefix string
+		level  slog.Level
+	}{{"[DEBUG]", slog.LevelDebug}, {"[INFO]", slog.LevelInfo}, {"[WARN]", slog.LevelWarn}, {"[ERR]", slog.LevelError}, {"[ERROR]", slog.LevelError}} {
+		if rest, ok := strings.CutPrefix(line, lv.prefix); ok {
+			level, line = lv.level, strings.TrimSpace(rest)
 			break
 		}
 	}
 	line = strings.TrimPrefix(line, "memberlist: ")
-	if strings.Contains(line, net.ErrClosed.Error()) {
-		// Our own sockets closing at shutdown: nothing to act on.
-		level = slog.LevelDebug
-	}
-	w.l.Log(context.Background(), level, line)
+	w.lp.Load().With("component", "memberlist").Log(context.Background(), memberlistLevel(level, line), line)
 	return len(p), nil
+}
+
+// memberlistLevel lowers memberlist's levels for what the cluster handles
+// by design. Failure detection reports an unreachable member at ERROR on
+// every probe ("Failed fallback TCP ping", "Push/Pull ... failed"), which
+// would page anyone alerting on errors during a partition that heals by
+// itself; our own INFO lines say what happened to which node instead.
+func memberlistLevel(level slog.Level, line string) slog.Level {
+	switch {
+	case strings.Contains(line, net.ErrClosed.Error()):
+		return slog.LevelDebug // our own sockets closing at shutdown
+	case level < slog.LevelError:
+		return level
+	}
+	for _, routine := range []string{
+		"Failed fallback TCP ping", "Failed to send ping", "Failed to send UDP ping",
+		"Failed to send indirect UDP ping", "Failed to send UDP compound ping", "Failed to send gossip",
+		"Push/Pull with", "Failed to send ack", "Failed to forward ack", "Failed to send indirect ping",
+		"Failed to send nack", "Conflicting address",
+	} {
+		if strings.Contains(line, routine) {
+			return slog.LevelWarn
+		}
+	}
+	return level
 }

@@ -17,7 +17,7 @@ import (
 )
 
 // startNode is what a Go service writes to run a clustered hub: a cluster
-// as the hub's relay, the hub as the cluster's receiver.
+// (ports bound, not joined yet) handed to the hub, which starts it.
 func startNode(name string, join ...string) (*hub.Hub, *cluster.Cluster, *httptest.Server) {
 	ccfg := cluster.DefaultConfig()
 	ccfg.NodeName = name
@@ -29,14 +29,8 @@ func startNode(name string, join ...string) (*hub.Hub, *cluster.Cluster, *httpte
 	if err != nil {
 		panic(err)
 	}
-	hcfg := hub.DefaultConfig()
-	hcfg.NodeName = name
-	hcfg.Relay = cl
-	h, err := hub.New(hcfg)
+	h, err := hub.New(hub.Config{Cluster: cl})
 	if err != nil {
-		panic(err)
-	}
-	if err := cl.Start(h); err != nil {
 		panic(err)
 	}
 	return h, cl, httptest.NewServer(h)
@@ -46,19 +40,20 @@ func startNode(name string, join ...string) (*hub.Hub, *cluster.Cluster, *httpte
 // WebSocket subscriber of the other.
 func Example() {
 	hubA, clA, srvA := startNode("a")
-	hubB, clB, srvB := startNode("b", "127.0.0.1:"+strconv.Itoa(clA.GossipPort()))
+	hubB, _, srvB := startNode("b", "127.0.0.1:"+strconv.Itoa(clA.GossipPort()))
 	defer func() {
-		ctx := context.Background()
-		for _, stop := range []func(context.Context) error{hubA.Shutdown, hubB.Shutdown, clA.Shutdown, clB.Shutdown} {
-			stop(ctx)
-		}
 		srvA.Close()
 		srvB.Close()
+		hubA.Shutdown(context.Background()) // closes its clients, then leaves the cluster
+		hubB.Shutdown(context.Background())
 	}()
-
-	// A browser connected to node b subscribes...
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if err := hubB.Ready(ctx); err != nil { // b has joined a and linked with it
+		panic(err)
+	}
+
+	// A browser connected to node b subscribes...
 	conn, br, _, err := ws.Dial(ctx, "ws"+strings.TrimPrefix(srvB.URL, "http"))
 	if err != nil {
 		panic(err)
@@ -72,11 +67,6 @@ func Example() {
 		rw.Reader = io.MultiReader(br, conn)
 	}
 	wsutil.ReadServerText(rw) // hello
-
-	// Wait until b has joined a: the sub ack then covers every node.
-	for deadline := time.Now().Add(10 * time.Second); len(clB.Stats().Members) < 2 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
 	wsutil.WriteClientText(conn, []byte(`{"op":"sub","ch":"orders","id":1}`))
 	ack, _ := wsutil.ReadServerText(rw)
 	fmt.Println(string(ack))

@@ -12,7 +12,7 @@ func droppedBy(n *node, name, state string) bool {
 	if _, ok := linkTo(n.Cluster, name); ok {
 		return false
 	}
-	st := memberState(n.Cluster, name)
+	st := stateOf(n.Cluster, name)
 	return st == state || st == ""
 }
 
@@ -28,36 +28,36 @@ func TestLeftAndKilledNodesAreDropped(t *testing.T) {
 	shutdown(t, left.Cluster)
 	killed.kill()
 	for _, n := range nodes[:2] {
-		waitFor(t, 10*time.Second, n.LocalNode()+" to drop the left node", func() bool {
+		waitFor(t, 10*time.Second, n.Name()+" to drop the left node", func() bool {
 			ok := droppedBy(n, "n2", "left")
 			if !ok {
 				_, l := linkTo(n.Cluster, "n2")
-				t.Logf("state %q link %v", memberState(n.Cluster, "n2"), l)
+				t.Logf("state %q link %v", stateOf(n.Cluster, "n2"), l)
 			}
 			return ok
 		})
-		waitFor(t, 10*time.Second, n.LocalNode()+" to drop the killed node", func() bool { return droppedBy(n, "n3", "dead") })
-		if memberState(n.Cluster, "n2") == "dead" {
-			t.Fatalf("%s: a node that left is reported dead", n.LocalNode())
+		waitFor(t, 10*time.Second, n.Name()+" to drop the killed node", func() bool { return droppedBy(n, "n3", "dead") })
+		if stateOf(n.Cluster, "n2") == "dead" {
+			t.Fatalf("%s: a node that left is reported dead", n.Name())
 		}
 	}
 	for _, n := range nodes[:2] {
 		if got := n.table.lookup("c"); len(got) != 0 {
-			t.Fatalf("%s still routes c to %d peers", n.LocalNode(), len(got))
+			t.Fatalf("%s still routes c to %d peers", n.Name(), len(got))
 		}
-		n.Publish("c", []byte("after"))
+		n.publish("c", []byte("after"))
 		for _, l := range n.Stats().Links {
 			if l.Peer != "n0" && l.Peer != "n1" {
-				t.Fatalf("%s still has a link to %s", n.LocalNode(), l.Peer)
+				t.Fatalf("%s still has a link to %s", n.Name(), l.Peer)
 			}
 			if l.MsgsSent != 0 || l.DropsLinkDown != 0 {
-				t.Fatalf("%s sent %d / dropped %d to %s", n.LocalNode(), l.MsgsSent, l.DropsLinkDown, l.Peer)
+				t.Fatalf("%s sent %d / dropped %d to %s", n.Name(), l.MsgsSent, l.DropsLinkDown, l.Peer)
 			}
 		}
 	}
 	// The survivors still work together, with no wait on the departed.
 	subscribe(t, nodes[1], "d")
-	nodes[0].Publish("d", []byte("ok"))
+	nodes[0].publish("d", []byte("ok"))
 	waitFor(t, 5*time.Second, "survivor delivery", func() bool { return len(nodes[1].rec.on("d")) == 1 })
 }
 
@@ -83,8 +83,8 @@ func TestKilledNodeRestartsAndRejoins(t *testing.T) {
 		return true
 	})
 	subscribe(t, back, "r")
-	nodes[0].Publish("r", []byte("0"))
-	nodes[1].Publish("r", []byte("1"))
+	nodes[0].publish("r", []byte("0"))
+	nodes[1].publish("r", []byte("1"))
 	waitFor(t, 5*time.Second, "restarted node receives", func() bool { return len(back.rec.on("r")) == 2 })
 }
 
@@ -104,14 +104,9 @@ func TestJoinBeforeSeedsAreUp(t *testing.T) {
 	}
 	// The early nodes serve alone meanwhile.
 	for _, n := range others {
-		n.Interest("x", true)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		if err := n.AwaitInterest(ctx, "x"); err != nil {
-			t.Fatal(err)
-		}
-		cancel()
+		subscribe(t, n, "x")
 	}
-	if err := seed.Start(seedNode.rec); err != nil {
+	if _, err := seed.Attach(seedNode.rec, nil); err != nil {
 		t.Fatal(err)
 	}
 	all := append(others, seedNode)
@@ -123,7 +118,7 @@ func TestJoinBeforeSeedsAreUp(t *testing.T) {
 		}
 		return true
 	})
-	seed.Publish("x", []byte("hi"))
+	seed.publish("x", []byte("hi"))
 	for _, n := range others {
 		waitFor(t, 5*time.Second, "snapshot interest honoured", func() bool { return len(n.rec.on("x")) == 1 })
 	}
@@ -141,7 +136,7 @@ func TestShutdownIdempotentAndUnstarted(t *testing.T) {
 	if err := c.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Start(&recorder{}); err == nil {
-		t.Fatal("Start after Shutdown succeeded")
+	if _, err := c.Attach(&recorder{}, nil); err == nil {
+		t.Fatal("Attach after Shutdown succeeded")
 	}
 }

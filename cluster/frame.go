@@ -15,15 +15,18 @@ import (
 type frameType uint8
 
 const (
-	frameHello     frameType = 1 // handshake, dialer -> acceptor: version, cluster, name, nonce
-	frameChallenge frameType = 2 // handshake, acceptor -> dialer: its nonce and proof
-	frameProof     frameType = 3 // handshake, dialer -> acceptor: dialer's proof
-	frameWelcome   frameType = 4 // handshake, acceptor -> dialer: accepted or why not
-	framePublish   frameType = 5 // publish made on the dialer: channel, payload, origin
-	frameAdd       frameType = 6 // dialer gained interest in a channel
-	frameRemove    frameType = 7 // dialer lost interest in a channel
-	frameSnapshot  frameType = 8 // dialer's whole interest set, first thing on a link (chunked)
-	frameAck       frameType = 9 // acceptor -> dialer: highest interest seq processed
+	frameHello     frameType = 1  // handshake, dialer -> acceptor: version, cluster, name, nonce
+	frameChallenge frameType = 2  // handshake, acceptor -> dialer: its nonce and proof
+	frameProof     frameType = 3  // handshake, dialer -> acceptor: dialer's proof
+	frameWelcome   frameType = 4  // handshake, acceptor -> dialer: accepted or why not
+	framePublish   frameType = 5  // publish made on the dialer: channel, payload
+	frameAdd       frameType = 6  // dialer gained interest in a channel
+	frameRemove    frameType = 7  // dialer lost interest in a channel
+	frameSnapshot  frameType = 8  // dialer's whole interest set, first thing on a link (chunked)
+	frameAck       frameType = 9  // acceptor -> dialer: highest interest seq processed
+	frameBye       frameType = 10 // dialer is leaving: everything it queued came before this
+	frameGap       frameType = 11 // dialer dropped publishes for these channels (full queue)
+	frameMark      frameType = 12 // dialer asks for an ack of seq (re-verification after a stall)
 )
 
 // headerLen is the length prefix; the prefix counts the type byte and body.
@@ -147,21 +150,52 @@ type snapshotMsg struct {
 	Seq  uint64   `msgpack:"s"`
 	Chs  []string `msgpack:"c"`
 	Done bool     `msgpack:"d"` // last chunk: the acceptor acks Seq after it
+	// Epoch identifies the dialer's process (random at start): a new epoch
+	// is a restarted node.
+	Epoch uint64 `msgpack:"e"`
+	// Fresh: the dialer's process had published nothing before this link
+	// came up, so its absence cost the acceptor nothing.
+	Fresh bool `msgpack:"f,omitempty"`
 }
 
+// ackMsg is an ack (acceptor -> dialer) or a mark (dialer -> acceptor).
 type ackMsg struct {
 	Seq uint64 `msgpack:"s"`
 }
 
+// gapMsg lists the channels of publishes the dialer dropped for the
+// acceptor; All when it lost count.
+type gapMsg struct {
+	Chs []string `msgpack:"c,omitempty"`
+	All bool     `msgpack:"a,omitempty"`
+}
+
+// interestFrame encodes an add or remove by hand: it is built under the
+// interest lock on every first subscribe and last unsubscribe of a
+// channel, so it must be cheap. Any msgpack library decodes it as
+// interestMsg (a 2-entry map, keys "c" and "s").
+func interestFrame(t frameType, ch string, seq uint64) []byte {
+	size := headerLen + 1 + 1 + 2 + strHeaderLen(len(ch)) + len(ch) + 2 + 9
+	b := make([]byte, headerLen, size)
+	binary.BigEndian.PutUint32(b, uint32(size-headerLen))
+	b = append(b, byte(t), 0x82, 0xa1, 'c')
+	b = appendStr(b, ch)
+	b = append(b, 0xa1, 's', 0xcf)
+	return binary.BigEndian.AppendUint64(b, seq)
+}
+
 // snapshotFrames encodes the interest set as chunks that each fit in a frame
-// of max bytes; the last chunk has Done set and carries seq.
-func snapshotFrames(chs []string, seq uint64, max int) ([][]byte, error) {
+// of max bytes; the last chunk has Done set. Every chunk carries seq, the
+// dialer's epoch and whether it is fresh.
+func snapshotFrames(chs []string, head snapshotMsg, max int) ([][]byte, error) {
 	var frames [][]byte
 	budget := max / 2 // headroom for msgpack overhead
 	var chunk []string
 	size := 0
 	flush := func(done bool) error {
-		f, err := encodeMsg(frameSnapshot, snapshotMsg{Seq: seq, Chs: chunk, Done: done})
+		m := head
+		m.Chs, m.Done = chunk, done
+		f, err := encodeMsg(frameSnapshot, m)
 		if err != nil {
 			return err
 		}

@@ -21,19 +21,19 @@ func TestPublishFrameIsMsgpack(t *testing.T) {
 		{strings.Repeat("d", 300), bytes.Repeat([]byte{2}, 70000)},
 		{"", nil},
 	} {
-		f := publishFrame(tc.ch, tc.data, "origin")
+		f := publishFrame(tc.ch, tc.data)
 		fr := newFrameReader(bufio.NewReaderSize(bytes.NewReader(f), 64), 1<<20)
 		typ, body, err := fr.next()
 		if err != nil || typ != framePublish {
 			t.Fatalf("next: %v %v", typ, err)
 		}
 		var generic []any
-		if err := msgpack.Unmarshal(body, &generic); err != nil || len(generic) != 3 {
+		if err := msgpack.Unmarshal(body, &generic); err != nil || len(generic) != 2 {
 			t.Fatalf("library cannot read publish: %v %v", generic, err)
 		}
-		ch, data, origin, err := decodePublish(body)
-		if err != nil || string(ch) != tc.ch || !bytes.Equal(data, tc.data) || string(origin) != "origin" {
-			t.Fatalf("round trip of %q: %q %q %v", tc.ch, ch, origin, err)
+		ch, data, err := decodePublish(body)
+		if err != nil || string(ch) != tc.ch || !bytes.Equal(data, tc.data) {
+			t.Fatalf("round trip of %q: %q %v", tc.ch, ch, err)
 		}
 		if _, _, err := fr.next(); !errors.Is(err, io.EOF) {
 			t.Fatalf("after last frame: %v", err)
@@ -41,8 +41,23 @@ func TestPublishFrameIsMsgpack(t *testing.T) {
 	}
 }
 
+// TestInterestFrameIsMsgpack: the hand-encoded add/remove decodes as the
+// interestMsg a peer reads.
+func TestInterestFrameIsMsgpack(t *testing.T) {
+	for _, ch := range []string{"a", strings.Repeat("c", 40), strings.Repeat("d", 300)} {
+		f := interestFrame(frameRemove, ch, 1<<40+3)
+		if got := int(f[0])<<24 | int(f[1])<<16 | int(f[2])<<8 | int(f[3]); got != len(f)-headerLen {
+			t.Fatalf("length prefix %d, frame %d", got, len(f)-headerLen)
+		}
+		var m interestMsg
+		if frameType(f[headerLen]) != frameRemove || decodeMsg(f[headerLen+1:], &m) != nil || m.Ch != ch || m.Seq != 1<<40+3 {
+			t.Fatalf("round trip of %q: %+v", ch, m)
+		}
+	}
+}
+
 func TestDecodePublishAllocs(t *testing.T) {
-	f := publishFrame("chan", make([]byte, 100), "n1")
+	f := publishFrame("chan", make([]byte, 100))
 	body := f[headerLen+1:]
 	if n := testing.AllocsPerRun(100, func() { decodePublish(body) }); n != 0 {
 		t.Fatalf("decodePublish allocates %v times", n)
@@ -54,7 +69,7 @@ func TestSnapshotChunks(t *testing.T) {
 	for i := range 2000 {
 		chs = append(chs, strings.Repeat("x", 50)+string(rune('a'+i%26))+strings.Repeat("y", i%7))
 	}
-	frames, err := snapshotFrames(chs, 42, minFrameSize)
+	frames, err := snapshotFrames(chs, snapshotMsg{Seq: 42, Epoch: 7, Fresh: true}, minFrameSize)
 	if err != nil || len(frames) < 2 {
 		t.Fatalf("%d frames, %v", len(frames), err)
 	}
@@ -67,8 +82,8 @@ func TestSnapshotChunks(t *testing.T) {
 		if err := decodeMsg(f[headerLen+1:], &m); err != nil {
 			t.Fatal(err)
 		}
-		if m.Done != (i == len(frames)-1) || m.Seq != 42 {
-			t.Fatalf("chunk %d: done %v seq %d", i, m.Done, m.Seq)
+		if m.Done != (i == len(frames)-1) || m.Seq != 42 || m.Epoch != 7 || !m.Fresh {
+			t.Fatalf("chunk %d: done %v seq %d epoch %d fresh %v", i, m.Done, m.Seq, m.Epoch, m.Fresh)
 		}
 		n += len(m.Chs)
 	}
@@ -93,8 +108,10 @@ func decodeAll(b []byte, bufSize int) {
 			decodeMsg(body, &interestMsg{})
 		case frameSnapshot:
 			decodeMsg(body, &snapshotMsg{})
-		case frameAck:
+		case frameAck, frameMark:
 			decodeMsg(body, &ackMsg{})
+		case frameGap:
+			decodeMsg(body, &gapMsg{})
 		case frameHello:
 			decodeMsg(body, &helloMsg{})
 		case frameChallenge:
@@ -104,11 +121,12 @@ func decodeAll(b []byte, bufSize int) {
 }
 
 func FuzzDecodeFrame(f *testing.F) {
-	pub := publishFrame("room", []byte("hello"), "n1")
-	add, _ := encodeMsg(frameAdd, interestMsg{Ch: "room", Seq: 3})
-	snaps, _ := snapshotFrames([]string{"a", "b"}, 9, minFrameSize)
+	pub := publishFrame("room", []byte("hello"))
+	add := interestFrame(frameAdd, "room", 3)
+	snaps, _ := snapshotFrames([]string{"a", "b"}, snapshotMsg{Seq: 9, Epoch: 1}, minFrameSize)
 	ack, _ := encodeMsg(frameAck, ackMsg{Seq: 9})
-	all := bytes.Join([][]byte{pub, add, snaps[0], ack}, nil)
+	gap, _ := encodeMsg(frameGap, gapMsg{Chs: []string{"room"}})
+	all := bytes.Join([][]byte{pub, add, snaps[0], ack, gap}, nil)
 	f.Add(all)
 	for i := 0; i < len(all); i += 7 {
 		f.Add(all[:i]) // truncated

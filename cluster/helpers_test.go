@@ -12,6 +12,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"go.uber.org/goleak"
+
+	"github.com/meshcast/meshcast/internal/relay"
 )
 
 func TestMain(m *testing.M) {
@@ -60,10 +62,30 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 
 type delivery struct{ ch, data string }
 
-// recorder is a fake Receiver that records deliveries.
+// recorder is a fake Receiver that records deliveries and gaps.
 type recorder struct {
-	mu  sync.Mutex
-	got []delivery
+	mu   sync.Mutex
+	got  []delivery
+	gaps []string // one entry per channel per Gap call
+}
+
+func (r *recorder) Gap(chs []string) {
+	r.mu.Lock()
+	r.gaps = append(r.gaps, chs...)
+	r.mu.Unlock()
+}
+
+// gapsOn counts the gaps reported on ch.
+func (r *recorder) gapsOn(ch string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, g := range r.gaps {
+		if g == ch {
+			n++
+		}
+	}
+	return n
 }
 
 func (r *recorder) Deliver(ch string, data []byte) {
@@ -103,7 +125,7 @@ func startNode(t testing.TB, cfg Config) *node {
 		t.Fatal(err)
 	}
 	n := &node{Cluster: c, rec: &recorder{}}
-	if err := c.Start(n.rec); err != nil {
+	if _, err := c.Attach(n.rec, nil); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { shutdown(t, c) })
@@ -114,7 +136,7 @@ func shutdown(t testing.TB, c *Cluster) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := c.Shutdown(ctx); err != nil {
-		t.Logf("shutdown %s: %v", c.LocalNode(), err)
+		t.Errorf("shutdown %s: %v", c.Name(), err)
 	}
 }
 
@@ -168,7 +190,7 @@ func linkTo(c *Cluster, peer string) (LinkStats, bool) {
 	return LinkStats{}, false
 }
 
-func memberState(c *Cluster, name string) string {
+func stateOf(c *Cluster, name string) string {
 	for _, m := range c.Stats().Members {
 		if m.Name == name {
 			return m.State
@@ -177,12 +199,29 @@ func memberState(c *Cluster, name string) string {
 	return ""
 }
 
+// subscribe counts one local subscriber of ch and waits until every peer
+// confirmed it.
 func subscribe(t testing.TB, n *node, ch string) {
 	t.Helper()
-	n.Interest(ch, true)
+	await(t, n, ch, n.subscribe(ch))
+}
+
+// unsubscribe drops one local subscriber of ch and waits until every peer
+// confirmed the change.
+func unsubscribe(t testing.TB, n *node, ch string) {
+	t.Helper()
+	n.unsubscribe(ch)
+	n.local.mu.Lock()
+	seq := n.local.seq
+	n.local.mu.Unlock()
+	await(t, n, ch, relay.Ticket(seq))
+}
+
+func await(t testing.TB, n *node, ch string, tk relay.Ticket) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := n.AwaitInterest(ctx, ch); err != nil {
-		t.Fatalf("%s: AwaitInterest(%q): %v", n.LocalNode(), ch, err)
+	if err := n.awaitConfirmed(ctx, ch, tk); err != nil {
+		t.Fatalf("%s: awaitConfirmed(%q): %v", n.Name(), ch, err)
 	}
 }

@@ -14,8 +14,9 @@ import (
 )
 
 // inConn is a connection a peer dialled to us: it carries that peer's
-// publishes and interest; we answer with acks. The interest it brought is
-// forgotten when it closes.
+// publishes and interest; we answer with acks. The interest it brought
+// stays with the peer when it closes, until the peer's next snapshot
+// replaces it or the peer is gone.
 type inConn struct {
 	p    *peer
 	conn net.Conn // raw, or TLS over it
@@ -27,8 +28,12 @@ type inConn struct {
 	done     chan struct{}
 	finished chan struct{} // closed after cleanup: its interest is out of the table
 
-	chans  map[string]struct{} // this connection's interest; reader goroutine only
-	intern map[string]string   // channel names seen, so Deliver gets a string without allocating
+	// incoming collects the channels of a snapshot in progress; when it is
+	// done, the peer's wants not in it are removed. Reader goroutine only.
+	incoming map[string]struct{}
+	synced   bool              // the first snapshot was applied
+	bye      bool              // the peer said goodbye: it is leaving, nothing was lost
+	intern   map[string]string // channel names seen, so Deliver gets a string without allocating
 }
 
 func (ic *inConn) close() {
@@ -94,14 +99,14 @@ func (c *Cluster) serveInbound(raw net.Conn) {
 	ic := &inConn{
 		p: p, conn: conn, raw: raw,
 		ackWake: make(chan struct{}, 1), done: make(chan struct{}), finished: make(chan struct{}),
-		chans: make(map[string]struct{}), intern: make(map[string]string),
+		intern: make(map[string]string),
 	}
 	defer close(ic.finished)
 	if !p.attachInbound(ic) {
 		return
 	}
 	defer p.detachInbound(ic)
-	defer ic.forget()
+	defer func() { c.inboundDown(p, ic.bye) }()
 
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -141,6 +146,10 @@ func (c *Cluster) handshakeInbound(raw net.Conn) (net.Conn, *frameReader, string
 }
 
 func (c *Cluster) inboundHandshakeFailed(conn net.Conn, err error) {
+	if err == io.EOF { // closed before its first byte: a reachability probe (reconnect.go)
+		c.log.Debug("peer port probed", "remote", conn.RemoteAddr().String())
+		return
+	}
 	if errors.Is(err, errRejected) {
 		c.rejectedLinks.Add(1)
 		c.log.Debug("peer link refused", "remote", conn.RemoteAddr().String(), "err", err)
@@ -184,7 +193,7 @@ func (ic *inConn) handle(t frameType, body []byte) error {
 	p := ic.p
 	switch t {
 	case framePublish:
-		ch, data, _, err := decodePublish(body)
+		ch, data, err := decodePublish(body)
 		if err != nil {
 			return err
 		}
@@ -211,15 +220,60 @@ func (ic *inConn) handle(t frameType, body []byte) error {
 			return err
 		}
 		p.interestRcv.Add(1)
-		for _, ch := range m.Chs {
-			ic.add(ch)
+		ic.snapshot(m)
+		return nil
+	case frameMark:
+		var m ackMsg
+		if err := decodeMsg(body, &m); err != nil {
+			return err
 		}
-		if m.Done {
-			ic.ack(m.Seq)
+		ic.ack(m.Seq)
+		return nil
+	case frameGap:
+		var m gapMsg
+		if err := decodeMsg(body, &m); err != nil {
+			return err
 		}
+		chs := m.Chs
+		if m.All {
+			chs = nil
+		}
+		p.c.emitGap(p.name, "it dropped publishes for us (its link queue was full)", chs)
+		return nil
+	case frameBye:
+		ic.bye = true
 		return nil
 	}
 	return fmt.Errorf("%w: type %d on an inbound link", errMalformed, t)
+}
+
+// snapshot applies one chunk of the peer's interest set. The set replaces
+// what the peer wanted before (kept across a link reset): channels are
+// added as chunks arrive, and those not in the set are removed at the
+// last chunk, which also settles the link's incident before any publish
+// that follows it is delivered.
+func (ic *inConn) snapshot(m snapshotMsg) {
+	if ic.incoming == nil {
+		ic.incoming = make(map[string]struct{}, len(m.Chs))
+	}
+	for _, ch := range m.Chs {
+		ic.incoming[ch] = struct{}{}
+		ic.add(ch)
+	}
+	if !m.Done {
+		return
+	}
+	for ch := range ic.p.wants {
+		if _, ok := ic.incoming[ch]; !ok {
+			ic.remove(ch)
+		}
+	}
+	ic.incoming = nil
+	if !ic.synced {
+		ic.synced = true
+		ic.p.c.inboundSynced(ic.p, m.Epoch, m.Fresh)
+	}
+	ic.ack(m.Seq)
 }
 
 // maxIntern bounds the intern map; it starts over when full.
@@ -238,28 +292,23 @@ func (ic *inConn) internName(b []byte) string {
 }
 
 func (ic *inConn) add(ch string) {
-	if _, ok := ic.chans[ch]; ok {
+	p := ic.p
+	if _, ok := p.wants[ch]; ok {
 		return
 	}
-	ic.chans[ch] = struct{}{}
-	ic.p.c.table.add(ch, ic.p)
-	ic.p.interested.Add(1)
+	p.wants[ch] = struct{}{}
+	p.c.table.add(ch, p)
+	p.interested.Add(1)
 }
 
 func (ic *inConn) remove(ch string) {
-	if _, ok := ic.chans[ch]; !ok {
+	p := ic.p
+	if _, ok := p.wants[ch]; !ok {
 		return
 	}
-	delete(ic.chans, ch)
-	ic.p.c.table.remove(ch, ic.p)
-	ic.p.interested.Add(-1)
-}
-
-// forget drops everything this connection taught us.
-func (ic *inConn) forget() {
-	for ch := range ic.chans {
-		ic.remove(ch)
-	}
+	delete(p.wants, ch)
+	p.c.table.remove(ch, p)
+	p.interested.Add(-1)
 }
 
 // ack records seq as processed; the table was updated before.

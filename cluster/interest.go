@@ -2,18 +2,29 @@ package cluster
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/meshcast/meshcast/internal/relay"
 )
 
 // localInterest is this node's own interest: the channels with at least one
-// local subscriber, each with the sequence number of the add that started
-// it. Sequence numbers grow per node, across all channels.
+// local subscriber, each with its subscriber count and the sequence number
+// of the add that started it. Sequence numbers grow per node, across all
+// channels (marks use them too), so one ack covers everything before it.
 type localInterest struct {
 	mu    sync.Mutex
 	seq   uint64
-	chans map[string]uint64
+	chans map[string]*localChan
+}
+
+type localChan struct {
+	seq  uint64 // the add that made this node want the channel
+	refs int
 }
 
 // interestTable maps a channel to the peers interested in it. Slices are
@@ -56,49 +67,65 @@ func (t *interestTable) remove(ch string, p *peer) {
 	t.byCh[ch] = slices.Delete(slices.Clone(old), i, i+1)
 }
 
-// Publish sends a publish made on this node to every peer interested in ch.
-// It never blocks on the network: the frame is encoded once and queued on
-// each interested peer's link; a full or down link drops and counts. data
-// is kept until written; the caller must not modify it afterwards.
-func (c *Cluster) Publish(ch string, data []byte) {
+// publish sends a publish made on this node to every peer interested in
+// ch. It never blocks on the network: the frame is encoded once and queued
+// on each interested peer's link; a full or down link drops and counts.
+// data is kept until written; the caller must not modify it afterwards.
+func (c *Cluster) publish(ch string, data []byte) {
+	// Before the lookup: a link set up concurrently then knows we are not
+	// fresh (its peer may have missed this publish).
+	if !c.published.Load() {
+		c.published.Store(true)
+	}
 	peers := c.table.lookup(ch)
 	if len(peers) == 0 {
 		return
 	}
-	f := publishFrame(ch, data, c.name)
+	f := publishFrame(ch, data)
 	if len(f)-headerLen > c.cfg.MaxFrameSize {
 		c.tooLarge.Add(1)
 		return
 	}
 	for _, p := range peers {
-		p.enqueuePublish(f)
+		p.enqueuePublish(f, ch)
 	}
 }
 
-// Interest records that this node gained its first (on) or lost its last
-// (!on) local subscriber of ch, and tells every connected peer. Calls must
-// come in order per channel; it never blocks.
-func (c *Cluster) Interest(ch string, on bool) {
+// subscribe counts one more local subscriber of ch; the first tells every
+// connected peer. It returns the seq of the add in force.
+func (c *Cluster) subscribe(ch string) relay.Ticket {
 	c.local.mu.Lock()
 	defer c.local.mu.Unlock()
-	_, had := c.local.chans[ch]
-	if had == on {
+	lc := c.local.chans[ch]
+	if lc == nil {
+		c.local.seq++
+		lc = &localChan{seq: c.local.seq}
+		c.local.chans[ch] = lc
+		c.sendControlLocked(interestFrame(frameAdd, ch, lc.seq))
+	}
+	lc.refs++
+	return relay.Ticket(lc.seq)
+}
+
+// unsubscribe counts one fewer; the last tells every connected peer.
+func (c *Cluster) unsubscribe(ch string) {
+	c.local.mu.Lock()
+	defer c.local.mu.Unlock()
+	lc := c.local.chans[ch]
+	if lc == nil {
 		return
 	}
+	if lc.refs--; lc.refs > 0 {
+		return
+	}
+	delete(c.local.chans, ch)
 	c.local.seq++
-	seq := c.local.seq
-	t := frameRemove
-	if on {
-		c.local.chans[ch] = seq
-		t = frameAdd
-	} else {
-		delete(c.local.chans, ch)
-	}
-	f, err := encodeMsg(t, interestMsg{Ch: ch, Seq: seq})
-	if err != nil {
-		c.log.Error("encode interest", "err", err)
-		return
-	}
+	c.sendControlLocked(interestFrame(frameRemove, ch, c.local.seq))
+}
+
+// sendControlLocked queues a control frame on every connected peer's link.
+// Caller holds local.mu, which orders control frames with snapshots.
+func (c *Cluster) sendControlLocked(f []byte) {
 	for _, p := range c.peerList() {
 		if oc := p.out.Load(); oc != nil {
 			oc.pushControl(f)
@@ -106,84 +133,129 @@ func (c *Cluster) Interest(ch string, on bool) {
 	}
 }
 
-// linkUp makes oc p's outbound connection: the snapshot goes first, and
-// from then on every Interest call reaches oc too (both under local.mu).
-func (c *Cluster) linkUp(p *peer, oc *outConn) error {
+// sendMarks asks every connected peer to ack a new seq (re-verification
+// after a stall) and returns it. A peer whose link is down acks the
+// snapshot of its next link, which carries a later seq.
+func (c *Cluster) sendMarks() uint64 {
+	c.local.mu.Lock()
+	defer c.local.mu.Unlock()
+	c.local.seq++
+	seq := c.local.seq
+	f, err := encodeMsg(frameMark, ackMsg{Seq: seq})
+	if err == nil {
+		c.sendControlLocked(f)
+	}
+	return seq
+}
+
+// localChannels lists the channels this node wants.
+func (c *Cluster) localChannels() []string {
 	c.local.mu.Lock()
 	defer c.local.mu.Unlock()
 	chs := make([]string, 0, len(c.local.chans))
 	for ch := range c.local.chans {
 		chs = append(chs, ch)
 	}
-	frames, err := snapshotFrames(chs, c.local.seq, c.cfg.MaxFrameSize)
+	return chs
+}
+
+// linkUp makes oc p's outbound connection: the snapshot goes first, and
+// from then on every interest change reaches oc too (both under local.mu).
+func (c *Cluster) linkUp(p *peer, oc *outConn) error {
+	c.local.mu.Lock()
+	defer c.local.mu.Unlock()
+	if c.draining.Load() {
+		return errDraining
+	}
+	chs := make([]string, 0, len(c.local.chans))
+	for ch := range c.local.chans {
+		chs = append(chs, ch)
+	}
+	head := snapshotMsg{Seq: c.local.seq, Epoch: c.epoch, Fresh: !c.published.Load()}
+	frames, err := snapshotFrames(chs, head, c.cfg.MaxFrameSize)
 	if err != nil {
 		return err
 	}
 	if !oc.q.pushAll(frames) {
 		return errSnapshotTooLarge
 	}
+	oc.snapSeq = head.Seq
 	p.out.Store(oc)
 	return nil
 }
 
-// InterestReady reports whether every live peer has already acknowledged
-// this node's current interest in ch, that is whether AwaitInterest would
-// return at once. The hub uses it to ack most subscribes without starting
-// a goroutine to wait.
-func (c *Cluster) InterestReady(ch string) bool {
-	seq := c.interestSeq(ch)
-	if seq == 0 {
-		return true
-	}
+// confirmed reports whether every live peer has acknowledged t.
+func (c *Cluster) confirmed(t relay.Ticket) bool {
 	for _, p := range c.peerList() {
-		if acked, _, gone := p.ackState(); !gone && acked < seq {
+		if acked, _, gone := p.ackState(); !gone && acked < uint64(t) {
 			return false
 		}
 	}
 	return true
 }
 
-// interestSeq is the sequence number AwaitInterest waits for: that of the
-// add of ch, or of the latest change when ch was removed meanwhile.
-func (c *Cluster) interestSeq(ch string) uint64 {
-	c.local.mu.Lock()
-	defer c.local.mu.Unlock()
-	if seq, ok := c.local.chans[ch]; ok {
-		return seq
-	}
-	return c.local.seq
-}
-
-// AwaitInterest blocks until every live peer has acknowledged this node's
-// current interest in ch, ctx ends (ctx.Err()), or InterestTimeout passes
-// (ErrInterestTimeout, counted). With no peers it returns at once.
-func (c *Cluster) AwaitInterest(ctx context.Context, ch string) error {
-	seq := c.interestSeq(ch)
-	if seq == 0 {
-		return nil
-	}
-	var timeout <-chan time.Time
+// awaitConfirmed blocks until every live peer has acknowledged t, ctx ends
+// (ctx.Err()), or InterestTimeout passes (ErrInterestTimeout, counted). On
+// timeout each late peer remembers ch and reports a gap on it when it
+// finally confirms.
+func (c *Cluster) awaitConfirmed(ctx context.Context, ch string, t relay.Ticket) error {
+	timer := time.NewTimer(c.cfg.InterestTimeout)
+	defer timer.Stop()
 	for _, p := range c.peerList() {
 		for {
 			acked, changed, gone := p.ackState()
-			if gone || acked >= seq {
+			if gone || acked >= uint64(t) {
 				break
-			}
-			if timeout == nil {
-				t := time.NewTimer(c.cfg.InterestTimeout)
-				defer t.Stop()
-				timeout = t.C
 			}
 			select {
 			case <-changed:
+				continue
 			case <-ctx.Done():
 				return ctx.Err()
-			case <-timeout:
-				c.interestTimeouts.Add(1)
-				c.log.Warn("interest not acknowledged in time", "channel", ch, "peer", p.name)
-				return ErrInterestTimeout
+			case <-timer.C:
 			}
+			return c.interestTimedOut(ch, t)
 		}
 	}
 	return nil
 }
+
+func (c *Cluster) interestTimedOut(ch string, t relay.Ticket) error {
+	var late []string
+	for _, p := range c.peerList() {
+		if acked, _, gone := p.ackState(); !gone && acked < uint64(t) {
+			p.addLate(uint64(t), ch)
+			late = append(late, p.name)
+		}
+	}
+	if len(late) == 0 {
+		return nil // confirmed at the last moment
+	}
+	c.interestTimeouts.Add(1)
+	slices.Sort(late)
+	c.log.Warn("subscribe not confirmed by every peer in time; its subscribers get a gap when they do",
+		"channel", ch, "peers", strings.Join(late, ","))
+	return fmt.Errorf("%w: %s", ErrInterestTimeout, strings.Join(late, ", "))
+}
+
+// clusterRelay is the cluster as a hub sees it (relay.Relay). Its methods
+// are the hub's plumbing, so they live on this unexported type rather than
+// on Cluster.
+type clusterRelay struct{ c *Cluster }
+
+var _ relay.Relay = clusterRelay{}
+
+func (r clusterRelay) Name() string                       { return r.c.name }
+func (r clusterRelay) Publish(ch string, data []byte)     { r.c.publish(ch, data) }
+func (r clusterRelay) Subscribe(ch string) relay.Ticket   { return r.c.subscribe(ch) }
+func (r clusterRelay) Unsubscribe(ch string)              { r.c.unsubscribe(ch) }
+func (r clusterRelay) Confirmed(t relay.Ticket) bool      { return r.c.confirmed(t) }
+func (r clusterRelay) Standing() error                    { return r.c.standing() }
+func (r clusterRelay) Ready(ctx context.Context) error    { return r.c.ready(ctx) }
+func (r clusterRelay) Shutdown(ctx context.Context) error { return r.c.Shutdown(ctx) }
+func (r clusterRelay) AwaitConfirmed(ctx context.Context, ch string, t relay.Ticket) error {
+	return r.c.awaitConfirmed(ctx, ch, t)
+}
+
+// errDraining is why no link comes up once Shutdown began.
+var errDraining = errors.New("cluster: shutting down")

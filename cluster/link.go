@@ -28,10 +28,11 @@ const (
 // outConn is one outbound connection after a successful handshake: the
 // writer drains q onto conn; the dialer goroutine reads acks from it.
 type outConn struct {
-	p    *peer
-	conn net.Conn // what the writer writes to: raw, or TLS over it
-	raw  net.Conn // the TCP socket, which close closes
-	q    *frameQueue
+	p       *peer
+	conn    net.Conn // what the writer writes to: raw, or TLS over it
+	raw     net.Conn // the TCP socket, which close closes
+	q       *frameQueue
+	snapSeq uint64 // the seq of the snapshot that opened the link
 
 	once sync.Once
 	done chan struct{}
@@ -39,7 +40,7 @@ type outConn struct {
 
 // close ends the link. It closes the TCP socket, not the TLS layer:
 // tls.Conn.Close writes a close_notify and may block, and close is called
-// under the hub's registry lock (through Interest and pushControl).
+// under the interest lock (through pushControl).
 func (oc *outConn) close() {
 	oc.once.Do(func() {
 		close(oc.done)
@@ -56,9 +57,16 @@ func (oc *outConn) pushControl(fs ...[]byte) {
 	}
 }
 
-// runDialer keeps an outbound link to p up while p is alive.
+// rejectedRetry caps the wait after a peer refused our link because it
+// does not know us as a member yet: gossip will tell it within moments.
+const rejectedRetry = 250 * time.Millisecond
+
+// runDialer keeps an outbound link to p up while p is alive. The backoff
+// only paces failures against a peer that stays unreachable: a kick (the
+// peer was reported alive again, or its own link reached us) dials at once.
 func (p *peer) runDialer() {
 	defer p.c.wg.Done()
+	defer p.state.Store(linkClosed)
 	b := newBackoff(50*time.Millisecond, 5*time.Second)
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
@@ -67,8 +75,7 @@ func (p *peer) runDialer() {
 		p.state.Store(linkConnecting)
 		start := time.Now()
 		err := p.connectAndServe()
-		if p.ctx.Err() != nil {
-			p.state.Store(linkClosed)
+		if p.ctx.Err() != nil || p.c.draining.Load() {
 			return
 		}
 		if time.Since(start) > stableLink {
@@ -76,12 +83,18 @@ func (p *peer) runDialer() {
 		}
 		p.c.logLinkError(p, err)
 		p.state.Store(linkBackoff)
-		t := time.NewTimer(b.next())
+		delay := b.next()
+		if errors.Is(err, errRejected) {
+			delay = min(delay, rejectedRetry)
+		}
+		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
+		case <-p.kick:
+			t.Stop()
+			b.reset()
 		case <-p.ctx.Done():
 			t.Stop()
-			p.state.Store(linkClosed)
 			return
 		}
 	}
@@ -120,6 +133,7 @@ func (p *peer) connectAndServe() error {
 	}
 	p.state.Store(linkUp)
 	p.outboundUp()
+	signal(c.linkEvent)
 	c.log.Debug("peer link up", "peer", p.name, "addr", addr)
 
 	var wg sync.WaitGroup
@@ -160,38 +174,52 @@ func (oc *outConn) readAcks(fr *frameReader) error {
 	}
 }
 
-// writeLoop drains the queue into a bufio.Writer, flushing when it is empty.
+// writeLoop drains the queue into a bufio.Writer, flushing when it is
+// empty. Drops reported by swap become a gap frame right after the frames
+// queued before them; a finishing queue ends with a bye.
 func (oc *outConn) writeLoop() {
 	bw := bufio.NewWriterSize(oc.conn, writeBufSize)
 	var spare [][]byte
 	for {
-		batch := oc.q.swap(spare)
-		if len(batch) == 0 {
-			if bw.Buffered() > 0 {
-				oc.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-				if err := bw.Flush(); err != nil {
-					oc.close()
-					return
-				}
-			}
-			select {
-			case <-oc.q.wake:
-				continue
-			case <-oc.done:
-				return
-			}
-		}
+		batch, drops, finishing := oc.q.swap(spare)
 		oc.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if err := oc.writeBatch(bw, batch); err != nil {
+		if err := oc.writeBatch(bw, batch, drops); err != nil {
 			oc.close()
 			return
 		}
-		clear(batch) // let frames be collected
-		spare = batch
+		if len(batch) > 0 {
+			clear(batch) // let frames be collected
+			spare = batch
+			continue
+		}
+		if finishing {
+			oc.bye(bw)
+			return
+		}
+		if bw.Buffered() > 0 {
+			if err := bw.Flush(); err != nil {
+				oc.close()
+				return
+			}
+		}
+		select {
+		case <-oc.q.wake:
+		case <-oc.done:
+			return
+		}
 	}
 }
 
-func (oc *outConn) writeBatch(bw *bufio.Writer, batch [][]byte) error {
+// bye ends a drained link: the peer knows nothing was lost on it.
+func (oc *outConn) bye(bw *bufio.Writer) {
+	defer oc.close()
+	bw.Write(appendFrame(nil, frameBye, []byte{0x80})) // body: an empty msgpack map
+	if err := bw.Flush(); err != nil {
+		oc.p.c.log.Debug("bye not delivered", "peer", oc.p.name, "err", err)
+	}
+}
+
+func (oc *outConn) writeBatch(bw *bufio.Writer, batch [][]byte, drops gapMsg) error {
 	var pubs, pubBytes, ctl uint64
 	for _, f := range batch {
 		if _, err := bw.Write(f); err != nil {
@@ -207,7 +235,20 @@ func (oc *outConn) writeBatch(bw *bufio.Writer, batch [][]byte) error {
 	oc.p.msgsSent.Add(pubs)
 	oc.p.bytesSent.Add(pubBytes)
 	oc.p.interestSent.Add(ctl)
+	if drops.All || len(drops.Chs) > 0 {
+		return oc.writeGap(bw, drops)
+	}
 	return nil
+}
+
+// writeGap tells the peer which channels' publishes we dropped for it.
+func (oc *outConn) writeGap(bw *bufio.Writer, drops gapMsg) error {
+	f, err := encodeMsg(frameGap, drops)
+	if err != nil || len(f)-headerLen > oc.p.c.cfg.MaxFrameSize {
+		f = appendFrame(nil, frameGap, []byte{0x81, 0xa1, 'a', 0xc3}) // {"a": true}
+	}
+	_, err = bw.Write(f)
+	return err
 }
 
 // readError classifies a link read error, counting malformed frames.

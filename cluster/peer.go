@@ -25,11 +25,17 @@ type peer struct {
 
 	ctx    context.Context // cancelled when the peer leaves or dies, or on Shutdown
 	cancel context.CancelFunc
+	kick   chan struct{} // capacity 1: dial now (the peer is alive again, or reached us)
 
 	out   atomic.Pointer[outConn] // current outbound connection once up; nil otherwise
 	state atomic.Int32
-	// leaving: the peer announced a graceful leave in its metadata.
-	leaving atomic.Bool
+
+	// wants is the peer's interest as its links taught us. It outlives a
+	// link: a reconnecting peer keeps getting what it wanted (dropped and
+	// counted while the link is down) until its new snapshot replaces it.
+	// Only the reader goroutine of the current inbound link touches it, or
+	// whoever finds the peer gone with no reader (forgetIfGone).
+	wants map[string]struct{}
 
 	// counters for Stats
 	msgsSent, bytesSent       atomic.Uint64
@@ -44,12 +50,26 @@ type peer struct {
 	acked   uint64        // highest interest seq acked on the current outbound connection
 	ackWait chan struct{} // closed and replaced whenever acked changes or the peer goes away
 	gone    bool
-	in      *inConn // current inbound connection, if any
+	in      *inConn   // current inbound connection, if any
+	late    []lateSub // subscribes acked before this peer confirmed them
+	lateAll bool      // more late subscribes than maxLate: every channel gets a gap
+	forgot  bool      // wants was cleared for good
 }
+
+// lateSub is a subscribe whose wait timed out before this peer confirmed
+// it: publishes made on the peer meanwhile never reached us.
+type lateSub struct {
+	seq uint64
+	ch  string
+}
+
+// maxLate bounds the late subscribes remembered per peer.
+const maxLate = 1024
 
 func newPeer(c *Cluster, name, addr string) *peer {
 	ctx, cancel := context.WithCancel(c.ctx)
-	p := &peer{c: c, name: name, ctx: ctx, cancel: cancel, addr: addr, ackWait: make(chan struct{})}
+	p := &peer{c: c, name: name, ctx: ctx, cancel: cancel, addr: addr, ackWait: make(chan struct{}),
+		kick: make(chan struct{}, 1), wants: make(map[string]struct{})}
 	p.state.Store(linkConnecting)
 	return p
 }
@@ -60,15 +80,30 @@ func (p *peer) getAddr() string {
 	return p.addr
 }
 
-// setAddr records a new address and drops the connection to the old one.
-func (p *peer) setAddr(addr string) {
+// update records the peer's address as memberlist now reports it. A new
+// address, or a restarted process (restarted), makes the current outbound
+// connection stale; either way the dialer tries at once, skipping any
+// backoff: a member reported alive must be linked now.
+func (p *peer) update(addr string, restarted bool) {
 	p.mu.Lock()
-	changed := p.addr != addr
+	stale := p.addr != addr || restarted
 	p.addr = addr
 	p.mu.Unlock()
-	if oc := p.out.Load(); changed && oc != nil {
+	if oc := p.out.Load(); stale && oc != nil {
 		oc.close()
 	}
+	signal(p.kick)
+}
+
+// outboundSynced reports whether our link to the peer is up and the peer
+// acked its snapshot.
+func (p *peer) outboundSynced() bool {
+	oc := p.out.Load()
+	if oc == nil {
+		return false
+	}
+	acked, _, _ := p.ackState()
+	return acked >= oc.snapSeq
 }
 
 // ackState returns the acked seq and a channel closed when it changes.
@@ -79,18 +114,60 @@ func (p *peer) ackState() (acked uint64, changed <-chan struct{}, gone bool) {
 }
 
 // setAcked records an ack received on oc; stale connections are ignored.
+// Late subscribes the ack covers get their gap now.
 func (p *peer) setAcked(oc *outConn, seq uint64) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.out.Load() != oc || seq <= p.acked {
+		p.mu.Unlock()
 		return
 	}
 	p.acked = seq
 	p.broadcastLocked()
+	chs, all := p.takeLateLocked(seq)
+	p.mu.Unlock()
+	signal(p.c.linkEvent)
+	if all || len(chs) > 0 {
+		if all {
+			chs = nil
+		}
+		p.c.emitGap(p.name, "it confirmed subscribes after they were acked", chs)
+	}
 }
 
-// resetAcked forgets acks when the outbound connection ends: the peer
-// forgets our interest with it.
+// addLate remembers a subscribe acked before this peer confirmed seq.
+func (p *peer) addLate(seq uint64, ch string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.acked >= seq || p.gone {
+		return
+	}
+	if len(p.late) >= maxLate {
+		p.lateAll = true
+		return
+	}
+	p.late = append(p.late, lateSub{seq, ch})
+}
+
+// takeLateLocked removes the late subscribes seq covers.
+func (p *peer) takeLateLocked(seq uint64) (chs []string, all bool) {
+	kept := p.late[:0]
+	for _, l := range p.late {
+		if l.seq <= seq {
+			chs = append(chs, l.ch)
+		} else {
+			kept = append(kept, l)
+		}
+	}
+	clear(p.late[len(kept):])
+	p.late = kept
+	if p.lateAll && len(kept) == 0 {
+		p.lateAll, all = false, true
+	}
+	return chs, all
+}
+
+// resetAcked forgets acks when the outbound connection ends: the next
+// connection starts with a snapshot that must be acked again.
 func (p *peer) resetAcked() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -103,12 +180,14 @@ func (p *peer) broadcastLocked() {
 	p.ackWait = make(chan struct{})
 }
 
-// stop ends both links: the peer left or died, or we shut down.
+// stop ends both links: the peer left or died, or we shut down. Its
+// interest is forgotten once no reader can touch it.
 func (p *peer) stop() {
 	p.cancel()
 	p.mu.Lock()
 	if !p.gone {
 		p.gone = true
+		p.late, p.lateAll = nil, false
 		p.broadcastLocked()
 	}
 	in := p.in
@@ -118,11 +197,30 @@ func (p *peer) stop() {
 	}
 	if in != nil {
 		in.close()
+	} else {
+		p.forgetIfGone()
 	}
 }
 
+// forgetIfGone drops the peer's interest from the table once it is gone
+// and no inbound reader is attached (that reader does it when it ends).
+func (p *peer) forgetIfGone() {
+	p.mu.Lock()
+	if !p.gone || p.in != nil || p.forgot {
+		p.mu.Unlock()
+		return
+	}
+	p.forgot = true
+	p.mu.Unlock()
+	for ch := range p.wants {
+		p.c.table.remove(ch, p)
+	}
+	clear(p.wants)
+	p.interested.Store(0)
+}
+
 // attachInbound makes ic the peer's inbound connection, closing and waiting
-// out the previous one first so its interest is gone before ic's arrives.
+// out the previous one first so that only one reader touches wants.
 func (p *peer) attachInbound(ic *inConn) bool {
 	for {
 		p.mu.Lock()
@@ -134,6 +232,7 @@ func (p *peer) attachInbound(ic *inConn) bool {
 		if old == nil {
 			p.in = ic
 			p.mu.Unlock()
+			signal(p.kick) // it reached us: our link to it should come up too
 			return true
 		}
 		p.mu.Unlock()
@@ -142,12 +241,15 @@ func (p *peer) attachInbound(ic *inConn) bool {
 	}
 }
 
+// detachInbound ends ic's reign; if the peer is gone meanwhile, its
+// interest goes with it.
 func (p *peer) detachInbound(ic *inConn) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.in == ic {
 		p.in = nil
 	}
+	p.mu.Unlock()
+	p.forgetIfGone()
 }
 
 // outboundUp wakes the inbound connection's ack writer: acks it held back
@@ -161,14 +263,16 @@ func (p *peer) outboundUp() {
 	}
 }
 
-// enqueuePublish queues a publish frame on the outbound link or counts a drop.
-func (p *peer) enqueuePublish(f []byte) {
+// enqueuePublish queues a publish frame of channel ch on the outbound link,
+// or counts a drop: the peer's subscribers hear of it with a gap (from the
+// gap frame after a full queue, or from the broken link's incident).
+func (p *peer) enqueuePublish(f []byte, ch string) {
 	oc := p.out.Load()
 	if oc == nil {
 		p.dropsDown.Add(1)
 		return
 	}
-	if !oc.q.push(f) {
+	if !oc.q.pushPublish(f, ch) {
 		p.drops.Add(1)
 	}
 }

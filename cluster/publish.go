@@ -5,22 +5,20 @@ import (
 	"fmt"
 )
 
-// The publish body is the msgpack array [channel str, payload bin, origin str],
-// encoded by hand: it is the hot path (once per publish, shared by every
-// link) and its decoder must not allocate. Any msgpack library reads it.
+// The publish body is the msgpack array [channel str, payload bin], encoded
+// by hand: it is the hot path (once per publish, shared by every link) and
+// its decoder must not allocate. Any msgpack library reads it.
 
 // publishFrame encodes a complete publish frame in one allocation.
-func publishFrame(ch string, data []byte, origin string) []byte {
+func publishFrame(ch string, data []byte) []byte {
 	size := headerLen + 1 + 1 +
 		strHeaderLen(len(ch)) + len(ch) +
-		binHeaderLen(len(data)) + len(data) +
-		strHeaderLen(len(origin)) + len(origin)
+		binHeaderLen(len(data)) + len(data)
 	b := make([]byte, headerLen, size)
 	binary.BigEndian.PutUint32(b, uint32(size-headerLen))
-	b = append(b, byte(framePublish), 0x93) // fixarray of 3
+	b = append(b, byte(framePublish), 0x92) // fixarray of 2
 	b = appendStr(b, ch)
-	b = appendBin(b, data)
-	return appendStr(b, origin)
+	return appendBin(b, data)
 }
 
 func strHeaderLen(n int) int {
@@ -78,24 +76,21 @@ func appendBin(b []byte, p []byte) []byte {
 }
 
 // decodePublish splits a publish body into slices of body (no copies).
-func decodePublish(body []byte) (ch, data, origin []byte, err error) {
-	if len(body) < 1 || body[0] != 0x93 {
-		return nil, nil, nil, fmt.Errorf("%w: publish is not a 3-array", errMalformed)
+func decodePublish(body []byte) (ch, data []byte, err error) {
+	if len(body) < 1 || body[0] != 0x92 {
+		return nil, nil, fmt.Errorf("%w: publish is not a 2-array", errMalformed)
 	}
 	rest := body[1:]
 	if ch, rest, err = readStr(rest); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	if data, rest, err = readBin(rest); err != nil {
-		return nil, nil, nil, err
-	}
-	if origin, rest, err = readStr(rest); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	if len(rest) != 0 {
-		return nil, nil, nil, fmt.Errorf("%w: %d trailing bytes after publish", errMalformed, len(rest))
+		return nil, nil, fmt.Errorf("%w: %d trailing bytes after publish", errMalformed, len(rest))
 	}
-	return ch, data, origin, nil
+	return ch, data, nil
 }
 
 // readStr reads any msgpack str format.

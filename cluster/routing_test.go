@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strconv"
@@ -14,10 +13,10 @@ func TestClusterForms(t *testing.T) {
 	for _, n := range nodes {
 		s := n.Stats()
 		if len(s.Members) != 5 || len(s.Links) != 4 {
-			t.Fatalf("%s: %d members, %d links; want 5 and 4", n.LocalNode(), len(s.Members), len(s.Links))
+			t.Fatalf("%s: %d members, %d links; want 5 and 4", n.Name(), len(s.Members), len(s.Links))
 		}
 		if s.HandshakeFailures != 0 || s.MalformedFrames != 0 {
-			t.Fatalf("%s: handshake failures %d, malformed %d", n.LocalNode(), s.HandshakeFailures, s.MalformedFrames)
+			t.Fatalf("%s: handshake failures %d, malformed %d", n.Name(), s.HandshakeFailures, s.MalformedFrames)
 		}
 	}
 }
@@ -29,8 +28,8 @@ func TestPublishReachesOnlyInterested(t *testing.T) {
 		subscribe(t, nodes[i], "news")
 	}
 	for i, n := range nodes {
-		n.Publish("news", []byte("from-"+strconv.Itoa(i)))
-		n.Publish("other", []byte("nobody wants this"))
+		n.publish("news", []byte("from-"+strconv.Itoa(i)))
+		n.publish("other", []byte("nobody wants this"))
 	}
 	for i := range interested {
 		var want []string
@@ -55,7 +54,7 @@ func TestPublishReachesOnlyInterested(t *testing.T) {
 			if i == j {
 				continue
 			}
-			l, ok := linkTo(n.Cluster, other.LocalNode())
+			l, ok := linkTo(n.Cluster, other.Name())
 			if !ok {
 				t.Fatalf("n%d has no link to n%d", i, j)
 			}
@@ -81,7 +80,7 @@ func TestPerPublisherFIFO(t *testing.T) {
 	subscribe(t, b, "seq")
 	const n = 3000
 	for i := range n {
-		a.Publish("seq", []byte(strconv.Itoa(i)))
+		a.publish("seq", []byte(strconv.Itoa(i)))
 	}
 	waitFor(t, 10*time.Second, "3000 publishes", func() bool { return len(b.rec.on("seq")) >= n })
 	got := b.rec.on("seq")
@@ -95,7 +94,7 @@ func TestPerPublisherFIFO(t *testing.T) {
 	}
 }
 
-// Guarantee 1: once AwaitInterest returns, a publish made right after on
+// Guarantee 1: once awaitConfirmed returns, a publish made right after on
 // any other node reaches the subscriber's node.
 func TestSubscribeThenPublishLosesNothing(t *testing.T) {
 	nodes := startCluster(t, 3)
@@ -104,8 +103,8 @@ func TestSubscribeThenPublishLosesNothing(t *testing.T) {
 	for i := range rounds {
 		ch := "round-" + strconv.Itoa(i)
 		subscribe(t, b, ch)
-		a.Publish(ch, []byte("a"))
-		c.Publish(ch, []byte("c"))
+		a.publish(ch, []byte("a"))
+		c.publish(ch, []byte("c"))
 	}
 	for i := range rounds {
 		ch := "round-" + strconv.Itoa(i)
@@ -124,18 +123,13 @@ func TestInterestRemovalStopsTraffic(t *testing.T) {
 	a, b := nodes[0], nodes[1]
 	subscribe(t, b, "x")
 	subscribe(t, b, "marker")
-	a.Publish("x", []byte("1"))
+	a.publish("x", []byte("1"))
 	waitFor(t, 5*time.Second, "first publish", func() bool { return len(b.rec.on("x")) == 1 })
 
-	b.Interest("x", false)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := b.AwaitInterest(ctx, "x"); err != nil { // waits for the removal's ack
-		t.Fatal(err)
-	}
+	unsubscribe(t, b, "x") // waits for the removal's ack
 	before, _ := linkTo(a.Cluster, "n1")
-	a.Publish("x", []byte("2"))
-	a.Publish("marker", []byte("m"))
+	a.publish("x", []byte("2"))
+	a.publish("marker", []byte("m"))
 	// FIFO: had "x" been sent, it would arrive before the marker.
 	waitFor(t, 5*time.Second, "marker", func() bool { return len(b.rec.on("marker")) == 1 })
 	if got := b.rec.on("x"); len(got) != 1 {
@@ -150,16 +144,9 @@ func TestInterestRemovalStopsTraffic(t *testing.T) {
 	}
 }
 
-func TestAwaitInterestWithoutPeers(t *testing.T) {
+func TestConfirmedWithoutPeers(t *testing.T) {
 	n := startNode(t, testConfig("alone"))
-	n.Interest("solo", true)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	start := time.Now()
-	if err := n.AwaitInterest(ctx, "solo"); err != nil {
-		t.Fatal(err)
-	}
-	if d := time.Since(start); d > 100*time.Millisecond {
-		t.Fatalf("AwaitInterest with no peers took %v", d)
+	if tk := n.subscribe("solo"); !n.confirmed(tk) {
+		t.Fatal("a subscribe with no peers is not confirmed at once")
 	}
 }

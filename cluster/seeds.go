@@ -46,54 +46,6 @@ func expandSeeds(ctx context.Context, lookup lookupFunc, seeds []string) ([]stri
 	return out, errors.Join(errs...)
 }
 
-// joinLoop joins the seeds in the background, retrying with jittered
-// backoff until a join reaches another node or another node reaches us.
-func (c *Cluster) joinLoop() {
-	defer c.wg.Done()
-	b := newBackoff(200*time.Millisecond, 5*time.Second)
-	for {
-		if c.tryJoin() {
-			return
-		}
-		t := time.NewTimer(b.next())
-		select {
-		case <-t.C:
-		case <-c.ctx.Done():
-			t.Stop()
-			return
-		}
-	}
-}
-
-// tryJoin makes one join attempt and reports whether we are joined.
-func (c *Cluster) tryJoin() bool {
-	ml := c.ml.Load()
-	if ml.NumMembers() > 1 {
-		return true // someone joined us
-	}
-	addrs, err := expandSeeds(c.ctx, net.DefaultResolver.LookupHost, c.cfg.Join)
-	if err != nil {
-		c.log.Warn("some join seeds do not resolve", "err", err)
-	}
-	self := net.JoinHostPort(c.advertiseHost, strconv.Itoa(c.gossipPort))
-	var others []string
-	for _, a := range addrs {
-		if a != self { // a headless Service lists this pod too
-			others = append(others, a)
-		}
-	}
-	if len(others) == 0 {
-		return false
-	}
-	n, err := ml.Join(others)
-	if n > 0 {
-		c.log.Info("joined cluster", "contacted", n, "members", ml.NumMembers())
-		return true
-	}
-	c.log.Info("join failed; retrying", "seeds", others, "err", err)
-	return false
-}
-
 // backoff is jittered exponential backoff: each delay is uniform in
 // [d/2, d] and d doubles up to max, so restarted nodes do not retry in step.
 type backoff struct {

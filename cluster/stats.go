@@ -1,15 +1,37 @@
 package cluster
 
 import (
+	"errors"
 	"net"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
+
+// standingName turns Standing's error into the names Stats reports.
+func standingName(err error) (name, reason string) {
+	for _, s := range []struct {
+		err  error
+		name string
+	}{{ErrJoining, "joining"}, {ErrIsolated, "isolated"}, {ErrResyncing, "resyncing"}, {ErrClosed, "closed"}} {
+		if errors.Is(err, s.err) {
+			return s.name, err.Error()
+		}
+	}
+	if err != nil {
+		return "unknown", err.Error()
+	}
+	return "ready", ""
+}
 
 // Stats is a snapshot of the cluster for metrics and debugging.
 type Stats struct {
-	Node              NodeStats     `json:"node"`
+	Node NodeStats `json:"node"`
+	// Standing is "ready", or what keeps this node from serving:
+	// "joining", "isolated", "resyncing", "closed"; StandingReason says more.
+	Standing          string        `json:"standing"`
+	StandingReason    string        `json:"standing_reason,omitempty"`
 	Members           []MemberStats `json:"members"`
 	Links             []LinkStats   `json:"links"`
 	LocalChannels     int           `json:"local_channels"`     // channels this node has subscribers for
@@ -18,6 +40,9 @@ type Stats struct {
 	RejectedLinks     uint64        `json:"rejected_links"`     // authenticated links from nodes not (yet) known alive
 	MalformedFrames   uint64        `json:"malformed_frames"`   // links closed for a malformed frame
 	PublishTooLarge   uint64        `json:"publish_too_large"`  // publishes over MaxFrameSize, not forwarded
+	GapIncidents      uint64        `json:"gap_incidents"`      // times subscribers were told they may have missed publishes
+	GapChannels       uint64        `json:"gap_channels"`       // channels those gaps covered
+	Stalls            uint64        `json:"stalls"`             // times this process was found frozen and re-verified
 }
 
 // NodeStats describes this node.
@@ -32,6 +57,12 @@ type MemberStats struct {
 	Name  string `json:"name"`
 	Addr  string `json:"addr,omitempty"` // peer-link address
 	State string `json:"state"`          // alive, dead, left
+	// Since is when the member entered State (RFC 3339); empty for this node.
+	Since string `json:"since,omitempty"`
+	// Refused: a dead member whose host refuses rejoin attempts (the
+	// process is gone, not partitioned away): it does not count against
+	// this node's standing.
+	Refused bool `json:"refused,omitempty"`
 }
 
 // LinkStats describes the links with one peer. "Msgs" are publishes;
@@ -68,7 +99,11 @@ func (c *Cluster) Stats() Stats {
 		RejectedLinks:     c.rejectedLinks.Load(),
 		MalformedFrames:   c.malformedFrames.Load(),
 		PublishTooLarge:   c.tooLarge.Load(),
+		GapIncidents:      c.stand.gapIncidents.Load(),
+		GapChannels:       c.stand.gapChannels.Load(),
+		Stalls:            c.stand.stalls.Load(),
 	}
+	s.Standing, s.StandingReason = standingName(c.standing())
 	c.local.mu.Lock()
 	s.LocalChannels = len(c.local.chans)
 	c.local.mu.Unlock()
@@ -90,13 +125,15 @@ func (c *Cluster) advertiseHostOr() string {
 // memberStats reports members from memberlist's events (memberlist's own
 // node list cannot be read without racing with it). Events do not report
 // suspicion, so a suspect member shows as alive until declared dead.
+// Failed members stay listed (dead) while they are retried.
 func (c *Cluster) memberStats() []MemberStats {
 	out := []MemberStats{{Name: c.name, Addr: net.JoinHostPort(c.advertiseHostOr(), strconv.Itoa(c.peerPort)), State: "alive"}}
-	c.peersMu.RLock()
+	c.mu.Lock()
 	for _, m := range c.members {
-		out = append(out, m)
+		out = append(out, MemberStats{Name: m.name, Addr: m.peerAddr, State: memberStateNames[m.state],
+			Since: m.since.UTC().Format(time.RFC3339Nano), Refused: m.refused})
 	}
-	c.peersMu.RUnlock()
+	c.mu.Unlock()
 	slices.SortFunc(out, func(a, b MemberStats) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 )
 
@@ -63,6 +64,9 @@ func (c *Cluster) tlsServer(conn net.Conn) (net.Conn, error) {
 	}
 	tc := tls.Server(conn, c.cfg.TLS)
 	if err := tc.HandshakeContext(c.ctx); err != nil {
+		if err == io.EOF {
+			return conn, io.EOF // closed before its first byte: a probe
+		}
 		return conn, fmt.Errorf("%w: tls: %w", errHandshake, err)
 	}
 	return tlsConn{tc}, nil

@@ -105,8 +105,8 @@ func TestPeerTLSPublish(t *testing.T) {
 	subscribe(t, a, "room")
 	subscribe(t, b, "room")
 	for i := range 50 {
-		a.Publish("room", fmt.Appendf(nil, "a%d", i))
-		b.Publish("room", fmt.Appendf(nil, "b%d", i))
+		a.publish("room", fmt.Appendf(nil, "a%d", i))
+		b.publish("room", fmt.Appendf(nil, "b%d", i))
 	}
 	waitFor(t, 5*time.Second, "publishes both ways", func() bool {
 		return len(a.rec.on("room")) == 50 && len(b.rec.on("room")) == 50
@@ -118,7 +118,7 @@ func TestPeerTLSPublish(t *testing.T) {
 	}
 	for _, nd := range nodes {
 		if s := nd.Stats(); s.HandshakeFailures != 0 {
-			t.Fatalf("%s: %d handshake failures", nd.LocalNode(), s.HandshakeFailures)
+			t.Fatalf("%s: %d handshake failures", nd.Name(), s.HandshakeFailures)
 		}
 	}
 }
@@ -134,23 +134,24 @@ func TestPeerTLSOtherCARefused(t *testing.T) {
 	cfg := tlsTestConfig(t, "intruder", other)
 	cfg.Join = []string{a.gossipAddr()}
 	intruder := startNode(t, cfg)
-	waitFor(t, 10*time.Second, "intruder seen alive", func() bool { return memberState(a.Cluster, "intruder") == "alive" })
+	waitFor(t, 10*time.Second, "intruder seen alive", func() bool { return stateOf(a.Cluster, "intruder") == "alive" })
 	waitFor(t, 10*time.Second, "TLS failures counted both ways", func() bool {
 		return a.Stats().HandshakeFailures > 0 && intruder.Stats().HandshakeFailures > 0
 	})
 	for _, nd := range nodes {
 		if l, _ := linkTo(nd.Cluster, "intruder"); l.State == "up" || l.InboundUp {
-			t.Fatalf("%s has a link with the intruder: %+v", nd.LocalNode(), l)
+			t.Fatalf("%s has a link with the intruder: %+v", nd.Name(), l)
 		}
 	}
-	// Publishes never reach it; the real cluster still works. (AwaitInterest
-	// would time out: it waits for every live member, the intruder too.)
-	nodes[1].Interest("room", true)
+	// Publishes never reach it; the real cluster still works. (Waiting for
+	// confirmation would time out: it waits for every live member, the
+	// intruder too.)
+	nodes[1].subscribe("room")
 	waitFor(t, 5*time.Second, "n0 learns n1's interest", func() bool {
 		l, _ := linkTo(a.Cluster, "n1")
 		return l.InterestedChannels == 1
 	})
-	a.Publish("room", []byte("x"))
+	a.publish("room", []byte("x"))
 	waitFor(t, 5*time.Second, "delivery inside the cluster", func() bool { return len(nodes[1].rec.on("room")) == 1 })
 	if l, _ := linkTo(a.Cluster, "n1"); l.State != "up" || !l.InboundUp {
 		t.Fatalf("real link disturbed: %+v", l)

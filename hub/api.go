@@ -124,7 +124,7 @@ func apiStatus(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrReserved):
 		return http.StatusForbidden
-	case errors.Is(err, ErrClosed):
+	case errors.Is(err, ErrClosed), errors.Is(err, ErrUnavailable):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusBadRequest

@@ -55,8 +55,9 @@ func (c *channel) setIndex(s *session, i int) {
 }
 
 // registry maps channel names to their local subscribers. Every change to
-// membership happens under mu's write lock, which also orders the relay's
-// Interest calls; fan-outs take the read lock only to fetch a snapshot.
+// membership happens under mu's write lock; fan-outs take the read lock
+// only to fetch a snapshot. The cluster is told outside the lock (it
+// counts subscribers itself), so nothing is encoded or closed under it.
 type registry struct {
 	mu       sync.RWMutex
 	channels map[string]*channel
@@ -66,28 +67,23 @@ func newRegistry() *registry {
 	return &registry{channels: make(map[string]*channel)}
 }
 
-// add subscribes s to name and reports whether s was already subscribed
-// and whether the channel is new on this node.
-func (r *registry) add(name string, s *session, relay Relay) (c *channel, already bool) {
+// add subscribes s to name; the session knows it was not subscribed yet.
+func (r *registry) add(name string, s *session) *channel {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c = r.channels[name]
+	c := r.channels[name]
 	if c == nil {
 		c = &channel{name: name}
 		r.channels[name] = c
-		relay.Interest(name, true)
-	}
-	if c.index(s) >= 0 {
-		return c, true
 	}
 	c.ownSubs()
 	c.subs = append(c.subs, s)
 	c.setIndex(s, len(c.subs)-1)
-	return c, false
+	return c
 }
 
 // remove unsubscribes s from c; the channel goes when its last subscriber does.
-func (r *registry) remove(c *channel, s *session, relay Relay) {
+func (r *registry) remove(c *channel, s *session) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	i := c.index(s)
@@ -106,7 +102,6 @@ func (r *registry) remove(c *channel, s *session, relay Relay) {
 	}
 	if len(c.subs) == 0 {
 		delete(r.channels, c.name)
-		relay.Interest(c.name, false)
 	}
 }
 

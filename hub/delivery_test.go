@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/meshcast/meshcast/internal/relay"
 	"github.com/meshcast/meshcast/transport/wstest"
 )
 
@@ -146,14 +147,29 @@ func TestPublishAPI(t *testing.T) {
 	}
 }
 
-// fakeRelay records what the hub tells the cluster and holds sub acks
-// until released.
+// fakeRelay is a cluster for hub tests (relay.Cluster and relay.Relay): it
+// records what the hub tells it, holds sub acks until released (or times
+// them out), and reports the standing it is given.
 type fakeRelay struct {
 	mu        sync.Mutex
 	published []string
-	interest  []string
-	release   chan struct{}
+	interest  []string // "sub x" / "unsub x", in call order
+	standing  error
+	recv      relay.Receiver
+	release   chan struct{} // closed: every ticket is confirmed
+	timeout   chan struct{} // closed: waits time out instead
 }
+
+func newFakeRelay() *fakeRelay {
+	return &fakeRelay{release: make(chan struct{}), timeout: make(chan struct{})}
+}
+
+func (f *fakeRelay) Attach(r relay.Receiver, _ *slog.Logger) (relay.Relay, error) {
+	f.recv = r
+	return f, nil
+}
+
+func (f *fakeRelay) Name() string { return "fake" }
 
 func (f *fakeRelay) Publish(ch string, data []byte) {
 	f.mu.Lock()
@@ -161,25 +177,19 @@ func (f *fakeRelay) Publish(ch string, data []byte) {
 	f.published = append(f.published, ch+"="+string(data))
 }
 
-func (f *fakeRelay) Interest(ch string, on bool) {
+func (f *fakeRelay) record(what, ch string) {
 	if isReserved(ch) {
 		return // the hub's own system channels, wanted from New on
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.interest = append(f.interest, ch+"="+strconv.FormatBool(on))
+	f.interest = append(f.interest, what+" "+ch)
 }
 
-func (f *fakeRelay) AwaitInterest(ctx context.Context, ch string) error {
-	select {
-	case <-f.release:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (f *fakeRelay) Subscribe(ch string) relay.Ticket { f.record("sub", ch); return 1 }
+func (f *fakeRelay) Unsubscribe(ch string)            { f.record("unsub", ch) }
 
-func (f *fakeRelay) InterestReady(string) bool {
+func (f *fakeRelay) Confirmed(relay.Ticket) bool {
 	select {
 	case <-f.release:
 		return true
@@ -188,6 +198,32 @@ func (f *fakeRelay) InterestReady(string) bool {
 	}
 }
 
+func (f *fakeRelay) AwaitConfirmed(ctx context.Context, ch string, t relay.Ticket) error {
+	select {
+	case <-f.release:
+		return nil
+	case <-f.timeout:
+		return errors.New("fake timeout")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (f *fakeRelay) setStanding(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.standing = err
+}
+
+func (f *fakeRelay) Standing() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.standing
+}
+
+func (f *fakeRelay) Ready(context.Context) error    { return nil }
+func (f *fakeRelay) Shutdown(context.Context) error { return nil }
+
 func (f *fakeRelay) snapshot() (pub, interest []string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -195,25 +231,24 @@ func (f *fakeRelay) snapshot() (pub, interest []string) {
 }
 
 func TestRelayCalls(t *testing.T) {
-	relay := &fakeRelay{release: make(chan struct{})}
+	relay := newFakeRelay()
 	cfg := DefaultConfig()
-	cfg.Relay = relay
+	cfg.Cluster = relay
 	h, url := testHub(t, cfg)
 	a, b := dial(t, url), dial(t, url)
 
 	a.SendText(`{"op":"sub","ch":"x","id":1}`)
 	b.SendText(`{"op":"sub","ch":"x","id":1}`)
-	// Acks wait for the relay; a ping round trip proves nothing came yet.
 	waitFor(t, 5*time.Second, "both subscribed", func() bool { return h.Stats().Channels == 1 })
 	_, interest := relay.snapshot()
-	if strings.Join(interest, " ") != "x=true" {
-		t.Fatalf("interest calls %v, want one x=true", interest)
+	if strings.Join(interest, ",") != "sub x,sub x" {
+		t.Fatalf("interest calls %v, want one sub per subscriber", interest)
 	}
 	close(relay.release)
 	a.ReadJSON()
 	b.ReadJSON()
 
-	h.Deliver("x", []byte(`"from afar"`))
+	relay.recv.Deliver("x", []byte(`"from afar"`))
 	for _, c := range []*client{a, b} {
 		if m := c.ReadJSON(); m["data"] != "from afar" {
 			t.Fatalf("remote delivery: %v", m)
@@ -233,7 +268,7 @@ func TestRelayCalls(t *testing.T) {
 	b.Conn.Close()
 	waitFor(t, 5*time.Second, "interest off", func() bool {
 		_, in := relay.snapshot()
-		return strings.Join(in, " ") == "x=true x=false"
+		return strings.Join(in, ",") == "sub x,sub x,unsub x,unsub x"
 	})
 }
 
@@ -322,9 +357,9 @@ func TestStatsJSON(t *testing.T) {
 // sub still waits for peers is not acked before the first: the ack
 // promises the same thing.
 func TestRepeatedSubWaitsForTheCluster(t *testing.T) {
-	relay := &fakeRelay{release: make(chan struct{})}
+	relay := newFakeRelay()
 	cfg := DefaultConfig()
-	cfg.Relay = relay
+	cfg.Cluster = relay
 	_, url := testHub(t, cfg)
 	c := dial(t, url)
 	c.SendText(`{"op":"sub","ch":"x","id":1}`)
@@ -346,9 +381,9 @@ func TestRepeatedSubWaitsForTheCluster(t *testing.T) {
 // TestWaitingSubsAreCapped: one connection cannot hold more than
 // maxWaitingSubs goroutines waiting for an unreachable peer.
 func TestWaitingSubsAreCapped(t *testing.T) {
-	relay := &fakeRelay{release: make(chan struct{})}
+	relay := newFakeRelay()
 	cfg := DefaultConfig()
-	cfg.Relay = relay
+	cfg.Cluster = relay
 	_, url := testHub(t, cfg)
 	c := dial(t, url)
 	for i := range maxWaitingSubs + 1 {

@@ -77,12 +77,22 @@ func ackFrame(id uint64) []byte {
 	return textFrame(b)
 }
 
+// gapFrame tells a subscriber it may have missed publishes on ch.
+func gapFrame(ch string) []byte {
+	b := make([]byte, 0, 24+len(ch))
+	b = append(b, `{"op":"gap","ch":`...)
+	b = appendQuoted(b, ch)
+	b = append(b, '}')
+	return textFrame(b)
+}
+
 // Error codes of protocol v1, HTTP-like so they read at a glance.
 const (
 	CodeBadRequest  = 400 // malformed frame, unknown op, bad channel name
 	CodeForbidden   = 403 // a hook refused
 	CodeTooLarge    = 413 // data over Config.MaxDataSize
 	CodeRateLimited = 429 // over a limit (subscriptions per connection, publish rate)
+	CodeUnavailable = 503 // the node is not a member in good standing of its cluster
 )
 
 func errFrame(req *request, code int, reason string) []byte {

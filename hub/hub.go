@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,18 +12,23 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/meshcast/meshcast/internal/relay"
 	"github.com/meshcast/meshcast/transport"
 )
 
 // Config configures a Hub. Zero fields take the defaults of DefaultConfig.
 type Config struct {
-	// NodeName is sent to clients in hello; default "meshcast".
+	// NodeName is sent to clients in hello; default "meshcast". With a
+	// Cluster the node's name is the cluster's (cluster.Config.NodeName):
+	// leave this empty.
 	NodeName string
 	// Transport configures the WebSocket layer (limits, queues, pings).
 	Transport transport.Config
-	// Relay connects the hub to the rest of a cluster; nil means a single
-	// node.
-	Relay Relay
+	// Cluster joins this hub to other nodes: a *cluster.Cluster from
+	// cluster.New. hub.New starts it (and releases it if New fails), Ready
+	// reports when it has joined, and Shutdown closes the clients, then
+	// leaves the cluster. Nil: a single node.
+	Cluster relay.Cluster
 	// MaxDataSize bounds the data of one publish (err 413). Default 32 KiB:
 	// every byte of it is queued once per subscriber and forwarded to every
 	// interested peer, so it stays well under the 1 MiB write queue.
@@ -63,7 +67,6 @@ type Config struct {
 // DefaultConfig returns the defaults described on Config.
 func DefaultConfig() Config {
 	return Config{
-		NodeName:         "meshcast",
 		Transport:        transport.DefaultConfig(),
 		MaxDataSize:      32 << 10,
 		MaxSubscriptions: 1024,
@@ -95,6 +98,10 @@ var (
 	ErrBadData    = errors.New("hub: data is not a single valid JSON value")
 	ErrTooLarge   = errors.New("hub: data is larger than MaxDataSize")
 	ErrClosed     = errors.New("hub: closed")
+	// ErrUnavailable: this node is not a member in good standing of its
+	// cluster (joining, isolated, re-verifying after a stall), so it
+	// refuses what it could not deliver cluster-wide; the error says why.
+	ErrUnavailable = errors.New("hub: cluster unavailable")
 )
 
 // Hub is a node's set of client sessions and channels. It is an
@@ -102,7 +109,7 @@ var (
 type Hub struct {
 	cfg       Config
 	log       *slog.Logger
-	relay     Relay
+	relay     relay.Relay
 	transport *transport.Server
 	reg       *registry
 	idPrefix  string
@@ -125,13 +132,17 @@ type metrics struct {
 	badRequests      atomic.Uint64
 	interestTimeouts atomic.Uint64
 	refused          atomic.Uint64
+	unavailable      atomic.Uint64 // requests refused with 503: not in good standing
+	gaps             atomic.Uint64 // gap frames sent to subscribers
 }
 
-// New builds a hub and starts its transport.
+// New builds a hub, starts its transport and, with cfg.Cluster, starts the
+// cluster with this hub as its receiver. With a cluster the hub serves
+// once the node has joined (Ready).
 func New(cfg Config) (*Hub, error) {
 	def := DefaultConfig()
-	if cfg.NodeName == "" {
-		cfg.NodeName = def.NodeName
+	if cfg.NodeName == "" && cfg.Cluster == nil {
+		cfg.NodeName = "meshcast"
 	}
 	if cfg.MaxDataSize <= 0 {
 		cfg.MaxDataSize = def.MaxDataSize
@@ -145,12 +156,9 @@ func New(cfg Config) (*Hub, error) {
 	if cfg.Transport.Logger == nil {
 		cfg.Transport.Logger = cfg.Logger
 	}
-	relay := cfg.Relay
-	if relay == nil {
-		relay = localRelay{}
-	}
 	ts, err := transport.NewServer(cfg.Transport)
 	if err != nil {
+		releaseCluster(cfg.Cluster)
 		return nil, fmt.Errorf("hub: %w", err)
 	}
 	var prefix [4]byte
@@ -159,15 +167,46 @@ func New(cfg Config) (*Hub, error) {
 	h := &Hub{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		relay:     relay,
+		relay:     localRelay{name: cfg.NodeName},
 		transport: ts,
 		reg:       newRegistry(),
 		idPrefix:  hex.EncodeToString(prefix[:]),
 		ctx:       ctx,
 		cancel:    cancel,
 	}
+	if err := h.attach(cfg.Cluster); err != nil {
+		cancel()
+		_ = ts.Shutdown(context.Background())
+		return nil, err
+	}
 	h.initSecurity()
 	return h, nil
+}
+
+// attach starts the cluster with this hub as its receiver.
+func (h *Hub) attach(cl relay.Cluster) error {
+	if cl == nil {
+		return nil
+	}
+	r, err := cl.Attach(receiver{h}, h.log)
+	if err != nil {
+		releaseCluster(cl)
+		return fmt.Errorf("hub: start cluster: %w", err)
+	}
+	if name := h.cfg.NodeName; name != "" && name != r.Name() {
+		_ = r.Shutdown(context.Background())
+		return fmt.Errorf("hub: NodeName %q is not the cluster's name %q: name the node in cluster.Config only", name, r.Name())
+	}
+	h.cfg.NodeName = r.Name()
+	h.relay = r
+	return nil
+}
+
+// releaseCluster shuts down a cluster hub.New will not use.
+func releaseCluster(cl relay.Cluster) {
+	if cl != nil {
+		_ = cl.Shutdown(context.Background())
+	}
 }
 
 // ServeHTTP upgrades a client to the WebSocket protocol. Origin, limits
@@ -176,6 +215,12 @@ func New(cfg Config) (*Hub, error) {
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.closed.Load() {
 		writeError(w, http.StatusServiceUnavailable, "server is shutting down")
+		return
+	}
+	if err := h.relay.Standing(); err != nil {
+		h.metrics.unavailable.Add(1)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "node not ready: "+err.Error())
 		return
 	}
 	info, ok := h.admit(w, r)
@@ -200,25 +245,22 @@ func (h *Hub) newClientID() string {
 // queued and the publish is handed to the relay; it does not block on any
 // subscriber.
 func (h *Hub) Publish(ctx context.Context, ch string, data []byte) error {
+	return h.Broadcast(ctx, []string{ch}, data)
+}
+
+// serving reports why the hub cannot take a request now: closed, or not a
+// member in good standing of its cluster.
+func (h *Hub) serving(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if h.closed.Load() {
 		return ErrClosed
 	}
-	if reason := validChannel(ch); reason != "" {
-		return fmt.Errorf("%w: %s", ErrBadChannel, reason)
+	if err := h.relay.Standing(); err != nil {
+		h.metrics.unavailable.Add(1)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	if isReserved(ch) {
-		return ErrReserved
-	}
-	if len(data) > h.cfg.MaxDataSize {
-		return ErrTooLarge
-	}
-	if !json.Valid(data) {
-		return ErrBadData
-	}
-	h.publish(ch, data)
 	return nil
 }
 
@@ -231,10 +273,10 @@ func (h *Hub) publish(ch string, data []byte) {
 	h.relay.Publish(ch, kept)
 }
 
-// Deliver hands the hub a publish that arrived from another node: it goes
-// to local subscribers only, never back to the cluster. data is a valid
-// JSON value, only read during the call.
-func (h *Hub) Deliver(ch string, data []byte) {
+// deliver takes a publish that arrived from another node: it goes to local
+// subscribers only, never back to the cluster. data is a valid JSON value,
+// only read during the call.
+func (h *Hub) deliver(ch string, data []byte) {
 	if isReserved(ch) {
 		h.deliverSystem(ch, data)
 		return
@@ -252,6 +294,41 @@ func (h *Hub) fanOut(ch string, frame []byte) {
 	h.metrics.deliveries.Add(uint64(len(subs)))
 }
 
+// gap tells the local subscribers of each channel that they may have
+// missed publishes on it (the cluster found a broken link, a dead peer, a
+// dropped frame). Reserved channels have no clients to tell.
+func (h *Hub) gap(chs []string) {
+	for _, ch := range chs {
+		if isReserved(ch) {
+			continue
+		}
+		subs := h.reg.snapshot(ch)
+		if len(subs) == 0 {
+			continue
+		}
+		frame := gapFrame(ch)
+		for _, s := range subs {
+			s.send(frame)
+		}
+		h.metrics.gaps.Add(uint64(len(subs)))
+	}
+}
+
+// Ready blocks until the node is a member in good standing of its cluster
+// (at once without a cluster), or ctx ends.
+func (h *Hub) Ready(ctx context.Context) error {
+	if h.closed.Load() {
+		return ErrClosed
+	}
+	return h.relay.Ready(ctx)
+}
+
+// Standing is nil while the node serves: not closed, and a member in good
+// standing of its cluster. Otherwise it says why (for readiness probes).
+func (h *Hub) Standing() error {
+	return h.serving(context.Background())
+}
+
 func (h *Hub) sessionOpened() {
 	h.metrics.sessions.Add(1)
 	h.metrics.connects.Add(1)
@@ -263,11 +340,11 @@ func (h *Hub) sessionClosed(s *session, err error) {
 }
 
 // Shutdown refuses new clients, closes every connection with 1001 "going
-// away" and waits for the hub's goroutines, or until ctx ends. It is
-// idempotent.
+// away", then leaves the cluster (flushing the peer links first) and waits
+// for the hub's goroutines, or until ctx ends. It is idempotent.
 func (h *Hub) Shutdown(ctx context.Context) error {
 	h.closed.Store(true)
-	err := h.transport.Shutdown(ctx)
+	err := errors.Join(h.transport.Shutdown(ctx), h.relay.Shutdown(ctx))
 	h.cancel()
 	done := make(chan struct{})
 	go func() { h.wg.Wait(); close(done) }()
@@ -292,6 +369,8 @@ type Stats struct {
 	BadRequests      uint64          `json:"bad_requests"`
 	InterestTimeouts uint64          `json:"interest_timeouts"`
 	Refused          uint64          `json:"refused"`
+	Unavailable      uint64          `json:"unavailable"` // upgrades, subs and pubs refused with 503 while not in good standing
+	Gaps             uint64          `json:"gaps"`        // gap frames sent to subscribers
 	Transport        transport.Stats `json:"transport"`
 }
 
@@ -308,6 +387,8 @@ func (h *Hub) Stats() Stats {
 		BadRequests:      m.badRequests.Load(),
 		InterestTimeouts: m.interestTimeouts.Load(),
 		Refused:          m.refused.Load(),
+		Unavailable:      m.unavailable.Load(),
+		Gaps:             m.gaps.Load(),
 		Transport:        h.transport.Stats(),
 	}
 }

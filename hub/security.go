@@ -43,7 +43,7 @@ func (h *Hub) initSecurity() {
 	h.sec.due = make(map[int64]map[*session]struct{})
 	// Every node wants the system channel, so interest routing carries a
 	// cluster-wide disconnect to every node.
-	h.relay.Interest(sysDisconnect, true)
+	h.relay.Subscribe(sysDisconnect)
 	if sc.Tokens != nil {
 		h.wg.Add(1)
 		go h.expiryLoop()

@@ -20,11 +20,8 @@ var ErrNoUser = errors.New("hub: user is empty")
 // Publish per channel. Every channel and the data are checked first, so
 // either all are published or none (an error says which channel failed).
 func (h *Hub) Broadcast(ctx context.Context, chs []string, data []byte) error {
-	if err := ctx.Err(); err != nil {
+	if err := h.serving(ctx); err != nil {
 		return err
-	}
-	if h.closed.Load() {
-		return ErrClosed
 	}
 	for _, ch := range chs {
 		if err := checkServerChannel(ch); err != nil {
@@ -45,7 +42,7 @@ func (h *Hub) Broadcast(ctx context.Context, chs []string, data []byte) error {
 
 func checkServerChannel(ch string) error {
 	if reason := validChannel(ch); reason != "" {
-		return fmt.Errorf("%w: %q: %s", ErrBadChannel, quoteForReason(ch), reason)
+		return fmt.Errorf("%w: %s: %s", ErrBadChannel, quoteForReason(ch), reason)
 	}
 	if isReserved(ch) {
 		return fmt.Errorf("%w: %s", ErrReserved, quoteForReason(ch))
@@ -58,14 +55,11 @@ func checkServerChannel(ch string) error {
 // closing and the request is handed to the relay; a connection that is
 // being opened at that moment may escape it.
 func (h *Hub) Disconnect(ctx context.Context, user string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	if user == "" {
 		return ErrNoUser
 	}
-	if h.closed.Load() {
-		return ErrClosed
+	if err := h.serving(ctx); err != nil {
+		return err
 	}
 	n := h.disconnectLocal(user)
 	h.log.Info("disconnecting user", slog.String("user", user), slog.Int("local_connections", n))

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"sync/atomic"
 
+	"github.com/meshcast/meshcast/internal/relay"
 	"github.com/meshcast/meshcast/transport"
 )
 
@@ -15,10 +16,17 @@ type session struct {
 	hub  *Hub
 	conn *transport.Conn
 	info ClientInfo
-	subs []*channel // the channels this session is in, for O(subs) release
+	subs []sub // the channels this session is in, for O(subs) release
 
 	waiting atomic.Int32 // subscribes waiting for the cluster's interest acks
 	sec     sessionSecurity
+}
+
+// sub is one of a session's subscriptions, with the cluster ticket a
+// repeated sub waits for.
+type sub struct {
+	c *channel
+	t relay.Ticket
 }
 
 var _ transport.Handler = (*session)(nil)
@@ -31,8 +39,9 @@ func (s *session) OnOpen(c *transport.Conn) {
 }
 
 func (s *session) OnClose(err error) {
-	for _, c := range s.subs {
-		s.hub.reg.remove(c, s, s.hub.relay)
+	for _, sb := range s.subs {
+		s.hub.reg.remove(sb.c, s)
+		s.hub.relay.Unsubscribe(sb.c.name)
 	}
 	s.subs = nil
 	s.hub.untrackSession(s)
@@ -60,14 +69,14 @@ func (s *session) OnMessage(frame []byte) {
 }
 
 func (s *session) subscribe(req *request) {
-	if !s.checkChannel(req) {
+	if !s.checkChannel(req) || !s.inStanding(req) {
 		return
 	}
-	if s.find(req.ch) >= 0 {
+	if i := s.find(req.ch); i >= 0 {
 		// Already subscribed: idempotent, like Socket.IO's join, but the
 		// first sub may still be waiting for the cluster, and this ack
 		// promises the same.
-		s.hub.awaitInterest(s, *req)
+		s.hub.awaitInterest(s, *req, s.subs[i].t)
 		return
 	}
 	if max := s.hub.cfg.MaxSubscriptions; len(s.subs) >= max {
@@ -78,9 +87,22 @@ func (s *session) subscribe(req *request) {
 		s.send(errFrame(req, CodeForbidden, err.Error()))
 		return
 	}
-	c, _ := s.hub.reg.add(req.ch, s, s.hub.relay)
-	s.subs = append(s.subs, c)
-	s.hub.awaitInterest(s, *req)
+	c := s.hub.reg.add(req.ch, s)
+	t := s.hub.relay.Subscribe(req.ch)
+	s.subs = append(s.subs, sub{c, t})
+	s.hub.awaitInterest(s, *req, t)
+}
+
+// inStanding refuses a request with err 503 while the node is not a member
+// in good standing: its ack would promise cluster-wide what cannot arrive.
+func (s *session) inStanding(req *request) bool {
+	err := s.hub.relay.Standing()
+	if err == nil {
+		return true
+	}
+	s.hub.metrics.unavailable.Add(1)
+	s.send(errFrame(req, CodeUnavailable, "cluster unavailable: "+err.Error()))
+	return false
 }
 
 func (s *session) unsubscribe(req *request) {
@@ -88,12 +110,13 @@ func (s *session) unsubscribe(req *request) {
 		return
 	}
 	if i := s.find(req.ch); i >= 0 {
-		c := s.subs[i]
+		c := s.subs[i].c
 		last := len(s.subs) - 1
 		s.subs[i] = s.subs[last]
-		s.subs[last] = nil
+		s.subs[last] = sub{}
 		s.subs = s.subs[:last]
-		s.hub.reg.remove(c, s, s.hub.relay)
+		s.hub.reg.remove(c, s)
+		s.hub.relay.Unsubscribe(c.name)
 	}
 	s.ack(req)
 }
@@ -119,6 +142,9 @@ func (s *session) publish(req *request) {
 		s.send(errFrame(req, CodeForbidden, err.Error()))
 		return
 	}
+	if !s.inStanding(req) {
+		return
+	}
 	s.hub.publish(req.ch, req.data)
 	s.ack(req)
 }
@@ -134,8 +160,8 @@ func (s *session) checkChannel(req *request) bool {
 }
 
 func (s *session) find(name string) int {
-	for i, c := range s.subs {
-		if c.name == name {
+	for i, sb := range s.subs {
+		if sb.c.name == name {
 			return i
 		}
 	}
@@ -161,12 +187,15 @@ func (s *session) send(frame []byte) {
 // only a client racing an unreachable peer meets it.
 const maxWaitingSubs = 64
 
-// awaitInterest acks a subscribe once the cluster has the interest. When
-// every peer already has it (or there are none) that is at once, on the
-// caller's goroutine; otherwise a goroutine waits the round trip, so the
-// transport's read worker never does.
-func (h *Hub) awaitInterest(s *session, req request) {
-	if h.relay.InterestReady(req.ch) {
+// awaitInterest acks a subscribe once every peer has confirmed ticket t.
+// When that is already so (or there are no peers) the ack goes at once, on
+// the caller's goroutine; otherwise a goroutine waits the round trip, so
+// the transport's read worker never does. If a peer does not confirm in
+// time the sub is acked anyway, followed by a gap on the channel, since
+// publishes on that peer may not reach this node until it does (the
+// cluster reports another gap then).
+func (h *Hub) awaitInterest(s *session, req request, t relay.Ticket) {
+	if h.relay.Confirmed(t) {
 		s.ack(&req)
 		return
 	}
@@ -182,12 +211,15 @@ func (h *Hub) awaitInterest(s *session, req request) {
 		defer h.wg.Done()
 		defer s.waiting.Add(-1)
 		// The relay bounds the wait itself; h.ctx ends it at shutdown.
-		if err := h.relay.AwaitInterest(h.ctx, req.ch); err != nil {
+		err := h.relay.AwaitConfirmed(h.ctx, req.ch, t)
+		s.ack(&req)
+		if err != nil && h.ctx.Err() == nil {
 			h.metrics.interestTimeouts.Add(1)
-			h.log.Warn("subscribe acked before every peer confirmed interest",
+			h.metrics.gaps.Add(1)
+			s.send(gapFrame(req.ch))
+			h.log.Warn("subscribe acked before every peer confirmed it; the client got a gap",
 				slog.String("channel", req.ch), slog.Any("err", err))
 		}
-		s.ack(&req)
 	}()
 }
 

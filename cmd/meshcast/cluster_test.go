@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"testing"
@@ -49,7 +50,20 @@ func startClusterWith(t *testing.T, n int, newConfig func() config) []*node {
 		}
 		return true
 	})
+	for _, nd := range nodes {
+		waitReady(t, nd)
+	}
 	return nodes
+}
+
+// waitReady waits until the node serves: joined, linked, in standing.
+func waitReady(t *testing.T, n *node) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := n.hub.Ready(ctx); err != nil {
+		t.Fatalf("node not ready: %v", err)
+	}
 }
 
 func upLinks(n *node) int {

@@ -36,6 +36,10 @@ type config struct {
 	secretFile  string
 	clusterName string
 
+	joinTimeout       time.Duration
+	reconnectInterval time.Duration
+	reconnectTimeout  time.Duration
+
 	security securityConfig // security.go: tokens, permissions, limits, server API
 	tls      tlsConfig      // tls.go: client and peer-link TLS
 }
@@ -62,7 +66,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.BoolVar(&c.pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ (for diagnosis; do not expose publicly)")
 	fs.IntVar(&c.gcPercent, "gc-percent", 50, "Go GC target percentage (GOGC); lower uses less memory per connection, higher less CPU in connection bursts")
 
-	fs.StringVar(&c.name, "name", "", "node name, unique in the cluster (default: hostname:listen-port)")
+	fs.StringVar(&c.name, "name", "", "node name, unique in the cluster (default: hostname:peer-port)")
 	fs.StringVar(&c.gossip, "gossip", ":7946", "gossip (memberlist) bind address, TCP and UDP")
 	fs.StringVar(&c.peer, "peer", ":7947", "peer-link bind address (TCP)")
 	fs.StringVar(&c.advertise, "advertise", "", "address other nodes use to reach this one (default: detected)")
@@ -70,6 +74,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.secret, "secret", "", "cluster secret: encrypts gossip and authenticates peer links (prefer --secret-file or MESHCAST_SECRET)")
 	fs.StringVar(&c.secretFile, "secret-file", "", "file holding the cluster secret")
 	fs.StringVar(&c.clusterName, "cluster-name", "meshcast", "cluster name; nodes of other clusters are refused")
+	fs.DurationVar(&c.joinTimeout, "join-timeout", 10*time.Second, "with --join: how long to wait to join and link with every member before serving anyway")
+	fs.DurationVar(&c.reconnectInterval, "reconnect-interval", 2*time.Second, "how often to retry members seen failing and seeds that are not members (heals partitions)")
+	fs.DurationVar(&c.reconnectTimeout, "reconnect-timeout", 24*time.Hour, "how long a failed member is retried and counted as expected before it is forgotten")
 
 	c.security.register(fs)
 	c.tls.register(fs)
@@ -113,6 +120,10 @@ func (c *config) validate() error {
 		return fmt.Errorf("--log-format must be text or json, not %q", c.logFormat)
 	case c.secret != "" && c.secretFile != "":
 		return errors.New("give --secret or --secret-file, not both")
+	case c.joinTimeout <= 0 || c.reconnectTimeout <= 0:
+		return errors.New("--join-timeout and --reconnect-timeout must be positive")
+	case c.reconnectInterval < 10*time.Millisecond:
+		return errors.New("--reconnect-interval must be at least 10ms")
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	httppprof "net/http/pprof"
-	"os"
 	"runtime"
 	"strconv"
 	"sync"
@@ -66,13 +65,8 @@ func startNode(cfg config, log *slog.Logger, opts nodeOptions) (*node, error) {
 		ln.Close()
 		return nil, err
 	}
-	name := cfg.name
-	if name == "" {
-		host, _ := os.Hostname()
-		name = net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
-	}
 	ccfg := cluster.DefaultConfig()
-	ccfg.NodeName = name
+	ccfg.NodeName = cfg.name
 	ccfg.GossipAddr = cfg.gossip
 	ccfg.PeerAddr = cfg.peer
 	ccfg.AdvertiseAddr = cfg.advertise
@@ -80,6 +74,9 @@ func startNode(cfg config, log *slog.Logger, opts nodeOptions) (*node, error) {
 	ccfg.Secret = secret
 	ccfg.TLS = ts.peerConfig
 	ccfg.ClusterName = cfg.clusterName
+	ccfg.JoinTimeout = cfg.joinTimeout
+	ccfg.ReconnectInterval = cfg.reconnectInterval
+	ccfg.ReconnectTimeout = cfg.reconnectTimeout
 	ccfg.Memberlist = opts.memberlist
 	ccfg.Logger = log.With(slog.String("component", "cluster"))
 	cl, err := cluster.New(ccfg)
@@ -93,23 +90,16 @@ func startNode(cfg config, log *slog.Logger, opts nodeOptions) (*node, error) {
 	tcfg.WriteQueueSize = cfg.writeQueue
 	tcfg.PingInterval = cfg.pingInterval
 	hcfg := hub.DefaultConfig()
-	hcfg.NodeName = name
 	hcfg.Transport = tcfg
-	hcfg.Relay = cl
+	hcfg.Cluster = cl
 	hcfg.MaxDataSize = cfg.maxData
 	hcfg.MaxSubscriptions = cfg.maxSubscriptions
 	hcfg.AllowedOrigins = splitList(cfg.allowedOrigins)
 	hcfg.Logger = log.With(slog.String("component", "hub"))
-	h, err := cfg.security.newHub(hcfg, log) // security.go: tokens, permissions, limits
+	h, err := cfg.security.newHub(hcfg, log) // security.go: tokens, permissions, limits; starts the cluster
 	if err != nil {
 		ln.Close()
-		_ = cl.Shutdown(context.Background())
-		return nil, err
-	}
-	if err := cl.Start(h); err != nil {
-		ln.Close()
-		_ = h.Shutdown(context.Background())
-		_ = cl.Shutdown(context.Background())
+		_ = cl.Shutdown(context.Background()) // in case newHub failed before hub.New took it
 		return nil, err
 	}
 
@@ -122,7 +112,7 @@ func startNode(cfg config, log *slog.Logger, opts nodeOptions) (*node, error) {
 	go func() { n.served <- n.http.Serve(ln) }()
 	n.ready.Store(true)
 	log.Info("meshcast serving",
-		slog.String("node", name),
+		slog.String("node", cl.Name()),
 		slog.String("http", ts.scheme()+"://"+browsable(ln.Addr())),
 		slog.Int("gossip_port", cl.GossipPort()),
 		slog.Int("peer_port", cl.PeerPort()))
@@ -143,13 +133,7 @@ func (n *node) routes(pprof bool) http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !n.ready.Load() {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	})
+	mux.HandleFunc("GET /readyz", n.readyz)
 	mux.HandleFunc("GET /api/cluster", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, n.cluster.Stats())
 	})
@@ -170,6 +154,22 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
+// readyz answers 200 while the node serves, and 503 with what keeps it from
+// serving otherwise: draining, joining, isolated, resyncing.
+func (n *node) readyz(w http.ResponseWriter, r *http.Request) {
+	if !n.ready.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+		return
+	}
+	if err := n.hub.Standing(); err != nil {
+		st := n.cluster.Stats()
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": st.Standing, "reason": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
 // shutdown drains: readiness off, stop accepting, close every client with
 // 1001, leave the cluster, all within ctx. Later calls return the first
 // call's result.
@@ -184,11 +184,8 @@ func (n *node) drain(ctx context.Context) error {
 	if err := n.http.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("http: %w", err))
 	}
-	if err := n.hub.Shutdown(ctx); err != nil {
+	if err := n.hub.Shutdown(ctx); err != nil { // clients, then the cluster
 		errs = append(errs, fmt.Errorf("hub: %w", err))
-	}
-	if err := n.cluster.Shutdown(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("cluster: %w", err))
 	}
 	if err := <-n.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		errs = append(errs, err)

@@ -119,6 +119,12 @@ func TestThreeProcesses(t *testing.T) {
 		}
 		return true
 	})
+	for _, p := range procs {
+		wstest.WaitFor(t, 30*time.Second, "node ready", func() bool {
+			status, _ := get(t, "http://"+p.httpAddr+"/readyz")
+			return status == 200
+		})
+	}
 	var subs []*wstest.Client
 	for _, p := range procs[1:] {
 		c := wstest.Dial(t, "ws://"+p.httpAddr+"/ws")

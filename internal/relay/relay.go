@@ -1,0 +1,87 @@
+// Package relay is the contract between a hub and the cluster it runs in:
+// what the hub asks of the rest of the cluster (Relay) and what the cluster
+// hands back to the hub (Receiver). Package hub uses it, package cluster
+// implements it, and neither imports the other. It is internal so that none
+// of this plumbing is public API: an embedding program passes a
+// *cluster.Cluster to hub.Config.Cluster and never calls these methods.
+package relay
+
+import (
+	"context"
+	"log/slog"
+)
+
+// Cluster is what hub.New accepts as Config.Cluster. Attach is called once,
+// by hub.New: the cluster starts (memberlist, peer links, the join) and
+// from then on hands what it receives to r. The hub owns the returned Relay
+// and shuts it down with itself.
+type Cluster interface {
+	Attach(r Receiver, log *slog.Logger) (Relay, error)
+	// Shutdown releases a cluster that was never attached (hub.New failed
+	// before Attach); after Attach the Relay's Shutdown is used.
+	Shutdown(ctx context.Context) error
+}
+
+// Receiver is the hub as the cluster sees it.
+type Receiver interface {
+	// Deliver hands over a publish that another node made. It is called
+	// from a peer link's reader goroutine, in link order, and must not
+	// block; data is a valid JSON value, only valid during the call.
+	Deliver(ch string, data []byte)
+
+	// Gap reports channels on which this node may have missed publishes
+	// (a peer link broke, a peer was declared dead or came back, a peer
+	// dropped frames for us). The hub tells their local subscribers. It is
+	// called from the cluster's goroutines, never under the hub's locks,
+	// and must not block; chs is only valid during the call.
+	Gap(chs []string)
+}
+
+// Ticket identifies the interest change a subscribe caused (or the one
+// still in force), for waiting until every peer has it.
+type Ticket uint64
+
+// Relay is the rest of the cluster as the hub sees it. Every method may be
+// called from any goroutine; none blocks on the network except the Await
+// and Ready methods, which take a context.
+type Relay interface {
+	// Name is this node's name, unique in the cluster.
+	Name() string
+
+	// Publish forwards a publish made on this node to every peer that
+	// wants ch. It never blocks: a full or down link drops and counts, and
+	// the peer's subscribers are told with a gap. Calls for one channel
+	// from one publisher come in publish order. data is never modified
+	// after the call, so the relay may keep it.
+	Publish(ch string, data []byte)
+
+	// Subscribe records one more local subscriber of ch (the first one
+	// tells every peer) and returns the ticket to wait for. Unsubscribe
+	// records one fewer (the last one tells every peer). Every Subscribe
+	// is followed by exactly one Unsubscribe of the same channel; calls
+	// need no other ordering.
+	Subscribe(ch string) Ticket
+	Unsubscribe(ch string)
+
+	// Confirmed reports whether every live peer has acknowledged t, that
+	// is whether every later publish anywhere reaches this node.
+	Confirmed(t Ticket) bool
+	// AwaitConfirmed blocks until Confirmed(t), ctx ends, or the relay's
+	// interest timeout passes. On timeout the relay keeps watching: when
+	// the late peers confirm, it reports a Gap on ch, since publishes made
+	// there meanwhile did not reach this node.
+	AwaitConfirmed(ctx context.Context, ch string, t Ticket) error
+
+	// Standing is nil while this node is a member in good standing, and
+	// otherwise says why not (joining, isolated from the members it
+	// expects, re-verifying after a stall, shutting down). The hub refuses
+	// new clients, subscribes and publishes meanwhile. It is cheap.
+	Standing() error
+	// Ready blocks until Standing is nil or ctx ends.
+	Ready(ctx context.Context) error
+
+	// Shutdown flushes the peer links, leaves the cluster and stops every
+	// goroutine of the relay, within ctx. The hub calls it once its own
+	// clients are closed.
+	Shutdown(ctx context.Context) error
+}
