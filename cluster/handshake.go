@@ -179,6 +179,9 @@ func (h *handshake) server(rw io.Writer, fr *frameReader, admit func(name string
 	}
 	var proof proofMsg
 	if err := readMsg(fr, frameProof, &proof); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF // only an EOF before the hello is a probe
+		}
 		return "", err
 	}
 	if !hmac.Equal(proof.MAC, h.transcriptMAC("dialer", hello.Nonce, nonceA, hello.Name, h.name)) {

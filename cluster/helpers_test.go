@@ -26,26 +26,33 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// testConfig binds loopback port 0 and shortens memberlist's timings.
+// testConfig binds loopback port 0 and shortens memberlist's timings: a
+// dead node is detected in about 2 s. Not shorter: on a loaded machine
+// under the race detector a goroutine can wait a few hundred milliseconds,
+// and a node that misses probes for that long must not be declared dead.
 func testConfig(name string) Config {
 	cfg := DefaultConfig()
 	cfg.NodeName = name
 	cfg.GossipAddr = "127.0.0.1:0"
 	cfg.PeerAddr = "127.0.0.1:0"
 	cfg.Secret = []byte("test secret")
-	cfg.Memberlist = func(mc *memberlist.Config) {
-		mc.ProbeInterval = 100 * time.Millisecond
-		mc.ProbeTimeout = 50 * time.Millisecond
-		mc.GossipInterval = 20 * time.Millisecond
-		mc.SuspicionMult = 2
-		mc.PushPullInterval = time.Second
-		mc.TCPTimeout = time.Second
-		mc.DeadNodeReclaimTime = 100 * time.Millisecond
-	}
+	cfg.ReconnectInterval = 200 * time.Millisecond
+	cfg.Memberlist = testGossip
 	if os.Getenv("CLUSTER_TEST_LOG") != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name)
 	}
 	return cfg
+}
+
+func testGossip(mc *memberlist.Config) {
+	mc.ProbeInterval = 250 * time.Millisecond
+	mc.ProbeTimeout = 250 * time.Millisecond
+	mc.GossipInterval = 50 * time.Millisecond
+	mc.SuspicionMult = 4
+	mc.SuspicionMaxTimeoutMult = 2
+	mc.PushPullInterval = time.Second
+	mc.TCPTimeout = 2 * time.Second
+	mc.DeadNodeReclaimTime = 100 * time.Millisecond
 }
 
 // waitFor polls cond until it holds or the timeout fails the test.
@@ -62,17 +69,38 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 
 type delivery struct{ ch, data string }
 
-// recorder is a fake Receiver that records deliveries and gaps.
+// recorder is a fake Receiver that records deliveries and gaps, and can
+// hold its Deliver calls (hold) to stall a link's reader.
 type recorder struct {
-	mu   sync.Mutex
-	got  []delivery
-	gaps []string // one entry per channel per Gap call
+	mu     sync.Mutex
+	got    []delivery
+	gaps   []string // one entry per channel per Gap call
+	events []string // "msg ch data" and "gap ch", in arrival order
+	gate   chan struct{}
+}
+
+// hold makes Deliver block until the returned release is called.
+func (r *recorder) hold() (release func()) {
+	gate := make(chan struct{})
+	r.mu.Lock()
+	r.gate = gate
+	r.mu.Unlock()
+	return sync.OnceFunc(func() { close(gate) })
 }
 
 func (r *recorder) Gap(chs []string) {
 	r.mu.Lock()
 	r.gaps = append(r.gaps, chs...)
+	for _, ch := range chs {
+		r.events = append(r.events, "gap "+ch)
+	}
 	r.mu.Unlock()
+}
+
+func (r *recorder) eventList() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.events...)
 }
 
 // gapsOn counts the gaps reported on ch.
@@ -90,7 +118,14 @@ func (r *recorder) gapsOn(ch string) int {
 
 func (r *recorder) Deliver(ch string, data []byte) {
 	r.mu.Lock()
+	gate := r.gate
+	r.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	r.mu.Lock()
 	r.got = append(r.got, delivery{ch, string(data)})
+	r.events = append(r.events, "msg "+ch+" "+string(data))
 	r.mu.Unlock()
 }
 

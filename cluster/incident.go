@@ -23,6 +23,7 @@ type incident struct {
 	signalled     bool      // an early gap went out for the current outage
 	unsyncedSince time.Time // when its link to us went (or was not yet) up; zero while up
 	syncedEpoch   uint64    // the peer process we last synced with; 0 after it died
+	bye           bool      // its last link ended with a bye: it is leaving, nothing is lost
 }
 
 // gapDelay is how long an outage may last before subscribers hear of it
@@ -36,6 +37,7 @@ func (i *incident) linkDown(now time.Time, clean bool) {
 	if i.unsyncedSince.IsZero() {
 		i.unsyncedSince = now
 	}
+	i.bye = clean
 	if !clean {
 		i.dirty = true
 	}
@@ -69,7 +71,7 @@ func (i *incident) left() (gap bool) {
 // overdue reports, once per outage, that the peer has been unlinked for
 // gapDelay: from then on it may have published without reaching us.
 func (i *incident) overdue(now time.Time) bool {
-	if i.inUp || i.signalled || i.unsyncedSince.IsZero() || now.Sub(i.unsyncedSince) < gapDelay {
+	if i.inUp || i.signalled || i.bye || i.unsyncedSince.IsZero() || now.Sub(i.unsyncedSince) < gapDelay {
 		return false
 	}
 	i.signalled, i.dirty = true, true
@@ -152,7 +154,7 @@ func (c *Cluster) checkOverdue(now time.Time) {
 	var late []string
 	c.mu.Lock()
 	for name, m := range c.members {
-		if m.state == stateAlive && !m.leaving && m.in.overdue(now) {
+		if m.state == stateAlive && m.in.overdue(now) {
 			late = append(late, name)
 		}
 	}

@@ -120,7 +120,9 @@ func (p *peer) connectAndServe() error {
 	}
 	fr := newFrameReader(bufio.NewReaderSize(conn, 4<<10), handshakeMaxFrame)
 	if err := c.hs.client(conn, fr, p.name); err != nil {
-		if !errors.Is(err, errRejected) {
+		// A handshake cut short because the peer was dropped (or we are
+		// shutting down) says nothing about the peer's credentials.
+		if !errors.Is(err, errRejected) && p.ctx.Err() == nil {
 			c.handshakeFailures.Add(1)
 		}
 		return fmt.Errorf("handshake with %s: %w", addr, err)

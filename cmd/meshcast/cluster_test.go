@@ -12,15 +12,18 @@ import (
 	"github.com/meshcast/meshcast/transport/wstest"
 )
 
-// fastGossip shortens memberlist's timings so failure detection and
-// convergence take milliseconds on loopback.
+// fastGossip shortens memberlist's timings so failure detection takes
+// about 2 s on loopback, not 5 s. Not shorter: on a loaded machine under
+// the race detector a node that misses probes for a few hundred
+// milliseconds must not be declared dead.
 func fastGossip(c *memberlist.Config) {
-	c.ProbeInterval = 100 * time.Millisecond
-	c.ProbeTimeout = 50 * time.Millisecond
-	c.GossipInterval = 20 * time.Millisecond
+	c.ProbeInterval = 250 * time.Millisecond
+	c.ProbeTimeout = 250 * time.Millisecond
+	c.GossipInterval = 50 * time.Millisecond
 	c.PushPullInterval = time.Second
-	c.SuspicionMult = 2
-	c.TCPTimeout = time.Second
+	c.SuspicionMult = 4
+	c.SuspicionMaxTimeoutMult = 2
+	c.TCPTimeout = 2 * time.Second
 }
 
 // startCluster starts n in-process nodes joined to the first and waits

@@ -1,0 +1,330 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// restartConfig is the config of a node restarted under the same name and
+// ports as n.
+func restartConfig(n *node) Config {
+	cfg := testConfig(n.Name())
+	cfg.GossipAddr = "127.0.0.1:" + strconv.Itoa(n.GossipPort())
+	cfg.PeerAddr = "127.0.0.1:" + strconv.Itoa(n.PeerPort())
+	return cfg
+}
+
+// TestReconnectLoopRejoinsFailedMember: a member declared dead comes back
+// with nobody to join (no seeds): the survivor's reconnect loop finds it,
+// and both list each other alive and link again (finding 1: memberlist
+// alone never contacts a member it declared dead).
+func TestReconnectLoopRejoinsFailedMember(t *testing.T) {
+	nodes := startCluster(t, 2)
+	a, b := nodes[0], nodes[1]
+	b.kill()
+	waitFor(t, 10*time.Second, "a declares b dead", func() bool { return stateOf(a.Cluster, "n1") == "dead" })
+
+	back := startNode(t, restartConfig(b)) // no Join: only a's loop can merge them
+	waitFor(t, 10*time.Second, "a and the returned b linked", func() bool {
+		return fullyLinked(a, 2) && fullyLinked(back, 2)
+	})
+	subscribe(t, back, "after")
+	a.publish("after", []byte("hi"))
+	waitFor(t, 5*time.Second, "delivery to the returned node", func() bool { return len(back.rec.on("after")) == 1 })
+}
+
+// TestLinkResetKeepsInterestAndTellsOnce: while a's link to b reconnects, b
+// keeps a's interest (finding 5), so b's publishes still reach a over b's
+// own link; a's subscribers get exactly one gap for the reset.
+func TestLinkResetKeepsInterestAndTellsOnce(t *testing.T) {
+	nodes := startCluster(t, 2)
+	a, b := nodes[0], nodes[1]
+	subscribe(t, a, "x")
+	subscribe(t, b, "y")
+	b.publish("x", []byte("before"))
+	waitFor(t, 5*time.Second, "first delivery", func() bool { return len(a.rec.on("x")) == 1 })
+
+	// Break b's link to a and keep it down: b dials a bogus address.
+	pb := b.peer("n0")
+	good := pb.getAddr()
+	pb.update("127.0.0.1:1", false)
+	waitFor(t, 5*time.Second, "a sees the link from b gone", func() bool {
+		l, _ := linkTo(a.Cluster, "n1")
+		return !l.InboundUp
+	})
+	if got := len(a.table.lookup("y")); got != 1 {
+		t.Fatalf("during the reset a routes y to %d peers, want 1 (b's interest kept)", got)
+	}
+	a.publish("y", []byte("during"))
+	waitFor(t, 5*time.Second, "b gets a's publish during the reset", func() bool { return len(b.rec.on("y")) == 1 })
+	b.publish("x", []byte("lost"))
+	if l, _ := linkTo(b.Cluster, "n0"); l.DropsLinkDown != 1 {
+		t.Fatalf("b dropped %d publishes for a while down, want 1 (counted)", l.DropsLinkDown)
+	}
+
+	pb.update(good, false)
+	waitFor(t, 10*time.Second, "link back and a gap on x", func() bool { return a.rec.gapsOn("x") == 1 })
+	b.publish("x", []byte("after"))
+	waitFor(t, 5*time.Second, "delivery after the reset", func() bool { return len(a.rec.on("x")) == 2 })
+	if want := []string{"msg x before", "gap x", "msg x after"}; !slices.Equal(a.rec.eventList(), want) {
+		t.Fatalf("a saw %v, want %v", a.rec.eventList(), want)
+	}
+	if a.rec.gapsOn("y") != 0 {
+		t.Fatal("gap on a channel a does not want")
+	}
+}
+
+// TestLeaveTellsNothingDeathTellsGap: a node that shuts down gracefully
+// flushes its links and says bye, so its peers report no gap; a node that
+// dies may have had publishes in flight, so they do.
+func TestLeaveTellsNothingDeathTellsGap(t *testing.T) {
+	nodes := startCluster(t, 3)
+	a, leaver, victim := nodes[0], nodes[1], nodes[2]
+	subscribe(t, a, "x")
+	for i := range 100 {
+		leaver.publish("x", []byte("l"+strconv.Itoa(i)))
+	}
+	shutdown(t, leaver.Cluster)
+	waitFor(t, 10*time.Second, "a sees the leave", func() bool { return stateOf(a.Cluster, "n1") == "left" })
+	if got := len(a.rec.on("x")); got != 100 {
+		t.Fatalf("a got %d of the leaver's 100 publishes", got)
+	}
+	if n := a.rec.gapsOn("x"); n != 0 {
+		t.Fatalf("%d gaps after a graceful leave", n)
+	}
+
+	victim.kill()
+	waitFor(t, 10*time.Second, "a gap for the dead node", func() bool { return a.rec.gapsOn("x") == 1 })
+	if st := a.Stats(); st.GapIncidents != 1 || st.GapChannels != 1 {
+		t.Fatalf("gap stats %d incidents, %d channels; want 1 and 1", st.GapIncidents, st.GapChannels)
+	}
+}
+
+// TestFullQueueSendsGapFrame: when a link's queue is full, the publishes
+// dropped for it are named in a gap frame that arrives right after what
+// was queued before them.
+func TestFullQueueSendsGapFrame(t *testing.T) {
+	cfgA := testConfig("n0")
+	cfgA.LinkQueueSize = 8
+	a := startNode(t, cfgA)
+	cfgB := testConfig("n1")
+	cfgB.Join = []string{a.gossipAddr()}
+	b := startNode(t, cfgB)
+	waitFor(t, 20*time.Second, "linked", func() bool { return fullyLinked(a, 2) && fullyLinked(b, 2) })
+	subscribe(t, b, "x")
+
+	release := b.rec.hold() // b's reader stops: a's socket, then a's queue, fill up
+	payload := strings.Repeat("p", 8<<10)
+	sent := 0
+	deadline := time.Now().Add(20 * time.Second)
+	for l, _ := linkTo(a.Cluster, "n1"); l.Drops == 0; l, _ = linkTo(a.Cluster, "n1") {
+		if time.Now().After(deadline) {
+			t.Fatal("the link queue never filled")
+		}
+		a.publish("x", []byte(strconv.Itoa(sent)+payload))
+		sent++
+	}
+	release()
+	waitFor(t, 20*time.Second, "the gap frame", func() bool { return b.rec.gapsOn("x") == 1 })
+	a.publish("x", []byte("end"))
+	waitFor(t, 20*time.Second, "the marker", func() bool { return slices.Contains(b.rec.on("x"), "end") })
+
+	events := b.rec.eventList()
+	gapAt := slices.Index(events, "gap x")
+	for i, e := range events[:gapAt] {
+		if !strings.HasPrefix(e, "msg x "+strconv.Itoa(i)+"p") {
+			t.Fatalf("event %d before the gap is %.20q: publishes before the drop must all arrive, in order", i, e)
+		}
+	}
+	if rest := events[gapAt+1:]; rest[len(rest)-1] != "msg x end" {
+		t.Fatalf("last event %.20q, want the marker", rest[len(rest)-1])
+	}
+	l, _ := linkTo(a.Cluster, "n1")
+	if got := uint64(len(b.rec.on("x"))); got+l.Drops != uint64(sent)+1 {
+		t.Fatalf("delivered %d + dropped %d != published %d: something vanished silently", got, l.Drops, sent+1)
+	}
+}
+
+// TestStallRefusesUntilPeersConfirm: after the process was found frozen,
+// standing is ErrResyncing until every peer acked a fresh mark.
+func TestStallRefusesUntilPeersConfirm(t *testing.T) {
+	nodes := startCluster(t, 3)
+	n := nodes[0]
+	if err := n.standing(); err != nil {
+		t.Fatalf("standing before the stall: %v", err)
+	}
+	n.startResync(10 * time.Second)
+	if err := n.standing(); !errors.Is(err, ErrResyncing) {
+		t.Fatalf("standing during the re-verification: %v, want ErrResyncing", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.ready(ctx); err != nil {
+		t.Fatalf("never re-verified: %v", err)
+	}
+	if n.Stats().Stalls != 1 {
+		t.Fatalf("stalls %d, want 1", n.Stats().Stalls)
+	}
+}
+
+// TestStallDetected: a maintenance loop that has not run for stallAfter
+// means the process was frozen.
+func TestStallDetected(t *testing.T) {
+	var s standing
+	s.init()
+	s.stallAfter = time.Second
+	s.lastBeat.Store(int64(time.Since(s.start)))
+	if _, stalled := s.stalled(); stalled {
+		t.Fatal("a fresh beat counts as a stall")
+	}
+	s.lastBeat.Store(int64(time.Since(s.start) - 5*time.Second))
+	if d, stalled := s.stalled(); !stalled || d < 5*time.Second {
+		t.Fatalf("5 s without a beat: stalled=%v after %v", stalled, d)
+	}
+}
+
+// TestReadinessIsEarned: a node with seeds is not in standing until it has
+// joined and linked with every member (finding 2); one whose seeds never
+// answer serves after JoinTimeout.
+func TestReadinessIsEarned(t *testing.T) {
+	a := startNode(t, testConfig("n0"))
+	if err := a.standing(); err != nil {
+		t.Fatalf("a node without seeds: %v", err)
+	}
+	cfg := testConfig("n1")
+	cfg.Join = []string{a.gossipAddr()}
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shutdown(t, c) })
+	b := &node{Cluster: c, rec: &recorder{}}
+	if _, err := c.Attach(b.rec, nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := b.ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !fullyLinked(b, 2) {
+		t.Fatalf("ready before linked: %+v", b.Stats().Links)
+	}
+
+	lonely := testConfig("n2")
+	lonely.Join = []string{"127.0.0.1:1"} // nothing listens there
+	lonely.JoinTimeout = 500 * time.Millisecond
+	l := startNode(t, lonely)
+	if err := l.standing(); !errors.Is(err, ErrJoining) {
+		t.Fatalf("standing while its seed is down: %v, want ErrJoining", err)
+	}
+	if err := l.ready(ctx); err != nil {
+		t.Fatalf("not serving after the join timeout: %v", err)
+	}
+}
+
+// TestRestartUnderSameNameLinksAtOnce: a node restarted under the same name
+// and ports before its peers declared it dead is linked at once (finding 3:
+// the old link's retry backoff is cut short by the new epoch), so a
+// subscribe on it is confirmed well within the interest timeout.
+func TestRestartUnderSameNameLinksAtOnce(t *testing.T) {
+	nodes := startCluster(t, 2)
+	a, b := nodes[0], nodes[1]
+	pa := a.peer("n1")
+	cfg := restartConfig(b)
+	cfg.Join = []string{a.gossipAddr()}
+	b.kill()
+	// Let a's dialer fail a few times, so its backoff has grown.
+	waitFor(t, 10*time.Second, "a few failed redials", func() bool { return pa.reconnects.Load() >= 4 })
+
+	cfg.InterestTimeout = 10 * time.Second
+	back := startNode(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := back.ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	subscribe(t, back, "r")
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("subscribe on the restarted node confirmed after %v", d)
+	}
+	a.publish("r", []byte("hi"))
+	waitFor(t, 5*time.Second, "delivery", func() bool { return len(back.rec.on("r")) == 1 })
+}
+
+// TestIsolation: a node is isolated when fewer members are reachable (it
+// included) than failed members it cannot reach; a failed member whose
+// host refuses the probe is gone, not partitioned away.
+func TestIsolation(t *testing.T) {
+	for _, tc := range []struct {
+		alive, unreachable, refused int
+		isolated                    bool
+	}{
+		{0, 0, 0, false}, // alone by design
+		{2, 0, 0, false},
+		{1, 1, 0, false}, // 3 nodes, one failed
+		{0, 2, 0, true},  // the minority side of a 3-node partition
+		{0, 1, 0, false}, // 2 nodes: a tie serves
+		{0, 0, 2, false}, // both others crashed on live hosts
+		{1, 3, 0, true},
+	} {
+		c := &Cluster{members: map[string]*member{}, cfg: Config{ReconnectTimeout: time.Hour}}
+		c.stand.init()
+		add := func(n int, st memberState, refused bool) {
+			for range n {
+				name := fmt.Sprint(len(c.members))
+				c.members[name] = &member{name: name, state: st, since: time.Now(), refused: refused}
+			}
+		}
+		add(tc.alive, stateAlive, false)
+		add(tc.unreachable, stateDead, false)
+		add(tc.refused, stateDead, true)
+		c.recountLocked(time.Now())
+		if got := c.stand.isolated.Load() != nil; got != tc.isolated {
+			t.Errorf("%+v: isolated=%v", tc, got)
+		}
+	}
+}
+
+// TestIncidentRules: when a peer's absence costs its subscribers a gap.
+func TestIncidentRules(t *testing.T) {
+	now := time.Now()
+	var i incident
+	if i.synced(1, true) {
+		t.Error("first sync with a fresh peer")
+	}
+	i.linkDown(now, true)
+	if i.overdue(now.Add(time.Minute)) || i.synced(1, false) {
+		t.Error("a link that ended with a bye lost nothing")
+	}
+	i.linkDown(now, false)
+	if !i.synced(1, false) {
+		t.Error("a link that broke must end in a gap")
+	}
+	if !i.synced(2, false) {
+		t.Error("a restarted peer that published while unlinked")
+	}
+	if i.synced(3, true) {
+		t.Error("a fresh restarted peer cost nothing")
+	}
+	if !i.died() {
+		t.Error("death with the link up: publishes in flight")
+	}
+	if !i.synced(3, false) {
+		t.Error("back from dead, not fresh")
+	}
+	i.linkDown(now, false)
+	if i.overdue(now.Add(gapDelay/2)) || !i.overdue(now.Add(gapDelay)) || i.overdue(now.Add(2*gapDelay)) {
+		t.Error("an outage is reported early exactly once")
+	}
+	if !i.left() {
+		t.Error("a link broken before the leave lost its in-flight publishes")
+	}
+}
