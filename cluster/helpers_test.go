@@ -198,8 +198,12 @@ func startCluster(t testing.TB, n int) []*node {
 	return nodes
 }
 
-// fullyLinked: n alive members and n-1 links up in both directions.
+// fullyLinked: n alive members and n-1 links up and synced in both
+// directions (each side's snapshot applied by the other).
 func fullyLinked(nd *node, n int) bool {
+	if len(nd.unsyncedPeers()) != 0 {
+		return false
+	}
 	s := nd.Stats()
 	alive := 0
 	for _, m := range s.Members {

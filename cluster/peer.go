@@ -267,6 +267,9 @@ func (p *peer) outboundUp() {
 // or counts a drop: the peer's subscribers hear of it with a gap (from the
 // gap frame after a full queue, or from the broken link's incident).
 func (p *peer) enqueuePublish(f []byte, ch string) {
+	if p.ctx.Err() != nil {
+		return // dropped: its routes go when its reader ends
+	}
 	oc := p.out.Load()
 	if oc == nil {
 		p.dropsDown.Add(1)

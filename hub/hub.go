@@ -296,7 +296,8 @@ func (h *Hub) fanOut(ch string, frame []byte) {
 
 // gap tells the local subscribers of each channel that they may have
 // missed publishes on it (the cluster found a broken link, a dead peer, a
-// dropped frame). Reserved channels have no clients to tell.
+// dropped frame). Subscribes not acked yet are skipped: nothing was
+// promised to them. Reserved channels have no clients to tell.
 func (h *Hub) gap(chs []string) {
 	for _, ch := range chs {
 		if isReserved(ch) {
@@ -308,9 +309,11 @@ func (h *Hub) gap(chs []string) {
 		}
 		frame := gapFrame(ch)
 		for _, s := range subs {
-			s.send(frame)
+			if s.confirmedOn(ch) {
+				s.send(frame)
+				h.metrics.gaps.Add(1)
+			}
 		}
-		h.metrics.gaps.Add(uint64(len(subs)))
 	}
 }
 

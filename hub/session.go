@@ -3,6 +3,7 @@ package hub
 import (
 	"errors"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 
 	"github.com/meshcast/meshcast/internal/relay"
@@ -20,6 +21,33 @@ type session struct {
 
 	waiting atomic.Int32 // subscribes waiting for the cluster's interest acks
 	sec     sessionSecurity
+
+	// unconfirmed counts, per channel, the subscribes still waiting for
+	// the cluster: a gap is not sent for them, since nothing was promised
+	// yet (a gap emitted before the ack covers only losses before it).
+	pendingMu   sync.Mutex
+	unconfirmed map[string]int
+}
+
+func (s *session) setPending(ch string, delta int) {
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	if s.unconfirmed == nil {
+		s.unconfirmed = make(map[string]int)
+	}
+	if s.unconfirmed[ch] += delta; s.unconfirmed[ch] <= 0 {
+		delete(s.unconfirmed, ch)
+	}
+}
+
+// confirmedOn reports whether every sub of ch by this session was acked.
+func (s *session) confirmedOn(ch string) bool {
+	if s.waiting.Load() == 0 {
+		return true
+	}
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	return s.unconfirmed[ch] == 0
 }
 
 // sub is one of a session's subscriptions, with the cluster ticket a
@@ -206,12 +234,14 @@ func (h *Hub) awaitInterest(s *session, req request, t relay.Ticket) {
 		s.send(errFrame(&req, CodeRateLimited, "too many subscribes waiting for the cluster"))
 		return
 	}
+	s.setPending(req.ch, 1)
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
 		defer s.waiting.Add(-1)
 		// The relay bounds the wait itself; h.ctx ends it at shutdown.
 		err := h.relay.AwaitConfirmed(h.ctx, req.ch, t)
+		s.setPending(req.ch, -1) // before the ack: a gap after it must reach the client
 		s.ack(&req)
 		if err != nil && h.ctx.Err() == nil {
 			h.metrics.interestTimeouts.Add(1)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/meshcast/meshcast/transport/wstest"
 )
@@ -121,5 +122,29 @@ func TestClusterNamesTheNode(t *testing.T) {
 	if h, err := New(cfg); err == nil {
 		h.Shutdown(context.Background())
 		t.Fatal("a NodeName different from the cluster's was accepted")
+	}
+}
+
+// TestNoGapBeforeTheAck: a gap emitted while a sub still waits for the
+// cluster is not sent to it (nothing was promised yet); after the ack it is.
+func TestNoGapBeforeTheAck(t *testing.T) {
+	relay := newFakeRelay()
+	cfg := DefaultConfig()
+	cfg.Cluster = relay
+	_, url := testHub(t, cfg)
+	c := dial(t, url)
+	c.SendText(`{"op":"sub","ch":"x","id":1}`)
+	waitFor(t, 5*time.Second, "the sub waits", func() bool {
+		_, in := relay.snapshot()
+		return len(in) == 1
+	})
+	relay.recv.Gap([]string{"x"})
+	close(relay.release)
+	if m := c.ReadJSON(); m["op"] != "ack" {
+		t.Fatalf("first frame %v, want the ack (no gap before it)", m)
+	}
+	relay.recv.Gap([]string{"x"})
+	if m := c.ReadJSON(); m["op"] != "gap" {
+		t.Fatalf("after the ack: %v, want a gap", m)
 	}
 }

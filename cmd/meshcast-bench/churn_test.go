@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -31,11 +32,19 @@ func TestChurnEndToEnd(t *testing.T) {
 			if s.Attempts != 200 || s.OK != 200 || s.DialErrs != 0 || s.SubErrs != 0 || s.ErrRate != 0 {
 				t.Fatalf("step %+v", s)
 			}
-			// 200 in about a second: the rate is measured, not assumed.
-			if s.PerSec < 150 || s.PerSec > 201 || s.P50 <= 0 || s.P99 < s.P50 || !s.Sustained {
+			// The rate is measured, not assumed: OK over the wall time, never
+			// above the target. Whether it was sustained depends on how busy
+			// the machine is, so the test checks the verdict matches the
+			// figures, not the figures themselves.
+			if s.PerSec <= 0 || s.PerSec > 201 || math.Abs(s.PerSec-float64(s.OK)/s.WallSec) > 0.01 || s.P50 <= 0 || s.P99 < s.P50 {
 				t.Fatalf("step %+v", s)
 			}
-			if rep.BestRate != s.PerSec {
+			cfg.defaults()
+			want := s.PerSec >= 0.95*200 && s.ErrRate <= cfg.MaxErrRate && s.P99 <= rep.P99BoundMs
+			if s.Sustained != want {
+				t.Fatalf("sustained=%v but the figures say %v: %+v", s.Sustained, want, s)
+			}
+			if s.Sustained && rep.BestRate != s.PerSec {
 				t.Fatalf("best %v, step %v", rep.BestRate, s.PerSec)
 			}
 			// Every connection was closed by the bench, and the dials were

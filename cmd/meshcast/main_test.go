@@ -45,6 +45,8 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// startTestNode starts a node and waits until it serves (a node with
+// --join: joined and linked with every member).
 func startTestNode(t testing.TB, cfg config, opts nodeOptions) *node {
 	t.Helper()
 	n, err := startNode(cfg, testLogger(t), opts)
@@ -52,6 +54,11 @@ func startTestNode(t testing.TB, cfg config, opts nodeOptions) *node {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { stopNode(t, n) })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := n.hub.Ready(ctx); err != nil {
+		t.Fatalf("node not ready: %v", err)
+	}
 	return n
 }
 
