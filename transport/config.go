@@ -20,19 +20,22 @@ type Config struct {
 	// from which no frame arrived for two intervals is closed with 1001
 	// "ping timeout". Default 25 s, under common 30-60 s proxy idle timeouts.
 	PingInterval time.Duration
-	// WriteTimeout is the deadline of each blocking write (only a connection
-	// whose socket is full writes blocking). Default 10 s.
+	// WriteTimeout is the deadline of each blocking write: a connection
+	// writes blocking when its socket is full, and always when it has no
+	// file descriptor (TLS). Default 10 s.
 	WriteTimeout time.Duration
 	// HandshakeTimeout bounds writing the upgrade response. Default 10 s.
 	HandshakeTimeout time.Duration
-	// Workers is the read worker pool size. Default max(4, 2*GOMAXPROCS):
-	// handlers may block briefly, so a few more than cores.
+	// Workers is the read worker pool size (epoll mode only). Default
+	// max(4, 2*GOMAXPROCS): handlers may block briefly, so a few more than
+	// cores.
 	Workers int
 	// Writers is the number of shared non-blocking writer goroutines.
 	// Default GOMAXPROCS: writing is CPU (syscall) bound.
 	Writers int
 	// UseGoroutines selects the goroutine-per-connection reader instead of
-	// epoll. Always on outside Linux; on Linux it lets tests cover it.
+	// epoll for every connection. Always on outside Linux; connections
+	// without a file descriptor (TLS) use that reader anyway.
 	UseGoroutines bool
 	// Logger receives debug and error logs; nil discards them.
 	Logger *slog.Logger

@@ -21,8 +21,9 @@ var errStop = errors.New("transport: stop parsing")
 
 // parser is an incremental decoder of client frames. It unmasks payloads in
 // place (the input must be writable and owned by the caller) and keeps only
-// the leftover bytes of an incomplete frame, in a buffer that exists only
-// while a frame is partial. The zero value with max set is ready.
+// the leftover bytes of an incomplete frame and the fragments of an
+// unfinished message, in buffers that exist only while there are any. The
+// zero value with max set is ready.
 type parser struct {
 	max     int    // MaxMessageSize
 	partial []byte // bytes of one incomplete frame; nil otherwise
@@ -40,8 +41,9 @@ type header struct {
 }
 
 // feed decodes data, calling sink for each complete message or control frame.
-// It returns the number of complete frames and the first error: a
-// *CloseError for protocol violations, or the sink's error.
+// It returns the number of complete frames (the one that failed included)
+// and the first error: a *CloseError for protocol violations, or the sink's
+// error.
 func (p *parser) feed(data []byte, sink frameSink) (frames int, err error) {
 	if len(p.partial) > 0 {
 		var done bool
