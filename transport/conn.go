@@ -44,9 +44,6 @@ type Conn struct {
 	p parser // touched only by the reading side
 }
 
-// RemoteAddr is the peer's address.
-func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
-
 // Send queues one complete, already-encoded server frame (build it with
 // NewTextFrame). The bytes may be shared with other connections and must not
 // be modified afterwards. Send never blocks on the network. If the bytes

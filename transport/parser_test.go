@@ -21,7 +21,6 @@ type event struct {
 // sinkRecorder checks the parser's promises on every call.
 type sinkRecorder struct {
 	t      *testing.T
-	p      *parser
 	events []event
 }
 
@@ -42,7 +41,7 @@ func (s *sinkRecorder) handleFrame(op byte, payload []byte) error {
 // run feeds data in chunks cut at the given sizes and returns what came out.
 func runParser(t *testing.T, data []byte, cuts []int) ([]event, StatusCode) {
 	p := &parser{max: fuzzMax}
-	s := &sinkRecorder{t: t, p: p}
+	s := &sinkRecorder{t: t}
 	data = slices.Clone(data) // feed unmasks in place
 	for len(data) > 0 {
 		n := len(data)
