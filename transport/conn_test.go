@@ -170,6 +170,15 @@ func TestBinaryRejected(t *testing.T) {
 			frames: masked(ws.NewBinaryFrame([]byte{1, 2, 3})),
 			want:   CloseUnsupportedData,
 		},
+		{
+			// Not 1002 for bad fragmentation, which ws.CheckHeader would say.
+			name: "binary inside fragmented text",
+			frames: masked(
+				ws.NewFrame(ws.OpText, false, []byte("a")),
+				ws.NewBinaryFrame([]byte{1}),
+			),
+			want: CloseUnsupportedData,
+		},
 	})
 }
 
@@ -221,6 +230,11 @@ func TestProtocolErrors(t *testing.T) {
 		{
 			name:   "bad close code",
 			frames: masked(ws.NewCloseFrame([]byte{0x03, 0xED})), // 1005
+			want:   CloseProtocolError,
+		},
+		{
+			name:   "close code over 4999",
+			frames: masked(ws.NewCloseFrame([]byte{0x13, 0x88})), // 5000
 			want:   CloseProtocolError,
 		},
 	})
