@@ -63,9 +63,13 @@ type Server struct {
 
 // NewServer starts the epoll loop and its read workers (unless
 // cfg.UseGoroutines or not Linux), the shared writers and the keepalive
-// sweep.
+// sweep. A cfg with a negative field gives an error wrapping
+// ErrInvalidConfig.
 func NewServer(cfg Config) (*Server, error) {
-	cfg = cfg.withDefaults()
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	if !pollSupported {
 		cfg.UseGoroutines = true
 	}
