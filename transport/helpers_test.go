@@ -17,6 +17,8 @@ import (
 
 	"github.com/gobwas/ws"
 	"go.uber.org/goleak"
+
+	"github.com/meshcast/meshcast/transport/wstest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -30,9 +32,14 @@ var modes = []struct {
 	{name: "goroutines", goroutines: true},
 }
 
+// forModes runs f once per mode, in parallel subtests (each gets its own
+// Server and listener).
 func forModes(t *testing.T, f func(t *testing.T, cfg Config)) {
 	for _, m := range modes {
-		t.Run(m.name, func(t *testing.T) { f(t, testConfig(m.goroutines)) })
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			f(t, testConfig(m.goroutines))
+		})
 	}
 }
 
@@ -47,17 +54,6 @@ func testConfig(goroutines bool) Config {
 		Workers:          2,
 		Writers:          2,
 		UseGoroutines:    goroutines,
-	}
-}
-
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -183,7 +179,7 @@ func (e *env) close() {
 func (e *env) rec(i int) *recorder {
 	e.t.Helper()
 	var r *recorder
-	waitFor(e.t, 5*time.Second, "server side of connection", func() bool {
+	wstest.WaitFor(e.t, 5*time.Second, "server side of connection", func() bool {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		if i < len(e.recs) && e.recs[i].conn.Load() != nil {
@@ -285,6 +281,13 @@ func (c *client) expectEOF() {
 	}
 }
 
+// slowConsumerWriteTimeout is the WriteTimeout of slowConsumerRun's server.
+// The slow connection's writer blocks on a full socket from the moment its
+// queue overflows until its client reads at last, after the fast client
+// got every frame; the close frame is behind that blocked write, so the
+// write must not time out first, however loaded the machine.
+const slowConsumerWriteTimeout = time.Minute
+
 // slowConsumerRun sends numbered frames of frameSize bytes to two
 // connections until the slow one, whose client never reads, overflows its
 // queue; the fast one is read in order by its client and never allowed to
@@ -312,7 +315,7 @@ func slowConsumerRun(t *testing.T, e *env, slow, fast *client, frameSize, lag in
 			t.Fatalf("fast Send %d: %v", sent, err)
 		}
 		if sent%(lag/2) == lag/2-1 {
-			waitFor(t, 10*time.Second, "fast client to catch up", func() bool {
+			wstest.WaitFor(t, 10*time.Second, "fast client to catch up", func() bool {
 				return received.Load() > int64(sent-lag)
 			})
 		}
@@ -327,7 +330,7 @@ func slowConsumerRun(t *testing.T, e *env, slow, fast *client, frameSize, lag in
 	if n := e.srv.Stats().SlowConsumerCloses; n != 1 {
 		t.Fatalf("SlowConsumerCloses = %d, want 1", n)
 	}
-	waitFor(t, 10*time.Second, "fast client to get every frame", func() bool {
+	wstest.WaitFor(t, 10*time.Second, "fast client to get every frame", func() bool {
 		return received.Load() == int64(sent)
 	})
 	fastConn.Close(CloseNormal, "")

@@ -109,6 +109,7 @@ func FuzzFrameParser(f *testing.F) {
 }
 
 func TestParserByteByByte(t *testing.T) {
+	t.Parallel()
 	data := compile(
 		ws.NewFrame(ws.OpText, false, []byte("frag")),
 		ws.NewPongFrame(nil),
@@ -127,6 +128,7 @@ func TestParserByteByByte(t *testing.T) {
 }
 
 func TestCheckClosePayload(t *testing.T) {
+	t.Parallel()
 	body := func(code uint16, reason string) []byte {
 		return append(binary.BigEndian.AppendUint16(nil, code), reason...)
 	}

@@ -69,6 +69,7 @@ func (e *tlsEnv) dialTLS() *client {
 }
 
 func TestTLSEcho(t *testing.T) {
+	t.Parallel()
 	forModes(t, func(t *testing.T, cfg Config) {
 		e := newTLSEnv(t, cfg, true)
 		c := e.dialTLS()
@@ -87,11 +88,12 @@ func TestTLSEcho(t *testing.T) {
 		if got := e.rec(0).waitClosed(t); got.Code != CloseNormal || !got.Remote {
 			t.Fatalf("OnClose(%+v)", *got)
 		}
-		waitFor(t, 5*time.Second, "registry empty", func() bool { return e.srv.Stats().Conns == 0 })
+		wstest.WaitFor(t, 5*time.Second, "registry empty", func() bool { return e.srv.Stats().Conns == 0 })
 	})
 }
 
 func TestTLSFragmentedMessage(t *testing.T) {
+	t.Parallel()
 	forModes(t, func(t *testing.T, cfg Config) {
 		cfg.MaxMessageSize = 64 << 10
 		e := newTLSEnv(t, cfg, true)
@@ -120,16 +122,19 @@ func TestTLSFragmentedMessage(t *testing.T) {
 }
 
 func TestTLSSlowConsumer(t *testing.T) {
+	t.Parallel()
 	forModes(t, func(t *testing.T, cfg Config) {
 		cfg.WriteQueueSize = 256 << 10
+		cfg.WriteTimeout = slowConsumerWriteTimeout
 		e := newTLSEnv(t, cfg, false)
 		slow, fast := e.dialTLS(), e.dialTLS()
 		// Large frames fill the socket in few sends.
 		slowConsumerRun(t, e.env, slow, fast, 1000, 50)
-		waitFor(t, 10*time.Second, "slow conn torn down", func() bool { return e.srv.Stats().Conns == 0 })
+		wstest.WaitFor(t, 10*time.Second, "slow conn torn down", func() bool { return e.srv.Stats().Conns == 0 })
 	})
 }
 
+// Not parallel: see TestShutdown.
 func TestTLSShutdown(t *testing.T) {
 	forModes(t, func(t *testing.T, cfg Config) {
 		e := newTLSEnv(t, cfg, false)
@@ -138,6 +143,8 @@ func TestTLSShutdown(t *testing.T) {
 }
 
 func TestTLSShutdownDeadline(t *testing.T) {
+	// Not parallel: it bounds Shutdown by wall clock.
+	//
 	// A TLS client that never reads: Shutdown must still end at its deadline
 	// and not wait for a close_notify that cannot be written.
 	forModes(t, func(t *testing.T, cfg Config) {
@@ -169,6 +176,8 @@ func TestTLSShutdownDeadline(t *testing.T) {
 }
 
 func TestTLSStuckClientTeardown(t *testing.T) {
+	// Not parallel: it bounds the teardown by wall clock.
+	//
 	// A client that never reads: the blocked write times out and the
 	// connection is torn down. That must not add a close_notify write that
 	// blocks for crypto/tls's own 5 s on the same full socket.
