@@ -270,13 +270,7 @@ func (s *Server) pollLoop() {
 func (s *Server) workLoop() {
 	defer s.wg.Done()
 	r := newRawReader(readBufSize)
-	for {
-		c, ok := s.work.pop()
-		if !ok {
-			return
-		}
-		c.serve(r)
-	}
+	s.work.drain(func(c *Conn) { c.serve(r) })
 }
 
 // watch registers (first) or re-arms the connection in epoll.

@@ -18,13 +18,7 @@ const (
 func (s *Server) writeLoop() {
 	defer s.wg.Done()
 	w := newRawWriter(sharedScratchSize)
-	for {
-		c, ok := s.ready.pop()
-		if !ok {
-			return
-		}
-		c.flushOnce(w)
-	}
+	s.ready.drain(func(c *Conn) { c.flushOnce(w) })
 }
 
 // takeBatch swaps the queue out for writing. With nothing queued it ends the
