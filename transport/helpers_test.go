@@ -142,18 +142,27 @@ type env struct {
 
 func newEnv(t testing.TB, cfg Config, echo bool) *env {
 	t.Helper()
+	return startEnv(t, cfg, echo, (*httptest.Server).Start)
+}
+
+// startEnv builds the Server and an HTTP server that upgrades every request
+// to it, and starts the latter with start (Start or StartTLS).
+func startEnv(t testing.TB, cfg Config, echo bool, start func(*httptest.Server)) *env {
+	t.Helper()
 	srv, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := &env{t: t, srv: srv, echo: echo}
-	e.hs = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	e.hs = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := newRecorder(e.echo)
 		e.mu.Lock()
 		e.recs = append(e.recs, rec)
 		e.mu.Unlock()
 		_, _ = srv.Upgrade(w, r, rec)
 	}))
+	start(e.hs)
+	// http://host gives ws://host, https://host wss://host.
 	e.url = "ws" + strings.TrimPrefix(e.hs.URL, "http") + "/ws"
 	t.Cleanup(e.close)
 	return e
@@ -199,11 +208,17 @@ type client struct {
 
 func (e *env) dial() *client {
 	e.t.Helper()
+	return e.dialWith(ws.Dialer{})
+}
+
+// dialWith connects with d; the connection is closed when the test ends.
+func (e *env) dialWith(d ws.Dialer) *client {
+	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, br, _, err := ws.Dialer{}.Dial(ctx, e.url)
+	conn, br, _, err := d.Dial(ctx, e.url)
 	if err != nil {
-		e.t.Fatalf("dial: %v", err)
+		e.t.Fatalf("dial %s: %v", e.url, err)
 	}
 	c := &client{t: e.t, conn: conn, r: conn}
 	if br != nil {

@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -28,43 +26,20 @@ type tlsEnv struct {
 
 func newTLSEnv(t testing.TB, cfg Config, echo bool) *tlsEnv {
 	t.Helper()
-	srv, err := NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, srv: srv, echo: echo}
-	e.hs = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := newRecorder(e.echo)
-		e.mu.Lock()
-		e.recs = append(e.recs, rec)
-		e.mu.Unlock()
-		_, _ = srv.Upgrade(w, r, rec)
-	}))
 	cert, roots := wstest.SelfSigned(t, "transport test")
-	e.hs.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-	e.hs.StartTLS()
-	e.url = "wss" + strings.TrimPrefix(e.hs.URL, "https") + "/ws"
-	t.Cleanup(e.close)
+	e := startEnv(t, cfg, echo, func(hs *httptest.Server) {
+		hs.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+		hs.StartTLS()
+	})
 	return &tlsEnv{env: e, roots: roots}
 }
 
 func (e *tlsEnv) dialTLS() *client {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	d := ws.Dialer{TLSConfig: &tls.Config{RootCAs: e.roots}}
-	conn, br, _, err := d.Dial(ctx, e.url)
-	if err != nil {
-		e.t.Fatalf("dial %s: %v", e.url, err)
+	c := e.dialWith(ws.Dialer{TLSConfig: &tls.Config{RootCAs: e.roots}})
+	if _, ok := c.conn.(*tls.Conn); !ok {
+		e.t.Fatalf("dialled a %T, want *tls.Conn", c.conn)
 	}
-	if _, ok := conn.(*tls.Conn); !ok {
-		e.t.Fatalf("dialled a %T, want *tls.Conn", conn)
-	}
-	c := &client{t: e.t, conn: conn, r: conn}
-	if br != nil {
-		c.r = io.MultiReader(br, conn)
-	}
-	e.t.Cleanup(func() { _ = conn.Close() })
 	return c
 }
 
