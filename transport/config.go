@@ -1,13 +1,16 @@
 package transport
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"time"
 )
 
 // Config holds the Server's settings. Zero fields get the defaults of
-// DefaultConfig; the config is not changed after NewServer.
+// DefaultConfig; negative sizes, durations and counts make NewServer fail
+// with ErrInvalidConfig. The config is not changed after NewServer.
 type Config struct {
 	// MaxMessageSize bounds one reassembled message; over it the connection
 	// is closed with 1009. Default 64 KiB: a pub/sub message, not a file.
@@ -20,23 +23,36 @@ type Config struct {
 	// from which no frame arrived for two intervals is closed with 1001
 	// "ping timeout". Default 25 s, under common 30-60 s proxy idle timeouts.
 	PingInterval time.Duration
-	// WriteTimeout is the deadline of each blocking write (only a connection
-	// whose socket is full writes blocking). Default 10 s.
+	// WriteTimeout is the deadline of each blocking write: a connection
+	// writes blocking when its socket is full, and always when it has no
+	// file descriptor (TLS). Default 10 s: one blocking write is at most
+	// 32 KiB, which even a poor mobile link takes in that time, and a client
+	// that does not read frees its goroutine and queue within seconds.
 	WriteTimeout time.Duration
-	// HandshakeTimeout bounds writing the upgrade response. Default 10 s.
+	// HandshakeTimeout bounds writing the upgrade response. Default 10 s:
+	// the response is a few hundred bytes, so only a client that is not
+	// reading takes longer, and it should not hold the handshake goroutine.
 	HandshakeTimeout time.Duration
-	// Workers is the read worker pool size. Default max(4, 2*GOMAXPROCS):
-	// handlers may block briefly, so a few more than cores.
+	// Workers is the read worker pool size (epoll mode only). Default
+	// max(4, 2*GOMAXPROCS): handlers may block briefly, so a few more than
+	// cores.
 	Workers int
 	// Writers is the number of shared non-blocking writer goroutines.
 	// Default GOMAXPROCS: writing is CPU (syscall) bound.
 	Writers int
 	// UseGoroutines selects the goroutine-per-connection reader instead of
-	// epoll. Always on outside Linux; on Linux it lets tests cover it.
+	// epoll for every connection. Default off: epoll is what keeps an idle
+	// connection free of a goroutine. Always on outside Linux; connections
+	// without a file descriptor (TLS) use that reader anyway.
 	UseGoroutines bool
-	// Logger receives debug and error logs; nil discards them.
+	// Logger receives debug and error logs. Default (nil) discards them: a
+	// library logs only where its caller tells it to.
 	Logger *slog.Logger
 }
+
+// ErrInvalidConfig is wrapped by the error NewServer returns for a Config
+// with a negative size, duration or count.
+var ErrInvalidConfig = errors.New("transport: invalid config")
 
 // DefaultConfig returns the defaults described on Config's fields.
 func DefaultConfig() Config {
@@ -53,32 +69,32 @@ func DefaultConfig() Config {
 	}
 }
 
-// withDefaults fills zero fields from DefaultConfig.
-func (c Config) withDefaults() Config {
+// withDefaults fills zero fields from DefaultConfig and refuses negative
+// ones, naming every field that is.
+func (c Config) withDefaults() (Config, error) {
 	d := DefaultConfig()
-	if c.MaxMessageSize <= 0 {
-		c.MaxMessageSize = d.MaxMessageSize
-	}
-	if c.WriteQueueSize <= 0 {
-		c.WriteQueueSize = d.WriteQueueSize
-	}
-	if c.PingInterval <= 0 {
-		c.PingInterval = d.PingInterval
-	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = d.WriteTimeout
-	}
-	if c.HandshakeTimeout <= 0 {
-		c.HandshakeTimeout = d.HandshakeTimeout
-	}
-	if c.Workers <= 0 {
-		c.Workers = d.Workers
-	}
-	if c.Writers <= 0 {
-		c.Writers = d.Writers
-	}
+	err := errors.Join(
+		orDefault(&c.MaxMessageSize, d.MaxMessageSize, "MaxMessageSize"),
+		orDefault(&c.WriteQueueSize, d.WriteQueueSize, "WriteQueueSize"),
+		orDefault(&c.PingInterval, d.PingInterval, "PingInterval"),
+		orDefault(&c.WriteTimeout, d.WriteTimeout, "WriteTimeout"),
+		orDefault(&c.HandshakeTimeout, d.HandshakeTimeout, "HandshakeTimeout"),
+		orDefault(&c.Workers, d.Workers, "Workers"),
+		orDefault(&c.Writers, d.Writers, "Writers"),
+	)
 	if c.Logger == nil {
 		c.Logger = d.Logger
 	}
-	return c
+	return c, err
+}
+
+// orDefault sets a zero *v to def and refuses a negative *v.
+func orDefault[T int | time.Duration](v *T, def T, name string) error {
+	switch {
+	case *v < 0:
+		return fmt.Errorf("%w: %s is %v, must not be negative", ErrInvalidConfig, name, *v)
+	case *v == 0:
+		*v = def
+	}
+	return nil
 }

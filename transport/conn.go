@@ -17,8 +17,9 @@ const (
 )
 
 // Conn is one upgraded WebSocket connection. Its methods are safe from any
-// goroutine. It holds no buffer while idle: a write batch exists only while
-// frames are queued, a read buffer only while a frame is partial.
+// goroutine. A write batch exists only while frames are queued; read buffers
+// are as the package doc says (none while an epoll connection is idle, a
+// reader goroutine's for the life of any other).
 type Conn struct {
 	srv *Server
 	nc  net.Conn
@@ -27,29 +28,29 @@ type Conn struct {
 
 	id       uint32       // registry key and epoll generation tag
 	polled   bool         // read by the epoll workers, not a goroutine
-	rstate   atomic.Int32 // read token, epoll mode only
+	rstate   atomic.Int32 // read token; only polled connections pass it around
 	halves   atomic.Int32 // teardown halves done: socket closed, OnClose returned
-	lastSeen atomic.Int64 // unix nanos of the last complete frame received
+	lastSeen atomic.Int64 // unix nanos of the last complete frame received (or of the upgrade)
 	closeErr atomic.Pointer[CloseError]
 
-	// mu guards the write queue; it is held only for appends and swaps.
+	// mu guards the write queue and the fields below; it is never held
+	// across I/O.
 	mu         sync.Mutex
 	q          *batch // frames waiting for a writer; nil while empty
 	qbytes     int    // bytes queued or being written
-	writing    bool   // a writer owns the flush (conn is on the ready list or has its goroutine)
+	writing    bool   // a writer owns the flush (on the ready list, with a shared writer, or its own goroutine)
 	terminated bool   // socket closed
 
 	p parser // touched only by the reading side
 }
 
-// RemoteAddr is the peer's address.
-func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
-
 // Send queues one complete, already-encoded server frame (build it with
 // NewTextFrame). The bytes may be shared with other connections and must not
-// be modified afterwards. Send never blocks on the network. If the queue
-// would exceed Config.WriteQueueSize the connection is closed with 1008
-// "slow consumer" and ErrQueueFull returned; after close it returns ErrClosed.
+// be modified afterwards. Send never blocks on the network. If the bytes
+// queued and being written would exceed Config.WriteQueueSize, the frames not
+// yet taken by a writer are dropped, the connection is closed with 1008
+// "slow consumer" and ErrQueueFull returned. Once the connection has started
+// closing, for whatever reason, Send returns ErrClosed.
 func (c *Conn) Send(frame []byte) error {
 	c.mu.Lock()
 	if c.closeErr.Load() != nil {
@@ -88,7 +89,10 @@ func (c *Conn) pushLocked(frame []byte) bool {
 }
 
 // Close queues a close frame after what is already queued, then closes the
-// connection once it is written (bounded by WriteTimeout). Idempotent.
+// socket once it is written (a write that blocks is bounded by
+// Config.WriteTimeout). Codes 1005 and 1006, which must not go on the wire,
+// send a close frame without a code. Only the first close of a connection
+// counts: later calls, and calls after the peer closed, do nothing.
 func (c *Conn) Close(code StatusCode, reason string) {
 	c.closeWith(&CloseError{Code: code, Reason: reason}, true, false)
 }
@@ -139,8 +143,9 @@ func (c *Conn) stopReading() {
 	}
 }
 
-// terminate closes the socket: remove from the registry, EPOLL_CTL_DEL, then
-// close, so a reused fd number can never be confused with this connection.
+// terminate closes the socket and drops what is still queued: remove from the
+// registry, EPOLL_CTL_DEL, then close, so a reused fd number can never be
+// confused with this connection.
 func (c *Conn) terminate() {
 	c.mu.Lock()
 	if c.terminated {

@@ -9,9 +9,12 @@ import (
 	"unsafe"
 
 	"github.com/gobwas/ws"
+
+	"github.com/meshcast/meshcast/transport/wstest"
 )
 
 func TestConnSize(t *testing.T) {
+	t.Parallel()
 	// The idle cost per connection is this plus net.Conn (~1 KiB) and the
 	// registry entry; keep it small.
 	size := unsafe.Sizeof(Conn{})
@@ -22,6 +25,7 @@ func TestConnSize(t *testing.T) {
 }
 
 func TestEcho(t *testing.T) {
+	t.Parallel()
 	forModes(t, func(t *testing.T, cfg Config) {
 		e := newEnv(t, cfg, true)
 		c := e.dial()
@@ -38,6 +42,7 @@ func TestEcho(t *testing.T) {
 }
 
 func TestFragmentedMessage(t *testing.T) {
+	t.Parallel()
 	forModes(t, func(t *testing.T, cfg Config) {
 		e := newEnv(t, cfg, true)
 		c := e.dial()
@@ -60,6 +65,7 @@ func TestFragmentedMessage(t *testing.T) {
 }
 
 func TestPingPong(t *testing.T) {
+	t.Parallel()
 	forModes(t, func(t *testing.T, cfg Config) {
 		e := newEnv(t, cfg, true)
 		c := e.dial()
@@ -75,6 +81,7 @@ func TestPingPong(t *testing.T) {
 }
 
 func TestCloseHandshake(t *testing.T) {
+	t.Parallel()
 	forModes(t, func(t *testing.T, cfg Config) {
 		e := newEnv(t, cfg, true)
 		c := e.dial()
@@ -84,7 +91,7 @@ func TestCloseHandshake(t *testing.T) {
 		if *got != (CloseError{Code: CloseNormal, Reason: "bye", Remote: true}) {
 			t.Fatalf("OnClose(%+v)", *got)
 		}
-		waitFor(t, 5e9, "registry empty", func() bool { return e.srv.Stats().Conns == 0 })
+		wstest.WaitFor(t, 5*time.Second, "registry empty", func() bool { return e.srv.Stats().Conns == 0 })
 	})
 }
 
@@ -106,6 +113,7 @@ func runCloseCases(t *testing.T, cases []closeCase) {
 	forModes(t, func(t *testing.T, cfg Config) {
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
 				e := newEnv(t, cfg, true)
 				c := e.dial()
 				for _, f := range tc.frames {
@@ -125,6 +133,7 @@ func runCloseCases(t *testing.T, cases []closeCase) {
 }
 
 func TestInvalidUTF8(t *testing.T) {
+	t.Parallel()
 	runCloseCases(t, []closeCase{
 		{
 			name:   "single frame",
@@ -143,6 +152,7 @@ func TestInvalidUTF8(t *testing.T) {
 }
 
 func TestTooBig(t *testing.T) {
+	t.Parallel()
 	limit := testConfig(false).MaxMessageSize
 	half := []byte(strings.Repeat("a", limit/2))
 	runCloseCases(t, []closeCase{
@@ -164,16 +174,27 @@ func TestTooBig(t *testing.T) {
 }
 
 func TestBinaryRejected(t *testing.T) {
+	t.Parallel()
 	runCloseCases(t, []closeCase{
 		{
 			name:   "binary",
 			frames: masked(ws.NewBinaryFrame([]byte{1, 2, 3})),
 			want:   CloseUnsupportedData,
 		},
+		{
+			// Not 1002 for bad fragmentation, which ws.CheckHeader would say.
+			name: "binary inside fragmented text",
+			frames: masked(
+				ws.NewFrame(ws.OpText, false, []byte("a")),
+				ws.NewBinaryFrame([]byte{1}),
+			),
+			want: CloseUnsupportedData,
+		},
 	})
 }
 
 func TestProtocolErrors(t *testing.T) {
+	t.Parallel()
 	rsv := ws.NewTextFrame([]byte("x"))
 	rsv.Header.Rsv = ws.Rsv(true, false, false)
 	badOp := ws.NewTextFrame([]byte("x"))
@@ -223,10 +244,16 @@ func TestProtocolErrors(t *testing.T) {
 			frames: masked(ws.NewCloseFrame([]byte{0x03, 0xED})), // 1005
 			want:   CloseProtocolError,
 		},
+		{
+			name:   "close code over 4999",
+			frames: masked(ws.NewCloseFrame([]byte{0x13, 0x88})), // 5000
+			want:   CloseProtocolError,
+		},
 	})
 }
 
 func TestSendAfterClose(t *testing.T) {
+	t.Parallel()
 	forModes(t, func(t *testing.T, cfg Config) {
 		e := newEnv(t, cfg, true)
 		c := e.dial()
@@ -257,6 +284,7 @@ func TestSendAfterClose(t *testing.T) {
 	})
 }
 
+// Not parallel: it counts the goroutines of the whole process.
 func TestIdleConnHasNoGoroutine(t *testing.T) {
 	e := newEnv(t, testConfig(false), true)
 	c := e.dial() // warm up the HTTP server's goroutines
@@ -269,7 +297,7 @@ func TestIdleConnHasNoGoroutine(t *testing.T) {
 		c.sendText("x") // each connection has been read from once
 		c.readText()
 	}
-	waitFor(t, 5*time.Second, "handshake goroutines to exit", func() bool {
+	wstest.WaitFor(t, 5*time.Second, "handshake goroutines to exit", func() bool {
 		return runtime.NumGoroutine() < before+n/10
 	})
 	if got := e.srv.Stats().Conns; got != n+1 {

@@ -5,23 +5,32 @@
 //
 // # Reading
 //
-// On Linux a connection is registered with one epoll instance
-// (EPOLLIN|EPOLLRDHUP|EPOLLONESHOT). When it becomes readable a bounded pool
-// of workers reads what is there without parking, feeds it to an incremental
-// frame parser and re-arms the registration. An idle connection holds no
-// goroutine and no buffer; a partial frame is kept in a buffer that exists
-// only while it is partial. Config.UseGoroutines (and every non-Linux build)
-// selects a goroutine-per-connection reader with the same parser instead.
+// On Linux a connection with a file descriptor (a plain TCP connection) is
+// registered with one epoll instance (EPOLLIN|EPOLLRDHUP|EPOLLONESHOT). When
+// it becomes readable a bounded pool of workers reads what is there without
+// parking, feeds it to an incremental frame parser and re-arms the
+// registration. Such a connection, while idle, holds no goroutine and no read
+// buffer: the bytes of a partial frame, and the fragments of an unfinished
+// message, are kept only while there are any.
+//
+// Every other connection gets a reader goroutine of its own, with a 4 KiB
+// read buffer and the same parser, for as long as it is open: all connections
+// under Config.UseGoroutines and on every non-Linux build, and connections
+// that have no file descriptor, such as TLS connections (a *tls.Conn does
+// not expose one).
 //
 // # Writing
 //
 // Conn.Send queues an already-encoded, shared frame (see NewTextFrame) and
-// never blocks. A connection whose queue becomes non-empty is put on a ready
-// list served by a few shared writer goroutines that write everything queued
-// in one non-blocking write. Only when the socket would block does the
-// connection get a goroutine of its own, which writes with a deadline until
-// the queue is empty and then exits. A queue over Config.WriteQueueSize closes
-// the connection with 1008 "slow consumer".
+// never blocks on the network. A connection whose queue becomes non-empty is
+// put on a ready list served by a few shared writer goroutines, which copy
+// what is queued into one buffer (up to 64 KiB) per non-blocking write. Only
+// when the socket would block does the connection get a goroutine of its
+// own, which writes with a deadline until the queue is empty and then exits.
+// A connection without a file descriptor (TLS) cannot be written without
+// blocking, so it gets that goroutine each time its queue becomes non-empty.
+// A Send that would take the bytes queued and being written over
+// Config.WriteQueueSize closes the connection with 1008 "slow consumer".
 //
 // # Keepalive
 //
@@ -32,11 +41,17 @@
 // # Concurrency contract
 //
 // For one connection the Handler's methods are never called concurrently and
-// come in order: OnOpen (from the goroutine calling Server.Upgrade),
-// OnMessage... (from a read worker or the connection's reader goroutine),
-// then OnClose exactly once (from a read worker or the reader goroutine,
-// never from inside Send or Close, so a handler may hold its own locks while
-// calling those). Conn.Send and Conn.Close are safe from any goroutine.
-// Server.Shutdown closes every connection with 1001, waits until each one's
-// OnClose has returned and every goroutine of the package has exited.
+// come in order: OnOpen, OnMessage..., then OnClose exactly once. OnOpen runs
+// on the goroutine calling Server.Upgrade. OnMessage and OnClose run on a
+// read worker or the connection's reader goroutine, or on the goroutine
+// calling Upgrade, after OnOpen, for frames that arrived with the handshake
+// and for a close that happened before reading started. OnClose is never
+// called from inside Send or Close, so a handler may hold its own locks while
+// calling those. Conn.Send and Conn.Close are safe from any goroutine,
+// handler methods included.
+//
+// Server.Shutdown closes every open connection with 1001, waits until each
+// one's OnClose has returned and every goroutine of the package has exited.
+// It must not be called from a Handler method: it would wait for an OnClose
+// that cannot run until that method returns.
 package transport

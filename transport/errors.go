@@ -40,8 +40,10 @@ var (
 	ErrQueueFull = errors.New("transport: write queue full")
 )
 
-// CloseError says why a connection closed. Remote is true when the peer
-// closed it (close frame, EOF or reset) and false when this side did.
+// CloseError says why a connection closed. Remote is true when the close
+// came from the reading side: the peer's close frame, EOF, a reset or any
+// other failed read. It is false when this side closed it: Close, Shutdown,
+// a protocol violation, a slow consumer, a ping timeout or a failed write.
 type CloseError struct {
 	Code   StatusCode
 	Reason string

@@ -17,6 +17,8 @@ import (
 
 	"github.com/gobwas/ws"
 	"go.uber.org/goleak"
+
+	"github.com/meshcast/meshcast/transport/wstest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -30,9 +32,14 @@ var modes = []struct {
 	{name: "goroutines", goroutines: true},
 }
 
+// forModes runs f once per mode, in parallel subtests (each gets its own
+// Server and listener).
 func forModes(t *testing.T, f func(t *testing.T, cfg Config)) {
 	for _, m := range modes {
-		t.Run(m.name, func(t *testing.T) { f(t, testConfig(m.goroutines)) })
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			f(t, testConfig(m.goroutines))
+		})
 	}
 }
 
@@ -47,17 +54,6 @@ func testConfig(goroutines bool) Config {
 		Workers:          2,
 		Writers:          2,
 		UseGoroutines:    goroutines,
-	}
-}
-
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -146,18 +142,27 @@ type env struct {
 
 func newEnv(t testing.TB, cfg Config, echo bool) *env {
 	t.Helper()
+	return startEnv(t, cfg, echo, (*httptest.Server).Start)
+}
+
+// startEnv builds the Server and an HTTP server that upgrades every request
+// to it, and starts the latter with start (Start or StartTLS).
+func startEnv(t testing.TB, cfg Config, echo bool, start func(*httptest.Server)) *env {
+	t.Helper()
 	srv, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := &env{t: t, srv: srv, echo: echo}
-	e.hs = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	e.hs = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := newRecorder(e.echo)
 		e.mu.Lock()
 		e.recs = append(e.recs, rec)
 		e.mu.Unlock()
 		_, _ = srv.Upgrade(w, r, rec)
 	}))
+	start(e.hs)
+	// http://host gives ws://host, https://host wss://host.
 	e.url = "ws" + strings.TrimPrefix(e.hs.URL, "http") + "/ws"
 	t.Cleanup(e.close)
 	return e
@@ -183,7 +188,7 @@ func (e *env) close() {
 func (e *env) rec(i int) *recorder {
 	e.t.Helper()
 	var r *recorder
-	waitFor(e.t, 5*time.Second, "server side of connection", func() bool {
+	wstest.WaitFor(e.t, 5*time.Second, "server side of connection", func() bool {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		if i < len(e.recs) && e.recs[i].conn.Load() != nil {
@@ -203,11 +208,17 @@ type client struct {
 
 func (e *env) dial() *client {
 	e.t.Helper()
+	return e.dialWith(ws.Dialer{})
+}
+
+// dialWith connects with d; the connection is closed when the test ends.
+func (e *env) dialWith(d ws.Dialer) *client {
+	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, br, _, err := ws.Dialer{}.Dial(ctx, e.url)
+	conn, br, _, err := d.Dial(ctx, e.url)
 	if err != nil {
-		e.t.Fatalf("dial: %v", err)
+		e.t.Fatalf("dial %s: %v", e.url, err)
 	}
 	c := &client{t: e.t, conn: conn, r: conn}
 	if br != nil {
@@ -285,6 +296,13 @@ func (c *client) expectEOF() {
 	}
 }
 
+// slowConsumerWriteTimeout is the WriteTimeout of slowConsumerRun's server.
+// The slow connection's writer blocks on a full socket from the moment its
+// queue overflows until its client reads at last, after the fast client
+// got every frame; the close frame is behind that blocked write, so the
+// write must not time out first, however loaded the machine.
+const slowConsumerWriteTimeout = time.Minute
+
 // slowConsumerRun sends numbered frames of frameSize bytes to two
 // connections until the slow one, whose client never reads, overflows its
 // queue; the fast one is read in order by its client and never allowed to
@@ -312,7 +330,7 @@ func slowConsumerRun(t *testing.T, e *env, slow, fast *client, frameSize, lag in
 			t.Fatalf("fast Send %d: %v", sent, err)
 		}
 		if sent%(lag/2) == lag/2-1 {
-			waitFor(t, 10*time.Second, "fast client to catch up", func() bool {
+			wstest.WaitFor(t, 10*time.Second, "fast client to catch up", func() bool {
 				return received.Load() > int64(sent-lag)
 			})
 		}
@@ -327,7 +345,7 @@ func slowConsumerRun(t *testing.T, e *env, slow, fast *client, frameSize, lag in
 	if n := e.srv.Stats().SlowConsumerCloses; n != 1 {
 		t.Fatalf("SlowConsumerCloses = %d, want 1", n)
 	}
-	waitFor(t, 10*time.Second, "fast client to get every frame", func() bool {
+	wstest.WaitFor(t, 10*time.Second, "fast client to get every frame", func() bool {
 		return received.Load() == int64(sent)
 	})
 	fastConn.Close(CloseNormal, "")

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"slices"
@@ -21,7 +22,6 @@ type event struct {
 // sinkRecorder checks the parser's promises on every call.
 type sinkRecorder struct {
 	t      *testing.T
-	p      *parser
 	events []event
 }
 
@@ -42,7 +42,7 @@ func (s *sinkRecorder) handleFrame(op byte, payload []byte) error {
 // run feeds data in chunks cut at the given sizes and returns what came out.
 func runParser(t *testing.T, data []byte, cuts []int) ([]event, StatusCode) {
 	p := &parser{max: fuzzMax}
-	s := &sinkRecorder{t: t, p: p}
+	s := &sinkRecorder{t: t}
 	data = slices.Clone(data) // feed unmasks in place
 	for len(data) > 0 {
 		n := len(data)
@@ -109,6 +109,7 @@ func FuzzFrameParser(f *testing.F) {
 }
 
 func TestParserByteByByte(t *testing.T) {
+	t.Parallel()
 	data := compile(
 		ws.NewFrame(ws.OpText, false, []byte("frag")),
 		ws.NewPongFrame(nil),
@@ -123,5 +124,51 @@ func TestParserByteByByte(t *testing.T) {
 	want := []event{{opPong, ""}, {opText, "fragment"}, {opText, string(make([]byte, 200))}}
 	if code != 0 || !slices.Equal(events, want) {
 		t.Fatalf("got %v (code %d), want %v", events, code, want)
+	}
+}
+
+func TestCheckClosePayload(t *testing.T) {
+	t.Parallel()
+	body := func(code uint16, reason string) []byte {
+		return append(binary.BigEndian.AppendUint16(nil, code), reason...)
+	}
+	cases := []struct {
+		name    string
+		payload []byte
+		want    StatusCode // 0: accepted
+	}{
+		{"empty", nil, 0},
+		{"normal", body(1000, "bye"), 0},
+		{"1003", body(1003, ""), 0},
+		{"1007", body(1007, ""), 0},
+		// 1012-1014 are registered codes that ws.CheckCloseFrameData refuses.
+		{"service restart", body(1012, ""), 0},
+		{"bad gateway", body(1014, ""), 0},
+		{"application", body(3000, ""), 0},
+		{"private", body(4999, ""), 0},
+		{"one byte", []byte{0x03}, CloseProtocolError},
+		{"not in use", body(999, ""), CloseProtocolError},
+		{"1004", body(1004, ""), CloseProtocolError},
+		{"no status", body(1005, ""), CloseProtocolError},
+		{"abnormal", body(1006, ""), CloseProtocolError},
+		{"tls handshake", body(1015, ""), CloseProtocolError},
+		{"unassigned protocol range", body(2999, ""), CloseProtocolError},
+		// Codes from 5000 up are undefined; ws.CheckCloseFrameData accepts them.
+		{"5000", body(5000, ""), CloseProtocolError},
+		{"65535", body(65535, ""), CloseProtocolError},
+		{"reason not UTF-8", body(1000, "\xff"), CloseInvalidPayload},
+	}
+	for _, tc := range cases {
+		var got StatusCode
+		if err := checkClosePayload(tc.payload); err != nil {
+			var ce *CloseError
+			if !errors.As(err, &ce) {
+				t.Fatalf("%s: error %T %v, want *CloseError", tc.name, err, err)
+			}
+			got = ce.Code
+		}
+		if got != tc.want {
+			t.Errorf("%s: code %d, want %d", tc.name, got, tc.want)
+		}
 	}
 }

@@ -38,7 +38,8 @@ func newPoller() (*poller, error) {
 }
 
 // arm registers (add) or re-arms fd for one readiness report, tagged with
-// the connection's id: fd numbers are reused, ids are not.
+// the connection's id: fd numbers are reused at once, ids only after the
+// 32-bit counter wraps and never while their connection is registered.
 func (p *poller) arm(fd int, id uint32, add bool) error {
 	op := unix.EPOLL_CTL_MOD
 	if add {

@@ -48,6 +48,18 @@ func (q *connQueue) pop() (*Conn, bool) {
 	return c, true
 }
 
+// drain calls f with each connection popped until the queue is closed and
+// empty.
+func (q *connQueue) drain(f func(*Conn)) {
+	for {
+		c, ok := q.pop()
+		if !ok {
+			return
+		}
+		f(c)
+	}
+}
+
 // close wakes every pop; they return false once the queue is empty.
 func (q *connQueue) close() {
 	q.mu.Lock()

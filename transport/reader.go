@@ -6,9 +6,12 @@ import (
 	"io"
 )
 
-// readBufSize is the size of the buffer one read uses. Workers own one each;
-// a goroutine-mode reader owns one for its life.
-const readBufSize = 16 << 10
+// Read buffer sizes. A read worker owns one buffer for all the connections
+// it serves; a reader goroutine owns a smaller one for its connection's life.
+const (
+	readBufSize          = 16 << 10
+	goroutineReadBufSize = 4 << 10
+)
 
 // handleBytes feeds bytes read from the socket to the parser. data must be
 // writable (payloads are unmasked in place) and is not kept.
@@ -58,12 +61,12 @@ func (c *Conn) readFailed(err error) {
 	c.closeWith(&CloseError{Code: CloseAbnormal, Reason: reason, Remote: true}, false, false)
 }
 
-// readLoop is the goroutine-per-connection reader (UseGoroutines and
-// non-Linux). It reads with blocking reads until the connection closes;
-// closeWith wakes it with a past read deadline.
+// readLoop is the goroutine-per-connection reader (UseGoroutines, non-Linux,
+// and connections without a file descriptor). It reads with blocking reads
+// until the connection closes; closeWith wakes it with a past read deadline.
 func (c *Conn) readLoop() {
 	defer c.srv.wg.Done()
-	buf := make([]byte, 4<<10) // smaller than a worker's: one per connection
+	buf := make([]byte, goroutineReadBufSize)
 	for !c.closing() {
 		n, err := c.nc.Read(buf)
 		if n > 0 {

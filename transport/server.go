@@ -18,8 +18,9 @@ import (
 // OnMessage..., OnClose exactly once. See the package doc for which
 // goroutine calls each.
 type Handler interface {
-	// OnOpen runs after the handshake, before any read, on the goroutine
-	// calling Upgrade. It may call c.Send (the hub sends "hello" here).
+	// OnOpen runs after the handshake, before any frame is handled, on the
+	// goroutine calling Upgrade. It may call c.Send (the hub sends "hello"
+	// here) and c.Close.
 	OnOpen(c *Conn)
 	// OnMessage gets one complete, reassembled text message, valid UTF-8.
 	// msg is only valid during the call.
@@ -41,7 +42,7 @@ type Server struct {
 	poll     *poller // nil in goroutine mode
 	ping     []byte  // shared ping frame
 
-	// mu guards closed and the registry.
+	// mu guards closed and the registry (conns, nextID).
 	mu     sync.RWMutex
 	closed bool
 	conns  map[uint32]*Conn
@@ -60,10 +61,15 @@ type Server struct {
 	stats    counters
 }
 
-// NewServer starts the epoll loop (unless cfg.UseGoroutines or not Linux),
-// the read workers, the shared writers and the keepalive sweep.
+// NewServer starts the epoll loop and its read workers (unless
+// cfg.UseGoroutines or not Linux), the shared writers and the keepalive
+// sweep. A cfg with a negative field gives an error wrapping
+// ErrInvalidConfig.
 func NewServer(cfg Config) (*Server, error) {
-	cfg = cfg.withDefaults()
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	if !pollSupported {
 		cfg.UseGoroutines = true
 	}
@@ -100,8 +106,11 @@ func NewServer(cfg Config) (*Server, error) {
 }
 
 // Upgrade performs the WebSocket handshake on r (hijacking the connection),
-// calls h.OnOpen and then starts reading. On failure it has written the HTTP
-// error response itself (503 once Shutdown began) and returns the error.
+// calls h.OnOpen and then starts reading. When the handshake fails it has
+// written the HTTP error response itself (503 once Shutdown began) and
+// returns the error. When Shutdown begins during the handshake, the upgraded
+// connection is closed without a close frame and ErrClosed returned; h is
+// not called.
 func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, h Handler) (*Conn, error) {
 	if s.isClosed() {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
@@ -201,10 +210,12 @@ func (s *Server) snapshot(dst []*Conn) []*Conn {
 	return dst
 }
 
-// Shutdown stops new upgrades (they get 503), closes every connection with
-// 1001 "going away" after its queued frames, waits for each OnClose, stops
-// every goroutine and waits for them. When ctx ends first, remaining sockets
-// are closed without flushing and ctx's error is returned. Idempotent.
+// Shutdown stops new upgrades (they get 503), closes every connection not
+// already closing with 1001 "going away" after its queued frames, waits for
+// each OnClose, stops every goroutine and waits for them. When ctx ends
+// first, remaining sockets are closed without flushing, OnClose is still
+// waited for, and an error wrapping ctx's is returned. Idempotent. Not from a
+// Handler method (see the package doc).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
@@ -259,13 +270,7 @@ func (s *Server) pollLoop() {
 func (s *Server) workLoop() {
 	defer s.wg.Done()
 	r := newRawReader(readBufSize)
-	for {
-		c, ok := s.work.pop()
-		if !ok {
-			return
-		}
-		c.serve(r)
-	}
+	s.work.drain(func(c *Conn) { c.serve(r) })
 }
 
 // watch registers (first) or re-arms the connection in epoll.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/meshcast/meshcast/transport/wstest"
 )
 
 // halfFrame is the first part of a masked text frame announcing 100 bytes.
@@ -24,6 +26,7 @@ func halfFrame() []byte {
 }
 
 func TestHalfFrameDoesNotBlockOthers(t *testing.T) {
+	t.Parallel()
 	forModes(t, func(t *testing.T, cfg Config) {
 		e := newEnv(t, cfg, true)
 		full := halfFrame()
@@ -57,6 +60,7 @@ func TestHalfFrameDoesNotBlockOthers(t *testing.T) {
 }
 
 func TestEarlyBytesAfterHandshake(t *testing.T) {
+	t.Parallel()
 	// The frame travels in the same write as the upgrade request, so it sits
 	// in the hijacked bufio.Reader and must be fed to the parser from there.
 	forModes(t, func(t *testing.T, cfg Config) {
@@ -85,13 +89,17 @@ func TestEarlyBytesAfterHandshake(t *testing.T) {
 }
 
 func TestSlowConsumer(t *testing.T) {
+	t.Parallel()
 	forModes(t, func(t *testing.T, cfg Config) {
+		cfg.WriteTimeout = slowConsumerWriteTimeout
 		e := newEnv(t, cfg, false)
 		slow, fast := e.dial(), e.dial()
 		slowConsumerRun(t, e, slow, fast, 8, 2000)
 	})
 }
 
+// Not parallel: with 50 ms pings the answering client has about 100 ms to
+// be scheduled, which other tests loading the CPU could take from it.
 func TestPingTimeout(t *testing.T) {
 	forModes(t, func(t *testing.T, cfg Config) {
 		cfg.PingInterval = 50 * time.Millisecond
@@ -137,7 +145,7 @@ func TestPingTimeout(t *testing.T) {
 		}
 		// Five more intervals: the answering client stays open.
 		deadline := time.Now().Add(5 * cfg.PingInterval)
-		waitFor(t, 10*time.Second, "five ping intervals", func() bool { return time.Now().After(deadline) })
+		wstest.WaitFor(t, 10*time.Second, "five ping intervals", func() bool { return time.Now().After(deadline) })
 		if e.rec(1).closeErr.Load() != nil {
 			t.Fatalf("answering client closed: %+v", *e.rec(1).closeErr.Load())
 		}
@@ -151,6 +159,8 @@ func TestPingTimeout(t *testing.T) {
 	})
 }
 
+// Not parallel (nor TestTLSShutdown): shutdownRun bounds Shutdown by wall
+// clock, which other tests loading the CPU would stretch.
 func TestShutdown(t *testing.T) {
 	forModes(t, func(t *testing.T, cfg Config) {
 		e := newEnv(t, cfg, false)
@@ -169,6 +179,7 @@ func TestShutdown(t *testing.T) {
 }
 
 func TestShutdownDeadline(t *testing.T) {
+	t.Parallel()
 	// A client that never reads cannot take the close frame; Shutdown gives
 	// up at the deadline, closes the socket and still waits for OnClose.
 	forModes(t, func(t *testing.T, cfg Config) {
@@ -178,7 +189,7 @@ func TestShutdownDeadline(t *testing.T) {
 		conn := e.rec(0).conn.Load()
 		f, _ := NewTextFrame(60 << 10)
 		// Send until the socket is full and the connection's own writer blocks.
-		waitFor(t, 10*time.Second, "a blocked write", func() bool {
+		wstest.WaitFor(t, 10*time.Second, "a blocked write", func() bool {
 			if err := conn.Send(f); err != nil {
 				t.Fatal(err)
 			}
@@ -196,6 +207,7 @@ func TestShutdownDeadline(t *testing.T) {
 }
 
 func TestUpgradeRejectsPlainHTTP(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, testConfig(false), false)
 	resp, err := http.Get(e.hs.URL)
 	if err != nil {
@@ -205,6 +217,10 @@ func TestUpgradeRejectsPlainHTTP(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("status %d, want 400", resp.StatusCode)
 	}
+	// The 400 is written before Upgrade counts the error.
+	wstest.WaitFor(t, 5*time.Second, "the upgrade error to be counted", func() bool {
+		return e.srv.Stats().UpgradeErrors != 0
+	})
 	if n := e.srv.Stats().UpgradeErrors; n != 1 {
 		t.Fatalf("UpgradeErrors = %d", n)
 	}

@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -28,47 +26,25 @@ type tlsEnv struct {
 
 func newTLSEnv(t testing.TB, cfg Config, echo bool) *tlsEnv {
 	t.Helper()
-	srv, err := NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, srv: srv, echo: echo}
-	e.hs = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := newRecorder(e.echo)
-		e.mu.Lock()
-		e.recs = append(e.recs, rec)
-		e.mu.Unlock()
-		_, _ = srv.Upgrade(w, r, rec)
-	}))
 	cert, roots := wstest.SelfSigned(t, "transport test")
-	e.hs.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-	e.hs.StartTLS()
-	e.url = "wss" + strings.TrimPrefix(e.hs.URL, "https") + "/ws"
-	t.Cleanup(e.close)
+	e := startEnv(t, cfg, echo, func(hs *httptest.Server) {
+		hs.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+		hs.StartTLS()
+	})
 	return &tlsEnv{env: e, roots: roots}
 }
 
 func (e *tlsEnv) dialTLS() *client {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	d := ws.Dialer{TLSConfig: &tls.Config{RootCAs: e.roots}}
-	conn, br, _, err := d.Dial(ctx, e.url)
-	if err != nil {
-		e.t.Fatalf("dial %s: %v", e.url, err)
+	c := e.dialWith(ws.Dialer{TLSConfig: &tls.Config{RootCAs: e.roots}})
+	if _, ok := c.conn.(*tls.Conn); !ok {
+		e.t.Fatalf("dialled a %T, want *tls.Conn", c.conn)
 	}
-	if _, ok := conn.(*tls.Conn); !ok {
-		e.t.Fatalf("dialled a %T, want *tls.Conn", conn)
-	}
-	c := &client{t: e.t, conn: conn, r: conn}
-	if br != nil {
-		c.r = io.MultiReader(br, conn)
-	}
-	e.t.Cleanup(func() { _ = conn.Close() })
 	return c
 }
 
 func TestTLSEcho(t *testing.T) {
+	t.Parallel()
 	forModes(t, func(t *testing.T, cfg Config) {
 		e := newTLSEnv(t, cfg, true)
 		c := e.dialTLS()
@@ -87,11 +63,12 @@ func TestTLSEcho(t *testing.T) {
 		if got := e.rec(0).waitClosed(t); got.Code != CloseNormal || !got.Remote {
 			t.Fatalf("OnClose(%+v)", *got)
 		}
-		waitFor(t, 5*time.Second, "registry empty", func() bool { return e.srv.Stats().Conns == 0 })
+		wstest.WaitFor(t, 5*time.Second, "registry empty", func() bool { return e.srv.Stats().Conns == 0 })
 	})
 }
 
 func TestTLSFragmentedMessage(t *testing.T) {
+	t.Parallel()
 	forModes(t, func(t *testing.T, cfg Config) {
 		cfg.MaxMessageSize = 64 << 10
 		e := newTLSEnv(t, cfg, true)
@@ -120,16 +97,19 @@ func TestTLSFragmentedMessage(t *testing.T) {
 }
 
 func TestTLSSlowConsumer(t *testing.T) {
+	t.Parallel()
 	forModes(t, func(t *testing.T, cfg Config) {
 		cfg.WriteQueueSize = 256 << 10
+		cfg.WriteTimeout = slowConsumerWriteTimeout
 		e := newTLSEnv(t, cfg, false)
 		slow, fast := e.dialTLS(), e.dialTLS()
 		// Large frames fill the socket in few sends.
 		slowConsumerRun(t, e.env, slow, fast, 1000, 50)
-		waitFor(t, 10*time.Second, "slow conn torn down", func() bool { return e.srv.Stats().Conns == 0 })
+		wstest.WaitFor(t, 10*time.Second, "slow conn torn down", func() bool { return e.srv.Stats().Conns == 0 })
 	})
 }
 
+// Not parallel: see TestShutdown.
 func TestTLSShutdown(t *testing.T) {
 	forModes(t, func(t *testing.T, cfg Config) {
 		e := newTLSEnv(t, cfg, false)
@@ -138,6 +118,8 @@ func TestTLSShutdown(t *testing.T) {
 }
 
 func TestTLSShutdownDeadline(t *testing.T) {
+	// Not parallel: it bounds Shutdown by wall clock.
+	//
 	// A TLS client that never reads: Shutdown must still end at its deadline
 	// and not wait for a close_notify that cannot be written.
 	forModes(t, func(t *testing.T, cfg Config) {
@@ -169,6 +151,8 @@ func TestTLSShutdownDeadline(t *testing.T) {
 }
 
 func TestTLSStuckClientTeardown(t *testing.T) {
+	// Not parallel: it bounds the teardown by wall clock.
+	//
 	// A client that never reads: the blocked write times out and the
 	// connection is torn down. That must not add a close_notify write that
 	// blocks for crypto/tls's own 5 s on the same full socket.

@@ -18,13 +18,7 @@ const (
 func (s *Server) writeLoop() {
 	defer s.wg.Done()
 	w := newRawWriter(sharedScratchSize)
-	for {
-		c, ok := s.ready.pop()
-		if !ok {
-			return
-		}
-		c.flushOnce(w)
-	}
+	s.ready.drain(func(c *Conn) { c.flushOnce(w) })
 }
 
 // takeBatch swaps the queue out for writing. With nothing queued it ends the
@@ -42,9 +36,11 @@ func (c *Conn) takeBatch() (b *batch, terminate bool) {
 }
 
 // flushOnce writes one batch with non-blocking writes. If the socket fills up
-// the connection gets its own goroutine to finish; otherwise it goes back on
-// the ready list when more was queued meanwhile, so one busy connection
-// cannot monopolise a shared writer and frames coalesce under load.
+// (at once for a connection without a file descriptor, which cannot be
+// written without blocking) the connection gets its own goroutine to finish;
+// otherwise it goes back on the ready list when more was queued meanwhile, so
+// one busy connection cannot monopolise a shared writer and frames coalesce
+// under load.
 func (c *Conn) flushOnce(w *rawWriter) {
 	b, term := c.takeBatch()
 	if b == nil {
@@ -94,9 +90,10 @@ func (c *Conn) batchDone(b *batch) (more bool) {
 	return more
 }
 
-// flushBlocking is a connection's own writer, alive only while its socket is
-// full: it writes with blocking writes and a deadline until the queue is
-// empty, then exits. Write errors and timeouts close the connection.
+// flushBlocking is a connection's own writer, started when a non-blocking
+// write could not go on: it writes with blocking writes and a deadline until
+// the queue is empty, then exits. Write errors and timeouts close the
+// connection.
 func (c *Conn) flushBlocking(b *batch) {
 	defer c.srv.wg.Done()
 	bufp := c.srv.scratch.Get().(*[]byte)
