@@ -68,7 +68,10 @@ func (c *Cluster) peerAlive(n nodeInfo) {
 		m.in.unsyncedSince = now
 		c.members[n.name] = m
 	case m.state != stateAlive:
-		event, down = "node is back", now.Sub(m.since)
+		event, down = "node restarted and rejoined", now.Sub(m.since)
+		if n.epoch == m.epoch {
+			event = "partition healed: node reachable again"
+		}
 		m.in.unsyncedSince = now
 	case m.epoch != 0 && n.epoch != m.epoch:
 		event = "node restarted"
