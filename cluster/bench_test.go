@@ -9,8 +9,8 @@ import (
 
 type countingReceiver struct{ n atomic.Int64 }
 
-func (r *countingReceiver) Deliver(string, []byte) { r.n.Add(1) }
-func (r *countingReceiver) Gap([]string)           {}
+func (r *countingReceiver) Deliver(string, []byte, string) { r.n.Add(1) }
+func (r *countingReceiver) Gap([]string)                   {}
 
 // BenchmarkLinkForward measures publishes forwarded between two real nodes
 // on loopback (100-byte payloads). The publisher yields when the link queue
@@ -44,7 +44,7 @@ func BenchmarkLinkForward(b *testing.B) {
 				runtime.Gosched()
 			}
 		}
-		a.publish("bench", payload)
+		a.publish("bench", payload, "")
 	}
 	want := int64(b.N)
 	deadline := time.Now().Add(time.Minute)

@@ -13,27 +13,28 @@ import (
 
 func TestPublishFrameIsMsgpack(t *testing.T) {
 	for _, tc := range []struct {
-		ch   string
-		data []byte
+		ch     string
+		data   []byte
+		except string
 	}{
-		{"a", []byte("x")},
-		{strings.Repeat("c", 40), bytes.Repeat([]byte{1}, 300)},
-		{strings.Repeat("d", 300), bytes.Repeat([]byte{2}, 70000)},
-		{"", nil},
+		{"a", []byte("x"), ""},
+		{strings.Repeat("c", 40), bytes.Repeat([]byte{1}, 300), "client-7"},
+		{strings.Repeat("d", 300), bytes.Repeat([]byte{2}, 70000), ""},
+		{"", nil, ""},
 	} {
-		f := publishFrame(tc.ch, tc.data)
+		f := publishFrame(tc.ch, tc.data, tc.except)
 		fr := newFrameReader(bufio.NewReaderSize(bytes.NewReader(f), 64), 1<<20)
 		typ, body, err := fr.next()
 		if err != nil || typ != framePublish {
 			t.Fatalf("next: %v %v", typ, err)
 		}
 		var generic []any
-		if err := msgpack.Unmarshal(body, &generic); err != nil || len(generic) != 2 {
+		if err := msgpack.Unmarshal(body, &generic); err != nil || len(generic) != 2+min(1, len(tc.except)) {
 			t.Fatalf("library cannot read publish: %v %v", generic, err)
 		}
-		ch, data, err := decodePublish(body)
-		if err != nil || string(ch) != tc.ch || !bytes.Equal(data, tc.data) {
-			t.Fatalf("round trip of %q: %q %v", tc.ch, ch, err)
+		ch, data, except, err := decodePublish(body)
+		if err != nil || string(ch) != tc.ch || !bytes.Equal(data, tc.data) || string(except) != tc.except {
+			t.Fatalf("round trip of %q: %q %q %v", tc.ch, ch, except, err)
 		}
 		if _, _, err := fr.next(); !errors.Is(err, io.EOF) {
 			t.Fatalf("after last frame: %v", err)
@@ -57,7 +58,7 @@ func TestInterestFrameIsMsgpack(t *testing.T) {
 }
 
 func TestDecodePublishAllocs(t *testing.T) {
-	f := publishFrame("chan", make([]byte, 100))
+	f := publishFrame("chan", make([]byte, 100), "except")
 	body := f[headerLen+1:]
 	if n := testing.AllocsPerRun(100, func() { decodePublish(body) }); n != 0 {
 		t.Fatalf("decodePublish allocates %v times", n)
@@ -121,7 +122,7 @@ func decodeAll(b []byte, bufSize int) {
 }
 
 func FuzzDecodeFrame(f *testing.F) {
-	pub := publishFrame("room", []byte("hello"))
+	pub := publishFrame("room", []byte("hello"), "")
 	add := interestFrame(frameAdd, "room", 3)
 	snaps, _ := snapshotFrames([]string{"a", "b"}, snapshotMsg{Seq: 9, Epoch: 1}, minFrameSize)
 	ack, _ := encodeMsg(frameAck, ackMsg{Seq: 9})

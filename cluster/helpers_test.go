@@ -116,7 +116,7 @@ func (r *recorder) gapsOn(ch string) int {
 	return n
 }
 
-func (r *recorder) Deliver(ch string, data []byte) {
+func (r *recorder) Deliver(ch string, data []byte, except string) {
 	r.mu.Lock()
 	gate := r.gate
 	r.mu.Unlock()
@@ -125,7 +125,7 @@ func (r *recorder) Deliver(ch string, data []byte) {
 	}
 	r.mu.Lock()
 	r.got = append(r.got, delivery{ch, string(data)})
-	r.events = append(r.events, "msg "+ch+" "+string(data))
+	r.events = append(r.events, "msg "+ch+" "+string(data)+except)
 	r.mu.Unlock()
 }
 

@@ -193,13 +193,13 @@ func (ic *inConn) handle(t frameType, body []byte) error {
 	p := ic.p
 	switch t {
 	case framePublish:
-		ch, data, err := decodePublish(body)
+		ch, data, except, err := decodePublish(body)
 		if err != nil {
 			return err
 		}
 		p.msgsRecv.Add(1)
 		p.bytesRecv.Add(uint64(len(body) + headerLen + 1))
-		p.c.recv.Deliver(ic.internName(ch), data)
+		p.c.recv.Deliver(ic.internName(ch), data, string(except))
 		return nil
 	case frameAdd, frameRemove:
 		var m interestMsg

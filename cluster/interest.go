@@ -71,7 +71,7 @@ func (t *interestTable) remove(ch string, p *peer) {
 // ch. It never blocks on the network: the frame is encoded once and queued
 // on each interested peer's link; a full or down link drops and counts.
 // data is kept until written; the caller must not modify it afterwards.
-func (c *Cluster) publish(ch string, data []byte) {
+func (c *Cluster) publish(ch string, data []byte, except string) {
 	// Before the lookup: a link set up concurrently then knows we are not
 	// fresh (its peer may have missed this publish).
 	if !c.published.Load() {
@@ -81,7 +81,7 @@ func (c *Cluster) publish(ch string, data []byte) {
 	if len(peers) == 0 {
 		return
 	}
-	f := publishFrame(ch, data)
+	f := publishFrame(ch, data, except)
 	if len(f)-headerLen > c.cfg.MaxFrameSize {
 		c.tooLarge.Add(1)
 		return
@@ -245,8 +245,10 @@ type clusterRelay struct{ c *Cluster }
 
 var _ relay.Relay = clusterRelay{}
 
-func (r clusterRelay) Name() string                       { return r.c.name }
-func (r clusterRelay) Publish(ch string, data []byte)     { r.c.publish(ch, data) }
+func (r clusterRelay) Name() string { return r.c.name }
+func (r clusterRelay) Publish(ch string, data []byte, except string) {
+	r.c.publish(ch, data, except)
+}
 func (r clusterRelay) Subscribe(ch string) relay.Ticket   { return r.c.subscribe(ch) }
 func (r clusterRelay) Unsubscribe(ch string)              { r.c.unsubscribe(ch) }
 func (r clusterRelay) Confirmed(t relay.Ticket) bool      { return r.c.confirmed(t) }

@@ -5,20 +5,32 @@ import (
 	"fmt"
 )
 
-// The publish body is the msgpack array [channel str, payload bin], encoded
-// by hand: it is the hot path (once per publish, shared by every link) and
-// its decoder must not allocate. Any msgpack library reads it.
+// The publish body is the msgpack array [channel str, payload bin], or
+// [channel, payload, except str] when a client id is to be left out,
+// encoded by hand: it is the hot path (once per publish, shared by every
+// link) and its decoder must not allocate. Any msgpack library reads it.
 
 // publishFrame encodes a complete publish frame in one allocation.
-func publishFrame(ch string, data []byte) []byte {
+func publishFrame(ch string, data []byte, except string) []byte {
 	size := headerLen + 1 + 1 +
 		strHeaderLen(len(ch)) + len(ch) +
 		binHeaderLen(len(data)) + len(data)
+	if except != "" {
+		size += strHeaderLen(len(except)) + len(except)
+	}
 	b := make([]byte, headerLen, size)
 	binary.BigEndian.PutUint32(b, uint32(size-headerLen))
-	b = append(b, byte(framePublish), 0x92) // fixarray of 2
+	if except == "" {
+		b = append(b, byte(framePublish), 0x92) // fixarray of 2
+	} else {
+		b = append(b, byte(framePublish), 0x93)
+	}
 	b = appendStr(b, ch)
-	return appendBin(b, data)
+	b = appendBin(b, data)
+	if except != "" {
+		b = appendStr(b, except)
+	}
+	return b
 }
 
 func strHeaderLen(n int) int {
@@ -76,21 +88,26 @@ func appendBin(b []byte, p []byte) []byte {
 }
 
 // decodePublish splits a publish body into slices of body (no copies).
-func decodePublish(body []byte) (ch, data []byte, err error) {
-	if len(body) < 1 || body[0] != 0x92 {
-		return nil, nil, fmt.Errorf("%w: publish is not a 2-array", errMalformed)
+func decodePublish(body []byte) (ch, data, except []byte, err error) {
+	if len(body) < 1 || (body[0] != 0x92 && body[0] != 0x93) {
+		return nil, nil, nil, fmt.Errorf("%w: publish is not a 2- or 3-array", errMalformed)
 	}
 	rest := body[1:]
 	if ch, rest, err = readStr(rest); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if data, rest, err = readBin(rest); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	if body[0] == 0x93 {
+		if except, rest, err = readStr(rest); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	if len(rest) != 0 {
-		return nil, nil, fmt.Errorf("%w: %d trailing bytes after publish", errMalformed, len(rest))
+		return nil, nil, nil, fmt.Errorf("%w: %d trailing bytes after publish", errMalformed, len(rest))
 	}
-	return ch, data, nil
+	return ch, data, except, nil
 }
 
 // readStr reads any msgpack str format.

@@ -83,11 +83,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // authorized compares hashes, so neither the key's bytes nor its length
 // leak through timing.
 func (a *API) authorized(r *http.Request) bool {
-	h := r.Header.Get("Authorization")
-	if len(h) < 7 || !strings.EqualFold(h[:7], "bearer ") {
-		return false
-	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(h[7:])))
+	got := sha256.Sum256([]byte(bearerToken(r)))
 	return subtle.ConstantTimeCompare(got[:], a.key[:]) == 1
 }
 

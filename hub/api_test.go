@@ -149,7 +149,7 @@ func TestAPIErrors(t *testing.T) {
 // the others stay.
 func TestDisconnectLocal(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.Security.Tokens = hmacVerifier(t)
+	cfg.Authenticator = hmacVerifier(t)
 	_, ws, api := apiHub(t, cfg, "k")
 	a1 := dial(t, withToken(ws, hs256(t, claims("alice", time.Hour))))
 	a2 := dial(t, withToken(ws, hs256(t, claims("alice", time.Hour))))

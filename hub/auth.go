@@ -1,24 +1,49 @@
 package hub
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 )
 
-// SecurityConfig holds connection auth, channel permissions and limits.
-// The zero value is an open hub: anonymous clients, every channel open to
-// everyone, no rate or connection limits.
+// Identity is who a connection is, as an Authenticator decided it.
+type Identity struct {
+	// User is the connection's user ("" for anonymous): shown in hello,
+	// matched by personal channels and by Disconnect.
+	User string
+	// Channels and Publish are channel patterns (MatchPattern) the
+	// connection may subscribe and publish to in namespaces whose rule is
+	// "claim".
+	Channels []string
+	Publish  []string
+	// ExpiresAt, if set, closes the connection with 4001 "token expired"
+	// when it passes (checked every second).
+	ExpiresAt time.Time
+	// Claims is whatever the Authenticator attaches for the hooks to read:
+	// *hub.Claims from a TokenVerifier, your own type from yours.
+	Claims any
+}
+
+// Authenticator decides, before the upgrade, whether a request may connect
+// and as whom. A refusal is HTTP 403 with the error's text, or the Code
+// and Reason of a *hub.Error (a TokenVerifier refuses with 401). It runs on
+// the request's goroutine, concurrently for different requests.
+type Authenticator interface {
+	Authenticate(r *http.Request) (Identity, error)
+}
+
+// AuthenticatorFunc adapts a function to Authenticator. A function may
+// call a TokenVerifier's Authenticate itself to refine its decision.
+type AuthenticatorFunc func(r *http.Request) (Identity, error)
+
+func (f AuthenticatorFunc) Authenticate(r *http.Request) (Identity, error) { return f(r) }
+
+// SecurityConfig holds channel permissions and connection limits. The zero
+// value is an open hub: every channel open to everyone, no rate or
+// connection limits.
 type SecurityConfig struct {
-	// Tokens, if set, makes every client present a JWT: the "token" query
-	// parameter of the upgrade request (browsers cannot set headers on a
-	// WebSocket), or an "Authorization: Bearer" header. A missing or bad
-	// token gets HTTP 401 before the upgrade; a token that expires while
-	// connected closes the connection with 4001 "token expired".
-	Tokens *TokenVerifier
 	// Namespaces maps a namespace ("chat" for "chat:lobby") to its rules.
 	// The entry under "" (the default namespace, channels without ':')
 	// also applies to namespaces not in the map. Nil: anyone may subscribe
@@ -40,107 +65,53 @@ type SecurityConfig struct {
 // Close codes the hub uses besides the transport's.
 const (
 	CloseTokenExpired = 4001 // the connection's token expired: get a new one and reconnect
-	CloseDisconnected = 4003 // Hub.Disconnect or POST /api/disconnect ended the user's connections
+	CloseDisconnected = 4003 // the server ended the connection (Disconnect, Client.Disconnect, POST /api/disconnect)
 )
 
-type ctxKey struct{}
-
-type tokenResult struct {
-	claims *Claims
-	err    error
-}
-
-// TokenResult returns what the built-in token check found on an upgrade
-// request, for an Authorize hook: the verified claims, or why the token was
-// refused (a *TokenError). It returns nil, nil when the hub has no
-// SecurityConfig.Tokens or r is not a request the hub passed to Authorize.
-func TokenResult(r *http.Request) (*Claims, error) {
-	res, _ := r.Context().Value(ctxKey{}).(*tokenResult)
-	if res == nil {
-		return nil, nil
-	}
-	return res.claims, res.err
-}
-
-// requestToken reads the token from the query, then from the header.
-func requestToken(r *http.Request) string {
-	if t := r.URL.Query().Get("token"); t != "" {
-		return t
-	}
+// bearerToken returns the token of an "Authorization: Bearer" header.
+func bearerToken(r *http.Request) string {
 	h := r.Header.Get("Authorization")
-	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:])
+	if len(h) > len("bearer ") && strings.EqualFold(h[:len("bearer ")], "bearer ") {
+		return strings.TrimSpace(h[len("bearer "):])
 	}
 	return ""
 }
 
 // admit runs every check an upgrade request must pass, in order: origin,
-// connection limits, then the token (or the Authorize hook, which replaces
-// the token decision). On refusal it has written the JSON error response.
-// On success the caller owns a connection slot: release it with
-// h.sec.conns.release if the upgrade then fails.
-func (h *Hub) admit(w http.ResponseWriter, r *http.Request) (ClientInfo, bool) {
-	info := ClientInfo{RemoteAddr: r.RemoteAddr, Origin: r.Header.Get("Origin")}
+// connection limits, then the Authenticator. On refusal it has written the
+// JSON error response. On success the caller owns a connection slot:
+// release it with h.sec.conns.release if the upgrade then fails.
+func (h *Hub) admit(w http.ResponseWriter, r *http.Request) (*Identity, bool) {
 	if !h.originAllowed(r) {
-		h.metrics.refused.Add(1)
-		h.log.Info("refused connection from a disallowed origin",
-			slog.String("origin", info.Origin), slog.String("remote", r.RemoteAddr))
-		writeError(w, http.StatusForbidden, "origin not allowed")
-		return info, false
+		h.refuse(w, r, http.StatusForbidden, "origin not allowed", slog.LevelInfo)
+		return nil, false
 	}
 	if reason := h.sec.conns.acquire(r.RemoteAddr); reason != "" {
-		h.metrics.refused.Add(1)
-		h.log.Info("refused connection over a limit", slog.String("limit", reason), slog.String("remote", r.RemoteAddr))
-		writeError(w, http.StatusServiceUnavailable, reason)
-		return info, false
+		h.refuse(w, r, http.StatusServiceUnavailable, reason, slog.LevelInfo)
+		return nil, false
 	}
-	var res *tokenResult
-	if v := h.cfg.Security.Tokens; v != nil {
-		claims, err := v.Verify(requestToken(r))
-		res = &tokenResult{claims, err}
+	a := h.cfg.Authenticator
+	if a == nil {
+		return nil, true // anonymous
 	}
-	status, reason := h.authenticate(r, res, &info)
-	if status != 0 {
+	id, err := a.Authenticate(r)
+	if err != nil {
 		h.sec.conns.release(r.RemoteAddr)
-		h.metrics.refused.Add(1)
-		h.log.Debug("refused connection", slog.Int("status", status), slog.String("reason", reason),
-			slog.String("remote", r.RemoteAddr))
-		writeError(w, status, reason)
-		return info, false
+		h.refuse(w, r, codeOf(err, http.StatusForbidden), err.Error(), slog.LevelDebug)
+		return nil, false
 	}
-	return info, true
+	if id.User == "" && id.Channels == nil && id.Publish == nil && id.ExpiresAt.IsZero() && id.Claims == nil {
+		return nil, true
+	}
+	return &id, true
 }
 
-// authenticate fills info.User and info.Claims, or returns the refusal's
-// status and reason.
-func (h *Hub) authenticate(r *http.Request, res *tokenResult, info *ClientInfo) (int, string) {
-	if hook := h.cfg.Authorize; hook != nil {
-		if res != nil {
-			r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, res))
-		}
-		user, err := hook(r)
-		if err != nil {
-			status := http.StatusForbidden
-			var he *HTTPError
-			if errors.As(err, &he) && he.Status != 0 {
-				status = he.Status
-			}
-			return status, err.Error()
-		}
-		info.User = user
-		if res != nil && res.err == nil {
-			info.Claims = res.claims
-		}
-		return 0, ""
-	}
-	if res == nil {
-		return 0, "" // no auth configured: anonymous
-	}
-	if res.err != nil {
-		return http.StatusUnauthorized, res.err.Error()
-	}
-	info.User, info.Claims = res.claims.Subject, res.claims
-	return 0, ""
+// refuse answers a refused upgrade and counts it.
+func (h *Hub) refuse(w http.ResponseWriter, r *http.Request, status int, reason string, level slog.Level) {
+	h.metrics.refused.Add(1)
+	h.log.Log(r.Context(), level, "refused connection", slog.Int("status", status),
+		slog.String("reason", reason), slog.String("remote", r.RemoteAddr), slog.String("origin", r.Header.Get("Origin")))
+	writeError(w, status, reason)
 }
 
 // writeError answers an HTTP request with {"code":N,"reason":"..."}.

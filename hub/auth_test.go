@@ -16,7 +16,7 @@ import (
 )
 
 func TestTokenGoodHasUserInHello(t *testing.T) {
-	_, url := secureHub(t, SecurityConfig{Tokens: hmacVerifier(t)})
+	_, url := secureHub(t, hmacVerifier(t), SecurityConfig{})
 	c := dial(t, withToken(url, hs256(t, claims("alice", time.Hour))))
 	if c.Hello["user"] != "alice" {
 		t.Fatalf("hello: %v", c.Hello)
@@ -25,7 +25,7 @@ func TestTokenGoodHasUserInHello(t *testing.T) {
 }
 
 func TestTokenInAuthorizationHeader(t *testing.T) {
-	_, url := secureHub(t, SecurityConfig{Tokens: hmacVerifier(t)})
+	_, url := secureHub(t, hmacVerifier(t), SecurityConfig{})
 	hdr := http.Header{"Authorization": {"Bearer " + hs256(t, claims("bob", time.Hour))}}
 	c := dialHeader(t, url, hdr)
 	if c.Hello["user"] != "bob" {
@@ -41,39 +41,39 @@ func TestAnonymousHelloHasNoUser(t *testing.T) {
 }
 
 func TestTokenMissing(t *testing.T) {
-	_, url := secureHub(t, SecurityConfig{Tokens: hmacVerifier(t)})
+	_, url := secureHub(t, hmacVerifier(t), SecurityConfig{})
 	mustRefuse(t, url, http.StatusUnauthorized, "missing token")
 }
 
 func TestTokenMalformed(t *testing.T) {
-	_, url := secureHub(t, SecurityConfig{Tokens: hmacVerifier(t)})
+	_, url := secureHub(t, hmacVerifier(t), SecurityConfig{})
 	mustRefuse(t, withToken(url, "not.a.jwt"), http.StatusUnauthorized, "malformed")
 }
 
 func TestTokenExpired(t *testing.T) {
-	_, url := secureHub(t, SecurityConfig{Tokens: hmacVerifier(t)})
+	_, url := secureHub(t, hmacVerifier(t), SecurityConfig{})
 	mustRefuse(t, withToken(url, hs256(t, claims("alice", -time.Minute))), http.StatusUnauthorized, "expired")
 }
 
 func TestTokenWithoutExp(t *testing.T) {
-	_, url := secureHub(t, SecurityConfig{Tokens: hmacVerifier(t)})
+	_, url := secureHub(t, hmacVerifier(t), SecurityConfig{})
 	mustRefuse(t, withToken(url, hs256(t, jwt.MapClaims{"sub": "alice"})), http.StatusUnauthorized, "no exp")
 }
 
 func TestTokenWithoutSub(t *testing.T) {
-	_, url := secureHub(t, SecurityConfig{Tokens: hmacVerifier(t)})
+	_, url := secureHub(t, hmacVerifier(t), SecurityConfig{})
 	tok := hs256(t, jwt.MapClaims{"exp": time.Now().Add(time.Hour).Unix()})
 	mustRefuse(t, withToken(url, tok), http.StatusUnauthorized, "no sub")
 }
 
 func TestTokenWrongSignature(t *testing.T) {
-	_, url := secureHub(t, SecurityConfig{Tokens: hmacVerifier(t)})
+	_, url := secureHub(t, hmacVerifier(t), SecurityConfig{})
 	tok := sign(t, jwt.SigningMethodHS256, []byte("another-secret-another-secret-32"), claims("alice", time.Hour), "")
 	mustRefuse(t, withToken(url, tok), http.StatusUnauthorized, "signature")
 }
 
 func TestTokenAlgNone(t *testing.T) {
-	_, url := secureHub(t, SecurityConfig{Tokens: hmacVerifier(t)})
+	_, url := secureHub(t, hmacVerifier(t), SecurityConfig{})
 	tok := sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims("alice", time.Hour), "")
 	mustRefuse(t, withToken(url, tok), http.StatusUnauthorized, "signing method not allowed")
 }
@@ -87,7 +87,7 @@ func TestTokenHS256AgainstRS256(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, url := secureHub(t, SecurityConfig{Tokens: v})
+	_, url := secureHub(t, v, SecurityConfig{})
 	good := sign(t, jwt.SigningMethodRS256, k, claims("alice", time.Hour), "")
 	if c := dial(t, withToken(url, good)); c.Hello["user"] != "alice" {
 		t.Fatalf("RS256 token refused: %v", c.Hello)
@@ -121,7 +121,7 @@ func TestTokenJWKSByKid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, url := secureHub(t, SecurityConfig{Tokens: v})
+	_, url := secureHub(t, v, SecurityConfig{})
 	for _, tc := range []struct {
 		m   jwt.SigningMethod
 		key any
@@ -144,7 +144,7 @@ func TestTokenJWKSByKid(t *testing.T) {
 // TestTokenExpiresWhileConnected: the sweep closes the connection with
 // 4001 once exp passes; the deadline, not a sleep, bounds the wait.
 func TestTokenExpiresWhileConnected(t *testing.T) {
-	_, url := secureHub(t, SecurityConfig{Tokens: hmacVerifier(t)})
+	_, url := secureHub(t, hmacVerifier(t), SecurityConfig{})
 	c := dial(t, withToken(url, hs256(t, claims("alice", 2*time.Second))))
 	c.MustAck(`{"op":"sub","ch":"a","id":1}`)
 	start := time.Now()
@@ -157,21 +157,22 @@ func TestTokenExpiresWhileConnected(t *testing.T) {
 	}
 }
 
-// TestAuthorizeHookReplacesTokenCheck: with a hook, a bad token does not
-// refuse by itself; the hook sees the token's result through TokenResult.
-func TestAuthorizeHookReplacesTokenCheck(t *testing.T) {
+// TestAuthenticatorRefinesTokenCheck: an Authenticator of the service's
+// own can call the token verifier and decide otherwise; a *hub.Error
+// chooses the refusal's status.
+func TestAuthenticatorRefinesTokenCheck(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.Security.Tokens = hmacVerifier(t)
-	cfg.Authorize = func(r *http.Request) (string, error) {
-		c, err := TokenResult(r)
+	v := hmacVerifier(t)
+	cfg.Authenticator = AuthenticatorFunc(func(r *http.Request) (Identity, error) {
+		id, err := v.Authenticate(r)
 		if err != nil {
 			if r.URL.Query().Get("guest") != "" {
-				return "guest", nil // the override: guests need no token
+				return Identity{User: "guest"}, nil // the override: guests need no token
 			}
-			return "", &HTTPError{Status: http.StatusUnauthorized, Reason: "hook: " + err.Error()}
+			return Identity{}, &Error{Code: http.StatusUnauthorized, Reason: "hook: " + err.Error()}
 		}
-		return c.Subject, nil
-	}
+		return id, nil
+	})
 	_, url := testHub(t, cfg)
 	if c := dial(t, url+"?guest=1"); c.Hello["user"] != "guest" {
 		t.Fatalf("guest: %v", c.Hello)

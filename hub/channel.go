@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -17,6 +18,9 @@ type channel struct {
 	subs   []*session
 	pos    map[*session]int // index in subs; nil while the channel is small
 	shared atomic.Bool
+	// locals are in-process subscriptions (Hub.Subscribe): few, so the
+	// slice is replaced on every change and fan-outs read it as is.
+	locals []*Subscription
 }
 
 // smallChannel is the size up to which a channel finds a subscriber by
@@ -82,6 +86,39 @@ func (r *registry) add(name string, s *session) *channel {
 	return c
 }
 
+// addLocal adds an in-process subscription to name.
+func (r *registry) addLocal(name string, sub *Subscription) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.channels[name]
+	if c == nil {
+		c = &channel{name: name}
+		r.channels[name] = c
+	}
+	c.locals = append(c.locals[:len(c.locals):len(c.locals)], sub)
+}
+
+// removeLocal removes an in-process subscription from name.
+func (r *registry) removeLocal(name string, sub *Subscription) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.channels[name]
+	if c == nil {
+		return
+	}
+	if i := slices.Index(c.locals, sub); i >= 0 {
+		c.locals = slices.Delete(slices.Clone(c.locals), i, i+1)
+	}
+	r.dropIfEmpty(c)
+}
+
+// dropIfEmpty forgets a channel with no subscriber left. Caller holds mu.
+func (r *registry) dropIfEmpty(c *channel) {
+	if len(c.subs) == 0 && len(c.locals) == 0 && r.channels[c.name] == c {
+		delete(r.channels, c.name)
+	}
+}
+
 // remove unsubscribes s from c; the channel goes when its last subscriber does.
 func (r *registry) remove(c *channel, s *session) {
 	r.mu.Lock()
@@ -100,9 +137,7 @@ func (r *registry) remove(c *channel, s *session) {
 	if c.pos != nil {
 		delete(c.pos, s)
 	}
-	if len(c.subs) == 0 {
-		delete(r.channels, c.name)
-	}
+	r.dropIfEmpty(c)
 }
 
 // ownSubs copies subs if a fan-out may still be reading it. Caller holds
@@ -114,17 +149,17 @@ func (c *channel) ownSubs() {
 	}
 }
 
-// snapshot returns the current subscribers of name; the slice must not be
-// modified.
-func (r *registry) snapshot(name string) []*session {
+// snapshot returns the current subscribers of name; the slices must not
+// be modified.
+func (r *registry) snapshot(name string) ([]*session, []*Subscription) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	c := r.channels[name]
 	if c == nil {
-		return nil
+		return nil, nil
 	}
 	c.shared.Store(true)
-	return c.subs
+	return c.subs, c.locals
 }
 
 func (r *registry) count() int {

@@ -12,7 +12,7 @@ func TestRegistryAddRemove(t *testing.T) {
 		r.add("c", sessions[i])
 	}
 	c := r.channels["c"]
-	snap := r.snapshot("c") // a fan-out holds this while we change membership
+	snap, _ := r.snapshot("c") // a fan-out holds this while we change membership
 	for i, s := range sessions {
 		if i%2 == 0 {
 			r.remove(c, s)

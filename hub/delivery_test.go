@@ -171,10 +171,10 @@ func (f *fakeRelay) Attach(r relay.Receiver, _ *slog.Logger) (relay.Relay, error
 
 func (f *fakeRelay) Name() string { return "fake" }
 
-func (f *fakeRelay) Publish(ch string, data []byte) {
+func (f *fakeRelay) Publish(ch string, data []byte, except string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.published = append(f.published, ch+"="+string(data))
+	f.published = append(f.published, ch+"="+string(data)+except)
 }
 
 func (f *fakeRelay) record(what, ch string) {
@@ -248,7 +248,7 @@ func TestRelayCalls(t *testing.T) {
 	a.ReadJSON()
 	b.ReadJSON()
 
-	relay.recv.Deliver("x", []byte(`"from afar"`))
+	relay.recv.Deliver("x", []byte(`"from afar"`), "")
 	for _, c := range []*client{a, b} {
 		if m := c.ReadJSON(); m["data"] != "from afar" {
 			t.Fatalf("remote delivery: %v", m)
@@ -313,17 +313,17 @@ func TestOriginCheck(t *testing.T) {
 
 func TestAuthorizeHook(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.Authorize = func(r *http.Request) (string, error) {
+	cfg.Authenticator = AuthenticatorFunc(func(r *http.Request) (Identity, error) {
 		if r.URL.Query().Get("user") == "" {
-			return "", &HTTPError{Status: http.StatusUnauthorized, Reason: "who are you?"}
+			return Identity{}, &Error{Code: http.StatusUnauthorized, Reason: "who are you?"}
 		}
-		return r.URL.Query().Get("user"), nil
-	}
+		return Identity{User: r.URL.Query().Get("user")}, nil
+	})
 	var seen string
 	var mu sync.Mutex
-	cfg.AuthorizeSubscribe = func(c ClientInfo, ch string) error {
+	cfg.AuthorizeSubscribe = func(c *Client, ch string) error {
 		mu.Lock()
-		seen = c.User
+		seen = c.User()
 		mu.Unlock()
 		return nil
 	}

@@ -16,94 +16,6 @@ import (
 	"github.com/meshcast/meshcast/transport"
 )
 
-// Config configures a Hub. Zero fields take the defaults of DefaultConfig.
-type Config struct {
-	// NodeName is sent to clients in hello; default "meshcast". With a
-	// Cluster the node's name is the cluster's (cluster.Config.NodeName):
-	// leave this empty.
-	NodeName string
-	// Transport configures the WebSocket layer (limits, queues, pings).
-	Transport transport.Config
-	// Cluster joins this hub to other nodes: a *cluster.Cluster from
-	// cluster.New. hub.New starts it (and releases it if New fails), Ready
-	// reports when it has joined, and Shutdown closes the clients, then
-	// leaves the cluster. Nil: a single node.
-	Cluster relay.Cluster
-	// MaxDataSize bounds the data of one publish (err 413). Default 32 KiB:
-	// every byte of it is queued once per subscriber and forwarded to every
-	// interested peer, so it stays well under the 1 MiB write queue.
-	MaxDataSize int
-	// MaxSubscriptions bounds the channels one connection may join (err
-	// 429); default 1,024.
-	MaxSubscriptions int
-	// AllowedOrigins lists the Origin values a browser may connect from
-	// ("https://example.com", or "*" for any). Empty: the request's own host
-	// and localhost. Requests without an Origin (non-browser clients) pass.
-	AllowedOrigins []string
-
-	// Security configures token auth, channel permissions and limits
-	// (auth.go); the zero value is an open hub.
-	Security SecurityConfig
-
-	// The hooks override the built-in decisions: a hook that is set is
-	// called instead of the built-in decision it names, and may call that
-	// decision itself (TokenResult, ClientInfo.CanSubscribe,
-	// ClientInfo.CanPublish) to refine it. Origin checks, limits and the
-	// reserved "$" prefix are applied whatever the hooks say.
-	//
-	// Authorize decides whether an upgrade request may connect and names
-	// its user, instead of the token check. Returning an error refuses with
-	// HTTP 403, or the status of an *HTTPError.
-	Authorize func(r *http.Request) (user string, err error)
-	// AuthorizeSubscribe and AuthorizePublish refuse an operation with err
-	// 403 and the error's text as reason, instead of the namespace rules.
-	// They run on the connection's read path: keep them fast.
-	AuthorizeSubscribe func(c ClientInfo, ch string) error
-	AuthorizePublish   func(c ClientInfo, ch string, data []byte) error
-
-	Logger *slog.Logger
-}
-
-// DefaultConfig returns the defaults described on Config.
-func DefaultConfig() Config {
-	return Config{
-		Transport:        transport.DefaultConfig(),
-		MaxDataSize:      32 << 10,
-		MaxSubscriptions: 1024,
-	}
-}
-
-// ClientInfo describes a connection to the hooks.
-type ClientInfo struct {
-	ID         string  // unique on this node, sent in hello
-	User       string  // the token's sub or Authorize's user; empty for anonymous clients
-	Claims     *Claims // the verified token; nil without one
-	RemoteAddr string
-	Origin     string // the upgrade request's Origin header; empty from non-browsers
-
-	s *session // for CanSubscribe and CanPublish
-}
-
-// HTTPError lets Authorize choose the HTTP status of a refusal.
-type HTTPError struct {
-	Status int
-	Reason string
-}
-
-func (e *HTTPError) Error() string { return e.Reason }
-
-// Errors of Publish.
-var (
-	ErrBadChannel = errors.New("hub: invalid channel name")
-	ErrBadData    = errors.New("hub: data is not a single valid JSON value")
-	ErrTooLarge   = errors.New("hub: data is larger than MaxDataSize")
-	ErrClosed     = errors.New("hub: closed")
-	// ErrUnavailable: this node is not a member in good standing of its
-	// cluster (joining, isolated, re-verifying after a stall), so it
-	// refuses what it could not deliver cluster-wide; the error says why.
-	ErrUnavailable = errors.New("hub: cluster unavailable")
-)
-
 // Hub is a node's set of client sessions and channels. It is an
 // http.Handler for the WebSocket endpoint: mount it where clients connect.
 type Hub struct {
@@ -112,6 +24,7 @@ type Hub struct {
 	relay     relay.Relay
 	transport *transport.Server
 	reg       *registry
+	events    events
 	idPrefix  string
 	nextID    atomic.Uint64
 	metrics   metrics
@@ -119,7 +32,7 @@ type Hub struct {
 
 	ctx    context.Context // ends at Shutdown; bounds relay waits
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // interest waits
+	wg     sync.WaitGroup // interest waits, in-process subscriptions, the expiry sweep
 	closed atomic.Bool
 }
 
@@ -140,21 +53,10 @@ type metrics struct {
 // cluster with this hub as its receiver. With a cluster the hub serves
 // once the node has joined (Ready).
 func New(cfg Config) (*Hub, error) {
-	def := DefaultConfig()
-	if cfg.NodeName == "" && cfg.Cluster == nil {
-		cfg.NodeName = "meshcast"
-	}
-	if cfg.MaxDataSize <= 0 {
-		cfg.MaxDataSize = def.MaxDataSize
-	}
-	if cfg.MaxSubscriptions <= 0 {
-		cfg.MaxSubscriptions = def.MaxSubscriptions
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Transport.Logger == nil {
-		cfg.Transport.Logger = cfg.Logger
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		releaseCluster(cfg.Cluster)
+		return nil, err
 	}
 	ts, err := transport.NewServer(cfg.Transport)
 	if err != nil {
@@ -170,6 +72,7 @@ func New(cfg Config) (*Hub, error) {
 		relay:     localRelay{name: cfg.NodeName},
 		transport: ts,
 		reg:       newRegistry(),
+		events:    newEvents(&cfg),
 		idPrefix:  hex.EncodeToString(prefix[:]),
 		ctx:       ctx,
 		cancel:    cancel,
@@ -210,8 +113,7 @@ func releaseCluster(cl relay.Cluster) {
 }
 
 // ServeHTTP upgrades a client to the WebSocket protocol. Origin, limits
-// and the token (or the Authorize hook) are checked before the upgrade
-// (admit, auth.go).
+// and the Authenticator are checked before the upgrade (admit, auth.go).
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.closed.Load() {
 		writeError(w, http.StatusServiceUnavailable, "server is shutting down")
@@ -223,13 +125,12 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "node not ready: "+err.Error())
 		return
 	}
-	info, ok := h.admit(w, r)
+	ident, ok := h.admit(w, r)
 	if !ok {
 		return
 	}
-	info.ID = h.newClientID()
-	s := &session{hub: h, info: info}
-	s.info.s = s
+	s := &session{hub: h}
+	s.client = Client{id: h.newClientID(), ident: ident, remote: r.RemoteAddr, origin: r.Header.Get("Origin"), s: s}
 	if _, err := h.transport.Upgrade(w, r, s); err != nil {
 		h.sec.conns.release(r.RemoteAddr) // no OnClose will come
 		h.log.Debug("upgrade failed", slog.String("remote", r.RemoteAddr), slog.Any("err", err))
@@ -241,11 +142,11 @@ func (h *Hub) newClientID() string {
 }
 
 // Publish sends data, which must be one valid JSON value, to every
-// subscriber of ch on every node. It returns once the local deliveries are
-// queued and the publish is handed to the relay; it does not block on any
-// subscriber.
-func (h *Hub) Publish(ctx context.Context, ch string, data []byte) error {
-	return h.Broadcast(ctx, []string{ch}, data)
+// subscriber of ch on every node (but a client opts exclude). It returns
+// once the local deliveries are queued and the publish is handed to every
+// peer that wants ch; it does not block on any subscriber.
+func (h *Hub) Publish(ctx context.Context, ch string, data []byte, opts ...PublishOption) error {
+	return h.Broadcast(ctx, []string{ch}, data, opts...)
 }
 
 // serving reports why the hub cannot take a request now: closed, or not a
@@ -265,33 +166,49 @@ func (h *Hub) serving(ctx context.Context) error {
 }
 
 // publish encodes the msg frame once, queues it to every local subscriber
-// and hands the same bytes to the relay.
-func (h *Hub) publish(ch string, data []byte) {
+// but the client except, and hands the same bytes to the relay.
+func (h *Hub) publish(ch string, data []byte, except string) {
 	h.metrics.publishes.Add(1)
 	frame, kept := msgFrame(ch, data)
-	h.fanOut(ch, frame)
-	h.relay.Publish(ch, kept)
+	h.fanOut(ch, frame, kept, except)
+	h.relay.Publish(ch, kept, except)
 }
 
 // deliver takes a publish that arrived from another node: it goes to local
 // subscribers only, never back to the cluster. data is a valid JSON value,
 // only read during the call.
-func (h *Hub) deliver(ch string, data []byte) {
+func (h *Hub) deliver(ch string, data []byte, except string) {
 	if isReserved(ch) {
 		h.deliverSystem(ch, data)
 		return
 	}
 	h.metrics.remoteDeliveries.Add(1)
-	frame, _ := msgFrame(ch, data)
-	h.fanOut(ch, frame)
+	frame, kept := msgFrame(ch, data)
+	h.fanOut(ch, frame, kept, except)
 }
 
-func (h *Hub) fanOut(ch string, frame []byte) {
-	subs := h.reg.snapshot(ch)
-	for _, s := range subs {
-		s.send(frame)
+// fanOut queues frame to every client subscriber of ch (but except) and
+// data to every in-process one. Both are shared and never modified.
+func (h *Hub) fanOut(ch string, frame, data []byte, except string) {
+	subs, locals := h.reg.snapshot(ch)
+	n := len(subs)
+	if except == "" {
+		for _, s := range subs {
+			s.send(frame)
+		}
+	} else {
+		for _, s := range subs {
+			if s.client.id == except {
+				n--
+				continue
+			}
+			s.send(frame)
+		}
 	}
-	h.metrics.deliveries.Add(uint64(len(subs)))
+	for _, l := range locals {
+		l.push(Message{Channel: ch, Data: data})
+	}
+	h.metrics.deliveries.Add(uint64(n + len(locals)))
 }
 
 // gap tells the local subscribers of each channel that they may have
@@ -303,7 +220,10 @@ func (h *Hub) gap(chs []string) {
 		if isReserved(ch) {
 			continue
 		}
-		subs := h.reg.snapshot(ch)
+		subs, locals := h.reg.snapshot(ch)
+		for _, l := range locals {
+			l.push(Message{Channel: ch, Gap: true})
+		}
 		if len(subs) == 0 {
 			continue
 		}
@@ -339,7 +259,9 @@ func (h *Hub) sessionOpened() {
 
 func (h *Hub) sessionClosed(s *session, err error) {
 	h.metrics.sessions.Add(-1)
-	h.log.Debug("client gone", slog.String("client", s.info.ID), slog.Any("why", err))
+	h.log.Debug("client gone", slog.String("client", s.client.id), slog.Any("why", err))
+	ce, _ := err.(*transport.CloseError)
+	h.events.disconnected(&s.client, ce)
 }
 
 // Shutdown refuses new clients, closes every connection with 1001 "going

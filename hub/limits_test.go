@@ -10,7 +10,7 @@ import (
 // TestPublishRateLimit: a burst of 5 at 1/s: the 6th publish in a row is
 // refused with 429, the connection stays, and a token comes back later.
 func TestPublishRateLimit(t *testing.T) {
-	_, url := secureHub(t, SecurityConfig{PublishRate: 1, PublishBurst: 5})
+	_, url := secureHub(t, nil, SecurityConfig{PublishRate: 1, PublishBurst: 5})
 	c := dial(t, url)
 	for i := range 5 {
 		c.MustAck(fmt.Sprintf(`{"op":"pub","ch":"x","data":%d,"id":%d}`, i, i))
@@ -57,7 +57,7 @@ func TestBucket(t *testing.T) {
 // TestPerIPLimit: the third connection from 127.0.0.1 gets 503 before the
 // upgrade; closing one gives its slot back.
 func TestPerIPLimit(t *testing.T) {
-	h, url := secureHub(t, SecurityConfig{MaxConnectionsPerIP: 2})
+	h, url := secureHub(t, nil, SecurityConfig{MaxConnectionsPerIP: 2})
 	a := dial(t, url)
 	dial(t, url)
 	mustRefuse(t, url, http.StatusServiceUnavailable, "too many connections from this address")
@@ -68,7 +68,7 @@ func TestPerIPLimit(t *testing.T) {
 }
 
 func TestMaxConnections(t *testing.T) {
-	h, url := secureHub(t, SecurityConfig{MaxConnections: 1})
+	h, url := secureHub(t, nil, SecurityConfig{MaxConnections: 1})
 	dial(t, url)
 	mustRefuse(t, url, http.StatusServiceUnavailable, "too many connections on this node")
 	// A refused upgrade (bad token, origin...) gives back its slot at once.
@@ -80,7 +80,7 @@ func TestMaxConnections(t *testing.T) {
 // TestRefusedTokenReleasesSlot: slots are taken before the token check and
 // must come back when it fails.
 func TestRefusedTokenReleasesSlot(t *testing.T) {
-	h, url := secureHub(t, SecurityConfig{Tokens: hmacVerifier(t), MaxConnectionsPerIP: 1})
+	h, url := secureHub(t, hmacVerifier(t), SecurityConfig{MaxConnectionsPerIP: 1})
 	for range 3 {
 		mustRefuse(t, url, http.StatusUnauthorized, "missing token")
 	}

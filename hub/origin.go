@@ -16,15 +16,30 @@ func (h *Hub) originAllowed(r *http.Request) bool {
 	if origin == "" {
 		return true
 	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
+	u := parseOrigin(origin)
+	if u == nil {
 		return false
 	}
 	if len(h.cfg.AllowedOrigins) == 0 {
 		return strings.EqualFold(u.Host, r.Host) || isLoopbackHost(u.Hostname())
 	}
-	for _, allowed := range h.cfg.AllowedOrigins {
-		if allowed == "*" || strings.EqualFold(strings.TrimSuffix(allowed, "/"), u.Scheme+"://"+u.Host) {
+	return originListed(h.cfg.AllowedOrigins, u)
+}
+
+// parseOrigin parses an Origin header; nil when it names no host ("null").
+func parseOrigin(origin string) *url.URL {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return nil
+	}
+	return u
+}
+
+// originListed reports whether u matches one of allowed: "*", or a
+// scheme://host[:port], case-insensitively, a trailing slash ignored.
+func originListed(allowed []string, u *url.URL) bool {
+	for _, a := range allowed {
+		if a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), u.Scheme+"://"+u.Host) {
 			return true
 		}
 	}

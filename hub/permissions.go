@@ -3,7 +3,6 @@ package hub
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 )
 
@@ -87,10 +86,6 @@ type Namespace struct {
 // and Hub.Publish refuses them, whatever the hooks say.
 const ReservedPrefix = "$"
 
-// ErrReserved is the error of Hub.Publish for a channel under
-// ReservedPrefix.
-var ErrReserved = errors.New("hub: channels starting with $ are reserved")
-
 // errReservedClient is the same refusal in the words a client sees.
 var errReservedClient = errors.New("channels starting with $ are reserved")
 
@@ -109,29 +104,25 @@ func (h *Hub) namespace(ch string) Namespace {
 // CanSubscribe is the built-in subscribe decision for this connection:
 // personal channels ("user:#ann") only for the users they name, then the
 // namespace's rule and origins. nil means allowed. A hub's
-// AuthorizeSubscribe hook replaces this decision and may call it. Call it
-// only from inside a hook.
-func (c ClientInfo) CanSubscribe(ch string) error {
-	if c.s == nil {
-		return errors.New("not a connection of this hub")
-	}
-	if users, ok := personalUsers(ch); ok && !personalAllows(users, c.User) {
+// AuthorizeSubscribe hook replaces this decision and may call it.
+func (c *Client) CanSubscribe(ch string) error {
+	if users, ok := personalUsers(ch); ok && !personalAllows(users, c.User()) {
 		return errors.New("personal channel of another user")
 	}
 	ns := c.s.hub.namespace(ch)
-	if err := ns.checkOrigin(c.Origin); err != nil {
+	if err := ns.checkOrigin(c.origin); err != nil {
 		return err
 	}
 	switch ns.Subscribe {
 	case SubscribeAnyone:
 		return nil
 	case SubscribeAuthenticated:
-		if c.User == "" {
+		if c.User() == "" {
 			return errors.New("subscribing here needs a token")
 		}
 		return nil
 	case SubscribeClaim:
-		if c.Claims == nil || !matchAny(c.Claims.Channels, ch) {
+		if c.ident == nil || !matchAny(c.ident.Channels, ch) {
 			return errors.New("channel not in the token's channels claim")
 		}
 		return nil
@@ -141,26 +132,22 @@ func (c ClientInfo) CanSubscribe(ch string) error {
 
 // CanPublish is the built-in decision for a client publish: the
 // namespace's publish rule and origins. nil means allowed. A hub's
-// AuthorizePublish hook replaces this decision and may call it. Call it
-// only from inside a hook.
-func (c ClientInfo) CanPublish(ch string) error {
-	if c.s == nil {
-		return errors.New("not a connection of this hub")
-	}
+// AuthorizePublish hook replaces this decision and may call it.
+func (c *Client) CanPublish(ch string) error {
 	ns := c.s.hub.namespace(ch)
-	if err := ns.checkOrigin(c.Origin); err != nil {
+	if err := ns.checkOrigin(c.origin); err != nil {
 		return err
 	}
 	switch ns.Publish {
 	case PublishAnyone:
 		return nil
 	case PublishSubscribers:
-		if c.s.find(ch) < 0 {
+		if !c.s.subscribed(ch) {
 			return errors.New("subscribe before publishing here")
 		}
 		return nil
 	case PublishClaim:
-		if c.Claims == nil || !matchAny(c.Claims.Publish, ch) {
+		if c.ident == nil || !matchAny(c.ident.Publish, ch) {
 			return errors.New("channel not in the token's publish claim")
 		}
 		return nil
@@ -172,13 +159,8 @@ func (ns *Namespace) checkOrigin(origin string) error {
 	if len(ns.Origins) == 0 || origin == "" {
 		return nil
 	}
-	u, err := url.Parse(origin)
-	if err == nil && u.Host != "" {
-		for _, allowed := range ns.Origins {
-			if allowed == "*" || strings.EqualFold(strings.TrimSuffix(allowed, "/"), u.Scheme+"://"+u.Host) {
-				return nil
-			}
-		}
+	if u := parseOrigin(origin); u != nil && originListed(ns.Origins, u) {
+		return nil
 	}
 	return errors.New("origin not allowed in this namespace")
 }
@@ -190,9 +172,9 @@ func (s *session) authorizeSubscribe(ch string) error {
 		return errReservedClient
 	}
 	if hook := s.hub.cfg.AuthorizeSubscribe; hook != nil {
-		return hook(s.info, ch)
+		return hook(&s.client, ch)
 	}
-	return s.info.CanSubscribe(ch)
+	return s.client.CanSubscribe(ch)
 }
 
 // authorizePublish is authorizeSubscribe for a client publish.
@@ -201,7 +183,7 @@ func (s *session) authorizePublish(ch string, data []byte) error {
 		return errReservedClient
 	}
 	if hook := s.hub.cfg.AuthorizePublish; hook != nil {
-		return hook(s.info, ch, data)
+		return hook(&s.client, ch, data)
 	}
-	return s.info.CanPublish(ch)
+	return s.client.CanPublish(ch)
 }

@@ -11,8 +11,7 @@ import (
 // a channels claim is refused with err 403; the connection stays and a
 // token whose claim matches is allowed.
 func TestSubscribeNeedsChannelClaim(t *testing.T) {
-	_, url := secureHub(t, SecurityConfig{
-		Tokens:     hmacVerifier(t),
+	_, url := secureHub(t, hmacVerifier(t), SecurityConfig{
 		Namespaces: map[string]Namespace{"team": {Subscribe: SubscribeClaim}},
 	})
 	c := dial(t, withToken(url, hs256(t, claims("alice", time.Hour))))
@@ -27,7 +26,7 @@ func TestSubscribeNeedsChannelClaim(t *testing.T) {
 }
 
 func TestPersonalChannelOfAnotherUser(t *testing.T) {
-	_, url := secureHub(t, SecurityConfig{Tokens: hmacVerifier(t)})
+	_, url := secureHub(t, hmacVerifier(t), SecurityConfig{})
 	alice := dial(t, withToken(url, hs256(t, claims("alice", time.Hour))))
 	if r := mustErr(t, alice, `{"op":"sub","ch":"user:#bob","id":1}`, 403); r != "personal channel of another user" {
 		t.Fatalf("reason %q", r)
@@ -53,8 +52,7 @@ func TestSubscribeAuthenticated(t *testing.T) {
 }
 
 func TestPublishRules(t *testing.T) {
-	_, url := secureHub(t, SecurityConfig{
-		Tokens: hmacVerifier(t),
+	_, url := secureHub(t, hmacVerifier(t), SecurityConfig{
 		Namespaces: map[string]Namespace{
 			"news": {Publish: PublishNobody},
 			"chat": {Publish: PublishSubscribers},
@@ -90,16 +88,16 @@ func TestReservedChannels(t *testing.T) {
 // can allow what the namespace refuses, and defer to the built-in.
 func TestHooksOverrideNamespaces(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.Security.Tokens = hmacVerifier(t)
+	cfg.Authenticator = hmacVerifier(t)
 	cfg.Security.Namespaces = map[string]Namespace{"admin": {Subscribe: SubscribeClaim, Publish: PublishNobody}}
-	cfg.AuthorizeSubscribe = func(c ClientInfo, ch string) error {
-		if c.User == "root" {
+	cfg.AuthorizeSubscribe = func(c *Client, ch string) error {
+		if c.User() == "root" {
 			return nil
 		}
 		return c.CanSubscribe(ch)
 	}
-	cfg.AuthorizePublish = func(c ClientInfo, ch string, data []byte) error {
-		if c.User == "root" {
+	cfg.AuthorizePublish = func(c *Client, ch string, data []byte) error {
+		if c.User() == "root" {
 			return nil
 		}
 		return c.CanPublish(ch)

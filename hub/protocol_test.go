@@ -124,13 +124,13 @@ func TestBadRequests(t *testing.T) {
 
 func TestHooksRefuseWith403(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.AuthorizeSubscribe = func(c ClientInfo, ch string) error {
+	cfg.AuthorizeSubscribe = func(c *Client, ch string) error {
 		if strings.HasPrefix(ch, "secret") {
 			return errors.New("not your channel")
 		}
 		return nil
 	}
-	cfg.AuthorizePublish = func(c ClientInfo, ch string, data []byte) error {
+	cfg.AuthorizePublish = func(c *Client, ch string, data []byte) error {
 		if ch == "readonly" {
 			return errors.New("read only")
 		}

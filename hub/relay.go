@@ -13,7 +13,7 @@ type localRelay struct{ name string }
 var _ relay.Relay = localRelay{}
 
 func (r localRelay) Name() string                                             { return r.name }
-func (localRelay) Publish(string, []byte)                                     {}
+func (localRelay) Publish(string, []byte, string)                             {}
 func (localRelay) Subscribe(string) relay.Ticket                              { return 0 }
 func (localRelay) Unsubscribe(string)                                         {}
 func (localRelay) Confirmed(relay.Ticket) bool                                { return true }
@@ -28,5 +28,5 @@ type receiver struct{ h *Hub }
 
 var _ relay.Receiver = receiver{}
 
-func (r receiver) Deliver(ch string, data []byte) { r.h.deliver(ch, data) }
-func (r receiver) Gap(chs []string)               { r.h.gap(chs) }
+func (r receiver) Deliver(ch string, data []byte, except string) { r.h.deliver(ch, data, except) }
+func (r receiver) Gap(chs []string)                              { r.h.gap(chs) }

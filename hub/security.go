@@ -44,7 +44,7 @@ func (h *Hub) initSecurity() {
 	// Every node wants the system channel, so interest routing carries a
 	// cluster-wide disconnect to every node.
 	h.relay.Subscribe(sysDisconnect)
-	if sc.Tokens != nil {
+	if h.cfg.Authenticator != nil { // only an Identity can expire
 		h.wg.Add(1)
 		go h.expiryLoop()
 	}
@@ -52,15 +52,16 @@ func (h *Hub) initSecurity() {
 
 // trackSession indexes an opened session by user and token expiry.
 func (h *Hub) trackSession(s *session) {
-	if c := s.info.Claims; c != nil && c.ExpiresAt != nil {
-		s.sec.exp = c.ExpiresAt.Unix()
+	if id := s.client.ident; id != nil && !id.ExpiresAt.IsZero() {
+		s.sec.exp = id.ExpiresAt.Unix()
 	}
-	if s.info.User == "" && s.sec.exp == 0 {
+	user := s.client.User()
+	if user == "" && s.sec.exp == 0 {
 		return
 	}
 	h.sec.mu.Lock()
 	defer h.sec.mu.Unlock()
-	if u := s.info.User; u != "" {
+	if u := user; u != "" {
 		set := h.sec.users[u]
 		if set == nil {
 			set = make(map[*session]struct{}, 1)
@@ -81,16 +82,17 @@ func (h *Hub) trackSession(s *session) {
 
 // untrackSession undoes trackSession and gives back the connection slot.
 func (h *Hub) untrackSession(s *session) {
-	h.sec.conns.release(s.info.RemoteAddr)
-	if s.info.User == "" && s.sec.exp == 0 {
+	h.sec.conns.release(s.client.remote)
+	user := s.client.User()
+	if user == "" && s.sec.exp == 0 {
 		return
 	}
 	h.sec.mu.Lock()
 	defer h.sec.mu.Unlock()
-	if set := h.sec.users[s.info.User]; set != nil {
+	if set := h.sec.users[user]; set != nil {
 		delete(set, s)
 		if len(set) == 0 {
-			delete(h.sec.users, s.info.User)
+			delete(h.sec.users, user)
 		}
 	}
 	// An emptied set goes at once (long-lived tokens and churn would

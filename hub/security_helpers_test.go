@@ -72,9 +72,13 @@ func ecKey(t testing.TB) *ecdsa.PrivateKey {
 }
 
 // secureHub serves a hub with sec on loopback.
-func secureHub(t testing.TB, sec SecurityConfig) (*Hub, string) {
+// secureHub serves a hub with tokens checked by v (nil: anonymous) and sec.
+func secureHub(t testing.TB, v *TokenVerifier, sec SecurityConfig) (*Hub, string) {
 	t.Helper()
 	cfg := DefaultConfig()
+	if v != nil {
+		cfg.Authenticator = v
+	}
 	cfg.Security = sec
 	return testHub(t, cfg)
 }

@@ -3,7 +3,6 @@ package hub
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 )
@@ -13,13 +12,23 @@ import (
 // node; its data is {"user":"<id>"}.
 const sysDisconnect = ReservedPrefix + "sys:disconnect"
 
-// ErrNoUser is returned by Disconnect for an empty user.
-var ErrNoUser = errors.New("hub: user is empty")
+// PublishOption adjusts one Publish or Broadcast.
+type PublishOption func(*publishOptions)
+
+type publishOptions struct {
+	except string
+}
+
+// Except leaves out one client (by Client.ID), on whichever node it is:
+// Socket.IO's socket.broadcast, to tell everyone else what a client did.
+func Except(clientID string) PublishOption {
+	return func(o *publishOptions) { o.except = clientID }
+}
 
 // Broadcast publishes the same data to each of chs, cluster-wide, as one
 // Publish per channel. Every channel and the data are checked first, so
 // either all are published or none (an error says which channel failed).
-func (h *Hub) Broadcast(ctx context.Context, chs []string, data []byte) error {
+func (h *Hub) Broadcast(ctx context.Context, chs []string, data []byte, opts ...PublishOption) error {
 	if err := h.serving(ctx); err != nil {
 		return err
 	}
@@ -28,14 +37,15 @@ func (h *Hub) Broadcast(ctx context.Context, chs []string, data []byte) error {
 			return err
 		}
 	}
-	if len(data) > h.cfg.MaxDataSize {
-		return ErrTooLarge
+	if err := h.checkData(data); err != nil {
+		return err
 	}
-	if !json.Valid(data) {
-		return ErrBadData
+	var o publishOptions
+	for _, opt := range opts {
+		opt(&o)
 	}
 	for _, ch := range chs {
-		h.publish(ch, data)
+		h.publish(ch, data, o.except)
 	}
 	return nil
 }
@@ -65,7 +75,7 @@ func (h *Hub) Disconnect(ctx context.Context, user string) error {
 	h.log.Info("disconnecting user", slog.String("user", user), slog.Int("local_connections", n))
 	data := appendQuoted([]byte(`{"user":`), user)
 	data = append(data, '}')
-	h.relay.Publish(sysDisconnect, data)
+	h.relay.Publish(sysDisconnect, data, "")
 	return nil
 }
 

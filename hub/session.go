@@ -10,44 +10,26 @@ import (
 	"github.com/meshcast/meshcast/transport"
 )
 
-// session is one client connection. The transport calls OnOpen, OnMessage
-// and OnClose in order and never at once, so subs needs no lock; other
-// goroutines only call conn.Send, which is safe from anywhere.
+// session is one client connection: the transport's Handler and the state
+// behind its Client. The transport calls OnOpen, OnMessage and OnClose in
+// order and never at once; Client methods may come from any goroutine.
 type session struct {
-	hub  *Hub
-	conn *transport.Conn
-	info ClientInfo
-	subs []sub // the channels this session is in, for O(subs) release
+	hub    *Hub
+	conn   *transport.Conn
+	client Client
 
-	waiting atomic.Int32 // subscribes waiting for the cluster's interest acks
-	sec     sessionSecurity
-
+	// mu guards subs, closed and unconfirmed. Lock order: session.mu, then
+	// the registry's lock, then the cluster's (relay calls).
+	mu     sync.Mutex
+	subs   []sub // the channels this session is in, for O(subs) release
+	closed bool  // OnClose began: no more subscriptions
 	// unconfirmed counts, per channel, the subscribes still waiting for
 	// the cluster: a gap is not sent for them, since nothing was promised
 	// yet (a gap emitted before the ack covers only losses before it).
-	pendingMu   sync.Mutex
 	unconfirmed map[string]int
-}
 
-func (s *session) setPending(ch string, delta int) {
-	s.pendingMu.Lock()
-	defer s.pendingMu.Unlock()
-	if s.unconfirmed == nil {
-		s.unconfirmed = make(map[string]int)
-	}
-	if s.unconfirmed[ch] += delta; s.unconfirmed[ch] <= 0 {
-		delete(s.unconfirmed, ch)
-	}
-}
-
-// confirmedOn reports whether every sub of ch by this session was acked.
-func (s *session) confirmedOn(ch string) bool {
-	if s.waiting.Load() == 0 {
-		return true
-	}
-	s.pendingMu.Lock()
-	defer s.pendingMu.Unlock()
-	return s.unconfirmed[ch] == 0
+	waiting atomic.Int32 // subscribes waiting for the cluster's confirmation
+	sec     sessionSecurity
 }
 
 // sub is one of a session's subscriptions, with the cluster ticket a
@@ -59,19 +41,30 @@ type sub struct {
 
 var _ transport.Handler = (*session)(nil)
 
+// errSubLimit refuses a subscription over Config.MaxSubscriptions.
+var errSubLimit = &Error{Code: CodeRateLimited, Reason: "subscription limit reached"}
+
 func (s *session) OnOpen(c *transport.Conn) {
 	s.conn = c
 	s.hub.sessionOpened()
 	s.hub.trackSession(s)
-	s.send(helloFrame(s.info.ID, s.hub.cfg.NodeName, s.info.User))
+	s.send(helloFrame(s.client.id, s.hub.cfg.NodeName, s.client.User()))
+	s.hub.events.connected(&s.client)
 }
 
 func (s *session) OnClose(err error) {
-	for _, sb := range s.subs {
+	s.mu.Lock()
+	s.closed = true
+	subs := s.subs
+	s.subs = nil
+	for _, sb := range subs {
 		s.hub.reg.remove(sb.c, s)
 		s.hub.relay.Unsubscribe(sb.c.name)
 	}
-	s.subs = nil
+	s.mu.Unlock()
+	for _, sb := range subs {
+		s.hub.events.unsubscribed(&s.client, sb.c.name)
+	}
 	s.hub.untrackSession(s)
 	s.hub.sessionClosed(s, err)
 }
@@ -96,28 +89,80 @@ func (s *session) OnMessage(frame []byte) {
 	}
 }
 
+// join adds the session to ch unless it is in it already, and returns the
+// cluster ticket to wait for and whether the subscription is new.
+func (s *session) join(ch string) (t relay.Ticket, isNew bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return 0, false, ErrClosed
+	case s.find(ch) >= 0:
+		return s.subs[s.find(ch)].t, false, nil
+	case len(s.subs) >= s.hub.cfg.MaxSubscriptions:
+		return 0, false, errSubLimit
+	}
+	c := s.hub.reg.add(ch, s)
+	t = s.hub.relay.Subscribe(ch)
+	s.subs = append(s.subs, sub{c, t})
+	return t, true, nil
+}
+
+// leave removes the session from ch and reports whether it was in it.
+func (s *session) leave(ch string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.find(ch)
+	if i < 0 {
+		return false
+	}
+	c := s.subs[i].c
+	last := len(s.subs) - 1
+	s.subs[i] = s.subs[last]
+	s.subs[last] = sub{}
+	s.subs = s.subs[:last]
+	s.hub.reg.remove(c, s)
+	s.hub.relay.Unsubscribe(ch)
+	return true
+}
+
+// subscribed reports whether the session is in ch.
+func (s *session) subscribed(ch string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.find(ch) >= 0
+}
+
+// find returns the index of ch in subs, or -1. Caller holds mu.
+func (s *session) find(ch string) int {
+	for i, sb := range s.subs {
+		if sb.c.name == ch {
+			return i
+		}
+	}
+	return -1
+}
+
 func (s *session) subscribe(req *request) {
 	if !s.checkChannel(req) || !s.inStanding(req) {
 		return
 	}
-	if i := s.find(req.ch); i >= 0 {
-		// Already subscribed: idempotent, like Socket.IO's join, but the
-		// first sub may still be waiting for the cluster, and this ack
-		// promises the same.
-		s.hub.awaitInterest(s, *req, s.subs[i].t)
+	if !s.subscribed(req.ch) {
+		if err := s.authorizeSubscribe(req.ch); err != nil {
+			s.send(errFrame(req, codeOf(err, CodeForbidden), err.Error()))
+			return
+		}
+	}
+	t, isNew, err := s.join(req.ch)
+	if err != nil {
+		s.send(errFrame(req, codeOf(err, CodeBadRequest), err.Error()))
 		return
 	}
-	if max := s.hub.cfg.MaxSubscriptions; len(s.subs) >= max {
-		s.send(errFrame(req, CodeRateLimited, "subscription limit reached"))
-		return
+	if isNew {
+		s.hub.events.subscribed(&s.client, req.ch)
 	}
-	if err := s.authorizeSubscribe(req.ch); err != nil {
-		s.send(errFrame(req, CodeForbidden, err.Error()))
-		return
-	}
-	c := s.hub.reg.add(req.ch, s)
-	t := s.hub.relay.Subscribe(req.ch)
-	s.subs = append(s.subs, sub{c, t})
+	// A repeated sub waits like the first: the first may still be waiting
+	// for the cluster, and this ack promises the same.
 	s.hub.awaitInterest(s, *req, t)
 }
 
@@ -137,14 +182,8 @@ func (s *session) unsubscribe(req *request) {
 	if !s.checkChannel(req) {
 		return
 	}
-	if i := s.find(req.ch); i >= 0 {
-		c := s.subs[i].c
-		last := len(s.subs) - 1
-		s.subs[i] = s.subs[last]
-		s.subs[last] = sub{}
-		s.subs = s.subs[:last]
-		s.hub.reg.remove(c, s)
-		s.hub.relay.Unsubscribe(c.name)
+	if s.leave(req.ch) {
+		s.hub.events.unsubscribed(&s.client, req.ch)
 	}
 	s.ack(req)
 }
@@ -167,13 +206,13 @@ func (s *session) publish(req *request) {
 		return
 	}
 	if err := s.authorizePublish(req.ch, req.data); err != nil {
-		s.send(errFrame(req, CodeForbidden, err.Error()))
+		s.send(errFrame(req, codeOf(err, CodeForbidden), err.Error()))
 		return
 	}
 	if !s.inStanding(req) {
 		return
 	}
-	s.hub.publish(req.ch, req.data)
+	s.hub.publish(req.ch, req.data, "")
 	s.ack(req)
 }
 
@@ -187,15 +226,6 @@ func (s *session) checkChannel(req *request) bool {
 	return false
 }
 
-func (s *session) find(name string) int {
-	for i, sb := range s.subs {
-		if sb.c.name == name {
-			return i
-		}
-	}
-	return -1
-}
-
 func (s *session) ack(req *request) {
 	if req.hasID {
 		s.send(ackFrame(req.id))
@@ -206,8 +236,31 @@ func (s *session) ack(req *request) {
 // slow consumer, and a closed one needs nothing more.
 func (s *session) send(frame []byte) {
 	if err := s.conn.Send(frame); err != nil && !errors.Is(err, transport.ErrClosed) && !errors.Is(err, transport.ErrQueueFull) {
-		s.hub.log.Debug("send failed", slog.String("client", s.info.ID), slog.Any("err", err))
+		s.hub.log.Debug("send failed", slog.String("client", s.client.id), slog.Any("err", err))
 	}
+}
+
+// setPending counts a subscribe of ch waiting for (+1) or done with (-1)
+// the cluster's confirmation.
+func (s *session) setPending(ch string, delta int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.unconfirmed == nil {
+		s.unconfirmed = make(map[string]int)
+	}
+	if s.unconfirmed[ch] += delta; s.unconfirmed[ch] <= 0 {
+		delete(s.unconfirmed, ch)
+	}
+}
+
+// confirmedOn reports whether every sub of ch by this session was acked.
+func (s *session) confirmedOn(ch string) bool {
+	if s.waiting.Load() == 0 {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unconfirmed[ch] == 0
 }
 
 // maxWaitingSubs bounds the subscribes of one connection that wait for
@@ -244,13 +297,19 @@ func (h *Hub) awaitInterest(s *session, req request, t relay.Ticket) {
 		s.setPending(req.ch, -1) // before the ack: a gap after it must reach the client
 		s.ack(&req)
 		if err != nil && h.ctx.Err() == nil {
-			h.metrics.interestTimeouts.Add(1)
-			h.metrics.gaps.Add(1)
-			s.send(gapFrame(req.ch))
-			h.log.Warn("subscribe acked before every peer confirmed it; the client got a gap",
-				slog.String("channel", req.ch), slog.Any("err", err))
+			h.lateConfirmation(s, req.ch, err)
 		}
 	}()
+}
+
+// lateConfirmation tells a subscriber acked before every peer confirmed
+// that publishes may be missing.
+func (h *Hub) lateConfirmation(s *session, ch string, err error) {
+	h.metrics.interestTimeouts.Add(1)
+	h.metrics.gaps.Add(1)
+	s.send(gapFrame(ch))
+	h.log.Warn("subscribe acked before every peer confirmed it; the client got a gap",
+		slog.String("channel", ch), slog.Any("err", err))
 }
 
 func quoteForReason(s string) string {

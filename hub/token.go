@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 
@@ -45,11 +46,35 @@ func (e *TokenError) Unwrap() error { return ErrBadToken }
 // maxTokenLen bounds the work one upgrade request can cause.
 const maxTokenLen = 8 << 10
 
-// TokenVerifier checks connection tokens. It is immutable and safe for
-// concurrent use.
+// TokenVerifier checks connection tokens (JWT) and is the hub's built-in
+// Authenticator: a client presents its token in the "token" query
+// parameter of the upgrade request (browsers cannot set headers on a
+// WebSocket), or in an "Authorization: Bearer" header. It is immutable and
+// safe for concurrent use.
 type TokenVerifier struct {
 	keys   TokenKeys
 	parser *jwt.Parser
+}
+
+var _ Authenticator = (*TokenVerifier)(nil)
+
+// Authenticate verifies the request's token. The Identity carries the
+// token's sub, its channels and publish patterns, its exp, and the *Claims
+// themselves; a missing or bad token is refused with 401 and the reason.
+func (v *TokenVerifier) Authenticate(r *http.Request) (Identity, error) {
+	token := r.URL.Query().Get("token")
+	if token == "" {
+		token = bearerToken(r)
+	}
+	c, err := v.Verify(token)
+	if err != nil {
+		return Identity{}, &Error{Code: http.StatusUnauthorized, Reason: err.Error(), Err: err}
+	}
+	id := Identity{User: c.Subject, Channels: c.Channels, Publish: c.Publish, Claims: c}
+	if c.ExpiresAt != nil {
+		id.ExpiresAt = c.ExpiresAt.Time
+	}
+	return id, nil
 }
 
 // NewTokenVerifier accepts HS256 when keys has a secret, RS256 when it

@@ -151,15 +151,23 @@ func (c *config) clusterSecret() ([]byte, error) {
 	if c.secretFile == "" {
 		return []byte(c.secret), nil
 	}
-	b, err := os.ReadFile(c.secretFile)
+	s, err := readSecretFile("--secret-file", c.secretFile)
+	return []byte(s), err
+}
+
+// readSecretFile reads a secret from the file a flag names, without the
+// surrounding white space (a trailing newline, mostly); an empty file is an
+// error, never an empty secret.
+func readSecretFile(flag, path string) (string, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("--secret-file: %w", err)
+		return "", fmt.Errorf("%s: %w", flag, err)
 	}
 	s := strings.TrimSpace(string(b))
 	if s == "" {
-		return nil, fmt.Errorf("--secret-file %s is empty", c.secretFile)
+		return "", fmt.Errorf("%s %s is empty", flag, path)
 	}
-	return []byte(s), nil
+	return s, nil
 }
 
 func splitList(s string) []string {

@@ -77,7 +77,13 @@ func (s *securityConfig) newHub(hcfg hub.Config, log *slog.Logger) (*hub.Hub, er
 	if s.key, err = s.readAPIKey(); err != nil {
 		return nil, err
 	}
-	if sec.Tokens == nil && !s.insecure {
+	v, err := s.tokenVerifier()
+	if err != nil {
+		return nil, err
+	}
+	if v != nil {
+		hcfg.Authenticator = v
+	} else if !s.insecure {
 		log.Warn("no client token auth configured: anyone who reaches this node may connect anonymously " +
 			"(set --token-hmac-secret, --token-rsa-public-key or --token-jwks-file; --insecure silences this warning)")
 	}
@@ -93,13 +99,8 @@ func (s *securityConfig) hubSecurity() (hub.SecurityConfig, error) {
 		MaxConnectionsPerIP: s.maxConnectionsPerIP,
 	}
 	var err error
-	if sec.Tokens, err = s.tokenVerifier(); err != nil {
-		return sec, err
-	}
-	if sec.Namespaces, err = s.namespaceRules(); err != nil {
-		return sec, err
-	}
-	return sec, nil
+	sec.Namespaces, err = s.namespaceRules()
+	return sec, err
 }
 
 // tokenVerifier builds the verifier of every configured key, or nil.
@@ -174,15 +175,7 @@ func (s *securityConfig) readAPIKey() (string, error) {
 	if s.apiKeyFile == "" {
 		return s.apiKey, nil
 	}
-	b, err := os.ReadFile(s.apiKeyFile)
-	if err != nil {
-		return "", fmt.Errorf("--api-key-file: %w", err)
-	}
-	key := strings.TrimSpace(string(b))
-	if key == "" {
-		return "", fmt.Errorf("--api-key-file %s is empty", s.apiKeyFile)
-	}
-	return key, nil
+	return readSecretFile("--api-key-file", s.apiKeyFile)
 }
 
 // routes mounts the server API in front of the node's other routes.

@@ -24,10 +24,11 @@ type Cluster interface {
 
 // Receiver is the hub as the cluster sees it.
 type Receiver interface {
-	// Deliver hands over a publish that another node made. It is called
-	// from a peer link's reader goroutine, in link order, and must not
-	// block; data is a valid JSON value, only valid during the call.
-	Deliver(ch string, data []byte)
+	// Deliver hands over a publish that another node made, for every local
+	// subscriber but the client except (if any). It is called from a peer
+	// link's reader goroutine, in link order, and must not block; data is a
+	// valid JSON value, only valid during the call.
+	Deliver(ch string, data []byte, except string)
 
 	// Gap reports channels on which this node may have missed publishes
 	// (a peer link broke, a peer was declared dead or came back, a peer
@@ -52,8 +53,9 @@ type Relay interface {
 	// wants ch. It never blocks: a full or down link drops and counts, and
 	// the peer's subscribers are told with a gap. Calls for one channel
 	// from one publisher come in publish order. data is never modified
-	// after the call, so the relay may keep it.
-	Publish(ch string, data []byte)
+	// after the call, so the relay may keep it. except, if not empty, is a
+	// client id no node delivers it to.
+	Publish(ch string, data []byte, except string)
 
 	// Subscribe records one more local subscriber of ch (the first one
 	// tells every peer) and returns the ticket to wait for. Unsubscribe

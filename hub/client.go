@@ -1,0 +1,135 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+)
+
+// Client is one WebSocket connection of this hub, as hooks and Go code see
+// it: Socket.IO's socket. Hooks receive it; keep it to act on the
+// connection later. Its methods are safe from any goroutine, also after the
+// connection closed (they then do nothing, or return ErrClosed).
+type Client struct {
+	id     string
+	ident  *Identity // nil: anonymous
+	remote string
+	origin string
+	s      *session
+}
+
+// ID is the connection's id, unique in the cluster, sent in hello.
+func (c *Client) ID() string { return c.id }
+
+// User is the Identity's user; "" for an anonymous connection.
+func (c *Client) User() string {
+	if c.ident == nil {
+		return ""
+	}
+	return c.ident.User
+}
+
+// Identity is what the Authenticator decided (the zero Identity for an
+// anonymous connection).
+func (c *Client) Identity() Identity {
+	if c.ident == nil {
+		return Identity{}
+	}
+	return *c.ident
+}
+
+// RemoteAddr is the TCP peer's address of the upgrade request.
+func (c *Client) RemoteAddr() string { return c.remote }
+
+// Origin is the upgrade request's Origin header; "" from non-browsers.
+func (c *Client) Origin() string { return c.origin }
+
+// Channels lists the channels the connection is subscribed to.
+func (c *Client) Channels() []string {
+	s := c.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, len(s.subs))
+	for i, sb := range s.subs {
+		out[i] = sb.c.name
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Subscribe subscribes the connection to ch from the server, like
+// Socket.IO's socket.join: the service decides, so the namespace rules and
+// AuthorizeSubscribe are not consulted (the reserved "$" prefix and the
+// subscription limit are). It runs OnSubscribe on this goroutine and
+// returns once every peer confirmed, so that every later publish reaches
+// the client; if one did not within the cluster's interest timeout, the
+// client is subscribed and gets a gap. Subscribing again is a no-op.
+func (c *Client) Subscribe(ctx context.Context, ch string) error {
+	if err := checkServerChannel(ch); err != nil {
+		return err
+	}
+	h := c.s.hub
+	if err := h.serving(ctx); err != nil {
+		return err
+	}
+	t, isNew, err := c.s.join(ch)
+	if err != nil {
+		return err
+	}
+	if isNew {
+		h.events.subscribed(c, ch)
+	}
+	if h.relay.Confirmed(t) {
+		return nil
+	}
+	if err := h.relay.AwaitConfirmed(ctx, ch, t); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		h.lateConfirmation(c.s, ch, err)
+	}
+	return nil
+}
+
+// Unsubscribe removes the connection from ch (no-op if it is not in it),
+// running OnUnsubscribe on this goroutine.
+func (c *Client) Unsubscribe(ch string) {
+	if c.s.leave(ch) {
+		c.s.hub.events.unsubscribed(c, ch)
+	}
+}
+
+// Send delivers data, one valid JSON value, to this connection only, as a
+// msg frame on channel ch: the client sees it like any delivery on ch,
+// subscribed or not.
+func (c *Client) Send(ch string, data []byte) error {
+	if err := checkServerChannel(ch); err != nil {
+		return err
+	}
+	if err := c.s.hub.checkData(data); err != nil {
+		return err
+	}
+	frame, _ := msgFrame(ch, data)
+	if err := c.s.conn.Send(frame); err != nil {
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return nil
+}
+
+// Disconnect closes the connection with 4003 and reason (the client
+// should not reconnect with the same credentials).
+func (c *Client) Disconnect(reason string) {
+	c.s.conn.Close(CloseDisconnected, reason)
+}
+
+// checkData applies the publish data rules: size, then JSON validity.
+func (h *Hub) checkData(data []byte) error {
+	if len(data) > h.cfg.MaxDataSize {
+		return ErrTooLarge
+	}
+	if !json.Valid(data) {
+		return ErrBadData
+	}
+	return nil
+}

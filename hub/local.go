@@ -1,0 +1,154 @@
+package hub
+
+import (
+	"context"
+	"sync"
+)
+
+// Message is a publish as an in-process subscriber (Hub.Subscribe) sees it.
+type Message struct {
+	Channel string
+	// Data is one valid JSON value, shared with other subscribers: do not
+	// modify it. Nil when Gap is set.
+	Data []byte
+	// Gap: messages on Channel may have been missed here, as a client's
+	// gap frame says (guarantee 6).
+	Gap bool
+}
+
+// Subscription is an in-process subscription made with Hub.Subscribe.
+type Subscription struct {
+	h  *Hub
+	ch string
+	fn func(Message)
+
+	mu      sync.Mutex
+	queue   []Message // bounded by maxLocalQueue
+	dropped bool      // the queue overflowed: a Gap goes first when it drains
+	closed  bool
+	wake    chan struct{} // capacity 1
+	done    chan struct{} // closed when the delivery goroutine has exited
+}
+
+// maxLocalQueue bounds the messages waiting for a slow in-process
+// subscriber; past it they are dropped and it gets a Gap.
+const maxLocalQueue = 4096
+
+// Subscribe calls fn with every message published to ch anywhere in the
+// cluster from when it returns, in each publisher's order, until the
+// subscription is closed, ctx ends or the hub shuts down. It returns once
+// every peer has confirmed (as a client's sub ack does); if one did not in
+// time, a Gap follows. fn runs on a goroutine of the subscription, one call
+// at a time; a subscriber slower than the publishes misses some and is
+// told with a Gap, never slows the others.
+func (h *Hub) Subscribe(ctx context.Context, ch string, fn func(Message)) (*Subscription, error) {
+	if err := checkServerChannel(ch); err != nil {
+		return nil, err
+	}
+	if err := h.serving(ctx); err != nil {
+		return nil, err
+	}
+	s := &Subscription{h: h, ch: ch, fn: fn, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	h.wg.Add(1)
+	go s.run(ctx)
+	h.reg.addLocal(ch, s)
+	t := h.relay.Subscribe(ch)
+	if !h.relay.Confirmed(t) {
+		if err := h.relay.AwaitConfirmed(ctx, ch, t); err != nil {
+			if ctx.Err() != nil {
+				s.Close()
+				return nil, ctx.Err()
+			}
+			s.push(Message{Channel: ch, Gap: true})
+		}
+	}
+	return s, nil
+}
+
+// Channel is the subscribed channel.
+func (s *Subscription) Channel() string { return s.ch }
+
+// Close ends the subscription and waits until fn has returned for the
+// last time (so do not call it from fn). It is idempotent.
+func (s *Subscription) Close() {
+	s.stop()
+	<-s.done
+}
+
+// stop ends the subscription without waiting for fn.
+func (s *Subscription) stop() {
+	s.mu.Lock()
+	closed := s.closed
+	s.closed = true
+	s.queue = nil
+	s.mu.Unlock()
+	if !closed {
+		s.h.reg.removeLocal(s.ch, s)
+		s.h.relay.Unsubscribe(s.ch)
+		signal(s.wake)
+	}
+}
+
+// push queues m for fn; it never blocks.
+func (s *Subscription) push(m Message) {
+	s.mu.Lock()
+	switch {
+	case s.closed:
+	case len(s.queue) >= maxLocalQueue:
+		s.dropped = true
+	default:
+		s.queue = append(s.queue, m)
+	}
+	s.mu.Unlock()
+	signal(s.wake)
+}
+
+func (s *Subscription) run(ctx context.Context) {
+	defer s.h.wg.Done()
+	defer close(s.done)
+	for {
+		batch, ok := s.take()
+		if !ok {
+			return
+		}
+		for _, m := range batch {
+			s.fn(m)
+		}
+		if len(batch) > 0 {
+			continue
+		}
+		select {
+		case <-s.wake:
+		case <-ctx.Done():
+			s.stop()
+			return
+		case <-s.h.ctx.Done():
+			s.stop()
+			return
+		}
+	}
+}
+
+// take swaps out what is queued, a Gap first if messages were dropped.
+func (s *Subscription) take() ([]Message, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, false
+	}
+	batch := s.queue
+	s.queue = nil
+	if s.dropped {
+		s.dropped = false
+		batch = append([]Message{{Channel: s.ch, Gap: true}}, batch...)
+	}
+	return batch, true
+}
+
+// signal does a non-blocking send on a capacity-1 wake-up channel.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
