@@ -58,10 +58,11 @@ type Subscription struct {
 	queue      []Message // at most Config.Buffer, + 1 gap
 	gapPending bool      // an overflow gap is owed
 	dropped    uint64
-	pos        string // last position queued
-	was        bool   // was subscribed: the next sub is a resubscribe
-	attempt    int    // failed attempts, for the backoff of retries
-	timer      *time.Timer
+	pos        string      // last position queued
+	was        bool        // was subscribed: the next sub is a resubscribe
+	attempt    int         // failed attempts, for the backoff of retries
+	retry      *time.Timer // the next attempt after a 503
+	timeout    *time.Timer // the sub in flight is not answered
 	readyOnce  sync.Once
 	doneOnce   sync.Once
 	err        error
@@ -181,7 +182,7 @@ func (s *Subscription) subscribeOn(cn *conn) {
 	}
 	// The server answers within its interest wait (2 s); no answer at all
 	// is retried like a 503.
-	s.setTimer(s.c.afterFunc(s.c.cfg.RequestTimeout, func() {
+	s.setTimer(&s.timeout, s.c.afterFunc(s.c.cfg.RequestTimeout, func() {
 		if s.c.forget(id) {
 			s.answer(cn, since, nil, errSubTimeout)
 		}
@@ -217,7 +218,7 @@ func (s *Subscription) answer(cn *conn, since string, f *serverFrame, err error)
 		d := c.delay(s.attempt)
 		s.attempt++
 		s.mu.Unlock()
-		s.setTimer(c.afterFunc(d, func() {
+		s.setTimer(&s.retry, c.afterFunc(d, func() {
 			c.mu.Lock()
 			cur := c.conn
 			c.mu.Unlock()
@@ -255,16 +256,20 @@ func (s *Subscription) acked(since string, recovered bool) {
 	}
 }
 
-func (s *Subscription) setTimer(t *time.Timer) {
+// setTimer replaces the timer in *field (guarded by mu), stopping the old one.
+func (s *Subscription) setTimer(field **time.Timer, t *time.Timer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.timer != nil {
-		s.timer.Stop()
+	if *field != nil {
+		(*field).Stop()
 	}
-	s.timer = t
+	*field = t
 }
 
-func (s *Subscription) stopTimer() { s.setTimer(nil) }
+func (s *Subscription) stopTimer() {
+	s.setTimer(&s.retry, nil)
+	s.setTimer(&s.timeout, nil)
+}
 
 // deliver queues m for the application; past Config.Buffer it drops m
 // and owes a gap.
@@ -362,11 +367,9 @@ func (s *Subscription) end(err error) {
 	s.doneOnce.Do(func() {
 		s.mu.Lock()
 		s.err = err
-		if s.timer != nil {
-			s.timer.Stop()
-		}
 		s.queue = nil
 		s.mu.Unlock()
+		s.stopTimer()
 		close(s.done)
 	})
 }
