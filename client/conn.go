@@ -71,14 +71,7 @@ func dial(ctx context.Context, cfg *Config, url, token string) (*conn, error) {
 	if br != nil {
 		src = io.MultiReader(br, nc)
 	}
-	c := &conn{nc: nc, cfg: cfg, wsem: make(chan struct{}, 1)}
-	c.rd = &wsutil.Reader{
-		Source:         src,
-		State:          ws.StateClientSide,
-		CheckUTF8:      true,
-		MaxMessageSize: cfg.MaxMessageSize,
-		OnIntermediate: func(h ws.Header, r io.Reader) error { return c.control(h, r) },
-	}
+	c := newConn(nc, src, cfg)
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetReadDeadline(dl)
 	}
@@ -94,6 +87,20 @@ func dial(ctx context.Context, cfg *Config, url, token string) (*conn, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// newConn wraps nc; its frames are read from src (nc, after what the
+// handshake read ahead).
+func newConn(nc net.Conn, src io.Reader, cfg *Config) *conn {
+	c := &conn{nc: nc, cfg: cfg, wsem: make(chan struct{}, 1)}
+	c.rd = &wsutil.Reader{
+		Source:         src,
+		State:          ws.StateClientSide,
+		CheckUTF8:      true,
+		MaxMessageSize: cfg.MaxMessageSize,
+		OnIntermediate: func(h ws.Header, r io.Reader) error { return c.control(h, r) },
+	}
+	return c
 }
 
 // readRefusal reads the status and Retry-After of a refused upgrade.

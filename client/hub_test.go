@@ -52,3 +52,18 @@ func (s *hubServer) publish(t testing.TB, ch, data string) {
 		t.Fatal(err)
 	}
 }
+
+// exampleNode starts a hub for the examples; stop shuts it down.
+func exampleNode() (url string, stop func()) {
+	h, err := hub.New(hub.DefaultConfig())
+	if err != nil {
+		panic(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/ws", h)
+	srv := httptest.NewServer(mux)
+	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws", func() {
+		_ = h.Shutdown(context.Background())
+		srv.Close()
+	}
+}
