@@ -184,16 +184,20 @@ func TestOverflowGap(t *testing.T) {
 	// Two fit in the queue; 3, 4 and 5 are dropped.
 	waitFor(t, 5*time.Second, "dropped messages", func() bool { return s.Dropped() == 3 })
 	close(release)
-	h.publish(t, "slow", `"next"`)
 	var seen []string
-	for len(seen) < 5 {
-		select {
-		case m := <-got:
-			seen = append(seen, m)
-		case <-time.After(10 * time.Second):
-			t.Fatalf("got only %v", seen)
+	read := func(n int) {
+		for len(seen) < n {
+			select {
+			case m := <-got:
+				seen = append(seen, m)
+			case <-time.After(10 * time.Second):
+				t.Fatalf("got only %v", seen)
+			}
 		}
 	}
+	read(4)
+	h.publish(t, "slow", `"next"`)
+	read(5)
 	if want := `[0 1 2 gap:overflow "next"]`; fmt.Sprint(seen) != want {
 		t.Fatalf("got %v, want %s", seen, want)
 	}

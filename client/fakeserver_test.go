@@ -219,9 +219,7 @@ func (f *fake) frame(c *fakeConn, m map[string]any) {
 	}
 }
 
-func (s *fakeStore) append(ch, data string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *fakeStore) appendLocked(ch, data string) string {
 	s.seq++
 	pos := fmt.Sprint("p", s.seq)
 	log := append(s.logs[ch], HistoryMessage{Data: json.RawMessage(data), Pos: pos})
@@ -264,13 +262,14 @@ func (f *fake) publish(ch, data string) {
 	history := f.history
 	f.mu.Unlock()
 	msg := map[string]any{"op": "msg", "ch": ch, "data": json.RawMessage(data)}
-	if history {
-		msg["pos"] = f.store.append(ch, data)
-	}
-	// Sending under the store lock keeps every subscriber's order the
-	// store's order.
+	// Storing and sending under the store's lock: every subscriber sees
+	// the store's order, and a sub's replay (under the same lock) has a
+	// message or gets it live, never both.
 	f.store.mu.Lock()
 	defer f.store.mu.Unlock()
+	if history {
+		msg["pos"] = f.store.appendLocked(ch, data)
+	}
 	for _, o := range fakes {
 		o.mu.Lock()
 		for c := range o.subs[ch] {
