@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -279,4 +280,38 @@ func TestCloseEndsEverything(t *testing.T) {
 		t.Fatalf("publish after Close: %v", err)
 	}
 	<-c.Done()
+}
+
+// ReadTimeout: the server's pings keep an idle connection up; a server
+// that says nothing at all is dropped and replaced.
+func TestReadTimeout(t *testing.T) {
+	h := startHubPinging(t, "h1", 50*time.Millisecond)
+	var ev events
+	cfg := testConfig(h.URL)
+	cfg.ReadTimeout = 300 * time.Millisecond
+	cfg.OnEvent = ev.on
+	c := connect(t, cfg)
+	s := subscribe(t, c, "idle")
+	deadline := time.Now().Add(time.Second) // idle for three ReadTimeouts
+	for time.Now().Before(deadline) {
+		if d := ev.of(EventDisconnected); len(d) > 0 {
+			t.Fatalf("disconnected while the server pings: %+v", d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.publish(t, "idle", `"still here"`)
+	if m := next(t, s); string(m.Data) != `"still here"` {
+		t.Fatalf("got %+v", m)
+	}
+
+	f := startFake(t, newStore(10)) // never pings
+	var fev events
+	fcfg := testConfig(f.URL)
+	fcfg.ReadTimeout = 100 * time.Millisecond
+	fcfg.OnEvent = fev.on
+	connect(t, fcfg)
+	waitFor(t, 5*time.Second, "a reconnect after silence", func() bool { return len(fev.of(EventConnected)) >= 2 })
+	if d := fev.of(EventDisconnected); d[0].Code != 1006 || !strings.Contains(d[0].Reason, "timeout") {
+		t.Fatalf("disconnected %+v", d[0])
+	}
 }

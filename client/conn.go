@@ -24,6 +24,7 @@ type conn struct {
 	rd    *wsutil.Reader
 	ctl   wsutil.ControlHandler
 	cfg   *Config
+	idle  time.Duration // read deadline per frame once connected; 0 during the dial
 	hello *serverFrame
 	wsem  chan struct{}
 
@@ -122,6 +123,9 @@ func readRefusal(status int, resp io.Reader) *dialError {
 // way. A close frame ends it with a wsutil.ClosedError.
 func (c *conn) next() ([]byte, error) {
 	for {
+		if c.idle > 0 { // any frame, a ping included, proves the server alive
+			_ = c.nc.SetReadDeadline(time.Now().Add(c.idle))
+		}
 		h, err := c.rd.NextFrame()
 		if err != nil {
 			return nil, err
@@ -150,8 +154,8 @@ func (c *conn) control(h ws.Header, r io.Reader) error {
 // readLoop hands every message to handle until the connection ends, and
 // returns the close code and reason (1006 when there was no close frame).
 func (c *conn) readLoop(handle func([]byte)) (int, string) {
+	c.idle = c.cfg.ReadTimeout
 	for {
-		_ = c.nc.SetReadDeadline(time.Now().Add(c.cfg.ReadTimeout))
 		b, err := c.next()
 		if err != nil {
 			var ce wsutil.ClosedError

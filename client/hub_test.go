@@ -23,8 +23,18 @@ type hubServer struct {
 
 func startHub(t testing.TB, name string) *hubServer {
 	t.Helper()
+	return startHubPinging(t, name, 0)
+}
+
+// startHubPinging starts a hub that pings its clients every interval (0:
+// the default).
+func startHubPinging(t testing.TB, name string, interval time.Duration) *hubServer {
+	t.Helper()
 	cfg := hub.DefaultConfig()
 	cfg.NodeName = name
+	if interval > 0 {
+		cfg.Transport.PingInterval = interval
+	}
 	h, err := hub.New(cfg)
 	if err != nil {
 		t.Fatal(err)
