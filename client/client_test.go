@@ -285,14 +285,14 @@ func TestCloseEndsEverything(t *testing.T) {
 // ReadTimeout: the server's pings keep an idle connection up; a server
 // that says nothing at all is dropped and replaced.
 func TestReadTimeout(t *testing.T) {
-	h := startHubPinging(t, "h1", 50*time.Millisecond)
+	h := startHubPinging(t, "h1", 200*time.Millisecond)
 	var ev events
 	cfg := testConfig(h.URL)
-	cfg.ReadTimeout = 300 * time.Millisecond
+	cfg.ReadTimeout = time.Second
 	cfg.OnEvent = ev.on
 	c := connect(t, cfg)
 	s := subscribe(t, c, "idle")
-	deadline := time.Now().Add(time.Second) // idle for three ReadTimeouts
+	deadline := time.Now().Add(2500 * time.Millisecond) // idle for 2.5 ReadTimeouts
 	for time.Now().Before(deadline) {
 		if d := ev.of(EventDisconnected); len(d) > 0 {
 			t.Fatalf("disconnected while the server pings: %+v", d)
@@ -301,7 +301,7 @@ func TestReadTimeout(t *testing.T) {
 	}
 	h.publish(t, "idle", `"still here"`)
 	if m := next(t, s); string(m.Data) != `"still here"` {
-		t.Fatalf("got %+v", m)
+		t.Fatalf("got %+v; disconnections: %+v", m, ev.of(EventDisconnected))
 	}
 
 	f := startFake(t, newStore(10)) // never pings
