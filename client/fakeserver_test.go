@@ -74,8 +74,9 @@ func startFake(t testing.TB, store *fakeStore) *fake {
 	f := &fake{t: t, store: store, history: true, failSub: map[string][]int{},
 		swallow: func(string) bool { return false },
 		conns:   map[*fakeConn]bool{}, subs: map[string]map[*fakeConn]bool{}}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.upgrade))
-	f.URL = "ws" + strings.TrimPrefix(f.srv.URL, "http") + "/ws"
+	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.upgrade))
+	f.URL = "ws://" + f.srv.Listener.Addr().String() + "/ws"
+	f.srv.Start() // after the fields its handlers read are set
 	store.mu.Lock()
 	store.fakes = append(store.fakes, f)
 	store.mu.Unlock()
@@ -91,6 +92,7 @@ func (f *fake) upgrade(w http.ResponseWriter, r *http.Request) {
 	auth := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
 	f.mu.Lock()
 	f.auths = append(f.auths, auth)
+	client := fmt.Sprint("c", len(f.auths))
 	refuse := f.refuse > 0
 	if refuse {
 		f.refuse--
@@ -114,7 +116,7 @@ func (f *fake) upgrade(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.conns[c] = true
 	f.mu.Unlock()
-	c.ws.send(map[string]any{"op": "hello", "client": fmt.Sprint("c", len(f.auths)), "node": f.URL})
+	c.ws.send(map[string]any{"op": "hello", "client": client, "node": f.URL})
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
