@@ -1,0 +1,318 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// State is the client's connection state.
+type State int
+
+// States.
+const (
+	Connecting State = iota // dialling, or waiting to dial again
+	Connected               // the hello arrived; requests go out at once
+	Stopped                 // closed, or ended by the server (Err says why)
+)
+
+// Client is a connection to a meshcast cluster that reconnects,
+// resubscribes and recovers (see the package doc).
+type Client struct {
+	cfg    Config
+	log    *slog.Logger
+	ctx    context.Context // ends at Close or stop
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // run, subscription pumps, timers that run
+
+	// mu guards the fields below. Lock order: Client.mu before
+	// Subscription.mu.
+	mu      sync.Mutex
+	conn    *conn
+	up      chan struct{} // closed while conn is set; replaced when it goes
+	hello   *serverFrame
+	subs    map[string]*Subscription
+	waiting map[uint64]*pending // requests sent on conn, by id
+	nextID  uint64
+	stopErr error         // why the client stopped; nil while it runs
+	stopped chan struct{} // closed when stopErr is set
+}
+
+// pending is a request sent and not answered yet.
+type pending struct {
+	req  request
+	done func(*serverFrame, error) // called once, never under mu
+}
+
+// Dial connects to one URL with the defaults of DefaultConfig.
+func Dial(ctx context.Context, url string) (*Client, error) {
+	cfg := DefaultConfig()
+	cfg.URLs = []string{url}
+	return Connect(ctx, cfg)
+}
+
+// Connect starts a client and returns once it is connected. Until then it
+// tries each URL in turn with backoff; it gives up when ctx ends, or at
+// once on an upgrade refused with 401 or 403 (a token problem) when there
+// is no GetToken. After Connect returns the client stays connected until
+// Close.
+func Connect(ctx context.Context, cfg Config) (*Client, error) {
+	if len(cfg.URLs) == 0 {
+		return nil, errors.New("client: no URL")
+	}
+	cfg = cfg.withDefaults()
+	c := &Client{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		up:      make(chan struct{}),
+		subs:    make(map[string]*Subscription),
+		waiting: make(map[uint64]*pending),
+		stopped: make(chan struct{}),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	c.wg.Add(1)
+	go c.run(first)
+	select {
+	case err := <-first:
+		if err == nil {
+			return c, nil
+		}
+		c.Close()
+		return nil, err
+	case <-ctx.Done():
+		c.Close()
+		return nil, fmt.Errorf("client: connect: %w", ctx.Err())
+	}
+}
+
+// Close closes the connection, stops reconnecting, ends every
+// subscription, and waits for the client's goroutines. Requests in
+// flight return ErrClosed. Do not call it from a callback.
+func (c *Client) Close() error {
+	c.stop(ErrClosed, nil)
+	c.wg.Wait()
+	return nil
+}
+
+// Done is closed when the client stops: Close, or the server ending it.
+func (c *Client) Done() <-chan struct{} { return c.stopped }
+
+// Err says why the client stopped: ErrClosed, a *CloseError; nil while
+// it runs.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stopErr
+}
+
+// State reports the connection state.
+func (c *Client) State() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.stopErr != nil:
+		return Stopped
+	case c.conn != nil:
+		return Connected
+	}
+	return Connecting
+}
+
+// Node is the name of the node the client is connected to, "" while
+// disconnected.
+func (c *Client) Node() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.hello == nil {
+		return ""
+	}
+	return c.hello.Node
+}
+
+// stop ends the client with err once; the connection cn (or the current
+// one) is closed.
+func (c *Client) stop(err error, ev *Event) {
+	c.mu.Lock()
+	if c.stopErr != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.stopErr = err
+	close(c.stopped)
+	cn := c.conn
+	subs := c.subs
+	c.subs = map[string]*Subscription{}
+	c.mu.Unlock()
+	c.cancel()
+	if cn != nil {
+		cn.closeWith(1000, "")
+	}
+	for _, s := range subs {
+		s.end(err)
+	}
+	if ev != nil {
+		c.event(*ev)
+	}
+}
+
+func (c *Client) event(e Event) {
+	if c.cfg.OnEvent != nil {
+		c.cfg.OnEvent(e)
+	}
+}
+
+// delay is the backoff before attempt n (0-based): full jitter under a
+// cap that doubles from MinReconnectDelay to MaxReconnectDelay.
+func (c *Client) delay(n int) time.Duration {
+	limit := c.cfg.MaxReconnectDelay
+	if n < 30 {
+		limit = min(limit, c.cfg.MinReconnectDelay<<n)
+	}
+	return rand.N(limit + 1)
+}
+
+// afterFunc runs f after d on its own goroutine, unless the client stops
+// first; Close waits for a running f.
+func (c *Client) afterFunc(d time.Duration, f func()) *time.Timer {
+	return time.AfterFunc(d, func() {
+		c.mu.Lock()
+		if c.stopErr != nil {
+			c.mu.Unlock()
+			return
+		}
+		c.wg.Add(1)
+		c.mu.Unlock()
+		defer c.wg.Done()
+		f()
+	})
+}
+
+// current waits for a connection (or ctx, or the client's end).
+func (c *Client) current(ctx context.Context) (*conn, error) {
+	for {
+		c.mu.Lock()
+		cn, up, err := c.conn, c.up, c.stopErr
+		c.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		if cn != nil {
+			return cn, nil
+		}
+		select {
+		case <-up:
+		case <-c.stopped:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("client: no connection: %w", ctx.Err())
+		}
+	}
+}
+
+// send writes req on cn, and done gets its answer (or ErrConnectionLost
+// when cn goes first). It returns the request's id, or false if cn is no
+// longer the current connection.
+func (c *Client) send(ctx context.Context, cn *conn, req request, done func(*serverFrame, error)) (uint64, bool) {
+	c.mu.Lock()
+	if c.conn != cn || cn == nil {
+		c.mu.Unlock()
+		return 0, false
+	}
+	c.nextID++
+	id := c.nextID
+	c.waiting[id] = &pending{req: req, done: done}
+	c.mu.Unlock()
+	if err := cn.write(ctx, req.encode(id)); err != nil {
+		if ctx.Err() != nil && c.forget(id) {
+			done(nil, ctx.Err())
+			return id, true
+		}
+		// The connection is failing: closing it ends readLoop, and detach
+		// fails the request with ErrConnectionLost.
+		cn.closeWith(1000, "")
+	}
+	return id, true
+}
+
+// forget drops a request; false if it was answered or failed already.
+func (c *Client) forget(id uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.waiting[id]
+	delete(c.waiting, id)
+	return ok
+}
+
+type answer struct {
+	f   *serverFrame
+	err error
+}
+
+// roundTrip sends req once connected and waits for its answer. A read is
+// sent again after a lost connection; a publish never is.
+func (c *Client) roundTrip(ctx context.Context, req request) (*serverFrame, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.RequestTimeout)
+		defer cancel()
+	}
+	for {
+		cn, err := c.current(ctx)
+		if err != nil {
+			return nil, err
+		}
+		ch := make(chan answer, 1)
+		id, ok := c.send(ctx, cn, req, func(f *serverFrame, err error) { ch <- answer{f, err} })
+		if !ok {
+			continue
+		}
+		select {
+		case a := <-ch:
+			if errors.Is(a.err, ErrConnectionLost) && req.op == "history" {
+				continue
+			}
+			return a.f, a.err
+		case <-ctx.Done():
+			c.forget(id)
+			return nil, fmt.Errorf("client: %s: %w", req.op, ctx.Err())
+		}
+	}
+}
+
+// Publish sends data, one JSON value passed byte-exact, to every
+// subscriber of ch and returns on the server's ack. While disconnected it
+// waits for the connection, within ctx and Config.RequestTimeout. It is
+// never retried: an *Error means not published; ErrConnectionLost or a
+// context error may or may not have been.
+func (c *Client) Publish(ctx context.Context, ch string, data []byte) error {
+	if !json.Valid(data) {
+		return ErrBadData
+	}
+	_, err := c.roundTrip(ctx, request{op: "pub", ch: ch, data: data})
+	return err
+}
+
+// PublishJSON marshals v and publishes it.
+func (c *Client) PublishJSON(ctx context.Context, ch string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	return c.Publish(ctx, ch, b)
+}
+
+// History returns the last messages of ch, oldest first, at most limit
+// (0: the server's default). A server or channel without history answers
+// with an *Error 400.
+func (c *Client) History(ctx context.Context, ch string, limit int) ([]HistoryMessage, error) {
+	f, err := c.roundTrip(ctx, request{op: "history", ch: ch, limit: limit})
+	if err != nil {
+		return nil, err
+	}
+	return f.Msgs, nil
+}

@@ -1,0 +1,215 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+)
+
+// conn is one WebSocket connection. Its frames are read by one goroutine
+// (readLoop); writes take wsem, a one-slot semaphore, with a deadline.
+type conn struct {
+	nc    net.Conn
+	rd    *wsutil.Reader
+	ctl   wsutil.ControlHandler
+	cfg   *Config
+	idle  time.Duration // read deadline per frame once connected; 0 during the dial
+	hello *serverFrame
+	wsem  chan struct{}
+
+	closeOnce sync.Once
+}
+
+// dialError is a refused upgrade: the HTTP status and its Retry-After.
+type dialError struct {
+	status     int
+	retryAfter time.Duration
+	body       string
+}
+
+func (e *dialError) Error() string {
+	return fmt.Sprintf("client: upgrade refused: HTTP %d %s", e.status, e.body)
+}
+
+// dial connects to url and reads the hello.
+func dial(ctx context.Context, cfg *Config, url, token string) (*conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	hdr := http.Header{}
+	for k, v := range cfg.Header {
+		hdr[k] = v
+	}
+	if token != "" {
+		hdr.Set("Authorization", "Bearer "+token)
+	}
+	var refused *dialError
+	d := ws.Dialer{
+		Header:    ws.HandshakeHeaderHTTP(hdr),
+		TLSConfig: cfg.TLSConfig,
+		OnStatusError: func(status int, _ []byte, resp io.Reader) {
+			refused = readRefusal(status, resp)
+		},
+	}
+	nc, br, _, err := d.Dial(ctx, url)
+	if err != nil {
+		if refused != nil {
+			return nil, refused
+		}
+		return nil, err
+	}
+	var src io.Reader = nc
+	if br != nil {
+		src = io.MultiReader(br, nc)
+	}
+	c := newConn(nc, src, cfg)
+	if dl, ok := ctx.Deadline(); ok {
+		_ = nc.SetReadDeadline(dl)
+	}
+	b, err := c.next()
+	if err == nil {
+		c.hello, err = decodeFrame(b)
+		if err == nil && c.hello.Op != "hello" {
+			err = fmt.Errorf("client: first frame is %q, not hello", c.hello.Op)
+		}
+	}
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// newConn wraps nc; its frames are read from src (nc, after what the
+// handshake read ahead).
+func newConn(nc net.Conn, src io.Reader, cfg *Config) *conn {
+	c := &conn{nc: nc, cfg: cfg, wsem: make(chan struct{}, 1)}
+	c.rd = &wsutil.Reader{
+		Source:         src,
+		State:          ws.StateClientSide,
+		CheckUTF8:      true,
+		MaxMessageSize: cfg.MaxMessageSize,
+		OnIntermediate: func(h ws.Header, r io.Reader) error { return c.control(h, r) },
+	}
+	return c
+}
+
+// readRefusal reads the status and Retry-After of a refused upgrade.
+func readRefusal(status int, resp io.Reader) *dialError {
+	e := &dialError{status: status}
+	res, err := http.ReadResponse(bufio.NewReader(io.LimitReader(resp, 4096)), nil)
+	if err != nil {
+		return e
+	}
+	if s, err := strconv.Atoi(res.Header.Get("Retry-After")); err == nil && s > 0 {
+		e.retryAfter = time.Duration(s) * time.Second
+	}
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 512))
+	e.body = string(bytes.TrimSpace(body))
+	return e
+}
+
+// next returns the next text message, answering control frames on the
+// way. A close frame ends it with a wsutil.ClosedError.
+func (c *conn) next() ([]byte, error) {
+	for {
+		if c.idle > 0 { // any frame, a ping included, proves the server alive
+			_ = c.nc.SetReadDeadline(time.Now().Add(c.idle))
+		}
+		h, err := c.rd.NextFrame()
+		if err != nil {
+			return nil, err
+		}
+		if h.OpCode.IsControl() {
+			if err := c.control(h, c.rd); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if h.OpCode != ws.OpText {
+			if err := c.rd.Discard(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		return io.ReadAll(c.rd)
+	}
+}
+
+func (c *conn) control(h ws.Header, r io.Reader) error {
+	ctl := wsutil.ControlHandler{Src: r, Dst: lockedWriter{c}, State: ws.StateClientSide}
+	return ctl.Handle(h)
+}
+
+// readLoop hands every message to handle until the connection ends, and
+// returns the close code and reason (1006 when there was no close frame).
+func (c *conn) readLoop(handle func([]byte)) (int, string) {
+	c.idle = c.cfg.ReadTimeout
+	for {
+		b, err := c.next()
+		if err != nil {
+			var ce wsutil.ClosedError
+			if errors.As(err, &ce) {
+				return int(ce.Code), ce.Reason
+			}
+			if errors.Is(err, wsutil.ErrMessageTooLarge) {
+				c.closeWith(ws.StatusMessageTooBig, "message too big")
+			}
+			return 1006, err.Error()
+		}
+		handle(b)
+	}
+}
+
+// write sends one text frame; ctx bounds the wait for the semaphore.
+func (c *conn) write(ctx context.Context, p []byte) error {
+	select {
+	case c.wsem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-c.wsem }()
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+	return wsutil.WriteClientText(c.nc, p)
+}
+
+// closeWith sends a close frame (best effort) and closes the socket,
+// which ends readLoop.
+func (c *conn) closeWith(code ws.StatusCode, reason string) {
+	c.closeOnce.Do(func() {
+		select {
+		case c.wsem <- struct{}{}:
+			_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+			_ = ws.WriteFrame(c.nc, ws.MaskFrameInPlace(ws.NewCloseFrame(ws.NewCloseFrameBody(code, reason))))
+			<-c.wsem
+		default: // a write is stuck: do not wait for it
+		}
+		c.nc.Close()
+	})
+}
+
+// lockedWriter writes control answers (pong, close) under the semaphore.
+type lockedWriter struct{ c *conn }
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), w.c.cfg.WriteTimeout)
+	defer cancel()
+	select {
+	case w.c.wsem <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	defer func() { <-w.c.wsem }()
+	_ = w.c.nc.SetWriteDeadline(time.Now().Add(w.c.cfg.WriteTimeout))
+	return w.c.nc.Write(p)
+}

@@ -1,0 +1,56 @@
+// Package client is the Go client of meshcast: a connection that
+// reconnects, resubscribes and recovers, speaking only the documented
+// protocol (docs/protocol.md).
+//
+//	c, err := client.Dial(ctx, "ws://localhost:8080/ws")
+//	sub, err := c.Subscribe(ctx, "chat:lobby")
+//	go func() {
+//		for m := range sub.C {
+//			if m.Gap { /* messages may have been missed here */ }
+//			fmt.Println(string(m.Data))
+//		}
+//	}()
+//	err = c.Publish(ctx, "chat:lobby", []byte(`{"text":"hi"}`))
+//
+// # Connection
+//
+// Connect dials the first of Config.URLs and returns once the server's
+// hello has arrived. After that one goroutine keeps the client connected:
+// when the connection ends it waits a random time in [0, cap) (full jitter;
+// the cap starts at MinReconnectDelay and doubles to MaxReconnectDelay),
+// dials the next URL, sends every subscription again, then what waited for
+// the connection. Close codes decide: 4003 (disconnected by the server)
+// stops the client, as does 4001 (token expired) without GetToken; with
+// GetToken a fresh token is fetched before every reconnect. An HTTP 503
+// on the upgrade (a node not ready) honours Retry-After when there is only
+// one URL to try.
+//
+// # Delivery
+//
+// Each Subscription has its own goroutine that hands messages to its
+// channel C (or to a callback) from a bounded queue (Config.Buffer). A
+// subscriber that falls further behind loses messages, and then receives a
+// Message with Gap set before the next one: never a silent hole. A gap
+// is also delivered when the server sends one, and after a resubscribe
+// that did not recover everything. On channels with history the client
+// resubscribes with since = the position of the last message received, so
+// a reconnect within the history window loses nothing and adds no
+// duplicates.
+//
+// # Requests
+//
+// Publish and History block until the answer, the context ends, or
+// Config.RequestTimeout passes, waiting for a connection if there is none.
+// A publish is never retried by the client: an *Error (503 when the node
+// is not a member in good standing) means it was not published;
+// ErrConnectionLost or a context error after it was sent means it may or
+// may not have been. History, a read, is sent again after a reconnect.
+//
+// # Concurrency
+//
+// Every method is safe for concurrent use. Callbacks (WithCallback,
+// Config.OnEvent) run on the client's goroutines: they may call Publish,
+// Subscribe and Unsubscribe, but not Close, and they should return
+// quickly. Close stops every goroutine the client started and waits for
+// them.
+package client

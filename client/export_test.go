@@ -1,0 +1,4 @@
+package client
+
+// ExampleNode lets the examples (package client_test) start a hub.
+var ExampleNode = exampleNode

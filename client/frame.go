@@ -1,0 +1,109 @@
+package client
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// Error is an err frame of the server, answering a request: the request
+// was not done. Codes: 400 malformed, 403 not allowed, 413 too large, 429
+// over a limit, 503 the node is not a member in good standing.
+type Error struct {
+	Code   int
+	Reason string
+}
+
+func (e *Error) Error() string { return "meshcast: " + strconv.Itoa(e.Code) + " " + e.Reason }
+
+// CloseError is the server's close code when it ends the client for good:
+// 4003 (disconnected by the server), or 4001 (token expired) without
+// Config.GetToken.
+type CloseError struct {
+	Code   int
+	Reason string
+}
+
+func (e *CloseError) Error() string {
+	return "meshcast: closed by the server: " + strconv.Itoa(e.Code) + " " + e.Reason
+}
+
+// Errors callers branch on.
+var (
+	ErrClosed         = errors.New("client: closed")
+	ErrConnectionLost = errors.New("client: connection lost before the answer: the request may or may not have been done")
+	ErrDuplicate      = errors.New("client: already subscribed to this channel")
+	ErrBadData        = errors.New("client: data is not one valid JSON value")
+)
+
+// serverFrame is any frame the server sends; fields by op.
+type serverFrame struct {
+	Op        string           `json:"op"`
+	ID        *uint64          `json:"id"`
+	Ch        string           `json:"ch"`
+	Data      json.RawMessage  `json:"data"`
+	Pos       string           `json:"pos"`
+	Code      int              `json:"code"`
+	Reason    string           `json:"reason"`
+	Recovered bool             `json:"recovered"`
+	Msgs      []HistoryMessage `json:"msgs"`
+	Client    string           `json:"client"`
+	Node      string           `json:"node"`
+	User      string           `json:"user"`
+}
+
+// HistoryMessage is one message of a channel's history.
+type HistoryMessage struct {
+	Data json.RawMessage `json:"data"`
+	Pos  string          `json:"pos"`
+}
+
+// decodeFrame parses one text message of the server. Unknown fields and
+// ops are the business of later protocol versions: they pass.
+func decodeFrame(b []byte) (*serverFrame, error) {
+	var f serverFrame
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("client: bad frame from the server: %w", err)
+	}
+	if f.Op == "" {
+		return nil, errors.New("client: bad frame from the server: no op")
+	}
+	return &f, nil
+}
+
+// request is one client frame. Data goes out byte-exact (json.Marshal
+// would compact a RawMessage), so frames are appended by hand.
+type request struct {
+	op, ch, since string
+	data          []byte
+	limit         int
+}
+
+func (r request) encode(id uint64) []byte {
+	b := make([]byte, 0, 48+len(r.ch)+len(r.data)+len(r.since))
+	b = append(b, `{"op":"`...)
+	b = append(b, r.op...)
+	b = append(b, `","ch":`...)
+	b = appendString(b, r.ch)
+	b = append(b, `,"id":`...)
+	b = strconv.AppendUint(b, id, 10)
+	if r.since != "" {
+		b = append(b, `,"since":`...)
+		b = appendString(b, r.since)
+	}
+	if r.limit > 0 {
+		b = append(b, `,"limit":`...)
+		b = strconv.AppendInt(b, int64(r.limit), 10)
+	}
+	if r.data != nil {
+		b = append(b, `,"data":`...)
+		b = append(b, r.data...)
+	}
+	return append(b, '}')
+}
+
+func appendString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s) // a string always marshals
+	return append(b, q...)
+}

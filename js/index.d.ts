@@ -1,0 +1,169 @@
+// Types of meshcast.js, written by hand (the module is plain JavaScript so
+// that the binary serves it without a build step); `npm run types` checks
+// them against test/types.ts with tsc --noEmit.
+
+/** Codes the client itself gives, beside the server's numeric ones. */
+export type ClientErrorCode =
+  | "timeout" // no answer (or no connection) within the timeout: a publish may or may not have been published
+  | "connection_lost" // the connection closed before the answer: likewise
+  | "closed" // close() was called, or the subscription ended
+  | "disconnected" // the client is not connecting (connect() was not called, or it stopped)
+  | "queue_full" // more than maxQueue requests waiting for the connection
+  | "bad_frame"; // the server sent something that is not JSON
+
+/** An error of the server (err frames: 400, 403, 413, 429, 503; close
+ * codes 4001, 4003) or of the client. */
+export class MeshcastError extends Error {
+  constructor(code: number | ClientErrorCode, reason: string);
+  readonly name: "MeshcastError";
+  readonly code: number | ClientErrorCode;
+  readonly reason: string;
+}
+
+/** Any JSON value. */
+export type JSONValue = null | boolean | number | string | JSONValue[] | { [key: string]: JSONValue };
+
+/** A WebSocket constructor with the browser's API (Node 22's global, or the ws package's). */
+export interface WebSocketLike {
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onmessage: ((ev: { data: any }) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onerror: ((ev: any) => void) | null;
+}
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+export interface ClientOptions {
+  /** A connection token (JWT), sent as the `token` query parameter. */
+  token?: string;
+  /** Called for a fresh token before every reconnect, after close 4001
+   * (token expired), and before the first connect when `token` is not
+   * given. A rejection is reported as an `error` event and retried with
+   * backoff. */
+  getToken?: () => string | Promise<string>;
+  /** The WebSocket class, where there is no global one (Node 20: the ws package's). */
+  WebSocket?: WebSocketConstructor;
+  /** First reconnect delay cap in ms; default 500. Each failed attempt
+   * doubles it up to maxReconnectDelay; the wait is random in [0, cap). */
+  minReconnectDelay?: number;
+  /** Largest reconnect delay cap in ms; default 20000. */
+  maxReconnectDelay?: number;
+  /** Request timeout in ms, waiting for the connection included; also the
+   * longest wait for the server's hello. Default 10000. */
+  timeout?: number;
+  /** Requests (publish, history) held while disconnected; default 1000. */
+  maxQueue?: number;
+}
+
+export const defaults: Required<Pick<ClientOptions, "minReconnectDelay" | "maxReconnectDelay" | "timeout" | "maxQueue">>;
+
+/** The server's hello. */
+export interface ServerInfo {
+  client: string;
+  node: string;
+  user?: string;
+}
+
+export interface DisconnectedContext {
+  /** The close code (1006 when the connection failed or dropped). */
+  code: number;
+  reason: string;
+  /** Whether the client will try again (after `delay` ms). False after
+   * close(), 4003, or 4001 without getToken. */
+  reconnect: boolean;
+  delay?: number;
+}
+
+export interface GapContext {
+  ch: string;
+  /** "server": the server's gap frame; "reconnect": resubscribed after a
+   * reconnect without a complete recovery; "not recovered": subscribed
+   * with `since` but the server could not guarantee completeness; "since
+   * refused": the server refused `since` (err 400) and the client
+   * subscribed without it. */
+  reason: "server" | "reconnect" | "not recovered" | "since refused";
+}
+
+export interface MessageContext {
+  ch: string;
+  /** Set on channels with history: pass it as `since` to resume after it. */
+  pos?: string;
+}
+
+export interface SubscribedContext {
+  /** The server replayed everything since the last position (`since`). */
+  recovered: boolean;
+  /** This is a resubscribe after a reconnect. */
+  resubscribe: boolean;
+}
+
+export type SubscriptionState = "subscribing" | "subscribed" | "unsubscribed";
+
+export interface SubscriptionEvents {
+  message: (data: JSONValue, ctx: MessageContext) => void;
+  subscribing: (ctx: {}) => void;
+  subscribed: (ctx: SubscribedContext) => void;
+  unsubscribed: (ctx: { error?: MeshcastError }) => void;
+  /** A failed sub: final (then `unsubscribed`) unless its code is 503, 429 or "timeout", which are retried with backoff. */
+  error: (err: MeshcastError) => void;
+  gap: (ctx: GapContext) => void;
+}
+
+declare class Emitter<E> {
+  on<K extends keyof E>(ev: K, fn: E[K]): this;
+  off<K extends keyof E>(ev: K, fn: E[K]): this;
+  once<K extends keyof E>(ev: K, fn: E[K]): this;
+}
+
+export class Subscription extends Emitter<SubscriptionEvents> {
+  readonly client: Client;
+  readonly channel: string;
+  readonly state: SubscriptionState;
+  /** The position of the last message received, on channels with history. */
+  readonly pos: string | undefined;
+  /** Leaves the channel; no message is delivered after this returns. */
+  unsubscribe(): void;
+  /** Resolves once subscribed; rejects if the subscription ends first. */
+  ready(): Promise<void>;
+}
+
+export interface ClientEvents {
+  connected: (info: ServerInfo) => void;
+  disconnected: (ctx: DisconnectedContext) => void;
+  gap: (ctx: GapContext) => void;
+  error: (err: MeshcastError | Error) => void;
+}
+
+export type ClientState = "disconnected" | "connecting" | "connected";
+
+export interface HistoryMessage {
+  data: JSONValue;
+  pos: string;
+}
+
+export class Client extends Emitter<ClientEvents> {
+  /** @param url one or more ws(s)://host/ws URLs, tried in turn on each reconnect. */
+  constructor(url: string | string[], opts?: ClientOptions);
+  readonly state: ClientState;
+  /** The server's hello while connected, else null. */
+  readonly info: ServerInfo | null;
+  readonly subs: ReadonlyMap<string, Subscription>;
+  /** Starts connecting; reconnects until close(). */
+  connect(): void;
+  /** Closes and stops reconnecting; pending requests reject with "closed". */
+  close(): void;
+  /** Subscribes; throws if `ch` already has a subscription on this client. */
+  subscribe(
+    ch: string,
+    onMessage?: (data: JSONValue, ctx: MessageContext) => void,
+    opts?: { since?: string },
+  ): Subscription;
+  /** Resolves on the server's ack. Waits for the connection while
+   * connecting, up to `timeout`. Never retried: on a numeric code the
+   * message was not published; on "timeout" or "connection_lost" it may
+   * or may not have been. */
+  publish(ch: string, data: unknown, opts?: { timeout?: number }): Promise<void>;
+  /** The channel's last messages, oldest first (err 400 where the channel
+   * has no history or the server does not support it). */
+  history(ch: string, opts?: { limit?: number; timeout?: number }): Promise<HistoryMessage[]>;
+}

@@ -1,0 +1,382 @@
+// meshcast client for browsers and Node >= 20: one ES module, no
+// dependencies, no build step (cmd/meshcast serves this very file at
+// /meshcast.js). Types: index.d.ts. Protocol: docs/protocol.md.
+//
+//   import { Client } from "meshcast";
+//   const c = new Client("wss://rt.example.com/ws", { getToken });
+//   c.subscribe("chat:lobby", (data) => console.log(data));
+//   c.connect();
+//   await c.publish("chat:lobby", { text: "hi" });
+
+/** The defaults of the options of Client (index.d.ts documents each). */
+export const defaults = {
+  minReconnectDelay: 500, // first reconnect waits up to this (ms); doubles each failed attempt
+  maxReconnectDelay: 20000, // the cap of that doubling; the actual wait is random in [0, cap) (full jitter)
+  timeout: 10000, // a request (publish, history, sub, the hello) gives up after this (ms), connection wait included
+  maxQueue: 1000, // requests held while disconnected; more are rejected at once
+};
+
+/** An error of the server (numeric code: 400, 403, 413, 429, 503, close codes)
+ * or of the client ("timeout", "connection_lost", "closed", "disconnected",
+ * "queue_full", "bad_frame"). */
+export class MeshcastError extends Error {
+  constructor(code, reason) {
+    super("meshcast: " + (typeof code == "number" ? code + " " : "") + reason);
+    this.name = "MeshcastError";
+    this.code = code;
+    this.reason = reason;
+  }
+}
+
+const err = (code, reason) => new MeshcastError(code, reason);
+
+class Emitter {
+  constructor() {
+    this._on = {};
+  }
+  /** Calls fn on each event ev until off(ev, fn). */
+  on(ev, fn) {
+    (this._on[ev] ||= []).push(fn);
+    return this;
+  }
+  off(ev, fn) {
+    this._on[ev] = (this._on[ev] || []).filter((f) => f !== fn && f._fn !== fn);
+    return this;
+  }
+  once(ev, fn) {
+    const w = (...a) => (this.off(ev, w), fn(...a));
+    w._fn = fn;
+    return this.on(ev, w);
+  }
+  // A listener that throws must not break the client: its error is
+  // rethrown from a timer, where it is reported like any uncaught error.
+  _emit(ev, ...a) {
+    for (const f of this._on[ev] || []) {
+      try {
+        f(...a);
+      } catch (e) {
+        setTimeout(() => {
+          throw e;
+        });
+      }
+    }
+  }
+}
+
+/** One channel's subscription. States: "subscribing" (waiting for the
+ * server's ack, or for the connection), "subscribed", "unsubscribed". */
+export class Subscription extends Emitter {
+  constructor(client, channel, since) {
+    super();
+    this.client = client;
+    this.channel = channel;
+    /** The position of the last message received (channels with history). */
+    this.pos = since;
+    this.state = "subscribing";
+    this._was = false; // was subscribed before: the next sub is a resubscribe
+    this._n = 0; // failed attempts, for the backoff of retries
+    this._timer = 0;
+  }
+
+  /** Leaves the channel. No message is delivered after this returns. */
+  unsubscribe() {
+    const c = this.client;
+    if (c.subs.get(this.channel) !== this) return;
+    c.subs.delete(this.channel);
+    clearTimeout(this._timer);
+    if (c.state == "connected") c._call({ op: "unsub", ch: this.channel }, () => {});
+    this._set("unsubscribed", {});
+  }
+
+  /** Resolves once subscribed; rejects if the subscription ends first. */
+  ready() {
+    return new Promise((resolve, reject) => {
+      if (this.state == "subscribed") return resolve();
+      if (this.state == "unsubscribed") return reject(err("closed", "unsubscribed"));
+      const ok = () => (this.off("unsubscribed", no), resolve());
+      const no = (ctx) => (this.off("subscribed", ok), reject(ctx.error || err("closed", "unsubscribed")));
+      this.once("subscribed", ok).once("unsubscribed", no);
+    });
+  }
+
+  _set(state, ctx) {
+    this.state = state;
+    this._emit(state, ctx);
+  }
+
+  _gap(reason) {
+    const g = { ch: this.channel, reason };
+    this._emit("gap", g);
+    this.client._emit("gap", g);
+  }
+
+  // Sends the sub (with since = the last position, when there is one) and
+  // handles its answer. Called on each hello and on retries.
+  _sub() {
+    const c = this.client, since = this.pos;
+    clearTimeout(this._timer);
+    if (c.state != "connected" || c.subs.get(this.channel) !== this) return;
+    if (this.state != "subscribing") this._set("subscribing", {});
+    const f = { op: "sub", ch: this.channel };
+    if (since != null) f.since = since;
+    c._call(f, (e, m) => {
+      // Connection gone (resubscribed on the next hello) or unsubscribed:
+      if (c.state != "connected" || c.subs.get(this.channel) !== this) return;
+      if (!e) {
+        const recovered = since != null && m.recovered === true, resubscribe = this._was;
+        this._was = true;
+        this._n = 0;
+        this._set("subscribed", { recovered, resubscribe });
+        if ((resubscribe || since != null) && !recovered) this._gap(resubscribe ? "reconnect" : "not recovered");
+      } else if (e.code == 400 && since != null) {
+        // since refused (no history here, or a position the cluster does
+        // not know): subscribe without it, and say what may be missing.
+        this.pos = undefined;
+        this._gap("since refused");
+        this._sub();
+      } else if (e.code == 503 || e.code == 429 || e.code == "timeout") {
+        this._emit("error", e);
+        this._timer = setTimeout(() => this._sub(), c._delay(this._n++));
+      } else {
+        c.subs.delete(this.channel);
+        this._emit("error", e);
+        this._set("unsubscribed", { error: e });
+      }
+    });
+  }
+}
+
+/** A meshcast connection that reconnects, resubscribes and recovers. */
+export class Client extends Emitter {
+  /** @param {string|string[]} url one or more ws(s)://host/ws URLs, tried in turn */
+  constructor(url, opts = {}) {
+    super();
+    this.urls = [].concat(url);
+    this.opts = { ...defaults, ...opts };
+    this.WebSocket = opts.WebSocket || globalThis.WebSocket;
+    if (!this.urls.length) throw new TypeError("meshcast: no URL");
+    if (!this.WebSocket) throw new TypeError("meshcast: no global WebSocket here (Node 20): pass the WebSocket option");
+    this.token = opts.token;
+    /** "disconnected", "connecting" or "connected". */
+    this.state = "disconnected";
+    /** The server's hello ({client, node, user}) while connected. */
+    this.info = null;
+    /** @type {Map<string, Subscription>} */
+    this.subs = new Map();
+    this._reqs = new Map(); // id -> request sent on this connection
+    this._queue = []; // requests waiting for a connection, in order
+    this._id = 0;
+    this._n = 0; // failed connection attempts since the last hello
+    this._url = 0;
+    this._gen = 0; // bumped by close(): stale callbacks compare it
+    this._ws = null;
+    this._timer = 0;
+  }
+
+  /** Starts connecting (and reconnecting until close()). */
+  connect() {
+    if (this.state != "disconnected") return;
+    this.state = "connecting";
+    this._open(false);
+  }
+
+  /** Closes the connection and stops reconnecting; pending requests reject
+   * with code "closed". connect() starts again and resubscribes. */
+  close() {
+    if (this.state == "disconnected") return;
+    this._halt(1000, "client closed", err("closed", "client closed"));
+  }
+
+  /** Subscribes to ch; onMessage(data, {ch, pos}) gets each message.
+   * opts.since resumes after a position (from history or a message). */
+  subscribe(ch, onMessage, opts = {}) {
+    if (this.subs.has(ch)) throw new Error("meshcast: already subscribed to " + ch);
+    const s = new Subscription(this, ch, opts.since);
+    if (onMessage) s.on("message", onMessage);
+    this.subs.set(ch, s);
+    s._sub();
+    return s;
+  }
+
+  /** Resolves when the server acks the publish; rejects with a
+   * MeshcastError. Never retried by the client: a rejected publish with a
+   * server code was not published; with "connection_lost" or "timeout" it
+   * may or may not have been. */
+  publish(ch, data, opts) {
+    if (data === undefined) return Promise.reject(new TypeError("meshcast: publish needs data"));
+    return this._ask({ op: "pub", ch, data }, opts).then(() => {});
+  }
+
+  /** The last messages of ch ({data, pos}, oldest first). */
+  history(ch, opts = {}) {
+    const f = { op: "history", ch };
+    if (opts.limit != null) f.limit = opts.limit;
+    return this._ask(f, opts).then((m) => m.msgs || []);
+  }
+
+  _delay(n) {
+    const o = this.opts;
+    return Math.random() * Math.min(o.maxReconnectDelay, o.minReconnectDelay * 2 ** n);
+  }
+
+  async _open(fresh) {
+    const gen = this._gen, get = this.opts.getToken;
+    if (get && (fresh || this.token == null)) {
+      try {
+        this.token = await get();
+      } catch (e) {
+        if (gen == this._gen) this._emit("error", e), this._retry(0, "getToken failed", false);
+        return;
+      }
+      if (gen != this._gen) return;
+    }
+    let url = this.urls[this._url % this.urls.length];
+    if (this.token) url += (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(this.token);
+    let ws;
+    try {
+      ws = this._ws = new this.WebSocket(url);
+    } catch (e) {
+      this._emit("error", e);
+      return this._retry(1006, String(e.message || e), false);
+    }
+    this._timer = setTimeout(() => this._lost(1006, "no hello in time"), this.opts.timeout);
+    ws.onmessage = (ev) => this._frame(ev.data);
+    ws.onclose = (ev) => this._lost(ev.code, ev.reason);
+    ws.onerror = () => {}; // a close event follows with the code
+  }
+
+  // _drop detaches the current socket and closes it.
+  _drop(code) {
+    const ws = this._ws;
+    this._ws = null;
+    clearTimeout(this._timer);
+    if (!ws) return;
+    ws.onmessage = ws.onclose = null;
+    ws.onerror = () => {};
+    try {
+      ws.close(code);
+    } catch {}
+  }
+
+  // The socket closed or failed: fail or requeue what was in flight, then
+  // reconnect or stop, by close code (docs/protocol.md).
+  _lost(code, reason) {
+    this._drop();
+    this.state = "connecting";
+    this.info = null;
+    const again = [];
+    for (const r of this._reqs.values()) {
+      if (r.f.op == "history") again.push(r); // a read: safe to send again
+      else r.cb(err("connection_lost", "connection lost before the answer: the " + r.f.op + " may or may not have been done"));
+    }
+    this._reqs.clear();
+    this._queue.unshift(...again);
+    for (const s of this.subs.values()) if (s.state == "subscribed") s._set("subscribing", {});
+    if (code == 4003) return this._halt(code, reason, err(4003, reason || "disconnected by the server"));
+    if (code == 4001 && !this.opts.getToken) return this._halt(code, reason, err(4001, "token expired and no getToken option"));
+    this._retry(code, reason, !!this.opts.getToken);
+  }
+
+  _retry(code, reason, fresh) {
+    const delay = this._delay(this._n++);
+    this.state = "connecting";
+    this._url++;
+    const gen = this._gen;
+    this._timer = setTimeout(() => gen == this._gen && this._open(fresh), delay);
+    this._emit("disconnected", { code, reason, reconnect: true, delay });
+  }
+
+  _halt(code, reason, e) {
+    this._gen++;
+    this._drop(1000);
+    clearTimeout(this._timer);
+    this.state = "disconnected";
+    this.info = null;
+    for (const r of [...this._reqs.values(), ...this._queue]) r.cb(e);
+    this._reqs.clear();
+    this._queue = [];
+    for (const s of this.subs.values()) clearTimeout(s._timer), s.state == "subscribed" && s._set("subscribing", {});
+    if (code != 1000) this._emit("error", e);
+    this._emit("disconnected", { code, reason, reconnect: false });
+  }
+
+  _frame(text) {
+    let m;
+    try {
+      m = JSON.parse(text);
+    } catch {}
+    if (!m || typeof m != "object") return this._emit("error", err("bad_frame", "not a JSON object: " + String(text).slice(0, 100)));
+    const s = this.subs.get(m.ch);
+    switch (m.op) {
+      case "hello":
+        clearTimeout(this._timer);
+        this._n = 0;
+        this.state = "connected";
+        this.info = { client: m.client, node: m.node, user: m.user };
+        for (const s of this.subs.values()) s._sub(); // resubscribe first,
+        for (const r of this._queue.splice(0)) this._send(r); // then what waited, in order,
+        this._emit("connected", this.info); // then the application
+        break;
+      case "msg":
+        if (!s) return;
+        if (m.pos != null) s.pos = m.pos;
+        s._emit("message", m.data, { ch: m.ch, pos: m.pos });
+        break;
+      case "gap":
+        if (s) s._gap("server");
+        else this._emit("gap", { ch: m.ch, reason: "server" });
+        break;
+      case "err":
+        if (!this._take(m.id, err(m.code, m.reason))) this._emit("error", err(m.code, m.reason));
+        break;
+      default: // ack, history, and ops of later versions
+        this._take(m.id, null, m);
+    }
+  }
+
+  _take(id, e, m) {
+    const r = id != null && this._reqs.get(id);
+    if (!r) return false;
+    this._reqs.delete(id);
+    r.cb(e, m);
+    return true;
+  }
+
+  // _call sends f now (the caller checked the state) and calls cb(err, frame) once.
+  _call(f, cb) {
+    const r = { f, cb: (e, m) => (clearTimeout(r.t), cb(e, m)) };
+    r.t = setTimeout(() => this._forget(r) && r.cb(err("timeout", f.op + " not answered in time")), this.opts.timeout);
+    this._send(r);
+  }
+
+  // _ask is _call as a promise that waits for the connection first.
+  _ask(f, opts = {}) {
+    return new Promise((resolve, reject) => {
+      if (this.state == "disconnected") return reject(err("disconnected", "not connected: call connect()"));
+      if (this._queue.length >= this.opts.maxQueue) return reject(err("queue_full", "too many requests waiting for the connection"));
+      const r = { f, cb: (e, m) => (clearTimeout(r.t), e ? reject(e) : resolve(m)) };
+      const t = opts.timeout ?? this.opts.timeout;
+      r.t = setTimeout(() => this._forget(r) && r.cb(err("timeout", (this.state == "connected" ? "no answer" : "no connection") + " within " + t + " ms")), t);
+      this.state == "connected" ? this._send(r) : this._queue.push(r);
+    });
+  }
+
+  _forget(r) {
+    const q = this._queue.indexOf(r);
+    if (q >= 0) return this._queue.splice(q, 1);
+    return this._reqs.get(r.f.id) === r && this._reqs.delete(r.f.id);
+  }
+
+  _send(r) {
+    let text;
+    try {
+      r.f.id = ++this._id;
+      text = JSON.stringify(r.f);
+      this._reqs.set(r.f.id, r);
+      this._ws.send(text);
+    } catch (e) {
+      this._reqs.delete(r.f.id);
+      r.cb(e);
+    }
+  }
+}

@@ -1,0 +1,157 @@
+// A fake meshcast for the unit tests: real sockets (node:http + the ws
+// package), the v1 protocol, and what the real server is gaining (gap,
+// err 503, history with pos/since/recovered), plus knobs to make it fail
+// in the ways the client must survive. Several FakeServers may share one
+// Store: positions are then valid on each, like nodes of one cluster.
+import http from "node:http";
+import { WebSocketServer } from "ws";
+
+/** The cluster-wide state: every channel's history window. */
+export class Store {
+  constructor(window = 100) {
+    this.window = window;
+    this.seq = 0;
+    this.logs = new Map(); // ch -> [{data, pos}]
+    this.servers = new Set();
+  }
+  append(ch, data) {
+    const pos = "p" + ++this.seq; // opaque to the client
+    const log = this.logs.get(ch) || [];
+    log.push({ data, pos });
+    if (log.length > this.window) log.shift();
+    this.logs.set(ch, log);
+    return pos;
+  }
+}
+
+export class FakeServer {
+  constructor({ store = new Store(), history = true, tokens = null } = {}) {
+    this.store = store;
+    store.servers.add(this);
+    this.history = history; // false: like today's server, unknown op "history", no pos
+    this.tokens = tokens; // a Set of accepted tokens, or null for none needed
+    this.refuse = 0; // refuse this many upgrades with HTTP 503 + Retry-After
+    this.silent = false; // accept upgrades but never say hello
+    this.answer = () => true; // (conn, frame) => false: swallow the request, no answer
+    this.failSub = new Map(); // ch -> [code, ...] answered to the next subs
+    this.failPub = null; // code answered to every pub while set
+    this.received = []; // every frame from every client
+    this.upgrades = []; // {url, token} of every upgrade request
+    this.conns = new Set();
+    this.subs = new Map(); // ch -> Set of conns
+    this.wss = new WebSocketServer({ noServer: true });
+    this.http = http.createServer((req, res) => res.writeHead(404).end());
+    this.http.on("upgrade", (req, sock, head) => this._upgrade(req, sock, head));
+  }
+
+  async start(port = 0) {
+    await new Promise((resolve, reject) => {
+      this.http.once("error", reject);
+      this.http.listen(port, "127.0.0.1", resolve);
+    });
+    this.port = this.http.address().port;
+    this.url = `ws://127.0.0.1:${this.port}/ws`;
+    return this;
+  }
+
+  async stop() {
+    this.kill();
+    this.store.servers.delete(this);
+    await new Promise((resolve) => this.http.close(resolve));
+  }
+
+  _upgrade(req, sock, head) {
+    sock.on("error", () => {}); // a client that gives up resets the socket
+    const token = new URL(req.url, "http://x").searchParams.get("token");
+    this.upgrades.push({ url: req.url, token });
+    const refuse = (status, reason, extra = "") =>
+      sock.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\n${extra}Connection: close\r\n\r\n{"code":${status},"reason":"${reason}"}`);
+    if (this.refuse > 0) {
+      this.refuse--;
+      return refuse(503, "node not ready", "Retry-After: 1\r\n");
+    }
+    if (this.tokens && !this.tokens.has(token)) return refuse(401, "bad token");
+    this.wss.handleUpgrade(req, sock, head, (ws) => this._conn(ws, token));
+  }
+
+  _conn(ws, token) {
+    const conn = { ws, token, chans: new Set() };
+    this.conns.add(conn);
+    ws.on("close", () => this._gone(conn));
+    ws.on("error", () => {});
+    ws.on("message", (buf) => this._frame(conn, JSON.parse(String(buf))));
+    if (!this.silent) this.send(conn, { op: "hello", client: "c" + this.conns.size, node: "fake:" + this.port });
+  }
+
+  _gone(conn) {
+    this.conns.delete(conn);
+    for (const ch of conn.chans) this.subs.get(ch)?.delete(conn);
+  }
+
+  send(conn, obj) {
+    if (conn.ws.readyState === 1) conn.ws.send(JSON.stringify(obj));
+  }
+
+  _frame(conn, f) {
+    this.received.push(f);
+    if (!this.answer(conn, f)) return;
+    const reply = (obj) => f.id != null && this.send(conn, { id: f.id, ...obj });
+    const fail = (code, reason) => this.send(conn, { op: "err", ...(f.id != null && { id: f.id }), code, reason });
+    switch (f.op) {
+      case "sub": {
+        const codes = this.failSub.get(f.ch);
+        if (codes?.length) return fail(codes.shift(), "refused by the test");
+        let recovered;
+        if (f.since != null) {
+          if (!this.history) return fail(400, "channel has no history");
+          const log = this.store.logs.get(f.ch) || [];
+          const at = log.findIndex((m) => m.pos === f.since);
+          const missed = at >= 0 ? log.slice(at + 1) : log;
+          for (const m of missed) this.send(conn, { op: "msg", ch: f.ch, data: m.data, pos: m.pos });
+          recovered = at >= 0;
+        }
+        conn.chans.add(f.ch);
+        if (!this.subs.has(f.ch)) this.subs.set(f.ch, new Set());
+        this.subs.get(f.ch).add(conn);
+        return reply({ op: "ack", ...(recovered !== undefined && { recovered }) });
+      }
+      case "unsub":
+        conn.chans.delete(f.ch);
+        this.subs.get(f.ch)?.delete(conn);
+        return reply({ op: "ack" });
+      case "pub":
+        if (this.failPub) return fail(this.failPub, this.failPub === 503 ? "cluster unavailable: test" : "refused");
+        this.publish(f.ch, f.data);
+        return reply({ op: "ack" });
+      case "history":
+        if (!this.history) return fail(400, "unknown op");
+        return reply({ op: "history", ch: f.ch, msgs: (this.store.logs.get(f.ch) || []).slice(-(f.limit || 100)) });
+      default:
+        return fail(400, "unknown op");
+    }
+  }
+
+  /** Publishes as the server API would: stored, then sent to the
+   * subscribers of every server sharing the store. */
+  publish(ch, data) {
+    const pos = this.history ? this.store.append(ch, data) : undefined;
+    for (const s of this.store.servers) {
+      for (const conn of s.subs.get(ch) || []) s.send(conn, { op: "msg", ch, data, ...(pos && { pos }) });
+    }
+    return pos;
+  }
+
+  gap(ch) {
+    for (const conn of this.subs.get(ch) || []) this.send(conn, { op: "gap", ch });
+  }
+
+  /** Closes every connection with a close frame. */
+  closeAll(code, reason = "") {
+    for (const c of this.conns) c.ws.close(code, reason);
+  }
+
+  /** Drops every connection with no close frame, as a killed node does. */
+  kill() {
+    for (const c of this.conns) c.ws.terminate();
+  }
+}

@@ -1,0 +1,232 @@
+// Integration tests of meshcast.js against real meshcast processes: a
+// cluster of two, node kills and restarts, tokens, the server's errors.
+// History tests skip, saying why, while the server has no history.
+import { test, before, after, afterEach } from "node:test";
+import assert from "node:assert/strict";
+import { Client } from "../../meshcast.js";
+import { Node, startCluster, linksUp, jwt } from "../meshcast-proc.mjs";
+import { WebSocket, until, next, record } from "../helpers.mjs";
+
+const opts = { WebSocket, minReconnectDelay: 50, maxReconnectDelay: 500, timeout: 5000 };
+const cleanup = [];
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f();
+});
+
+function client(url, o = {}) {
+  const c = new Client(url, { ...opts, ...o });
+  cleanup.push(() => c.close());
+  return c;
+}
+
+async function connected(url, o) {
+  const c = client(url, o);
+  const hello = next(c, "connected", 10000);
+  c.connect();
+  await hello;
+  return c;
+}
+
+let nodes = [];
+before(async () => {
+  nodes = await startCluster(2);
+});
+after(async () => {
+  for (const n of nodes) await n.kill();
+});
+
+test("a publish on one node reaches a subscriber on the other; server errors carry their code", async () => {
+  const [a, b] = nodes;
+  const sub = await connected(a.url);
+  const pub = await connected(b.url);
+  assert.equal(sub.info.node, a.name);
+  const got = [];
+  const s = sub.subscribe("across", (d) => got.push(d));
+  await s.ready();
+  for (let i = 0; i < 20; i++) await pub.publish("across", { i });
+  await until(() => got.length == 20, "20 messages across nodes");
+  assert.deepEqual(got.map((d) => d.i), [...Array(20).keys()]);
+
+  await assert.rejects(pub.publish("bad name", 1), { code: 400 });
+  await assert.rejects(pub.publish("$sys:x", 1), { code: 403 });
+  const big = "x".repeat(40000);
+  await assert.rejects(pub.publish("across", big), { code: 413 });
+  const r = sub.subscribe("$nope");
+  await assert.rejects(r.ready(), { code: 403 });
+});
+
+test("kill -9 of the subscriber's node: reconnect to the other, resubscribe, say gap, keep receiving", async () => {
+  const a = await Node.start({ name: "victim", join: "127.0.0.1:" + nodes[0].gossipPort });
+  cleanup.push(() => a.kill());
+  await linksUp([...nodes, a]);
+  const b = nodes[1];
+  const c = await connected([a.url, b.url]);
+  assert.equal(c.info.node, "victim");
+  const got = [];
+  const s = c.subscribe("kill", (d) => got.push(d));
+  const gaps = record(s, "gap");
+  await s.ready();
+  const pub = await connected(b.url);
+  await pub.publish("kill", "before");
+  await until(() => got.length == 1, "the first message");
+
+  const drop = next(c, "disconnected", 10000);
+  const back = next(c, "connected", 15000);
+  await a.kill("SIGKILL");
+  assert.equal((await drop).code, 1006);
+  assert.equal((await back).node, b.name);
+  await until(() => s.state == "subscribed", "the resubscribe", 10000);
+  await pub.publish("kill", "after");
+  await until(() => got.length == 2, "the message after the reconnect");
+  assert.deepEqual(got, ["before", "after"]);
+  // The client's gap (resubscribed without history), and maybe the
+  // server's (the other node saw this one die).
+  assert.ok(gaps.some((g) => g.reason == "reconnect"), JSON.stringify(gaps));
+  assert.ok(gaps.every((g) => g.ch == "kill" && ["reconnect", "server"].includes(g.reason)), JSON.stringify(gaps));
+});
+
+test("SIGTERM: the client sees 1001 going away and moves to the other node", async () => {
+  const a = await Node.start({ name: "leaver", join: "127.0.0.1:" + nodes[0].gossipPort });
+  cleanup.push(() => a.kill());
+  await linksUp([...nodes, a]);
+  const c = await connected([a.url, nodes[0].url]);
+  const s = c.subscribe("term");
+  await s.ready();
+  const drop = next(c, "disconnected", 10000);
+  const back = next(c, "connected", 15000);
+  a.proc.kill("SIGTERM");
+  const d = await drop;
+  assert.deepEqual([d.code, d.reason, d.reconnect], [1001, "going away", true]);
+  assert.equal((await back).node, nodes[0].name);
+  await s.ready();
+  assert.deepEqual((await a.exited).code, 0);
+});
+
+test("a publish typed while the node is down is sent once it is back, after the resubscribe", async () => {
+  const a = await Node.start({ name: "restart", join: "127.0.0.1:" + nodes[0].gossipPort });
+  cleanup.push(() => a.kill());
+  const c = await connected(a.url);
+  const got = [];
+  const s = c.subscribe("later", (d) => got.push(d));
+  await s.ready();
+  const ports = a.samePorts();
+  await a.kill("SIGKILL");
+  await until(() => c.state == "connecting", "the client to notice");
+  const p = c.publish("later", "typed while down", { timeout: 30000 });
+  const again = await Node.start({ ...ports, join: "127.0.0.1:" + nodes[0].gossipPort });
+  cleanup.push(() => again.kill());
+  try {
+    await p;
+  } catch (e) {
+    // A node that is not yet a member in good standing refuses with 503
+    // (hub work on main): not published, and the application decides.
+    if (e.code !== 503) throw e;
+    await linksUp([...nodes, again]);
+    await c.publish("later", "typed while down");
+  }
+  // The client resubscribed before it sent what waited, on one connection:
+  // the publisher's own subscription sees its message.
+  await until(() => got.length == 1, "the delayed message", 10000);
+  assert.deepEqual(got, ["typed while down"]);
+  await s.ready(); // the sub's ack waits for the cluster, so it may come after the message
+});
+
+test("tokens: getToken before every connection and after 4001; 4003 stops", async () => {
+  const secret = "js-token-secret";
+  const [t] = [await Node.start({ name: "tokens", args: ["--token-hmac-secret", secret, "--api-key", "k3y"] })];
+  cleanup.push(() => t.kill());
+  let issued = 0;
+  const getToken = async () => {
+    issued++;
+    // The first token expires in a second, so the node closes with 4001.
+    const exp = Math.floor(Date.now() / 1000) + (issued == 1 ? 1 : 3600);
+    return jwt(secret, { sub: "alice", exp });
+  };
+  const c = client(t.url, { getToken });
+  const drops = record(c, "disconnected");
+  c.connect();
+  const first = await next(c, "connected", 10000);
+  assert.equal(first.user, "alice");
+  await until(() => drops.length == 1, "the close for the expired token", 10000);
+  assert.deepEqual([drops[0].code, drops[0].reason, drops[0].reconnect], [4001, "token expired", true]);
+  await until(() => c.state == "connected", "the reconnect with a fresh token", 10000);
+  assert.equal(issued, 2);
+
+  const stop = next(c, "error", 10000);
+  const res = await t.get("/api/disconnect", {
+    method: "POST",
+    headers: { Authorization: "Bearer k3y", "Content-Type": "application/json" },
+    body: JSON.stringify({ user: "alice" }),
+  });
+  assert.equal(res.status, 200, res.body);
+  assert.equal((await stop).code, 4003);
+  assert.equal(c.state, "disconnected");
+  assert.equal(drops.at(-1).reconnect, false);
+  assert.equal(issued, 2);
+
+  const anon = client(t.url, { maxReconnectDelay: 100 });
+  anon.connect();
+  const refused = await next(anon, "disconnected", 10000); // HTTP 401: a browser sees only 1006
+  assert.equal(refused.code, 1006);
+  assert.equal(refused.reconnect, true);
+});
+
+// History (issue 11). Until the server has it, these skip with the reason.
+async function historyNodes() {
+  let hist;
+  try {
+    hist = await startCluster(2, ["--namespace", "hist:history=1000"]);
+  } catch (e) {
+    return { skip: "the server has no history yet (issue 11): --namespace hist:history=1000 refused: " + e.message.split("\n").at(-1).slice(0, 200) };
+  }
+  const c = await connected(hist[0].url);
+  try {
+    await c.history("hist:probe", { limit: 1 });
+  } catch (e) {
+    for (const n of hist) await n.kill();
+    return { skip: `the server has no history yet (issue 11): history answered ${e.code} ${e.reason}` };
+  } finally {
+    c.close();
+  }
+  cleanup.push(async () => {
+    for (const n of hist) await n.kill();
+  });
+  return { hist };
+}
+
+test("history: a subscriber whose node is killed mid-stream gets every message exactly once, in order", async (t) => {
+  const { hist, skip } = await historyNodes();
+  if (skip) return t.skip(skip);
+  const [a, b] = hist;
+  const sub = await connected([a.url, b.url]);
+  const got = [];
+  const s = sub.subscribe("hist:stream", (d) => got.push(d));
+  const subscribed = record(s, "subscribed");
+  await s.ready();
+  const pub = await connected(b.url);
+  const total = 300;
+  let killed;
+  for (let i = 0; i < total; i++) {
+    await pub.publish("hist:stream", i);
+    if (i == 100) killed = a.kill("SIGKILL");
+  }
+  await killed;
+  await until(() => got.length >= total, `${total} messages`, 20000);
+  assert.deepEqual(got, [...Array(total).keys()]);
+  assert.equal(subscribed.at(-1).resubscribe, true);
+  assert.equal(subscribed.at(-1).recovered, true);
+});
+
+test("history: the last messages, oldest first, with positions that resume a subscription", async (t) => {
+  const { hist, skip } = await historyNodes();
+  if (skip) return t.skip(skip);
+  const c = await connected(hist[0].url);
+  for (let i = 0; i < 10; i++) await c.publish("hist:read", i);
+  const msgs = await c.history("hist:read", { limit: 5 });
+  assert.deepEqual(msgs.map((m) => m.data), [5, 6, 7, 8, 9]);
+  const got = [];
+  const s = c.subscribe("hist:read", (d) => got.push(d), { since: msgs[2].pos });
+  assert.equal((await next(s, "subscribed")).recovered, true);
+  assert.deepEqual(got, [8, 9]);
+  await assert.rejects(c.history("nohist:x"), { code: 400 });
+});

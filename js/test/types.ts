@@ -1,0 +1,45 @@
+// Compiled by `npm run types` (tsc --noEmit), never run: it uses the API
+// the way the README does, so a wrong or missing type fails the build.
+import { Client, MeshcastError, Subscription, defaults, type HistoryMessage, type JSONValue } from "meshcast";
+
+declare const WS: new (url: string) => any;
+
+async function example(): Promise<void> {
+  const c = new Client(["ws://a:8080/ws", "ws://b:8080/ws"], {
+    getToken: async () => "jwt",
+    WebSocket: WS,
+    timeout: defaults.timeout * 2,
+  });
+  c.on("connected", (info) => console.log(info.node, info.client, info.user ?? ""));
+  c.on("disconnected", ({ code, reason, reconnect, delay }) => console.log(code, reason, reconnect, delay));
+  c.on("gap", ({ ch, reason }) => console.log(ch, reason));
+  c.on("error", (e) => console.log(e.message));
+  c.connect();
+
+  const s: Subscription = c.subscribe("chat:lobby", (data: JSONValue, { ch, pos }) => console.log(ch, data, pos), {
+    since: "opaque",
+  });
+  s.on("subscribed", ({ recovered, resubscribe }) => console.log(recovered, resubscribe));
+  s.on("gap", (g) => console.log(g.reason));
+  s.on("error", (e) => console.log(e.code));
+  await s.ready();
+  const state: "subscribing" | "subscribed" | "unsubscribed" = s.state;
+  console.log(state, s.pos);
+
+  try {
+    await c.publish("chat:lobby", { text: "hi" }, { timeout: 1000 });
+  } catch (e) {
+    if (e instanceof MeshcastError && e.code === 503) console.log("cluster unavailable, not published");
+    if (e instanceof MeshcastError && e.code === "connection_lost") console.log("may have been published");
+  }
+  const msgs: HistoryMessage[] = await c.history("chat:lobby", { limit: 50 });
+  console.log(msgs[0]?.pos, msgs[0]?.data);
+  s.unsubscribe();
+  c.close();
+}
+void example;
+
+// @ts-expect-error: events are typed
+new Client("ws://x/ws").on("nope", () => {});
+// @ts-expect-error: the url is required
+new Client();

@@ -1,0 +1,350 @@
+// Unit tests of meshcast.js against a fake server on real sockets.
+import { test, afterEach } from "node:test";
+import assert from "node:assert/strict";
+import { Client, MeshcastError, defaults } from "../../meshcast.js";
+import { FakeServer, Store } from "../fake-server.mjs";
+import { WebSocket, until, next, record } from "../helpers.mjs";
+
+const cleanup = [];
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f();
+});
+
+async function server(opts) {
+  const s = await new FakeServer(opts).start();
+  cleanup.push(() => s.stop());
+  return s;
+}
+
+// A client with short timings, closed after the test.
+function client(url, opts = {}) {
+  const c = new Client(url, { WebSocket, minReconnectDelay: 20, maxReconnectDelay: 100, timeout: 2000, ...opts });
+  cleanup.push(() => c.close());
+  return c;
+}
+
+async function connected(url, opts) {
+  const c = client(url, opts);
+  const hello = next(c, "connected");
+  c.connect();
+  await hello;
+  return c;
+}
+
+test("connects, subscribes, publishes and receives with positions", async () => {
+  const srv = await server();
+  const c = client(srv.url);
+  const hello = next(c, "connected");
+  c.connect();
+  assert.equal(c.state, "connecting");
+  const info = await hello;
+  assert.equal(info.node, "fake:" + srv.port);
+  assert.equal(c.state, "connected");
+
+  const got = [];
+  const s = c.subscribe("chat:a", (data, ctx) => got.push([data, ctx]));
+  assert.equal(s.state, "subscribing");
+  const ctx = await next(s, "subscribed");
+  assert.deepEqual(ctx, { recovered: false, resubscribe: false });
+  await c.publish("chat:a", { text: "hi" });
+  await until(() => got.length == 1, "the message");
+  assert.deepEqual(got[0][0], { text: "hi" });
+  assert.equal(got[0][1].ch, "chat:a");
+  assert.equal(typeof got[0][1].pos, "string");
+  assert.equal(s.pos, got[0][1].pos);
+  assert.throws(() => c.subscribe("chat:a"), /already subscribed/);
+});
+
+test("publish rejects with the server's code, and is not retried", async () => {
+  const srv = await server();
+  const c = await connected(srv.url);
+  srv.failPub = 503;
+  const e = await c.publish("x", 1).then(() => null, (e) => e);
+  assert.ok(e instanceof MeshcastError);
+  assert.equal(e.code, 503);
+  assert.match(e.reason, /cluster unavailable/);
+  assert.equal(srv.received.filter((f) => f.op == "pub").length, 1);
+  srv.failPub = 403;
+  await assert.rejects(c.publish("x", 1), { code: 403 });
+  await assert.rejects(c.publish("x", undefined), TypeError);
+});
+
+test("publish before connect() rejects at once", async () => {
+  const c = client("ws://127.0.0.1:9/ws");
+  await assert.rejects(c.publish("x", 1), { code: "disconnected" });
+});
+
+test("a publish made while disconnected waits and is sent, in order, after the reconnect", async () => {
+  const srv = await server();
+  srv.refuse = 3; // HTTP 503 + Retry-After, like a node that is not ready
+  const c = client(srv.url);
+  const drops = record(c, "disconnected");
+  c.connect();
+  const sent = [c.publish("q", 1), c.publish("q", 2), c.publish("q", 3)];
+  await Promise.all(sent);
+  assert.deepEqual(srv.received.filter((f) => f.op == "pub").map((f) => f.data), [1, 2, 3]);
+  assert.equal(drops.length, 3);
+  assert.ok(drops.every((d) => d.reconnect && d.code == 1006), JSON.stringify(drops));
+});
+
+test("a publish that finds no connection within its timeout rejects and is never sent", async () => {
+  const srv = await server();
+  srv.refuse = 1e9;
+  const c = client(srv.url);
+  c.connect();
+  const t0 = Date.now();
+  await assert.rejects(c.publish("q", "late", { timeout: 300 }), { code: "timeout", reason: /no connection within 300 ms/ });
+  assert.ok(Date.now() - t0 >= 290);
+  srv.refuse = 0;
+  await next(c, "connected");
+  await c.publish("q", "after");
+  assert.deepEqual(srv.received.filter((f) => f.op == "pub").map((f) => f.data), ["after"]);
+});
+
+test("a publish in flight when the connection drops rejects with connection_lost", async () => {
+  const srv = await server();
+  const c = await connected(srv.url);
+  srv.answer = (conn, f) => f.op != "pub";
+  const p = c.publish("q", 1);
+  await until(() => srv.received.some((f) => f.op == "pub"), "the pub at the server");
+  srv.kill();
+  await assert.rejects(p, { code: "connection_lost", reason: /may or may not/ });
+});
+
+test("a dropped connection reconnects to the next URL and recovers with since, exactly once and in order", async () => {
+  const store = new Store();
+  const a = await server({ store }), b = await server({ store });
+  const c = await connected([a.url, b.url]);
+  const got = [];
+  const s = c.subscribe("h", (d) => got.push(d));
+  const subs = record(s, "subscribed"), gaps = record(c, "gap");
+  await next(s, "subscribed");
+  for (let i = 0; i < 5; i++) a.publish("h", i);
+  await until(() => got.length == 5, "5 live messages");
+
+  const back = next(c, "connected");
+  a.closeAll(1001, "going away");
+  for (let i = 5; i < 10; i++) a.publish("h", i); // missed while away
+  assert.equal((await back).node, "fake:" + b.port);
+  await until(() => subs.length == 2, "the resubscribe");
+  const since = b.received.find((f) => f.op == "sub");
+  assert.equal(typeof since.since, "string");
+  assert.deepEqual(subs[1], { recovered: true, resubscribe: true });
+  for (let i = 10; i < 15; i++) b.publish("h", i);
+  await until(() => got.length >= 15, "15 messages");
+  assert.deepEqual(got, [...Array(15).keys()]);
+  assert.deepEqual(gaps, []);
+});
+
+test("a resubscribe the server cannot complete is a gap, on the subscription and the client", async () => {
+  const store = new Store(3); // a window of 3 messages
+  const srv = await server({ store });
+  const c = await connected(srv.url);
+  const s = c.subscribe("h");
+  await next(s, "subscribed");
+  srv.publish("h", "first");
+  await until(() => s.pos, "a position");
+  const subGap = next(s, "gap"), clientGap = next(c, "gap");
+  srv.kill();
+  for (let i = 0; i < 5; i++) srv.publish("h", i); // the window loses "first"
+  assert.deepEqual(await subGap, { ch: "h", reason: "reconnect" });
+  assert.deepEqual(await clientGap, { ch: "h", reason: "reconnect" });
+  assert.equal(s.state, "subscribed");
+});
+
+test("channels without history: a resubscribe is a gap; since refused is retried without it", async () => {
+  const srv = await server({ history: false });
+  const c = await connected(srv.url);
+  const s = c.subscribe("plain");
+  await next(s, "subscribed");
+  const gap = next(s, "gap");
+  srv.kill();
+  assert.deepEqual(await gap, { ch: "plain", reason: "reconnect" });
+
+  const r = c.subscribe("x", null, { since: "p42" });
+  assert.deepEqual(await next(r, "gap"), { ch: "x", reason: "since refused" });
+  await until(() => r.state == "subscribed", "subscribed without since");
+  const subs = srv.received.filter((f) => f.op == "sub" && f.ch == "x");
+  assert.deepEqual(subs.map((f) => f.since), ["p42", undefined]);
+});
+
+test("the server's gap frame reaches the subscription and the client", async () => {
+  const srv = await server();
+  const c = await connected(srv.url);
+  const s = c.subscribe("g");
+  await next(s, "subscribed");
+  const both = Promise.all([next(s, "gap"), next(c, "gap")]);
+  srv.gap("g");
+  assert.deepEqual(await both, [{ ch: "g", reason: "server" }, { ch: "g", reason: "server" }]);
+});
+
+test("sub refused with 503 is retried with backoff; 403 ends the subscription", async () => {
+  const srv = await server();
+  const c = await connected(srv.url);
+  srv.failSub.set("busy", [503, 503]);
+  const s = c.subscribe("busy");
+  const errors = record(s, "error");
+  await s.ready();
+  assert.deepEqual(errors.map((e) => e.code), [503, 503]);
+  assert.equal(srv.received.filter((f) => f.op == "sub" && f.ch == "busy").length, 3);
+
+  srv.failSub.set("no", [403]);
+  const n = c.subscribe("no");
+  const end = next(n, "unsubscribed");
+  await assert.rejects(n.ready(), { code: 403 });
+  assert.equal((await end).error.code, 403);
+  assert.equal(c.subs.has("no"), false);
+});
+
+test("unsubscribe stops delivery and tells the server", async () => {
+  const srv = await server();
+  const c = await connected(srv.url);
+  const got = [];
+  const s = c.subscribe("u", (d) => got.push(d));
+  await s.ready();
+  srv.answer = (conn, f) => f.op != "unsub"; // the unsub reaches the server, the fake keeps sending
+  s.unsubscribe();
+  assert.equal(s.state, "unsubscribed");
+  await until(() => srv.received.some((f) => f.op == "unsub" && f.ch == "u"), "the unsub");
+  srv.publish("u", "after");
+  await c.publish("other", 1); // a round trip after the message
+  assert.deepEqual(got, []);
+  const again = c.subscribe("u", (d) => got.push(d));
+  await again.ready();
+});
+
+test("history answers oldest first, waits for the connection, and is sent again after a drop", async () => {
+  const srv = await server();
+  for (let i = 0; i < 5; i++) srv.publish("h", i);
+  srv.refuse = 2;
+  const c = client(srv.url);
+  c.connect();
+  const msgs = await c.history("h", { limit: 3 });
+  assert.deepEqual(msgs.map((m) => m.data), [2, 3, 4]);
+  assert.ok(msgs.every((m) => typeof m.pos == "string"));
+
+  let swallow = true;
+  srv.answer = (conn, f) => !(f.op == "history" && swallow);
+  const h = c.history("h", { limit: 1 });
+  await until(() => srv.received.filter((f) => f.op == "history").length == 2, "the second history request");
+  swallow = false;
+  srv.kill();
+  assert.deepEqual((await h).map((m) => m.data), [4]);
+
+  const old = await server({ history: false });
+  const o = await connected(old.url);
+  await assert.rejects(o.history("h"), { code: 400, reason: "unknown op" });
+});
+
+test("getToken: before each reconnect; after 4001; 4001 without it and 4003 stop", async () => {
+  const srv = await server({ tokens: new Set(["t1", "t2", "t3"]) });
+  let n = 0;
+  const c = await connected(srv.url, { getToken: async () => "t" + ++n });
+  assert.deepEqual(srv.upgrades.map((u) => u.token), ["t1"]);
+  let back = next(c, "connected");
+  srv.closeAll(4001, "token expired");
+  await back;
+  back = next(c, "connected");
+  srv.kill();
+  await back;
+  assert.deepEqual(srv.upgrades.map((u) => u.token), ["t1", "t2", "t3"]);
+
+  const fixed = await connected(srv.url, { token: "t1" });
+  const stopped = next(fixed, "disconnected");
+  const e = next(fixed, "error");
+  srv.closeAll(4001, "token expired");
+  assert.equal((await e).code, 4001);
+  assert.deepEqual(await stopped, { code: 4001, reason: "token expired", reconnect: false });
+  assert.equal(fixed.state, "disconnected");
+
+  const d = await connected(srv.url, { getToken: async () => "t1" });
+  const pending = d.publish("p", 1, { timeout: 60000 });
+  srv.answer = () => false;
+  const why = next(d, "error");
+  srv.closeAll(4003, "disconnected");
+  await assert.rejects(pending, { code: "connection_lost" });
+  assert.equal((await why).code, 4003);
+  assert.equal(d.state, "disconnected");
+  await assert.rejects(d.publish("p", 2), { code: "disconnected" });
+});
+
+test("a failing getToken is an error event and is retried", async () => {
+  const srv = await server();
+  let n = 0;
+  const c = client(srv.url, {
+    getToken: async () => {
+      if (++n < 3) throw new Error("backend down");
+      return "ok";
+    },
+  });
+  const errors = record(c, "error");
+  c.connect();
+  await next(c, "connected");
+  assert.deepEqual(errors.map((e) => e.message), ["backend down", "backend down"]);
+  assert.equal(srv.upgrades[0].token, "ok");
+});
+
+test("no hello within the timeout: drop and try again", async () => {
+  const srv = await server();
+  srv.silent = true;
+  const c = client(srv.url, { timeout: 200 });
+  c.connect();
+  const d = await next(c, "disconnected");
+  assert.deepEqual([d.code, d.reason, d.reconnect], [1006, "no hello in time", true]);
+  srv.silent = false;
+  await next(c, "connected");
+});
+
+test("reconnect delays: full jitter under a doubling cap", async () => {
+  const c = new Client("ws://x/ws", { WebSocket, minReconnectDelay: 500, maxReconnectDelay: 20000 });
+  const random = Math.random;
+  try {
+    Math.random = () => 0.999999;
+    const caps = [0, 1, 2, 3, 4, 5, 6, 10].map((n) => Math.round(c._delay(n)));
+    assert.deepEqual(caps, [500, 1000, 2000, 4000, 8000, 16000, 20000, 20000]);
+    Math.random = () => 0;
+    assert.equal(c._delay(5), 0);
+  } finally {
+    Math.random = random;
+  }
+  assert.deepEqual(defaults, { minReconnectDelay: 500, maxReconnectDelay: 20000, timeout: 10000, maxQueue: 1000 });
+
+  // And on the wire: refused attempts wait less than the cap of their attempt.
+  const srv = await server();
+  srv.refuse = 4;
+  const w = client(srv.url, { minReconnectDelay: 10, maxReconnectDelay: 40 });
+  const drops = record(w, "disconnected");
+  w.connect();
+  await next(w, "connected");
+  assert.equal(drops.length, 4);
+  drops.forEach((d, i) => assert.ok(d.delay >= 0 && d.delay < Math.min(40, 10 * 2 ** i), `attempt ${i}: ${d.delay}`));
+});
+
+test("close rejects what waits, stops reconnecting, and connect() resubscribes", async () => {
+  const srv = await server();
+  const c = await connected(srv.url);
+  const s = c.subscribe("c");
+  await s.ready();
+  srv.answer = () => false;
+  const p = c.publish("c", 1);
+  const d = next(c, "disconnected");
+  c.close();
+  assert.deepEqual(await d, { code: 1000, reason: "client closed", reconnect: false });
+  await assert.rejects(p, { code: "closed" });
+  assert.equal(c.state, "disconnected");
+  assert.equal(s.state, "subscribing");
+  srv.answer = () => true;
+  c.connect();
+  await s.ready();
+  assert.equal(srv.received.filter((f) => f.op == "sub").length, 2);
+});
+
+test("malformed frames are errors, not crashes", async () => {
+  const srv = await server();
+  const c = await connected(srv.url);
+  const e = next(c, "error");
+  for (const conn of srv.conns) conn.ws.send("{nope");
+  assert.equal((await e).code, "bad_frame");
+  for (const conn of srv.conns) conn.ws.send("null"), conn.ws.send("[1]"), conn.ws.send('{"op":"ack","id":99}');
+  await c.publish("still", "works");
+});
