@@ -87,8 +87,19 @@ func get(t testing.TB, url string) (int, string) {
 func TestDemoPageAndHealth(t *testing.T) {
 	n := startTestNode(t, testNodeConfig(t), nodeOptions{})
 	status, body := get(t, n.baseURL()+"/")
-	if status != 200 || !strings.Contains(body, "<title>meshcast chat</title>") || !strings.Contains(body, `new WebSocket(`) {
+	if status != 200 || !strings.Contains(body, "<title>meshcast chat</title>") || !strings.Contains(body, `from "/meshcast.js"`) {
 		t.Fatalf("demo page: %d %.200s", status, body)
+	}
+	resp, err := http.Get(n.baseURL() + "/meshcast.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") {
+		t.Fatalf("/meshcast.js: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if status, _ := get(t, n.baseURL()+"/favicon.ico"); status != 200 {
+		t.Fatalf("/favicon.ico: %d", status)
 	}
 	for _, path := range []string{"/healthz", "/readyz"} {
 		if status, body := get(t, n.baseURL()+path); status != 200 {

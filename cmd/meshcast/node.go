@@ -21,6 +21,7 @@ import (
 
 	"github.com/meshcast/meshcast/cluster"
 	"github.com/meshcast/meshcast/hub"
+	"github.com/meshcast/meshcast/js"
 	"github.com/meshcast/meshcast/transport"
 )
 
@@ -130,6 +131,7 @@ func (n *node) routes(pprof bool) http.Handler {
 	mux.Handle("GET /ws", n.hub)
 	web, _ := fs.Sub(webFS, "web")
 	mux.Handle("GET /", http.FileServerFS(web))
+	mux.Handle("GET /meshcast.js", js.Handler()) // the JavaScript client, which the demo page imports
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
