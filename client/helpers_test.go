@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"github.com/meshcast/meshcast/internal/wait"
 	"io"
 	"net"
 	"sync"
@@ -48,17 +49,8 @@ func subscribe(t testing.TB, c *Client, ch string, opts ...SubscribeOption) *Sub
 	return s
 }
 
-// waitFor polls cond until it holds, or fails the test after timeout.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
+// waitFor polls cond until it holds or the timeout fails the test.
+var waitFor = wait.For
 
 // next reads one message of s within 10 s.
 func next(t testing.TB, s *Subscription) Message {

@@ -76,7 +76,6 @@ type Cluster struct {
 	attachOnce   sync.Once
 	shutdownOnce sync.Once
 	shutdownErr  error
-	skipLeave    atomic.Bool // test hook: die without telling anyone
 	leaving      atomic.Bool // set before Leave, gossiped in metadata
 }
 
@@ -218,17 +217,19 @@ func (c *Cluster) PeerPort() int { return c.peerPort }
 // result. The hub calls it; call it yourself only for a Cluster you did not
 // give to hub.New.
 func (c *Cluster) Shutdown(ctx context.Context) error {
-	c.shutdownOnce.Do(func() { c.shutdownErr = c.shutdown(ctx) })
+	c.shutdownOnce.Do(func() { c.shutdownErr = c.shutdown(ctx, true) })
 	return c.shutdownErr
 }
 
-func (c *Cluster) shutdown(ctx context.Context) error {
+// shutdown stops the node; without graceful it tells no one, as a crash
+// would (the tests' kill).
+func (c *Cluster) shutdown(ctx context.Context, graceful bool) error {
 	c.attachOnce.Do(func() {}) // a later Attach fails
 	c.stand.closing.Store(true)
 	c.stand.changed()
 	var errs []error
 	if ml := c.ml.Load(); ml != nil {
-		if !c.skipLeave.Load() {
+		if graceful {
 			c.drainLinks(ctx)
 			c.leave(ctx, ml)
 		}
@@ -306,12 +307,6 @@ func (c *Cluster) leave(ctx context.Context, ml *memberlist.Memberlist) {
 	if err := ml.Leave(timeout / 2); err != nil {
 		c.log.Warn("leave not confirmed by any peer; they will detect the failure instead", "err", err)
 	}
-}
-
-// kill stops the node without leaving, as a crash would (tests).
-func (c *Cluster) kill() {
-	c.skipLeave.Store(true)
-	c.Shutdown(context.Background())
 }
 
 // peer returns the live peer called name, or nil.

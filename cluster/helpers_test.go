@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/meshcast/meshcast/internal/wait"
 	"log/slog"
 	"os"
 	"sync"
@@ -56,16 +57,7 @@ func testGossip(mc *memberlist.Config) {
 }
 
 // waitFor polls cond until it holds or the timeout fails the test.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+var waitFor = wait.For
 
 type delivery struct{ ch, data string }
 
@@ -165,6 +157,11 @@ func startNode(t testing.TB, cfg Config) *node {
 	}
 	t.Cleanup(func() { shutdown(t, c) })
 	return n
+}
+
+// kill stops the node without leaving or flushing, as a crash would.
+func (c *Cluster) kill() {
+	c.shutdownOnce.Do(func() { c.shutdownErr = c.shutdown(context.Background(), false) })
 }
 
 func shutdown(t testing.TB, c *Cluster) {

@@ -249,7 +249,10 @@ func (r clusterRelay) Name() string { return r.c.name }
 func (r clusterRelay) Publish(ch string, data []byte, except string) {
 	r.c.publish(ch, data, except)
 }
-func (r clusterRelay) Subscribe(ch string) relay.Ticket   { return r.c.subscribe(ch) }
+func (r clusterRelay) Subscribe(ch string) (relay.Ticket, bool) {
+	t := r.c.subscribe(ch)
+	return t, r.c.confirmed(t)
+}
 func (r clusterRelay) Unsubscribe(ch string)              { r.c.unsubscribe(ch) }
 func (r clusterRelay) Confirmed(t relay.Ticket) bool      { return r.c.confirmed(t) }
 func (r clusterRelay) Standing() error                    { return r.c.standing() }

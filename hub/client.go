@@ -80,7 +80,7 @@ func (c *Client) Subscribe(ctx context.Context, ch string) error {
 	if isNew {
 		h.events.subscribed(c, ch)
 	}
-	if h.relay.Confirmed(t) {
+	if t == 0 || h.relay.Confirmed(t) {
 		return nil
 	}
 	if err := h.relay.AwaitConfirmed(ctx, ch, t); err != nil {

@@ -3,7 +3,6 @@ package hub
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"strconv"
 	"unicode/utf8"
 )
@@ -28,8 +27,8 @@ type request struct {
 	hasID bool
 }
 
-// errMalformed is the reason for every frame the decoder refuses; the
-// message says which part was wrong.
+// decodeError is the error of every frame the decoder refuses; its reason
+// says which part was wrong and goes to the client in err 400.
 type decodeError struct{ reason string }
 
 func (e *decodeError) Error() string { return e.reason }
@@ -235,5 +234,3 @@ func appendQuoted(dst []byte, s string) []byte {
 	}
 	return append(dst, '"')
 }
-
-var errNotJSON = errors.New("data is not a valid JSON value")

@@ -186,8 +186,11 @@ func (f *fakeRelay) record(what, ch string) {
 	f.interest = append(f.interest, what+" "+ch)
 }
 
-func (f *fakeRelay) Subscribe(ch string) relay.Ticket { f.record("sub", ch); return 1 }
-func (f *fakeRelay) Unsubscribe(ch string)            { f.record("unsub", ch) }
+func (f *fakeRelay) Subscribe(ch string) (relay.Ticket, bool) {
+	f.record("sub", ch)
+	return 1, f.Confirmed(1)
+}
+func (f *fakeRelay) Unsubscribe(ch string) { f.record("unsub", ch) }
 
 func (f *fakeRelay) Confirmed(relay.Ticket) bool {
 	select {

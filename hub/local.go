@@ -52,8 +52,7 @@ func (h *Hub) Subscribe(ctx context.Context, ch string, fn func(Message)) (*Subs
 	h.wg.Add(1)
 	go s.run(ctx)
 	h.reg.addLocal(ch, s)
-	t := h.relay.Subscribe(ch)
-	if !h.relay.Confirmed(t) {
+	if t, confirmed := h.relay.Subscribe(ch); !confirmed {
 		if err := h.relay.AwaitConfirmed(ctx, ch, t); err != nil {
 			if ctx.Err() != nil {
 				s.Close()

@@ -14,7 +14,7 @@ var _ relay.Relay = localRelay{}
 
 func (r localRelay) Name() string                                             { return r.name }
 func (localRelay) Publish(string, []byte, string)                             {}
-func (localRelay) Subscribe(string) relay.Ticket                              { return 0 }
+func (localRelay) Subscribe(string) (relay.Ticket, bool)                      { return 0, true }
 func (localRelay) Unsubscribe(string)                                         {}
 func (localRelay) Confirmed(relay.Ticket) bool                                { return true }
 func (localRelay) AwaitConfirmed(context.Context, string, relay.Ticket) error { return nil }

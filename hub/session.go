@@ -89,8 +89,9 @@ func (s *session) OnMessage(frame []byte) {
 	}
 }
 
-// join adds the session to ch unless it is in it already, and returns the
-// cluster ticket to wait for and whether the subscription is new.
+// join adds the session to ch unless it is in it already. It returns the
+// cluster ticket to wait for (zero: nothing to wait for) and whether the
+// subscription is new.
 func (s *session) join(ch string) (t relay.Ticket, isNew bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -103,7 +104,10 @@ func (s *session) join(ch string) (t relay.Ticket, isNew bool, err error) {
 		return 0, false, errSubLimit
 	}
 	c := s.hub.reg.add(ch, s)
-	t = s.hub.relay.Subscribe(ch)
+	t, confirmed := s.hub.relay.Subscribe(ch)
+	if confirmed {
+		t = 0
+	}
 	s.subs = append(s.subs, sub{c, t})
 	return t, true, nil
 }
@@ -276,7 +280,7 @@ const maxWaitingSubs = 64
 // publishes on that peer may not reach this node until it does (the
 // cluster reports another gap then).
 func (h *Hub) awaitInterest(s *session, req request, t relay.Ticket) {
-	if h.relay.Confirmed(t) {
+	if t == 0 || h.relay.Confirmed(t) {
 		s.ack(&req)
 		return
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/meshcast/meshcast/internal/wait"
 	"os"
 	"testing"
 	"time"
@@ -17,14 +18,8 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// waitFor polls cond until it holds or the timeout passes.
+// waitFor polls cond until it holds or the timeout fails the test.
 func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in time")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	wait.For(t, timeout, "the condition", cond)
 }

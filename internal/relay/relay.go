@@ -58,11 +58,12 @@ type Relay interface {
 	Publish(ch string, data []byte, except string)
 
 	// Subscribe records one more local subscriber of ch (the first one
-	// tells every peer) and returns the ticket to wait for. Unsubscribe
-	// records one fewer (the last one tells every peer). Every Subscribe
-	// is followed by exactly one Unsubscribe of the same channel; calls
-	// need no other ordering.
-	Subscribe(ch string) Ticket
+	// tells every peer) and returns the ticket to wait for, and whether
+	// every live peer has confirmed it already (the common case, which
+	// needs no wait). Unsubscribe records one fewer (the last one tells
+	// every peer). Every Subscribe is followed by exactly one Unsubscribe
+	// of the same channel; calls need no other ordering.
+	Subscribe(ch string) (t Ticket, confirmed bool)
 	Unsubscribe(ch string)
 
 	// Confirmed reports whether every live peer has acknowledged t, that

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/meshcast/meshcast/internal/wait"
 	"io"
 	"net"
 	"net/http"
@@ -185,13 +186,4 @@ func (c *Client) MustAck(req string) {
 }
 
 // WaitFor polls cond until it holds, failing the test after timeout.
-func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+var WaitFor = wait.For
