@@ -143,8 +143,9 @@ func (sc *scenario) heal(n *faultNode) time.Time {
 }
 
 // restart starts n again under the same name and ports, joining join,
-// and measures the time from its start until /readyz says 200.
-func (sc *scenario) restart(n, join *faultNode) {
+// measures the time from its start until /readyz says 200, and returns
+// the start time.
+func (sc *scenario) restart(n, join *faultNode) time.Time {
 	sc.t.Helper()
 	inc, err := n.start(join.gossip)
 	if err != nil {
@@ -154,13 +155,14 @@ func (sc *scenario) restart(n, join *faultNode) {
 	took, ok, why := poll(inc.startAt, startDeadline, 20*time.Millisecond, func() (bool, string) { return sc.ready(n) })
 	if !ok {
 		sc.t.Errorf("%s restarted: /readyz not 200 within %v of its start: %s", n, startDeadline, why)
-		return
+		return inc.startAt
 	}
 	sc.note("%s ready (/readyz 200) %.2fs after its start", n, took.Seconds())
 	sc.figure("ready_after_start_s_"+n.name, took)
 	if took > readyTarget {
 		sc.t.Errorf("%s restarted: ready %.2fs after its start; the target is ≤ %v", n, took.Seconds(), readyTarget)
 	}
+	return inc.startAt
 }
 
 // awaitDeath measures the time from the kill until every survivor lists

@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -186,7 +187,10 @@ func (n *faultNode) saveLogs(dir string) error {
 
 // freeLoopbackPorts returns n distinct ports free on 127.0.0.1 for TCP
 // and UDP (gossip uses both), all held open until every one is chosen.
+// They are picked below the ephemeral range, so that no outgoing
+// connection can take a port while its node is down for a restart.
 func freeLoopbackPorts(n int) ([]int, error) {
+	low := ephemeralLow()
 	var ports []int
 	var closers []func() error
 	defer func() {
@@ -194,19 +198,35 @@ func freeLoopbackPorts(n int) ([]int, error) {
 			_ = c()
 		}
 	}()
-	for len(ports) < n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 1000 {
+			return nil, fmt.Errorf("no free port pair below %d after 1000 tries", low)
+		}
+		port := 10000 + rand.IntN(low-10000)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
-			return nil, err
+			continue
 		}
 		closers = append(closers, ln.Close)
-		port := ln.Addr().(*net.TCPAddr).Port
 		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
-			continue // UDP taken: try another
+			continue
 		}
 		closers = append(closers, pc.Close)
 		ports = append(ports, port)
 	}
 	return ports, nil
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768 // Linux's default; other systems start higher
+	}
+	var lo, hi int
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil || lo < 11000 {
+		return 32768
+	}
+	return lo
 }

@@ -74,8 +74,8 @@ func newLoopbackScenario(t *testing.T, name string) *scenario {
 // skips the test where that is impossible).
 func newNetnsScenario(t *testing.T, name string) *scenario {
 	sc := newScenario(t, name)
+	sc.lab = newNetnsLab(t, 3) // may skip: before the build
 	bin := faultBinary(t)
-	sc.lab = newNetnsLab(t, 3)
 	for i := range 3 {
 		n := &faultNode{index: i, name: "n" + strconv.Itoa(i), bin: bin}
 		n.httpAddr, n.gossip, n.addrArgs, n.prefix = sc.lab.nodeArgs(i)

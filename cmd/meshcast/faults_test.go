@@ -52,8 +52,8 @@ func restartScenario(t *testing.T, name string, down time.Duration) {
 	sc.startTraffic(reconnectHome)
 	sc.kill9(sc.nodes[1])
 	sc.hold(down, "n1 down")
-	sc.restart(sc.nodes[1], sc.nodes[0])
-	sc.awaitHeal(time.Now(), "restart_mesh_s", 0)
+	started := sc.restart(sc.nodes[1], sc.nodes[0])
+	sc.awaitHeal(started, "mesh_after_restart_s", 0)
 	sc.awaitReconnected(1)
 	sc.keepTraffic(5 * time.Second)
 	sc.finish()
@@ -86,7 +86,7 @@ func TestFaultRollingRestart(t *testing.T) {
 		sc.restart(n, sc.nodes[(i+1)%len(sc.nodes)])
 		sc.awaitReconnected(i)
 	}
-	sc.awaitHeal(time.Now(), "rolling_mesh_s", 0)
+	sc.awaitHeal(time.Now(), "mesh_after_rolling_s", 0)
 	sc.keepTraffic(5 * time.Second)
 	sc.finish()
 }

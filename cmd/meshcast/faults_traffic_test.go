@@ -164,9 +164,9 @@ func (tr *traffic) onSubFrame(s *subStream, c *wsConn, b []byte, id *int64) erro
 		}
 		*id++
 		return c.write(subRequest(*id))
-	default:
+	case f.Op == "msg" || f.Op == "gap" || f.Op == "ack" || f.Op == "err":
 		s.note(fmt.Sprintf("unexpected frame %s", b))
-	}
+	} // other ops are later protocol versions': a v1 client ignores them
 	return nil
 }
 
@@ -219,14 +219,14 @@ func readAnswers(p *pubStream, c *wsConn) error {
 		now := time.Now()
 		var f serverFrame
 		switch err := json.Unmarshal(b, &f); {
-		case err != nil || f.ID == nil:
+		case err == nil && f.Op == "ack" && f.ID != nil:
+			p.answered(int(*f.ID), ackedPub, "", now)
+		case err == nil && f.Op == "err" && f.ID != nil:
+			p.answered(int(*f.ID), f.Code, f.Reason, now)
+		case err != nil || f.Op == "msg" || f.Op == "gap" || f.Op == "ack" || f.Op == "err":
 			p.mu.Lock()
 			p.badData = append(p.badData, fmt.Sprintf("unexpected frame %s", b))
 			p.mu.Unlock()
-		case f.Op == "ack":
-			p.answered(int(*f.ID), ackedPub, "", now)
-		case f.Op == "err":
-			p.answered(int(*f.ID), f.Code, f.Reason, now)
 		}
 	}
 }
