@@ -171,6 +171,24 @@ func (n *faultNode) stopAll() {
 	}
 }
 
+// errorLines returns the node's ERROR-level log lines, all processes.
+func (n *faultNode) errorLines() []string {
+	n.mu.Lock()
+	incs := append([]*incarnation(nil), n.incs...)
+	n.mu.Unlock()
+	var out []string
+	for _, inc := range incs {
+		inc.mu.Lock()
+		for _, l := range inc.lines {
+			if strings.Contains(l, `"level":"ERROR"`) {
+				out = append(out, l)
+			}
+		}
+		inc.mu.Unlock()
+	}
+	return out
+}
+
 // saveLogs writes each incarnation's log to dir/<name>.<k>.log.
 func (n *faultNode) saveLogs(dir string) error {
 	n.mu.Lock()

@@ -95,8 +95,30 @@ func (sc *scenario) cleanup() {
 		n.stopAll()
 	}
 	sc.http.CloseIdleConnections()
+	sc.countErrorLogs()
 	if sc.t.Failed() {
 		sc.saveLogs()
+	}
+}
+
+// countErrorLogs reports how many ERROR lines the nodes logged (issue 8:
+// routine failure detection should not page anyone), with a few examples.
+func (sc *scenario) countErrorLogs() {
+	var all []string
+	for _, n := range sc.nodes {
+		for _, l := range n.errorLines() {
+			all = append(all, n.name+": "+l)
+		}
+	}
+	if len(sc.nodes) > 0 && sc.nodes[0].current() != nil {
+		sc.figure("error_log_lines", len(all))
+	}
+	for i, l := range all {
+		if i == 3 {
+			sc.t.Logf("... and %d more ERROR lines", len(all)-3)
+			break
+		}
+		sc.t.Logf("ERROR logged by %.300s", l)
 	}
 }
 
