@@ -98,12 +98,14 @@ func (sc *scenario) kill9(n *faultNode) time.Time {
 	return at
 }
 
-func (sc *scenario) freeze(n *faultNode) {
+func (sc *scenario) freeze(n *faultNode) time.Time {
 	sc.t.Helper()
+	at := time.Now()
 	if err := n.signal(syscall.SIGSTOP); err != nil {
 		sc.t.Fatal(err)
 	}
 	sc.note("SIGSTOP %s", n)
+	return at
 }
 
 func (sc *scenario) thaw(n *faultNode) time.Time {
@@ -125,12 +127,41 @@ func (sc *scenario) term(n *faultNode) {
 	sc.note("%s exited", n)
 }
 
-func (sc *scenario) partition(n *faultNode) {
+func (sc *scenario) partition(n *faultNode) time.Time {
 	sc.t.Helper()
+	at := time.Now()
 	if err := sc.lab.partition(n.index); err != nil {
 		sc.t.Fatal(err)
 	}
 	sc.note("partition: %s cut off the cluster network (its clients stay connected)", n)
+	return at
+}
+
+// refusalFigures report, for the publishes sent to n during [from, to),
+// how many were acked and when the first was refused. Call it after
+// finish: every answer is in.
+func (sc *scenario) refusalFigures(n *faultNode, from, to time.Time) {
+	_, pubs := sc.tr.streams()
+	acked, first := 0, time.Time{}
+	for _, p := range pubs {
+		p.mu.Lock()
+		for i, a := range p.answer {
+			if p.sentAt[i].Before(from) || !p.sentAt[i].Before(to) {
+				continue
+			}
+			if a == ackedPub && p.node == n.index {
+				acked++
+			}
+			if a != ackedPub && a != unanswered && p.node == n.index && (first.IsZero() || p.answerAt[i].Before(first)) {
+				first = p.answerAt[i]
+			}
+		}
+		p.mu.Unlock()
+	}
+	sc.figure("acked_on_"+n.name+"_during_fault", acked)
+	if !first.IsZero() {
+		sc.figure("first_refusal_on_"+n.name+"_after_fault_start_s", first.Sub(from))
+	}
 }
 
 func (sc *scenario) heal(n *faultNode) time.Time {

@@ -66,12 +66,13 @@ func TestFaultFreeze(t *testing.T) {
 	sc := newLoopbackScenario(t, "sigstop-10s")
 	sc.startCluster()
 	sc.startTraffic(reconnectHome)
-	sc.freeze(sc.nodes[1])
+	frozen := sc.freeze(sc.nodes[1])
 	sc.hold(10*time.Second, "n1 frozen")
 	thawed := sc.thaw(sc.nodes[1])
 	sc.awaitHeal(thawed, "heal_after_sigcont_s", 0)
 	sc.keepTraffic(8 * time.Second)
 	sc.finish()
+	sc.refusalFigures(sc.nodes[1], frozen, thawed)
 }
 
 // TestFaultRollingRestart: SIGTERM each node in turn, restart it under
@@ -103,10 +104,11 @@ func partitionScenario(t *testing.T, name string, d time.Duration) {
 	sc := newNetnsScenario(t, name)
 	sc.startCluster()
 	sc.startTraffic(reconnectHome)
-	sc.partition(sc.nodes[1])
+	cut := sc.partition(sc.nodes[1])
 	sc.hold(d, "n1 partitioned")
 	healed := sc.heal(sc.nodes[1])
 	sc.awaitHeal(healed, "heal_after_network_back_s", healTarget)
 	sc.keepTraffic(8 * time.Second)
 	sc.finish()
+	sc.refusalFigures(sc.nodes[1], cut, healed)
 }
