@@ -189,11 +189,33 @@ func (sc *scenario) restart(n, join *faultNode) time.Time {
 		return inc.startAt
 	}
 	sc.note("%s ready (/readyz 200) %.2fs after its start", n, took.Seconds())
+	sc.checkReadyMeansJoined(n, took)
 	sc.figure("ready_after_start_s_"+n.name, took)
 	if took > readyTarget {
 		sc.t.Errorf("%s restarted: ready %.2fs after its start; the target is ≤ %v", n, took.Seconds(), readyTarget)
 	}
 	return inc.startAt
+}
+
+// checkReadyMeansJoined: a node that says ready has joined and synced its
+// peer links, so just after its first 200 it lists every running node
+// alive with both links up (state only improves from there).
+func (sc *scenario) checkReadyMeansJoined(n *faultNode, took time.Duration) {
+	sc.t.Helper()
+	v, err := sc.view(n)
+	if err != nil {
+		sc.t.Errorf("%s: /api/cluster after ready: %v", n, err)
+		return
+	}
+	for _, other := range sc.nodes {
+		if other == n || other.current() == nil || !other.current().running() {
+			continue
+		}
+		if st := v.memberState(other.name); st != "alive" || !v.linkUp(other.name) {
+			sc.t.Errorf("%s said ready (/readyz 200) %.2fs after its start, but right after it listed %s as member %s, links %s: a ready node has joined and synced its peer links",
+				n, took.Seconds(), other, st, v.linkState(other.name))
+		}
+	}
 }
 
 // awaitDeath measures the time from the kill until every survivor lists
