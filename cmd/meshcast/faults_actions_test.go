@@ -84,6 +84,25 @@ func (sc *scenario) hold(d time.Duration, what string) {
 	time.Sleep(d)
 }
 
+// holdWatching lets a fault on n last d from its start, watching n's
+// /readyz: the figure is how long n took to stop saying ready.
+func (sc *scenario) holdWatching(n *faultNode, start time.Time, d time.Duration) {
+	sc.note("%s cut off for %v; watching its /readyz", n, d)
+	var said string
+	took, ok, _ := poll(start, d, 100*time.Millisecond, func() (bool, string) {
+		ready, why := sc.ready(n)
+		said = why
+		return !ready, why
+	})
+	if ok {
+		sc.note("%s not ready: %s", n, said)
+		sc.figure("not_ready_after_cut_s_"+n.name, took)
+	} else {
+		sc.note("%s said ready throughout the partition", n)
+	}
+	time.Sleep(time.Until(start.Add(d))) // the rest of the fault
+}
+
 // keepTraffic runs the traffic d longer after recovery, so late gaps
 // arrive before the check.
 func (sc *scenario) keepTraffic(d time.Duration) { sc.hold(d, "traffic continues") }

@@ -105,7 +105,7 @@ func partitionScenario(t *testing.T, name string, d time.Duration) {
 	sc.startCluster()
 	sc.startTraffic(reconnectHome)
 	cut := sc.partition(sc.nodes[1])
-	sc.hold(d, "n1 partitioned")
+	sc.holdWatching(sc.nodes[1], cut, d)
 	healed := sc.heal(sc.nodes[1])
 	sc.awaitHeal(healed, "heal_after_network_back_s", healTarget)
 	sc.keepTraffic(8 * time.Second)
