@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"syscall"
@@ -136,14 +137,39 @@ func (sc *scenario) thaw(n *faultNode) time.Time {
 	return time.Now()
 }
 
-// term stops n gracefully (SIGTERM) and waits for it to exit.
+// term stops n gracefully (SIGTERM), waits for it to exit, and checks
+// its subscribers were closed with 1001.
 func (sc *scenario) term(n *faultNode) {
 	sc.t.Helper()
+	var subs []*subStream
+	all, _ := sc.tr.streams()
+	for _, s := range all {
+		if s.node == n.index && s.live() {
+			subs = append(subs, s)
+		}
+	}
 	sc.note("SIGTERM %s", n)
 	if err := n.signalAndWait(syscall.SIGTERM, 30*time.Second); err != nil {
 		sc.t.Fatal(err)
 	}
 	sc.note("%s exited", n)
+	for _, s := range subs {
+		sc.checkGoingAway(s)
+	}
+}
+
+// checkGoingAway checks s, on a node that got SIGTERM, was closed with
+// 1001 "going away".
+func (sc *scenario) checkGoingAway(s *subStream) {
+	sc.t.Helper()
+	poll(time.Now(), 10*time.Second, 20*time.Millisecond, func() (bool, string) { return !s.live(), "" })
+	s.mu.Lock()
+	err := s.endErr
+	s.mu.Unlock()
+	var ce *closeError
+	if !errors.As(err, &ce) || ce.code != 1001 {
+		sc.t.Errorf("%s: its node got SIGTERM; the connection ended with %v, want close 1001", s.name, err)
+	}
 }
 
 func (sc *scenario) partition(n *faultNode) time.Time {
