@@ -36,6 +36,7 @@ type traffic struct {
 	pubOnce  sync.Once
 	stopping atomic.Bool
 	wg       sync.WaitGroup // one per slot
+	sendMu   sync.RWMutex   // read-held across each publish; stopPublishing waits them out
 
 	mu         sync.Mutex
 	conns      map[*wsConn]bool
@@ -201,12 +202,24 @@ func (tr *traffic) sendLoop(p *pubStream, c *wsConn, readDone chan error) error 
 			readDone <- err // publish reads it again
 			return err
 		case <-tick.C:
-			seq := p.next()
-			if err := c.write(pubRequest(p.name, seq)); err != nil {
-				return fmt.Errorf("write: %w", err)
+			if stopped, err := tr.sendOne(p, c); stopped || err != nil {
+				return err
 			}
 		}
 	}
+}
+
+// sendOne publishes the next seq, unless publishing has stopped.
+func (tr *traffic) sendOne(p *pubStream, c *wsConn) (stopped bool, err error) {
+	tr.sendMu.RLock()
+	defer tr.sendMu.RUnlock()
+	if tr.publishingStopped() {
+		return true, nil
+	}
+	if err := c.write(pubRequest(p.name, p.next())); err != nil {
+		return false, fmt.Errorf("write: %w", err)
+	}
+	return false, nil
 }
 
 // readAnswers records acks and errs until the connection ends.
@@ -254,8 +267,14 @@ func (tr *traffic) slotError(msg string) {
 	tr.mu.Unlock()
 }
 
-// stopPublishing stops every publisher; their answers still arrive.
-func (tr *traffic) stopPublishing() { tr.pubOnce.Do(func() { close(tr.pubStop) }) }
+// stopPublishing stops every publisher; their answers still arrive. Once
+// it returns, no publish is being sent or will be.
+func (tr *traffic) stopPublishing() {
+	tr.pubOnce.Do(func() { close(tr.pubStop) })
+	//lint:ignore SA2001 the empty critical section waits for sends in progress
+	tr.sendMu.Lock()
+	tr.sendMu.Unlock()
+}
 
 func (tr *traffic) publishingStopped() bool {
 	select {
