@@ -18,7 +18,21 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(runThenCleanUp{m})
+}
+
+// afterTests run once after every test, before the leak check: cleanup
+// of what several tests share (the fault suite's binary).
+var afterTests []func()
+
+type runThenCleanUp struct{ m *testing.M }
+
+func (r runThenCleanUp) Run() int {
+	code := r.m.Run()
+	for _, f := range afterTests {
+		f()
+	}
+	return code
 }
 
 // testNodeConfig is a node on loopback with every port chosen by the OS.
