@@ -328,3 +328,26 @@ func TestIncidentRules(t *testing.T) {
 		t.Error("a link broken before the leave lost its in-flight publishes")
 	}
 }
+
+// TestSubscribeDuringLinkOutageIsNotHeldUp: a peer whose link broke cannot
+// confirm a subscribe until it is back, so it does not hold the ack up;
+// when it confirms, the channel gets a gap (publishes made there meanwhile
+// did not reach us).
+func TestSubscribeDuringLinkOutageIsNotHeldUp(t *testing.T) {
+	nodes := startCluster(t, 2)
+	a, b := nodes[0], nodes[1]
+	pb := b.peer("n0")
+	good := pb.getAddr()
+	pb.update("127.0.0.1:1", false) // b's link to a (which carries b's interest) stays down
+	waitFor(t, 5*time.Second, "the link down and retried", func() bool {
+		return pb.out.Load() == nil && pb.reconnects.Load() > 0
+	})
+	tk := b.subscribe("z")
+	if !b.confirmedOrLate(tk, "z") {
+		t.Fatal("a subscribe waits for a peer whose link is down")
+	}
+	pb.update(good, false)
+	waitFor(t, 10*time.Second, "the late peer's gap", func() bool { return b.rec.gapsOn("z") == 1 })
+	a.publish("z", []byte("now"), "")
+	waitFor(t, 5*time.Second, "delivery once linked", func() bool { return len(b.rec.on("z")) == 1 })
+}

@@ -194,6 +194,26 @@ func (c *Cluster) confirmed(t relay.Ticket) bool {
 	return true
 }
 
+// confirmedOrLate is confirmed for a subscribe of ch, except that a peer
+// whose link to it broke (it was linked before) does not hold it up: it
+// cannot confirm until the link is back, and it then reports a gap on ch
+// (addLate), as its death would. A new peer is waited for: its first link
+// comes up in a round trip, and it serves only once linked.
+func (c *Cluster) confirmedOrLate(t relay.Ticket, ch string) bool {
+	ok := true
+	for _, p := range c.peerList() {
+		acked, _, gone := p.ackState()
+		switch {
+		case gone || acked >= uint64(t):
+		case p.out.Load() == nil && p.reconnects.Load() > 0:
+			p.addLate(uint64(t), ch)
+		default:
+			ok = false
+		}
+	}
+	return ok
+}
+
 // awaitConfirmed blocks until every live peer has acknowledged t, ctx ends
 // (ctx.Err()), or InterestTimeout passes (ErrInterestTimeout, counted). On
 // timeout each late peer remembers ch and reports a gap on it when it
@@ -205,6 +225,10 @@ func (c *Cluster) awaitConfirmed(ctx context.Context, ch string, t relay.Ticket)
 		for {
 			acked, changed, gone := p.ackState()
 			if gone || acked >= uint64(t) {
+				break
+			}
+			if p.out.Load() == nil && p.reconnects.Load() > 0 {
+				p.addLate(uint64(t), ch) // its link broke: it reports a gap when back
 				break
 			}
 			select {
@@ -251,7 +275,7 @@ func (r clusterRelay) Publish(ch string, data []byte, except string) {
 }
 func (r clusterRelay) Subscribe(ch string) (relay.Ticket, bool) {
 	t := r.c.subscribe(ch)
-	return t, r.c.confirmed(t)
+	return t, r.c.confirmedOrLate(t, ch)
 }
 func (r clusterRelay) Unsubscribe(ch string)              { r.c.unsubscribe(ch) }
 func (r clusterRelay) Confirmed(t relay.Ticket) bool      { return r.c.confirmed(t) }
