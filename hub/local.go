@@ -37,15 +37,16 @@ const maxLocalQueue = 4096
 // Subscribe calls fn with every message published to ch anywhere in the
 // cluster from when it returns, in each publisher's order, until the
 // subscription is closed, ctx ends or the hub shuts down. It returns once
-// every peer has confirmed (as a client's sub ack does); if one did not in
-// time, a Gap follows. fn runs on a goroutine of the subscription, one call
+// the node is a member in good standing (Ready: a service may subscribe
+// while its node is still joining) and every peer has confirmed, as a
+// client's sub ack does; if one did not in time, a Gap follows. fn runs on a goroutine of the subscription, one call
 // at a time; a subscriber slower than the publishes misses some and is
 // told with a Gap, never slows the others.
 func (h *Hub) Subscribe(ctx context.Context, ch string, fn func(Message)) (*Subscription, error) {
 	if err := checkServerChannel(ch); err != nil {
 		return nil, err
 	}
-	if err := h.serving(ctx); err != nil {
+	if err := h.Ready(ctx); err != nil {
 		return nil, err
 	}
 	s := &Subscription{h: h, ch: ch, fn: fn, wake: make(chan struct{}, 1), done: make(chan struct{})}
