@@ -44,7 +44,7 @@ func (h *Hub) initSecurity() {
 	// Every node wants the system channel, so interest routing carries a
 	// cluster-wide disconnect to every node.
 	h.relay.Subscribe(sysDisconnect) // no wait: peers learn it from the snapshot of each link
-	if h.cfg.Authenticator != nil { // only an Identity can expire
+	if h.cfg.Authenticator != nil {  // only an Identity can expire
 		h.wg.Add(1)
 		go h.expiryLoop()
 	}
