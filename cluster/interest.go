@@ -81,8 +81,8 @@ func (c *Cluster) publish(ch string, data []byte, except string) {
 	if len(peers) == 0 {
 		return
 	}
-	f := publishFrame(ch, data, except)
-	if len(f)-headerLen > c.cfg.MaxFrameSize {
+	f := qframe{head: publishHead(ch, data, except), tail: data}
+	if len(f.head)+len(data)-headerLen > c.cfg.MaxFrameSize {
 		c.tooLarge.Add(1)
 		return
 	}

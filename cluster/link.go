@@ -181,7 +181,7 @@ func (oc *outConn) readAcks(fr *frameReader) error {
 // queued before them; a finishing queue ends with a bye.
 func (oc *outConn) writeLoop() {
 	bw := bufio.NewWriterSize(oc.conn, writeBufSize)
-	var spare [][]byte
+	var spare []qframe
 	for {
 		batch, drops, finishing := oc.q.swap(spare)
 		oc.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
@@ -221,15 +221,16 @@ func (oc *outConn) bye(bw *bufio.Writer) {
 	}
 }
 
-func (oc *outConn) writeBatch(bw *bufio.Writer, batch [][]byte, drops gapMsg) error {
+func (oc *outConn) writeBatch(bw *bufio.Writer, batch []qframe, drops gapMsg) error {
 	var pubs, pubBytes, ctl uint64
 	for _, f := range batch {
-		if _, err := bw.Write(f); err != nil {
+		bw.Write(f.head)
+		if _, err := bw.Write(f.tail); err != nil { // an error sticks in bw
 			return err
 		}
-		if frameType(f[headerLen]) == framePublish {
+		if frameType(f.head[headerLen]) == framePublish {
 			pubs++
-			pubBytes += uint64(len(f))
+			pubBytes += uint64(len(f.head) + len(f.tail))
 		} else {
 			ctl++
 		}

@@ -266,7 +266,7 @@ func (p *peer) outboundUp() {
 // enqueuePublish queues a publish frame of channel ch on the outbound link,
 // or counts a drop: the peer's subscribers hear of it with a gap (from the
 // gap frame after a full queue, or from the broken link's incident).
-func (p *peer) enqueuePublish(f []byte, ch string) {
+func (p *peer) enqueuePublish(f qframe, ch string) {
 	if p.ctx.Err() != nil {
 		return // dropped: its routes go when its reader ends
 	}

@@ -6,31 +6,35 @@ import (
 )
 
 // The publish body is the msgpack array [channel str, payload bin], or
-// [channel, payload, except str] when a client id is to be left out,
-// encoded by hand: it is the hot path (once per publish, shared by every
-// link) and its decoder must not allocate. Any msgpack library reads it.
+// [channel str, except str, payload bin] when a client id is to be left
+// out, encoded by hand: it is the hot path (once per publish, shared by
+// every link) and its decoder must not allocate. Any msgpack library reads
+// it. The payload comes last so that a frame is a small head followed by
+// the publish's data as the hub encoded it, never copied (qframe).
 
-// publishFrame encodes a complete publish frame in one allocation.
-func publishFrame(ch string, data []byte, except string) []byte {
-	size := headerLen + 1 + 1 +
-		strHeaderLen(len(ch)) + len(ch) +
-		binHeaderLen(len(data)) + len(data)
+// publishHead encodes everything of a publish frame but the payload bytes,
+// which the link writes right after it.
+func publishHead(ch string, data []byte, except string) []byte {
+	n := 1 + 1 + strHeaderLen(len(ch)) + len(ch) + binHeaderLen(len(data))
 	if except != "" {
-		size += strHeaderLen(len(except)) + len(except)
+		n += strHeaderLen(len(except)) + len(except)
 	}
-	b := make([]byte, headerLen, size)
-	binary.BigEndian.PutUint32(b, uint32(size-headerLen))
+	b := make([]byte, headerLen, headerLen+n)
+	binary.BigEndian.PutUint32(b, uint32(n+len(data)))
 	if except == "" {
 		b = append(b, byte(framePublish), 0x92) // fixarray of 2
+		b = appendStr(b, ch)
 	} else {
 		b = append(b, byte(framePublish), 0x93)
-	}
-	b = appendStr(b, ch)
-	b = appendBin(b, data)
-	if except != "" {
+		b = appendStr(b, ch)
 		b = appendStr(b, except)
 	}
-	return b
+	return appendBinHeader(b, len(data))
+}
+
+// publishFrame is a whole publish frame in one slice (tests, fuzzing).
+func publishFrame(ch string, data []byte, except string) []byte {
+	return append(publishHead(ch, data, except), data...)
 }
 
 func strHeaderLen(n int) int {
@@ -72,19 +76,16 @@ func appendStr(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-func appendBin(b []byte, p []byte) []byte {
-	n := len(p)
+func appendBinHeader(b []byte, n int) []byte {
 	switch {
 	case n < 1<<8:
-		b = append(b, 0xc4, byte(n))
+		return append(b, 0xc4, byte(n))
 	case n < 1<<16:
 		b = append(b, 0xc5)
-		b = binary.BigEndian.AppendUint16(b, uint16(n))
-	default:
-		b = append(b, 0xc6)
-		b = binary.BigEndian.AppendUint32(b, uint32(n))
+		return binary.BigEndian.AppendUint16(b, uint16(n))
 	}
-	return append(b, p...)
+	b = append(b, 0xc6)
+	return binary.BigEndian.AppendUint32(b, uint32(n))
 }
 
 // decodePublish splits a publish body into slices of body (no copies).
@@ -96,13 +97,13 @@ func decodePublish(body []byte) (ch, data, except []byte, err error) {
 	if ch, rest, err = readStr(rest); err != nil {
 		return nil, nil, nil, err
 	}
-	if data, rest, err = readBin(rest); err != nil {
-		return nil, nil, nil, err
-	}
 	if body[0] == 0x93 {
 		if except, rest, err = readStr(rest); err != nil {
 			return nil, nil, nil, err
 		}
+	}
+	if data, rest, err = readBin(rest); err != nil {
+		return nil, nil, nil, err
 	}
 	if len(rest) != 0 {
 		return nil, nil, nil, fmt.Errorf("%w: %d trailing bytes after publish", errMalformed, len(rest))

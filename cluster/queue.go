@@ -14,11 +14,18 @@ type frameQueue struct {
 	wake chan struct{} // capacity 1: "the queue became non-empty" (or finishing)
 
 	mu        sync.Mutex
-	frames    [][]byte
+	frames    []qframe
 	dropped   map[string]struct{} // channels of publishes dropped since the last gap frame
 	dropAll   bool                // more than maxGapChannels: the gap covers everything
 	closed    bool
 	finishing bool // no more frames: the writer sends a bye once the queue is empty
+}
+
+// qframe is a queued frame: head, then tail written right after it (a
+// publish's data, shared with the hub's client frame and every other
+// link, never copied); tail is nil for control frames.
+type qframe struct {
+	head, tail []byte
 }
 
 // maxGapChannels bounds the channels one gap frame names.
@@ -30,7 +37,7 @@ func newFrameQueue(max int) *frameQueue {
 
 // pushPublish appends a publish frame of channel ch, or drops it and
 // remembers ch. It returns false on a drop.
-func (q *frameQueue) pushPublish(f []byte, ch string) bool {
+func (q *frameQueue) pushPublish(f qframe, ch string) bool {
 	q.mu.Lock()
 	if q.closed || q.finishing {
 		q.mu.Unlock()
@@ -64,14 +71,16 @@ func (q *frameQueue) noteDropLocked(ch string) {
 	q.dropped[ch] = struct{}{}
 }
 
-// pushAll appends every frame or none.
+// pushAll appends every (control) frame or none.
 func (q *frameQueue) pushAll(fs [][]byte) bool {
 	q.mu.Lock()
 	if q.closed || q.finishing || len(q.frames)+len(fs) > q.max {
 		q.mu.Unlock()
 		return false
 	}
-	q.frames = append(q.frames, fs...)
+	for _, f := range fs {
+		q.frames = append(q.frames, qframe{head: f})
+	}
 	q.mu.Unlock()
 	signal(q.wake)
 	return true
@@ -79,7 +88,7 @@ func (q *frameQueue) pushAll(fs [][]byte) bool {
 
 // swap returns the backlog and keeps spare (emptied) as the new backing
 // array, with the drops that happened while the backlog was queued.
-func (q *frameQueue) swap(spare [][]byte) (out [][]byte, drops gapMsg, finishing bool) {
+func (q *frameQueue) swap(spare []qframe) (out []qframe, drops gapMsg, finishing bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	out = q.frames
