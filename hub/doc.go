@@ -1,26 +1,46 @@
 // Package hub keeps a node's client sessions and channels and speaks the
 // meshcast client protocol v1 (docs/protocol.md) over the connections the
-// transport package hands it.
+// transport package hands it. It is what a Go service embeds.
 //
-// A Hub is an http.Handler: mount it on any mux, then call Publish from Go
-// code or let clients publish. A publish is encoded once, WebSocket header
-// included, and the same bytes are queued to every local subscriber; the
-// Relay, if any, forwards it to other nodes, and Deliver takes in what
-// other nodes forward.
+// A Hub is an http.Handler: mount it on any mux, handle its events
+// (Config.OnConnect and the others), and call Publish from anywhere. A
+// publish is encoded once, WebSocket header included, and the same bytes
+// are queued to every local subscriber; with Config.Cluster the cluster
+// forwards it to the other nodes that want the channel and hands back what
+// they publish. New starts the cluster, Ready says when the node is a
+// member in good standing, Shutdown closes the clients and then leaves
+// the cluster.
 //
-// Security (Config.Security): connection tokens (JWT) are checked before
-// the upgrade, channel permissions by namespace on each sub and pub, and
-// limits on connections and publish rate; the hooks override the built-in
-// decisions. NewAPI serves the server HTTP API (publish, broadcast,
-// disconnect); Broadcast and Disconnect are the same operations in Go. A
-// cluster-wide disconnect travels on the reserved channel "$sys:disconnect",
-// which every hub wants from New on.
+// Who connects is decided before the upgrade by Config.Authenticator (the
+// built-in TokenVerifier checks JWTs); channel permissions by namespace
+// (Config.Security) on each sub and pub, unless the Authorize hooks
+// replace them; limits on connections and publish rate. NewAPI serves the
+// server HTTP API (publish, broadcast, disconnect), the same operations
+// as Publish, Broadcast and Disconnect in Go. A cluster-wide disconnect
+// travels on the reserved channel "$sys:disconnect", which every hub wants
+// from New on.
 //
-// Concurrency: the transport calls a session's handlers one at a time.
-// Channel membership changes under the registry's write lock, which also
-// orders the Relay's Interest calls; a fan-out only takes the read lock
-// long enough to fetch the current subscriber slice, and sends with no
-// lock held. Publish, Broadcast, Disconnect, Deliver, Stats and Shutdown are
-// safe from any goroutine. With token auth one goroutine sweeps token
-// expiries each second; it stops at Shutdown.
+// # Concurrency
+//
+// Every exported method of Hub, Client and Subscription is safe from any
+// goroutine. The transport calls a session's handlers one at a time; a
+// Client's methods may come from other goroutines too, so a session guards
+// its subscriptions with its own lock. A fan-out takes the registry's read
+// lock only to fetch the current subscriber slices and sends with no lock
+// held. Hooks run with no hub lock held.
+//
+// Goroutines: one per subscribe waiting for the cluster's confirmation (at
+// most 64 per connection), one per in-process Subscription, and, with an
+// Authenticator, one sweeping expired identities each second; Shutdown
+// stops and waits for all of them.
+//
+// # Lock order
+//
+// Within the hub: session.mu, then registry.mu; hubSecurity.mu and a
+// Subscription's mu are never held while taking another lock. Across
+// packages: the hub calls the cluster (internal/relay) under session.mu,
+// never under registry.mu, and the cluster never calls the hub with one of
+// its own locks held, so no cycle can form. The cluster's own order is in
+// its package doc; the transport's Send and Close take only a connection's
+// write-queue lock.
 package hub
