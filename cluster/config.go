@@ -132,36 +132,16 @@ const minFrameSize = 4 << 10
 
 func (cfg Config) withDefaults() (Config, error) {
 	d := DefaultConfig()
-	if cfg.GossipAddr == "" {
-		cfg.GossipAddr = d.GossipAddr
-	}
-	if cfg.PeerAddr == "" {
-		cfg.PeerAddr = d.PeerAddr
-	}
-	if cfg.ClusterName == "" {
-		cfg.ClusterName = d.ClusterName
-	}
-	if cfg.InterestTimeout == 0 {
-		cfg.InterestTimeout = d.InterestTimeout
-	}
-	if cfg.LinkQueueSize == 0 {
-		cfg.LinkQueueSize = d.LinkQueueSize
-	}
-	if cfg.MaxFrameSize == 0 {
-		cfg.MaxFrameSize = d.MaxFrameSize
-	}
-	if cfg.HandshakeTimeout == 0 {
-		cfg.HandshakeTimeout = d.HandshakeTimeout
-	}
-	if cfg.JoinTimeout == 0 {
-		cfg.JoinTimeout = d.JoinTimeout
-	}
-	if cfg.ReconnectInterval == 0 {
-		cfg.ReconnectInterval = d.ReconnectInterval
-	}
-	if cfg.ReconnectTimeout == 0 {
-		cfg.ReconnectTimeout = d.ReconnectTimeout
-	}
+	orDefault(&cfg.GossipAddr, d.GossipAddr)
+	orDefault(&cfg.PeerAddr, d.PeerAddr)
+	orDefault(&cfg.ClusterName, d.ClusterName)
+	orDefault(&cfg.InterestTimeout, d.InterestTimeout)
+	orDefault(&cfg.LinkQueueSize, d.LinkQueueSize)
+	orDefault(&cfg.MaxFrameSize, d.MaxFrameSize)
+	orDefault(&cfg.HandshakeTimeout, d.HandshakeTimeout)
+	orDefault(&cfg.JoinTimeout, d.JoinTimeout)
+	orDefault(&cfg.ReconnectInterval, d.ReconnectInterval)
+	orDefault(&cfg.ReconnectTimeout, d.ReconnectTimeout)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -180,6 +160,14 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("%w: NodeName longer than %d bytes", ErrInvalidConfig, maxNameLen)
 	}
 	return cfg, validateTLS(cfg.TLS)
+}
+
+// orDefault sets *v to d when it is the zero value.
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
 }
 
 // deriveKey turns the cluster secret into an independent 32-byte key per

@@ -71,15 +71,21 @@ func newRegistry() *registry {
 	return &registry{channels: make(map[string]*channel)}
 }
 
-// add subscribes s to name; the session knows it was not subscribed yet.
-func (r *registry) add(name string, s *session) *channel {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// channelLocked returns name's channel, creating it. Caller holds mu.
+func (r *registry) channelLocked(name string) *channel {
 	c := r.channels[name]
 	if c == nil {
 		c = &channel{name: name}
 		r.channels[name] = c
 	}
+	return c
+}
+
+// add subscribes s to name; the session knows it was not subscribed yet.
+func (r *registry) add(name string, s *session) *channel {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.channelLocked(name)
 	c.ownSubs()
 	c.subs = append(c.subs, s)
 	c.setIndex(s, len(c.subs)-1)
@@ -90,11 +96,7 @@ func (r *registry) add(name string, s *session) *channel {
 func (r *registry) addLocal(name string, sub *Subscription) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c := r.channels[name]
-	if c == nil {
-		c = &channel{name: name}
-		r.channels[name] = c
-	}
+	c := r.channelLocked(name)
 	c.locals = append(c.locals[:len(c.locals):len(c.locals)], sub)
 }
 

@@ -65,15 +65,7 @@ func (cfg *churnConfig) defaults() {
 	if cfg.Conc <= 0 {
 		cfg.Conc = 256
 	}
-	if cfg.RampFactor <= 1 {
-		cfg.RampFactor = 1.25
-	}
-	if cfg.MaxSteps <= 0 {
-		cfg.MaxSteps = 20
-	}
-	if cfg.P99Bound <= 0 {
-		cfg.P99Bound = 250 * time.Millisecond
-	}
+	rampDefaults(&cfg.RampFactor, &cfg.MaxSteps, &cfg.P99Bound)
 	if cfg.MaxErrRate <= 0 {
 		cfg.MaxErrRate = 0.001
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"net"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -160,15 +159,7 @@ func (w *worker) awaitSub(c *wsConn, chq []byte) error {
 // connection leaves a port in TIME_WAIT for a minute, and one source
 // address has only about 28,000 ephemeral ports.
 func churnSource(rawURL string, n, sources int) *net.TCPAddr {
-	if sources <= 0 {
-		return nil
-	}
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return nil
-	}
-	ip := net.ParseIP(u.Hostname())
-	if ip == nil || !ip.IsLoopback() || ip.To4() == nil {
+	if sources <= 0 || !loopbackV4(rawURL) {
 		return nil
 	}
 	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+n%min(sources, 253)))}

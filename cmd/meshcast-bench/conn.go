@@ -103,15 +103,7 @@ func (c *wsConn) close() { _ = c.nc.Close() }
 // destinations are dialled from the default address.
 func sourceAddr(rawURL string, ordinal, perDest int) *net.TCPAddr {
 	const perSource = 25000
-	if perDest <= perSource {
-		return nil
-	}
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return nil
-	}
-	ip := net.ParseIP(u.Hostname())
-	if ip == nil || !ip.IsLoopback() || ip.To4() == nil {
+	if perDest <= perSource || !loopbackV4(rawURL) {
 		return nil
 	}
 	n := 2 + ordinal/perSource
@@ -119,4 +111,15 @@ func sourceAddr(rawURL string, ordinal, perDest int) *net.TCPAddr {
 		n = 2 + ordinal/perSource%253
 	}
 	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(n))}
+}
+
+// loopbackV4 reports whether rawURL's host is an IPv4 loopback address,
+// which may be dialled from any other 127.x address.
+func loopbackV4(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(u.Hostname())
+	return ip != nil && ip.IsLoopback() && ip.To4() != nil
 }

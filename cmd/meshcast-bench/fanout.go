@@ -80,21 +80,17 @@ type stepResult struct {
 }
 
 type fanoutReport struct {
-	Scenario   string       `json:"scenario"`
-	Rooms      int          `json:"rooms,omitempty"`
-	RoomSize   int          `json:"roomSize,omitempty"`
-	CrossEvery int          `json:"crossEvery,omitempty"`
-	Proto      string       `json:"proto"`
-	URLs       []string     `json:"urls"`
-	Subs       int          `json:"subs"`
-	Pubs       int          `json:"pubs"`
-	Size       int          `json:"size"`
-	Workers    int          `json:"workers"`
-	Connected  int64        `json:"connected"`
-	Acked      int64        `json:"acked"`
-	DialErrs   int64        `json:"dialErrors"`
-	SubErrs    int64        `json:"subErrors"`
-	ConnectSec float64      `json:"connectSeconds"`
+	Scenario   string   `json:"scenario"`
+	Rooms      int      `json:"rooms,omitempty"`
+	RoomSize   int      `json:"roomSize,omitempty"`
+	CrossEvery int      `json:"crossEvery,omitempty"`
+	Proto      string   `json:"proto"`
+	URLs       []string `json:"urls"`
+	Subs       int      `json:"subs"`
+	Pubs       int      `json:"pubs"`
+	Size       int      `json:"size"`
+	Workers    int      `json:"workers"`
+	connectResult
 	P99BoundMs float64      `json:"p99BoundMs"`
 	Steps      []stepResult `json:"steps"`
 	BestRate   float64      `json:"bestRate,omitempty"` // ramp: highest rate with no loss and p99 within the bound
@@ -105,15 +101,7 @@ func (cfg *fanoutConfig) defaults() {
 	if cfg.Channel == "" {
 		cfg.Channel = "bench"
 	}
-	if cfg.RampFactor <= 1 {
-		cfg.RampFactor = 1.25
-	}
-	if cfg.MaxSteps <= 0 {
-		cfg.MaxSteps = 20
-	}
-	if cfg.P99Bound <= 0 {
-		cfg.P99Bound = 250 * time.Millisecond
-	}
+	rampDefaults(&cfg.RampFactor, &cfg.MaxSteps, &cfg.P99Bound)
 	if cfg.Drain <= 0 {
 		cfg.Drain = 5 * time.Second
 	}
@@ -164,15 +152,11 @@ func runFanout(ctx context.Context, cfg fanoutConfig, stderr io.Writer) (*fanout
 			return nil, err
 		}
 	}
-	evs, err := c.waitAll(ctx, evReady)
-	if err != nil {
+	if rep.connectResult, err = awaitReady(ctx, c, t0); err != nil {
 		return nil, err
 	}
-	ready, _ := mergeEvents(evs)
-	rep.ConnectSec = time.Since(t0).Seconds()
-	rep.Connected, rep.Acked, rep.DialErrs, rep.SubErrs = ready.Connected, ready.Acked, ready.DialErrs, ready.SubErrs
-	if ready.Acked == 0 {
-		return rep, fmt.Errorf("no subscriber got its ack (%d dial errors, %d subscribe errors)", ready.DialErrs, ready.SubErrs)
+	if rep.Acked == 0 {
+		return rep, fmt.Errorf("no subscriber got its ack (%d dial errors, %d subscribe errors)", rep.DialErrs, rep.SubErrs)
 	}
 	return rep, runSteps(ctx, c, cfg, rep, pr)
 }
@@ -318,3 +302,17 @@ func drain(ctx context.Context, c *coord, expected int64, limit time.Duration) (
 }
 
 func ms(ns uint64) float64 { return float64(ns) / 1e6 }
+
+// rampDefaults fills the ramp settings a scenario left unset: rates grow
+// 25% a step, for at most 20 steps, while p99 stays within 250 ms.
+func rampDefaults(factor *float64, steps *int, p99 *time.Duration) {
+	if *factor <= 1 {
+		*factor = 1.25
+	}
+	if *steps <= 0 {
+		*steps = 20
+	}
+	if *p99 <= 0 {
+		*p99 = 250 * time.Millisecond
+	}
+}

@@ -32,16 +32,12 @@ type goroutineRow struct {
 }
 
 type idleReport struct {
-	Scenario      string         `json:"scenario"`
-	Proto         string         `json:"proto"`
-	URLs          []string       `json:"urls"`
-	Conns         int            `json:"conns"`
-	Workers       int            `json:"workers"`
-	Connected     int64          `json:"connected"`
-	Acked         int64          `json:"acked"`
-	DialErrs      int64          `json:"dialErrors"`
-	SubErrs       int64          `json:"subErrors"`
-	ConnectSec    float64        `json:"connectSeconds"`
+	Scenario string   `json:"scenario"`
+	Proto    string   `json:"proto"`
+	URLs     []string `json:"urls"`
+	Conns    int      `json:"conns"`
+	Workers  int      `json:"workers"`
+	connectResult
 	SettleSamples int            `json:"settleSamples"`
 	Procs         []procRow      `json:"procs"`
 	RSSDeltaKiB   int64          `json:"rssDeltaKiB"`
@@ -101,13 +97,9 @@ func runIdle(ctx context.Context, cfg idleConfig, stderr io.Writer) (*idleReport
 			return nil, err
 		}
 	}
-	evs, err := c.waitAll(ctx, evReady)
-	if err != nil {
+	if rep.connectResult, err = awaitReady(ctx, c, t0); err != nil {
 		return nil, err
 	}
-	sum, _ := mergeEvents(evs)
-	rep.ConnectSec = time.Since(t0).Seconds()
-	rep.Connected, rep.Acked, rep.DialErrs, rep.SubErrs = sum.Connected, sum.Acked, sum.DialErrs, sum.SubErrs
 
 	if err := settle(ctx, c, rep, cfg.Hold); err != nil {
 		return rep, err

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 func writeJSON(w io.Writer, v any) error {
@@ -17,14 +19,39 @@ func writeJSON(w io.Writer, v any) error {
 	return err
 }
 
+// connectResult is how the connect phase went, in every report that has one.
+type connectResult struct {
+	Connected  int64   `json:"connected"`
+	Acked      int64   `json:"acked"`
+	DialErrs   int64   `json:"dialErrors"`
+	SubErrs    int64   `json:"subErrors"`
+	ConnectSec float64 `json:"connectSeconds"`
+}
+
+func (r connectResult) String() string {
+	return fmt.Sprintf("connected %d, subscribed %d in %.1fs; dial errors %d, subscribe errors %d",
+		r.Connected, r.Acked, r.ConnectSec, r.DialErrs, r.SubErrs)
+}
+
+// awaitReady waits until every worker has connected and subscribed its
+// share, started at t0.
+func awaitReady(ctx context.Context, c *coord, t0 time.Time) (connectResult, error) {
+	evs, err := c.waitAll(ctx, evReady)
+	if err != nil {
+		return connectResult{}, err
+	}
+	ready, _ := mergeEvents(evs)
+	return connectResult{Connected: ready.Connected, Acked: ready.Acked, DialErrs: ready.DialErrs,
+		SubErrs: ready.SubErrs, ConnectSec: time.Since(t0).Seconds()}, nil
+}
+
 func printFanout(w io.Writer, r *fanoutReport) {
 	if r.Rooms > 0 {
 		fmt.Fprintf(w, "rooms: %d rooms of %d subscribers, every %d-th room spread over all urls\n", r.Rooms, r.RoomSize, r.CrossEvery)
 	}
 	fmt.Fprintf(w, "%s %s: %d subscribers, %d publishers, %d-byte payloads, %d workers, urls %s\n",
 		r.Scenario, r.Proto, r.Subs, r.Pubs, r.Size, r.Workers, strings.Join(r.URLs, ","))
-	fmt.Fprintf(w, "connected %d, subscribed %d in %.1fs; dial errors %d, subscribe errors %d\n",
-		r.Connected, r.Acked, r.ConnectSec, r.DialErrs, r.SubErrs)
+	fmt.Fprintln(w, r.connectResult)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "step\trate\tpub/s\twall s\tdeliv/s\texpected\treceived\tlost\tdup\treorder\tp50ms\tp90ms\tp99ms\tmaxms\tpuberr\tdisc\tok\t")
 	for _, s := range r.Steps {
@@ -53,8 +80,7 @@ func printFanout(w io.Writer, r *fanoutReport) {
 
 func printIdle(w io.Writer, r *idleReport) {
 	fmt.Fprintf(w, "idle %s: %d connections over %d workers, urls %s\n", r.Proto, r.Conns, r.Workers, strings.Join(r.URLs, ","))
-	fmt.Fprintf(w, "connected %d, subscribed %d in %.1fs; dial errors %d, subscribe errors %d\n",
-		r.Connected, r.Acked, r.ConnectSec, r.DialErrs, r.SubErrs)
+	fmt.Fprintln(w, r.connectResult)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "pid\trss before KiB\trss after KiB\tdelta KiB\tthreads before\tthreads after\t")
 	for _, p := range r.Procs {

@@ -50,20 +50,54 @@ type nodeOptions struct {
 
 // startNode binds every listener, joins the cluster in the background and
 // serves. Errors name the flag to fix.
-func startNode(cfg config, log *slog.Logger, opts nodeOptions) (*node, error) {
+func startNode(cfg config, log *slog.Logger, opts nodeOptions) (_ *node, err error) {
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return nil, fmt.Errorf("--listen %s: %w", cfg.listen, err)
 	}
+	defer func() {
+		if err != nil {
+			ln.Close()
+		}
+	}()
 	ts, err := cfg.tls.setup()
 	if err != nil {
-		ln.Close()
 		return nil, err
 	}
 	ln = ts.listen(ln)
+	hcfg, err := cfg.hubConfig(log) // reads every key and rule file first
+	if err != nil {
+		return nil, err
+	}
+	cl, err := cfg.newCluster(ts, log, opts)
+	if err != nil {
+		return nil, err
+	}
+	hcfg.Cluster = cl
+	h, err := hub.New(hcfg) // starts the cluster; releases it if it fails
+	if err != nil {
+		return nil, err
+	}
+	n := &node{log: log, hub: h, cluster: cl, listener: ln, tls: ts, served: make(chan error, 1)}
+	n.http = &http.Server{
+		Handler:           cfg.security.routes(n.routes(cfg.pprof), h), // + the server API
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() { n.served <- n.http.Serve(ln) }()
+	n.ready.Store(true)
+	log.Info("meshcast serving",
+		slog.String("node", cl.Name()),
+		slog.String("http", ts.scheme()+"://"+browsable(ln.Addr())),
+		slog.Int("gossip_port", cl.GossipPort()),
+		slog.Int("peer_port", cl.PeerPort()))
+	return n, nil
+}
+
+// newCluster binds the gossip and peer ports; hub.New starts it.
+func (cfg *config) newCluster(ts *tlsSetup, log *slog.Logger, opts nodeOptions) (*cluster.Cluster, error) {
 	secret, err := cfg.clusterSecret()
 	if err != nil {
-		ln.Close()
 		return nil, err
 	}
 	ccfg := cluster.DefaultConfig()
@@ -80,44 +114,22 @@ func startNode(cfg config, log *slog.Logger, opts nodeOptions) (*node, error) {
 	ccfg.ReconnectTimeout = cfg.reconnectTimeout
 	ccfg.Memberlist = opts.memberlist
 	ccfg.Logger = log.With(slog.String("component", "cluster"))
-	cl, err := cluster.New(ccfg)
-	if err != nil {
-		ln.Close()
-		return nil, err
-	}
+	return cluster.New(ccfg)
+}
 
+// hubConfig is the hub's config from the flags, security included.
+func (cfg *config) hubConfig(log *slog.Logger) (hub.Config, error) {
 	tcfg := transport.DefaultConfig()
 	tcfg.MaxMessageSize = cfg.maxMessage
 	tcfg.WriteQueueSize = cfg.writeQueue
 	tcfg.PingInterval = cfg.pingInterval
 	hcfg := hub.DefaultConfig()
 	hcfg.Transport = tcfg
-	hcfg.Cluster = cl
 	hcfg.MaxDataSize = cfg.maxData
 	hcfg.MaxSubscriptions = cfg.maxSubscriptions
 	hcfg.AllowedOrigins = splitList(cfg.allowedOrigins)
 	hcfg.Logger = log.With(slog.String("component", "hub"))
-	h, err := cfg.security.newHub(hcfg, log) // security.go: tokens, permissions, limits; starts the cluster
-	if err != nil {
-		ln.Close()
-		_ = cl.Shutdown(context.Background()) // in case newHub failed before hub.New took it
-		return nil, err
-	}
-
-	n := &node{log: log, hub: h, cluster: cl, listener: ln, tls: ts, served: make(chan error, 1)}
-	n.http = &http.Server{
-		Handler:           cfg.security.routes(n.routes(cfg.pprof), h), // + the server API
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	go func() { n.served <- n.http.Serve(ln) }()
-	n.ready.Store(true)
-	log.Info("meshcast serving",
-		slog.String("node", cl.Name()),
-		slog.String("http", ts.scheme()+"://"+browsable(ln.Addr())),
-		slog.Int("gossip_port", cl.GossipPort()),
-		slog.Int("peer_port", cl.PeerPort()))
-	return n, nil
+	return hcfg, cfg.security.apply(&hcfg, log) // security.go: tokens, permissions, limits
 }
 
 func (n *node) routes(pprof bool) http.Handler {

@@ -67,19 +67,18 @@ func (s *securityConfig) validate() error {
 	return nil
 }
 
-// newHub applies the security flags to hcfg (reading the key and config
-// files) and builds the hub.
-func (s *securityConfig) newHub(hcfg hub.Config, log *slog.Logger) (*hub.Hub, error) {
+// apply sets the security flags on hcfg, reading the key and config files.
+func (s *securityConfig) apply(hcfg *hub.Config, log *slog.Logger) error {
 	sec, err := s.hubSecurity()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if s.key, err = s.readAPIKey(); err != nil {
-		return nil, err
+		return err
 	}
 	v, err := s.tokenVerifier()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if v != nil {
 		hcfg.Authenticator = v
@@ -88,7 +87,7 @@ func (s *securityConfig) newHub(hcfg hub.Config, log *slog.Logger) (*hub.Hub, er
 			"(set --token-hmac-secret, --token-rsa-public-key or --token-jwks-file; --insecure silences this warning)")
 	}
 	hcfg.Security = sec
-	return hub.New(hcfg)
+	return nil
 }
 
 func (s *securityConfig) hubSecurity() (hub.SecurityConfig, error) {
