@@ -44,7 +44,7 @@ type meshcastOpts struct {
 }
 
 // startMeshcast starts n meshcast nodes on loopback and waits until every
-// node answers and, with n > 1, sees n members.
+// node sees n members alive and is ready (/readyz) to take clients.
 func startMeshcast(ctx context.Context, o meshcastOpts, n int, stderr io.Writer) (*cluster, error) {
 	cl := &cluster{Name: "meshcast", Proto: "v1"}
 	var procs []*exec.Cmd
@@ -87,7 +87,7 @@ func startMeshcast(ctx context.Context, o meshcastOpts, n int, stderr io.Writer)
 					alive++
 				}
 			}
-			if alive < n {
+			if alive < n || getJSON(ctx, strings.Replace(u, "/api/cluster", "/readyz", 1), &struct{}{}) != nil {
 				return false
 			}
 		}

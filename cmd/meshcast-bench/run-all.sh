@@ -56,7 +56,8 @@ mesh_up() { # nodes
 	done
 	for ((i = 0; i < n; i++)); do
 		for _ in $(seq 100); do
-			[ "$(curl -fsS "http://127.0.0.1:$((BASE + i))/api/cluster" 2>/dev/null | grep -c '"alive"')" -ge "$n" ] && break
+			[ "$(curl -fsS "http://127.0.0.1:$((BASE + i))/api/cluster" 2>/dev/null | grep -c '"alive"')" -ge "$n" ] &&
+				curl -fsS -o /dev/null "http://127.0.0.1:$((BASE + i))/readyz" 2>/dev/null && break
 			sleep 0.2
 		done
 	done
