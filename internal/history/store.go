@@ -1,0 +1,356 @@
+// Package history is a node's memory of recent publishes on channels with
+// history, and the positions clients resume from. The hub stores what it
+// publishes and delivers; the cluster ships what peers ask for. Neither
+// owns the other, so the data structure lives here.
+//
+// A channel's history is made of streams: every hub process has its own
+// stream id, and numbers its publishes on each channel 1, 2, 3... A
+// position (Frontier) is the last number seen of each stream, so that it
+// stays exact however a node interleaved the streams, and a client can
+// resume from it on any node.
+//
+// Memory is bounded per channel (a count and an age) and per node (bytes,
+// oldest first across every channel). Safe for concurrent use.
+package history
+
+import (
+	"slices"
+	"sync"
+	"time"
+)
+
+// Msg is one stored publish.
+type Msg struct {
+	Stream, Seq uint64
+	Data        []byte // shared: never modified
+}
+
+// Limits of one channel's history.
+type Limits struct {
+	Max int           // messages kept, at least 1
+	TTL time.Duration // 0: kept until evicted by count or memory
+}
+
+// entry is one message in a log; kept small, since a node may hold millions.
+type entry struct {
+	seq    uint64
+	data   []byte
+	stream uint32 // index into log.streams
+	at     uint32 // seconds since the store's epoch
+}
+
+// entryOverhead is what an entry costs besides its data, for the memory
+// budget: the entry, its slot in the global queue, the data's allocation
+// slack.
+const entryOverhead = 64
+
+// span is the seqs of one stream a log holds or held.
+type span struct {
+	id          uint64
+	first, last uint64 // stored: first..last; first == last+1 when all evicted
+}
+
+// log is one channel's history: entries in arrival order (which is each
+// stream's order), as a ring.
+type log struct {
+	name    string
+	lim     Limits
+	ring    []entry
+	head    int    // index of the oldest entry
+	n       int    // entries held
+	evicted uint64 // entries ever evicted from the head: global refs below it are stale
+	streams []span
+}
+
+// ref locates an entry for the node-wide oldest-first eviction.
+type ref struct {
+	l   *log
+	idx uint64 // l.evicted + position when appended
+}
+
+// Store is a node's history. The zero value is not usable: use New.
+type Store struct {
+	maxBytes int64
+	epoch    time.Time
+
+	mu      sync.Mutex
+	logs    map[string]*log
+	bytes   int64
+	global  []ref // every entry, oldest first, as a queue
+	ghead   int
+	evicted uint64 // messages evicted for memory (count and age evictions are the window working)
+}
+
+// New returns a store holding at most maxBytes of messages, node-wide.
+func New(maxBytes int64) *Store {
+	return &Store{maxBytes: maxBytes, epoch: time.Now(), logs: make(map[string]*log)}
+}
+
+// Stats is what a store holds.
+type Stats struct {
+	Channels int    `json:"channels"`
+	Messages int    `json:"messages"`
+	Bytes    int64  `json:"bytes"`
+	Evicted  uint64 `json:"evicted_for_memory"`
+}
+
+func (s *Store) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Stats{Channels: len(s.logs), Bytes: s.bytes, Evicted: s.evicted}
+	for _, l := range s.logs {
+		st.Messages += l.n
+	}
+	return st
+}
+
+func (s *Store) now() uint32 { return uint32(time.Since(s.epoch) / time.Second) }
+
+// Append stores m on channel ch with the channel's limits. A message
+// already stored (same stream and seq, or older than the stream's latest)
+// is ignored: peers and refills may hand the same message twice.
+func (s *Store) Append(ch string, lim Limits, m Msg) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.logs[ch]
+	if l == nil {
+		l = &log{name: ch}
+		s.logs[ch] = l
+	}
+	l.lim = lim
+	now := s.now()
+	s.expire(l, now)
+	si := l.span(m.Stream)
+	sp := &l.streams[si]
+	if m.Seq <= sp.last {
+		return false
+	}
+	if sp.first > sp.last || m.Seq > sp.last+1 {
+		// Nothing of the stream held, or a hole before m: the span claims
+		// contiguous seqs, so it starts again at m.
+		sp.first = m.Seq
+	}
+	sp.last = m.Seq
+	for l.n >= max(1, lim.Max) {
+		s.evictHead(l)
+	}
+	l.push(entry{seq: m.Seq, data: m.Data, stream: uint32(si), at: now})
+	s.global = append(s.global, ref{l, l.evicted + uint64(l.n) - 1})
+	s.bytes += int64(len(m.Data)) + entryOverhead
+	for s.bytes > s.maxBytes && s.evictOldest() {
+	}
+	return true
+}
+
+// span returns the index of stream id in l.streams, adding it.
+func (l *log) span(id uint64) int {
+	for i, sp := range l.streams {
+		if sp.id == id {
+			return i
+		}
+	}
+	l.streams = append(l.streams, span{id: id, first: 1}) // first > last: holds nothing yet
+	return len(l.streams) - 1
+}
+
+func (l *log) push(e entry) {
+	if l.n == len(l.ring) {
+		grown := make([]entry, max(8, 2*len(l.ring)))
+		for i := range l.n {
+			grown[i] = l.ring[(l.head+i)%len(l.ring)]
+		}
+		l.ring, l.head = grown, 0
+	}
+	l.ring[(l.head+l.n)%len(l.ring)] = e
+	l.n++
+}
+
+func (l *log) at(i int) *entry { return &l.ring[(l.head+i)%len(l.ring)] }
+
+// evictHead drops l's oldest entry.
+func (s *Store) evictHead(l *log) {
+	e := l.at(0)
+	sp := &l.streams[e.stream]
+	if e.seq >= sp.first {
+		sp.first = e.seq + 1
+	}
+	s.bytes -= int64(len(e.data)) + entryOverhead
+	*e = entry{}
+	l.head = (l.head + 1) % len(l.ring)
+	l.n--
+	l.evicted++
+	if l.n == 0 && len(l.ring) > 64 {
+		l.ring, l.head = nil, 0 // an emptied big log gives its memory back
+	}
+}
+
+// evictOldest drops the oldest entry of the node, skipping queue refs to
+// entries already evicted by their channel's count or age.
+func (s *Store) evictOldest() bool {
+	for s.ghead < len(s.global) {
+		r := s.global[s.ghead]
+		s.global[s.ghead] = ref{}
+		s.ghead++
+		if r.idx < r.l.evicted || r.l.n == 0 {
+			continue // gone already
+		}
+		s.evictHead(r.l)
+		s.evicted++
+		s.compactGlobal()
+		return true
+	}
+	return false
+}
+
+// compactGlobal keeps the eviction queue from growing without bound.
+func (s *Store) compactGlobal() {
+	if s.ghead > 1024 && s.ghead > len(s.global)/2 {
+		n := copy(s.global, s.global[s.ghead:])
+		clear(s.global[n:])
+		s.global, s.ghead = s.global[:n], 0
+	}
+}
+
+// expire drops entries older than l's TTL.
+func (s *Store) expire(l *log, now uint32) {
+	if l.lim.TTL <= 0 {
+		return
+	}
+	ttl := uint32(l.lim.TTL / time.Second)
+	for l.n > 0 && now-l.at(0).at >= max(ttl, 1) {
+		s.evictHead(l)
+	}
+}
+
+// Sweep drops expired entries of every channel and forgets channels left
+// with nothing; the hub calls it now and then.
+func (s *Store) Sweep() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	for name, l := range s.logs {
+		s.expire(l, now)
+		if l.n == 0 && l.lim.TTL > 0 && len(l.streams) == 0 {
+			delete(s.logs, name)
+		}
+	}
+	s.compactGlobal()
+}
+
+// Result is what a store has of a channel after a frontier.
+type Result struct {
+	Msgs []Msg // after the frontier, oldest first (each stream in order)
+	// Spans is, per stream the store knows, the seqs it holds (First..Last)
+	// or held (First = Last+1 when they were all evicted): enough for the
+	// asker to tell, with other nodes' spans, whether anything is missing.
+	Spans []Span
+	More  bool // the byte budget ran out: ask again after what came
+}
+
+// Span is the seqs of one stream held by one store.
+type Span struct {
+	Stream, First, Last uint64
+}
+
+// After returns the messages of ch after f, oldest first, until about
+// budget bytes of data, and what the store holds of each stream.
+func (s *Store) After(ch string, f Frontier, budget int) Result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.logs[ch]
+	if l == nil {
+		return Result{}
+	}
+	s.expire(l, s.now())
+	var r Result
+	for _, sp := range l.streams {
+		r.Spans = append(r.Spans, Span{sp.id, sp.first, sp.last})
+	}
+	size := 0
+	for i := range l.n {
+		e := l.at(i)
+		id := l.streams[e.stream].id
+		if e.seq <= f.Get(id) {
+			continue
+		}
+		if size > 0 && size+len(e.data) > budget {
+			r.More = true
+			break
+		}
+		r.Msgs = append(r.Msgs, Msg{Stream: id, Seq: e.seq, Data: e.data})
+		size += len(e.data)
+	}
+	return r
+}
+
+// Last returns up to n of ch's newest messages, oldest first.
+func (s *Store) Last(ch string, n int) []Msg {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.logs[ch]
+	if l == nil || n <= 0 {
+		return nil
+	}
+	s.expire(l, s.now())
+	out := make([]Msg, 0, min(n, l.n))
+	for i := max(0, l.n-n); i < l.n; i++ {
+		e := l.at(i)
+		out = append(out, Msg{Stream: l.streams[e.stream].id, Seq: e.seq, Data: e.data})
+	}
+	return out
+}
+
+// Complete reports whether spans from every node that answered cover, for
+// every stream, all seqs after f up to the newest any node has: nothing
+// published after f is missing from the union of their answers. A stream
+// absent from f must be covered from its first message. A stream of f no
+// node knows is a stream whose history is gone: incomplete, unless f
+// already had its last message (which no node can tell).
+func Complete(f Frontier, spans []Span) bool {
+	byStream := map[uint64][]Span{}
+	for _, sp := range spans {
+		byStream[sp.Stream] = append(byStream[sp.Stream], sp)
+	}
+	for _, m := range f {
+		if _, ok := byStream[m.Stream]; !ok {
+			return false
+		}
+	}
+	for id, sps := range byStream {
+		if !covered(f.Get(id), sps) {
+			return false
+		}
+	}
+	return true
+}
+
+// covered: the spans hold every seq from had+1 to the newest any of them
+// knows of (an emptied span still says how far its stream got).
+func covered(had uint64, sps []Span) bool {
+	need := had
+	for _, sp := range sps {
+		need = max(need, sp.Last)
+	}
+	slices.SortFunc(sps, func(a, b Span) int { return cmpU64(a.First, b.First) })
+	next := had + 1
+	for _, sp := range sps {
+		if sp.First > sp.Last || sp.Last < next {
+			continue // holds nothing, or nothing new
+		}
+		if sp.First > next {
+			return false // a hole before this span
+		}
+		next = sp.Last + 1
+	}
+	return next > need
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
