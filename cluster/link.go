@@ -34,6 +34,13 @@ type outConn struct {
 	q       *frameQueue
 	snapSeq uint64 // the seq of the snapshot that opened the link
 
+	// wmu guards the publishes on channels with history waiting for the
+	// peer to say it stored them.
+	wmu        sync.Mutex
+	storedUpTo uint64
+	waiters    []storeWaiter
+	wclosed    bool
+
 	once sync.Once
 	done chan struct{}
 }
@@ -149,31 +156,50 @@ func (p *peer) connectAndServe() error {
 	wg.Wait()
 	p.out.CompareAndSwap(oc, nil)
 	p.resetAcked()
+	oc.failWaiters()
 	if n := oc.q.close(); n > 0 {
 		p.drops.Add(uint64(n))
 	}
 	return err
 }
 
-// readAcks reads the only frames an acceptor may send on our link: acks.
+// readAcks reads what an acceptor may send on our link: interest acks,
+// stored counts and fetch answers.
 func (oc *outConn) readAcks(fr *frameReader) error {
-	// fr keeps the handshake limit: acks are tiny.
+	fr.max = oc.p.c.cfg.MaxFrameSize // fetch answers are big
 	for {
 		t, body, err := fr.next()
-		if err != nil {
-			return oc.p.c.readError(oc.p, err)
-		}
-		var a ackMsg
-		if t != frameAck {
-			err = fmt.Errorf("%w: type %d on an outbound link", errMalformed, t)
-		} else {
-			err = decodeMsg(body, &a)
+		if err == nil {
+			err = oc.handleAck(t, body)
 		}
 		if err != nil {
 			return oc.p.c.readError(oc.p, err)
 		}
-		oc.p.setAcked(oc, a.Seq)
 	}
+}
+
+func (oc *outConn) handleAck(t frameType, body []byte) error {
+	switch t {
+	case frameAck, frameStored:
+		var a ackMsg
+		if err := decodeMsg(body, &a); err != nil {
+			return err
+		}
+		if t == frameAck {
+			oc.p.setAcked(oc, a.Seq)
+		} else {
+			oc.stored(a.Seq)
+		}
+		return nil
+	case frameFetched:
+		var m fetchedMsg
+		if err := decodeMsg(body, &m); err != nil {
+			return err
+		}
+		oc.p.c.fetches.answer(&m)
+		return nil
+	}
+	return fmt.Errorf("%w: type %d on an outbound link", errMalformed, t)
 }
 
 // writeLoop drains the queue into a bufio.Writer, flushing when it is

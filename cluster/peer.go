@@ -266,16 +266,17 @@ func (p *peer) outboundUp() {
 // enqueuePublish queues a publish frame of channel ch on the outbound link,
 // or counts a drop: the peer's subscribers hear of it with a gap (from the
 // gap frame after a full queue, or from the broken link's incident).
-func (p *peer) enqueuePublish(f qframe, ch string) {
+func (p *peer) enqueuePublish(f qframe, ch string) (oc *outConn, stampedSeq uint64, ok bool) {
 	if p.ctx.Err() != nil {
-		return // dropped: its routes go when its reader ends
+		return nil, 0, false // dropped: its routes go when its reader ends
 	}
-	oc := p.out.Load()
+	oc = p.out.Load()
 	if oc == nil {
 		p.dropsDown.Add(1)
-		return
+		return nil, 0, false
 	}
-	if !oc.q.pushPublish(f, ch) {
+	if stampedSeq, ok = oc.q.pushPublish(f, ch); !ok {
 		p.drops.Add(1)
 	}
+	return oc, stampedSeq, ok
 }

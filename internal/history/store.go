@@ -22,6 +22,7 @@ import (
 // Msg is one stored publish.
 type Msg struct {
 	Stream, Seq uint64
+	Time        int64  // the publishing node's clock, Unix milliseconds: orders streams for reading
 	Data        []byte // shared: never modified
 }
 
@@ -34,9 +35,10 @@ type Limits struct {
 // entry is one message in a log; kept small, since a node may hold millions.
 type entry struct {
 	seq    uint64
+	time   int64 // Msg.Time
 	data   []byte
 	stream uint32 // index into log.streams
-	at     uint32 // seconds since the store's epoch
+	at     uint32 // seconds since the store's epoch, for the TTL
 }
 
 // entryOverhead is what an entry costs besides its data, for the memory
@@ -48,6 +50,9 @@ const entryOverhead = 64
 type span struct {
 	id          uint64
 	first, last uint64 // stored: first..last; first == last+1 when all evicted
+	// evictedTime is the Time of the newest message of the stream this log
+	// evicted (0: none): everything before first is at least that old.
+	evictedTime int64
 }
 
 // log is one channel's history: entries in arrival order (which is each
@@ -127,14 +132,18 @@ func (s *Store) Append(ch string, lim Limits, m Msg) bool {
 	}
 	if sp.first > sp.last || m.Seq > sp.last+1 {
 		// Nothing of the stream held, or a hole before m: the span claims
-		// contiguous seqs, so it starts again at m.
+		// contiguous seqs, so it starts again at m, knowing nothing of what
+		// came before unless it is all evicted and contiguous with m.
+		if !(sp.first > sp.last && m.Seq == sp.last+1) {
+			sp.evictedTime = 0
+		}
 		sp.first = m.Seq
 	}
 	sp.last = m.Seq
 	for l.n >= max(1, lim.Max) {
 		s.evictHead(l)
 	}
-	l.push(entry{seq: m.Seq, data: m.Data, stream: uint32(si), at: now})
+	l.push(entry{seq: m.Seq, time: m.Time, data: m.Data, stream: uint32(si), at: now})
 	s.global = append(s.global, ref{l, l.evicted + uint64(l.n) - 1})
 	s.bytes += int64(len(m.Data)) + entryOverhead
 	for s.bytes > s.maxBytes && s.evictOldest() {
@@ -173,6 +182,7 @@ func (s *Store) evictHead(l *log) {
 	sp := &l.streams[e.stream]
 	if e.seq >= sp.first {
 		sp.first = e.seq + 1
+		sp.evictedTime = max(sp.evictedTime, e.time)
 	}
 	s.bytes -= int64(len(e.data)) + entryOverhead
 	*e = entry{}
@@ -247,9 +257,12 @@ type Result struct {
 	More  bool // the byte budget ran out: ask again after what came
 }
 
-// Span is the seqs of one stream held by one store.
+// Span is the seqs of one stream held by one store. BeforeTime, when not
+// zero, says that every message of the stream before First is at least
+// that old (it was evicted); zero says nothing.
 type Span struct {
 	Stream, First, Last uint64
+	BeforeTime          int64
 }
 
 // After returns the messages of ch after f, oldest first, until about
@@ -264,7 +277,7 @@ func (s *Store) After(ch string, f Frontier, budget int) Result {
 	s.expire(l, s.now())
 	var r Result
 	for _, sp := range l.streams {
-		r.Spans = append(r.Spans, Span{sp.id, sp.first, sp.last})
+		r.Spans = append(r.Spans, Span{sp.id, sp.first, sp.last, sp.evictedTime})
 	}
 	size := 0
 	for i := range l.n {
@@ -277,7 +290,7 @@ func (s *Store) After(ch string, f Frontier, budget int) Result {
 			r.More = true
 			break
 		}
-		r.Msgs = append(r.Msgs, Msg{Stream: id, Seq: e.seq, Data: e.data})
+		r.Msgs = append(r.Msgs, Msg{Stream: id, Seq: e.seq, Time: e.time, Data: e.data})
 		size += len(e.data)
 	}
 	return r
@@ -295,33 +308,49 @@ func (s *Store) Last(ch string, n int) []Msg {
 	out := make([]Msg, 0, min(n, l.n))
 	for i := max(0, l.n-n); i < l.n; i++ {
 		e := l.at(i)
-		out = append(out, Msg{Stream: l.streams[e.stream].id, Seq: e.seq, Data: e.data})
+		out = append(out, Msg{Stream: l.streams[e.stream].id, Seq: e.seq, Time: e.time, Data: e.data})
 	}
 	return out
 }
 
-// Complete reports whether spans from every node that answered cover, for
-// every stream, all seqs after f up to the newest any node has: nothing
-// published after f is missing from the union of their answers. A stream
-// absent from f must be covered from its first message. A stream of f no
-// node knows is a stream whose history is gone: incomplete, unless f
-// already had its last message (which no node can tell).
-func Complete(f Frontier, spans []Span) bool {
+// Complete reports whether spans from every node that answered cover
+// everything published after p: for a stream p names, every seq after its
+// mark up to the newest any node has; for a stream p does not name, every
+// message newer than p.Time less Skew (a node that evicted older ones says
+// how old they were). A stream of p that no node knows is a stream whose
+// history is gone: incomplete.
+func Complete(p Pos, spans []Span) bool {
 	byStream := map[uint64][]Span{}
 	for _, sp := range spans {
 		byStream[sp.Stream] = append(byStream[sp.Stream], sp)
 	}
-	for _, m := range f {
+	for _, m := range p.Marks {
 		if _, ok := byStream[m.Stream]; !ok {
 			return false
 		}
 	}
 	for id, sps := range byStream {
-		if !covered(f.Get(id), sps) {
+		had := p.Marks.Get(id)
+		if had == 0 {
+			had = oldPrefix(sps, p.Time-Skew)
+		}
+		if !covered(had, sps) {
 			return false
 		}
 	}
 	return true
+}
+
+// oldPrefix is the highest seq known to be older than threshold: the seq
+// before a span whose evicted messages are all that old.
+func oldPrefix(sps []Span, threshold int64) uint64 {
+	var had uint64
+	for _, sp := range sps {
+		if sp.BeforeTime != 0 && sp.BeforeTime < threshold && sp.First > 0 {
+			had = max(had, sp.First-1)
+		}
+	}
+	return had
 }
 
 // covered: the spans hold every seq from had+1 to the newest any of them
