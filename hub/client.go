@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"unicode/utf8"
 )
 
 // Client is one WebSocket connection of this hub, as hooks and Go code see
@@ -123,12 +124,16 @@ func (c *Client) Disconnect(reason string) {
 	c.s.conn.Close(CloseDisconnected, reason)
 }
 
-// checkData applies the publish data rules: size, then JSON validity.
+// checkData applies the publish data rules: size, then JSON validity and
+// UTF-8. json.Valid accepts invalid UTF-8 inside strings, but the frame
+// that carries data to subscribers is a text frame, which a browser closes
+// with 1007 if it is not UTF-8 (the transport refuses such frames from
+// clients for the same reason).
 func (h *Hub) checkData(data []byte) error {
 	if len(data) > h.cfg.MaxDataSize {
 		return ErrTooLarge
 	}
-	if !json.Valid(data) {
+	if !json.Valid(data) || !utf8.Valid(data) {
 		return ErrBadData
 	}
 	return nil
