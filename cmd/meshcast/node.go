@@ -140,9 +140,9 @@ func (n *node) routes(pprof bool) http.Handler {
 		mux.HandleFunc("GET /debug/pprof/symbol", httppprof.Symbol)
 		mux.HandleFunc("GET /debug/pprof/trace", httppprof.Trace)
 	}
-	mux.Handle("GET /ws", n.hub)
+	mux.Handle("/ws", n.hub) // any method: the hub refuses what is not an upgrade, in JSON
 	web, _ := fs.Sub(webFS, "web")
-	mux.Handle("GET /", http.FileServerFS(web))
+	mux.Handle("/", staticHandler(web))
 	mux.Handle("GET /meshcast.js", js.Handler()) // the JavaScript client, which the demo page imports
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
