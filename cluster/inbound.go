@@ -132,7 +132,11 @@ func (c *Cluster) handshakeInbound(raw net.Conn) (net.Conn, *frameReader, string
 	}
 	small := bufio.NewReaderSize(conn, handshakeMaxFrame)
 	hfr := newFrameReader(small, handshakeMaxFrame)
-	name, err := c.hs.server(conn, hfr, c.admit)
+	hello, err := readHello(hfr)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	name, err := c.hs.server(conn, hfr, hello, c.admit)
 	if err == nil {
 		err = hfr.release()
 	}
