@@ -98,6 +98,9 @@ func (cfg *config) newCluster(ts *tlsSetup, log *slog.Logger, opts nodeOptions) 
 	if err != nil {
 		return nil, err
 	}
+	if err := checkSecret(secret); err != nil && !cfg.security.insecure {
+		return nil, err
+	}
 	ccfg := cluster.DefaultConfig()
 	ccfg.NodeName = cfg.name
 	ccfg.GossipAddr = cfg.gossip

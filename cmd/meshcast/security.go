@@ -40,7 +40,7 @@ func (s *securityConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.hmacSecret, "token-hmac-secret", "", "HS256 secret of client connection tokens (JWT); prefer MESHCAST_TOKEN_HMAC_SECRET")
 	fs.StringVar(&s.rsaPublicKey, "token-rsa-public-key", "", "PEM file of the RSA (RS256) or P-256 EC (ES256) public key of client tokens")
 	fs.StringVar(&s.jwksFile, "token-jwks-file", "", "JWKS file of the RS256/ES256 keys of client tokens, chosen by the token's kid")
-	fs.BoolVar(&s.insecure, "insecure", false, "accept anonymous clients without the warning (demos only)")
+	fs.BoolVar(&s.insecure, "insecure", false, "accept anonymous clients without the warning, and a cluster secret under 128 bits (demos only)")
 	fs.Var(&s.namespaces, "namespace", "channel permissions of a namespace, NAME:subscribe=anyone|authenticated|claim,publish=nobody|subscribers|claim|anyone[,origins=URL|URL]; repeat it, or separate with ';' (NAME empty: the default namespace)")
 	fs.StringVar(&s.configFile, "config", "", `JSON file of namespaces: {"namespaces":{"chat":{"subscribe":"anyone","publish":"subscribers"}}}; --namespace flags win`)
 	fs.Float64Var(&s.publishRate, "client-publish-rate", 0, "publishes per second one connection may sustain, over it err 429 (0: unlimited)")

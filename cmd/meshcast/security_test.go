@@ -31,7 +31,7 @@ func secureConfig(t testing.TB, extra ...string) config {
 	t.Helper()
 	args := append([]string{
 		"--listen", "127.0.0.1:0", "--gossip", "127.0.0.1:0", "--peer", "127.0.0.1:0",
-		"--secret", "test-secret", "--log-level", "warn",
+		"--secret", testSecret, "--log-level", "warn",
 	}, extra...)
 	cfg, err := parseConfig(args, func(string) string { return "" }, io.Discard)
 	if err != nil {
