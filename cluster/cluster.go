@@ -71,7 +71,7 @@ type Cluster struct {
 	rejectedLinks     atomic.Uint64
 	tooLarge          atomic.Uint64
 
-	handshakeSlots chan struct{} // inbound links not yet proved; see maxPendingHandshakes
+	gate *connGate // inbound links not yet proved (inbound.go)
 
 	attachOnce   sync.Once
 	shutdownOnce sync.Once
@@ -94,10 +94,10 @@ func New(cfg Config) (*Cluster, error) {
 		local: localInterest{chans: make(map[string]*localChan)},
 		table: interestTable{byCh: make(map[string][]*peer)},
 
-		reconnectKick:  make(chan struct{}, 1),
-		linkEvent:      make(chan struct{}, 1),
-		handshakeSlots: make(chan struct{}, maxPendingHandshakes),
+		reconnectKick: make(chan struct{}, 1),
+		linkEvent:     make(chan struct{}, 1),
 	}
+	c.gate = newConnGate(maxPendingHandshakes, maxPendingPerIP, c.isMemberIP)
 	c.logp.Store(c.log)
 	var b [8]byte
 	_, _ = rand.Read(b[:])
