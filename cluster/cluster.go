@@ -72,6 +72,7 @@ type Cluster struct {
 	tooLarge          atomic.Uint64
 
 	gate *connGate // inbound links not yet proved (inbound.go)
+	junk *junkLog  // refused input, summed up once a minute (junk.go)
 
 	attachOnce   sync.Once
 	shutdownOnce sync.Once
@@ -98,6 +99,7 @@ func New(cfg Config) (*Cluster, error) {
 		linkEvent:     make(chan struct{}, 1),
 	}
 	c.gate = newConnGate(maxPendingHandshakes, maxPendingPerIP, c.isMemberIP)
+	c.junk = newJunkLog()
 	c.logp.Store(c.log)
 	var b [8]byte
 	_, _ = rand.Read(b[:])
@@ -134,7 +136,7 @@ func (c *Cluster) bindGossip() error {
 	if host == "" {
 		host = "0.0.0.0"
 	}
-	nc := &memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: memberlistLogger(c.logp)}
+	nc := &memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: memberlistLogger(c.logp, c.junk)}
 	// Port 0 binds TCP then UDP on the same number, which can race with
 	// other processes: retry like memberlist itself does.
 	tries := 1
@@ -187,10 +189,11 @@ func (c *Cluster) start(r relay.Receiver, log *slog.Logger) error {
 		return fmt.Errorf("cluster: start memberlist: %w", err)
 	}
 	c.ml.Store(ml)
-	c.wg.Add(3)
+	c.wg.Add(4)
 	go c.acceptLoop()
 	go c.maintainLoop()
 	go c.reconnectLoop()
+	go c.junkLoop()
 	if len(c.cfg.Join) > 0 {
 		c.wg.Add(1)
 		go c.joinLoop()

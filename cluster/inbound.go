@@ -81,6 +81,7 @@ func (c *Cluster) acceptLoop() {
 		release, ok := c.gate.admit(conn.RemoteAddr())
 		if !ok {
 			c.handshakeFailures.Add(1)
+			c.junk.links.add(addrIP(conn.RemoteAddr()))
 			c.log.Debug("peer link refused: too many handshakes in progress", "remote", conn.RemoteAddr().String())
 			conn.Close()
 			continue
@@ -180,7 +181,8 @@ func (c *Cluster) inboundHandshakeFailed(conn net.Conn, err error) {
 	if errors.Is(err, errMalformed) || errors.Is(err, errTooLarge) {
 		c.malformedFrames.Add(1)
 	}
-	c.log.Warn("peer link handshake failed; connection closed",
+	c.junk.links.add(addrIP(conn.RemoteAddr())) // anyone can cause it: summed up, not a line each
+	c.log.Debug("peer link handshake failed; connection closed",
 		"remote", conn.RemoteAddr().String(), "err", err)
 }
 
