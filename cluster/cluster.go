@@ -32,7 +32,7 @@ type Cluster struct {
 	epoch uint64 // this process, random: peers tell a restart from a reconnect
 	hs    handshake
 
-	transport     *memberlist.NetTransport
+	transport     *gossipTransport // memberlist's, screened (gossipguard.go)
 	peerLn        net.Listener
 	gossipPort    int
 	peerPort      int
@@ -144,8 +144,12 @@ func (c *Cluster) bindGossip() error {
 		tries = 10
 	}
 	for range tries {
-		if c.transport, err = memberlist.NewNetTransport(nc); err == nil {
-			c.gossipPort = c.transport.GetAutoBindPort()
+		var nt *memberlist.NetTransport
+		if nt, err = memberlist.NewNetTransport(nc); err == nil {
+			gate := newConnGate(maxStrangerGossipStreams, maxGossipStreamsPerIP, c.isMemberIP)
+			gate.maxMembers = maxMemberGossipStreams
+			c.transport = newGossipTransport(nt, c.cfg.ClusterName, deriveKey(c.cfg.Secret, "memberlist"), gate, &c.junk.streams)
+			c.gossipPort = nt.GetAutoBindPort()
 			return nil
 		}
 	}

@@ -4,7 +4,9 @@
 // It owns three things:
 //   - membership: hashicorp/memberlist gossip (join with retry, leave, node
 //     metadata carrying the peer-link address and protocol version, gossip
-//     encryption keyed from the cluster secret);
+//     encryption keyed from the cluster secret), behind a transport that
+//     bounds and checks incoming streams before memberlist buffers them
+//     (gossipguard.go);
 //   - peer links: one TCP connection per ordered pair of nodes. Node A dials B
 //     and sends on that connection its publishes and its interest messages
 //     (add/remove/snapshot, each with a per-node sequence number); B answers

@@ -17,9 +17,10 @@ import (
 // linking. Members come and go by memberlist, whose gossip is encrypted
 // with the secret, so only the cluster decides who is one.
 type connGate struct {
-	maxTotal int
-	maxPerIP int
-	isMember func(ip string) bool
+	maxTotal   int // strangers' connections
+	maxPerIP   int // one stranger's
+	maxMembers int // members' connections
+	isMember   func(ip string) bool
 
 	// mu guards the counts; it is held only for map updates.
 	mu        sync.Mutex
@@ -29,7 +30,7 @@ type connGate struct {
 }
 
 func newConnGate(maxTotal, maxPerIP int, isMember func(ip string) bool) *connGate {
-	return &connGate{maxTotal: maxTotal, maxPerIP: maxPerIP, isMember: isMember, perIP: map[string]int{}}
+	return &connGate{maxTotal: maxTotal, maxPerIP: maxPerIP, maxMembers: maxTotal, isMember: isMember, perIP: map[string]int{}}
 }
 
 // admit takes a slot for a connection from addr and returns the function
@@ -40,7 +41,7 @@ func (g *connGate) admit(addr net.Addr) (release func(), ok bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if member {
-		if g.members >= g.maxTotal {
+		if g.members >= g.maxMembers {
 			return nil, false
 		}
 		g.members++
