@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
 	"unicode/utf8"
 )
@@ -88,7 +89,9 @@ func (c *Client) Subscribe(ctx context.Context, ch string) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		h.lateConfirmation(c.s, ch, err)
+		h.lateConfirmation(c.s, ch)
+		h.log.Warn("subscribe acked before every peer confirmed it; the client got a gap",
+			slog.String("client", c.id), slog.String("channel", ch), slog.Any("err", err))
 	}
 	return nil
 }
