@@ -139,5 +139,8 @@ func (h *Hub) checkData(data []byte) error {
 	if !json.Valid(data) || !utf8.Valid(data) {
 		return ErrBadData
 	}
+	if jsonDepth(data) > maxDataDepth {
+		return errTooDeep
+	}
 	return nil
 }

@@ -3,6 +3,7 @@ package hub
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strconv"
 	"unicode/utf8"
@@ -117,6 +118,9 @@ func (req *request) set(slot int, val []byte) error {
 		}
 		req.id, req.hasID = id, true
 	case 3:
+		if jsonDepth(val) > maxDataDepth {
+			return malformed(fmt.Sprintf(`"data" nested deeper than %d levels`, maxDataDepth))
+		}
 		req.data = val
 	}
 	return nil
