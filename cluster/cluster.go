@@ -148,7 +148,7 @@ func (c *Cluster) bindGossip() error {
 		if nt, err = memberlist.NewNetTransport(nc); err == nil {
 			gate := newConnGate(maxStrangerGossipStreams, maxGossipStreamsPerIP, c.isMemberIP)
 			gate.maxMembers = maxMemberGossipStreams
-			c.transport = newGossipTransport(nt, c.cfg.ClusterName, deriveKey(c.cfg.Secret, "memberlist"), gate, &c.junk.streams)
+			c.transport = newGossipTransport(nt, c.cfg.ClusterName, deriveKey(c.cfg.Secret, "memberlist"), gate, c.junk)
 			c.gossipPort = nt.GetAutoBindPort()
 			return nil
 		}

@@ -28,16 +28,20 @@ import (
 // decrypts. Only then does memberlist see it, replayed from the start.
 // Junk is closed without a byte in answer and counted (junk.go).
 //
-// UDP packets go to memberlist untouched: they are bounded in size and
-// memberlist answers none that does not decrypt.
+// UDP packets are checked the same way (label; with a secret, that they
+// decrypt) and junk dropped and counted before memberlist sees it: a
+// packet is small, but memberlist formats a log line for each one it
+// refuses, which costs more than the check.
 type gossipTransport struct {
 	*memberlist.NetTransport
-	label string
-	key   []byte // the gossip key; nil without a secret
-	gate  *connGate
-	junk  *junkCounter
+	label   string
+	key     []byte // the gossip key; nil without a secret
+	gate    *connGate
+	junk    *junkCounter // streams
+	pktJunk *junkCounter // packets
 
-	streams chan net.Conn // screened streams, for memberlist
+	streams chan net.Conn           // screened streams, for memberlist
+	packets chan *memberlist.Packet // screened packets, for memberlist
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup // forward and every screen
@@ -74,10 +78,10 @@ const (
 	mlLabel    = 244
 )
 
-func newGossipTransport(nt *memberlist.NetTransport, label string, key []byte, gate *connGate, junk *junkCounter) *gossipTransport {
+func newGossipTransport(nt *memberlist.NetTransport, label string, key []byte, gate *connGate, junk *junkLog) *gossipTransport {
 	ctx, cancel := context.WithCancel(context.Background())
-	t := &gossipTransport{NetTransport: nt, label: label, key: key, gate: gate, junk: junk,
-		streams: make(chan net.Conn), ctx: ctx, cancel: cancel}
+	t := &gossipTransport{NetTransport: nt, label: label, key: key, gate: gate, junk: &junk.streams, pktJunk: &junk.packets,
+		streams: make(chan net.Conn), packets: make(chan *memberlist.Packet), ctx: ctx, cancel: cancel}
 	t.wg.Add(1)
 	go t.forward()
 	return t
@@ -85,6 +89,9 @@ func newGossipTransport(nt *memberlist.NetTransport, label string, key []byte, g
 
 // StreamCh is what memberlist reads streams from: screened ones only.
 func (t *gossipTransport) StreamCh() <-chan net.Conn { return t.streams }
+
+// PacketCh is what memberlist reads packets from: screened ones only.
+func (t *gossipTransport) PacketCh() <-chan *memberlist.Packet { return t.packets }
 
 // Shutdown stops the listeners, then the screening, and waits for both.
 // The forwarder keeps draining until the NetTransport has stopped: its
@@ -101,15 +108,40 @@ func (t *gossipTransport) Shutdown() error {
 
 func (t *gossipTransport) forward() {
 	defer t.wg.Done()
-	in := t.NetTransport.StreamCh()
+	streams, packets := t.NetTransport.StreamCh(), t.NetTransport.PacketCh()
 	for {
 		select {
-		case conn := <-in:
+		case conn := <-streams:
 			t.admit(conn)
+		case p := <-packets:
+			if !t.packetOK(p.Buf) {
+				t.pktJunk.add(addrIP(p.From))
+				continue
+			}
+			select {
+			case t.packets <- p:
+			case <-t.ctx.Done():
+				return
+			}
 		case <-t.ctx.Done():
 			return
 		}
 	}
+}
+
+// packetOK checks a packet as memberlist will: this cluster's label, then,
+// with a secret, that the rest decrypts (net.go and security.go there:
+// version byte, 12-byte nonce, AES-GCM with the label as data).
+func (t *gossipTransport) packetOK(b []byte) bool {
+	n := 2 + len(t.label)
+	if len(b) < n || b[0] != mlLabel || int(b[1]) != len(t.label) || string(b[2:n]) != t.label {
+		return false
+	}
+	if t.key == nil {
+		return true
+	}
+	msg := b[n:]
+	return len(msg) >= 1+12+16 && msg[0] <= 1 && gcmOpens(t.key, msg[1:13], msg[13:], b[2:n])
 }
 
 func (t *gossipTransport) admit(conn net.Conn) {
