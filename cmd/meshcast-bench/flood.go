@@ -31,12 +31,14 @@ type floodPhase struct {
 	Name          string  `json:"name"`
 	Sent          uint64  `json:"publishes"`
 	Delivered     uint64  `json:"deliveries"`
-	Expected      uint64  `json:"expected_deliveries"`
+	Expected      uint64  `json:"expected_deliveries"` // publishes times subscribers that got in
+	Subscribers   uint64  `json:"subscribers"`
 	P50Ms         float64 `json:"p50_ms"`
 	P99Ms         float64 `json:"p99_ms"`
 	MaxMs         float64 `json:"max_ms"`
 	ConnectP99Ms  float64 `json:"connect_p99_ms"`
-	ConnectFails  uint64  `json:"connect_failures"`
+	ConnectFails  uint64  `json:"connect_failures"` // subscribers and check-ins kept out
+	NodeCPU       float64 `json:"node_cpu_cores"`   // the attacked node's CPU time over the phase, in cores
 	RSSStartMiB   float64 `json:"rss_start_mib"`
 	RSSMaxMiB     float64 `json:"rss_max_mib"`
 	AttackOpened  int64   `json:"attack_connections_or_packets"`
@@ -144,16 +146,19 @@ func floodPhaseRun(ctx context.Context, name string, cfg floodConfig, pid int, a
 		sampleRSS(sctx, pid, &peak)
 	}()
 	var p probe
+	cpu0, t0 := procCPU(pid), time.Now()
 	pctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	err := runProbe(pctx, cfg.Probe, &p)
 	cancel()
+	ph.NodeCPU = (procCPU(pid) - cpu0).Seconds() / time.Since(t0).Seconds()
 	stopSampling()
 	wg.Wait()
 	var lat, conn Hist
 	p.lat.addTo(&lat)
 	p.connect.addTo(&conn)
 	ms := func(ns uint64) float64 { return float64(ns) / 1e6 }
-	ph.Sent, ph.Delivered, ph.Expected = p.sent.Load(), p.recv.Load(), p.sent.Load()*uint64(cfg.Probe.subs)
+	ph.Sent, ph.Delivered, ph.Expected = p.sent.Load(), p.recv.Load(), p.sent.Load()*p.subs.Load()
+	ph.Subscribers = p.subs.Load()
 	ph.P50Ms, ph.P99Ms, ph.MaxMs = ms(lat.Quantile(0.5)), ms(lat.Quantile(0.99)), ms(lat.Max())
 	ph.ConnectP99Ms, ph.ConnectFails = ms(conn.Quantile(0.99)), p.connFail.Load()
 	ph.RSSMaxMiB = float64(peak.Load()) / 1024
@@ -180,14 +185,31 @@ func sampleRSS(ctx context.Context, pid int, peak *atomic.Int64) {
 	}
 }
 
+// procCPU is the user plus system CPU time pid has used (/proc/pid/stat
+// fields 14 and 15, in clock ticks of 10 ms on Linux).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	_, rest, ok := strings.Cut(string(b), ") ") // the command name may hold spaces
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
 func printFlood(w io.Writer, r *floodReport) {
 	fmt.Fprintf(w, "attack: %s\n", r.Attack)
-	fmt.Fprintf(w, "%-9s %9s %11s %9s %9s %9s %12s %9s %10s %10s %12s %10s\n", "phase", "publishes", "delivered",
-		"p50 ms", "p99 ms", "max ms", "connect p99", "conn fail", "RSS start", "RSS max", "attack ops", "attack MiB")
+	fmt.Fprintf(w, "%-9s %9s %15s %7s %7s %7s %12s %9s %8s %10s %10s %12s %10s\n", "phase", "publishes", "delivered",
+		"p50 ms", "p99 ms", "max ms", "connect p99", "conn fail", "node CPU", "RSS start", "RSS max", "attack ops", "attack MiB")
 	for _, p := range []floodPhase{r.Baseline, r.Flood} {
-		fmt.Fprintf(w, "%-9s %9d %5d/%-5d %9.1f %9.1f %9.1f %12.1f %9d %10.1f %10.1f %12d %10.1f\n", p.Name, p.Sent,
-			p.Delivered, p.Expected, p.P50Ms, p.P99Ms, p.MaxMs, p.ConnectP99Ms, p.ConnectFails, p.RSSStartMiB, p.RSSMaxMiB,
-			p.AttackOpened, p.AttackMiB)
+		fmt.Fprintf(w, "%-9s %9d %7d/%-7d %7.1f %7.1f %7.1f %12.1f %9d %8.2f %10.1f %10.1f %12d %10.1f\n", p.Name, p.Sent,
+			p.Delivered, p.Expected, p.P50Ms, p.P99Ms, p.MaxMs, p.ConnectP99Ms, p.ConnectFails, p.NodeCPU, p.RSSStartMiB,
+			p.RSSMaxMiB, p.AttackOpened, p.AttackMiB)
 	}
 	if r.Baseline.P99Ms > 0 {
 		fmt.Fprintf(w, "p99 under attack / baseline: %.2fx; RSS growth: %.1f MiB\n",

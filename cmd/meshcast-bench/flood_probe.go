@@ -19,8 +19,9 @@ type probe struct {
 	lat      atomicHist // publish to delivery, per delivery
 	recv     atomic.Uint64
 	sent     atomic.Uint64
-	connect  atomicHist // dial to sub ack of a new client
-	connFail atomic.Uint64
+	subs     atomic.Uint64 // subscribers that got their ack
+	connect  atomicHist    // dial to sub ack of a new client
+	connFail atomic.Uint64 // subscribers and check-ins that did not get in
 }
 
 type probeConfig struct {
@@ -38,9 +39,11 @@ func runProbe(ctx context.Context, cfg probeConfig, p *probe) error {
 	defer func() { stopSubs(); wg.Wait() }()
 	for i := range cfg.subs {
 		c, err := subscribeOnce(ctx, cfg.subURL, "legit", i)
-		if err != nil {
-			return fmt.Errorf("legit subscriber %d: %w", i, err)
+		if err != nil { // the attack kept it out: counted, and the others go on
+			p.connFail.Add(1)
+			continue
 		}
+		p.subs.Add(1)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -48,8 +51,12 @@ func runProbe(ctx context.Context, cfg probeConfig, p *probe) error {
 		}()
 	}
 	pub, err := subscribeOnce(ctx, cfg.pubURL, "", 0)
+	for err != nil && ctx.Err() == nil { // kept out too: counted, and tried again
+		p.connFail.Add(1)
+		pub, err = subscribeOnce(ctx, cfg.pubURL, "", 0)
+	}
 	if err != nil {
-		return fmt.Errorf("legit publisher: %w", err)
+		return nil // the phase ended with no publisher in
 	}
 	defer pub.nc.Close()
 	wg.Add(1)
@@ -61,7 +68,7 @@ func runProbe(ctx context.Context, cfg probeConfig, p *probe) error {
 	// In-flight deliveries: give them a moment before the subscribers go.
 	drain := time.NewTimer(2 * time.Second)
 	defer drain.Stop()
-	for p.recv.Load() < p.sent.Load()*uint64(cfg.subs) {
+	for p.recv.Load() < p.sent.Load()*p.subs.Load() {
 		select {
 		case <-drain.C:
 			return nil
