@@ -91,13 +91,16 @@ func (h *Hub) awaitInterest(s *session, req request, t relay.Ticket) {
 		return
 	}
 	req.data = nil // points into the frame, which is the transport's
+	// Counted before it is queued: the waiter may settle it at once.
+	s.waiting.Add(1)
+	s.setPending(req.ch, 1)
 	queued, start := s.waits.push(subWait{req, t, time.Now()}, h.cfg.MaxSubscriptions+maxExtraWaits)
 	if !queued {
+		s.setPending(req.ch, -1)
+		s.waiting.Add(-1)
 		s.send(errFrame(&req, CodeRateLimited, "too many subscribes waiting for the cluster"))
 		return
 	}
-	s.waiting.Add(1)
-	s.setPending(req.ch, 1)
 	if start {
 		h.wg.Add(1)
 		go h.ackWaits(s)
