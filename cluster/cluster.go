@@ -32,7 +32,7 @@ type Cluster struct {
 	epoch uint64 // this process, random: peers tell a restart from a reconnect
 	hs    handshake
 
-	transport     *gossipTransport // memberlist's, screened (gossipguard.go)
+	transport     *gossipTransport // memberlist's, screened (gossipnet.go)
 	peerLn        net.Listener
 	gossipPort    int
 	peerPort      int
@@ -136,7 +136,9 @@ func (c *Cluster) bindGossip() error {
 	if host == "" {
 		host = "0.0.0.0"
 	}
-	nc := &memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: memberlistLogger(c.logp, c.junk)}
+	gate := newConnGate(maxStrangerGossipStreams, maxGossipStreamsPerIP, c.isMemberIP)
+	gate.maxMembers = maxMemberGossipStreams
+	key := deriveKey(c.cfg.Secret, "memberlist")
 	// Port 0 binds TCP then UDP on the same number, which can race with
 	// other processes: retry like memberlist itself does.
 	tries := 1
@@ -144,12 +146,8 @@ func (c *Cluster) bindGossip() error {
 		tries = 10
 	}
 	for range tries {
-		var nt *memberlist.NetTransport
-		if nt, err = memberlist.NewNetTransport(nc); err == nil {
-			gate := newConnGate(maxStrangerGossipStreams, maxGossipStreamsPerIP, c.isMemberIP)
-			gate.maxMembers = maxMemberGossipStreams
-			c.transport = newGossipTransport(nt, c.cfg.ClusterName, deriveKey(c.cfg.Secret, "memberlist"), gate, c.junk)
-			c.gossipPort = nt.GetAutoBindPort()
+		if c.transport, err = newGossipTransport(host, port, c.cfg.ClusterName, key, gate, c.junk, c.logp); err == nil {
+			c.gossipPort = c.transport.GetAutoBindPort()
 			return nil
 		}
 	}

@@ -15,38 +15,21 @@ import (
 	"github.com/hashicorp/memberlist"
 )
 
-// gossipTransport is memberlist's NetTransport with its TCP side screened.
-// memberlist reads a stream's first message into memory before it looks
-// at the key: a stream carrying the cluster's label (no secret) and a
-// declared length of 20 MB made it buffer 20 MB, and a plaintext stream
-// to an encrypted cluster got an error answer encrypted under the cluster
-// key (known plaintext: a way to test guesses of a weak secret offline).
-// Here each stream first gets a slot (connGate: few per stranger's
-// address, a pool of their own for members), then its first message is
-// read and checked: the label, encrypted when the cluster has a secret,
-// a declared length within maxGossipMessage, and, with a secret, that it
-// decrypts. Only then does memberlist see it, replayed from the start.
-// Junk is closed without a byte in answer and counted (junk.go).
-//
-// UDP packets are checked the same way (label; with a secret, that they
-// decrypt) and junk dropped and counted before memberlist sees it: a
-// packet is small, but memberlist formats a log line for each one it
-// refuses, which costs more than the check.
-type gossipTransport struct {
-	*memberlist.NetTransport
-	label   string
-	key     []byte // the gossip key; nil without a secret
-	gate    *connGate
-	junk    *junkCounter // streams
-	pktJunk *junkCounter // packets
-
-	streams chan net.Conn           // screened streams, for memberlist
-	packets chan *memberlist.Packet // screened packets, for memberlist
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup // forward and every screen
-	once    sync.Once
-}
+// Screening of what comes in on the gossip port (gossipnet.go owns the
+// sockets). memberlist reads a stream's first message into memory before
+// it looks at the key: a stream carrying the cluster's label (no secret)
+// and a declared length of 20 MB made it buffer 20 MB, and a plaintext
+// stream to an encrypted cluster got an error answer encrypted under the
+// cluster key (known plaintext: a way to test guesses of a weak secret
+// offline). Here each stream first gets a slot (connGate: few per
+// stranger's address, a pool of their own for members), then its first
+// message is read and checked: the label, encrypted when the cluster has
+// a secret, a declared length within maxGossipMessage, and, with a
+// secret, that it decrypts. Only then does memberlist see it, replayed
+// from the start. Junk is closed without a byte in answer and counted
+// (junk.go). UDP packets are checked the same way, in the read loop, and
+// junk dropped and counted before memberlist sees it (it formatted a log
+// line for each).
 
 var _ memberlist.NodeAwareTransport = (*gossipTransport)(nil)
 
@@ -77,57 +60,6 @@ const (
 	mlEncrypt  = 10
 	mlLabel    = 244
 )
-
-func newGossipTransport(nt *memberlist.NetTransport, label string, key []byte, gate *connGate, junk *junkLog) *gossipTransport {
-	ctx, cancel := context.WithCancel(context.Background())
-	t := &gossipTransport{NetTransport: nt, label: label, key: key, gate: gate, junk: &junk.streams, pktJunk: &junk.packets,
-		streams: make(chan net.Conn), packets: make(chan *memberlist.Packet), ctx: ctx, cancel: cancel}
-	t.wg.Add(1)
-	go t.forward()
-	return t
-}
-
-// StreamCh is what memberlist reads streams from: screened ones only.
-func (t *gossipTransport) StreamCh() <-chan net.Conn { return t.streams }
-
-// PacketCh is what memberlist reads packets from: screened ones only.
-func (t *gossipTransport) PacketCh() <-chan *memberlist.Packet { return t.packets }
-
-// Shutdown stops the listeners, then the screening, and waits for both.
-// The forwarder keeps draining until the NetTransport has stopped: its
-// accept loop blocks handing over a connection nobody takes.
-func (t *gossipTransport) Shutdown() error {
-	var err error
-	t.once.Do(func() {
-		err = t.NetTransport.Shutdown()
-		t.cancel()
-		t.wg.Wait()
-	})
-	return err
-}
-
-func (t *gossipTransport) forward() {
-	defer t.wg.Done()
-	streams, packets := t.NetTransport.StreamCh(), t.NetTransport.PacketCh()
-	for {
-		select {
-		case conn := <-streams:
-			t.admit(conn)
-		case p := <-packets:
-			if !t.packetOK(p.Buf) {
-				t.pktJunk.add(addrIP(p.From))
-				continue
-			}
-			select {
-			case t.packets <- p:
-			case <-t.ctx.Done():
-				return
-			}
-		case <-t.ctx.Done():
-			return
-		}
-	}
-}
 
 // packetOK checks a packet as memberlist will: this cluster's label, then,
 // with a secret, that the rest decrypts (net.go and security.go there:

@@ -110,3 +110,20 @@ func TestGossipStreamBudgetWithoutSecret(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "the stream counted as junk", func() bool { return a.Stats().JunkGossipStreams == 1 })
 }
+
+// TestGossipTransportAddresses: the transport advertises what memberlist's
+// own did: the address given, else the one bound to; and it refuses an
+// address that is not one.
+func TestGossipTransportAddresses(t *testing.T) {
+	a := startNode(t, testConfig("a"))
+	ip, port, err := a.transport.FinalAdvertiseAddr("", 0)
+	if err != nil || ip.String() != "127.0.0.1" || port != a.GossipPort() {
+		t.Fatalf("bound: %v:%d, %v", ip, port, err)
+	}
+	if ip, port, err = a.transport.FinalAdvertiseAddr("10.1.2.3", 7000); err != nil || ip.String() != "10.1.2.3" || port != 7000 {
+		t.Fatalf("given: %v:%d, %v", ip, port, err)
+	}
+	if _, _, err = a.transport.FinalAdvertiseAddr("not-an-ip", 1); err == nil {
+		t.Fatal("a host name accepted as an advertise IP")
+	}
+}
