@@ -4,9 +4,10 @@
 // It owns three things:
 //   - membership: hashicorp/memberlist gossip (join with retry, leave, node
 //     metadata carrying the peer-link address and protocol version, gossip
-//     encryption keyed from the cluster secret), behind a transport that
-//     bounds and checks incoming streams before memberlist buffers them
-//     (gossipguard.go);
+//     encryption keyed from the cluster secret), over a transport of its
+//     own (gossipnet.go) that bounds and checks incoming streams and
+//     packets before memberlist sees them (gossipguard.go), and counts
+//     the junk instead of logging it (junk.go);
 //   - peer links: one TCP connection per ordered pair of nodes. Node A dials B
 //     and sends on that connection its publishes and its interest messages
 //     (add/remove/snapshot, each with a per-node sequence number); B answers

@@ -22,7 +22,8 @@ for a in $ATTACKS; do
 	echo "== $a ($LABEL) -> $out" >&2
 	{
 		echo "# $TMP/bench flood --meshcast-bin $BIN --attack $a --duration $DURATION  ($(date -u +%FT%TZ))"
-		"$TMP/bench" flood --meshcast-bin "$BIN" --attack "$a" --duration "$DURATION" 2>/dev/null
+		"$TMP/bench" flood --meshcast-bin "$BIN" --attack "$a" --duration "$DURATION" 2>/dev/null ||
+			echo "# the run failed with status $?"
 		echo "# load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 	} >"$out"
 	tail -2 "$out" >&2
