@@ -11,8 +11,6 @@ import (
 	"net"
 	"sync"
 	"time"
-
-	"github.com/hashicorp/memberlist"
 )
 
 // Screening of what comes in on the gossip port (gossipnet.go owns the
@@ -30,8 +28,6 @@ import (
 // (junk.go). UDP packets are checked the same way, in the read loop, and
 // junk dropped and counted before memberlist sees it (it formatted a log
 // line for each).
-
-var _ memberlist.NodeAwareTransport = (*gossipTransport)(nil)
 
 const (
 	// maxGossipMessage bounds a stream's first message (memberlist allows
@@ -69,11 +65,11 @@ func (t *gossipTransport) packetOK(b []byte) bool {
 	if len(b) < n || b[0] != mlLabel || int(b[1]) != len(t.label) || string(b[2:n]) != t.label {
 		return false
 	}
-	if t.key == nil {
+	if t.aead == nil {
 		return true
 	}
 	msg := b[n:]
-	return len(msg) >= 1+12+16 && msg[0] <= 1 && gcmOpens(t.key, msg[1:13], msg[13:], b[2:n])
+	return len(msg) >= 1+12+16 && msg[0] <= 1 && opens(t.aead, msg[1:13], msg[13:], b[2:n])
 }
 
 func (t *gossipTransport) admit(conn net.Conn) {
@@ -129,9 +125,9 @@ func (t *gossipTransport) readFirst(conn net.Conn) ([]byte, error) {
 		return nil, fmt.Errorf("%w: not this cluster's label", errGossipJunk)
 	}
 	switch typ := head[len(head)-1]; {
-	case t.key == nil && (typ == mlPing || typ == mlPushPull || typ == mlUser || typ == mlCompress):
+	case t.aead == nil && (typ == mlPing || typ == mlPushPull || typ == mlUser || typ == mlCompress):
 		return head, nil // no secret: the read budget bounds it (screenedConn)
-	case t.key == nil || typ != mlEncrypt:
+	case t.aead == nil || typ != mlEncrypt:
 		return nil, fmt.Errorf("%w: message type %d", errGossipJunk, typ)
 	}
 	return t.readEncrypted(conn, head, start)
@@ -160,23 +156,28 @@ func (t *gossipTransport) readEncrypted(conn net.Conn, head []byte, start time.T
 	}
 	aad := append([]byte{mlEncrypt}, l[:]...)
 	aad = append(aad, t.label...)
-	if body[0] > 1 || !gcmOpens(t.key, body[1:13], body[13:], aad) {
+	if body[0] > 1 || !opens(t.aead, body[1:13], body[13:], aad) {
 		return nil, fmt.Errorf("%w: does not decrypt", errGossipJunk)
 	}
 	return msg, nil
 }
 
-func gcmOpens(key, nonce, ciphertext, aad []byte) bool {
+// opens reports whether ciphertext authenticates under aead.
+func opens(aead cipher.AEAD, nonce, ciphertext, aad []byte) bool {
+	_, err := aead.Open(ciphertext[:0:0], nonce, ciphertext, aad)
+	return err == nil
+}
+
+// gossipAEAD is memberlist's cipher for key (AES-GCM; nil without a key).
+func gossipAEAD(key []byte) (cipher.AEAD, error) {
+	if key == nil {
+		return nil, nil
+	}
 	block, err := aes.NewCipher(key)
 	if err != nil {
-		return false
+		return nil, err
 	}
-	gcm, err := cipher.NewGCM(block)
-	if err != nil {
-		return false
-	}
-	_, err = gcm.Open(ciphertext[:0:0], nonce, ciphertext, aad)
-	return err == nil
+	return cipher.NewGCM(block)
 }
 
 // screenedConn replays the bytes screening read, then reads on, at most

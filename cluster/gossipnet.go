@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/cipher"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,7 +32,7 @@ type gossipTransport struct {
 	logp   *atomic.Pointer[slog.Logger]
 
 	label   string
-	key     []byte // the gossip key; nil without a secret
+	aead    cipher.AEAD // the gossip key's, as memberlist's; nil without a secret
 	gate    *connGate
 	junk    *junkCounter // streams
 	pktJunk *junkCounter // packets
@@ -51,6 +52,10 @@ const udpBufSize = 65536
 // TCP got) and starts reading.
 func newGossipTransport(host string, port int, label string, key []byte, gate *connGate, junk *junkLog,
 	logp *atomic.Pointer[slog.Logger]) (*gossipTransport, error) {
+	aead, err := gossipAEAD(key)
+	if err != nil {
+		return nil, err
+	}
 	ip := net.ParseIP(host)
 	tcp, err := net.ListenTCP("tcp", &net.TCPAddr{IP: ip, Port: port})
 	if err != nil {
@@ -63,7 +68,7 @@ func newGossipTransport(host string, port int, label string, key []byte, gate *c
 	}
 	setUDPRecvBuf(udp)
 	ctx, cancel := context.WithCancel(context.Background())
-	t := &gossipTransport{tcp: tcp, udp: udp, bindIP: host, logp: logp, label: label, key: key, gate: gate,
+	t := &gossipTransport{tcp: tcp, udp: udp, bindIP: host, logp: logp, label: label, aead: aead, gate: gate,
 		junk: &junk.streams, pktJunk: &junk.packets,
 		streams: make(chan net.Conn), packets: make(chan *memberlist.Packet), ctx: ctx, cancel: cancel}
 	t.wg.Add(2)
