@@ -1,197 +1,215 @@
 package hub
 
 import (
-	"cmp"
 	"context"
+	"errors"
 	"slices"
+	"time"
 
 	"github.com/meshcast/meshcast/internal/history"
 )
 
-// recovery is a subscriber resuming from a position: a client's sub with
-// since, or an in-process subscription.
-type recovery struct {
-	pos      history.Pos
-	send     func(m history.Msg, pos string) // a message for it alone, with its position
-	register func()                          // make it a live subscriber (called under the channel's lock)
-	complete bool                            // out: everything published after pos was sent
+// A subscriber that resumes from a position (a sub with "since", or
+// Hub.Subscribe with Since) is not a live subscriber until it has caught
+// up. It is sent, in each stream's order, what it lacks: first what only
+// the peers still hold, then this node's store page by page at the pace
+// the subscriber reads, and the last few under the channel's lock, where
+// it becomes live. So every publish reaches it exactly once: from history
+// before that point, live after it.
+
+// recoveryTarget is the subscriber a recovery feeds.
+type recoveryTarget interface {
+	// room waits until the subscriber can take more, or reports why not.
+	room(ctx context.Context) error
+	send(ch string, m history.Msg, pos string)
+	// live makes it a live subscriber; false: it is gone (unsubscribed or
+	// closed). Called under the channel's lock.
+	live() bool
 }
 
-// catchUp brings cs up to date with its peers (what this node missed, in
-// each stream's order, with a gap frame where something cannot be had)
-// and, with a recovery, sends that subscriber what it missed since its
-// position and registers it at the exact point live delivery takes over.
-// The caller has set cs.busy; catchUp ends it.
-func (h *Hub) catchUp(ctx context.Context, cs *chanState, rc *recovery) {
+// errGone: the subscriber went away during its recovery.
+var errGone = errors.New("hub: subscriber gone during recovery")
+
+// recoverPage bounds the data read from the store per step.
+const recoverPage = 64 << 10
+
+// finalBatch is how many messages may be sent under the channel's lock
+// when going live (without waiting for room): more, and the recovery
+// steps again first.
+const finalBatch = 256
+
+// recoverFrom sends t what it lacks of cs since p, makes it live, and
+// reports whether what it was sent is complete (everything published
+// after p that it did not have).
+func (h *Hub) recoverFrom(ctx context.Context, cs *chanState, p history.Pos, t recoveryTarget) (complete bool, err error) {
 	cs.mu.Lock()
-	front, since, covered := cs.front, cs.since, cs.coveredSince
+	front, since := slices.Clone(cs.front), cs.since
 	cs.mu.Unlock()
+	spans := h.store.Spans(cs.name)
+	complete = true
+	r := replay{ch: cs.name, place: cs.place, client: history.Pos{Marks: slices.Clone(p.Marks), Time: p.Time}}
+	r.query = slices.Clone(r.client.Marks)
 
-	var msgs []history.Msg
-	var spans []history.Span
-	complete := true
-	if rc != nil {
-		// What the node delivered and the client lacks is in the store.
-		r := h.store.After(cs.name, rc.pos.Marks, 1<<62)
-		msgs, spans = append(msgs, r.Msgs...), append(spans, r.Spans...)
-	}
-	if rc == nil || needsPeers(rc.pos, front, covered) {
-		got, sp, ok := h.fetchAll(ctx, cs.name, peerFrontier(front, rc))
-		msgs, spans, complete = append(msgs, got...), append(spans, sp...), ok
+	if since > p.Time-history.Skew || ahead(p.Marks, front) || !history.Complete(p, spans) {
+		// This node cannot vouch for everything after p: ask the peers.
+		msgs, peerSpans, ok := h.fetchAll(ctx, cs.name, askFrontier(p.Marks, front))
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		complete = ok && history.Complete(p, append(spans, peerSpans...))
+		items := make([]item, len(msgs))
+		for i, m := range msgs {
+			items[i] = item{Msg: m}
+		}
+		items = mergeStreams(items)
+		cs.mu.Lock()
+		if !cs.busy && cs.users > 0 {
+			h.applyLocked(cs, items, false) // what the node lacks too, in order
+		}
+		held := h.store.Spans(cs.name)
+		cs.mu.Unlock()
+		// What the store does not hold goes first: for each stream, what
+		// comes before the first seq stored.
+		for _, it := range items {
+			if first := firstStored(held, it.Stream); first != 0 && it.Seq >= first {
+				continue
+			}
+			if err := t.room(ctx); err != nil {
+				return false, err
+			}
+			r.offer(it.Msg, t)
+		}
 	}
 
-	cs.mu.Lock()
-	msgs = append(msgs, cs.held...)
-	cs.held = nil
-	h.applyLocked(cs, mergeStreams(msgs), spans, complete, rc)
-	if complete && rc != nil {
-		cs.coveredSince = min(cs.coveredSince, rc.pos.Time-history.Skew)
+	for {
+		page := h.store.After(cs.name, r.query, recoverPage)
+		if !page.More && len(page.Msgs) <= finalBatch {
+			cs.mu.Lock()
+			page = h.store.After(cs.name, r.query, recoverPage)
+			if !page.More && len(page.Msgs) <= 2*finalBatch {
+				for _, m := range page.Msgs {
+					r.offer(m, t)
+				}
+				ok := t.live()
+				cs.mu.Unlock()
+				if !ok {
+					return false, errGone
+				}
+				return complete && !r.holes, nil
+			}
+			cs.mu.Unlock()
+		}
+		for _, m := range page.Msgs {
+			if err := t.room(ctx); err != nil {
+				return false, err
+			}
+			r.offer(m, t)
+		}
 	}
-	if rc != nil {
-		rc.register()
-	}
-	cs.releaseLocked()
-	_ = since
 }
 
-// needsPeers: a recovery can be served from this node alone when the node
-// holds every stream it knows past the client's marks and has followed
-// (or fetched) the channel since before the client's position.
-func needsPeers(p history.Pos, front history.Frontier, coveredSince int64) bool {
-	if p.Time-history.Skew < coveredSince {
-		return true
+// replay is the subscriber's side of a recovery: its position as it goes,
+// and what was looked at.
+type replay struct {
+	ch     string
+	place  uint32
+	client history.Pos      // what it has been sent
+	query  history.Frontier // what was looked at (sent, or too old for it)
+	holes  bool             // a seq was missing in a stream it knows
+}
+
+// offer sends m if the subscriber lacks it.
+func (r *replay) offer(m history.Msg, t recoveryTarget) {
+	if m.Seq > r.query.Get(m.Stream) {
+		r.query = r.query.With(m.Stream, m.Seq)
 	}
-	for _, m := range p.Marks {
+	had := r.client.Marks.Get(m.Stream)
+	switch {
+	case had != 0 && m.Seq <= had:
+		return
+	case had != 0 && m.Seq > had+1:
+		r.holes = true
+	case had == 0 && m.Time <= r.client.Time-history.Skew:
+		return // before it was there
+	}
+	r.client.Marks = r.client.Marks.With(m.Stream, m.Seq)
+	r.client.Time = max(r.client.Time, m.Time)
+	t.send(r.ch, m, history.EncodePos(r.place, r.client))
+}
+
+// ahead reports whether p names a stream further than front: the node has
+// not delivered everything the subscriber has seen.
+func ahead(p, front history.Frontier) bool {
+	for _, m := range p {
 		if front.Get(m.Stream) < m.Seq {
-			return true // the client is ahead of this node on a stream
+			return true
 		}
 	}
 	return false
 }
 
-// peerFrontier is what to ask peers for: after the node's frontier for
-// the streams it knows, after the client's for the others.
-func peerFrontier(front history.Frontier, rc *recovery) history.Frontier {
-	f := front
-	if rc != nil {
-		for _, m := range rc.pos.Marks {
-			if f.Get(m.Stream) == 0 {
-				f = f.With(m.Stream, m.Seq)
-			}
-		}
-	}
-	return f
-}
-
-// maxFetchPages bounds one catch-up: a window is at most 10,000 messages.
-const maxFetchPages = 64
-
-// fetchAll asks every peer for ch after f, page by page, and says whether
-// every live peer answered every page.
-func (h *Hub) fetchAll(ctx context.Context, ch string, f history.Frontier) ([]history.Msg, []history.Span, bool) {
-	var msgs []history.Msg
-	var spans []history.Span
-	complete := true
-	for range maxFetchPages {
-		answers, ok, err := h.relay.Fetch(ctx, ch, f, fetchBudget)
-		if err != nil {
-			return msgs, spans, false
-		}
-		complete = complete && ok
-		more := false
-		for _, a := range answers {
-			msgs, spans = append(msgs, a.Msgs...), append(spans, a.Spans...)
-			more = more || a.More
-			for _, m := range a.Msgs {
-				f = f.With(m.Stream, m.Seq)
-			}
-		}
-		if !more {
-			return msgs, spans, complete
-		}
-	}
-	return msgs, spans, false
-}
-
-// applyLocked delivers msgs (each stream in order) to the node and to the
-// recovery: what the node lacks goes to every local subscriber, what only
-// the recovering subscriber lacks goes to it alone and is recorded as had.
-// A hole in what the node delivers is a gap frame right where it is.
-// Caller holds cs.mu.
-func (h *Hub) applyLocked(cs *chanState, msgs []history.Msg, spans []history.Span, complete bool, rc *recovery) {
-	nodeOld := cs.since - history.Skew
-	var client history.Pos
-	if rc != nil {
-		client = rc.pos
-		rc.complete = complete && history.Complete(rc.pos, spans)
-	}
-	nodeComplete := complete && history.Complete(history.Pos{Marks: cs.front, Time: cs.since}, spans)
-	gapped := false
-	for _, m := range msgs {
-		had := cs.front.Get(m.Stream)
-		nodeNeeds := m.Seq > had && (had != 0 || m.Time > nodeOld)
-		clientNeeds := rc != nil && needs(client, m)
-		if nodeNeeds {
-			if (had != 0 && m.Seq > had+1 || !nodeComplete) && !gapped {
-				h.gapLocal(cs.name) // a hole before m: tell subscribers here, once
-				gapped = true
-			}
-			h.deliverLocked(cs, m, "")
-		} else if clientNeeds && m.Seq > had {
-			// New only to the recovering subscriber (older than this node's
-			// interest): recorded as had, so live deliveries stay in order.
-			cs.front = cs.front.With(m.Stream, m.Seq)
-			h.store.Append(cs.name, cs.lim, m)
-		}
-		if clientNeeds {
-			client.Marks = client.Marks.With(m.Stream, m.Seq)
-			client.Time = max(client.Time, m.Time)
-			rc.send(m, history.EncodePos(cs.place, client))
-		}
-	}
-	if !nodeComplete && !gapped {
-		h.gapLocal(cs.name) // what is missing came after everything delivered
-	}
-}
-
-// needs reports whether m is new to a subscriber at position p.
-func needs(p history.Pos, m history.Msg) bool {
-	if had := p.Marks.Get(m.Stream); had != 0 {
-		return m.Seq > had
-	}
-	return m.Time > p.Time-history.Skew
-}
-
-// mergeStreams removes repeats (the same message from several nodes) and
-// orders msgs by origin time, keeping each stream in seq order.
-func mergeStreams(msgs []history.Msg) []history.Msg {
-	slices.SortFunc(msgs, func(a, b history.Msg) int {
-		return cmp.Or(cmp.Compare(a.Stream, b.Stream), cmp.Compare(a.Seq, b.Seq))
-	})
-	msgs = slices.CompactFunc(msgs, func(a, b history.Msg) bool { return a.Stream == b.Stream && a.Seq == b.Seq })
-	// Each stream is now a sorted run; merge the runs by the time of their
-	// heads, so that no stream ever goes backwards.
-	var runs [][]history.Msg
-	for i := 0; i < len(msgs); {
-		j := i + 1
-		for j < len(msgs) && msgs[j].Stream == msgs[i].Stream {
-			j++
-		}
-		runs = append(runs, msgs[i:j])
-		i = j
-	}
-	out := make([]history.Msg, 0, len(msgs))
-	for len(runs) > 0 {
-		best := 0
-		for k, r := range runs {
-			if r[0].Time < runs[best][0].Time {
-				best = k
-			}
-		}
-		out = append(out, runs[best][0])
-		if runs[best] = runs[best][1:]; len(runs[best]) == 0 {
-			runs = slices.Delete(runs, best, best+1)
+// askFrontier is what to ask peers for: after the subscriber's mark for
+// the streams it knows (or the node's, if further back), everything of
+// the others, which the subscriber judges by time.
+func askFrontier(p, front history.Frontier) history.Frontier {
+	out := slices.Clone(p)
+	for i, m := range out {
+		if f := front.Get(m.Stream); f != 0 && f < m.Seq {
+			out[i].Seq = f
 		}
 	}
 	return out
 }
+
+// firstStored is the first seq of stream the store holds (0: none).
+func firstStored(spans []history.Span, stream uint64) uint64 {
+	for _, sp := range spans {
+		if sp.Stream == stream && sp.First <= sp.Last {
+			return sp.First
+		}
+	}
+	return 0
+}
+
+// readHistory returns up to limit of ch's newest messages, oldest first:
+// from this node's store when it has followed ch long enough to vouch for
+// them, else merged with what the peers hold.
+func (h *Hub) readHistory(ctx context.Context, ch string, lim history.Limits, limit int) ([]history.Msg, []string, error) {
+	cs := h.chanState(ch, lim)
+	cs.mu.Lock()
+	since := cs.since
+	local := h.store.Last(ch, limit)
+	cs.mu.Unlock()
+	msgs := local
+	if len(local) < limit || since > local[0].Time-history.Skew {
+		got, _, _ := h.fetchAll(ctx, ch, nil)
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		items := make([]item, 0, len(got)+len(local))
+		for _, m := range append(got, local...) {
+			items = append(items, item{Msg: m})
+		}
+		items = mergeStreams(items)
+		items = items[max(0, len(items)-limit):]
+		msgs = make([]history.Msg, len(items))
+		for i, it := range items {
+			msgs[i] = it.Msg
+		}
+	}
+	// Each message's position is where a subscriber that had it, and
+	// everything before it here, resumes.
+	place := history.Place(ch)
+	var p history.Pos
+	pos := make([]string, len(msgs))
+	for i, m := range msgs {
+		p.Marks = p.Marks.With(m.Stream, m.Seq)
+		p.Time = max(p.Time, m.Time)
+		pos[i] = history.EncodePos(place, p)
+	}
+	return msgs, pos, nil
+}
+
+// roomPoll is how often a recovery looks whether a subscriber that reads
+// slowly has room again.
+const roomPoll = 2 * time.Millisecond

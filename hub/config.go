@@ -34,6 +34,10 @@ type Config struct {
 	// ("https://example.com", or "*" for any). Empty: the request's own host
 	// and localhost. Requests without an Origin (non-browser clients) pass.
 	AllowedOrigins []string
+	// HistoryMemory bounds the bytes of history this node keeps, for all
+	// channels with history together (Namespace.History); past it the
+	// oldest messages of the node go first. Default 256 MiB.
+	HistoryMemory int64
 
 	// Authenticator decides, before the upgrade, whether a request may
 	// connect and as whom: user, channel patterns, expiry (Identity). A
@@ -76,6 +80,7 @@ func DefaultConfig() Config {
 		Transport:        transport.DefaultConfig(),
 		MaxDataSize:      32 << 10,
 		MaxSubscriptions: 1024,
+		HistoryMemory:    256 << 20,
 	}
 }
 
@@ -92,6 +97,20 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("%w: negative publish rate or burst", ErrInvalidConfig)
 	case cfg.Security.MaxConnections < 0 || cfg.Security.MaxConnectionsPerIP < 0:
 		return cfg, fmt.Errorf("%w: negative connection limit", ErrInvalidConfig)
+	}
+	for name, ns := range cfg.Security.Namespaces {
+		if ns.History < 0 || ns.History > MaxHistory {
+			return cfg, fmt.Errorf("%w: namespace %q: history %d is not from 0 to %d", ErrInvalidConfig, name, ns.History, MaxHistory)
+		}
+		if ns.HistoryTTL != 0 && ns.History == 0 {
+			return cfg, fmt.Errorf("%w: namespace %q: history_ttl without history", ErrInvalidConfig, name)
+		}
+	}
+	if cfg.HistoryMemory < 0 {
+		return cfg, fmt.Errorf("%w: negative HistoryMemory", ErrInvalidConfig)
+	}
+	if cfg.HistoryMemory == 0 {
+		cfg.HistoryMemory = d.HistoryMemory
 	}
 	if cfg.NodeName == "" && cfg.Cluster == nil {
 		cfg.NodeName = "meshcast"

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/meshcast/meshcast/internal/history"
 	"github.com/meshcast/meshcast/internal/relay"
 	"github.com/meshcast/meshcast/transport/wstest"
 )
@@ -172,10 +173,17 @@ func (f *fakeRelay) Attach(r relay.Receiver, _ *slog.Logger) (relay.Relay, error
 
 func (f *fakeRelay) Name() string { return "fake" }
 
-func (f *fakeRelay) Publish(ch string, data []byte, except string) {
+func (f *fakeRelay) Publish(ch string, data []byte, except string, _ *relay.Stamp, stored func(error)) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.published = append(f.published, ch+"="+string(data)+except)
+	f.mu.Unlock()
+	if stored != nil {
+		stored(nil)
+	}
+}
+
+func (f *fakeRelay) Fetch(context.Context, string, history.Frontier, int) ([]history.Result, bool, error) {
+	return nil, true, nil
 }
 
 func (f *fakeRelay) record(what, ch string) {
@@ -264,7 +272,7 @@ func TestRelayCalls(t *testing.T) {
 	a.ReadJSON()
 	b.ReadJSON()
 
-	relay.recv.Deliver("x", []byte(`"from afar"`), "")
+	relay.recv.Deliver("x", []byte(`"from afar"`), "", nil)
 	for _, c := range []*client{a, b} {
 		if m := c.ReadJSON(); m["data"] != "from afar" {
 			t.Fatalf("remote delivery: %v", m)

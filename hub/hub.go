@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/meshcast/meshcast/internal/history"
 	"github.com/meshcast/meshcast/internal/relay"
 	"github.com/meshcast/meshcast/transport"
 )
@@ -29,6 +30,8 @@ type Hub struct {
 	nextID    atomic.Uint64
 	metrics   metrics
 	sec       hubSecurity
+	store     *history.Store // channels with history (history.go)
+	hist      histState
 
 	ctx    context.Context // ends at Shutdown; bounds relay waits
 	cancel context.CancelFunc
@@ -37,16 +40,21 @@ type Hub struct {
 }
 
 type metrics struct {
-	sessions         atomic.Int64
-	connects         atomic.Uint64
-	publishes        atomic.Uint64
-	remoteDeliveries atomic.Uint64
-	deliveries       atomic.Uint64
-	badRequests      atomic.Uint64
-	interestTimeouts atomic.Uint64
-	refused          atomic.Uint64
-	unavailable      atomic.Uint64 // requests refused with 503: not in good standing
-	gaps             atomic.Uint64 // gap frames sent to subscribers
+	sessions          atomic.Int64
+	connects          atomic.Uint64
+	publishes         atomic.Uint64
+	remoteDeliveries  atomic.Uint64
+	deliveries        atomic.Uint64
+	badRequests       atomic.Uint64
+	interestTimeouts  atomic.Uint64
+	refused           atomic.Uint64
+	unavailable       atomic.Uint64 // requests refused with 503: not in good standing
+	gaps              atomic.Uint64 // gap frames sent to subscribers
+	refills           atomic.Uint64 // catch-ups of a channel with history after a gap
+	refillsIncomplete atomic.Uint64 // those that could not fill every hole (a gap frame went out)
+	recoveries        atomic.Uint64 // subscribes with since
+	recoveriesPartial atomic.Uint64 // those acked with recovered:false
+	notStored         atomic.Uint64 // publishes on channels with history refused: not held by enough nodes
 }
 
 // New builds a hub, starts its transport and, with cfg.Cluster, starts the
@@ -74,6 +82,8 @@ func New(cfg Config) (*Hub, error) {
 		reg:       newRegistry(),
 		events:    newEvents(&cfg),
 		idPrefix:  hex.EncodeToString(prefix[:]),
+		store:     history.New(cfg.HistoryMemory),
+		hist:      histState{chans: make(map[string]*chanState)},
 		ctx:       ctx,
 		cancel:    cancel,
 	}
@@ -83,6 +93,8 @@ func New(cfg Config) (*Hub, error) {
 		return nil, err
 	}
 	h.initSecurity()
+	h.wg.Add(1)
+	go h.sweepHistory()
 	return h, nil
 }
 
@@ -169,12 +181,21 @@ func (h *Hub) serving(ctx context.Context) error {
 }
 
 // publish encodes the msg frame once, queues it to every local subscriber
-// but the client except, and hands the same bytes to the relay.
-func (h *Hub) publish(ch string, data []byte, except string) {
+// but the client except, and hands the same bytes to the relay. On a
+// channel with history stored is called once enough nodes hold the
+// publish (or with why not); elsewhere it is called at once with nil.
+func (h *Hub) publish(ch string, data []byte, except string, stored func(error)) {
 	h.metrics.publishes.Add(1)
-	frame, kept := msgFrame(ch, data)
-	h.fanOut(ch, frame, kept, except)
-	h.relay.Publish(ch, kept, except)
+	if lim, ok := h.limits(ch); ok {
+		h.publishStamped(ch, lim, data, except, stored)
+		return
+	}
+	frame, kept := msgFrame(ch, data, "")
+	h.fanOut(ch, frame, kept, except, "")
+	h.relay.Publish(ch, kept, except, nil, nil)
+	if stored != nil {
+		stored(nil)
+	}
 }
 
 // deliver takes a publish that arrived from another node: it goes to local
@@ -186,13 +207,13 @@ func (h *Hub) deliver(ch string, data []byte, except string) {
 		return
 	}
 	h.metrics.remoteDeliveries.Add(1)
-	frame, kept := msgFrame(ch, data)
-	h.fanOut(ch, frame, kept, except)
+	frame, kept := msgFrame(ch, data, "")
+	h.fanOut(ch, frame, kept, except, "")
 }
 
 // fanOut queues frame to every client subscriber of ch (but except) and
 // data to every in-process one. Both are shared and never modified.
-func (h *Hub) fanOut(ch string, frame, data []byte, except string) {
+func (h *Hub) fanOut(ch string, frame, data []byte, except, pos string) {
 	subs, locals := h.reg.snapshot(ch)
 	n := len(subs)
 	if except == "" {
@@ -209,26 +230,33 @@ func (h *Hub) fanOut(ch string, frame, data []byte, except string) {
 		}
 	}
 	for _, l := range locals {
-		l.push(Message{Channel: ch, Data: data})
+		l.push(Message{Channel: ch, Data: data, Pos: pos})
 	}
 	h.metrics.deliveries.Add(uint64(n + len(locals)))
 }
 
-// gap tells the local subscribers of each channel that they may have
-// missed publishes on it (the cluster found a broken link, a dead peer, a
-// dropped frame). Subscribes not acked yet are skipped: nothing was
-// promised to them. Reserved channels have no clients to tell.
+// gap handles the cluster's report that publishes on chs may have been
+// missed here (a broken link, a dead peer, a dropped frame): channels with
+// history are refilled from the peers, the others' subscribers are told.
 func (h *Hub) gap(chs []string) {
-	for _, ch := range chs {
-		if isReserved(ch) {
-			continue
+	for _, ch := range h.refill(chs) {
+		if !isReserved(ch) {
+			h.sendGaps(ch)
 		}
+	}
+}
+
+// sendGaps tells the local subscribers of ch that they may have missed
+// publishes on it. Subscribes not acked yet are skipped: nothing was
+// promised to them.
+func (h *Hub) sendGaps(ch string) {
+	{
 		subs, locals := h.reg.snapshot(ch)
 		for _, l := range locals {
 			l.push(Message{Channel: ch, Gap: true})
 		}
 		if len(subs) == 0 {
-			continue
+			return
 		}
 		frame := gapFrame(ch)
 		for _, s := range subs {

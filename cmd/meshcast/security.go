@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -247,8 +248,12 @@ func parseNamespace(spec string) (namedNamespace, error) {
 			err = n.ns.Publish.UnmarshalText([]byte(v))
 		case "origins":
 			n.ns.Origins = strings.Split(v, "|")
+		case "history":
+			n.ns.History, err = strconv.Atoi(v)
+		case "history_ttl":
+			err = n.ns.HistoryTTL.UnmarshalText([]byte(v))
 		default:
-			err = fmt.Errorf("unknown key %q (want subscribe, publish or origins)", k)
+			err = fmt.Errorf("unknown key %q (want subscribe, publish, origins, history or history_ttl)", k)
 		}
 		if err != nil {
 			return n, fmt.Errorf("namespace %q: %w", name, err)

@@ -296,6 +296,22 @@ func (s *Store) After(ch string, f Frontier, budget int) Result {
 	return r
 }
 
+// Spans returns what the store holds of each stream of ch.
+func (s *Store) Spans(ch string) []Span {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.logs[ch]
+	if l == nil {
+		return nil
+	}
+	s.expire(l, s.now())
+	out := make([]Span, 0, len(l.streams))
+	for _, sp := range l.streams {
+		out = append(out, Span{sp.id, sp.first, sp.last, sp.evictedTime})
+	}
+	return out
+}
+
 // Last returns up to n of ch's newest messages, oldest first.
 func (s *Store) Last(ch string, n int) []Msg {
 	s.mu.Lock()
@@ -325,8 +341,16 @@ func Complete(p Pos, spans []Span) bool {
 		byStream[sp.Stream] = append(byStream[sp.Stream], sp)
 	}
 	for _, m := range p.Marks {
-		if _, ok := byStream[m.Stream]; !ok {
+		sps, ok := byStream[m.Stream]
+		if !ok {
 			return false
+		}
+		newest := uint64(0)
+		for _, sp := range sps {
+			newest = max(newest, sp.Last)
+		}
+		if m.Seq > newest {
+			return false // a position from the future, or another cluster's
 		}
 	}
 	for id, sps := range byStream {
