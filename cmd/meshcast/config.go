@@ -40,6 +40,9 @@ type config struct {
 	reconnectInterval time.Duration
 	reconnectTimeout  time.Duration
 
+	historyMemory   int
+	historyReplicas int
+
 	security securityConfig // security.go: tokens, permissions, limits, server API
 	tls      tlsConfig      // tls.go: client and peer-link TLS
 }
@@ -76,6 +79,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.clusterName, "cluster-name", "meshcast", "cluster name; nodes of other clusters are refused")
 	fs.DurationVar(&c.joinTimeout, "join-timeout", 10*time.Second, "with --join: how long to wait to join and link with every member before serving anyway")
 	fs.DurationVar(&c.reconnectInterval, "reconnect-interval", 2*time.Second, "how often to retry members seen failing and seeds that are not members (heals partitions)")
+	fs.IntVar(&c.historyMemory, "history-memory", 256, "MiB of history this node keeps for every channel with history together; past it the oldest messages go first")
+	fs.IntVar(&c.historyReplicas, "history-replicas", 2, "nodes that hold a publish on a channel with history before it is acked (this one included), so that it survives the death of replicas-1 nodes")
 	fs.DurationVar(&c.reconnectTimeout, "reconnect-timeout", 24*time.Hour, "how long a failed member is retried and counted as expected before it is forgotten")
 
 	c.security.register(fs)
@@ -124,6 +129,10 @@ func (c *config) validate() error {
 		return errors.New("--join-timeout and --reconnect-timeout must be positive")
 	case c.reconnectInterval < 10*time.Millisecond:
 		return errors.New("--reconnect-interval must be at least 10ms")
+	case c.historyMemory < 1:
+		return errors.New("--history-memory must be at least 1 (MiB)")
+	case c.historyReplicas < 1:
+		return errors.New("--history-replicas must be at least 1")
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {

@@ -187,7 +187,7 @@ func (s *securityConfig) readAPIKey() (string, error) {
 func (s *securityConfig) routes(next http.Handler, h *hub.Hub) http.Handler {
 	mux := http.NewServeMux()
 	api := hub.NewAPI(h, s.key)
-	for _, op := range []string{"publish", "broadcast", "disconnect"} {
+	for _, op := range []string{"publish", "broadcast", "disconnect", "history"} {
 		mux.Handle("/api/"+op, api)
 	}
 	mux.Handle("/", next)
