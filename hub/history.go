@@ -85,12 +85,16 @@ func (h *Hub) chanState(ch string, lim history.Limits) *chanState {
 	defer h.hist.mu.Unlock()
 	cs := h.hist.chans[ch]
 	if cs == nil {
-		cs = &chanState{name: ch, place: history.Place(ch), since: math.MaxInt64, stream: newStreamID()}
+		cs = &chanState{name: ch, place: history.Place(ch), since: math.MaxInt64, stream: newStreamID(), lim: lim, used: nowMs()}
 		h.hist.chans[ch] = cs
 	}
-	cs.lim = lim
-	cs.used = nowMs()
 	return cs
+}
+
+// touchLocked records a use of cs with ch's current limits (the config
+// may have changed). Caller holds cs.mu.
+func (cs *chanState) touchLocked(lim history.Limits) {
+	cs.lim, cs.used = lim, nowMs()
 }
 
 func newStreamID() uint64 {
@@ -113,6 +117,7 @@ func (h *Hub) histRef(ch string, delta int) {
 	cs := h.chanState(ch, lim)
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
+	cs.touchLocked(lim)
 	cs.users += delta
 	switch {
 	case cs.users == 1 && delta > 0:
@@ -129,6 +134,7 @@ func (h *Hub) publishStamped(ch string, lim history.Limits, data []byte, except 
 	cs := h.chanState(ch, lim)
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
+	cs.touchLocked(lim)
 	cs.seq++
 	st := relay.Stamp{Stream: cs.stream, Seq: cs.seq, Time: nowMs()}
 	kept := h.deliverLocked(cs, history.Msg{Stream: st.Stream, Seq: st.Seq, Time: st.Time, Data: data}, except)
@@ -165,6 +171,7 @@ func (h *Hub) deliverStamped(ch string, data []byte, except string, st relay.Sta
 	cs := h.chanState(ch, lim)
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
+	cs.touchLocked(lim)
 	if !ok && !cs.warned {
 		cs.warned = true
 		h.log.Warn("a peer published with history on a channel without history here: is the namespace config the same on every node?",
