@@ -20,23 +20,25 @@ func (c *Cluster) maxFetchBudget() int { return c.cfg.MaxFrameSize / 2 }
 
 // fetch asks every live peer with a link up what it holds of ch after a
 // frontier, waits for their answers (at most InterestTimeout), and says
-// whether every live peer answered.
+// whether enough answered: all but Replicas-1, since every publish stored
+// was stored by Replicas nodes (a peer just killed is still "live" until
+// memberlist declares it dead, and must not make every recovery partial).
 func (c *Cluster) fetch(ctx context.Context, ch string, after history.Frontier, budget int) ([]history.Result, bool, error) {
 	budget = min(max(budget, 1), c.maxFetchBudget())
 	peers := c.peerList()
 	ids := make(map[uint64]chan history.Result, len(peers))
-	complete := true
+	missing := 0
 	for _, p := range peers {
 		oc := p.out.Load()
 		if oc == nil {
-			complete = false
+			missing++
 			continue
 		}
 		id, ch2 := c.fetches.open()
 		f, err := encodeMsg(frameFetch, fetchMsg{ID: id, Ch: ch, After: frontierPairs(after), Budget: budget})
 		if err != nil || !oc.q.pushAll([][]byte{f}) {
 			c.fetches.close(id)
-			complete = false
+			missing++
 			continue
 		}
 		ids[id] = ch2
@@ -49,17 +51,20 @@ func (c *Cluster) fetch(ctx context.Context, ch string, after history.Frontier, 
 	timer := time.NewTimer(c.cfg.InterestTimeout)
 	defer timer.Stop()
 	var answers []history.Result
+	tolerated := max(c.cfg.Replicas-1, 0)
+wait:
 	for _, ch2 := range ids {
 		select {
 		case r := <-ch2:
 			answers = append(answers, r)
 		case <-timer.C:
-			return answers, false, nil
+			break wait
 		case <-ctx.Done():
 			return nil, false, ctx.Err()
 		}
 	}
-	return answers, complete, nil
+	missing += len(ids) - len(answers)
+	return answers, missing <= tolerated, nil
 }
 
 func (fs *fetches) open() (uint64, chan history.Result) {

@@ -83,7 +83,8 @@ type Relay interface {
 	// to about budget bytes each; ask again after what came when More is
 	// set) and returns their answers, or an error if ctx ended first. A
 	// peer that does not answer in time is left out; complete says whether
-	// every live peer answered.
+	// enough answered that every publish stored by the configured number
+	// of replicas is among the answers (all live peers but replicas-1).
 	Fetch(ctx context.Context, ch string, after history.Frontier, budget int) (answers []history.Result, complete bool, err error)
 
 	// Subscribe records one more local subscriber of ch (the first one
