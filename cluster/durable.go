@@ -16,7 +16,8 @@ var ErrNotStored = errors.New("cluster: publish not stored by enough peers")
 // durable is one stamped publish waiting until enough peers stored it.
 type durable struct {
 	mu          sync.Mutex
-	need        int // acks still needed
+	want        int // peer copies wanted: min(Replicas-1, live peers) when published
+	acks        int // peers that stored it
 	outstanding int // peers it was sent to that have not answered
 	done        bool
 	cb          func(error)
@@ -27,8 +28,8 @@ type durable struct {
 func (d *durable) ack() {
 	d.mu.Lock()
 	d.outstanding--
-	d.need--
-	ok := !d.done && d.need <= 0
+	d.acks++
+	ok := !d.done && d.acks >= d.want
 	d.done = d.done || ok
 	d.mu.Unlock()
 	if ok {
@@ -36,28 +37,35 @@ func (d *durable) ack() {
 	}
 }
 
-// fail: one peer will not store it (its link went down).
+// fail: one peer will not store it (its link went down). It is settled by
+// expire: if the peer's process turned out to be gone (its redial is
+// refused, or memberlist declares it dead), fewer copies are wanted.
 func (d *durable) fail() {
 	d.mu.Lock()
 	d.outstanding--
-	lost := !d.done && d.outstanding < d.need
-	d.done = d.done || lost
 	d.mu.Unlock()
-	if lost {
-		d.cb(ErrNotStored)
-	}
 }
 
-// expire fails d if it is still waiting at now; it reports whether d is
-// settled (and can be forgotten).
-func (d *durable) expire(now time.Time) bool {
+// expire settles d at now, with live the peers that could still hold a
+// copy: stored if it has as many copies as they allow, failed if it is
+// late or nothing is left to wait for and they are still too few. It
+// reports whether d is settled (and can be forgotten).
+func (d *durable) expire(now time.Time, live int) bool {
 	d.mu.Lock()
-	late := !d.done && now.After(d.deadline)
-	d.done = d.done || late
+	var result error
+	settle := false
+	switch {
+	case d.done:
+	case d.acks >= min(d.want, live):
+		settle = true
+	case now.After(d.deadline):
+		settle, result = true, ErrNotStored
+	}
+	d.done = d.done || settle
 	settled := d.done
 	d.mu.Unlock()
-	if late {
-		d.cb(ErrNotStored)
+	if settle {
+		d.cb(result)
 	}
 	return settled
 }
@@ -131,15 +139,16 @@ func (ds *durables) add(d *durable) {
 	ds.mu.Unlock()
 }
 
-// expire times out the late and forgets the settled.
-func (ds *durables) expire(now time.Time) {
+// expire settles the durables that can be (durable.expire) and forgets
+// them.
+func (ds *durables) expire(now time.Time, live int) {
 	ds.mu.Lock()
 	list := ds.list
 	ds.list = nil
 	ds.mu.Unlock()
 	var keep []*durable
 	for _, d := range list {
-		if !d.expire(now) {
+		if !d.expire(now, live) {
 			keep = append(keep, d)
 		}
 	}

@@ -115,7 +115,7 @@ func (c *Cluster) publishStamped(ch string, data []byte, except string, st *rela
 	}
 	var d *durable
 	if stored != nil && need > 0 {
-		d = &durable{need: need, outstanding: len(targets), cb: stored, deadline: time.Now().Add(c.cfg.InterestTimeout)}
+		d = &durable{want: need, outstanding: len(targets), cb: stored, deadline: time.Now().Add(c.cfg.InterestTimeout)}
 		c.durables.add(d)
 	} else if stored != nil {
 		defer stored(nil) // a single node: this copy is all there is
@@ -130,16 +130,20 @@ func (c *Cluster) publishStamped(ch string, data []byte, except string, st *rela
 			d.fail()
 		}
 	}
-	if d != nil && len(targets) < need {
-		d.fail() // not enough peers to send it to: fails at once
-	}
 }
 
-// livePeers counts the peers memberlist reports alive.
+// livePeers counts the peers memberlist reports alive, but those whose
+// process is known to be gone (a dial refused) before memberlist notices.
 func (c *Cluster) livePeers() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.peers)
+	n := 0
+	for _, p := range c.peers {
+		if !p.crashed.Load() {
+			n++
+		}
+	}
+	return n
 }
 
 // subscribe counts one more local subscriber of ch; the first tells every

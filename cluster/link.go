@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -81,6 +82,7 @@ func (p *peer) runDialer() {
 		}
 		p.state.Store(linkConnecting)
 		start := time.Now()
+		wasUp := p.linkUps.Load()
 		err := p.connectAndServe()
 		if p.ctx.Err() != nil || p.c.draining.Load() {
 			return
@@ -88,11 +90,17 @@ func (p *peer) runDialer() {
 		if time.Since(start) > stableLink {
 			b.reset()
 		}
+		p.crashed.Store(errors.Is(err, syscall.ECONNREFUSED))
 		p.c.logLinkError(p, err)
 		p.state.Store(linkBackoff)
 		delay := b.next()
 		if errors.Is(err, errRejected) {
 			delay = min(delay, rejectedRetry)
+		}
+		if p.linkUps.Load() != wasUp {
+			// A link that was up just ended: redial at once, so that a
+			// crashed peer is known as one (refused) without delay.
+			delay = 0
 		}
 		t := time.NewTimer(delay)
 		select {
@@ -135,6 +143,8 @@ func (p *peer) connectAndServe() error {
 		return fmt.Errorf("handshake with %s: %w", addr, err)
 	}
 	conn.SetDeadline(time.Time{})
+	p.crashed.Store(false)
+	p.linkUps.Add(1)
 
 	oc := &outConn{p: p, conn: conn, raw: raw, q: newFrameQueue(c.cfg.LinkQueueSize), done: make(chan struct{})}
 	if err := c.linkUp(p, oc); err != nil {

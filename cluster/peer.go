@@ -29,6 +29,11 @@ type peer struct {
 
 	out   atomic.Pointer[outConn] // current outbound connection once up; nil otherwise
 	state atomic.Int32
+	// crashed: our last dial was refused (RST): its host is up but nothing
+	// listens, the process is gone, though memberlist has not declared it
+	// dead yet. It cannot hold a copy of a publish, so it is not waited for.
+	crashed atomic.Bool
+	linkUps atomic.Uint64 // handshakes completed
 
 	// wants is the peer's interest as its links taught us. It outlives a
 	// link: a reconnecting peer keeps getting what it wanted (dropped and
