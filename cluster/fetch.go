@@ -105,8 +105,18 @@ func (fs *fetches) answer(m *fetchedMsg) {
 	ch <- r
 }
 
+// maxFetchStreams bounds the frontier of a fetch (a position names at
+// most 1,024 streams).
+const maxFetchStreams = 1024
+
 // serveFetch answers a peer's fetch from this node's history.
 func (c *Cluster) serveFetch(m *fetchMsg) []byte {
+	if len(m.After) > maxFetchStreams {
+		// No position names that many streams: an answer with no spans,
+		// which the asker counts as incomplete.
+		f, _ := encodeMsg(frameFetched, fetchedMsg{ID: m.ID})
+		return f
+	}
 	after := make(history.Frontier, 0, len(m.After))
 	for _, pr := range m.After {
 		after = after.With(pr[0], pr[1])
