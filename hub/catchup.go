@@ -42,42 +42,20 @@ const finalBatch = 256
 // reports whether what it was sent is complete (everything published
 // after p that it did not have).
 func (h *Hub) recoverFrom(ctx context.Context, cs *chanState, p history.Pos, t recoveryTarget) (complete bool, err error) {
-	cs.mu.Lock()
-	front, since := slices.Clone(cs.front), cs.since
-	cs.mu.Unlock()
-	spans := h.store.Spans(cs.name)
 	complete = true
 	r := replay{ch: cs.name, place: cs.place, client: history.Pos{Marks: slices.Clone(p.Marks), Time: p.Time}}
 	r.query = slices.Clone(r.client.Marks)
-
-	if since > p.Time-history.Skew || ahead(p.Marks, front) || !history.Complete(p, spans) {
-		// This node cannot vouch for everything after p: ask the peers.
-		msgs, peerSpans, ok := h.fetchAll(ctx, cs.name, askFrontier(p.Marks, front))
-		if err := ctx.Err(); err != nil {
+	if !h.canVouch(cs, p) {
+		extra, ok, err := h.fetchForRecovery(ctx, cs, p)
+		if err != nil {
 			return false, err
 		}
-		complete = ok && history.Complete(p, append(spans, peerSpans...))
-		items := make([]item, len(msgs))
-		for i, m := range msgs {
-			items[i] = item{Msg: m}
-		}
-		items = mergeStreams(items)
-		cs.mu.Lock()
-		if !cs.busy && cs.users > 0 {
-			h.applyLocked(cs, items, false) // what the node lacks too, in order
-		}
-		held := h.store.Spans(cs.name)
-		cs.mu.Unlock()
-		// What the store does not hold goes first: for each stream, what
-		// comes before the first seq stored.
-		for _, it := range items {
-			if first := firstStored(held, it.Stream); first != 0 && it.Seq >= first {
-				continue
-			}
+		complete = ok
+		for _, m := range extra {
 			if err := t.room(ctx); err != nil {
 				return false, err
 			}
-			r.offer(it.Msg, t)
+			r.offer(m, t)
 		}
 	}
 
@@ -106,6 +84,64 @@ func (h *Hub) recoverFrom(ctx context.Context, cs *chanState, p history.Pos, t r
 			r.offer(m, t)
 		}
 	}
+}
+
+// canVouch reports whether this node alone holds everything published on
+// cs after p: it has had every publish of the channel since before p (less
+// the clock skew), it is not behind p on any stream, and its store holds
+// every seq after p's marks.
+func (h *Hub) canVouch(cs *chanState, p history.Pos) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.since <= p.Time-history.Skew && !ahead(p.Marks, cs.front) && history.Complete(p, h.store.Spans(cs.name))
+}
+
+// fetchForRecovery asks the peers for what they hold of cs after p, gives
+// the node what it lacks (delivered if it is new to its subscribers,
+// stored if older), and returns, in order, what the subscriber needs that
+// the store does not hold, and whether what the subscriber will get is
+// complete. The first of several recoveries at once fetches; the others
+// find the node able to vouch, usually.
+func (h *Hub) fetchForRecovery(ctx context.Context, cs *chanState, p history.Pos) (extra []history.Msg, complete bool, err error) {
+	cs.fetchMu.Lock()
+	defer cs.fetchMu.Unlock()
+	if h.canVouch(cs, p) {
+		return nil, true, nil
+	}
+	cs.mu.Lock()
+	front := slices.Clone(cs.front)
+	cs.mu.Unlock()
+	localSpans := h.store.Spans(cs.name)
+	msgs, peerSpans, ok := h.fetchAll(ctx, cs.name, askFrontier(p.Marks, front))
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	complete = ok && history.Complete(p, append(localSpans, peerSpans...))
+	items := make([]item, len(msgs))
+	for i, m := range msgs {
+		items[i] = item{Msg: m}
+	}
+	items = mergeStreams(items)
+	cs.mu.Lock()
+	if !cs.busy && cs.users > 0 {
+		h.applyLocked(cs, items, false, true) // what the node lacks too, in order
+	}
+	held := h.store.Spans(cs.name)
+	if complete && history.Complete(p, held) && cs.users > 0 {
+		// The node now holds everything after p: later recoveries from
+		// there on need no fetch.
+		cs.since = min(cs.since, p.Time-history.Skew)
+	}
+	cs.mu.Unlock()
+	// What the store does not hold goes first: for each stream, what
+	// comes before the first seq stored.
+	for _, it := range items {
+		if first := firstStored(held, it.Stream); first != 0 && it.Seq >= first {
+			continue
+		}
+		extra = append(extra, it.Msg)
+	}
+	return extra, complete, nil
 }
 
 // replay is the subscriber's side of a recovery: its position as it goes,

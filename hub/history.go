@@ -38,6 +38,11 @@ type chanState struct {
 	name  string
 	place uint32
 
+	// fetchMu serializes the recoveries that must ask the peers: the first
+	// one fetches, and usually leaves the node able to serve the others
+	// from its own store. Taken before mu.
+	fetchMu sync.Mutex
+
 	mu     sync.Mutex
 	lim    history.Limits
 	users  int    // local subscribers: clients (live or recovering) and in-process
@@ -256,7 +261,7 @@ func (h *Hub) refillChannel(cs *chanState) {
 		return // nobody left to deliver to
 	}
 	whole := ok && h.nodeCovered(cs, spans)
-	gapped := h.applyLocked(cs, mergeStreams(items), true)
+	gapped := h.applyLocked(cs, mergeStreams(items), true, false)
 	if !whole {
 		if !gapped {
 			h.gapLocal(cs.name)
@@ -283,14 +288,23 @@ func (h *Hub) nodeCovered(cs *chanState, spans []history.Span) bool {
 // mergeStreams): each stream's next messages, and those of streams it has
 // not seen that are newer than its coverage. With gaps, a message after a
 // hole is delivered after a gap frame (once); without, it is left for a
-// refill. It reports whether a gap frame went out. Caller holds cs.mu.
-func (h *Hub) applyLocked(cs *chanState, items []item, gaps bool) (gapped bool) {
+// refill. With storeOld, messages of streams it has not seen that are
+// older than its coverage are stored and counted as delivered (not sent:
+// they came before its subscribers). It reports whether a gap frame went out. Caller holds
+// cs.mu.
+func (h *Hub) applyLocked(cs *chanState, items []item, gaps, storeOld bool) (gapped bool) {
 	for _, it := range items {
 		had := cs.front.Get(it.Stream)
 		switch {
 		case it.Seq <= had:
 			continue
 		case had == 0 && it.Time <= cs.since-history.Skew:
+			if storeOld {
+				// Counted as delivered: it came before the node's
+				// subscribers, and must not reach them later as new.
+				h.store.Append(cs.name, cs.lim, it.Msg)
+				cs.front = cs.front.With(it.Stream, it.Seq)
+			}
 			continue // before this node's subscribers were here
 		case had != 0 && it.Seq > had+1:
 			if !gaps {
