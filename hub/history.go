@@ -155,7 +155,10 @@ func (h *Hub) deliverLocked(cs *chanState, m history.Msg, except string) []byte 
 	cs.ftime = max(cs.ftime, m.Time)
 	pos := history.EncodePos(cs.place, history.Pos{Marks: cs.front, Time: cs.ftime})
 	frame, kept := msgFrame(cs.name, m.Data, pos)
-	m.Data = kept
+	// The store gets its own copy: a slice of the frame would keep the
+	// whole frame (header, channel, position) alive for as long as the
+	// message is in history.
+	m.Data = slices.Clone(kept)
 	h.store.Append(cs.name, cs.lim, m)
 	h.fanOut(cs.name, frame, kept, except, pos)
 	return kept

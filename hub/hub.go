@@ -327,7 +327,32 @@ type Stats struct {
 	Refused          uint64          `json:"refused"`
 	Unavailable      uint64          `json:"unavailable"` // upgrades, subs and pubs refused with 503 while not in good standing
 	Gaps             uint64          `json:"gaps"`        // gap frames sent to subscribers
+	History          HistoryStats    `json:"history"`
 	Transport        transport.Stats `json:"transport"`
+}
+
+// HistoryStats is what the node holds of channels with history, and how
+// its recoveries and refills went.
+type HistoryStats struct {
+	Channels          int    `json:"channels"`
+	Messages          int    `json:"messages"`
+	Bytes             int64  `json:"bytes"`              // data plus per-message overhead, as counted against HistoryMemory
+	EvictedForMemory  uint64 `json:"evicted_for_memory"` // messages dropped because HistoryMemory was full
+	Recoveries        uint64 `json:"recoveries"`         // subscribes with since
+	RecoveriesPartial uint64 `json:"recoveries_partial"` // acked with recovered:false
+	Refills           uint64 `json:"refills"`            // catch-ups of a channel after a gap
+	RefillsIncomplete uint64 `json:"refills_incomplete"` // those that left a hole (a gap frame went out)
+	NotStored         uint64 `json:"not_stored"`         // publishes refused with 503: not held by enough nodes
+}
+
+func (h *Hub) historyStats() HistoryStats {
+	st := h.store.Stats()
+	m := &h.metrics
+	return HistoryStats{
+		Channels: st.Channels, Messages: st.Messages, Bytes: st.Bytes, EvictedForMemory: st.Evicted,
+		Recoveries: m.recoveries.Load(), RecoveriesPartial: m.recoveriesPartial.Load(),
+		Refills: m.refills.Load(), RefillsIncomplete: m.refillsIncomplete.Load(), NotStored: m.notStored.Load(),
+	}
 }
 
 // Stats returns the hub's counters.
@@ -345,6 +370,7 @@ func (h *Hub) Stats() Stats {
 		Refused:          m.refused.Load(),
 		Unavailable:      m.unavailable.Load(),
 		Gaps:             m.gaps.Load(),
+		History:          h.historyStats(),
 		Transport:        h.transport.Stats(),
 	}
 }

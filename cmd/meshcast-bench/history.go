@@ -41,6 +41,7 @@ type historyConfig struct {
 	Size        int
 	Clients     int
 	Missed      int
+	MemMsgs     int
 	Subs        int
 	JSON, Quiet bool
 }
@@ -62,6 +63,13 @@ type historyReport struct {
 		// FirstProblem describes the first client that did not complete.
 		FirstProblem string `json:"firstProblem,omitempty"`
 	} `json:"recovery"`
+	Memory struct {
+		Messages      int     `json:"messages"` // held by the node at the end
+		RSSBeforeKiB  int64   `json:"rssBeforeKiB"`
+		RSSAfterKiB   int64   `json:"rssAfterKiB"`
+		BytesPerMsg   float64 `json:"rssBytesPerMessage"`
+		CountedPerMsg float64 `json:"countedBytesPerMessage"` // as the store counts it against --history-memory
+	} `json:"memory,omitempty"`
 }
 
 type latencySummary struct {
@@ -93,6 +101,7 @@ func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.IntVar(&cfg.Subs, "subs", 30, "publish-to-ack: subscribers of each channel, spread over the nodes")
 	fs.IntVar(&cfg.Clients, "clients", 1000, "recovery: clients of the killed node")
 	fs.IntVar(&cfg.Missed, "missed", 100, "recovery: messages each misses while its node is down")
+	fs.IntVar(&cfg.MemMsgs, "mem-messages", 1000000, "memory: messages stored on one node (1,000 channels, window 1,000) to measure its RSS per message; 0 skips it")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the report as JSON")
 	fs.BoolVar(&cfg.Quiet, "quiet", false, "no progress on stderr")
 	if err := fs.Parse(args); err != nil {
@@ -133,6 +142,13 @@ func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := recoveryRun(ctx, cl, cfg, &rep); err != nil {
 		return err
 	}
+	cl.Stop()
+	if cfg.MemMsgs > 0 {
+		progress("memory: %d messages of %d B stored on one node", cfg.MemMsgs, cfg.Size)
+		if err := memoryRun(ctx, cfg, &rep); err != nil {
+			return err
+		}
+	}
 	if cfg.JSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -153,6 +169,74 @@ func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stdout, "  first problem: %s\n", r.FirstProblem)
 	}
 	fmt.Fprintf(stdout, "  per client, reconnect to ack: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", r.PerClient.P50, r.PerClient.P99, r.PerClient.Max)
+	if m := rep.Memory; m.Messages > 0 {
+		fmt.Fprintf(stdout, "memory: %d messages of %d B held by one node: RSS %d -> %d KiB, %.0f B per message (%.0f B counted against --history-memory)\n",
+			m.Messages, cfg.Size, m.RSSBeforeKiB, m.RSSAfterKiB, m.BytesPerMsg, m.CountedPerMsg)
+	}
+	return nil
+}
+
+// memoryRun publishes cfg.MemMsgs messages over 1,000 channels with a
+// window of 1,000 to a node of its own and reads its RSS before and after.
+func memoryRun(ctx context.Context, cfg historyConfig, rep *historyReport) error {
+	mem := max(2048, cfg.MemMsgs*(cfg.Size+200)>>20)
+	cl, err := startMeshcast(ctx, meshcastOpts{Bin: cfg.Bin, BasePort: cfg.BasePort + 50,
+		Extra: []string{"--namespace", "mem:history=1000", "--insecure", "--history-memory", fmt.Sprint(mem)}}, 1, io.Discard)
+	if err != nil {
+		return err
+	}
+	defer cl.Stop()
+	type stats struct {
+		History struct {
+			Messages int   `json:"messages"`
+			Bytes    int64 `json:"bytes"`
+		} `json:"history"`
+	}
+	before, err := readProcStatus(cl.PIDs[0])
+	if err != nil {
+		return err
+	}
+	const conns = 4
+	per := cfg.MemMsgs / conns
+	data := strings.Repeat("x", max(cfg.Size-2, 0))
+	if err := parallel(conns, conns, func(c int) error {
+		s, err := dialRaw(ctx, cl.URLs[0])
+		if err != nil {
+			return err
+		}
+		defer s.nc.Close()
+		go func() { // drain the acks of the sync publishes below
+			for {
+				if _, err := s.next(); err != nil {
+					return
+				}
+			}
+		}()
+		var buf []byte
+		for i := range per {
+			buf = fmt.Appendf(buf[:0], `{"op":"pub","ch":"mem:%d","data":"%s"}`, (c*per+i)%1000, data)
+			if err := wsutil.WriteClientText(s.nc, buf); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	var st stats
+	if err := pollUntil(ctx, 60*time.Second, func() bool {
+		return getJSON(ctx, cl.StatsURLs[0], &st) == nil && st.History.Messages >= conns*per
+	}); err != nil {
+		return fmt.Errorf("the node holds %d of %d messages: %w", st.History.Messages, conns*per, err)
+	}
+	after, err := readProcStatus(cl.PIDs[0])
+	if err != nil {
+		return err
+	}
+	m := &rep.Memory
+	m.Messages, m.RSSBeforeKiB, m.RSSAfterKiB = st.History.Messages, before.RSSKiB, after.RSSKiB
+	m.BytesPerMsg = float64(after.RSSKiB-before.RSSKiB) * 1024 / float64(st.History.Messages)
+	m.CountedPerMsg = float64(st.History.Bytes) / float64(st.History.Messages)
 	return nil
 }
 

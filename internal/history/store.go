@@ -14,9 +14,11 @@
 package history
 
 import (
+	"container/heap"
 	"slices"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // Msg is one stored publish.
@@ -32,19 +34,28 @@ type Limits struct {
 	TTL time.Duration // 0: kept until evicted by count or memory
 }
 
-// entry is one message in a log; kept small, since a node may hold millions.
+// entry is one message in a log; kept small (40 bytes), since a node may
+// hold millions. data is the message's bytes as a string header: never
+// modified, and 8 bytes smaller than a slice's.
 type entry struct {
 	seq    uint64
 	time   int64 // Msg.Time
-	data   []byte
+	data   string
 	stream uint32 // index into log.streams
 	at     uint32 // seconds since the store's epoch, for the TTL
 }
 
 // entryOverhead is what an entry costs besides its data, for the memory
-// budget: the entry, its slot in the global queue, the data's allocation
+// budget: the entry, its ring's growth slack, the data's allocation
 // slack.
 const entryOverhead = 64
+
+// bytesOf shares an entry's data as a slice, without a copy; callers never
+// modify it (Msg.Data is documented shared).
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// stringOf takes ownership of b (the caller never modifies it again).
+func stringOf(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // span is the seqs of one stream a log holds or held.
 type span struct {
@@ -61,16 +72,10 @@ type log struct {
 	name    string
 	lim     Limits
 	ring    []entry
-	head    int    // index of the oldest entry
-	n       int    // entries held
-	evicted uint64 // entries ever evicted from the head: global refs below it are stale
+	head    int // index of the oldest entry
+	n       int // entries held
 	streams []span
-}
-
-// ref locates an entry for the node-wide oldest-first eviction.
-type ref struct {
-	l   *log
-	idx uint64 // l.evicted + position when appended
+	hidx    int // index in Store.heads, -1 while empty
 }
 
 // Store is a node's history. The zero value is not usable: use New.
@@ -78,11 +83,13 @@ type Store struct {
 	maxBytes int64
 	epoch    time.Time
 
-	mu      sync.Mutex
-	logs    map[string]*log
-	bytes   int64
-	global  []ref // every entry, oldest first, as a queue
-	ghead   int
+	mu    sync.Mutex
+	logs  map[string]*log
+	bytes int64
+	// heads orders the non-empty logs by the arrival of their oldest
+	// entry, for node-wide oldest-first eviction without a per-message
+	// queue.
+	heads   logHeap
 	evicted uint64 // messages evicted for memory (count and age evictions are the window working)
 }
 
@@ -119,7 +126,7 @@ func (s *Store) Append(ch string, lim Limits, m Msg) bool {
 	defer s.mu.Unlock()
 	l := s.logs[ch]
 	if l == nil {
-		l = &log{name: ch}
+		l = &log{name: ch, hidx: -1}
 		s.logs[ch] = l
 	}
 	l.lim = lim
@@ -143,8 +150,10 @@ func (s *Store) Append(ch string, lim Limits, m Msg) bool {
 	for l.n >= max(1, lim.Max) {
 		s.evictHead(l)
 	}
-	l.push(entry{seq: m.Seq, time: m.Time, data: m.Data, stream: uint32(si), at: now})
-	s.global = append(s.global, ref{l, l.evicted + uint64(l.n) - 1})
+	l.push(entry{seq: m.Seq, time: m.Time, data: stringOf(m.Data), stream: uint32(si), at: now})
+	if l.hidx < 0 {
+		heap.Push(&s.heads, l) // its head is new
+	}
 	s.bytes += int64(len(m.Data)) + entryOverhead
 	for s.bytes > s.maxBytes && s.evictOldest() {
 	}
@@ -188,37 +197,49 @@ func (s *Store) evictHead(l *log) {
 	*e = entry{}
 	l.head = (l.head + 1) % len(l.ring)
 	l.n--
-	l.evicted++
-	if l.n == 0 && len(l.ring) > 64 {
-		l.ring, l.head = nil, 0 // an emptied big log gives its memory back
-	}
-}
-
-// evictOldest drops the oldest entry of the node, skipping queue refs to
-// entries already evicted by their channel's count or age.
-func (s *Store) evictOldest() bool {
-	for s.ghead < len(s.global) {
-		r := s.global[s.ghead]
-		s.global[s.ghead] = ref{}
-		s.ghead++
-		if r.idx < r.l.evicted || r.l.n == 0 {
-			continue // gone already
+	switch {
+	case l.n == 0:
+		heap.Remove(&s.heads, l.hidx)
+		if len(l.ring) > 64 {
+			l.ring, l.head = nil, 0 // an emptied big log gives its memory back
 		}
-		s.evictHead(r.l)
-		s.evicted++
-		s.compactGlobal()
-		return true
+	default:
+		heap.Fix(&s.heads, l.hidx)
 	}
-	return false
 }
 
-// compactGlobal keeps the eviction queue from growing without bound.
-func (s *Store) compactGlobal() {
-	if s.ghead > 1024 && s.ghead > len(s.global)/2 {
-		n := copy(s.global, s.global[s.ghead:])
-		clear(s.global[n:])
-		s.global, s.ghead = s.global[:n], 0
+// evictOldest drops the oldest entry of the node: the head of the log
+// whose head arrived first (to the second).
+func (s *Store) evictOldest() bool {
+	if len(s.heads) == 0 {
+		return false
 	}
+	s.evictHead(s.heads[0])
+	s.evicted++
+	return true
+}
+
+// logHeap is a min-heap of non-empty logs by their oldest entry's arrival.
+type logHeap []*log
+
+func (h logHeap) Len() int           { return len(h) }
+func (h logHeap) Less(i, j int) bool { return h[i].at(0).at < h[j].at(0).at }
+func (h logHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].hidx, h[j].hidx = i, j
+}
+func (h *logHeap) Push(x any) {
+	l := x.(*log)
+	l.hidx = len(*h)
+	*h = append(*h, l)
+}
+func (h *logHeap) Pop() any {
+	old := *h
+	l := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	l.hidx = -1
+	return l
 }
 
 // expire drops entries older than l's TTL.
@@ -244,7 +265,6 @@ func (s *Store) Sweep() {
 			delete(s.logs, name)
 		}
 	}
-	s.compactGlobal()
 }
 
 // Result is what a store has of a channel after a frontier.
@@ -290,7 +310,7 @@ func (s *Store) After(ch string, f Frontier, budget int) Result {
 			r.More = true
 			break
 		}
-		r.Msgs = append(r.Msgs, Msg{Stream: id, Seq: e.seq, Time: e.time, Data: e.data})
+		r.Msgs = append(r.Msgs, Msg{Stream: id, Seq: e.seq, Time: e.time, Data: bytesOf(e.data)})
 		size += len(e.data)
 	}
 	return r
@@ -324,7 +344,7 @@ func (s *Store) Last(ch string, n int) []Msg {
 	out := make([]Msg, 0, min(n, l.n))
 	for i := max(0, l.n-n); i < l.n; i++ {
 		e := l.at(i)
-		out = append(out, Msg{Stream: l.streams[e.stream].id, Seq: e.seq, Time: e.time, Data: e.data})
+		out = append(out, Msg{Stream: l.streams[e.stream].id, Seq: e.seq, Time: e.time, Data: bytesOf(e.data)})
 	}
 	return out
 }
