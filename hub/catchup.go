@@ -63,6 +63,16 @@ func (h *Hub) recoverFrom(ctx context.Context, cs *chanState, p history.Pos, t r
 		page := h.store.After(cs.name, r.query, recoverPage)
 		if !page.More && len(page.Msgs) <= finalBatch {
 			cs.mu.Lock()
+			if cs.busy {
+				// A refill runs: it may still deliver messages this
+				// subscriber has had (it can be ahead of the node), which
+				// must not reach it live. Go live after it.
+				cs.mu.Unlock()
+				if err := sleepCtx(ctx, roomPoll); err != nil {
+					return false, err
+				}
+				continue
+			}
 			page = h.store.After(cs.name, r.query, recoverPage)
 			if !page.More && len(page.Msgs) <= 2*finalBatch {
 				for _, m := range page.Msgs {
@@ -244,6 +254,17 @@ func (h *Hub) readHistory(ctx context.Context, ch string, lim history.Limits, li
 		pos[i] = history.EncodePos(place, p)
 	}
 	return msgs, pos, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // roomPoll is how often a recovery looks whether a subscriber that reads
