@@ -32,7 +32,7 @@ type Cluster struct {
 	epoch uint64 // this process, random: peers tell a restart from a reconnect
 	hs    handshake
 
-	transport     *memberlist.NetTransport
+	transport     *gossipTransport // memberlist's, screened (gossipnet.go)
 	peerLn        net.Listener
 	gossipPort    int
 	peerPort      int
@@ -71,7 +71,8 @@ type Cluster struct {
 	rejectedLinks     atomic.Uint64
 	tooLarge          atomic.Uint64
 
-	handshakeSlots chan struct{} // inbound links not yet proved; see maxPendingHandshakes
+	gate *connGate // inbound links not yet proved (inbound.go)
+	junk *junkLog  // refused input, summed up once a minute (junk.go)
 
 	attachOnce   sync.Once
 	shutdownOnce sync.Once
@@ -94,10 +95,11 @@ func New(cfg Config) (*Cluster, error) {
 		local: localInterest{chans: make(map[string]*localChan)},
 		table: interestTable{byCh: make(map[string][]*peer)},
 
-		reconnectKick:  make(chan struct{}, 1),
-		linkEvent:      make(chan struct{}, 1),
-		handshakeSlots: make(chan struct{}, maxPendingHandshakes),
+		reconnectKick: make(chan struct{}, 1),
+		linkEvent:     make(chan struct{}, 1),
 	}
+	c.gate = newConnGate(maxPendingHandshakes, maxPendingPerIP, c.isMemberIP)
+	c.junk = newJunkLog()
 	c.logp.Store(c.log)
 	var b [8]byte
 	_, _ = rand.Read(b[:])
@@ -134,7 +136,9 @@ func (c *Cluster) bindGossip() error {
 	if host == "" {
 		host = "0.0.0.0"
 	}
-	nc := &memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: memberlistLogger(c.logp)}
+	gate := newConnGate(maxStrangerGossipStreams, maxGossipStreamsPerIP, c.isMemberIP)
+	gate.maxMembers = maxMemberGossipStreams
+	key := deriveKey(c.cfg.Secret, "memberlist")
 	// Port 0 binds TCP then UDP on the same number, which can race with
 	// other processes: retry like memberlist itself does.
 	tries := 1
@@ -142,7 +146,7 @@ func (c *Cluster) bindGossip() error {
 		tries = 10
 	}
 	for range tries {
-		if c.transport, err = memberlist.NewNetTransport(nc); err == nil {
+		if c.transport, err = newGossipTransport(host, port, c.cfg.ClusterName, key, gate, c.junk, c.logp); err == nil {
 			c.gossipPort = c.transport.GetAutoBindPort()
 			return nil
 		}
@@ -187,10 +191,11 @@ func (c *Cluster) start(r relay.Receiver, log *slog.Logger) error {
 		return fmt.Errorf("cluster: start memberlist: %w", err)
 	}
 	c.ml.Store(ml)
-	c.wg.Add(3)
+	c.wg.Add(4)
 	go c.acceptLoop()
 	go c.maintainLoop()
 	go c.reconnectLoop()
+	go c.junkLoop()
 	if len(c.cfg.Join) > 0 {
 		c.wg.Add(1)
 		go c.joinLoop()

@@ -16,7 +16,9 @@ import (
 // and checked in the handshake. Bump it on any incompatible frame change.
 // Version 2: publishes carry no origin; links end with a bye, report
 // dropped publishes with a gap frame, and carry re-verification marks.
-const ProtocolVersion uint8 = 2
+// Version 3: the dialer proves the secret first; the acceptor's proof comes
+// in the welcome (handshake.go).
+const ProtocolVersion uint8 = 3
 
 // Config configures a Cluster. Zero fields get the defaults of DefaultConfig;
 // the config is not changed after New.
@@ -56,7 +58,9 @@ type Config struct {
 	// Secret is the cluster secret. Empty means an open cluster (a warning
 	// is logged). It keys the memberlist keyring (AES-256-GCM, key derived
 	// with HKDF-SHA256) and the peer-link handshake (HMAC-SHA256); it never
-	// crosses the wire.
+	// crosses the wire, but gossip ciphertext lets whoever captures it
+	// guess offline, so use at least 16 random bytes (cmd/meshcast refuses
+	// less than 128 bits).
 	Secret []byte
 	// ClusterName is checked in the peer handshake and is the memberlist
 	// Label, so two clusters on one network never merge; default "meshcast".

@@ -144,7 +144,7 @@ func (c *Cluster) memberlistConfig() (*memberlist.Config, error) {
 	}
 	d := &delegate{c: c}
 	mc.Delegate, mc.Events = d, d
-	mc.Logger = memberlistLogger(c.logp)
+	mc.Logger = memberlistLogger(c.logp, c.junk)
 	if c.cfg.Memberlist != nil {
 		c.cfg.Memberlist(mc)
 	}
@@ -166,11 +166,15 @@ func resolveHost(host string) (string, error) {
 // memberlistLogger turns memberlist's "[LEVEL] memberlist: msg" lines into
 // slog records, at the level an operator should see them (memberlistLevel).
 // lp is read per line: the logger is chosen when the cluster is attached.
-func memberlistLogger(lp *atomic.Pointer[slog.Logger]) *log.Logger {
-	return log.New(slogWriter{lp}, "", 0)
+// Lines about junk input are counted in junk and logged at debug.
+func memberlistLogger(lp *atomic.Pointer[slog.Logger], junk *junkLog) *log.Logger {
+	return log.New(slogWriter{lp, junk}, "", 0)
 }
 
-type slogWriter struct{ lp *atomic.Pointer[slog.Logger] }
+type slogWriter struct {
+	lp   *atomic.Pointer[slog.Logger]
+	junk *junkLog
+}
 
 func (w slogWriter) Write(p []byte) (int, error) {
 	line := strings.TrimSpace(string(p))
@@ -185,7 +189,14 @@ func (w slogWriter) Write(p []byte) (int, error) {
 		}
 	}
 	line = strings.TrimPrefix(line, "memberlist: ")
-	w.lp.Load().With("component", "memberlist").Log(context.Background(), memberlistLevel(level, line), line)
+	level = memberlistLevel(level, line)
+	if c, junk := w.junk.memberlistJunk(line); junk {
+		if c != nil {
+			c.add(fromIP(line))
+		}
+		level = slog.LevelDebug
+	}
+	w.lp.Load().With("component", "memberlist").Log(context.Background(), level, line)
 	return len(p), nil
 }
 

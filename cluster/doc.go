@@ -4,7 +4,10 @@
 // It owns three things:
 //   - membership: hashicorp/memberlist gossip (join with retry, leave, node
 //     metadata carrying the peer-link address and protocol version, gossip
-//     encryption keyed from the cluster secret);
+//     encryption keyed from the cluster secret), over a transport of its
+//     own (gossipnet.go) that bounds and checks incoming streams and
+//     packets before memberlist sees them (gossipguard.go), and counts
+//     the junk instead of logging it (junk.go);
 //   - peer links: one TCP connection per ordered pair of nodes. Node A dials B
 //     and sends on that connection its publishes and its interest messages
 //     (add/remove/snapshot, each with a per-node sequence number); B answers
@@ -64,6 +67,6 @@
 //
 // Lock order, where locks nest: localInterest.mu before Cluster.mu and
 // before a frameQueue's mu; Cluster.mu before peer.mu and standing.mu.
-// interestTable.mu, peer.mu, a frameQueue's mu and gapQueue.mu are never
-// held while taking another lock.
+// interestTable.mu, peer.mu, a frameQueue's mu, gapQueue.mu and a
+// connGate's mu are never held while taking another lock.
 package cluster

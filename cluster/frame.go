@@ -16,9 +16,9 @@ type frameType uint8
 
 const (
 	frameHello     frameType = 1  // handshake, dialer -> acceptor: version, cluster, name, nonce
-	frameChallenge frameType = 2  // handshake, acceptor -> dialer: its nonce and proof
+	frameChallenge frameType = 2  // handshake, acceptor -> dialer: its nonce
 	frameProof     frameType = 3  // handshake, dialer -> acceptor: dialer's proof
-	frameWelcome   frameType = 4  // handshake, acceptor -> dialer: accepted or why not
+	frameWelcome   frameType = 4  // handshake, acceptor -> dialer: accepted with its proof, or why not
 	framePublish   frameType = 5  // publish made on the dialer: channel, payload
 	frameAdd       frameType = 6  // dialer gained interest in a channel
 	frameRemove    frameType = 7  // dialer lost interest in a channel

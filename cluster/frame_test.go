@@ -159,7 +159,11 @@ func FuzzHandshake(f *testing.F) {
 			h := handshake{key: key, cluster: "meshcast", name: "acceptor"}
 			conn := fakeConn{bytes.NewReader(b), io.Discard}
 			fr := newFrameReader(bufio.NewReaderSize(conn, 64), handshakeMaxFrame)
-			name, err := h.server(conn, fr, func(string) error { return nil })
+			hello, err := readHello(fr)
+			if err != nil {
+				continue
+			}
+			name, err := h.server(conn, fr, hello, func(string) error { return nil })
 			if err == nil && name == "" {
 				t.Fatal("accepted a dialer without a name")
 			}

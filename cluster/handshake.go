@@ -8,19 +8,32 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // The peer-link handshake is a challenge-response: both sides send a fresh
 // 32-byte nonce and prove they hold the cluster secret with an HMAC-SHA256
 // over both nonces, the cluster name, the protocol version and both node
-// names. The acceptor proves itself first, so a dialer never sends a proof
-// to an impostor; the secret never crosses the wire. With no secret the key
-// is empty, which still checks cluster name and version.
+// names. With no secret the key is empty, which still checks cluster name
+// and version; the secret never crosses the wire.
 //
 //	dialer   -> hello{version, cluster, name, nonceD}
-//	acceptor -> challenge{version, cluster, name, nonceA, mac("acceptor")}
+//	acceptor -> challenge{version, cluster, name, nonceA}
 //	dialer   -> proof{mac("dialer")}
-//	acceptor -> welcome{ok, reason}
+//	acceptor -> welcome{ok, reason, mac("acceptor")}
+//
+// The dialer proves itself first (protocol version 3). Anyone who reaches
+// the peer port and knows the cluster name may start a handshake; what
+// such a stranger gets back must not help it guess the secret, so it gets
+// only the acceptor's nonce, never a MAC: the acceptor's MAC goes only to
+// a dialer whose proof checked out. The dialer, in turn, checks the
+// acceptor's MAC before it trusts the link. A dialer dials only addresses
+// from memberlist metadata, which gossip encrypted with the secret carried,
+// so to receive a proof an attacker must sit on the path between two nodes
+// (and such an attacker sees gossip ciphertext anyway: a secret too weak to
+// survive an offline guess is refused at start by cmd/meshcast). A PAKE
+// would remove even that, at the cost of a dependency and of protocol code
+// of our own; with strong secrets required it buys nothing.
 
 const nonceLen = 32
 
@@ -44,7 +57,6 @@ type challengeMsg struct {
 	Cluster string `msgpack:"c"`
 	Name    string `msgpack:"n"`
 	Nonce   []byte `msgpack:"r"`
-	MAC     []byte `msgpack:"m"`
 }
 
 type proofMsg struct {
@@ -54,6 +66,7 @@ type proofMsg struct {
 type welcomeMsg struct {
 	OK     bool   `msgpack:"ok"`
 	Reason string `msgpack:"why"`
+	MAC    []byte `msgpack:"m,omitempty"` // the acceptor's proof, only in an OK welcome
 }
 
 // handshake holds what both sides of the handshake need.
@@ -104,22 +117,8 @@ func (h *handshake) client(rw io.Writer, fr *frameReader, expect string) error {
 	if err := writeMsg(rw, frameHello, helloMsg{ProtocolVersion, h.cluster, h.name, nonceD}); err != nil {
 		return err
 	}
-	t, body, err := fr.next()
+	ch, err := readChallenge(fr)
 	if err != nil {
-		return err
-	}
-	if t == frameWelcome { // refused before the challenge
-		var w welcomeMsg
-		if err := decodeMsg(body, &w); err != nil {
-			return err
-		}
-		return fmt.Errorf("%w: %s", errHandshake, w.Reason)
-	}
-	if t != frameChallenge {
-		return fmt.Errorf("%w: got frame type %d, want challenge", errMalformed, t)
-	}
-	var ch challengeMsg
-	if err := decodeMsg(body, &ch); err != nil {
 		return err
 	}
 	switch {
@@ -131,8 +130,6 @@ func (h *handshake) client(rw io.Writer, fr *frameReader, expect string) error {
 		return fmt.Errorf("%w: dialled %q but reached %q", errHandshake, expect, ch.Name)
 	case len(ch.Nonce) != nonceLen:
 		return fmt.Errorf("%w: bad nonce length %d", errHandshake, len(ch.Nonce))
-	case !hmac.Equal(ch.MAC, h.transcriptMAC("acceptor", nonceD, ch.Nonce, h.name, ch.Name)):
-		return fmt.Errorf("%w: peer failed authentication (different cluster secret?)", errHandshake)
 	}
 	mac := h.transcriptMAC("dialer", nonceD, ch.Nonce, h.name, ch.Name)
 	if err := writeMsg(rw, frameProof, proofMsg{mac}); err != nil {
@@ -142,39 +139,63 @@ func (h *handshake) client(rw io.Writer, fr *frameReader, expect string) error {
 	if err := readMsg(fr, frameWelcome, &w); err != nil {
 		return err
 	}
-	if !w.OK {
+	switch {
+	case !w.OK && strings.HasPrefix(w.Reason, reasonAuthFailed):
+		return fmt.Errorf("%w: %s", errHandshake, w.Reason)
+	case !w.OK:
 		return fmt.Errorf("%w: %s", errRejected, w.Reason)
+	case !hmac.Equal(w.MAC, h.transcriptMAC("acceptor", nonceD, ch.Nonce, h.name, ch.Name)):
+		return fmt.Errorf("%w: peer failed authentication (different cluster secret?)", errHandshake)
 	}
 	return nil
 }
 
-// server runs the acceptor side and returns the authenticated dialer's name.
-// admit decides, after authentication, whether the link is wanted.
-func (h *handshake) server(rw io.Writer, fr *frameReader, admit func(name string) error) (string, error) {
-	var hello helloMsg
-	if err := readMsg(fr, frameHello, &hello); err != nil {
-		return "", err
+// readChallenge reads the acceptor's challenge, or its refusal of our hello.
+func readChallenge(fr *frameReader) (challengeMsg, error) {
+	var ch challengeMsg
+	t, body, err := fr.next()
+	if err != nil {
+		return ch, err
 	}
+	if t == frameWelcome { // refused before the challenge
+		var w welcomeMsg
+		if err := decodeMsg(body, &w); err != nil {
+			return ch, err
+		}
+		return ch, fmt.Errorf("%w: %s", errHandshake, w.Reason)
+	}
+	if t != frameChallenge {
+		return ch, fmt.Errorf("%w: got frame type %d, want challenge", errMalformed, t)
+	}
+	return ch, decodeMsg(body, &ch)
+}
+
+// reasonAuthFailed starts the acceptor's refusal of a wrong proof: the
+// dialer then counts a handshake failure, not a rejection.
+const reasonAuthFailed = "authentication failed"
+
+// readHello reads the dialer's first frame. The acceptor reads it under a
+// short deadline of its own (inbound.go), since anyone can connect.
+func readHello(fr *frameReader) (helloMsg, error) {
+	var hello helloMsg
+	err := readMsg(fr, frameHello, &hello)
+	return hello, err
+}
+
+// server runs the acceptor side after the hello and returns the
+// authenticated dialer's name. admit decides, after authentication,
+// whether the link is wanted.
+func (h *handshake) server(rw io.Writer, fr *frameReader, hello helloMsg, admit func(name string) error) (string, error) {
 	refuse := func(reason string) (string, error) {
 		_ = writeMsg(rw, frameWelcome, welcomeMsg{Reason: reason}) // best effort: tell the dialer why
 		return "", fmt.Errorf("%w: %s", errHandshake, reason)
 	}
-	switch {
-	case hello.Version != ProtocolVersion:
-		return refuse(fmt.Sprintf("protocol version %d, want %d", hello.Version, ProtocolVersion))
-	case hello.Cluster != h.cluster:
-		return refuse(fmt.Sprintf("cluster name %q, want %q", hello.Cluster, h.cluster))
-	case len(hello.Nonce) != nonceLen:
-		return refuse(fmt.Sprintf("bad nonce length %d", len(hello.Nonce)))
-	case hello.Name == "" || len(hello.Name) > maxNameLen:
-		return refuse("bad node name")
-	case hello.Name == h.name:
-		return refuse("dialer uses this node's own name")
+	if reason := h.checkHello(hello); reason != "" {
+		return refuse(reason)
 	}
 	nonceA := make([]byte, nonceLen)
 	rand.Read(nonceA)
-	mac := h.transcriptMAC("acceptor", hello.Nonce, nonceA, hello.Name, h.name)
-	if err := writeMsg(rw, frameChallenge, challengeMsg{ProtocolVersion, h.cluster, h.name, nonceA, mac}); err != nil {
+	if err := writeMsg(rw, frameChallenge, challengeMsg{ProtocolVersion, h.cluster, h.name, nonceA}); err != nil {
 		return "", err
 	}
 	var proof proofMsg
@@ -185,14 +206,32 @@ func (h *handshake) server(rw io.Writer, fr *frameReader, admit func(name string
 		return "", err
 	}
 	if !hmac.Equal(proof.MAC, h.transcriptMAC("dialer", hello.Nonce, nonceA, hello.Name, h.name)) {
-		return refuse("authentication failed (different cluster secret?)")
+		return refuse(reasonAuthFailed + " (different cluster secret?)")
 	}
 	if err := admit(hello.Name); err != nil {
 		_ = writeMsg(rw, frameWelcome, welcomeMsg{Reason: err.Error()})
 		return "", fmt.Errorf("%w: %w", errRejected, err)
 	}
-	if err := writeMsg(rw, frameWelcome, welcomeMsg{OK: true}); err != nil {
+	mac := h.transcriptMAC("acceptor", hello.Nonce, nonceA, hello.Name, h.name)
+	if err := writeMsg(rw, frameWelcome, welcomeMsg{OK: true, MAC: mac}); err != nil {
 		return "", err
 	}
 	return hello.Name, nil
+}
+
+// checkHello says why a hello is refused, or "" if it is not.
+func (h *handshake) checkHello(hello helloMsg) string {
+	switch {
+	case hello.Version != ProtocolVersion:
+		return fmt.Sprintf("protocol version %d, want %d", hello.Version, ProtocolVersion)
+	case hello.Cluster != h.cluster:
+		return fmt.Sprintf("cluster name %q, want %q", hello.Cluster, h.cluster)
+	case len(hello.Nonce) != nonceLen:
+		return fmt.Sprintf("bad nonce length %d", len(hello.Nonce))
+	case hello.Name == "" || len(hello.Name) > maxNameLen:
+		return "bad node name"
+	case hello.Name == h.name:
+		return "dialer uses this node's own name"
+	}
+	return ""
 }

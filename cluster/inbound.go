@@ -43,11 +43,22 @@ func (ic *inConn) close() {
 	})
 }
 
-// maxPendingHandshakes bounds the inbound connections that have not
-// proved the secret yet: each holds a goroutine and a small buffer for up
-// to HandshakeTimeout, and anyone who reaches the peer port can open them.
-// Real peers are few and retry with backoff when refused.
-const maxPendingHandshakes = 64
+// Inbound connections that have not proved the secret yet hold a
+// goroutine and a small buffer each, and anyone who reaches the peer port
+// can open them (connGate). Real peers are few, draw on the members' own
+// slots, and retry with backoff when refused.
+const (
+	// maxPendingHandshakes bounds them in total (and, separately, those
+	// from members' addresses).
+	maxPendingHandshakes = 64
+	// maxPendingPerIP bounds those from one address that is not a member's.
+	maxPendingPerIP = 4
+	// firstFrameTimeout bounds the wait for the dialer's hello (with TLS,
+	// the TLS handshake and the hello), so a silent connection holds its
+	// slot for a second, not HandshakeTimeout: a real peer sends its hello
+	// at once.
+	firstFrameTimeout = time.Second
+)
 
 func (ic *inConn) wakeAcks() {
 	select {
@@ -67,27 +78,29 @@ func (c *Cluster) acceptLoop() {
 			}
 			return
 		}
-		select {
-		case c.handshakeSlots <- struct{}{}:
-		default:
+		release, ok := c.gate.admit(conn.RemoteAddr())
+		if !ok {
 			c.handshakeFailures.Add(1)
+			c.junk.links.add(addrIP(conn.RemoteAddr()))
 			c.log.Debug("peer link refused: too many handshakes in progress", "remote", conn.RemoteAddr().String())
 			conn.Close()
 			continue
 		}
 		c.wg.Add(1)
-		go c.serveInbound(conn)
+		go c.serveInbound(conn, release)
 	}
 }
 
-func (c *Cluster) serveInbound(raw net.Conn) {
+// serveInbound runs one inbound link; release gives back its handshake
+// slot.
+func (c *Cluster) serveInbound(raw net.Conn, release func()) {
 	defer c.wg.Done()
 	defer raw.Close()
 	stop := context.AfterFunc(c.ctx, func() { raw.Close() })
 	defer stop()
 
 	conn, fr, name, err := c.handshakeInbound(raw)
-	<-c.handshakeSlots
+	release()
 	if err != nil {
 		c.inboundHandshakeFailed(raw, err)
 		return
@@ -125,14 +138,20 @@ func (c *Cluster) serveInbound(raw net.Conn) {
 // a small buffer, and only once the peer is proved gives the link its large
 // read buffer, carrying over anything that arrived early.
 func (c *Cluster) handshakeInbound(raw net.Conn) (net.Conn, *frameReader, string, error) {
-	raw.SetDeadline(time.Now().Add(c.cfg.HandshakeTimeout))
+	start := time.Now()
+	raw.SetDeadline(start.Add(min(firstFrameTimeout, c.cfg.HandshakeTimeout)))
 	conn, err := c.tlsServer(raw) // raw itself without Config.TLS
 	if err != nil {
 		return nil, nil, "", err
 	}
 	small := bufio.NewReaderSize(conn, handshakeMaxFrame)
 	hfr := newFrameReader(small, handshakeMaxFrame)
-	name, err := c.hs.server(conn, hfr, c.admit)
+	hello, err := readHello(hfr)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	raw.SetDeadline(start.Add(c.cfg.HandshakeTimeout)) // the rest: a round trip and two MACs
+	name, err := c.hs.server(conn, hfr, hello, c.admit)
 	if err == nil {
 		err = hfr.release()
 	}
@@ -162,7 +181,8 @@ func (c *Cluster) inboundHandshakeFailed(conn net.Conn, err error) {
 	if errors.Is(err, errMalformed) || errors.Is(err, errTooLarge) {
 		c.malformedFrames.Add(1)
 	}
-	c.log.Warn("peer link handshake failed; connection closed",
+	c.junk.links.add(addrIP(conn.RemoteAddr())) // anyone can cause it: summed up, not a line each
+	c.log.Debug("peer link handshake failed; connection closed",
 		"remote", conn.RemoteAddr().String(), "err", err)
 }
 

@@ -214,10 +214,10 @@ func (c *Cluster) confirmedOrLate(t relay.Ticket, ch string) bool {
 	return ok
 }
 
-// awaitConfirmed blocks until every live peer has acknowledged t, ctx ends
-// (ctx.Err()), or InterestTimeout passes (ErrInterestTimeout, counted). On
-// timeout each late peer remembers ch and reports a gap on it when it
-// finally confirms.
+// awaitConfirmed blocks until every live peer has acknowledged t, ctx is
+// cancelled (ctx.Err()), or InterestTimeout or ctx's deadline passes,
+// whichever comes first (ErrInterestTimeout, counted). On timeout each
+// late peer remembers ch and reports a gap on it when it finally confirms.
 func (c *Cluster) awaitConfirmed(ctx context.Context, ch string, t relay.Ticket) error {
 	timer := time.NewTimer(c.cfg.InterestTimeout)
 	defer timer.Stop()
@@ -235,7 +235,9 @@ func (c *Cluster) awaitConfirmed(ctx context.Context, ch string, t relay.Ticket)
 			case <-changed:
 				continue
 			case <-ctx.Done():
-				return ctx.Err()
+				if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					return ctx.Err()
+				}
 			case <-timer.C:
 			}
 			return c.interestTimedOut(ch, t)
@@ -257,7 +259,8 @@ func (c *Cluster) interestTimedOut(ch string, t relay.Ticket) error {
 	}
 	c.interestTimeouts.Add(1)
 	slices.Sort(late)
-	c.log.Warn("subscribe not confirmed by every peer in time; its subscribers get a gap when they do",
+	// The hub logs these, one line for the subscribes it settles together.
+	c.log.Debug("subscribe not confirmed by every peer in time; its subscribers get a gap when they do",
 		"channel", ch, "peers", strings.Join(late, ","))
 	return fmt.Errorf("%w: %s", ErrInterestTimeout, strings.Join(late, ", "))
 }

@@ -34,15 +34,17 @@ type Stats struct {
 	StandingReason    string        `json:"standing_reason,omitempty"`
 	Members           []MemberStats `json:"members"`
 	Links             []LinkStats   `json:"links"`
-	LocalChannels     int           `json:"local_channels"`     // channels this node has subscribers for
-	InterestTimeouts  uint64        `json:"interest_timeouts"`  // AwaitInterest calls that timed out
-	HandshakeFailures uint64        `json:"handshake_failures"` // peer links refused for auth/version/cluster/garbage
-	RejectedLinks     uint64        `json:"rejected_links"`     // authenticated links from nodes not (yet) known alive
-	MalformedFrames   uint64        `json:"malformed_frames"`   // links closed for a malformed frame
-	PublishTooLarge   uint64        `json:"publish_too_large"`  // publishes over MaxFrameSize, not forwarded
-	GapIncidents      uint64        `json:"gap_incidents"`      // times subscribers were told they may have missed publishes
-	GapChannels       uint64        `json:"gap_channels"`       // channels those gaps covered
-	Stalls            uint64        `json:"stalls"`             // times this process was found frozen and re-verified
+	LocalChannels     int           `json:"local_channels"`      // channels this node has subscribers for
+	InterestTimeouts  uint64        `json:"interest_timeouts"`   // AwaitInterest calls that timed out
+	HandshakeFailures uint64        `json:"handshake_failures"`  // peer links refused for auth/version/cluster/garbage
+	RejectedLinks     uint64        `json:"rejected_links"`      // authenticated links from nodes not (yet) known alive
+	MalformedFrames   uint64        `json:"malformed_frames"`    // links closed for a malformed frame
+	PublishTooLarge   uint64        `json:"publish_too_large"`   // publishes over MaxFrameSize, not forwarded
+	GapIncidents      uint64        `json:"gap_incidents"`       // times subscribers were told they may have missed publishes
+	GapChannels       uint64        `json:"gap_channels"`        // channels those gaps covered
+	Stalls            uint64        `json:"stalls"`              // times this process was found frozen and re-verified
+	JunkGossipPackets uint64        `json:"junk_gossip_packets"` // UDP packets refused before any key was proved (junk.go)
+	JunkGossipStreams uint64        `json:"junk_gossip_streams"` // TCP gossip streams refused likewise
 }
 
 // NodeStats describes this node.
@@ -102,6 +104,8 @@ func (c *Cluster) Stats() Stats {
 		GapIncidents:      c.stand.gapIncidents.Load(),
 		GapChannels:       c.stand.gapChannels.Load(),
 		Stalls:            c.stand.stalls.Load(),
+		JunkGossipPackets: c.junk.packets.total.Load(),
+		JunkGossipStreams: c.junk.streams.total.Load(),
 	}
 	s.Standing, s.StandingReason = standingName(c.standing())
 	c.local.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"path"
 	"strings"
@@ -96,6 +97,9 @@ func (a *API) decode(w http.ResponseWriter, r *http.Request, req *apiRequest) (i
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return http.StatusRequestEntityTooLarge, "body too large"
+		}
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() { // the server's ReadTimeout
+			return http.StatusRequestTimeout, "body not received in time"
 		}
 		return http.StatusBadRequest, "body is not a JSON object of the expected shape"
 	}

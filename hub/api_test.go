@@ -195,3 +195,30 @@ func expectOnlyMarker(t testing.TB, c *client, ch string) {
 		}
 	}
 }
+
+// TestInvalidUTF8DataRefused: data that is not UTF-8 would reach browsers
+// in a text frame they must close with 1007, so the API and the Go calls
+// refuse it as a client's frame would be (json.Valid does not check it).
+func TestInvalidUTF8DataRefused(t *testing.T) {
+	h, ws, api := apiHub(t, DefaultConfig(), "k")
+	sub := dial(t, ws)
+	sub.MustAck(`{"op":"sub","ch":"x","id":1}`)
+	for _, body := range []string{
+		"{\"ch\":\"x\",\"data\":\"caf\xe9\"}",
+		"{\"ch\":\"x\",\"data\":{\"k\xff\":1}}",
+	} {
+		if status, m := post(t, api+"publish", "k", body); status != http.StatusBadRequest {
+			t.Errorf("publish %q: %d %v, want 400", body, status, m)
+		}
+		if status, m := post(t, api+"broadcast", "k", strings.Replace(body, `"ch":"x"`, `"chs":["x"]`, 1)); status != http.StatusBadRequest {
+			t.Errorf("broadcast %q: %d %v, want 400", body, status, m)
+		}
+	}
+	if err := h.Publish(t.Context(), "x", []byte("\"caf\xe9\"")); !errors.Is(err, ErrBadData) {
+		t.Errorf("Publish: %v, want ErrBadData", err)
+	}
+	if err := h.Broadcast(t.Context(), []string{"x"}, []byte("[\"\xc0\xae\"]")); !errors.Is(err, ErrBadData) {
+		t.Errorf("Broadcast: %v, want ErrBadData", err)
+	}
+	expectOnlyMarker(t, sub, "x") // nothing reached the subscriber
+}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
+	"unicode/utf8"
 )
 
 // Client is one WebSocket connection of this hub, as hooks and Go code see
@@ -87,7 +89,9 @@ func (c *Client) Subscribe(ctx context.Context, ch string) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		h.lateConfirmation(c.s, ch, err)
+		h.lateConfirmation(c.s, ch)
+		h.log.Warn("subscribe acked before every peer confirmed it; the client got a gap",
+			slog.String("client", c.id), slog.String("channel", ch), slog.Any("err", err))
 	}
 	return nil
 }
@@ -123,13 +127,20 @@ func (c *Client) Disconnect(reason string) {
 	c.s.conn.Close(CloseDisconnected, reason)
 }
 
-// checkData applies the publish data rules: size, then JSON validity.
+// checkData applies the publish data rules: size, then JSON validity and
+// UTF-8. json.Valid accepts invalid UTF-8 inside strings, but the frame
+// that carries data to subscribers is a text frame, which a browser closes
+// with 1007 if it is not UTF-8 (the transport refuses such frames from
+// clients for the same reason).
 func (h *Hub) checkData(data []byte) error {
 	if len(data) > h.cfg.MaxDataSize {
 		return ErrTooLarge
 	}
-	if !json.Valid(data) {
+	if !json.Valid(data) || !utf8.Valid(data) {
 		return ErrBadData
+	}
+	if jsonDepth(data) > maxDataDepth {
+		return errTooDeep
 	}
 	return nil
 }

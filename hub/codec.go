@@ -3,6 +3,8 @@ package hub
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -41,7 +43,10 @@ const maxID = 1<<53 - 1
 // decodeRequest parses one client frame: a JSON object with "op", "ch",
 // optional "id" (a non-negative integer) and, for pub, "data" (any JSON
 // value, kept byte-exact). Unknown keys are ignored so later protocol
-// versions can add fields; duplicate known keys are refused.
+// versions can add fields; duplicate known keys are refused. A bad field
+// does not stop the scan: the error is the first one found, but an "id"
+// anywhere in the object is still read, so that the err answering it
+// carries the id whatever the key order (a client waits on its id).
 func decodeRequest(frame []byte) (request, error) {
 	var req request
 	if !json.Valid(frame) {
@@ -53,49 +58,43 @@ func decodeRequest(frame []byte) (request, error) {
 	if i >= len(frame) || frame[i] != '{' {
 		return req, malformed("frame is not a JSON object")
 	}
-	i = skipSpace(frame, i+1)
 	var seen [4]bool // op, ch, id, data
-	for i < len(frame) && frame[i] != '}' {
+	var first error
+	for i = skipSpace(frame, i+1); i < len(frame) && frame[i] != '}'; {
 		keyEnd := skipString(frame, i)
 		key, ok := unquote(frame[i:keyEnd])
-		if !ok {
-			return req, malformed("bad key")
-		}
 		i = skipSpace(frame, keyEnd)
 		i = skipSpace(frame, i+1) // ':'
 		valEnd := skipValue(frame, i)
-		val := frame[i:valEnd]
-		var slot int
-		switch key {
-		case "op":
-			slot = 0
-		case "ch":
-			slot = 1
-		case "id":
-			slot = 2
-		case "data":
-			slot = 3
-		default:
-			slot = -1
-		}
-		if slot >= 0 {
-			if seen[slot] {
-				return req, malformed("duplicate key " + strconv.Quote(key))
-			}
-			seen[slot] = true
-			if err := req.set(slot, val); err != nil {
-				return req, err
-			}
+		if err := req.field(key, ok, frame[i:valEnd], &seen); err != nil && first == nil {
+			first = err
 		}
 		i = skipSpace(frame, valEnd)
 		if i < len(frame) && frame[i] == ',' {
 			i = skipSpace(frame, i+1)
 		}
 	}
-	if !seen[0] {
-		return req, malformed(`missing "op"`)
+	if first == nil && !seen[0] {
+		first = malformed(`missing "op"`)
 	}
-	return req, nil
+	return req, first
+}
+
+// field sets the known field key to val. A key seen before is an error and
+// changes nothing, so the first "id" stays the one echoed.
+func (req *request) field(key string, keyOK bool, val []byte, seen *[4]bool) error {
+	if !keyOK {
+		return malformed("bad key")
+	}
+	slot := slices.Index([]string{"op", "ch", "id", "data"}, key)
+	if slot < 0 {
+		return nil
+	}
+	if seen[slot] {
+		return malformed("duplicate key " + strconv.Quote(key))
+	}
+	seen[slot] = true
+	return req.set(slot, val)
 }
 
 func (req *request) set(slot int, val []byte) error {
@@ -119,6 +118,9 @@ func (req *request) set(slot int, val []byte) error {
 		}
 		req.id, req.hasID = id, true
 	case 3:
+		if jsonDepth(val) > maxDataDepth {
+			return malformed(fmt.Sprintf(`"data" nested deeper than %d levels`, maxDataDepth))
+		}
 		req.data = val
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"testing"
+	"unicode/utf8"
 )
 
 var decodeCases = []string{
@@ -16,6 +17,11 @@ var decodeCases = []string{
 	`{"op":"sub","op":"sub"}`,
 	`{"op":"sub","id":1e3}`,
 	`[]`, `{`, `"op"`, ``,
+	// Key orders: the id is read wherever it is, even after a bad field.
+	`{"ch":7,"data":1,"id":3,"op":"pub"}`,
+	`{"data":[1,{"id":2}],"id":4,"op":"pub","ch":null}`,
+	`{"ch":"a","ch":"b","id":5,"op":"sub"}`,
+	`{"id":6,"op":7}`,
 }
 
 func TestDecodeRequest(t *testing.T) {
@@ -50,7 +56,13 @@ func FuzzDecodeRequest(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		req, err := decodeRequest(frame)
+		if !utf8.Valid(frame) {
+			return // the transport closes with 1007 before a frame reaches the decoder
+		}
 		if err != nil {
+			if id, ok := onlyID(frame); ok && (!req.hasID || req.id != id) {
+				t.Fatalf("err without the readable id %d: %+v", id, req)
+			}
 			return
 		}
 		var raw map[string]json.RawMessage
@@ -74,6 +86,39 @@ func FuzzDecodeRequest(f *testing.F) {
 			t.Fatalf("data %q vs %q", req.data, r)
 		}
 	})
+}
+
+// onlyID returns the "id" of a JSON object that has exactly one, a valid
+// id, read with encoding/json.
+func onlyID(frame []byte) (uint64, bool) {
+	var raw map[string]json.RawMessage
+	if json.Unmarshal(frame, &raw) != nil || raw["id"] == nil {
+		return 0, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(frame))
+	dec.Token() // {
+	n := 0
+	for dec.More() {
+		k, _ := dec.Token()
+		if k == "id" {
+			n++
+		}
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return 0, false
+		}
+	}
+	id, err := strconv.ParseUint(string(raw["id"]), 10, 64)
+	return id, n == 1 && err == nil && id <= maxID
+}
+
+func TestDecodeKeepsIDAfterBadField(t *testing.T) {
+	for _, c := range decodeCases[len(decodeCases)-4:] {
+		req, err := decodeRequest([]byte(c))
+		if want, _ := onlyID([]byte(c)); err == nil || !req.hasID || req.id != want {
+			t.Errorf("%s: %+v, %v; want an error with id %d", c, req, err, want)
+		}
+	}
 }
 
 func TestMsgFrameKeepsData(t *testing.T) {

@@ -158,6 +158,7 @@ type fakeRelay struct {
 	recv      relay.Receiver
 	release   chan struct{} // closed: every ticket is confirmed
 	timeout   chan struct{} // closed: waits time out instead
+	waits     []bool        // per AwaitConfirmed call: was its deadline already past
 }
 
 func newFakeRelay() *fakeRelay {
@@ -202,6 +203,18 @@ func (f *fakeRelay) Confirmed(relay.Ticket) bool {
 }
 
 func (f *fakeRelay) AwaitConfirmed(ctx context.Context, ch string, t relay.Ticket) error {
+	dl, ok := ctx.Deadline()
+	f.mu.Lock()
+	f.waits = append(f.waits, ok && !time.Now().Before(dl))
+	f.mu.Unlock()
+	if ok && !time.Now().Before(dl) { // as the cluster: a deadline past is the timeout
+		select {
+		case <-f.release:
+			return nil
+		default:
+			return errors.New("fake deadline")
+		}
+	}
 	select {
 	case <-f.release:
 		return nil
@@ -381,25 +394,67 @@ func TestRepeatedSubWaitsForTheCluster(t *testing.T) {
 	}
 }
 
-// TestWaitingSubsAreCapped: one connection cannot hold more than
-// maxWaitingSubs goroutines waiting for an unreachable peer.
+// TestWaitingSubsAreCapped: a connection has at most MaxSubscriptions +
+// maxExtraWaits subscribes waiting for a peer that does not answer; then
+// err 429, and the refused sub's channel is subscribed anyway.
 func TestWaitingSubsAreCapped(t *testing.T) {
+	relay := newFakeRelay()
+	cfg := DefaultConfig()
+	cfg.Cluster = relay
+	cfg.MaxSubscriptions = 4
+	_, url := testHub(t, cfg)
+	c := dial(t, url)
+	limit := cfg.MaxSubscriptions + maxExtraWaits
+	for i := range limit + 1 {
+		c.SendText(fmt.Sprintf(`{"op":"sub","ch":"c%d","id":%d}`, i%cfg.MaxSubscriptions, i))
+	}
+	if m := c.ReadJSON(); m["code"] != 429.0 || m["id"] != float64(limit) || m["reason"] != "too many subscribes waiting for the cluster" {
+		t.Fatalf("want 429 for sub %d, got %v", limit, m)
+	}
+	close(relay.release)
+	for range limit {
+		if m := c.ReadJSON(); m["op"] != "ack" {
+			t.Fatalf("want ack, got %v", m)
+		}
+	}
+	c.MustAck(`{"op":"sub","ch":"c0","id":99}`) // retry: subscribed, now acked
+}
+
+// TestTimedOutSubsDoNotStack: when one waiting subscribe times out, those
+// that waited as long are settled at once (a deadline already past), not
+// each after a timeout of its own; every one is acked and gets a gap.
+func TestTimedOutSubsDoNotStack(t *testing.T) {
 	relay := newFakeRelay()
 	cfg := DefaultConfig()
 	cfg.Cluster = relay
 	_, url := testHub(t, cfg)
 	c := dial(t, url)
-	for i := range maxWaitingSubs + 1 {
+	const n = 50
+	for i := range n {
 		c.SendText(fmt.Sprintf(`{"op":"sub","ch":"c%d","id":%d}`, i, i))
 	}
-	if m := c.ReadJSON(); m["code"] != 429.0 || m["id"] != float64(maxWaitingSubs) {
-		t.Fatalf("want 429 for sub %d, got %v", maxWaitingSubs, m)
-	}
-	close(relay.release)
-	for range maxWaitingSubs {
-		if m := c.ReadJSON(); m["op"] != "ack" {
-			t.Fatalf("want ack, got %v", m)
+	c.MustAck(`{"op":"unsub","ch":"other","id":999}`) // every sub is queued
+	close(relay.timeout)
+	acks, gaps := 0, 0
+	for acks < n || gaps < n {
+		switch m := c.ReadJSON(); m["op"] {
+		case "ack":
+			acks++
+		case "gap":
+			gaps++
+		default:
+			t.Fatalf("got %v", m)
 		}
 	}
-	c.MustAck(fmt.Sprintf(`{"op":"sub","ch":"c%d","id":99}`, maxWaitingSubs)) // retry: subscribed, now acked
+	relay.mu.Lock()
+	defer relay.mu.Unlock()
+	waited := 0
+	for _, past := range relay.waits {
+		if !past {
+			waited++
+		}
+	}
+	if waited > 2 || len(relay.waits) != n {
+		t.Fatalf("%d of %d waits ran their own timeout, want at most 2 (the first, and the first after it began)", waited, len(relay.waits))
+	}
 }

@@ -29,15 +29,17 @@
 // lock only to fetch the current subscriber slices and sends with no lock
 // held. Hooks run with no hub lock held.
 //
-// Goroutines: one per subscribe waiting for the cluster's confirmation (at
-// most 64 per connection), one per in-process Subscription, and, with an
+// Goroutines: one per connection that has subscribes waiting for the
+// cluster's confirmation (await.go; it acks them in order and exits when
+// none is left), one per in-process Subscription, and, with an
 // Authenticator, one sweeping expired identities each second; Shutdown
 // stops and waits for all of them.
 //
 // # Lock order
 //
-// Within the hub: session.mu, then registry.mu; hubSecurity.mu and a
-// Subscription's mu are never held while taking another lock. Across
+// Within the hub: session.mu, then registry.mu; hubSecurity.mu, a
+// session's subWaits.mu and a Subscription's mu are never held while
+// taking another lock. Across
 // packages: the hub calls the cluster (internal/relay) under session.mu,
 // never under registry.mu, and the cluster never calls the hub with one of
 // its own locks held, so no cycle can form. The cluster's own order is in

@@ -27,7 +27,7 @@ func codeOf(err error, def int) int {
 // Errors of Publish, Broadcast, Subscribe, Send and Disconnect.
 var (
 	ErrBadChannel = errors.New("hub: invalid channel name")
-	ErrBadData    = errors.New("hub: data is not a single valid JSON value")
+	ErrBadData    = errors.New("hub: data is not a single valid JSON value in UTF-8")
 	ErrTooLarge   = errors.New("hub: data is larger than MaxDataSize")
 	ErrClosed     = errors.New("hub: closed")
 	// ErrUnavailable: this node is not a member in good standing of its

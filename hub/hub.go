@@ -125,6 +125,9 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "node not ready: "+err.Error())
 		return
 	}
+	if !h.checkUpgrade(w, r) {
+		return
+	}
 	ident, ok := h.admit(w, r)
 	if !ok {
 		return

@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"container/heap"
 	"math"
 	"sync"
 	"time"
@@ -17,7 +16,7 @@ type hubSecurity struct {
 	mu    sync.Mutex
 	users map[string]map[*session]struct{}
 	due   map[int64]map[*session]struct{} // token expiry (unix second) -> sessions
-	times secondsHeap                     // the keys of due, soonest first
+	times expiryHeap                      // the keys of due, soonest first
 }
 
 // sessionSecurity is a session's share: its publish bucket and its token
@@ -74,7 +73,7 @@ func (h *Hub) trackSession(s *session) {
 		if set == nil {
 			set = make(map[*session]struct{}, 1)
 			h.sec.due[exp] = set
-			heap.Push(&h.sec.times, exp)
+			h.sec.times.add(exp)
 		}
 		set[s] = struct{}{}
 	}
@@ -95,14 +94,13 @@ func (h *Hub) untrackSession(s *session) {
 			delete(h.sec.users, user)
 		}
 	}
-	// An emptied set goes at once (long-lived tokens and churn would
-	// otherwise keep one per second for days); its second stays in times
-	// until it comes, and expire skips a second without a set, so a second
-	// pushed again by a later session is harmless.
+	// An emptied set goes at once, and its second with it (long-lived
+	// tokens and churn would otherwise keep one per connection for days).
 	if set := h.sec.due[s.sec.exp]; set != nil {
 		delete(set, s)
 		if len(set) == 0 {
 			delete(h.sec.due, s.sec.exp)
+			h.sec.times.remove(s.sec.exp)
 		}
 	}
 }
@@ -126,8 +124,11 @@ func (h *Hub) expiryLoop() {
 func (h *Hub) expire(now int64) {
 	var victims []*session
 	h.sec.mu.Lock()
-	for len(h.sec.times) > 0 && h.sec.times[0] <= now {
-		sec := heap.Pop(&h.sec.times).(int64)
+	for {
+		sec, ok := h.sec.times.due(now)
+		if !ok {
+			break
+		}
 		for s := range h.sec.due[sec] {
 			victims = append(victims, s)
 		}
@@ -152,18 +153,4 @@ func (h *Hub) disconnectLocal(user string) int {
 		s.conn.Close(CloseDisconnected, "disconnected")
 	}
 	return len(victims)
-}
-
-// secondsHeap is a min-heap of unix seconds for container/heap.
-type secondsHeap []int64
-
-func (q secondsHeap) Len() int           { return len(q) }
-func (q secondsHeap) Less(i, j int) bool { return q[i] < q[j] }
-func (q secondsHeap) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
-func (q *secondsHeap) Push(x any)        { *q = append(*q, x.(int64)) }
-func (q *secondsHeap) Pop() any {
-	old := *q
-	x := old[len(old)-1]
-	*q = old[:len(old)-1]
-	return x
 }

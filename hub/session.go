@@ -29,6 +29,7 @@ type session struct {
 	unconfirmed map[string]int
 
 	waiting atomic.Int32 // subscribes waiting for the cluster's confirmation
+	waits   subWaits     // those subscribes, for their waiter (await.go)
 	sec     sessionSecurity
 }
 
@@ -265,55 +266,6 @@ func (s *session) confirmedOn(ch string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.unconfirmed[ch] == 0
-}
-
-// maxWaitingSubs bounds the subscribes of one connection that wait for
-// peers at once; more get err 429. Waits take one round trip normally, so
-// only a client racing an unreachable peer meets it.
-const maxWaitingSubs = 64
-
-// awaitInterest acks a subscribe once every peer has confirmed ticket t.
-// When that is already so (or there are no peers) the ack goes at once, on
-// the caller's goroutine; otherwise a goroutine waits the round trip, so
-// the transport's read worker never does. If a peer does not confirm in
-// time the sub is acked anyway, followed by a gap on the channel, since
-// publishes on that peer may not reach this node until it does (the
-// cluster reports another gap then).
-func (h *Hub) awaitInterest(s *session, req request, t relay.Ticket) {
-	if t == 0 || h.relay.Confirmed(t) {
-		s.ack(&req)
-		return
-	}
-	// Each wait is a goroutine for up to the relay's timeout; a client
-	// churning subscribes while a peer is unreachable must not pile them up.
-	if s.waiting.Add(1) > maxWaitingSubs {
-		s.waiting.Add(-1)
-		s.send(errFrame(&req, CodeRateLimited, "too many subscribes waiting for the cluster"))
-		return
-	}
-	s.setPending(req.ch, 1)
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		defer s.waiting.Add(-1)
-		// The relay bounds the wait itself; h.ctx ends it at shutdown.
-		err := h.relay.AwaitConfirmed(h.ctx, req.ch, t)
-		s.setPending(req.ch, -1) // before the ack: a gap after it must reach the client
-		s.ack(&req)
-		if err != nil && h.ctx.Err() == nil {
-			h.lateConfirmation(s, req.ch, err)
-		}
-	}()
-}
-
-// lateConfirmation tells a subscriber acked before every peer confirmed
-// that publishes may be missing.
-func (h *Hub) lateConfirmation(s *session, ch string, err error) {
-	h.metrics.interestTimeouts.Add(1)
-	h.metrics.gaps.Add(1)
-	s.send(gapFrame(ch))
-	h.log.Warn("subscribe acked before every peer confirmed it; the client got a gap",
-		slog.String("channel", ch), slog.Any("err", err))
 }
 
 func quoteForReason(s string) string {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -52,8 +53,9 @@ const maxTokenLen = 8 << 10
 // WebSocket), or in an "Authorization: Bearer" header. It is immutable and
 // safe for concurrent use.
 type TokenVerifier struct {
-	keys   TokenKeys
-	parser *jwt.Parser
+	keys        TokenKeys
+	parser      *jwt.Parser
+	maxLifetime time.Duration // tokenlife.go; 0: none
 }
 
 var _ Authenticator = (*TokenVerifier)(nil)
@@ -113,8 +115,9 @@ func NewTokenVerifier(keys TokenKeys) (*TokenVerifier, error) {
 }
 
 // Verify parses and checks a token: signature, algorithm, exp (required,
-// in the future), nbf if present, and a non-empty sub. Errors are
-// *TokenError values wrapping ErrBadToken.
+// in the future, and within the maximum lifetime if one is set), nbf if
+// present, and a non-empty sub. Errors are *TokenError values wrapping
+// ErrBadToken.
 func (v *TokenVerifier) Verify(token string) (*Claims, error) {
 	if token == "" {
 		return nil, &TokenError{"missing token"}
@@ -128,6 +131,9 @@ func (v *TokenVerifier) Verify(token string) (*Claims, error) {
 	}
 	if c.Subject == "" {
 		return nil, &TokenError{"token has no sub"}
+	}
+	if err := v.checkLifetime(&c); err != nil {
+		return nil, err
 	}
 	return &c, nil
 }

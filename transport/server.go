@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/gobwas/ws"
 )
@@ -124,6 +125,10 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, h Handler) (*Co
 		s.stats.upgradeErrors.Add(1)
 		return nil, fmt.Errorf("transport: upgrade: %w", err)
 	}
+	// The HTTP server's deadlines (ReadTimeout and the like) must not
+	// outlive the upgrade: from here on pings and write timeouts govern.
+	// gobwas clears them too; this keeps it true whatever the upgrader.
+	_ = nc.SetDeadline(time.Time{})
 	c := &Conn{srv: s, nc: nc, h: h, p: parser{max: s.cfg.MaxMessageSize}}
 	if sc, ok := nc.(syscall.Conn); ok {
 		c.rc, _ = sc.SyscallConn()

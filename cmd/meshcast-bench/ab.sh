@@ -49,12 +49,14 @@ build b "$B"
 (cd "$ROOT" && go build -o "$TMP/bench" ./cmd/meshcast-bench)
 mkdir -p "$RESULTS"
 
+SECRET=$(head -c 32 /dev/urandom | base64) # newer nodes refuse a weak one
+
 up() { # label nodes
 	local n=$2
 	for ((i = 0; i < n; i++)); do
 		local join=()
 		((i > 0)) && join=(--join "127.0.0.1:$((BASE + 100))")
-		MESHCAST_SECRET=ab-secret "$TMP/$1/meshcast" --listen "127.0.0.1:$((BASE + i))" --name "ab-$i" \
+		MESHCAST_SECRET=$SECRET "$TMP/$1/meshcast" --listen "127.0.0.1:$((BASE + i))" --name "ab-$i" \
 			--gossip "127.0.0.1:$((BASE + 100 + 2 * i))" --peer "127.0.0.1:$((BASE + 101 + 2 * i))" \
 			--log-level error --insecure "${join[@]}" &
 		PIDS+=($!)

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -47,6 +48,9 @@ type meshcastOpts struct {
 // node sees n members alive and is ready (/readyz) to take clients.
 func startMeshcast(ctx context.Context, o meshcastOpts, n int, stderr io.Writer) (*cluster, error) {
 	cl := &cluster{Name: "meshcast", Proto: "v1"}
+	if o.Secret == "" { // the nodes refuse a weak secret
+		o.Secret = rand.Text()
+	}
 	var procs []*exec.Cmd
 	cl.stop = func() { stopProcs(procs, syscall.SIGTERM, 10*time.Second) }
 	for i := range n {

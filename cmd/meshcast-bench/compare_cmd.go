@@ -21,7 +21,7 @@ func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var timeout time.Duration
 	fs.StringVar(&c.Mesh.Bin, "meshcast-bin", "", "meshcast binary (default: go build ./cmd/meshcast of the module above the working directory)")
 	fs.IntVar(&c.Mesh.BasePort, "meshcast-port", 28080, "node i: HTTP port+i, gossip port+100+2i, peer links port+101+2i, on 127.0.0.1")
-	fs.StringVar(&c.Mesh.Secret, "meshcast-secret", "bench-secret", "cluster secret of the meshcast nodes")
+	fs.StringVar(&c.Mesh.Secret, "meshcast-secret", "", "cluster secret of the meshcast nodes (default: a random one)")
 	fs.StringVar(&c.Peer.Script, "peer-script", "", "peer.sh (default: cmd/meshcast-bench/peer/peer.sh of the module)")
 	fs.IntVar(&c.Peer.BasePort, "peer-port", 3001, "Socket.IO node i listens on port+i")
 	fs.IntVar(&c.Peer.RedisPort, "redis-port", 6390, "the peer's Redis port")

@@ -28,6 +28,8 @@ scenarios:
            upgrades/s, error rate, connect-to-ack latency
   compare  the scenarios against a meshcast cluster and the Socket.IO + Redis peer
            (peer/peer.sh), alternating A B A B, with the ratio meshcast/peer
+  flood    a 2-node meshcast cluster; legitimate pub/sub into node 0 measured without,
+           then with, one attack on node 0 (--attack); node 0's RSS throughout
 
 run "meshcast-bench <scenario> -h" for its flags.
 `
@@ -73,6 +75,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdChurn(ctx, args[1:], stdout, stderr)
 	case "compare":
 		err = cmdCompare(ctx, args[1:], stdout, stderr)
+	case "flood":
+		err = cmdFlood(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

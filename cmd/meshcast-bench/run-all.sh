@@ -44,12 +44,14 @@ echo "building meshcast and meshcast-bench ($(cd "$ROOT" && git rev-parse --shor
 BENCH=$TMP/meshcast-bench
 mkdir -p "$RESULTS"
 
+SECRET=$(head -c 32 /dev/urandom | base64) # the nodes refuse a weak one
+
 mesh_up() { # nodes
 	local n=$1
 	for ((i = 0; i < n; i++)); do
 		local join=()
 		((i > 0)) && join=(--join "127.0.0.1:$((BASE + 100))")
-		MESHCAST_SECRET=bench-secret "$TMP/meshcast" --listen "127.0.0.1:$((BASE + i))" --name "bench-$i" \
+		MESHCAST_SECRET=$SECRET "$TMP/meshcast" --listen "127.0.0.1:$((BASE + i))" --name "bench-$i" \
 			--gossip "127.0.0.1:$((BASE + 100 + 2 * i))" --peer "127.0.0.1:$((BASE + 101 + 2 * i))" \
 			--log-level warn "${join[@]}" &
 		PIDS+=($!)

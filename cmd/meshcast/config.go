@@ -71,7 +71,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.peer, "peer", ":7947", "peer-link bind address (TCP)")
 	fs.StringVar(&c.advertise, "advertise", "", "address other nodes use to reach this one (default: detected)")
 	fs.StringVar(&c.join, "join", "", "comma-separated seeds host:port (gossip ports) to join; a DNS name joins every address it resolves to")
-	fs.StringVar(&c.secret, "secret", "", "cluster secret: encrypts gossip and authenticates peer links (prefer --secret-file or MESHCAST_SECRET)")
+	fs.StringVar(&c.secret, "secret", "", "cluster secret, at least 128 bits (openssl rand -base64 32): encrypts gossip and authenticates peer links (prefer --secret-file or MESHCAST_SECRET)")
 	fs.StringVar(&c.secretFile, "secret-file", "", "file holding the cluster secret")
 	fs.StringVar(&c.clusterName, "cluster-name", "meshcast", "cluster name; nodes of other clusters are refused")
 	fs.DurationVar(&c.joinTimeout, "join-timeout", 10*time.Second, "with --join: how long to wait to join and link with every member before serving anyway")

@@ -40,7 +40,7 @@ func testNodeConfig(t testing.TB) config {
 	t.Helper()
 	cfg, err := parseConfig([]string{
 		"--listen", "127.0.0.1:0", "--gossip", "127.0.0.1:0", "--peer", "127.0.0.1:0",
-		"--secret", "test-secret", "--log-level", "warn",
+		"--secret", testSecret, "--log-level", "warn",
 	}, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatal(err)

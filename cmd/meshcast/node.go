@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/hashicorp/memberlist"
 
@@ -35,7 +34,8 @@ type node struct {
 	cluster  *cluster.Cluster
 	http     *http.Server
 	listener net.Listener
-	tls      *tlsSetup // tls.go: certificates reloaded on SIGHUP
+	tls      *tlsSetup  // tls.go: certificates reloaded on SIGHUP
+	conns    *connLimit // httpserver.go: connections not upgraded (yet)
 	ready    atomic.Bool
 	served   chan error
 
@@ -46,6 +46,7 @@ type node struct {
 // nodeOptions are knobs tests set that have no flag.
 type nodeOptions struct {
 	memberlist func(*memberlist.Config)
+	http       httpTimeouts
 }
 
 // startNode binds every listener, joins the cluster in the background and
@@ -79,11 +80,8 @@ func startNode(cfg config, log *slog.Logger, opts nodeOptions) (_ *node, err err
 		return nil, err
 	}
 	n := &node{log: log, hub: h, cluster: cl, listener: ln, tls: ts, served: make(chan error, 1)}
-	n.http = &http.Server{
-		Handler:           cfg.security.routes(n.routes(cfg.pprof), h), // + the server API
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	n.conns = newConnLimit(cfg.security.maxConnections, cfg.security.maxConnectionsPerIP)
+	n.http = newHTTPServer(cfg.security.routes(n.routes(cfg.pprof), h), log, opts.http, n.conns) // + the server API
 	go func() { n.served <- n.http.Serve(ln) }()
 	n.ready.Store(true)
 	log.Info("meshcast serving",
@@ -98,6 +96,9 @@ func startNode(cfg config, log *slog.Logger, opts nodeOptions) (_ *node, err err
 func (cfg *config) newCluster(ts *tlsSetup, log *slog.Logger, opts nodeOptions) (*cluster.Cluster, error) {
 	secret, err := cfg.clusterSecret()
 	if err != nil {
+		return nil, err
+	}
+	if err := checkSecret(secret); err != nil && !cfg.security.insecure {
 		return nil, err
 	}
 	ccfg := cluster.DefaultConfig()
@@ -140,9 +141,9 @@ func (n *node) routes(pprof bool) http.Handler {
 		mux.HandleFunc("GET /debug/pprof/symbol", httppprof.Symbol)
 		mux.HandleFunc("GET /debug/pprof/trace", httppprof.Trace)
 	}
-	mux.Handle("GET /ws", n.hub)
+	mux.Handle("/ws", n.hub) // any method: the hub refuses what is not an upgrade, in JSON
 	web, _ := fs.Sub(webFS, "web")
-	mux.Handle("GET /", http.FileServerFS(web))
+	mux.Handle("/", staticHandler(web))
 	mux.Handle("GET /meshcast.js", js.Handler()) // the JavaScript client, which the demo page imports
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -154,8 +155,9 @@ func (n *node) routes(pprof bool) http.Handler {
 	mux.HandleFunc("GET /api/stats", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, struct {
 			hub.Stats
-			Goroutines int `json:"goroutines"`
-		}{n.hub.Stats(), runtime.NumGoroutine()})
+			Goroutines  int    `json:"goroutines"`
+			HTTPRefused uint64 `json:"http_refused"` // connections closed over a limit before any request
+		}{n.hub.Stats(), runtime.NumGoroutine(), n.conns.refused.Load()})
 	})
 	return mux
 }

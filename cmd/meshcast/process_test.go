@@ -39,7 +39,7 @@ func (p *proc) log() string {
 func startProc(t *testing.T, bin string, args ...string) *proc {
 	t.Helper()
 	args = append([]string{"--listen", "127.0.0.1:0", "--gossip", "127.0.0.1:0", "--peer", "127.0.0.1:0",
-		"--log-format", "json", "--secret", "process-test"}, args...)
+		"--log-format", "json", "--secret", testSecret}, args...)
 	cmd := exec.Command(bin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/meshcast/meshcast/hub"
 )
@@ -21,6 +22,7 @@ type securityConfig struct {
 	hmacSecret   string
 	rsaPublicKey string
 	jwksFile     string
+	maxLifetime  time.Duration // --token-max-lifetime
 	insecure     bool
 
 	namespaces namespaceFlag
@@ -40,7 +42,8 @@ func (s *securityConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.hmacSecret, "token-hmac-secret", "", "HS256 secret of client connection tokens (JWT); prefer MESHCAST_TOKEN_HMAC_SECRET")
 	fs.StringVar(&s.rsaPublicKey, "token-rsa-public-key", "", "PEM file of the RSA (RS256) or P-256 EC (ES256) public key of client tokens")
 	fs.StringVar(&s.jwksFile, "token-jwks-file", "", "JWKS file of the RS256/ES256 keys of client tokens, chosen by the token's kid")
-	fs.BoolVar(&s.insecure, "insecure", false, "accept anonymous clients without the warning (demos only)")
+	fs.DurationVar(&s.maxLifetime, "token-max-lifetime", 24*time.Hour, "refuse client tokens whose exp is further ahead than this (0: no limit); tokens cannot be revoked, so this is how long a leaked one works")
+	fs.BoolVar(&s.insecure, "insecure", false, "accept anonymous clients without the warning, and a cluster secret under 128 bits (demos only)")
 	fs.Var(&s.namespaces, "namespace", "channel permissions of a namespace, NAME:subscribe=anyone|authenticated|claim,publish=nobody|subscribers|claim|anyone[,origins=URL|URL]; repeat it, or separate with ';' (NAME empty: the default namespace)")
 	fs.StringVar(&s.configFile, "config", "", `JSON file of namespaces: {"namespaces":{"chat":{"subscribe":"anyone","publish":"subscribers"}}}; --namespace flags win`)
 	fs.Float64Var(&s.publishRate, "client-publish-rate", 0, "publishes per second one connection may sustain, over it err 429 (0: unlimited)")
@@ -63,6 +66,8 @@ func (s *securityConfig) validate() error {
 		return errors.New("--client-publish-burst needs --client-publish-rate")
 	case s.maxConnections < 0 || s.maxConnectionsPerIP < 0:
 		return errors.New("--max-connections and --max-connections-per-ip must not be negative")
+	case s.maxLifetime < 0:
+		return errors.New("--token-max-lifetime must not be negative")
 	}
 	return nil
 }
@@ -81,7 +86,7 @@ func (s *securityConfig) apply(hcfg *hub.Config, log *slog.Logger) error {
 		return err
 	}
 	if v != nil {
-		hcfg.Authenticator = v
+		hcfg.Authenticator = v.WithMaxLifetime(s.maxLifetime)
 	} else if !s.insecure {
 		log.Warn("no client token auth configured: anyone who reaches this node may connect anonymously " +
 			"(set --token-hmac-secret, --token-rsa-public-key or --token-jwks-file; --insecure silences this warning)")

@@ -31,7 +31,7 @@ func secureConfig(t testing.TB, extra ...string) config {
 	t.Helper()
 	args := append([]string{
 		"--listen", "127.0.0.1:0", "--gossip", "127.0.0.1:0", "--peer", "127.0.0.1:0",
-		"--secret", "test-secret", "--log-level", "warn",
+		"--secret", testSecret, "--log-level", "warn",
 	}, extra...)
 	cfg, err := parseConfig(args, func(string) string { return "" }, io.Discard)
 	if err != nil {
@@ -272,4 +272,29 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestTokenMaxLifetimeFlag: by default a token valid for more than 24 h
+// from now is refused; --token-max-lifetime 0 accepts it.
+func TestTokenMaxLifetimeFlag(t *testing.T) {
+	forever := func() string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "ann", "exp": time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC).Unix()})
+		s, _ := tok.SignedString([]byte(testTokenSecret))
+		return s
+	}()
+	for _, tc := range []struct {
+		flags  []string
+		status int
+	}{
+		{nil, http.StatusUnauthorized},
+		{[]string{"--token-max-lifetime", "0"}, http.StatusSwitchingProtocols},
+	} {
+		n := startTestNode(t, secureConfig(t, append([]string{"--token-hmac-secret", testTokenSecret}, tc.flags...)...), nodeOptions{})
+		if got := wstest.UpgradeStatus(t, n.wsURL()+"?token="+forever, nil); got != tc.status {
+			t.Errorf("%v: token expiring in 9999: %d, want %d", tc.flags, got, tc.status)
+		}
+		if got := wstest.UpgradeStatus(t, n.wsURL()+"?token="+token(t, "bob"), nil); got != http.StatusSwitchingProtocols {
+			t.Errorf("%v: one-hour token: %d", tc.flags, got)
+		}
+	}
 }

@@ -69,10 +69,13 @@ type Relay interface {
 	// Confirmed reports whether every live peer has acknowledged t, that
 	// is whether every later publish anywhere reaches this node.
 	Confirmed(t Ticket) bool
-	// AwaitConfirmed blocks until Confirmed(t), ctx ends, or the relay's
-	// interest timeout passes. On timeout the relay keeps watching: when
-	// the late peers confirm, it reports a Gap on ch, since publishes made
-	// there meanwhile did not reach this node.
+	// AwaitConfirmed blocks until Confirmed(t), ctx is cancelled, or the
+	// relay's interest timeout or ctx's deadline passes, whichever comes
+	// first (an error). On a timeout (either) the relay keeps watching:
+	// when the late peers confirm, it reports a Gap on ch, since publishes
+	// made there meanwhile did not reach this node. A deadline already
+	// past settles at once: the hub uses one for the subscribes that have
+	// waited as long as one that timed out.
 	AwaitConfirmed(ctx context.Context, ch string, t Ticket) error
 
 	// Standing is nil while this node is a member in good standing, and

@@ -95,7 +95,11 @@ export async function startCluster(count, args = []) {
   return nodes;
 }
 
-/** Waits until each node has an up link to each other one. */
+/**
+ * Waits until each node has an up link to each other one and is ready
+ * (/readyz): a node that still counts a member killed by an earlier test
+ * as alive is joining, refuses clients, and they go to another node.
+ */
 export async function linksUp(nodes, ms = 30000) {
   await until(async () => {
     for (const n of nodes) {
@@ -103,9 +107,10 @@ export async function linksUp(nodes, ms = 30000) {
       if (status != 200) return false;
       const up = (JSON.parse(body).links || []).filter((l) => l.state == "up").length;
       if (up != nodes.length - 1) return false;
+      if ((await n.get("/readyz").catch(() => ({}))).status != 200) return false;
     }
     return true;
-  }, `${nodes.length} nodes with every link up`, ms);
+  }, `${nodes.length} nodes with every link up, ready`, ms);
 }
 
 /** An HS256 JWT, as a backend would issue it. */

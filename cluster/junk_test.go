@@ -1,0 +1,114 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// logCapture is a slog.Handler that keeps every record.
+type logCapture struct {
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+func (l *logCapture) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logCapture) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logCapture) WithGroup(string) slog.Handler            { return l }
+func (l *logCapture) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.records = append(l.records, r.Clone())
+	return nil
+}
+
+// since returns the messages logged at level or above from record i on.
+func (l *logCapture) since(i int, level slog.Level) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, r := range l.records[min(i, len(l.records)):] {
+		if r.Level >= level {
+			out = append(out, r.Level.String()+" "+r.Message)
+		}
+	}
+	return out
+}
+
+func (l *logCapture) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.records)
+}
+
+// junkInputs sends n junk UDP packets and n junk TCP streams to the
+// gossip port and n junk connections to the peer port: random bytes, and
+// the cluster's label followed by random bytes (it fails decryption).
+func junkInputs(t *testing.T, a *node, n int) {
+	t.Helper()
+	gossip, peer := a.gossipAddr(), fmt.Sprintf("127.0.0.1:%d", a.PeerPort())
+	udp, err := net.Dial("udp", gossip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	for i := range n {
+		junk := make([]byte, 64)
+		rand.Read(junk)
+		if i%2 == 1 {
+			junk = append([]byte{244, byte(len("meshcast"))}, append([]byte("meshcast"), junk...)...)
+		}
+		udp.Write(junk)
+		for _, addr := range []string{gossip, peer} {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn.Write(junk)
+			conn.(*net.TCPConn).CloseWrite()
+			expectClosed(t, conn)
+			conn.Close()
+		}
+	}
+}
+
+// TestJunkIsNotLoggedOneLineEach: junk on the gossip and peer ports is
+// counted, not logged a line at a time at info or above (anyone can send
+// it, spoofed, to fill the disk and bury real errors).
+func TestJunkIsNotLoggedOneLineEach(t *testing.T) {
+	logs := &logCapture{}
+	cfg := testConfig("a")
+	cfg.Logger = slog.New(logs)
+	a := startNode(t, cfg)
+	mark := logs.len()
+	junkInputs(t, a, 40)
+	waitFor(t, 10*time.Second, "the junk counted", func() bool {
+		s := a.Stats()
+		return s.HandshakeFailures == 40 && s.JunkGossipPackets == 40 && s.JunkGossipStreams == 40
+	})
+	if lines := logs.since(mark, slog.LevelInfo); len(lines) > 0 {
+		t.Fatalf("%d lines logged for junk, e.g.:\n%s", len(lines), strings.Join(lines[:min(5, len(lines))], "\n"))
+	}
+	// The summary: one line per kind, at warn, then nothing until more.
+	mark = logs.len()
+	a.junk.summarize(a.log)
+	want := []string{
+		"WARN refused 40 junk gossip packets from 1 addresses",
+		"WARN refused 40 junk gossip streams from 1 addresses",
+		"WARN refused 40 peer-link connections that failed the handshake or found no slot from 1 addresses",
+	}
+	if got := logs.since(mark, slog.LevelInfo); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("summary:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	mark = logs.len()
+	a.junk.summarize(a.log)
+	if got := logs.since(mark, slog.LevelDebug); len(got) != 0 {
+		t.Fatalf("a summary with nothing new: %v", got)
+	}
+}

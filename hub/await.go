@@ -1,0 +1,159 @@
+package hub
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/meshcast/meshcast/internal/relay"
+)
+
+// A sub is acked once every peer has confirmed the interest it caused
+// (relay.Relay.AwaitConfirmed), normally one round trip on the peer links.
+// The subscribes of one session that wait for that are queued and acked
+// in order by a single goroutine, started when the first one waits and
+// gone when none does: a client joining hundreds of new channels at once
+// costs a slice entry each, not a goroutine each, and is never refused
+// for it on a healthy cluster.
+
+// maxExtraWaits is how many subscribes a session may have waiting beyond
+// its MaxSubscriptions (repeated subs of a channel, or subs of channels it
+// left while they waited). More than that waiting at once needs a peer
+// that does not answer, and gets err 429.
+const maxExtraWaits = 64
+
+// subWaits is a session's subscribes waiting for the cluster.
+type subWaits struct {
+	// mu guards queue and running; it is never held while taking another
+	// lock.
+	mu      sync.Mutex
+	queue   []subWait // oldest first
+	running bool      // a waiter goroutine owns the queue
+}
+
+type subWait struct {
+	req   request // its id and channel; data is not kept (sub has none)
+	t     relay.Ticket
+	since time.Time
+}
+
+// push queues w unless limit are waiting; start reports whether the
+// caller must start the waiter.
+func (q *subWaits) push(w subWait, limit int) (queued, start bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.queue) >= limit {
+		return false, false
+	}
+	q.queue = append(q.queue, w)
+	start, q.running = !q.running, true
+	return true, start
+}
+
+// head returns the oldest waiting subscribe; when there is none the
+// waiter is done, and the next push starts another.
+func (q *subWaits) head() (subWait, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.queue) == 0 {
+		q.queue, q.running = nil, false // let a burst's backing array go
+		return subWait{}, false
+	}
+	return q.queue[0], true
+}
+
+// take removes the oldest, and every other that came no later than
+// before (zero time: only the oldest).
+func (q *subWaits) take(before time.Time) []subWait {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := 1
+	for n < len(q.queue) && !q.queue[n].since.After(before) {
+		n++
+	}
+	taken := append([]subWait(nil), q.queue[:n]...)
+	clear(q.queue[:n])
+	q.queue = q.queue[n:]
+	return taken
+}
+
+// awaitInterest acks a subscribe once every peer has confirmed ticket t:
+// at once, on the caller's goroutine, when that is already so (or there
+// are no peers); otherwise the session's waiter does, so the transport's
+// read worker never waits. If a peer does not confirm in time the sub is
+// acked anyway, followed by a gap on the channel, since publishes on that
+// peer may not reach this node until it does (the cluster reports another
+// gap then).
+func (h *Hub) awaitInterest(s *session, req request, t relay.Ticket) {
+	if t == 0 || h.relay.Confirmed(t) {
+		s.ack(&req)
+		return
+	}
+	req.data = nil // points into the frame, which is the transport's
+	// Counted before it is queued: the waiter may settle it at once.
+	s.waiting.Add(1)
+	s.setPending(req.ch, 1)
+	queued, start := s.waits.push(subWait{req, t, time.Now()}, h.cfg.MaxSubscriptions+maxExtraWaits)
+	if !queued {
+		s.setPending(req.ch, -1)
+		s.waiting.Add(-1)
+		s.send(errFrame(&req, CodeRateLimited, "too many subscribes waiting for the cluster"))
+		return
+	}
+	if start {
+		h.wg.Add(1)
+		go h.ackWaits(s)
+	}
+}
+
+// ackWaits is a session's waiter: it waits for the oldest subscribe, acks
+// it, and so on until none is left. The relay bounds each wait by its
+// interest timeout; when one times out, those that have waited as long
+// (they came before its wait began) are settled at once, with a deadline
+// already passed, which the relay takes as its timeout: so a sub is acked
+// within two timeouts however many wait, not one timeout after another.
+func (h *Hub) ackWaits(s *session) {
+	defer h.wg.Done()
+	for {
+		w, ok := s.waits.head()
+		if !ok {
+			return
+		}
+		began := time.Now()
+		err := h.relay.AwaitConfirmed(h.ctx, w.req.ch, w.t)
+		if err == nil || h.ctx.Err() != nil {
+			h.settle(s, s.waits.take(time.Time{}), err)
+			continue
+		}
+		late := s.waits.take(began)
+		h.settle(s, late[:1], err)
+		due, cancel := context.WithDeadline(h.ctx, began)
+		for i := 1; i < len(late); i++ {
+			h.settle(s, late[i:i+1], h.relay.AwaitConfirmed(due, late[i].req.ch, late[i].t))
+		}
+		cancel()
+		h.log.Warn("subscribes acked before every peer confirmed them; their clients got a gap",
+			slog.String("client", s.client.id), slog.Int("subscribes", len(late)), slog.Any("err", err))
+	}
+}
+
+// settle acks waits; err (a timeout) means a gap must follow each.
+func (h *Hub) settle(s *session, waits []subWait, err error) {
+	for _, w := range waits {
+		s.setPending(w.req.ch, -1) // before the ack: a gap after it must reach the client
+		s.waiting.Add(-1)
+		s.ack(&w.req)
+		if err != nil && h.ctx.Err() == nil {
+			h.lateConfirmation(s, w.req.ch)
+		}
+	}
+}
+
+// lateConfirmation tells a subscriber acked before every peer confirmed
+// that publishes may be missing.
+func (h *Hub) lateConfirmation(s *session, ch string) {
+	h.metrics.interestTimeouts.Add(1)
+	h.metrics.gaps.Add(1)
+	s.send(gapFrame(ch))
+}
