@@ -125,7 +125,7 @@ func (c *Client) Disconnect(reason string) {
 
 // checkData applies the publish data rules: size, then JSON validity.
 func (h *Hub) checkData(data []byte) error {
-	if len(data) > h.cfg.MaxDataSize {
+	if len(data) > h.live().MaxDataSize {
 		return ErrTooLarge
 	}
 	if !json.Valid(data) {

@@ -30,9 +30,17 @@
 // held. Hooks run with no hub lock held.
 //
 // Goroutines: one per subscribe waiting for the cluster's confirmation (at
-// most 64 per connection), one per in-process Subscription, and, with an
-// Authenticator, one sweeping expired identities each second; Shutdown
-// stops and waits for all of them.
+// most 64 per connection), one per in-process Subscription, and one
+// sweeping expired identities each second; Shutdown stops and waits for
+// all of them.
+//
+// # Changing settings while running
+//
+// UpdateSecurity swaps the Live settings (Authenticator, namespaces,
+// limits, origins) with one atomic store; request paths read them with
+// one atomic load, so a request sees the old or the new settings whole.
+// Config.Observer, when set, gets the timings behind the histograms of
+// package metrics; unset, the hub reads no clock for it.
 //
 // # Lock order
 //

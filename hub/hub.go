@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/meshcast/meshcast/internal/relay"
 	"github.com/meshcast/meshcast/transport"
@@ -29,6 +30,7 @@ type Hub struct {
 	nextID    atomic.Uint64
 	metrics   metrics
 	sec       hubSecurity
+	liveCfg   atomic.Pointer[Live] // live.go: what UpdateSecurity may change
 
 	ctx    context.Context // ends at Shutdown; bounds relay waits
 	cancel context.CancelFunc
@@ -47,6 +49,11 @@ type metrics struct {
 	refused          atomic.Uint64
 	unavailable      atomic.Uint64 // requests refused with 503: not in good standing
 	gaps             atomic.Uint64 // gap frames sent to subscribers
+
+	// refused upgrades by reason (refused is their sum, with a reason of
+	// their own: 503 while not in good standing)
+	refusedOrigin, refusedLimit, refusedAuth, refusedUnavailable atomic.Uint64
+	errs                                                         errCodes // err frames sent, by code
 }
 
 // New builds a hub, starts its transport and, with cfg.Cluster, starts the
@@ -121,6 +128,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := h.relay.Standing(); err != nil {
 		h.metrics.unavailable.Add(1)
+		h.metrics.refusedUnavailable.Add(1)
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "node not ready: "+err.Error())
 		return
@@ -169,8 +177,12 @@ func (h *Hub) serving(ctx context.Context) error {
 // but the client except, and hands the same bytes to the relay.
 func (h *Hub) publish(ch string, data []byte, except string) {
 	h.metrics.publishes.Add(1)
+	start := h.startTimer()
 	frame, kept := msgFrame(ch, data)
 	h.fanOut(ch, frame, kept, except)
+	if h.cfg.Observer != nil {
+		h.cfg.Observer.PublishQueued(time.Since(start))
+	}
 	h.relay.Publish(ch, kept, except)
 }
 
@@ -285,18 +297,28 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 
 // Stats is a snapshot of the hub's counters.
 type Stats struct {
-	Sessions         int64           `json:"sessions"`
-	Connects         uint64          `json:"connects"`
-	Channels         int             `json:"channels"`
-	Publishes        uint64          `json:"publishes"`
-	RemoteDeliveries uint64          `json:"remote_publishes"`
-	Deliveries       uint64          `json:"deliveries"`
-	BadRequests      uint64          `json:"bad_requests"`
-	InterestTimeouts uint64          `json:"interest_timeouts"`
-	Refused          uint64          `json:"refused"`
-	Unavailable      uint64          `json:"unavailable"` // upgrades, subs and pubs refused with 503 while not in good standing
-	Gaps             uint64          `json:"gaps"`        // gap frames sent to subscribers
-	Transport        transport.Stats `json:"transport"`
+	Sessions         int64  `json:"sessions"`
+	Connects         uint64 `json:"connects"`
+	Channels         int    `json:"channels"`
+	Publishes        uint64 `json:"publishes"`
+	RemoteDeliveries uint64 `json:"remote_publishes"`
+	Deliveries       uint64 `json:"deliveries"`
+	BadRequests      uint64 `json:"bad_requests"`
+	InterestTimeouts uint64 `json:"interest_timeouts"`
+	Refused          uint64 `json:"refused"`
+	Unavailable      uint64 `json:"unavailable"` // upgrades, subs and pubs refused with 503 while not in good standing
+	Gaps             uint64 `json:"gaps"`        // gap frames sent to subscribers
+	// Upgrades refused before the WebSocket handshake, by reason: a
+	// browser origin not allowed, a connection limit, the Authenticator,
+	// the node not in good standing (503).
+	RefusedOrigin      uint64 `json:"refused_origin"`
+	RefusedLimit       uint64 `json:"refused_limit"`
+	RefusedAuth        uint64 `json:"refused_auth"`
+	RefusedUnavailable uint64 `json:"refused_unavailable"`
+	// ErrCodes counts the err frames sent to clients by code ("400",
+	// "403", "413", "429", "503", and "other" for a hook's own codes).
+	ErrCodes  map[string]uint64 `json:"err_codes"`
+	Transport transport.Stats   `json:"transport"`
 }
 
 // Stats returns the hub's counters.
@@ -314,6 +336,12 @@ func (h *Hub) Stats() Stats {
 		Refused:          m.refused.Load(),
 		Unavailable:      m.unavailable.Load(),
 		Gaps:             m.gaps.Load(),
-		Transport:        h.transport.Stats(),
+
+		RefusedOrigin:      m.refusedOrigin.Load(),
+		RefusedLimit:       m.refusedLimit.Load(),
+		RefusedAuth:        m.refusedAuth.Load(),
+		RefusedUnavailable: m.refusedUnavailable.Load(),
+		ErrCodes:           m.errs.snapshot(),
+		Transport:          h.transport.Stats(),
 	}
 }

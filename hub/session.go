@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/meshcast/meshcast/internal/relay"
 	"github.com/meshcast/meshcast/transport"
@@ -73,7 +74,7 @@ func (s *session) OnMessage(frame []byte) {
 	req, err := decodeRequest(frame)
 	if err != nil {
 		s.hub.metrics.badRequests.Add(1)
-		s.send(errFrame(&req, CodeBadRequest, err.Error()))
+		s.sendErr(&req, CodeBadRequest, err.Error())
 		return
 	}
 	switch req.op {
@@ -85,7 +86,7 @@ func (s *session) OnMessage(frame []byte) {
 		s.publish(&req)
 	default:
 		s.hub.metrics.badRequests.Add(1)
-		s.send(errFrame(&req, CodeBadRequest, "unknown op "+quoteForReason(req.op)))
+		s.sendErr(&req, CodeBadRequest, "unknown op "+quoteForReason(req.op))
 	}
 }
 
@@ -100,7 +101,7 @@ func (s *session) join(ch string) (t relay.Ticket, isNew bool, err error) {
 		return 0, false, ErrClosed
 	case s.find(ch) >= 0:
 		return s.subs[s.find(ch)].t, false, nil
-	case len(s.subs) >= s.hub.cfg.MaxSubscriptions:
+	case len(s.subs) >= s.hub.live().MaxSubscriptions:
 		return 0, false, errSubLimit
 	}
 	c := s.hub.reg.add(ch, s)
@@ -148,18 +149,19 @@ func (s *session) find(ch string) int {
 }
 
 func (s *session) subscribe(req *request) {
+	start := s.hub.startTimer()
 	if !s.checkChannel(req) || !s.inStanding(req) {
 		return
 	}
 	if !s.subscribed(req.ch) {
 		if err := s.authorizeSubscribe(req.ch); err != nil {
-			s.send(errFrame(req, codeOf(err, CodeForbidden), err.Error()))
+			s.sendErr(req, codeOf(err, CodeForbidden), err.Error())
 			return
 		}
 	}
 	t, isNew, err := s.join(req.ch)
 	if err != nil {
-		s.send(errFrame(req, codeOf(err, CodeBadRequest), err.Error()))
+		s.sendErr(req, codeOf(err, CodeBadRequest), err.Error())
 		return
 	}
 	if isNew {
@@ -167,7 +169,7 @@ func (s *session) subscribe(req *request) {
 	}
 	// A repeated sub waits like the first: the first may still be waiting
 	// for the cluster, and this ack promises the same.
-	s.hub.awaitInterest(s, *req, t)
+	s.hub.awaitInterest(s, *req, t, start)
 }
 
 // inStanding refuses a request with err 503 while the node is not a member
@@ -178,7 +180,7 @@ func (s *session) inStanding(req *request) bool {
 		return true
 	}
 	s.hub.metrics.unavailable.Add(1)
-	s.send(errFrame(req, CodeUnavailable, "cluster unavailable: "+err.Error()))
+	s.sendErr(req, CodeUnavailable, "cluster unavailable: "+err.Error())
 	return false
 }
 
@@ -198,19 +200,19 @@ func (s *session) publish(req *request) {
 	}
 	if req.data == nil {
 		s.hub.metrics.badRequests.Add(1)
-		s.send(errFrame(req, CodeBadRequest, `pub needs "data"`))
+		s.sendErr(req, CodeBadRequest, `pub needs "data"`)
 		return
 	}
-	if len(req.data) > s.hub.cfg.MaxDataSize {
-		s.send(errFrame(req, CodeTooLarge, "data is larger than the limit"))
+	if len(req.data) > s.hub.live().MaxDataSize {
+		s.sendErr(req, CodeTooLarge, "data is larger than the limit")
 		return
 	}
 	if !s.publishAllowed() {
-		s.send(errFrame(req, CodeRateLimited, "publish rate limit exceeded"))
+		s.sendErr(req, CodeRateLimited, "publish rate limit exceeded")
 		return
 	}
 	if err := s.authorizePublish(req.ch, req.data); err != nil {
-		s.send(errFrame(req, codeOf(err, CodeForbidden), err.Error()))
+		s.sendErr(req, codeOf(err, CodeForbidden), err.Error())
 		return
 	}
 	if !s.inStanding(req) {
@@ -226,7 +228,7 @@ func (s *session) checkChannel(req *request) bool {
 		return true
 	}
 	s.hub.metrics.badRequests.Add(1)
-	s.send(errFrame(req, CodeBadRequest, reason))
+	s.sendErr(req, CodeBadRequest, reason)
 	return false
 }
 
@@ -279,16 +281,17 @@ const maxWaitingSubs = 64
 // time the sub is acked anyway, followed by a gap on the channel, since
 // publishes on that peer may not reach this node until it does (the
 // cluster reports another gap then).
-func (h *Hub) awaitInterest(s *session, req request, t relay.Ticket) {
+func (h *Hub) awaitInterest(s *session, req request, t relay.Ticket, start time.Time) {
 	if t == 0 || h.relay.Confirmed(t) {
 		s.ack(&req)
+		h.observeSubAck(start)
 		return
 	}
 	// Each wait is a goroutine for up to the relay's timeout; a client
 	// churning subscribes while a peer is unreachable must not pile them up.
 	if s.waiting.Add(1) > maxWaitingSubs {
 		s.waiting.Add(-1)
-		s.send(errFrame(&req, CodeRateLimited, "too many subscribes waiting for the cluster"))
+		s.sendErr(&req, CodeRateLimited, "too many subscribes waiting for the cluster")
 		return
 	}
 	s.setPending(req.ch, 1)
@@ -300,6 +303,7 @@ func (h *Hub) awaitInterest(s *session, req request, t relay.Ticket) {
 		err := h.relay.AwaitConfirmed(h.ctx, req.ch, t)
 		s.setPending(req.ch, -1) // before the ack: a gap after it must reach the client
 		s.ack(&req)
+		h.observeSubAck(start)
 		if err != nil && h.ctx.Err() == nil {
 			h.lateConfirmation(s, req.ch, err)
 		}
