@@ -64,6 +64,6 @@
 //
 // Lock order, where locks nest: localInterest.mu before Cluster.mu and
 // before a frameQueue's mu; Cluster.mu before peer.mu and standing.mu.
-// interestTable.mu, peer.mu, a frameQueue's mu and gapQueue.mu are never
-// held while taking another lock.
+// interestTable.mu, peer.mu, a frameQueue's mu, gapQueue.mu and an
+// outConn's rttProbe.mu are never held while taking another lock.
 package cluster

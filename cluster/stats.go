@@ -43,6 +43,10 @@ type Stats struct {
 	GapIncidents      uint64        `json:"gap_incidents"`      // times subscribers were told they may have missed publishes
 	GapChannels       uint64        `json:"gap_channels"`       // channels those gaps covered
 	Stalls            uint64        `json:"stalls"`             // times this process was found frozen and re-verified
+	// HealthScore is memberlist's awareness score: 0 is healthy; higher
+	// means this node has been slow to answer probes (a loaded host) and
+	// takes longer to declare others dead.
+	HealthScore int `json:"health_score"`
 }
 
 // NodeStats describes this node.
@@ -104,6 +108,9 @@ func (c *Cluster) Stats() Stats {
 		Stalls:            c.stand.stalls.Load(),
 	}
 	s.Standing, s.StandingReason = standingName(c.standing())
+	if ml := c.ml.Load(); ml != nil {
+		s.HealthScore = ml.GetHealthScore()
+	}
 	c.local.mu.Lock()
 	s.LocalChannels = len(c.local.chans)
 	c.local.mu.Unlock()
