@@ -43,7 +43,9 @@ type metrics struct {
 	connects         atomic.Uint64
 	publishes        atomic.Uint64
 	remoteDeliveries atomic.Uint64
-	deliveries       atomic.Uint64
+	deliveries       atomic.Uint64 // of publishes made on this node
+	peerDeliveries   atomic.Uint64 // of publishes from other nodes
+	subscriptions    atomic.Int64  // client subscriptions, every session's together
 	badRequests      atomic.Uint64
 	interestTimeouts atomic.Uint64
 	refused          atomic.Uint64
@@ -179,7 +181,7 @@ func (h *Hub) publish(ch string, data []byte, except string) {
 	h.metrics.publishes.Add(1)
 	start := h.startTimer()
 	frame, kept := msgFrame(ch, data)
-	h.fanOut(ch, frame, kept, except)
+	h.metrics.deliveries.Add(h.fanOut(ch, frame, kept, except))
 	if h.cfg.Observer != nil {
 		h.cfg.Observer.PublishQueued(time.Since(start))
 	}
@@ -196,12 +198,13 @@ func (h *Hub) deliver(ch string, data []byte, except string) {
 	}
 	h.metrics.remoteDeliveries.Add(1)
 	frame, kept := msgFrame(ch, data)
-	h.fanOut(ch, frame, kept, except)
+	h.metrics.peerDeliveries.Add(h.fanOut(ch, frame, kept, except))
 }
 
 // fanOut queues frame to every client subscriber of ch (but except) and
-// data to every in-process one. Both are shared and never modified.
-func (h *Hub) fanOut(ch string, frame, data []byte, except string) {
+// data to every in-process one. Both are shared and never modified. It
+// returns how many it queued, for the caller's delivery counter.
+func (h *Hub) fanOut(ch string, frame, data []byte, except string) uint64 {
 	subs, locals := h.reg.snapshot(ch)
 	n := len(subs)
 	if except == "" {
@@ -220,7 +223,7 @@ func (h *Hub) fanOut(ch string, frame, data []byte, except string) {
 	for _, l := range locals {
 		l.push(Message{Channel: ch, Data: data})
 	}
-	h.metrics.deliveries.Add(uint64(n + len(locals)))
+	return uint64(n + len(locals))
 }
 
 // gap tells the local subscribers of each channel that they may have
@@ -302,7 +305,9 @@ type Stats struct {
 	Channels         int    `json:"channels"`
 	Publishes        uint64 `json:"publishes"`
 	RemoteDeliveries uint64 `json:"remote_publishes"`
-	Deliveries       uint64 `json:"deliveries"`
+	Deliveries       uint64 `json:"deliveries"`      // every local delivery, PeerDeliveries included
+	PeerDeliveries   uint64 `json:"peer_deliveries"` // deliveries of publishes from other nodes
+	Subscriptions    int64  `json:"subscriptions"`   // client subscriptions on this node
 	BadRequests      uint64 `json:"bad_requests"`
 	InterestTimeouts uint64 `json:"interest_timeouts"`
 	Refused          uint64 `json:"refused"`
@@ -324,13 +329,16 @@ type Stats struct {
 // Stats returns the hub's counters.
 func (h *Hub) Stats() Stats {
 	m := &h.metrics
+	peer := m.peerDeliveries.Load()
 	return Stats{
 		Sessions:         m.sessions.Load(),
 		Connects:         m.connects.Load(),
 		Channels:         h.reg.count(),
 		Publishes:        m.publishes.Load(),
 		RemoteDeliveries: m.remoteDeliveries.Load(),
-		Deliveries:       m.deliveries.Load(),
+		Deliveries:       m.deliveries.Load() + peer,
+		PeerDeliveries:   peer,
+		Subscriptions:    m.subscriptions.Load(),
 		BadRequests:      m.badRequests.Load(),
 		InterestTimeouts: m.interestTimeouts.Load(),
 		Refused:          m.refused.Load(),

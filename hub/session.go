@@ -58,6 +58,7 @@ func (s *session) OnClose(err error) {
 	s.closed = true
 	subs := s.subs
 	s.subs = nil
+	s.hub.metrics.subscriptions.Add(-int64(len(subs)))
 	for _, sb := range subs {
 		s.hub.reg.remove(sb.c, s)
 		s.hub.relay.Unsubscribe(sb.c.name)
@@ -110,6 +111,7 @@ func (s *session) join(ch string) (t relay.Ticket, isNew bool, err error) {
 		t = 0
 	}
 	s.subs = append(s.subs, sub{c, t})
+	s.hub.metrics.subscriptions.Add(1)
 	return t, true, nil
 }
 
@@ -128,6 +130,7 @@ func (s *session) leave(ch string) bool {
 	s.subs = s.subs[:last]
 	s.hub.reg.remove(c, s)
 	s.hub.relay.Unsubscribe(ch)
+	s.hub.metrics.subscriptions.Add(-1)
 	return true
 }
 

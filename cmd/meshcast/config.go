@@ -25,6 +25,7 @@ type config struct {
 	logFormat        string
 	logLevel         string
 	pprof            bool
+	metricsListen    string
 	gcPercent        int
 
 	name        string
@@ -63,6 +64,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 10*time.Second, "longest graceful shutdown on SIGINT/SIGTERM")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.metricsListen, "metrics-listen", "", "serve Prometheus /metrics on this address instead of on --listen (keeps it off the public port)")
 	fs.BoolVar(&c.pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ (for diagnosis; do not expose publicly)")
 	fs.IntVar(&c.gcPercent, "gc-percent", 50, "Go GC target percentage (GOGC); lower uses less memory per connection, higher less CPU in connection bursts")
 

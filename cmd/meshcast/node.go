@@ -36,6 +36,7 @@ type node struct {
 	http     *http.Server
 	listener net.Listener
 	tls      *tlsSetup // tls.go: certificates reloaded on SIGHUP
+	metrics  *nodeMetrics
 	ready    atomic.Bool
 	served   chan error
 
@@ -65,11 +66,24 @@ func startNode(cfg config, log *slog.Logger, opts nodeOptions) (_ *node, err err
 		return nil, err
 	}
 	ln = ts.listen(ln)
+	m, err := newNodeMetrics() // metrics.go
+	if err != nil {
+		return nil, err
+	}
+	if err := m.listen(cfg.metricsListen); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			m.close()
+		}
+	}()
 	hcfg, err := cfg.hubConfig(log) // reads every key and rule file first
 	if err != nil {
 		return nil, err
 	}
-	cl, err := cfg.newCluster(ts, log, opts)
+	hcfg.Observer = m.hist
+	cl, err := cfg.newCluster(ts, log, opts, m.hist)
 	if err != nil {
 		return nil, err
 	}
@@ -78,9 +92,14 @@ func startNode(cfg config, log *slog.Logger, opts nodeOptions) (_ *node, err err
 	if err != nil {
 		return nil, err
 	}
-	n := &node{log: log, hub: h, cluster: cl, listener: ln, tls: ts, served: make(chan error, 1)}
+	if err = m.register(h, cl); err != nil {
+		_ = h.Shutdown(context.Background())
+		return nil, err
+	}
+	n := &node{log: log, hub: h, cluster: cl, listener: ln, tls: ts, metrics: m, served: make(chan error, 1)}
+	m.serve(log)
 	n.http = &http.Server{
-		Handler:           cfg.security.routes(n.routes(cfg.pprof), h), // + the server API
+		Handler:           cfg.security.routes(n.routes(cfg), h), // + the server API
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -95,7 +114,7 @@ func startNode(cfg config, log *slog.Logger, opts nodeOptions) (_ *node, err err
 }
 
 // newCluster binds the gossip and peer ports; hub.New starts it.
-func (cfg *config) newCluster(ts *tlsSetup, log *slog.Logger, opts nodeOptions) (*cluster.Cluster, error) {
+func (cfg *config) newCluster(ts *tlsSetup, log *slog.Logger, opts nodeOptions, obs cluster.Observer) (*cluster.Cluster, error) {
 	secret, err := cfg.clusterSecret()
 	if err != nil {
 		return nil, err
@@ -113,6 +132,7 @@ func (cfg *config) newCluster(ts *tlsSetup, log *slog.Logger, opts nodeOptions) 
 	ccfg.ReconnectInterval = cfg.reconnectInterval
 	ccfg.ReconnectTimeout = cfg.reconnectTimeout
 	ccfg.Memberlist = opts.memberlist
+	ccfg.Observer = obs
 	ccfg.Logger = log.With(slog.String("component", "cluster"))
 	return cluster.New(ccfg)
 }
@@ -132,9 +152,12 @@ func (cfg *config) hubConfig(log *slog.Logger) (hub.Config, error) {
 	return hcfg, cfg.security.apply(&hcfg, log) // security.go: tokens, permissions, limits
 }
 
-func (n *node) routes(pprof bool) http.Handler {
+func (n *node) routes(cfg config) http.Handler {
 	mux := http.NewServeMux()
-	if pprof {
+	if cfg.metricsListen == "" {
+		mux.Handle("GET /metrics", n.metrics.handler(n.log))
+	}
+	if cfg.pprof {
 		mux.HandleFunc("GET /debug/pprof/", httppprof.Index)
 		mux.HandleFunc("GET /debug/pprof/profile", httppprof.Profile)
 		mux.HandleFunc("GET /debug/pprof/symbol", httppprof.Symbol)
@@ -202,6 +225,10 @@ func (n *node) drain(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("hub: %w", err))
 	}
 	if err := <-n.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		errs = append(errs, err)
+	}
+	// Last, so the final counters of a drain can still be scraped.
+	if err := n.metrics.shutdown(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
