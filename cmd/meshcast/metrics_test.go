@@ -171,9 +171,9 @@ func checkPeerMetrics(t *testing.T, s snapshot) {
 	for _, l := range s.cluster.Links {
 		peer := "peer=" + l.Peer
 		for name, want := range map[string]float64{
-			"meshcast_peer_sent_frames_total":       float64(l.MsgsSent),
-			"meshcast_peer_sent_bytes_total":        float64(l.BytesSent),
-			"meshcast_peer_received_frames_total":   float64(l.MsgsReceived),
+			"meshcast_peer_sent_frames_total":        float64(l.MsgsSent),
+			"meshcast_peer_sent_bytes_total":         float64(l.BytesSent),
+			"meshcast_peer_received_frames_total":    float64(l.MsgsReceived),
 			"meshcast_peer_dropped_queue_full_total": float64(l.Drops),
 			"meshcast_peer_reconnects_total":         float64(l.Reconnects),
 			"meshcast_peer_inbound_up":               1,

@@ -37,6 +37,12 @@ type node struct {
 	listener net.Listener
 	tls      *tlsSetup // tls.go: certificates reloaded on SIGHUP
 	metrics  *nodeMetrics
+	api      *swapHandler // the server API, its key reloadable
+
+	// reloadMu serialises reloads (reload.go); cfg is the configuration
+	// in force, which only reload replaces.
+	reloadMu sync.Mutex
+	cfg      config
 	ready    atomic.Bool
 	served   chan error
 
@@ -96,10 +102,11 @@ func startNode(cfg config, log *slog.Logger, opts nodeOptions) (_ *node, err err
 		_ = h.Shutdown(context.Background())
 		return nil, err
 	}
-	n := &node{log: log, hub: h, cluster: cl, listener: ln, tls: ts, metrics: m, served: make(chan error, 1)}
+	n := &node{log: log, hub: h, cluster: cl, listener: ln, tls: ts, metrics: m, cfg: cfg, served: make(chan error, 1)}
+	n.api = newSwapHandler(hub.NewAPI(h, cfg.security.key))
 	m.serve(log)
 	n.http = &http.Server{
-		Handler:           cfg.security.routes(n.routes(cfg), h), // + the server API
+		Handler:           routesWithAPI(n.routes(cfg), n.api), // + the server API
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

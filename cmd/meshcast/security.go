@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"crypto"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,8 +21,9 @@ type securityConfig struct {
 	jwksFile     string
 	insecure     bool
 
-	namespaces namespaceFlag
-	configFile string
+	namespaces     namespaceFlag
+	configFile     string
+	fileNamespaces map[string]hub.Namespace // the config file's namespaces key
 
 	publishRate         float64
 	publishBurst        int
@@ -42,7 +41,7 @@ func (s *securityConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.jwksFile, "token-jwks-file", "", "JWKS file of the RS256/ES256 keys of client tokens, chosen by the token's kid")
 	fs.BoolVar(&s.insecure, "insecure", false, "accept anonymous clients without the warning (demos only)")
 	fs.Var(&s.namespaces, "namespace", "channel permissions of a namespace, NAME:subscribe=anyone|authenticated|claim,publish=nobody|subscribers|claim|anyone[,origins=URL|URL]; repeat it, or separate with ';' (NAME empty: the default namespace)")
-	fs.StringVar(&s.configFile, "config", "", `JSON file of namespaces: {"namespaces":{"chat":{"subscribe":"anyone","publish":"subscribers"}}}; --namespace flags win`)
+	fs.StringVar(&s.configFile, "config", "", "YAML config file: every flag by name (max-message: 65536), and namespaces; flags and MESHCAST_* win. A JSON file of namespaces still works")
 	fs.Float64Var(&s.publishRate, "client-publish-rate", 0, "publishes per second one connection may sustain, over it err 429 (0: unlimited)")
 	fs.IntVar(&s.publishBurst, "client-publish-burst", 0, "publish burst per connection (default: the rate)")
 	fs.IntVar(&s.maxConnections, "max-connections", 0, "connections this node accepts, more get HTTP 503 (0: unlimited)")
@@ -138,31 +137,16 @@ func (s *securityConfig) tokenVerifier() (*hub.TokenVerifier, error) {
 	return v, nil
 }
 
-// namespaceRules merges --config and --namespace; nil when neither is set.
+// namespaceRules merges the config file's namespaces and --namespace (a
+// flag replaces the file's entry of the same name); nil when neither is
+// set.
 func (s *securityConfig) namespaceRules() (map[string]hub.Namespace, error) {
-	if s.configFile == "" && len(s.namespaces) == 0 {
+	if s.fileNamespaces == nil && len(s.namespaces) == 0 {
 		return nil, nil
 	}
 	rules := map[string]hub.Namespace{}
-	if s.configFile != "" {
-		b, err := os.ReadFile(s.configFile)
-		if err != nil {
-			return nil, fmt.Errorf("--config: %w", err)
-		}
-		var file struct {
-			Namespaces map[string]hub.Namespace `json:"namespaces"`
-		}
-		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.DisallowUnknownFields() // a typo must not silently open a namespace
-		if err := dec.Decode(&file); err != nil {
-			return nil, fmt.Errorf("--config %s: %w", s.configFile, err)
-		}
-		for name, ns := range file.Namespaces {
-			if strings.Contains(name, ":") {
-				return nil, fmt.Errorf("--config %s: namespace %q has a ':'", s.configFile, name)
-			}
-			rules[name] = ns
-		}
+	for name, ns := range s.fileNamespaces {
+		rules[name] = ns
 	}
 	for _, nf := range s.namespaces {
 		rules[nf.name] = nf.ns
@@ -177,10 +161,9 @@ func (s *securityConfig) readAPIKey() (string, error) {
 	return readSecretFile("--api-key-file", s.apiKeyFile)
 }
 
-// routes mounts the server API in front of the node's other routes.
-func (s *securityConfig) routes(next http.Handler, h *hub.Hub) http.Handler {
+// routesWithAPI mounts the server API in front of the node's other routes.
+func routesWithAPI(next, api http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	api := hub.NewAPI(h, s.key)
 	for _, op := range []string{"publish", "broadcast", "disconnect"} {
 		mux.Handle("/api/"+op, api)
 	}
