@@ -3,12 +3,14 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/http"
+	"time"
 
 	"github.com/meshcast/meshcast/metrics"
 )
 
-// subcommand runs `meshcast version` and `meshcast config check FILE`; ok
-// is false when args start a node instead.
+// subcommand runs `meshcast version`, `meshcast config check FILE` and
+// `meshcast health [URL]`; ok is false when args start a node instead.
 func subcommand(args []string, stdout, stderr io.Writer) (code int, ok bool) {
 	if len(args) == 0 {
 		return 0, false
@@ -19,6 +21,8 @@ func subcommand(args []string, stdout, stderr io.Writer) (code int, ok bool) {
 		return 0, true
 	case "config":
 		return configCommand(args[1:], stdout, stderr), true
+	case "health":
+		return healthCommand(args[1:], stdout, stderr), true
 	}
 	return 0, false
 }
@@ -80,4 +84,32 @@ func (c *config) checkFiles(cf *configFile) []error {
 	_, err = c.tls.setup()
 	add(err)
 	return errs
+}
+
+// healthCommand is `meshcast health [URL]`: exit 0 if URL (default the
+// local node's /healthz) answers 200, else 1. It is the container's
+// HEALTHCHECK, for images with no shell or curl.
+func healthCommand(args []string, stdout, stderr io.Writer) int {
+	url := "http://127.0.0.1:8080/healthz"
+	switch len(args) {
+	case 0:
+	case 1:
+		url = args[0]
+	default:
+		fmt.Fprintln(stderr, "usage: meshcast health [URL]")
+		return 2
+	}
+	client := http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		fmt.Fprintln(stderr, "meshcast health:", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "meshcast health: %s answered %s\n", url, resp.Status)
+		return 1
+	}
+	fmt.Fprintln(stdout, "ok")
+	return 0
 }
