@@ -178,11 +178,10 @@ func (h *Hub) serving(ctx context.Context) error {
 // publish encodes the msg frame once, queues it to every local subscriber
 // but the client except, and hands the same bytes to the relay.
 func (h *Hub) publish(ch string, data []byte, except string) {
-	h.metrics.publishes.Add(1)
-	start := h.startTimer()
+	start := h.samplePublish(h.metrics.publishes.Add(1))
 	frame, kept := msgFrame(ch, data)
 	h.metrics.deliveries.Add(h.fanOut(ch, frame, kept, except))
-	if h.cfg.Observer != nil {
+	if !start.IsZero() {
 		h.cfg.Observer.PublishQueued(time.Since(start))
 	}
 	h.relay.Publish(ch, kept, except)

@@ -16,7 +16,23 @@ type Observer interface {
 	SubscribeAcked(wait time.Duration)
 	// PublishQueued is the time a publish made on this node (by a client
 	// or Publish) took to be encoded and queued to every local subscriber.
+	// One publish in publishSample is timed, not each.
 	PublishQueued(d time.Duration)
+}
+
+// publishSample: one publish in this many is timed for
+// Observer.PublishQueued. Reading the clock twice costs about 80 ns on a
+// virtual machine, a tenth of a publish to one subscriber; sampled, it is
+// 5 ns a publish, and a distribution needs no more.
+const publishSample = 16
+
+// samplePublish returns the time to measure the n-th publish from, or
+// the zero time when it is not sampled or no Observer would use it.
+func (h *Hub) samplePublish(n uint64) time.Time {
+	if h.cfg.Observer == nil || n%publishSample != 0 {
+		return time.Time{}
+	}
+	return time.Now()
 }
 
 // startTimer returns the time to measure from, or the zero time when no

@@ -38,7 +38,7 @@ func NewHistograms(reg prometheus.Registerer) (*Histograms, error) {
 		// nanoseconds per local subscriber.
 		pubQueued: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "meshcast_publish_enqueue_seconds",
-			Help:    "Time to encode a publish made on this node and queue it to every local subscriber.",
+			Help:    "Time to encode a publish made on this node and queue it to every local subscriber (one publish in 16 is timed).",
 			Buckets: []float64{1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, .001, .0025, .005, .01, .1},
 		}),
 		linkRTT: prometheus.NewHistogramVec(prometheus.HistogramOpts{

@@ -160,8 +160,9 @@ func checkMetrics(t *testing.T, nd *node, n int) {
 			t.Errorf("%s: family %s missing", nd.cluster.Name(), fam)
 		}
 	}
-	if got := s.fams["meshcast_publish_enqueue_seconds"].Metric[0].GetHistogram().GetSampleCount(); got != h.Publishes {
-		t.Errorf("publish histogram counted %d, stats %d", got, h.Publishes)
+	// One publish in 16 is timed.
+	if got := s.fams["meshcast_publish_enqueue_seconds"].Metric[0].GetHistogram().GetSampleCount(); got != h.Publishes/16 {
+		t.Errorf("publish histogram counted %d, stats %d publishes", got, h.Publishes)
 	}
 }
 
