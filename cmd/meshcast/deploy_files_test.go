@@ -198,3 +198,28 @@ func exportedFamilies(t *testing.T) map[string]bool {
 	}
 	return known
 }
+
+// TestREADMEProduction: the README's Production section shows the example
+// config file as it is, and names every metric family meshcast exports.
+func TestREADMEProduction(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, err := os.ReadFile(deployPath("meshcast.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "```yaml\n"+string(example)+"```") {
+		t.Error("README.md does not show deploy/meshcast.yaml as it is")
+	}
+	for name := range exportedFamilies(t) {
+		if !strings.HasPrefix(name, "meshcast_") {
+			continue
+		}
+		wild := name[:strings.Index(name[len("meshcast_"):], "_")+len("meshcast_")] + "_*`"
+		if !strings.Contains(string(readme), "`"+name+"`") && !strings.Contains(string(readme), "`"+wild) {
+			t.Errorf("README.md's metrics table lacks %s", name)
+		}
+	}
+}
