@@ -59,6 +59,10 @@
 // call. Receiver.Gap is called from link readers and the maintenance loop,
 // never with a cluster lock held.
 //
+// Config.Observer, if set, is called from a link's ack reader with the
+// round trip of an interest message; one message per link is timed at a
+// time, so publishes never read the clock for it.
+//
 // Every goroutine the package starts is owned by the Cluster and waited for
 // in Shutdown.
 //

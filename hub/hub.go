@@ -52,8 +52,9 @@ type metrics struct {
 	unavailable      atomic.Uint64 // requests refused with 503: not in good standing
 	gaps             atomic.Uint64 // gap frames sent to subscribers
 
-	// refused upgrades by reason (refused is their sum, with a reason of
-	// their own: 503 while not in good standing)
+	// refused upgrades by reason: refused counts the first three
+	// together; refusedUnavailable, the 503s while not in good standing,
+	// are in unavailable as well
 	refusedOrigin, refusedLimit, refusedAuth, refusedUnavailable atomic.Uint64
 	errs                                                         errCodes // err frames sent, by code
 }
