@@ -58,6 +58,7 @@ func (s *session) OnClose(err error) {
 	s.closed = true
 	subs := s.subs
 	s.subs = nil
+	s.hub.metrics.subscriptions.Add(-int64(len(subs)))
 	for _, sb := range subs {
 		s.hub.reg.remove(sb.c, s)
 		s.hub.relay.Unsubscribe(sb.c.name)
@@ -74,7 +75,7 @@ func (s *session) OnMessage(frame []byte) {
 	req, err := decodeRequest(frame)
 	if err != nil {
 		s.hub.metrics.badRequests.Add(1)
-		s.send(errFrame(&req, CodeBadRequest, err.Error()))
+		s.sendErr(&req, CodeBadRequest, err.Error())
 		return
 	}
 	switch req.op {
@@ -86,7 +87,7 @@ func (s *session) OnMessage(frame []byte) {
 		s.publish(&req)
 	default:
 		s.hub.metrics.badRequests.Add(1)
-		s.send(errFrame(&req, CodeBadRequest, "unknown op "+quoteForReason(req.op)))
+		s.sendErr(&req, CodeBadRequest, "unknown op "+quoteForReason(req.op))
 	}
 }
 
@@ -101,7 +102,7 @@ func (s *session) join(ch string) (t relay.Ticket, isNew bool, err error) {
 		return 0, false, ErrClosed
 	case s.find(ch) >= 0:
 		return s.subs[s.find(ch)].t, false, nil
-	case len(s.subs) >= s.hub.cfg.MaxSubscriptions:
+	case len(s.subs) >= s.hub.live().MaxSubscriptions:
 		return 0, false, errSubLimit
 	}
 	c := s.hub.reg.add(ch, s)
@@ -110,6 +111,7 @@ func (s *session) join(ch string) (t relay.Ticket, isNew bool, err error) {
 		t = 0
 	}
 	s.subs = append(s.subs, sub{c, t})
+	s.hub.metrics.subscriptions.Add(1)
 	return t, true, nil
 }
 
@@ -128,6 +130,7 @@ func (s *session) leave(ch string) bool {
 	s.subs = s.subs[:last]
 	s.hub.reg.remove(c, s)
 	s.hub.relay.Unsubscribe(ch)
+	s.hub.metrics.subscriptions.Add(-1)
 	return true
 }
 
@@ -149,18 +152,19 @@ func (s *session) find(ch string) int {
 }
 
 func (s *session) subscribe(req *request) {
+	start := s.hub.startTimer()
 	if !s.checkChannel(req) || !s.inStanding(req) {
 		return
 	}
 	if !s.subscribed(req.ch) {
 		if err := s.authorizeSubscribe(req.ch); err != nil {
-			s.send(errFrame(req, codeOf(err, CodeForbidden), err.Error()))
+			s.sendErr(req, codeOf(err, CodeForbidden), err.Error())
 			return
 		}
 	}
 	t, isNew, err := s.join(req.ch)
 	if err != nil {
-		s.send(errFrame(req, codeOf(err, CodeBadRequest), err.Error()))
+		s.sendErr(req, codeOf(err, CodeBadRequest), err.Error())
 		return
 	}
 	if isNew {
@@ -168,7 +172,7 @@ func (s *session) subscribe(req *request) {
 	}
 	// A repeated sub waits like the first: the first may still be waiting
 	// for the cluster, and this ack promises the same.
-	s.hub.awaitInterest(s, *req, t)
+	s.hub.awaitInterest(s, *req, t, start)
 }
 
 // inStanding refuses a request with err 503 while the node is not a member
@@ -179,7 +183,7 @@ func (s *session) inStanding(req *request) bool {
 		return true
 	}
 	s.hub.metrics.unavailable.Add(1)
-	s.send(errFrame(req, CodeUnavailable, "cluster unavailable: "+err.Error()))
+	s.sendErr(req, CodeUnavailable, "cluster unavailable: "+err.Error())
 	return false
 }
 
@@ -199,19 +203,19 @@ func (s *session) publish(req *request) {
 	}
 	if req.data == nil {
 		s.hub.metrics.badRequests.Add(1)
-		s.send(errFrame(req, CodeBadRequest, `pub needs "data"`))
+		s.sendErr(req, CodeBadRequest, `pub needs "data"`)
 		return
 	}
-	if len(req.data) > s.hub.cfg.MaxDataSize {
-		s.send(errFrame(req, CodeTooLarge, "data is larger than the limit"))
+	if len(req.data) > s.hub.live().MaxDataSize {
+		s.sendErr(req, CodeTooLarge, "data is larger than the limit")
 		return
 	}
 	if !s.publishAllowed() {
-		s.send(errFrame(req, CodeRateLimited, "publish rate limit exceeded"))
+		s.sendErr(req, CodeRateLimited, "publish rate limit exceeded")
 		return
 	}
 	if err := s.authorizePublish(req.ch, req.data); err != nil {
-		s.send(errFrame(req, codeOf(err, CodeForbidden), err.Error()))
+		s.sendErr(req, codeOf(err, CodeForbidden), err.Error())
 		return
 	}
 	if !s.inStanding(req) {
@@ -227,7 +231,7 @@ func (s *session) checkChannel(req *request) bool {
 		return true
 	}
 	s.hub.metrics.badRequests.Add(1)
-	s.send(errFrame(req, CodeBadRequest, reason))
+	s.sendErr(req, CodeBadRequest, reason)
 	return false
 }
 
