@@ -52,11 +52,11 @@ type metrics struct {
 	unavailable      atomic.Uint64 // requests refused with 503: not in good standing
 	gaps             atomic.Uint64 // gap frames sent to subscribers
 
-	// refused upgrades by reason: refused counts the first three
-	// together; refusedUnavailable, the 503s while not in good standing,
-	// are in unavailable as well
-	refusedOrigin, refusedLimit, refusedAuth, refusedUnavailable atomic.Uint64
-	errs                                                         errCodes // err frames sent, by code
+	// refused upgrades by reason: refused counts origin, limit, auth and
+	// upgrade together; refusedUnavailable, the 503s while not in good
+	// standing, are in unavailable as well
+	refusedOrigin, refusedLimit, refusedAuth, refusedUnavailable, refusedUpgrade atomic.Uint64
+	errs                                                                         errCodes // err frames sent, by code
 }
 
 // New builds a hub, starts its transport and, with cfg.Cluster, starts the
@@ -318,11 +318,13 @@ type Stats struct {
 	Gaps             uint64 `json:"gaps"`        // gap frames sent to subscribers
 	// Upgrades refused before the WebSocket handshake, by reason: a
 	// browser origin not allowed, a connection limit, the Authenticator,
-	// the node not in good standing (503).
+	// the node not in good standing (503), a request that is not a valid
+	// WebSocket upgrade (400, 405, 426, 505; upgrade.go).
 	RefusedOrigin      uint64 `json:"refused_origin"`
 	RefusedLimit       uint64 `json:"refused_limit"`
 	RefusedAuth        uint64 `json:"refused_auth"`
 	RefusedUnavailable uint64 `json:"refused_unavailable"`
+	RefusedUpgrade     uint64 `json:"refused_upgrade"`
 	// ErrCodes counts the err frames sent to clients by code ("400",
 	// "403", "413", "429", "503", and "other" for a hook's own codes).
 	ErrCodes  map[string]uint64 `json:"err_codes"`
@@ -352,6 +354,7 @@ func (h *Hub) Stats() Stats {
 		RefusedLimit:       m.refusedLimit.Load(),
 		RefusedAuth:        m.refusedAuth.Load(),
 		RefusedUnavailable: m.refusedUnavailable.Load(),
+		RefusedUpgrade:     m.refusedUpgrade.Load(),
 		ErrCodes:           m.errs.snapshot(),
 		Transport:          h.transport.Stats(),
 	}

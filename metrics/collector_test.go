@@ -17,8 +17,8 @@ func fakeSources() Sources {
 	return Sources{
 		Hub: func() hub.Stats {
 			return hub.Stats{Sessions: 3, Connects: 7, Publishes: 10, RemoteDeliveries: 4, Deliveries: 30, PeerDeliveries: 8,
-				RefusedOrigin: 1, RefusedAuth: 2, ErrCodes: map[string]uint64{"400": 5, "other": 1},
-				Transport: transport.Stats{Upgrades: 7, SlowConsumerCloses: 2, CloseCodes: map[string]uint64{"1008": 2}}}
+				RefusedOrigin: 1, RefusedAuth: 2, RefusedUpgrade: 4, ErrCodes: map[string]uint64{"400": 5, "other": 1},
+				Transport: transport.Stats{Upgrades: 7, UpgradeErrors: 8, SlowConsumerCloses: 2, CloseCodes: map[string]uint64{"1008": 2}}}
 		},
 		Cluster: func() cluster.Stats {
 			return cluster.Stats{Standing: "isolated", HealthScore: 2,
@@ -51,7 +51,7 @@ meshcast_deliveries_total{origin="peer"} 8
 		"meshcast_members":                3, // summed over states
 		"meshcast_standing":               1,
 		"meshcast_drops_total":            2 + 4 + 4,
-		"meshcast_upgrade_failures_total": 3,
+		"meshcast_upgrade_failures_total": 1 + 2 + 4 + 8,
 		"meshcast_err_frames_total":       6,
 		"meshcast_history_messages":       9,
 		"meshcast_build_info":             1,

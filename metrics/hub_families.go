@@ -45,7 +45,7 @@ func hubStats() []stat[hub.Stats] {
 func hubLabeled() []labeled[hub.Stats] {
 	return []labeled[hub.Stats]{
 		{prometheus.NewDesc("meshcast_upgrade_failures_total",
-			"Upgrade requests refused or failed, by reason: origin, limit, auth, unavailable (503, not in good standing), handshake.",
+			"Upgrade requests refused or failed, by reason: origin, limit, auth, unavailable (503, not in good standing), handshake (not a valid WebSocket upgrade, or the handshake failed).",
 			[]string{"reason"}, nil), counter, upgradeFailures},
 		{prometheus.NewDesc("meshcast_publishes_total",
 			"Publishes handled, by origin: local (made on this node by a client or the API) or peer (forwarded by another node).",
@@ -72,7 +72,7 @@ func upgradeFailures(s *hub.Stats) map[string]float64 {
 		"limit":       float64(s.RefusedLimit),
 		"auth":        float64(s.RefusedAuth),
 		"unavailable": float64(s.RefusedUnavailable),
-		"handshake":   float64(s.Transport.UpgradeErrors),
+		"handshake":   float64(s.RefusedUpgrade + s.Transport.UpgradeErrors),
 	}
 }
 
