@@ -25,6 +25,10 @@ func clusterStats() []stat[cluster.Stats] {
 			func(s *cluster.Stats) float64 { return float64(s.GapChannels) }},
 		{newDesc("meshcast_stalls_total", "Times this process was found frozen (SIGSTOP, VM pause) and re-verified its membership."), counter,
 			func(s *cluster.Stats) float64 { return float64(s.Stalls) }},
+		{newDesc("meshcast_junk_gossip_packets_total", "Gossip UDP packets dropped before memberlist saw them: no cluster label or not encrypted with the cluster's key."), counter,
+			func(s *cluster.Stats) float64 { return float64(s.JunkGossipPackets) }},
+		{newDesc("meshcast_junk_gossip_streams_total", "Gossip TCP streams closed before memberlist saw them: no free slot, or a first message without the cluster label, over the length bound, not encrypted with the cluster's key or not in time."), counter,
+			func(s *cluster.Stats) float64 { return float64(s.JunkGossipStreams) }},
 		{newDesc("meshcast_cluster_interest_timeouts_total", "Subscribes (client and in-process) not confirmed by every peer within the interest timeout."), counter,
 			func(s *cluster.Stats) float64 { return float64(s.InterestTimeouts) }},
 	}

@@ -180,7 +180,8 @@ func exportedFamilies(t *testing.T) map[string]bool {
 		t.Fatal(err)
 	}
 	cs := []prometheus.Collector{metrics.NewCollector(metrics.Sources{}), metrics.NewBuildInfoCollector(metrics.ReadBuildInfo("")),
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		httpRefusedCounter(newConnLimit(0, 0))}
 	ch := make(chan *prometheus.Desc, 1000)
 	for _, c := range cs {
 		c.Describe(ch)

@@ -46,13 +46,23 @@ func newNodeMetrics() (*nodeMetrics, error) {
 }
 
 // register adds the collectors that read the running node.
-func (m *nodeMetrics) register(h *hub.Hub, cl *cluster.Cluster) error {
+func (m *nodeMetrics) register(h *hub.Hub, cl *cluster.Cluster, conns *connLimit) error {
 	return errors.Join(
 		m.reg.Register(metrics.NewCollector(metrics.Sources{Hub: h.Stats, Cluster: cl.Stats})),
+		m.reg.Register(httpRefusedCounter(conns)),
 		m.reg.Register(metrics.NewBuildInfoCollector(metrics.ReadBuildInfo(version))),
 		m.reg.Register(collectors.NewGoCollector()),
 		m.reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})),
 	)
+}
+
+// httpRefusedCounter exports the connections the pre-upgrade limit
+// closed (httpserver.go), /api/stats' http_refused.
+func httpRefusedCounter(l *connLimit) prometheus.Collector {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "meshcast_http_refused_total",
+		Help: "HTTP connections closed before any request, over --max-connections or --max-connections-per-ip (not upgraded yet).",
+	}, func() float64 { return float64(l.refused.Load()) })
 }
 
 func (m *nodeMetrics) handler(log *slog.Logger) http.Handler {

@@ -99,13 +99,13 @@ func startNode(cfg config, log *slog.Logger, opts nodeOptions) (_ *node, err err
 	if err != nil {
 		return nil, err
 	}
-	if err = m.register(h, cl); err != nil {
+	conns := newConnLimit(cfg.security.maxConnections, cfg.security.maxConnectionsPerIP)
+	if err = m.register(h, cl, conns); err != nil {
 		_ = h.Shutdown(context.Background())
 		return nil, err
 	}
-	n := &node{log: log, hub: h, cluster: cl, listener: ln, tls: ts, metrics: m, cfg: cfg, served: make(chan error, 1)}
+	n := &node{log: log, hub: h, cluster: cl, listener: ln, tls: ts, conns: conns, metrics: m, cfg: cfg, served: make(chan error, 1)}
 	n.api = newSwapHandler(hub.NewAPI(h, cfg.security.key))
-	n.conns = newConnLimit(cfg.security.maxConnections, cfg.security.maxConnectionsPerIP)
 	m.serve(log)
 	n.http = newHTTPServer(routesWithAPI(n.routes(cfg), n.api), log, opts.http, n.conns) // + the server API
 	go func() { n.served <- n.http.Serve(ln) }()
