@@ -156,7 +156,7 @@ func (c *Cluster) subscribe(ch string) relay.Ticket {
 		c.local.seq++
 		lc = &localChan{seq: c.local.seq}
 		c.local.chans[ch] = lc
-		c.sendControlLocked(interestFrame(frameAdd, ch, lc.seq))
+		c.sendControlLocked(interestFrame(frameAdd, ch, lc.seq), lc.seq)
 	}
 	lc.refs++
 	return relay.Ticket(lc.seq)
@@ -175,14 +175,17 @@ func (c *Cluster) unsubscribe(ch string) {
 	}
 	delete(c.local.chans, ch)
 	c.local.seq++
-	c.sendControlLocked(interestFrame(frameRemove, ch, c.local.seq))
+	c.sendControlLocked(interestFrame(frameRemove, ch, c.local.seq), c.local.seq)
 }
 
-// sendControlLocked queues a control frame on every connected peer's link.
-// Caller holds local.mu, which orders control frames with snapshots.
-func (c *Cluster) sendControlLocked(f []byte) {
+// sendControlLocked queues control frame f, of interest seq, on every
+// connected peer's link. Caller holds local.mu, which orders control
+// frames with snapshots. The round-trip probe starts before the frame is
+// queued: its ack may come back before pushControl's caller runs again.
+func (c *Cluster) sendControlLocked(f []byte, seq uint64) {
 	for _, p := range c.peerList() {
 		if oc := p.out.Load(); oc != nil {
+			oc.startProbe(seq)
 			oc.pushControl(f)
 		}
 	}
@@ -198,7 +201,7 @@ func (c *Cluster) sendMarks() uint64 {
 	seq := c.local.seq
 	f, err := encodeMsg(frameMark, ackMsg{Seq: seq})
 	if err == nil {
-		c.sendControlLocked(f)
+		c.sendControlLocked(f, seq)
 	}
 	return seq
 }
@@ -231,6 +234,7 @@ func (c *Cluster) linkUp(p *peer, oc *outConn) error {
 	if err != nil {
 		return err
 	}
+	oc.startProbe(head.Seq) // before the snapshot is queued, as in sendControlLocked
 	if !oc.q.pushAll(frames) {
 		return errSnapshotTooLarge
 	}

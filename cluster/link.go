@@ -33,7 +33,8 @@ type outConn struct {
 	conn    net.Conn // what the writer writes to: raw, or TLS over it
 	raw     net.Conn // the TCP socket, which close closes
 	q       *frameQueue
-	snapSeq uint64 // the seq of the snapshot that opened the link
+	snapSeq uint64   // the seq of the snapshot that opened the link
+	probe   rttProbe // observe.go: the interest round trip, with Config.Observer
 
 	// wmu guards the publishes on channels with history waiting for the
 	// peer to say it stored them.
@@ -197,6 +198,7 @@ func (oc *outConn) handleAck(t frameType, body []byte) error {
 		}
 		if t == frameAck {
 			oc.p.setAcked(oc, a.Seq)
+			oc.endProbe(a.Seq)
 		} else {
 			oc.stored(a.Seq)
 		}

@@ -69,6 +69,11 @@ type Config struct {
 	AuthorizeSubscribe func(c *Client, ch string) error
 	AuthorizePublish   func(c *Client, ch string, data []byte) error
 
+	// Observer, if set, receives timings for histograms (sub-ack wait,
+	// publish to local enqueue); package metrics has one for Prometheus.
+	// Nil costs nothing.
+	Observer Observer
+
 	// Logger receives the hub's logs (and the cluster's, unless
 	// cluster.Config.Logger is set); nil discards them.
 	Logger *slog.Logger
@@ -87,39 +92,19 @@ func DefaultConfig() Config {
 // withDefaults fills zero fields from DefaultConfig and rejects values
 // that cannot be meant.
 func (cfg Config) withDefaults() (Config, error) {
-	d := DefaultConfig()
-	switch {
-	case cfg.MaxDataSize < 0:
-		return cfg, fmt.Errorf("%w: negative MaxDataSize", ErrInvalidConfig)
-	case cfg.MaxSubscriptions < 0:
-		return cfg, fmt.Errorf("%w: negative MaxSubscriptions", ErrInvalidConfig)
-	case cfg.Security.PublishRate < 0 || cfg.Security.PublishBurst < 0:
-		return cfg, fmt.Errorf("%w: negative publish rate or burst", ErrInvalidConfig)
-	case cfg.Security.MaxConnections < 0 || cfg.Security.MaxConnectionsPerIP < 0:
-		return cfg, fmt.Errorf("%w: negative connection limit", ErrInvalidConfig)
+	l := cfg.live()
+	if err := l.normalize(); err != nil {
+		return cfg, err
 	}
-	for name, ns := range cfg.Security.Namespaces {
-		if ns.History < 0 || ns.History > MaxHistory {
-			return cfg, fmt.Errorf("%w: namespace %q: history %d is not from 0 to %d", ErrInvalidConfig, name, ns.History, MaxHistory)
-		}
-		if ns.HistoryTTL != 0 && ns.History == 0 {
-			return cfg, fmt.Errorf("%w: namespace %q: history_ttl without history", ErrInvalidConfig, name)
-		}
-	}
+	cfg.Security, cfg.MaxDataSize, cfg.MaxSubscriptions = l.Security, l.MaxDataSize, l.MaxSubscriptions
 	if cfg.HistoryMemory < 0 {
 		return cfg, fmt.Errorf("%w: negative HistoryMemory", ErrInvalidConfig)
 	}
 	if cfg.HistoryMemory == 0 {
-		cfg.HistoryMemory = d.HistoryMemory
+		cfg.HistoryMemory = DefaultConfig().HistoryMemory
 	}
 	if cfg.NodeName == "" && cfg.Cluster == nil {
 		cfg.NodeName = "meshcast"
-	}
-	if cfg.MaxDataSize == 0 {
-		cfg.MaxDataSize = d.MaxDataSize
-	}
-	if cfg.MaxSubscriptions == 0 {
-		cfg.MaxSubscriptions = d.MaxSubscriptions
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

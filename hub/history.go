@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshcast/meshcast/internal/history"
@@ -142,15 +143,15 @@ func (h *Hub) publishStamped(ch string, lim history.Limits, data []byte, except 
 	cs.touchLocked(lim)
 	cs.seq++
 	st := relay.Stamp{Stream: cs.stream, Seq: cs.seq, Time: nowMs()}
-	kept := h.deliverLocked(cs, history.Msg{Stream: st.Stream, Seq: st.Seq, Time: st.Time, Data: data}, except)
+	kept := h.deliverLocked(cs, history.Msg{Stream: st.Stream, Seq: st.Seq, Time: st.Time, Data: data}, except, &h.metrics.deliveries)
 	h.relay.Publish(ch, kept, except, &st, stored)
 }
 
 // deliverLocked stores m, advances the channel's frontier, and queues m
-// with its position to every local subscriber but except. It returns the
-// data as kept in the frame (never modified, so peers may keep it).
-// Caller holds cs.mu.
-func (h *Hub) deliverLocked(cs *chanState, m history.Msg, except string) []byte {
+// with its position to every local subscriber but except, counting them
+// in count. It returns the data as kept in the frame (never modified, so
+// peers may keep it). Caller holds cs.mu.
+func (h *Hub) deliverLocked(cs *chanState, m history.Msg, except string, count *atomic.Uint64) []byte {
 	cs.front = cs.front.With(m.Stream, m.Seq)
 	cs.ftime = max(cs.ftime, m.Time)
 	pos := history.EncodePos(cs.place, history.Pos{Marks: cs.front, Time: cs.ftime})
@@ -160,7 +161,7 @@ func (h *Hub) deliverLocked(cs *chanState, m history.Msg, except string) []byte 
 	// message is in history.
 	m.Data = slices.Clone(kept)
 	h.store.Append(cs.name, cs.lim, m)
-	h.fanOut(cs.name, frame, kept, except, pos)
+	count.Add(h.fanOut(cs.name, frame, kept, except, pos))
 	return kept
 }
 
@@ -200,7 +201,7 @@ func (h *Hub) deliverStamped(ch string, data []byte, except string, st relay.Sta
 		cs.held = append(cs.held, item{m, except})
 		h.startRefillLocked(cs)
 	default:
-		h.deliverLocked(cs, m, except)
+		h.deliverLocked(cs, m, except, &h.metrics.peerDeliveries)
 	}
 }
 
@@ -318,7 +319,7 @@ func (h *Hub) applyLocked(cs *chanState, items []item, gaps, storeOld bool) (gap
 				gapped = true
 			}
 		}
-		h.deliverLocked(cs, it.Msg, it.except)
+		h.deliverLocked(cs, it.Msg, it.except, &h.metrics.peerDeliveries)
 	}
 	return gapped
 }

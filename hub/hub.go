@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/meshcast/meshcast/internal/history"
 	"github.com/meshcast/meshcast/internal/relay"
@@ -30,7 +31,8 @@ type Hub struct {
 	nextID    atomic.Uint64
 	metrics   metrics
 	sec       hubSecurity
-	store     *history.Store // channels with history (history.go)
+	liveCfg   atomic.Pointer[Live] // live.go: what UpdateSecurity may change
+	store     *history.Store       // channels with history (history.go)
 	hist      histState
 
 	ctx    context.Context // ends at Shutdown; bounds relay waits
@@ -40,21 +42,30 @@ type Hub struct {
 }
 
 type metrics struct {
-	sessions          atomic.Int64
-	connects          atomic.Uint64
-	publishes         atomic.Uint64
-	remoteDeliveries  atomic.Uint64
-	deliveries        atomic.Uint64
-	badRequests       atomic.Uint64
-	interestTimeouts  atomic.Uint64
-	refused           atomic.Uint64
-	unavailable       atomic.Uint64 // requests refused with 503: not in good standing
-	gaps              atomic.Uint64 // gap frames sent to subscribers
+	sessions         atomic.Int64
+	connects         atomic.Uint64
+	publishes        atomic.Uint64
+	remoteDeliveries atomic.Uint64
+	deliveries       atomic.Uint64 // of publishes made on this node
+	peerDeliveries   atomic.Uint64 // of publishes from other nodes
+	subscriptions    atomic.Int64  // client subscriptions, every session's together
+	badRequests      atomic.Uint64
+	interestTimeouts atomic.Uint64
+	refused          atomic.Uint64
+	unavailable      atomic.Uint64 // requests refused with 503: not in good standing
+	gaps             atomic.Uint64 // gap frames sent to subscribers
+
 	refills           atomic.Uint64 // catch-ups of a channel with history after a gap
 	refillsIncomplete atomic.Uint64 // those that could not fill every hole (a gap frame went out)
 	recoveries        atomic.Uint64 // subscribes with since
 	recoveriesPartial atomic.Uint64 // those acked with recovered:false
 	notStored         atomic.Uint64 // publishes on channels with history refused: not held by enough nodes
+
+	// refused upgrades by reason: refused counts origin, limit, auth and
+	// upgrade together; refusedUnavailable, the 503s while not in good
+	// standing, are in unavailable as well
+	refusedOrigin, refusedLimit, refusedAuth, refusedUnavailable, refusedUpgrade atomic.Uint64
+	errs                                                                         errCodes // err frames sent, by code
 }
 
 // New builds a hub, starts its transport and, with cfg.Cluster, starts the
@@ -133,6 +144,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := h.relay.Standing(); err != nil {
 		h.metrics.unavailable.Add(1)
+		h.metrics.refusedUnavailable.Add(1)
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "node not ready: "+err.Error())
 		return
@@ -185,13 +197,19 @@ func (h *Hub) serving(ctx context.Context) error {
 // channel with history stored is called once enough nodes hold the
 // publish (or with why not); elsewhere it is called at once with nil.
 func (h *Hub) publish(ch string, data []byte, except string, stored func(error)) {
-	h.metrics.publishes.Add(1)
+	start := h.samplePublish(h.metrics.publishes.Add(1))
 	if lim, ok := h.limits(ch); ok {
 		h.publishStamped(ch, lim, data, except, stored)
+		if !start.IsZero() {
+			h.cfg.Observer.PublishQueued(time.Since(start))
+		}
 		return
 	}
 	frame, kept := msgFrame(ch, data, "")
-	h.fanOut(ch, frame, kept, except, "")
+	h.metrics.deliveries.Add(h.fanOut(ch, frame, kept, except, ""))
+	if !start.IsZero() {
+		h.cfg.Observer.PublishQueued(time.Since(start))
+	}
 	h.relay.Publish(ch, kept, except, nil, nil)
 	if stored != nil {
 		stored(nil)
@@ -208,12 +226,14 @@ func (h *Hub) deliver(ch string, data []byte, except string) {
 	}
 	h.metrics.remoteDeliveries.Add(1)
 	frame, kept := msgFrame(ch, data, "")
-	h.fanOut(ch, frame, kept, except, "")
+	h.metrics.peerDeliveries.Add(h.fanOut(ch, frame, kept, except, ""))
 }
 
 // fanOut queues frame to every client subscriber of ch (but except) and
-// data to every in-process one. Both are shared and never modified.
-func (h *Hub) fanOut(ch string, frame, data []byte, except, pos string) {
+// data to every in-process one (with pos, on a channel with history).
+// Both are shared and never modified. It returns how many it queued, for
+// the caller's delivery counter.
+func (h *Hub) fanOut(ch string, frame, data []byte, except, pos string) uint64 {
 	subs, locals := h.reg.snapshot(ch)
 	n := len(subs)
 	if except == "" {
@@ -232,12 +252,13 @@ func (h *Hub) fanOut(ch string, frame, data []byte, except, pos string) {
 	for _, l := range locals {
 		l.push(Message{Channel: ch, Data: data, Pos: pos})
 	}
-	h.metrics.deliveries.Add(uint64(n + len(locals)))
+	return uint64(n + len(locals))
 }
 
 // gap handles the cluster's report that publishes on chs may have been
 // missed here (a broken link, a dead peer, a dropped frame): channels with
 // history are refilled from the peers, the others' subscribers are told.
+// Reserved channels have no clients to tell.
 func (h *Hub) gap(chs []string) {
 	for _, ch := range h.refill(chs) {
 		if !isReserved(ch) {
@@ -250,20 +271,18 @@ func (h *Hub) gap(chs []string) {
 // publishes on it. Subscribes not acked yet are skipped: nothing was
 // promised to them.
 func (h *Hub) sendGaps(ch string) {
-	{
-		subs, locals := h.reg.snapshot(ch)
-		for _, l := range locals {
-			l.push(Message{Channel: ch, Gap: true})
-		}
-		if len(subs) == 0 {
-			return
-		}
-		frame := gapFrame(ch)
-		for _, s := range subs {
-			if s.confirmedOn(ch) {
-				s.send(frame)
-				h.metrics.gaps.Add(1)
-			}
+	subs, locals := h.reg.snapshot(ch)
+	for _, l := range locals {
+		l.push(Message{Channel: ch, Gap: true})
+	}
+	if len(subs) == 0 {
+		return
+	}
+	frame := gapFrame(ch)
+	for _, s := range subs {
+		if s.confirmedOn(ch) {
+			s.send(frame)
+			h.metrics.gaps.Add(1)
 		}
 	}
 }
@@ -316,19 +335,33 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 
 // Stats is a snapshot of the hub's counters.
 type Stats struct {
-	Sessions         int64           `json:"sessions"`
-	Connects         uint64          `json:"connects"`
-	Channels         int             `json:"channels"`
-	Publishes        uint64          `json:"publishes"`
-	RemoteDeliveries uint64          `json:"remote_publishes"`
-	Deliveries       uint64          `json:"deliveries"`
-	BadRequests      uint64          `json:"bad_requests"`
-	InterestTimeouts uint64          `json:"interest_timeouts"`
-	Refused          uint64          `json:"refused"`
-	Unavailable      uint64          `json:"unavailable"` // upgrades, subs and pubs refused with 503 while not in good standing
-	Gaps             uint64          `json:"gaps"`        // gap frames sent to subscribers
-	History          HistoryStats    `json:"history"`
-	Transport        transport.Stats `json:"transport"`
+	Sessions         int64  `json:"sessions"`
+	Connects         uint64 `json:"connects"`
+	Channels         int    `json:"channels"`
+	Publishes        uint64 `json:"publishes"`
+	RemoteDeliveries uint64 `json:"remote_publishes"`
+	Deliveries       uint64 `json:"deliveries"`      // every local delivery, PeerDeliveries included
+	PeerDeliveries   uint64 `json:"peer_deliveries"` // deliveries of publishes from other nodes
+	Subscriptions    int64  `json:"subscriptions"`   // client subscriptions on this node
+	BadRequests      uint64 `json:"bad_requests"`
+	InterestTimeouts uint64 `json:"interest_timeouts"`
+	Refused          uint64 `json:"refused"`
+	Unavailable      uint64 `json:"unavailable"` // upgrades, subs and pubs refused with 503 while not in good standing
+	Gaps             uint64 `json:"gaps"`        // gap frames sent to subscribers
+	// Upgrades refused before the WebSocket handshake, by reason: a
+	// browser origin not allowed, a connection limit, the Authenticator,
+	// the node not in good standing (503), a request that is not a valid
+	// WebSocket upgrade (400, 405, 426, 505; upgrade.go).
+	RefusedOrigin      uint64 `json:"refused_origin"`
+	RefusedLimit       uint64 `json:"refused_limit"`
+	RefusedAuth        uint64 `json:"refused_auth"`
+	RefusedUnavailable uint64 `json:"refused_unavailable"`
+	RefusedUpgrade     uint64 `json:"refused_upgrade"`
+	// ErrCodes counts the err frames sent to clients by code ("400",
+	// "403", "413", "429", "503", and "other" for a hook's own codes).
+	ErrCodes  map[string]uint64 `json:"err_codes"`
+	History   HistoryStats      `json:"history"`
+	Transport transport.Stats   `json:"transport"`
 }
 
 // HistoryStats is what the node holds of channels with history, and how
@@ -345,7 +378,8 @@ type HistoryStats struct {
 	NotStored         uint64 `json:"not_stored"`         // publishes refused with 503: not held by enough nodes
 }
 
-func (h *Hub) historyStats() HistoryStats {
+// HistoryStats returns the history figures alone (Stats has them too).
+func (h *Hub) HistoryStats() HistoryStats {
 	st := h.store.Stats()
 	m := &h.metrics
 	return HistoryStats{
@@ -358,19 +392,29 @@ func (h *Hub) historyStats() HistoryStats {
 // Stats returns the hub's counters.
 func (h *Hub) Stats() Stats {
 	m := &h.metrics
+	peer := m.peerDeliveries.Load()
 	return Stats{
 		Sessions:         m.sessions.Load(),
 		Connects:         m.connects.Load(),
 		Channels:         h.reg.count(),
 		Publishes:        m.publishes.Load(),
 		RemoteDeliveries: m.remoteDeliveries.Load(),
-		Deliveries:       m.deliveries.Load(),
+		Deliveries:       m.deliveries.Load() + peer,
+		PeerDeliveries:   peer,
+		Subscriptions:    m.subscriptions.Load(),
 		BadRequests:      m.badRequests.Load(),
 		InterestTimeouts: m.interestTimeouts.Load(),
 		Refused:          m.refused.Load(),
 		Unavailable:      m.unavailable.Load(),
 		Gaps:             m.gaps.Load(),
-		History:          h.historyStats(),
-		Transport:        h.transport.Stats(),
+
+		RefusedOrigin:      m.refusedOrigin.Load(),
+		RefusedLimit:       m.refusedLimit.Load(),
+		RefusedAuth:        m.refusedAuth.Load(),
+		RefusedUnavailable: m.refusedUnavailable.Load(),
+		RefusedUpgrade:     m.refusedUpgrade.Load(),
+		ErrCodes:           m.errs.snapshot(),
+		History:            h.HistoryStats(),
+		Transport:          h.transport.Stats(),
 	}
 }

@@ -19,32 +19,32 @@ const maxTasks = 16
 // subscribeSince is a sub with "since": the session joins ch, catches up
 // from the position, goes live, and is acked with whether the catch-up is
 // complete (recovered).
-func (s *session) subscribeSince(req *request) {
+func (s *session) subscribeSince(req *request, start time.Time) {
 	h := s.hub
 	lim, ok := h.limits(req.ch)
 	if !ok {
 		h.metrics.badRequests.Add(1)
-		s.send(errFrame(req, CodeBadRequest, `"since" on a channel without history`))
+		s.sendErr(req, CodeBadRequest, `"since" on a channel without history`)
 		return
 	}
 	p, err := history.DecodePos(history.Place(req.ch), req.since)
 	if err != nil {
 		h.metrics.badRequests.Add(1)
-		s.send(errFrame(req, CodeBadRequest, `bad "since": `+posReason(err)))
+		s.sendErr(req, CodeBadRequest, `bad "since": `+posReason(err))
 		return
 	}
 	if s.tasks.Add(1) > maxTasks {
 		s.tasks.Add(-1)
-		s.send(errFrame(req, CodeRateLimited, "too many recoveries and history reads at once"))
+		s.sendErr(req, CodeRateLimited, "too many recoveries and history reads at once")
 		return
 	}
 	t, isNew, err := s.join(req.ch, true)
 	if err != nil || !isNew {
 		s.tasks.Add(-1)
 		if err != nil {
-			s.send(errFrame(req, codeOf(err, CodeBadRequest), err.Error()))
+			s.sendErr(req, codeOf(err, CodeBadRequest), err.Error())
 		} else {
-			s.hub.awaitInterest(s, *req, t) // subscribed meanwhile: a repeat
+			s.hub.awaitInterest(s, *req, t, start) // subscribed meanwhile: a repeat
 		}
 		return
 	}
@@ -143,18 +143,18 @@ func (s *session) history(req *request) {
 	lim, ok := h.limits(req.ch)
 	if !ok {
 		h.metrics.badRequests.Add(1)
-		s.send(errFrame(req, CodeBadRequest, "channel has no history"))
+		s.sendErr(req, CodeBadRequest, "channel has no history")
 		return
 	}
 	if !s.subscribed(req.ch) {
 		if err := s.authorizeSubscribe(req.ch); err != nil {
-			s.send(errFrame(req, codeOf(err, CodeForbidden), err.Error()))
+			s.sendErr(req, codeOf(err, CodeForbidden), err.Error())
 			return
 		}
 	}
 	if s.tasks.Add(1) > maxTasks {
 		s.tasks.Add(-1)
-		s.send(errFrame(req, CodeRateLimited, "too many recoveries and history reads at once"))
+		s.sendErr(req, CodeRateLimited, "too many recoveries and history reads at once")
 		return
 	}
 	limit := lim.Max
@@ -170,7 +170,7 @@ func (s *session) history(req *request) {
 		defer cancel()
 		msgs, pos, err := h.readHistory(ctx, ch, lim, limit)
 		if err != nil {
-			s.send(errFrame(&request{id: id, hasID: hasID}, CodeUnavailable, "history unavailable: "+err.Error()))
+			s.sendErr(&request{id: id, hasID: hasID}, CodeUnavailable, "history unavailable: "+err.Error())
 			return
 		}
 		// One frame must fit the connection's queue: the oldest go first.

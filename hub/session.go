@@ -61,6 +61,7 @@ func (s *session) OnClose(err error) {
 	s.closed = true
 	subs := s.subs
 	s.subs = nil
+	s.hub.metrics.subscriptions.Add(-int64(len(subs)))
 	for _, sb := range subs {
 		if sb.c != nil {
 			s.hub.reg.remove(sb.c, s)
@@ -80,7 +81,7 @@ func (s *session) OnMessage(frame []byte) {
 	req, err := decodeRequest(frame)
 	if err != nil {
 		s.hub.metrics.badRequests.Add(1)
-		s.send(errFrame(&req, CodeBadRequest, err.Error()))
+		s.sendErr(&req, CodeBadRequest, err.Error())
 		return
 	}
 	switch req.op {
@@ -94,7 +95,7 @@ func (s *session) OnMessage(frame []byte) {
 		s.history(&req)
 	default:
 		s.hub.metrics.badRequests.Add(1)
-		s.send(errFrame(&req, CodeBadRequest, "unknown op "+quoteForReason(req.op)))
+		s.sendErr(&req, CodeBadRequest, "unknown op "+quoteForReason(req.op))
 	}
 }
 
@@ -119,7 +120,7 @@ func (s *session) joinLocked(ch string, recovering bool) (t relay.Ticket, isNew 
 		return 0, false, ErrClosed
 	case s.find(ch) >= 0:
 		return s.subs[s.find(ch)].t, false, nil
-	case len(s.subs) >= s.hub.cfg.MaxSubscriptions:
+	case len(s.subs) >= s.hub.live().MaxSubscriptions:
 		return 0, false, errSubLimit
 	}
 	var c *channel
@@ -131,6 +132,7 @@ func (s *session) joinLocked(ch string, recovering bool) (t relay.Ticket, isNew 
 		t = 0
 	}
 	s.subs = append(s.subs, sub{ch, c, t})
+	s.hub.metrics.subscriptions.Add(1)
 	return t, true, nil
 }
 
@@ -173,6 +175,7 @@ func (s *session) leaveLocked(ch string) bool {
 		s.hub.reg.remove(c, s)
 	}
 	s.hub.relay.Unsubscribe(ch)
+	s.hub.metrics.subscriptions.Add(-1)
 	return true
 }
 
@@ -194,22 +197,23 @@ func (s *session) find(ch string) int {
 }
 
 func (s *session) subscribe(req *request) {
+	start := s.hub.startTimer()
 	if !s.checkChannel(req) || !s.inStanding(req) {
 		return
 	}
 	if !s.subscribed(req.ch) {
 		if err := s.authorizeSubscribe(req.ch); err != nil {
-			s.send(errFrame(req, codeOf(err, CodeForbidden), err.Error()))
+			s.sendErr(req, codeOf(err, CodeForbidden), err.Error())
 			return
 		}
 	}
 	if req.hasSince && !s.subscribed(req.ch) {
-		s.subscribeSince(req)
+		s.subscribeSince(req, start)
 		return
 	}
 	t, isNew, err := s.join(req.ch, false)
 	if err != nil {
-		s.send(errFrame(req, codeOf(err, CodeBadRequest), err.Error()))
+		s.sendErr(req, codeOf(err, CodeBadRequest), err.Error())
 		return
 	}
 	if isNew {
@@ -217,7 +221,7 @@ func (s *session) subscribe(req *request) {
 	}
 	// A repeated sub waits like the first: the first may still be waiting
 	// for the cluster, and this ack promises the same.
-	s.hub.awaitInterest(s, *req, t)
+	s.hub.awaitInterest(s, *req, t, start)
 }
 
 // inStanding refuses a request with err 503 while the node is not a member
@@ -228,7 +232,7 @@ func (s *session) inStanding(req *request) bool {
 		return true
 	}
 	s.hub.metrics.unavailable.Add(1)
-	s.send(errFrame(req, CodeUnavailable, "cluster unavailable: "+err.Error()))
+	s.sendErr(req, CodeUnavailable, "cluster unavailable: "+err.Error())
 	return false
 }
 
@@ -248,19 +252,19 @@ func (s *session) publish(req *request) {
 	}
 	if req.data == nil {
 		s.hub.metrics.badRequests.Add(1)
-		s.send(errFrame(req, CodeBadRequest, `pub needs "data"`))
+		s.sendErr(req, CodeBadRequest, `pub needs "data"`)
 		return
 	}
-	if len(req.data) > s.hub.cfg.MaxDataSize {
-		s.send(errFrame(req, CodeTooLarge, "data is larger than the limit"))
+	if len(req.data) > s.hub.live().MaxDataSize {
+		s.sendErr(req, CodeTooLarge, "data is larger than the limit")
 		return
 	}
 	if !s.publishAllowed() {
-		s.send(errFrame(req, CodeRateLimited, "publish rate limit exceeded"))
+		s.sendErr(req, CodeRateLimited, "publish rate limit exceeded")
 		return
 	}
 	if err := s.authorizePublish(req.ch, req.data); err != nil {
-		s.send(errFrame(req, codeOf(err, CodeForbidden), err.Error()))
+		s.sendErr(req, codeOf(err, CodeForbidden), err.Error())
 		return
 	}
 	if !s.inStanding(req) {
@@ -277,7 +281,7 @@ func (s *session) publish(req *request) {
 	s.hub.publish(req.ch, req.data, "", func(err error) {
 		if err != nil {
 			s.hub.metrics.notStored.Add(1)
-			s.send(errFrame(&request{id: id, hasID: hasID}, CodeUnavailable, "published, but not stored on enough nodes to survive a node's death: "+err.Error()))
+			s.sendErr(&request{id: id, hasID: hasID}, CodeUnavailable, "published, but not stored on enough nodes to survive a node's death: "+err.Error())
 			return
 		}
 		if hasID {
@@ -292,7 +296,7 @@ func (s *session) checkChannel(req *request) bool {
 		return true
 	}
 	s.hub.metrics.badRequests.Add(1)
-	s.send(errFrame(req, CodeBadRequest, reason))
+	s.sendErr(req, CodeBadRequest, reason)
 	return false
 }
 
