@@ -31,8 +31,9 @@ type Config struct {
 	// slot in a channel's subscriber list.
 	MaxSubscriptions int
 	// AllowedOrigins lists the Origin values a browser may connect from
-	// ("https://example.com", or "*" for any). Empty: the request's own host
-	// and localhost. Requests without an Origin (non-browser clients) pass.
+	// ("https://example.com", or "*" for any), besides the request's own
+	// host, which always may (the node's own pages). Empty: the own host and
+	// localhost. Requests without an Origin (non-browser clients) pass.
 	AllowedOrigins []string
 	// HistoryMemory bounds the bytes of history this node keeps, for all
 	// channels with history together (Namespace.History); past it the

@@ -309,6 +309,7 @@ func TestOriginCheck(t *testing.T) {
 		{nil, "SELF", true},
 		{[]string{"https://app.example"}, "https://app.example", true},
 		{[]string{"https://app.example"}, "http://localhost:3000", false},
+		{[]string{"https://app.example"}, "SELF", true}, // the node's own pages, whatever the list
 		{[]string{"*"}, "http://evil.example", true},
 		{nil, "null", false},
 	}

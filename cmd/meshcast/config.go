@@ -141,7 +141,7 @@ func (c *config) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.maxSubscriptions, "max-subscriptions", 1024, "channels one connection may subscribe to; more is refused with err 429")
 	fs.IntVar(&c.writeQueue, "write-queue", 1<<20, "bytes queued per connection before it is closed as a slow consumer (1008)")
 	fs.DurationVar(&c.pingInterval, "ping-interval", 25*time.Second, "server ping interval; clients silent for two intervals are closed")
-	fs.StringVar(&c.allowedOrigins, "allowed-origins", "", `comma-separated browser origins allowed to connect, "*" for any (default: the request's own host and localhost)`)
+	fs.StringVar(&c.allowedOrigins, "allowed-origins", "", `comma-separated browser origins allowed to connect besides the node's own host, "*" for any (default: the own host and localhost)`)
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 10*time.Second, "longest graceful shutdown on SIGINT/SIGTERM")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")

@@ -149,7 +149,7 @@ func (s *securityConfig) tokenVerifier() (*hub.TokenVerifier, error) {
 // set.
 func (s *securityConfig) namespaceRules() (map[string]hub.Namespace, error) {
 	if s.fileNamespaces == nil && len(s.namespaces) == 0 {
-		return nil, nil
+		return demoNamespaces(), nil
 	}
 	rules := map[string]hub.Namespace{}
 	for name, ns := range s.fileNamespaces {
@@ -159,6 +159,14 @@ func (s *securityConfig) namespaceRules() (map[string]hub.Namespace, error) {
 		rules[nf.name] = nf.ns
 	}
 	return rules, nil
+}
+
+// demoNamespaces are the rules of a node started with none configured:
+// everything open, and history on the demo chat's namespace ("chat"), so
+// that a reload of the page shows the last messages and a reconnect
+// recovers what it missed. Configuring any namespace replaces them.
+func demoNamespaces() map[string]hub.Namespace {
+	return map[string]hub.Namespace{"chat": {History: 100, HistoryTTL: hub.Duration(time.Hour)}}
 }
 
 func (s *securityConfig) readAPIKey() (string, error) {
