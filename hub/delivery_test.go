@@ -160,6 +160,8 @@ type fakeRelay struct {
 	release   chan struct{} // closed: every ticket is confirmed
 	timeout   chan struct{} // closed: waits time out instead
 	waits     []bool        // per AwaitConfirmed call: was its deadline already past
+	// fetch, if set, answers Fetch (the peers' history)
+	fetch func(ch string, after history.Frontier) ([]history.Result, bool, error)
 }
 
 func newFakeRelay() *fakeRelay {
@@ -182,8 +184,14 @@ func (f *fakeRelay) Publish(ch string, data []byte, except string, _ *relay.Stam
 	}
 }
 
-func (f *fakeRelay) Fetch(context.Context, string, history.Frontier, int) ([]history.Result, bool, error) {
-	return nil, true, nil
+func (f *fakeRelay) Fetch(_ context.Context, ch string, after history.Frontier, _ int) ([]history.Result, bool, error) {
+	f.mu.Lock()
+	fetch := f.fetch
+	f.mu.Unlock()
+	if fetch == nil {
+		return nil, true, nil
+	}
+	return fetch(ch, after)
 }
 
 func (f *fakeRelay) record(what, ch string) {

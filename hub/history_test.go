@@ -5,9 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/meshcast/meshcast/internal/history"
+	"github.com/meshcast/meshcast/internal/relay"
 )
+
+type relayStamp = relay.Stamp
 
 func historyConfig(window int) Config {
 	cfg := DefaultConfig()
@@ -102,5 +108,85 @@ func TestHistoryConfigChecked(t *testing.T) {
 		if _, err := New(cfg); !errors.Is(err, ErrInvalidConfig) {
 			t.Fatalf("%+v: %v", ns, err)
 		}
+	}
+}
+
+// TestRefillFillsHoles: a peer's publish after a hole in its stream waits
+// while the node fetches what is missing; the subscriber gets the whole
+// stream in order, once, and no gap. A gap from the cluster is refilled
+// too; only what no peer holds becomes a gap frame, where it is.
+func TestRefillFillsHoles(t *testing.T) {
+	t.Parallel()
+	relay := newFakeRelay()
+	close(relay.release)
+	cfg := historyConfig(100)
+	cfg.Cluster = relay
+	_, url := testHub(t, cfg)
+	c := dial(t, url)
+	c.MustAck(`{"op":"sub","ch":"hist:r","id":1}`)
+
+	const stream = 77
+	now := time.Now().UnixMilli()
+	msg := func(seq uint64) history.Msg {
+		return history.Msg{Stream: stream, Seq: seq, Time: now + int64(seq), Data: []byte(fmt.Sprint(seq))}
+	}
+	var mu sync.Mutex
+	held := map[uint64]bool{2: true, 3: true} // what the peers hold
+	relay.mu.Lock()
+	relay.fetch = func(ch string, after history.Frontier) ([]history.Result, bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		var r history.Result
+		for seq := uint64(1); seq <= 10; seq++ {
+			if held[seq] && seq > after.Get(stream) {
+				r.Msgs = append(r.Msgs, msg(seq))
+			}
+		}
+		first, last := uint64(2), uint64(3)
+		for seq := uint64(6); seq <= 10; seq++ {
+			if held[seq] {
+				last = seq
+			}
+		}
+		r.Spans = []history.Span{{Stream: stream, First: first, Last: last}}
+		return []history.Result{r}, true, nil
+	}
+	relay.mu.Unlock()
+	deliver := func(seq uint64) {
+		m := msg(seq)
+		relay.recv.Deliver("hist:r", m.Data, "", &relayStamp{Stream: m.Stream, Seq: m.Seq, Time: m.Time})
+	}
+	deliver(1)
+	deliver(4) // 2 and 3 are missing: held until the refill brings them
+	for want := 1; want <= 4; want++ {
+		if m := c.ReadJSON(); m["op"] != "msg" || m["data"] != float64(want) {
+			t.Fatalf("want %d, got %v", want, m)
+		}
+	}
+	// 5 is lost everywhere; 6 arrives and the peers have it too: 6 comes
+	// after a gap frame, once.
+	mu.Lock()
+	held[6] = true
+	mu.Unlock()
+	deliver(6)
+	if m := c.ReadJSON(); m["op"] != "gap" {
+		t.Fatalf("want a gap for the hole no one can fill, got %v", m)
+	}
+	if m := c.ReadJSON(); m["data"] != float64(6) {
+		t.Fatalf("after the gap: %v", m)
+	}
+	deliver(6) // a repeat: dropped
+	deliver(7)
+	if m := c.ReadJSON(); m["data"] != float64(7) {
+		t.Fatalf("after a repeat: %v", m)
+	}
+	// The cluster reports a gap (a link broke): 8 never came live, the
+	// peers have it, so the refill delivers it and no gap frame goes out.
+	mu.Lock()
+	held[7], held[8] = true, true
+	mu.Unlock()
+	relay.recv.Gap([]string{"hist:r"})
+	if m := c.ReadJSON(); m["op"] != "msg" || m["data"] != float64(8) {
+		t.Fatalf("refill after the cluster's gap: %v", m)
 	}
 }
