@@ -27,6 +27,10 @@ const (
 	frameBye       frameType = 10 // dialer is leaving: everything it queued came before this
 	frameGap       frameType = 11 // dialer dropped publishes for these channels (full queue)
 	frameMark      frameType = 12 // dialer asks for an ack of seq (re-verification after a stall)
+	frameStamped   frameType = 13 // publish on a channel with history: channel, except, stamp, payload
+	frameStored    frameType = 14 // acceptor -> dialer: stamped publishes stored, counted on this link
+	frameFetch     frameType = 15 // dialer asks for the history of a channel after a frontier
+	frameFetched   frameType = 16 // acceptor -> dialer: the answer to a fetch
 )
 
 // headerLen is the length prefix; the prefix counts the type byte and body.
@@ -161,6 +165,32 @@ type snapshotMsg struct {
 // ackMsg is an ack (acceptor -> dialer) or a mark (dialer -> acceptor).
 type ackMsg struct {
 	Seq uint64 `msgpack:"s"`
+}
+
+// fetchMsg asks for what the acceptor holds of a channel after a frontier
+// (pairs of stream and seq), up to about Budget bytes of data.
+type fetchMsg struct {
+	ID     uint64      `msgpack:"i"`
+	Ch     string      `msgpack:"c"`
+	After  [][2]uint64 `msgpack:"a,omitempty"`
+	Budget int         `msgpack:"b"`
+}
+
+// fetchedMsg answers a fetchMsg: messages as (stream, seq, time, data),
+// spans as (stream, first, last, before time), and whether more is held.
+type fetchedMsg struct {
+	ID    uint64          `msgpack:"i"`
+	Msgs  []fetchedRecord `msgpack:"m,omitempty"`
+	Spans [][4]int64      `msgpack:"p,omitempty"`
+	More  bool            `msgpack:"x,omitempty"`
+}
+
+type fetchedRecord struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Stream   uint64
+	Seq      uint64
+	Time     int64
+	Data     []byte
 }
 
 // gapMsg lists the channels of publishes the dialer dropped for the

@@ -75,7 +75,7 @@ func (c *Client) Subscribe(ctx context.Context, ch string) error {
 	if err := h.serving(ctx); err != nil {
 		return err
 	}
-	t, isNew, err := c.s.join(ch)
+	t, isNew, err := c.s.join(ch, false)
 	if err != nil {
 		return err
 	}
@@ -114,7 +114,7 @@ func (c *Client) Send(ch string, data []byte) error {
 	if err := c.s.hub.checkData(data); err != nil {
 		return err
 	}
-	frame, _ := msgFrame(ch, data)
+	frame, _ := msgFrame(ch, data, "")
 	if err := c.s.conn.Send(frame); err != nil {
 		return fmt.Errorf("%w: %w", ErrClosed, err)
 	}
