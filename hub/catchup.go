@@ -59,7 +59,7 @@ func (h *Hub) recoverFrom(ctx context.Context, cs *chanState, p history.Pos, t r
 		complete = ok && history.Complete(p, append(spans, peerSpans...))
 		items := make([]item, len(msgs))
 		for i, m := range msgs {
-			items[i] = item{Msg: m}
+			items[i] = item{Msg: m, fetched: true}
 		}
 		items = mergeStreams(items)
 		cs.mu.Lock()

@@ -55,10 +55,12 @@ type chanState struct {
 	warned bool   // the config mismatch was logged
 }
 
-// item is a publish to deliver: a stored message and the client it skips.
+// item is a publish to deliver: a stored message and the client it skips,
+// and whether it came from a peer's fetch answer (rather than live).
 type item struct {
 	history.Msg
-	except string
+	except  string
+	fetched bool
 }
 
 // histState holds the channels with history this node follows.
@@ -184,12 +186,12 @@ func (h *Hub) deliverStamped(ch string, data []byte, except string, st relay.Sta
 		return // had it (a refill was faster)
 	case cs.busy:
 		m.Data = slices.Clone(data)
-		cs.held = append(cs.held, item{m, except})
+		cs.held = append(cs.held, item{Msg: m, except: except})
 	case cs.users > 0 && last != 0 && st.Seq > last+1:
 		// A hole before it: fetch what is missing first. (A node without
 		// subscribers only keeps copies: nobody was promised anything.)
 		m.Data = slices.Clone(data)
-		cs.held = append(cs.held, item{m, except})
+		cs.held = append(cs.held, item{Msg: m, except: except})
 		h.startRefillLocked(cs)
 	default:
 		h.deliverLocked(cs, m, except)
@@ -248,7 +250,7 @@ func (h *Hub) refillChannel(cs *chanState) {
 	defer cs.mu.Unlock()
 	items := make([]item, 0, len(msgs)+len(cs.held))
 	for _, m := range msgs {
-		items = append(items, item{Msg: m})
+		items = append(items, item{Msg: m, fetched: true})
 	}
 	items = append(items, cs.held...)
 	cs.held, cs.busy = nil, false
@@ -302,6 +304,9 @@ func (h *Hub) applyLocked(cs *chanState, items []item, gaps bool) (gapped bool) 
 			}
 		}
 		h.deliverLocked(cs, it.Msg, it.except)
+		if it.fetched {
+			h.metrics.refilled.Add(1)
+		}
 	}
 	return gapped
 }

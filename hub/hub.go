@@ -52,6 +52,7 @@ type metrics struct {
 	gaps              atomic.Uint64 // gap frames sent to subscribers
 	refills           atomic.Uint64 // catch-ups of a channel with history after a gap
 	refillsIncomplete atomic.Uint64 // those that could not fill every hole (a gap frame went out)
+	refilled          atomic.Uint64 // messages a refill or a recovery fetched from the peers and delivered here
 	recoveries        atomic.Uint64 // subscribes with since
 	recoveriesPartial atomic.Uint64 // those acked with recovered:false
 	notStored         atomic.Uint64 // publishes on channels with history refused: not held by enough nodes
@@ -327,12 +328,28 @@ type Stats struct {
 	Refused          uint64          `json:"refused"`
 	Unavailable      uint64          `json:"unavailable"` // upgrades, subs and pubs refused with 503 while not in good standing
 	Gaps             uint64          `json:"gaps"`        // gap frames sent to subscribers
+	History          HistoryStats    `json:"history"`
 	Transport        transport.Stats `json:"transport"`
+}
+
+// HistoryStats counts the work of channels with history on this node.
+type HistoryStats struct {
+	Channels          int    `json:"channels"`           // channels with messages held
+	Messages          int    `json:"messages"`           // messages held
+	Bytes             int64  `json:"bytes"`              // their data, counted against --history-memory
+	EvictedForMemory  uint64 `json:"evicted_for_memory"` // oldest messages dropped to stay under --history-memory
+	Refills           uint64 `json:"refills"`            // catch-ups of a channel after the cluster reported a possible loss
+	RefillsIncomplete uint64 `json:"refills_incomplete"` // those that could not fill every hole: a gap frame went out
+	Refilled          uint64 `json:"refilled"`           // messages fetched from peers and delivered to this node's subscribers
+	Recoveries        uint64 `json:"recoveries"`         // subs with since
+	RecoveriesPartial uint64 `json:"recoveries_partial"` // those acked with recovered:false
+	NotStored         uint64 `json:"not_stored"`         // pubs answered err 503: not held by enough nodes
 }
 
 // Stats returns the hub's counters.
 func (h *Hub) Stats() Stats {
 	m := &h.metrics
+	st := h.store.Stats()
 	return Stats{
 		Sessions:         m.sessions.Load(),
 		Connects:         m.connects.Load(),
@@ -345,6 +362,18 @@ func (h *Hub) Stats() Stats {
 		Refused:          m.refused.Load(),
 		Unavailable:      m.unavailable.Load(),
 		Gaps:             m.gaps.Load(),
-		Transport:        h.transport.Stats(),
+		History: HistoryStats{
+			Channels:          st.Channels,
+			Messages:          st.Messages,
+			Bytes:             st.Bytes,
+			EvictedForMemory:  st.Evicted,
+			Refills:           m.refills.Load(),
+			RefillsIncomplete: m.refillsIncomplete.Load(),
+			Refilled:          m.refilled.Load(),
+			Recoveries:        m.recoveries.Load(),
+			RecoveriesPartial: m.recoveriesPartial.Load(),
+			NotStored:         m.notStored.Load(),
+		},
+		Transport: h.transport.Stats(),
 	}
 }

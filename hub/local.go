@@ -36,7 +36,7 @@ type Subscription struct {
 	// recovered: a Since subscription's catch-up was complete; set before
 	// Subscribe returns.
 	recovered bool
-	done    chan struct{} // closed when the delivery goroutine has exited
+	done      chan struct{} // closed when the delivery goroutine has exited
 }
 
 // maxLocalQueue bounds the messages waiting for a slow in-process
