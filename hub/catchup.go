@@ -63,9 +63,11 @@ func (h *Hub) recoverFrom(ctx context.Context, cs *chanState, p history.Pos, t r
 		}
 		items = mergeStreams(items)
 		cs.mu.Lock()
-		if !cs.busy && cs.users > 0 {
-			h.applyLocked(cs, items, false) // what the node lacks too, in order
-		}
+		// What the node lacks too, in order: once the subscriber is live,
+		// the node must be past everything it has, or a later refill
+		// would deliver it again. (A refill running meanwhile is no
+		// reason to wait: each stream's frontier keeps them apart.)
+		h.applyLocked(cs, items, false)
 		held := h.store.Spans(cs.name)
 		cs.mu.Unlock()
 		// What the store does not hold goes first: for each stream, what
@@ -148,14 +150,17 @@ func ahead(p, front history.Frontier) bool {
 	return false
 }
 
-// askFrontier is what to ask peers for: after the subscriber's mark for
-// the streams it knows (or the node's, if further back), everything of
-// the others, which the subscriber judges by time.
+// askFrontier is what to ask peers for: for each stream the subscriber
+// knows, after its mark or the node's, whichever is further back;
+// everything of the others, which the subscriber judges by time. A stream
+// the node has not delivered is asked for from its start, so that the
+// node catches up with the subscriber (by its own coverage: what is older
+// than its subscribers stays out) before the subscriber goes live.
 func askFrontier(p, front history.Frontier) history.Frontier {
-	out := slices.Clone(p)
-	for i, m := range out {
-		if f := front.Get(m.Stream); f != 0 && f < m.Seq {
-			out[i].Seq = f
+	out := make(history.Frontier, 0, len(p))
+	for _, m := range p {
+		if f := min(front.Get(m.Stream), m.Seq); f != 0 {
+			out = append(out, history.Mark{Stream: m.Stream, Seq: f})
 		}
 	}
 	return out
