@@ -67,7 +67,7 @@ func (h *Hub) recoverFrom(ctx context.Context, cs *chanState, p history.Pos, t r
 		// the node must be past everything it has, or a later refill
 		// would deliver it again. (A refill running meanwhile is no
 		// reason to wait: each stream's frontier keeps them apart.)
-		h.applyLocked(cs, items, false)
+		h.applyLocked(cs, items, holeSkip)
 		held := h.store.Spans(cs.name)
 		cs.mu.Unlock()
 		// What the store does not hold goes first: for each stream, what

@@ -51,6 +51,7 @@ type chanState struct {
 	since  int64
 	held   []item // peers' publishes waiting for a refill to fill the hole before them
 	busy   bool   // a refill runs
+	again  bool   // the cluster reported a possible loss during the refill's fetch: fetch once more
 	used   int64  // Unix ms of the last use, for forgetting idle states
 	warned bool   // the config mismatch was logged
 }
@@ -198,10 +199,15 @@ func (h *Hub) deliverStamped(ch string, data []byte, except string, st relay.Sta
 	}
 }
 
-// startRefillLocked starts a node-level catch-up of cs unless one runs.
-// Caller holds cs.mu.
+// startRefillLocked starts a node-level catch-up of cs; if one runs, it
+// fetches once more when done with what it has (what prompted this call
+// may have been lost after the peers answered it). Caller holds cs.mu.
 func (h *Hub) startRefillLocked(cs *chanState) {
-	if cs.busy || h.closed.Load() {
+	if cs.busy {
+		cs.again = true
+		return
+	}
+	if h.closed.Load() {
 		return
 	}
 	cs.busy = true
@@ -234,6 +240,11 @@ func (h *Hub) refill(chs []string) []string {
 	return plain
 }
 
+// maxRefillRounds bounds the fetches of one refill: a round is followed
+// by another while the cluster reports more possible losses, or while a
+// live publish waits behind a hole the peers' answers did not fill.
+const maxRefillRounds = 4
+
 // refillChannel fetches from the peers what this node lacks of cs after
 // its frontier and delivers it, with what was held meanwhile, in order. A
 // hole nobody can fill becomes a gap frame where it is.
@@ -241,11 +252,25 @@ func (h *Hub) refillChannel(cs *chanState) {
 	defer h.wg.Done()
 	ctx, cancel := context.WithTimeout(h.ctx, refillTimeout)
 	defer cancel()
-	cs.mu.Lock()
-	ask := slices.Clone(cs.front)
-	cs.mu.Unlock()
-	msgs, spans, ok := h.fetchAll(ctx, cs.name, ask)
+	for round := 1; ; round++ {
+		cs.mu.Lock()
+		ask := slices.Clone(cs.front)
+		cs.again = false
+		cs.mu.Unlock()
+		msgs, spans, ok := h.fetchAll(ctx, cs.name, ask)
+		if h.refillRound(cs, ask, msgs, spans, ok, round == maxRefillRounds || ctx.Err() != nil) {
+			return
+		}
+	}
+}
 
+// refillRound delivers what one round fetched, with what was held
+// meanwhile, and reports whether the refill is over. Before the last
+// round, a live publish after a hole waits (with the rest of its stream)
+// for another round: what is missing may have been published after the
+// peers answered. A fetched one after a hole does not: the peers that
+// answered hold it and not what comes before it.
+func (h *Hub) refillRound(cs *chanState, ask history.Frontier, msgs []history.Msg, spans []history.Span, ok, last bool) bool {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	items := make([]item, 0, len(msgs)+len(cs.held))
@@ -253,12 +278,23 @@ func (h *Hub) refillChannel(cs *chanState) {
 		items = append(items, item{Msg: m, fetched: true})
 	}
 	items = append(items, cs.held...)
-	cs.held, cs.busy = nil, false
+	cs.held = nil
 	if cs.users == 0 {
-		return // nobody left to deliver to
+		cs.busy = false
+		return true // nobody left to deliver to
 	}
-	whole := ok && h.nodeCovered(cs, spans)
-	gapped := h.applyLocked(cs, mergeStreams(items), true)
+	items = mergeStreams(items)
+	if !last {
+		items, _ = h.applyLocked(cs, items, holeKeep)
+		live := slices.ContainsFunc(items, func(it item) bool { return !it.fetched })
+		if live || cs.again {
+			cs.held = items
+			return false
+		}
+	}
+	cs.busy = false
+	whole := ok && nodeCovered(cs, ask, spans)
+	_, gapped := h.applyLocked(cs, items, holeGap)
 	if !whole {
 		if !gapped {
 			h.gapLocal(cs.name)
@@ -267,13 +303,14 @@ func (h *Hub) refillChannel(cs *chanState) {
 		h.metrics.refillsIncomplete.Add(1)
 	}
 	h.metrics.refills.Add(1)
+	return true
 }
 
-// nodeCovered reports whether the peers' spans hold everything after this
-// node's frontier (its own stream it never misses). Caller holds cs.mu.
-func (h *Hub) nodeCovered(cs *chanState, spans []history.Span) bool {
-	marks := make(history.Frontier, 0, len(cs.front))
-	for _, m := range cs.front {
+// nodeCovered reports whether the peers' spans hold everything after the
+// frontier this node asked them from (its own stream it never misses).
+func nodeCovered(cs *chanState, ask history.Frontier, spans []history.Span) bool {
+	marks := make(history.Frontier, 0, len(ask))
+	for _, m := range ask {
 		if m.Stream != cs.stream {
 			marks = append(marks, m)
 		}
@@ -281,12 +318,25 @@ func (h *Hub) nodeCovered(cs *chanState, spans []history.Span) bool {
 	return history.Complete(history.Pos{Marks: marks, Time: cs.since}, spans)
 }
 
+// holeMode is what applyLocked does with a message after a hole in its
+// stream (seq > last delivered + 1).
+type holeMode int
+
+const (
+	holeSkip holeMode = iota // leave it out: a refill will bring it
+	holeKeep                 // return it, and the rest of its stream
+	holeGap                  // deliver it after a gap frame
+)
+
 // applyLocked delivers to the node what it lacks of items (ordered by
 // mergeStreams): each stream's next messages, and those of streams it has
-// not seen that are newer than its coverage. With gaps, a message after a
-// hole is delivered after a gap frame (once); without, it is left for a
-// refill. It reports whether a gap frame went out. Caller holds cs.mu.
-func (h *Hub) applyLocked(cs *chanState, items []item, gaps bool) (gapped bool) {
+// not seen that are newer than its coverage. A message after a hole goes
+// as mode says: with holeKeep it is returned; with holeGap, each hole
+// that follows a delivery gets its own gap frame, so that every hole is
+// between a gap and what came before it, and gapped says whether one
+// went out. Caller holds cs.mu.
+func (h *Hub) applyLocked(cs *chanState, items []item, mode holeMode) (kept []item, gapped bool) {
+	told := false // a gap frame went out and nothing was delivered since
 	for _, it := range items {
 		had := cs.front.Get(it.Stream)
 		switch {
@@ -295,20 +345,25 @@ func (h *Hub) applyLocked(cs *chanState, items []item, gaps bool) (gapped bool) 
 		case had == 0 && it.Time <= cs.since-history.Skew:
 			continue // before this node's subscribers were here
 		case had != 0 && it.Seq > had+1:
-			if !gaps {
+			switch mode {
+			case holeSkip:
+				continue
+			case holeKeep:
+				kept = append(kept, it)
 				continue
 			}
-			if !gapped {
+			if !told {
 				h.gapLocal(cs.name)
-				gapped = true
+				told, gapped = true, true
 			}
 		}
 		h.deliverLocked(cs, it.Msg, it.except)
+		told = false
 		if it.fetched {
 			h.metrics.refilled.Add(1)
 		}
 	}
-	return gapped
+	return kept, gapped
 }
 
 // gapLocal tells the local subscribers of one channel that they may have
