@@ -322,7 +322,9 @@ func (h *histResult) report(plain *checkResult, node map[string]uint64) *histRep
 }
 
 // nodeHistoryCounters are the counters of /api/stats "history" summed
-// over node processes (the others there are levels, not counts).
+// over node processes (the others there are levels, not counts), and
+// interest_timeouts (subs, with since or not, acked or recovered before
+// every peer confirmed them: a recovery acked recovered:false for it).
 var nodeHistoryCounters = []string{"refills", "refills_incomplete", "refilled", "recoveries", "recoveries_partial", "not_stored", "evicted_for_memory"}
 
 // keepNodeStats adds the history counters of n's current process to the
@@ -337,7 +339,8 @@ func (sc *scenario) keepNodeStats(n *faultNode) {
 	}
 	status, b, err := httpGet(sc.http, "http://"+n.httpAddr+"/api/stats")
 	var st struct {
-		History map[string]float64 `json:"history"`
+		History          map[string]float64 `json:"history"`
+		InterestTimeouts uint64             `json:"interest_timeouts"`
 	}
 	if err == nil && status == 200 {
 		err = json.Unmarshal(b, &st)
@@ -352,6 +355,7 @@ func (sc *scenario) keepNodeStats(n *faultNode) {
 	for _, k := range nodeHistoryCounters {
 		sc.nodeStats[k] += uint64(st.History[k])
 	}
+	sc.nodeStats["interest_timeouts"] += st.InterestTimeouts
 }
 
 // collectNodeStats reads every running node process not read yet.
