@@ -28,7 +28,7 @@ func TestRefillAgainAfterAGapDuringARefill(t *testing.T) {
 	publishN(t, nodes[0].Hub, ch, 6, 8)
 	fetched, release := nodes[1].tap.holdFetches()
 	nodes[1].gap([]string{ch}) // the first report: a refill starts
-	<-fetched                  // the peers answered 6..8
+	awaitFetch(t, fetched)     // the peers answered 6..8
 	publishN(t, nodes[0].Hub, ch, 9, 10)
 	nodes[1].gap([]string{ch}) // the second report, during the refill
 	nodes[1].tap.drop.Store(false)
@@ -54,7 +54,7 @@ func TestRefillLiveMessageAfterAHole(t *testing.T) {
 	publishN(t, nodes[0].Hub, ch, 6, 8)
 	fetched, release := nodes[1].tap.holdFetches()
 	nodes[1].gap([]string{ch})
-	<-fetched // the peers answered 6..8
+	awaitFetch(t, fetched) // the peers answered 6..8
 	publishN(t, nodes[0].Hub, ch, 9, 10)
 	nodes[1].tap.drop.Store(false)
 	publishN(t, nodes[0].Hub, ch, 11, 11) // live, held behind the refill
@@ -90,5 +90,15 @@ func TestRefillGapAtEachHole(t *testing.T) {
 	waitFor(t, 5*time.Second, "every delivery", func() bool { return got.has("7") })
 	if e := strings.Join(got.events(), " "); e != "1 2 gap 4 5 gap 7" {
 		t.Fatalf("got %s; want a gap before 4 and before 7", e)
+	}
+}
+
+// awaitFetch waits until a fetch is held after its answers came.
+func awaitFetch(t *testing.T, fetched <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-fetched:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no refill fetched from the peers within 10s")
 	}
 }
