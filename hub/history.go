@@ -307,15 +307,27 @@ func (h *Hub) refillRound(cs *chanState, ask history.Frontier, msgs []history.Ms
 }
 
 // nodeCovered reports whether the peers' spans hold everything after the
-// frontier this node asked them from (its own stream it never misses).
+// frontier this node asked them from. Its own stream it never misses,
+// whatever the peers evicted of it. A stream it has further than any
+// answering peer knows it misses nothing either: a later publish that
+// was acked is held by an answering peer (that is what a complete fetch
+// means), and one that was not was promised to nobody.
 func nodeCovered(cs *chanState, ask history.Frontier, spans []history.Span) bool {
-	marks := make(history.Frontier, 0, len(ask))
-	for _, m := range ask {
-		if m.Stream != cs.stream {
-			marks = append(marks, m)
+	newest := map[uint64]uint64{}
+	others := make([]history.Span, 0, len(spans))
+	for _, sp := range spans {
+		if sp.Stream != cs.stream {
+			others = append(others, sp)
+			newest[sp.Stream] = max(newest[sp.Stream], sp.Last)
 		}
 	}
-	return history.Complete(history.Pos{Marks: marks, Time: cs.since}, spans)
+	marks := make(history.Frontier, 0, len(ask))
+	for _, m := range ask {
+		if last, known := newest[m.Stream]; known && m.Stream != cs.stream {
+			marks = append(marks, history.Mark{Stream: m.Stream, Seq: min(m.Seq, last)})
+		}
+	}
+	return history.Complete(history.Pos{Marks: marks, Time: cs.since}, others)
 }
 
 // holeMode is what applyLocked does with a message after a hole in its

@@ -31,11 +31,13 @@ type testNode struct {
 }
 
 // tapCluster is a cluster whose deliveries to the hub can be dropped (a
-// link that loses frames) and whose history fetches can be held after
-// the peers answered (a refill that takes its time).
+// link that loses frames), whose answers to peers' fetches can be empty
+// (a node that is gone), and whose own fetches can be held after the
+// peers answered (a refill that takes its time).
 type tapCluster struct {
 	*cluster.Cluster
-	drop atomic.Bool
+	drop   atomic.Bool // deliveries to the hub are lost
+	forget atomic.Bool // peers' fetches are answered as if the hub held nothing
 
 	mu      sync.Mutex
 	hold    chan struct{} // non-nil: a fetch waits for it to close, after its answers came
@@ -59,6 +61,13 @@ func (r tapReceiver) Deliver(ch string, data []byte, except string, st *relay.St
 	if !r.c.drop.Load() {
 		r.Receiver.Deliver(ch, data, except, st)
 	}
+}
+
+func (r tapReceiver) History(ch string, after history.Frontier, budget int) history.Result {
+	if r.c.forget.Load() {
+		return history.Result{}
+	}
+	return r.Receiver.History(ch, after, budget)
 }
 
 type tapRelay struct {

@@ -102,3 +102,47 @@ func awaitFetch(t *testing.T, fetched <-chan struct{}) {
 		t.Fatal("no refill fetched from the peers within 10s")
 	}
 }
+
+// TestRefillOwnStreamEvictedElsewhere: a node never misses its own
+// publishes, so a refill must not call itself incomplete (and send a gap
+// frame) because the peers evicted the oldest of them from their windows.
+// The fault suite saw a gap frame on both sides of a healed 60 s
+// partition, with nothing missed.
+func TestRefillOwnStreamEvictedElsewhere(t *testing.T) {
+	nodes := startHistoryHubs(t, 3, 5)
+	const ch = "hist:own"
+	got, _ := subscribeRec(t, nodes[0].Hub, ch)
+	subscribeRec(t, nodes[1].Hub, ch) // h1 keeps the last 5 of h0's stream
+	publishN(t, nodes[0].Hub, ch, 1, 20)
+	waitFor(t, 10*time.Second, "1..20 on h0", func() bool { return len(got.events()) == 20 })
+	before := nodes[0].Stats().History
+	nodes[0].gap([]string{ch})
+	waitFor(t, 10*time.Second, "h0's refill", func() bool { return nodes[0].Stats().History.Refills > before.Refills })
+	if after := nodes[0].Stats().History; after.RefillsIncomplete != before.RefillsIncomplete || slices.Contains(got.events(), "gap") {
+		t.Fatalf("h0 refilled with nothing missing: incomplete refills %d -> %d, its subscriber got %v",
+			before.RefillsIncomplete, after.RefillsIncomplete, got.events())
+	}
+}
+
+// TestRefillLastSeqOnlyHere: a node that received a peer's last publish
+// that no other node that answered holds (its publisher went away before
+// another got it) has missed nothing: a refill is complete.
+func TestRefillLastSeqOnlyHere(t *testing.T) {
+	nodes := startHistoryHubs(t, 3, 1000)
+	const ch = "hist:last"
+	got, _ := subscribeRec(t, nodes[0].Hub, ch)
+	other, _ := subscribeRec(t, nodes[2].Hub, ch)
+	publishN(t, nodes[1].Hub, ch, 1, 5)
+	waitFor(t, 10*time.Second, "1..5 on h0 and h2", func() bool { return len(got.events()) == 5 && len(other.events()) == 5 })
+	nodes[2].tap.drop.Store(true) // h2 does not get #6
+	publishN(t, nodes[1].Hub, ch, 6, 6)
+	waitFor(t, 10*time.Second, "#6 on h0", func() bool { return got.has("6") })
+	nodes[1].tap.forget.Store(true) // h1 answers fetches as if it held nothing (as if it were gone)
+	before := nodes[0].Stats().History
+	nodes[0].gap([]string{ch})
+	waitFor(t, 10*time.Second, "h0's refill", func() bool { return nodes[0].Stats().History.Refills > before.Refills })
+	if after := nodes[0].Stats().History; after.RefillsIncomplete != before.RefillsIncomplete || slices.Contains(got.events(), "gap") {
+		t.Fatalf("h0 refilled with nothing missing: incomplete refills %d -> %d, its subscriber got %v",
+			before.RefillsIncomplete, after.RefillsIncomplete, got.events())
+	}
+}
