@@ -266,26 +266,26 @@ func (h *histResult) table() string {
 type histReport struct {
 	Attempted          int               `json:"publishes_attempted"`
 	Acked              int               `json:"publishes_acked"`
-	NotStored          int               `json:"publishes_not_stored"`   // err 503: not held by enough nodes
-	NotStoredDelivered int               `json:"not_stored_delivered"`   // of those, reached some subscriber (once)
-	Refused            map[int]int       `json:"publishes_refused"`      // other refusals, by err code
-	Unanswered         int               `json:"publishes_unanswered"`   //
-	Delivered          int               `json:"delivered"`              //
-	GapFrames          int               `json:"gap_frames"`             // received on the history channel
-	PlainGapFrames     int               `json:"plain_gap_frames"`       // on the channel without history, same traffic
-	Gaps               map[string]int    `json:"gaps_per_subscriber"`    // by client
-	MissedCovered      int               `json:"missed_covered"`         // acked publishes not received, under a gap or recovered:false
-	PlainMissedCovered int               `json:"plain_missed_covered"`   // the same on the channel without history
-	Silent             int               `json:"missed_silently"`        //
-	RecoveredTrue      int               `json:"recovered_true"`         // reconnections by their ack
-	RecoveredFalse     int               `json:"recovered_false"`        //
-	RecoveryUnacked    int               `json:"recoveries_unacked"`     // the connection ended first
-	ResumedWithoutPos  int               `json:"resumed_without_pos"`    // no pos had come before the reconnect
-	RecoveryAckMaxS    float64           `json:"recovery_ack_max_s"`     // sub with since to its ack, slowest
-	Node               map[string]uint64 `json:"node_history_counters"`  // /api/stats history, summed over node processes
-	Violations         int               `json:"violations"`             //
-	Clients            int               `json:"subscriber_clients"`     //
-	Connections        int               `json:"subscriber_connections"` //
+	NotStored          int               `json:"publishes_not_stored"` // err 503: not held by enough nodes
+	NotStoredDelivered int               `json:"not_stored_delivered"` // of those, reached some subscriber (once)
+	Refused            map[int]int       `json:"publishes_refused"`    // other refusals, by err code
+	Unanswered         int               `json:"publishes_unanswered"`
+	Delivered          int               `json:"delivered"`
+	GapFrames          int               `json:"gap_frames"`           // received on the history channel
+	PlainGapFrames     int               `json:"plain_gap_frames"`     // on the channel without history, same traffic
+	Gaps               map[string]int    `json:"gaps_per_subscriber"`  // by client
+	MissedCovered      int               `json:"missed_covered"`       // acked publishes not received, under a gap or recovered:false
+	PlainMissedCovered int               `json:"plain_missed_covered"` // the same on the channel without history
+	Silent             int               `json:"missed_silently"`
+	RecoveredTrue      int               `json:"recovered_true"` // reconnections by their ack
+	RecoveredFalse     int               `json:"recovered_false"`
+	RecoveryUnacked    int               `json:"recoveries_unacked"`    // the connection ended first
+	ResumedWithoutPos  int               `json:"resumed_without_pos"`   // no pos had come before the reconnect
+	RecoveryAckMaxS    float64           `json:"recovery_ack_max_s"`    // sub with since to its ack, slowest
+	Node               map[string]uint64 `json:"node_history_counters"` // /api/stats history, summed over node processes
+	Violations         int               `json:"violations"`
+	Clients            int               `json:"subscriber_clients"`
+	Connections        int               `json:"subscriber_connections"`
 	StayedConnected    int               `json:"subscribers_stayed_connected"`
 }
 
