@@ -52,15 +52,25 @@ func (c *Cluster) fetch(ctx context.Context, ch string, after history.Frontier, 
 	defer timer.Stop()
 	var answers []history.Result
 	tolerated := max(c.cfg.Replicas-1, 0)
-wait:
+	expired := false
 	for _, ch2 := range ids {
+		if !expired {
+			select {
+			case r := <-ch2:
+				answers = append(answers, r)
+				continue
+			case <-timer.C:
+				expired = true
+			case <-ctx.Done():
+				return nil, false, ctx.Err()
+			}
+		}
+		// Past the timeout, take what has come without waiting: a peer
+		// that did not answer must not lose the others' answers.
 		select {
 		case r := <-ch2:
 			answers = append(answers, r)
-		case <-timer.C:
-			break wait
-		case <-ctx.Done():
-			return nil, false, ctx.Err()
+		default:
 		}
 	}
 	missing += len(ids) - len(answers)

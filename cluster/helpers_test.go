@@ -76,7 +76,18 @@ type recorder struct {
 	gaps   []string // one entry per channel per Gap call
 	events []string // "msg ch data" and "gap ch", in arrival order
 	gate   chan struct{}
+	hgate  chan struct{}  // non-nil: History waits for it (holdHistory)
 	hist   *history.Store // stamped publishes, as a hub would store them
+}
+
+// holdHistory makes History (a peer's fetch) block until the returned
+// release is called: the node is alive and linked but does not answer.
+func (r *recorder) holdHistory() (release func()) {
+	gate := make(chan struct{})
+	r.mu.Lock()
+	r.hgate = gate
+	r.mu.Unlock()
+	return sync.OnceFunc(func() { close(gate) })
 }
 
 // hold makes Deliver block until the returned release is called.
@@ -118,6 +129,12 @@ func (r *recorder) gapsOn(ch string) int {
 
 // History serves peers' fetches from what the recorder stored.
 func (r *recorder) History(ch string, after history.Frontier, budget int) history.Result {
+	r.mu.Lock()
+	gate := r.hgate
+	r.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 	return r.store().After(ch, after, budget)
 }
 
@@ -203,10 +220,19 @@ func (n *node) gossipAddr() string { return fmt.Sprintf("127.0.0.1:%d", n.Gossip
 // node sees all members alive and all links up both ways.
 func startCluster(t testing.TB, n int) []*node {
 	t.Helper()
-	nodes := []*node{startNode(t, testConfig("n0"))}
+	return startClusterWith(t, n, func(*Config) {})
+}
+
+// startClusterWith is startCluster with each node's config adjusted.
+func startClusterWith(t testing.TB, n int, adjust func(*Config)) []*node {
+	t.Helper()
+	cfg := testConfig("n0")
+	adjust(&cfg)
+	nodes := []*node{startNode(t, cfg)}
 	for i := 1; i < n; i++ {
 		cfg := testConfig(fmt.Sprintf("n%d", i))
 		cfg.Join = []string{nodes[0].gossipAddr()}
+		adjust(&cfg)
 		nodes = append(nodes, startNode(t, cfg))
 	}
 	waitFor(t, 20*time.Second, "cluster to form", func() bool {

@@ -63,16 +63,6 @@ func (h *Hub) recoverFrom(ctx context.Context, cs *chanState, p history.Pos, t r
 		page := h.store.After(cs.name, r.query, recoverPage)
 		if !page.More && len(page.Msgs) <= finalBatch {
 			cs.mu.Lock()
-			if cs.busy {
-				// A refill runs: it may still deliver messages this
-				// subscriber has had (it can be ahead of the node), which
-				// must not reach it live. Go live after it.
-				cs.mu.Unlock()
-				if err := sleepCtx(ctx, roomPoll); err != nil {
-					return false, err
-				}
-				continue
-			}
 			page = h.store.After(cs.name, r.query, recoverPage)
 			if !page.More && len(page.Msgs) <= 2*finalBatch {
 				for _, m := range page.Msgs {
@@ -129,13 +119,15 @@ func (h *Hub) fetchForRecovery(ctx context.Context, cs *chanState, p history.Pos
 	complete = ok && history.Complete(p, append(localSpans, peerSpans...))
 	items := make([]item, len(msgs))
 	for i, m := range msgs {
-		items[i] = item{Msg: m}
+		items[i] = item{Msg: m, fetched: true}
 	}
 	items = mergeStreams(items)
 	cs.mu.Lock()
-	if !cs.busy && cs.users > 0 {
-		h.applyLocked(cs, items, false, true) // what the node lacks too, in order
-	}
+	// What the node lacks too, in order: once the subscriber is live, the
+	// node must be past everything it has, or a later refill would
+	// deliver it again. (A refill running meanwhile is no reason to wait:
+	// each stream's frontier keeps them apart.)
+	h.applyLocked(cs, items, holeSkip, true)
 	held := h.store.Spans(cs.name)
 	if complete && history.Complete(p, held) && cs.users > 0 {
 		// The node now holds everything after p: later recoveries from
@@ -194,14 +186,17 @@ func ahead(p, front history.Frontier) bool {
 	return false
 }
 
-// askFrontier is what to ask peers for: after the subscriber's mark for
-// the streams it knows (or the node's, if further back), everything of
-// the others, which the subscriber judges by time.
+// askFrontier is what to ask peers for: for each stream the subscriber
+// knows, after its mark or the node's, whichever is further back;
+// everything of the others, which the subscriber judges by time. A stream
+// the node has not delivered is asked for from its start, so that the
+// node catches up with the subscriber (by its own coverage: what is older
+// than its subscribers stays out) before the subscriber goes live.
 func askFrontier(p, front history.Frontier) history.Frontier {
-	out := slices.Clone(p)
-	for i, m := range out {
-		if f := front.Get(m.Stream); f != 0 && f < m.Seq {
-			out[i].Seq = f
+	out := make(history.Frontier, 0, len(p))
+	for _, m := range p {
+		if f := min(front.Get(m.Stream), m.Seq); f != 0 {
+			out = append(out, history.Mark{Stream: m.Stream, Seq: f})
 		}
 	}
 	return out
@@ -254,17 +249,6 @@ func (h *Hub) readHistory(ctx context.Context, ch string, lim history.Limits, li
 		pos[i] = history.EncodePos(place, p)
 	}
 	return msgs, pos, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // roomPoll is how often a recovery looks whether a subscriber that reads

@@ -57,14 +57,17 @@ type chanState struct {
 	since  int64
 	held   []item // peers' publishes waiting for a refill to fill the hole before them
 	busy   bool   // a refill runs
+	again  bool   // the cluster reported a possible loss during the refill's fetch: fetch once more
 	used   int64  // Unix ms of the last use, for forgetting idle states
 	warned bool   // the config mismatch was logged
 }
 
-// item is a publish to deliver: a stored message and the client it skips.
+// item is a publish to deliver: a stored message and the client it skips,
+// and whether it came from a peer's fetch answer (rather than live).
 type item struct {
 	history.Msg
-	except string
+	except  string
+	fetched bool
 }
 
 // histState holds the channels with history this node follows.
@@ -193,22 +196,27 @@ func (h *Hub) deliverStamped(ch string, data []byte, except string, st relay.Sta
 		return // had it (a refill was faster)
 	case cs.busy:
 		m.Data = slices.Clone(data)
-		cs.held = append(cs.held, item{m, except})
+		cs.held = append(cs.held, item{Msg: m, except: except})
 	case cs.users > 0 && last != 0 && st.Seq > last+1:
 		// A hole before it: fetch what is missing first. (A node without
 		// subscribers only keeps copies: nobody was promised anything.)
 		m.Data = slices.Clone(data)
-		cs.held = append(cs.held, item{m, except})
+		cs.held = append(cs.held, item{Msg: m, except: except})
 		h.startRefillLocked(cs)
 	default:
 		h.deliverLocked(cs, m, except, &h.metrics.peerDeliveries)
 	}
 }
 
-// startRefillLocked starts a node-level catch-up of cs unless one runs.
-// Caller holds cs.mu.
+// startRefillLocked starts a node-level catch-up of cs; if one runs, it
+// fetches once more when done with what it has (what prompted this call
+// may have been lost after the peers answered it). Caller holds cs.mu.
 func (h *Hub) startRefillLocked(cs *chanState) {
-	if cs.busy || h.closed.Load() {
+	if cs.busy {
+		cs.again = true
+		return
+	}
+	if h.closed.Load() {
 		return
 	}
 	cs.busy = true
@@ -241,6 +249,11 @@ func (h *Hub) refill(chs []string) []string {
 	return plain
 }
 
+// maxRefillRounds bounds the fetches of one refill: a round is followed
+// by another while the cluster reports more possible losses, or while a
+// live publish waits behind a hole the peers' answers did not fill.
+const maxRefillRounds = 4
+
 // refillChannel fetches from the peers what this node lacks of cs after
 // its frontier and delivers it, with what was held meanwhile, in order. A
 // hole nobody can fill becomes a gap frame where it is.
@@ -248,24 +261,49 @@ func (h *Hub) refillChannel(cs *chanState) {
 	defer h.wg.Done()
 	ctx, cancel := context.WithTimeout(h.ctx, refillTimeout)
 	defer cancel()
-	cs.mu.Lock()
-	ask := slices.Clone(cs.front)
-	cs.mu.Unlock()
-	msgs, spans, ok := h.fetchAll(ctx, cs.name, ask)
+	for round := 1; ; round++ {
+		cs.mu.Lock()
+		ask := slices.Clone(cs.front)
+		cs.again = false
+		cs.mu.Unlock()
+		msgs, spans, ok := h.fetchAll(ctx, cs.name, ask)
+		if h.refillRound(cs, ask, msgs, spans, ok, round == maxRefillRounds || ctx.Err() != nil) {
+			return
+		}
+	}
+}
 
+// refillRound delivers what one round fetched, with what was held
+// meanwhile, and reports whether the refill is over. Before the last
+// round, a live publish after a hole waits (with the rest of its stream)
+// for another round: what is missing may have been published after the
+// peers answered. A fetched one after a hole does not: the peers that
+// answered hold it and not what comes before it.
+func (h *Hub) refillRound(cs *chanState, ask history.Frontier, msgs []history.Msg, spans []history.Span, ok, last bool) bool {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	items := make([]item, 0, len(msgs)+len(cs.held))
 	for _, m := range msgs {
-		items = append(items, item{Msg: m})
+		items = append(items, item{Msg: m, fetched: true})
 	}
 	items = append(items, cs.held...)
-	cs.held, cs.busy = nil, false
+	cs.held = nil
 	if cs.users == 0 {
-		return // nobody left to deliver to
+		cs.busy = false
+		return true // nobody left to deliver to
 	}
-	whole := ok && h.nodeCovered(cs, spans)
-	gapped := h.applyLocked(cs, mergeStreams(items), true, false)
+	items = mergeStreams(items)
+	if !last {
+		items, _ = h.applyLocked(cs, items, holeKeep, false)
+		live := slices.ContainsFunc(items, func(it item) bool { return !it.fetched })
+		if live || cs.again {
+			cs.held = items
+			return false
+		}
+	}
+	cs.busy = false
+	whole := ok && nodeCovered(cs, ask, spans)
+	_, gapped := h.applyLocked(cs, items, holeGap, false)
 	if !whole {
 		if !gapped {
 			h.gapLocal(cs.name)
@@ -274,29 +312,55 @@ func (h *Hub) refillChannel(cs *chanState) {
 		h.metrics.refillsIncomplete.Add(1)
 	}
 	h.metrics.refills.Add(1)
+	return true
 }
 
-// nodeCovered reports whether the peers' spans hold everything after this
-// node's frontier (its own stream it never misses). Caller holds cs.mu.
-func (h *Hub) nodeCovered(cs *chanState, spans []history.Span) bool {
-	marks := make(history.Frontier, 0, len(cs.front))
-	for _, m := range cs.front {
-		if m.Stream != cs.stream {
-			marks = append(marks, m)
+// nodeCovered reports whether the peers' spans hold everything after the
+// frontier this node asked them from. Its own stream it never misses,
+// whatever the peers evicted of it. A stream it has further than any
+// answering peer knows it misses nothing either: a later publish that
+// was acked is held by an answering peer (that is what a complete fetch
+// means), and one that was not was promised to nobody.
+func nodeCovered(cs *chanState, ask history.Frontier, spans []history.Span) bool {
+	newest := map[uint64]uint64{}
+	others := make([]history.Span, 0, len(spans))
+	for _, sp := range spans {
+		if sp.Stream != cs.stream {
+			others = append(others, sp)
+			newest[sp.Stream] = max(newest[sp.Stream], sp.Last)
 		}
 	}
-	return history.Complete(history.Pos{Marks: marks, Time: cs.since}, spans)
+	marks := make(history.Frontier, 0, len(ask))
+	for _, m := range ask {
+		if last, known := newest[m.Stream]; known && m.Stream != cs.stream {
+			marks = append(marks, history.Mark{Stream: m.Stream, Seq: min(m.Seq, last)})
+		}
+	}
+	return history.Complete(history.Pos{Marks: marks, Time: cs.since}, others)
 }
+
+// holeMode is what applyLocked does with a message after a hole in its
+// stream (seq > last delivered + 1).
+type holeMode int
+
+const (
+	holeSkip holeMode = iota // leave it out: a refill will bring it
+	holeKeep                 // return it, and the rest of its stream
+	holeGap                  // deliver it after a gap frame
+)
 
 // applyLocked delivers to the node what it lacks of items (ordered by
 // mergeStreams): each stream's next messages, and those of streams it has
-// not seen that are newer than its coverage. With gaps, a message after a
-// hole is delivered after a gap frame (once); without, it is left for a
-// refill. With storeOld, messages of streams it has not seen that are
+// not seen that are newer than its coverage. A message after a hole goes
+// as mode says: with holeKeep it is returned; with holeGap, each hole
+// that follows a delivery gets its own gap frame, so that every hole is
+// between a gap and what came before it, and gapped says whether one
+// went out. With storeOld, messages of streams it has not seen that are
 // older than its coverage are stored and counted as delivered (not sent:
-// they came before its subscribers). It reports whether a gap frame went out. Caller holds
-// cs.mu.
-func (h *Hub) applyLocked(cs *chanState, items []item, gaps, storeOld bool) (gapped bool) {
+// they came before its subscribers, and must not reach them later as
+// new). Caller holds cs.mu.
+func (h *Hub) applyLocked(cs *chanState, items []item, mode holeMode, storeOld bool) (kept []item, gapped bool) {
+	told := false // a gap frame went out and nothing was delivered since
 	for _, it := range items {
 		had := cs.front.Get(it.Stream)
 		switch {
@@ -304,24 +368,30 @@ func (h *Hub) applyLocked(cs *chanState, items []item, gaps, storeOld bool) (gap
 			continue
 		case had == 0 && it.Time <= cs.since-history.Skew:
 			if storeOld {
-				// Counted as delivered: it came before the node's
-				// subscribers, and must not reach them later as new.
 				h.store.Append(cs.name, cs.lim, it.Msg)
 				cs.front = cs.front.With(it.Stream, it.Seq)
 			}
 			continue // before this node's subscribers were here
 		case had != 0 && it.Seq > had+1:
-			if !gaps {
+			switch mode {
+			case holeSkip:
+				continue
+			case holeKeep:
+				kept = append(kept, it)
 				continue
 			}
-			if !gapped {
+			if !told {
 				h.gapLocal(cs.name)
-				gapped = true
+				told, gapped = true, true
 			}
 		}
 		h.deliverLocked(cs, it.Msg, it.except, &h.metrics.peerDeliveries)
+		told = false
+		if it.fetched {
+			h.metrics.refilled.Add(1)
+		}
 	}
-	return gapped
+	return kept, gapped
 }
 
 // gapLocal tells the local subscribers of one channel that they may have

@@ -57,6 +57,7 @@ type metrics struct {
 
 	refills           atomic.Uint64 // catch-ups of a channel with history after a gap
 	refillsIncomplete atomic.Uint64 // those that could not fill every hole (a gap frame went out)
+	refilled          atomic.Uint64 // messages a refill or a recovery fetched from the peers and delivered here
 	recoveries        atomic.Uint64 // subscribes with since
 	recoveriesPartial atomic.Uint64 // those acked with recovered:false
 	notStored         atomic.Uint64 // publishes on channels with history refused: not held by enough nodes
@@ -375,6 +376,7 @@ type HistoryStats struct {
 	RecoveriesPartial uint64 `json:"recoveries_partial"` // acked with recovered:false
 	Refills           uint64 `json:"refills"`            // catch-ups of a channel after a gap
 	RefillsIncomplete uint64 `json:"refills_incomplete"` // those that left a hole (a gap frame went out)
+	Refilled          uint64 `json:"refilled"`           // messages fetched from the peers and delivered to this node's subscribers
 	NotStored         uint64 `json:"not_stored"`         // publishes refused with 503: not held by enough nodes
 }
 
@@ -385,7 +387,8 @@ func (h *Hub) HistoryStats() HistoryStats {
 	return HistoryStats{
 		Channels: st.Channels, Messages: st.Messages, Bytes: st.Bytes, EvictedForMemory: st.Evicted,
 		Recoveries: m.recoveries.Load(), RecoveriesPartial: m.recoveriesPartial.Load(),
-		Refills: m.refills.Load(), RefillsIncomplete: m.refillsIncomplete.Load(), NotStored: m.notStored.Load(),
+		Refills: m.refills.Load(), RefillsIncomplete: m.refillsIncomplete.Load(), Refilled: m.refilled.Load(),
+		NotStored: m.notStored.Load(),
 	}
 }
 

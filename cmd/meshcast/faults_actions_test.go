@@ -15,27 +15,34 @@ func reconnectHome(home int) int { return home }
 func reconnectToN0(int) int      { return 0 }
 
 // startTraffic starts a subscriber and then a publisher on every node,
-// and waits until every subscriber gets every publisher's messages.
+// on each channel (without history and with it), and waits until every
+// subscriber gets every publisher's messages.
 func (sc *scenario) startTraffic(reconnect func(home int) int) {
 	sc.t.Helper()
 	sc.tr = newTraffic(func(i int) string { return "ws://" + sc.nodes[i].httpAddr + "/ws" }, reconnect)
 	for i := range sc.nodes {
-		sc.tr.startSlot("sub", i)
+		sc.tr.startSlot(plainSub, i)
+		sc.tr.startSlot(histSub, i)
 	}
 	sc.mustPoll("every subscriber acked", startDeadline, 20*time.Millisecond, sc.subsAcked)
 	for i := range sc.nodes {
-		sc.tr.startSlot("pub", i)
+		sc.tr.startSlot(plainPub, i)
+		sc.tr.startSlot(histPub, i)
 	}
 	sc.mustPoll("every publisher connected", startDeadline, 20*time.Millisecond, sc.pubsConnected)
 	sc.mustPoll("every subscriber receiving every publisher (100 messages each)", startDeadline, 50*time.Millisecond,
 		func() (bool, string) { return sc.flowing(time.Time{}, 100) })
-	sc.note("traffic flowing: %d publishers at %d msg/s each, %d subscribers", len(sc.nodes), int(time.Second/publishEvery), len(sc.nodes))
+	sc.note("traffic flowing on %s and %s: %d publishers at %d msg/s each and %d subscribers on each",
+		faultChannel, histChannel, len(sc.nodes), int(time.Second/publishEvery), len(sc.nodes))
 }
+
+// slots is how many clients of each role run: one per node and channel.
+func (sc *scenario) slots() int { return 2 * len(sc.nodes) }
 
 func (sc *scenario) pubsConnected() (bool, string) {
 	_, pubs := sc.tr.streams()
-	if len(pubs) < len(sc.nodes) {
-		return false, fmt.Sprintf("%d of %d publishers connected", len(pubs), len(sc.nodes))
+	if len(pubs) < sc.slots() {
+		return false, fmt.Sprintf("%d of %d publishers connected", len(pubs), sc.slots())
 	}
 	for _, p := range pubs {
 		if !p.live() {
@@ -47,8 +54,8 @@ func (sc *scenario) pubsConnected() (bool, string) {
 
 func (sc *scenario) subsAcked() (bool, string) {
 	subs, _ := sc.tr.streams()
-	if len(subs) < len(sc.nodes) {
-		return false, fmt.Sprintf("%d of %d subscribers connected", len(subs), len(sc.nodes))
+	if len(subs) < sc.slots() {
+		return false, fmt.Sprintf("%d of %d subscribers connected", len(subs), sc.slots())
 	}
 	for _, s := range subs {
 		if !s.live() {
@@ -59,7 +66,7 @@ func (sc *scenario) subsAcked() (bool, string) {
 }
 
 // flowing holds when every live subscriber has n messages sent since
-// `since` from every live publisher.
+// `since` from every live publisher of its channel.
 func (sc *scenario) flowing(since time.Time, n int) (bool, string) {
 	subs, pubs := sc.tr.streams()
 	for _, s := range subs {
@@ -67,7 +74,7 @@ func (sc *scenario) flowing(since time.Time, n int) (bool, string) {
 			continue
 		}
 		for _, p := range pubs {
-			if !p.live() {
+			if !p.live() || p.ch != s.ch {
 				continue
 			}
 			if got := s.countFrom(p.name, since); got < n {
@@ -110,6 +117,7 @@ func (sc *scenario) keepTraffic(d time.Duration) { sc.hold(d, "traffic continues
 
 func (sc *scenario) kill9(n *faultNode) time.Time {
 	sc.t.Helper()
+	sc.keepNodeStats(n)
 	at := time.Now()
 	if err := n.signalAndWait(syscall.SIGKILL, 10*time.Second); err != nil {
 		sc.t.Fatal(err)
@@ -148,6 +156,7 @@ func (sc *scenario) term(n *faultNode) {
 			subs = append(subs, s)
 		}
 	}
+	sc.keepNodeStats(n)
 	sc.note("SIGTERM %s", n)
 	if err := n.signalAndWait(syscall.SIGTERM, 30*time.Second); err != nil {
 		sc.t.Fatal(err)
@@ -183,12 +192,21 @@ func (sc *scenario) partition(n *faultNode) time.Time {
 }
 
 // refusalFigures report, for the publishes sent to n during [from, to),
-// how many were acked and when the first was refused. Call it after
-// finish: every answer is in.
+// how many were acked and when the first was refused, for each channel
+// (hist_ prefixes the history channel's). Call it after finish: every
+// answer is in.
 func (sc *scenario) refusalFigures(n *faultNode, from, to time.Time) {
+	sc.refusalFiguresOn(faultChannel, "", n, from, to)
+	sc.refusalFiguresOn(histChannel, "hist_", n, from, to)
+}
+
+func (sc *scenario) refusalFiguresOn(ch, prefix string, n *faultNode, from, to time.Time) {
 	_, pubs := sc.tr.streams()
 	acked, first := 0, time.Time{}
 	for _, p := range pubs {
+		if p.ch != ch {
+			continue
+		}
 		p.mu.Lock()
 		for i, a := range p.answer {
 			if p.sentAt[i].Before(from) || !p.sentAt[i].Before(to) {
@@ -203,9 +221,9 @@ func (sc *scenario) refusalFigures(n *faultNode, from, to time.Time) {
 		}
 		p.mu.Unlock()
 	}
-	sc.figure("acked_on_"+n.name+"_during_fault", acked)
+	sc.figure(prefix+"acked_on_"+n.name+"_during_fault", acked)
 	if !first.IsZero() {
-		sc.figure("first_refusal_on_"+n.name+"_after_fault_start_s", first.Sub(from))
+		sc.figure(prefix+"first_refusal_on_"+n.name+"_after_fault_start_s", first.Sub(from))
 	}
 }
 
@@ -299,20 +317,26 @@ func (sc *scenario) awaitHeal(since time.Time, key string, target time.Duration)
 }
 
 // awaitReconnected waits until the clients of home have a live stream
-// again (a reconnection: not their first): a subscriber with its ack, a
-// publisher with an answer.
+// again (a reconnection: not their first) on each channel: a subscriber
+// with its ack, a publisher with an answer.
 func (sc *scenario) awaitReconnected(home int) {
 	sc.t.Helper()
 	_, ok, why := poll(time.Now(), startDeadline, 50*time.Millisecond, func() (bool, string) {
 		subs, pubs := sc.tr.streams()
-		sub, pub := false, false
-		for _, s := range subs {
-			sub = sub || (s.home == home && s.gen > 1 && s.live())
+		var whyNot []string
+		for _, ch := range []string{faultChannel, histChannel} {
+			sub, pub := false, false
+			for _, s := range subs {
+				sub = sub || (s.ch == ch && s.home == home && s.gen > 1 && s.live())
+			}
+			for _, p := range pubs {
+				pub = pub || (p.ch == ch && p.home == home && p.gen > 1 && p.live() && p.answeredAny())
+			}
+			if !sub || !pub {
+				whyNot = append(whyNot, fmt.Sprintf("%s: subscriber back: %v, publisher answered: %v", ch, sub, pub))
+			}
 		}
-		for _, p := range pubs {
-			pub = pub || (p.home == home && p.gen > 1 && p.live() && p.answeredAny())
-		}
-		return sub && pub, fmt.Sprintf("subscriber back: %v, publisher answered: %v", sub, pub)
+		return len(whyNot) == 0, strings.Join(whyNot, "; ")
 	})
 	if !ok {
 		sc.t.Errorf("the clients of n%d did not get going again within %v: %s", home, startDeadline, why)

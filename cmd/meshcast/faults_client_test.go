@@ -121,26 +121,45 @@ func (c *wsConn) assemble(f ws.Frame) []byte {
 
 func (c *wsConn) close() { c.conn.Close() }
 
-// serverFrame is any message a node sends on the fault channel.
+// serverFrame is any message a node sends on the fault channels.
 type serverFrame struct {
-	Op     string `json:"op"`
-	Ch     string `json:"ch"`
-	ID     *int64 `json:"id"`
-	Code   int    `json:"code"`
-	Reason string `json:"reason"`
-	Data   struct {
+	Op        string `json:"op"`
+	Ch        string `json:"ch"`
+	ID        *int64 `json:"id"`
+	Code      int    `json:"code"`
+	Reason    string `json:"reason"`
+	Pos       string `json:"pos"`       // msg on a channel with history
+	Recovered *bool  `json:"recovered"` // ack of a sub with since
+	Data      struct {
 		P string `json:"p"` // publisher stream
 		N int    `json:"n"` // its sequence number, from 1
 	} `json:"data"`
 }
 
-// faultChannel is the channel every scenario publishes to.
-const faultChannel = "fault"
+// The channels every scenario publishes to: one without history, and one
+// in the namespace the nodes keep history for (--namespace hist:...).
+const (
+	faultChannel = "fault"
+	histChannel  = "hist:fault"
+)
 
-func subRequest(id int64) []byte {
-	return fmt.Appendf(nil, `{"op":"sub","ch":%q,"id":%d}`, faultChannel, id)
+// histNamespace is the flag that gives histChannel its history: a window
+// that holds what a 10 s fault misses at the suite's rates.
+const histNamespace = "hist:history=10000"
+
+// subRequest subscribes to ch; since, if not empty, resumes from it.
+func subRequest(ch string, id int64, since string) []byte {
+	if since != "" {
+		return fmt.Appendf(nil, `{"op":"sub","ch":%q,"id":%d,"since":%q}`, ch, id, since)
+	}
+	return fmt.Appendf(nil, `{"op":"sub","ch":%q,"id":%d}`, ch, id)
 }
 
-func pubRequest(publisher string, seq int) []byte {
-	return fmt.Appendf(nil, `{"op":"pub","ch":%q,"data":{"p":%q,"n":%d},"id":%d}`, faultChannel, publisher, seq, seq)
+func pubRequest(ch, publisher string, seq int) []byte {
+	return fmt.Appendf(nil, `{"op":"pub","ch":%q,"data":{"p":%q,"n":%d},"id":%d}`, ch, publisher, seq, seq)
 }
+
+// notStoredReason starts the reason of err 503 on a pub to a channel with
+// history that was published but is not held by enough nodes: unlike a
+// refused pub, it may reach subscribers.
+const notStoredReason = "published, but not stored on enough nodes"

@@ -103,7 +103,7 @@ func TestFaultClientProtocol(t *testing.T) {
 	fake := newFakeNode(t)
 	tr := newTraffic(func(int) string { return fake.url() }, func(int) int { return -1 })
 	defer tr.stopAll()
-	tr.startSlot("sub", 0)
+	tr.startSlot(plainSub, 0)
 	settled := func(cond func() bool) func() (bool, string) {
 		return func() (bool, string) { return cond(), "" }
 	}
@@ -118,7 +118,7 @@ func TestFaultClientProtocol(t *testing.T) {
 	})); !ok {
 		t.Fatal("the subscriber did not get its ack, message and gap")
 	}
-	tr.startSlot("pub", 0)
+	tr.startSlot(plainPub, 0)
 	if _, ok, _ := poll(time.Now(), 20*time.Second, 10*time.Millisecond, settled(func() bool {
 		_, pubs := tr.streams()
 		if len(pubs) != 1 {
@@ -138,5 +138,93 @@ func TestFaultClientProtocol(t *testing.T) {
 	}
 	if p.answer[0] != ackedPub || p.answer[1] != 503 || p.answer[2] != ackedPub || p.reasons[503] == "" || len(p.badData) != 0 {
 		t.Errorf("publisher: answers %v, reasons %v, bad %q", p.answer[:4], p.reasons, p.badData)
+	}
+}
+
+// TestFaultClientResumes: a history subscriber whose connection ends
+// reconnects with since = the last pos it received, and records the
+// ack's recovered; a msg without pos on a channel with history is noted.
+func TestFaultClientResumes(t *testing.T) {
+	var conns atomic.Int32
+	var wg sync.WaitGroup
+	sinces := make(chan string, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _, _, err := ws.UpgradeHTTP(r, w)
+		if err != nil {
+			return
+		}
+		k := conns.Add(1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer conn.Close()
+			_ = wsutil.WriteServerText(conn, []byte(`{"op":"hello","client":"c1","node":"fake"}`))
+			b, err := wsutil.ReadClientText(conn)
+			if err != nil {
+				return
+			}
+			var req struct {
+				Since string `json:"since"`
+			}
+			_ = json.Unmarshal(b, &req)
+			sinces <- req.Since
+			var out []string
+			if k == 1 {
+				out = []string{`{"op":"ack","id":1}`,
+					`{"op":"msg","ch":"hist:fault","pos":"P-1","data":{"p":"hpub0.1","n":1}}`,
+					`{"op":"msg","ch":"hist:fault","pos":"P-2","data":{"p":"hpub0.1","n":2}}`}
+			} else {
+				out = []string{`{"op":"msg","ch":"hist:fault","pos":"P-3","data":{"p":"hpub0.1","n":3}}`,
+					`{"op":"ack","id":1,"recovered":true}`,
+					`{"op":"msg","ch":"hist:fault","data":{"p":"hpub0.1","n":4}}`}
+			}
+			for _, o := range out {
+				_ = wsutil.WriteServerText(conn, []byte(o))
+			}
+			if k == 1 {
+				_ = ws.WriteFrame(conn, ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusGoingAway, "bye")))
+				return
+			}
+			_, _ = wsutil.ReadClientText(conn) // until the test closes it
+		}()
+	}))
+	defer func() {
+		srv.Close()
+		wg.Wait()
+	}()
+	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"
+	tr := newTraffic(func(int) string { return url }, func(int) int {
+		if conns.Load() >= 2 {
+			return -1
+		}
+		return 0
+	})
+	defer tr.stopAll()
+	tr.startSlot(histSub, 0)
+	if _, ok, _ := poll(time.Now(), 20*time.Second, 10*time.Millisecond, func() (bool, string) {
+		subs, _ := tr.streams()
+		if len(subs) != 2 {
+			return false, ""
+		}
+		subs[1].mu.Lock()
+		defer subs[1].mu.Unlock()
+		return len(subs[1].events) == 2, ""
+	}); !ok {
+		t.Fatal("the subscriber did not reconnect and get its recovery")
+	}
+	tr.stopAll()
+	subs, _ := tr.streams()
+	first, second := subs[0], subs[1]
+	if s1, s2 := <-sinces, <-sinces; s1 != "" || s2 != "P-2" {
+		t.Errorf("subs sent since %q, then %q; want none, then P-2", s1, s2)
+	}
+	if first.since != "" || first.recovered != nil || second.since != "P-2" || second.recovered == nil || !*second.recovered {
+		t.Errorf("recorded: first since %q recovered %v, second since %q recovered %v", first.since, first.recovered, second.since, second.recovered)
+	}
+	if second.lastPos != "P-3" || len(second.badData) != 1 || !strings.Contains(second.badData[0], "pos") {
+		t.Errorf("second connection: last pos %q, noted %q; want P-3 and the msg without pos", second.lastPos, second.badData)
+	}
+	if first.client != "hsub0" || second.name != "hsub0.2" || second.ch != histChannel {
+		t.Errorf("names: %s %s %s", first.client, second.name, second.ch)
 	}
 }

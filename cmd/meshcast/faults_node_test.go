@@ -77,7 +77,8 @@ func (n *faultNode) String() string { return n.name }
 // start runs a new incarnation, joining join when it is not empty.
 func (n *faultNode) start(join string) (*incarnation, error) {
 	args := append([]string{}, n.prefix...)
-	args = append(args, n.bin, "--name", n.name, "--secret", testSecret, "--log-format", "json")
+	args = append(args, n.bin, "--name", n.name, "--secret", testSecret, "--log-format", "json",
+		"--namespace", histNamespace)
 	args = append(args, n.addrArgs...)
 	if join != "" {
 		args = append(args, "--join", join)

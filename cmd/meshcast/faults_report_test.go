@@ -29,17 +29,42 @@ func (sc *scenario) finish() {
 	}
 	sc.tr.stopAll()
 	sc.note("clients stopped; checking")
-	subs, pubs := sc.tr.streams()
+	sc.collectNodeStats()
+	all, allPubs := sc.tr.streams()
+	subs, pubs := onChannel(faultChannel, all, allPubs)
 	res := checkTraffic(subs, pubs, sc.rel)
 	res.violations = append(res.violations, sc.tr.slotErrs...)
+	hist := sc.checkHistory(all, allPubs)
 	sc.mu.Lock()
-	sc.result = &res
+	sc.result, sc.hist = &res, hist
 	sc.mu.Unlock()
-	sc.t.Log("\n" + tallyTable(res, subs, pubs))
+	sc.t.Log(faultChannel + ":\n" + tallyTable(res, subs, pubs))
+	sc.t.Log(histChannel + " (each client's connections checked as one stream):\n" + hist.table())
 	if len(res.violations) > 0 {
 		sc.t.Errorf("%s: %d violation(s) of \"every acked publish arrives, or a gap says it may not have\"\n%s",
-			sc.name, len(res.violations), sc.failureReport(res))
+			sc.name, len(res.violations), sc.failureReport(res.violations))
 	}
+	if len(hist.violations) > 0 {
+		sc.t.Errorf("%s, on %s: %d violation(s) of \"every acked publish arrives, refilled or recovered, or a gap or recovered:false says it may not have\"\n%s",
+			sc.name, histChannel, len(hist.violations), sc.failureReport(hist.violations))
+	}
+}
+
+// onChannel returns the streams of ch.
+func onChannel(ch string, subs []*subStream, pubs []*pubStream) ([]*subStream, []*pubStream) {
+	var s []*subStream
+	var p []*pubStream
+	for _, x := range subs {
+		if x.ch == ch {
+			s = append(s, x)
+		}
+	}
+	for _, x := range pubs {
+		if x.ch == ch {
+			p = append(p, x)
+		}
+	}
+	return s, p
 }
 
 // pubsAnswered holds when no live publisher waits for an answer.
@@ -66,7 +91,7 @@ func (sc *scenario) subsCaughtUp() (bool, string) {
 		s.mu.Unlock()
 		got := s.lastSeqs()
 		for _, p := range pubs {
-			if !p.live() {
+			if !p.live() || p.ch != s.ch {
 				continue
 			}
 			if last := p.lastAckedAfter(ackAt); got[p.name] < last {
@@ -79,7 +104,7 @@ func (sc *scenario) subsCaughtUp() (bool, string) {
 
 // failureReport is what someone paged at 3 a.m. reads: what was done
 // when, then each violation with the times around it.
-func (sc *scenario) failureReport(res checkResult) string {
+func (sc *scenario) failureReport(violations []string) string {
 	var b strings.Builder
 	b.WriteString("timeline (seconds since the scenario began):\n")
 	sc.mu.Lock()
@@ -87,15 +112,15 @@ func (sc *scenario) failureReport(res checkResult) string {
 		b.WriteString("  " + l + "\n")
 	}
 	sc.mu.Unlock()
-	fmt.Fprintf(&b, "violations (%d):\n", len(res.violations))
-	for i, v := range res.violations {
+	fmt.Fprintf(&b, "violations (%d):\n", len(violations))
+	for i, v := range violations {
 		if i == maxShown {
-			fmt.Fprintf(&b, "  ... and %d more\n", len(res.violations)-maxShown)
+			fmt.Fprintf(&b, "  ... and %d more\n", len(violations)-maxShown)
 			break
 		}
 		b.WriteString("  - " + v + "\n")
 	}
-	b.WriteString("Stream names: sub<home>.<k> / pub<home>.<k> is the k-th connection of the client that started on node n<home>; \"on nX\" is the node that connection was to.")
+	b.WriteString("Stream names: sub<home>.<k> / pub<home>.<k> is the k-th connection of the client that started on node n<home>; \"on nX\" is the node that connection was to. hsub and hpub are the clients of " + histChannel + "; hsub<home>.1+2 is one client's connections checked as one stream.")
 	return b.String()
 }
 
@@ -135,6 +160,9 @@ type reportLine struct {
 	Silent      int            `json:"missed_silently"`
 	Violations  int            `json:"violations"`
 	Subscribers int            `json:"subscriber_streams"`
+	// History: the same traffic on a channel with history (the fields
+	// above are the channel without).
+	History *histReport `json:"history,omitempty"`
 }
 
 // writeReport logs the scenario's figures and appends them to the file
@@ -182,6 +210,9 @@ func (sc *scenario) reportLine() reportLine {
 			l.Gaps[t.name] = t.gaps
 			l.Silent += t.missSilent
 		}
+	}
+	if sc.hist != nil {
+		l.History = sc.hist.report(sc.result, sc.nodeStats)
 	}
 	return l
 }

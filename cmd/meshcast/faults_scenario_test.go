@@ -41,10 +41,21 @@ type scenario struct {
 	timeline []string
 	figures  map[string]any
 	result   *checkResult
+	hist     *histResult // the history channel's check
+	// nodeStats sums the history counters of /api/stats over every node
+	// process, each read once (nodeStatsRead): before it was killed or
+	// stopped, or at the end.
+	nodeStats     map[string]uint64
+	nodeStatsRead map[*incarnation]bool
+	// refillExempt, if set, says why this scenario's history subscribers
+	// that stayed connected may miss acked publishes; else they must get
+	// every one (refilled by their node if need be).
+	refillExempt string
 }
 
 func newScenario(t *testing.T, name string) *scenario {
-	sc := &scenario{t: t, name: name, epoch: time.Now(), http: newPollClient(), figures: map[string]any{}}
+	sc := &scenario{t: t, name: name, epoch: time.Now(), http: newPollClient(), figures: map[string]any{},
+		nodeStats: map[string]uint64{}, nodeStatsRead: map[*incarnation]bool{}}
 	t.Cleanup(sc.writeReport) // registered first: runs last
 	return sc
 }

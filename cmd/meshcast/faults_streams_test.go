@@ -3,39 +3,51 @@
 package main
 
 import (
+	"strings"
 	"sync"
 	"time"
 )
 
-// event is one delivery a subscriber received: a message, or a gap.
+// event is one delivery a subscriber received: a message, or a gap. In a
+// history client's spliced stream (faults_history_test.go), a seam is
+// where one connection ended and the next began; it counts as a gap
+// unless the next one's ack said recovered:true.
 type event struct {
-	gap bool
-	pub string // publisher stream (messages)
-	seq int
-	at  time.Time
+	gap  bool
+	seam bool
+	pub  string // publisher stream (messages)
+	seq  int
+	at   time.Time
 }
 
 // subStream is one subscription on one connection, from dial to its end.
 // A client that reconnects starts a new stream.
 type subStream struct {
-	name string
-	home int // the node its client started on
-	node int // the node this connection is to
-	gen  int // 1 for the client's first connection, 2 after a reconnect...
+	name   string
+	client string // the logical client: sub1, hsub1 (its streams are <client>.<gen>)
+	ch     string
+	home   int    // the node its client started on
+	node   int    // the node this connection is to
+	gen    int    // 1 for the client's first connection, 2 after a reconnect...
+	since  string // the position its sub resumed from ("" : none)
 
-	mu      sync.Mutex
-	events  []event
-	ackAt   time.Time // zero until the sub is acked
-	ackPos  int       // events received before the ack
-	subErrs map[int]int
-	endAt   time.Time
-	endErr  error // nil while connected
-	byTest  bool  // ended because the test closed it
-	badData []string
+	mu     sync.Mutex
+	subAt  time.Time // when its (first) sub was sent
+	events []event
+	ackAt  time.Time // zero until the sub is acked
+	ackPos int       // events received before the ack
+	// recovered is the ack's "recovered" (a sub with since), nil otherwise.
+	recovered *bool
+	lastPos   string // the pos of the last msg received
+	subErrs   map[int]int
+	endAt     time.Time
+	endErr    error // nil while connected
+	byTest    bool  // ended because the test closed it
+	badData   []string
 }
 
 func newSubStream(name string, home, node int) *subStream {
-	return &subStream{name: name, home: home, node: node, subErrs: map[int]int{}}
+	return &subStream{name: name, home: home, node: node, subErrs: map[int]int{}, ch: faultChannel}
 }
 
 func (s *subStream) add(e event) {
@@ -44,12 +56,33 @@ func (s *subStream) add(e event) {
 	s.mu.Unlock()
 }
 
-func (s *subStream) acked(at time.Time) {
+// addMsg records a message and the position it came with.
+func (s *subStream) addMsg(e event, pos string) {
 	s.mu.Lock()
-	if s.ackAt.IsZero() {
-		s.ackAt, s.ackPos = at, len(s.events)
+	s.events = append(s.events, e)
+	if pos != "" {
+		s.lastPos = pos
 	}
 	s.mu.Unlock()
+}
+
+func (s *subStream) acked(at time.Time, recovered *bool) {
+	s.mu.Lock()
+	if s.ackAt.IsZero() {
+		s.ackAt, s.ackPos, s.recovered = at, len(s.events), recovered
+	}
+	s.mu.Unlock()
+}
+
+// resumeFrom is the position the client's next connection resumes from:
+// the last one received on this connection, else the one it resumed from.
+func (s *subStream) resumeFrom() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lastPos != "" {
+		return s.lastPos
+	}
+	return s.since
 }
 
 func (s *subStream) refused(code int) {
@@ -113,6 +146,7 @@ const (
 // answer. seq n is at index n-1.
 type pubStream struct {
 	name string
+	ch   string
 	home int
 	node int
 	gen  int
@@ -122,14 +156,18 @@ type pubStream struct {
 	answer   []int
 	answerAt []time.Time
 	reasons  map[int]string // one reason per err code
-	endAt    time.Time
-	endErr   error
-	byTest   bool
-	badData  []string
+	// notStored marks the publishes refused with err 503 "published, but
+	// not stored on enough nodes" (channels with history): those may
+	// arrive, once, where every other refused publish must not.
+	notStored []bool
+	endAt     time.Time
+	endErr    error
+	byTest    bool
+	badData   []string
 }
 
 func newPubStream(name string, home, node int) *pubStream {
-	return &pubStream{name: name, home: home, node: node, reasons: map[int]string{}}
+	return &pubStream{name: name, home: home, node: node, reasons: map[int]string{}, ch: faultChannel}
 }
 
 // next records a publish about to be sent and returns its sequence.
@@ -139,6 +177,7 @@ func (p *pubStream) next() int {
 	p.sentAt = append(p.sentAt, time.Now())
 	p.answer = append(p.answer, unanswered)
 	p.answerAt = append(p.answerAt, time.Time{})
+	p.notStored = append(p.notStored, false)
 	return len(p.sentAt)
 }
 
@@ -151,6 +190,7 @@ func (p *pubStream) answered(seq, code int, reason string, at time.Time) {
 		return
 	}
 	p.answer[seq-1], p.answerAt[seq-1] = code, at
+	p.notStored[seq-1] = code == 503 && strings.HasPrefix(reason, notStoredReason)
 	if code != ackedPub && p.reasons[code] == "" {
 		p.reasons[code] = reason
 	}

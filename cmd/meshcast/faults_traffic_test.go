@@ -51,34 +51,57 @@ func newTraffic(url func(int) string, reconnect func(int) int) *traffic {
 		pubStop: make(chan struct{}), conns: map[*wsConn]bool{}}
 }
 
-// startSlot starts a client of role "sub" or "pub" on node home.
-func (tr *traffic) startSlot(role string, home int) {
-	tr.wg.Add(1)
-	go tr.runSlot(role, home)
+// slotKind is what a slot's client does: subscribe or publish, on which
+// channel, and the prefix of its stream names.
+type slotKind struct {
+	role   string // "sub" or "pub"
+	ch     string
+	prefix string
 }
 
-func (tr *traffic) runSlot(role string, home int) {
+// The clients of every scenario: the same traffic on a channel without
+// history and on one with it. A history subscriber that reconnects
+// resumes (sub with since) from the last position it received.
+var (
+	plainSub = slotKind{"sub", faultChannel, "sub"}
+	plainPub = slotKind{"pub", faultChannel, "pub"}
+	histSub  = slotKind{"sub", histChannel, "hsub"}
+	histPub  = slotKind{"pub", histChannel, "hpub"}
+)
+
+// startSlot starts a client of kind k on node home.
+func (tr *traffic) startSlot(k slotKind, home int) {
+	tr.wg.Add(1)
+	go tr.runSlot(k, home)
+}
+
+func (tr *traffic) runSlot(kind slotKind, home int) {
 	defer tr.wg.Done()
 	node := home
+	since := "" // a history subscriber's position to resume from
 	for k := 1; ; k++ {
 		c, err := tr.connect(node)
 		if err != nil {
 			if !errors.Is(err, errStopped) {
-				tr.slotError(fmt.Sprintf("%s%d.%d: %v", role, home, k, err))
+				tr.slotError(fmt.Sprintf("%s%d.%d: %v", kind.prefix, home, k, err))
 			}
 			return
 		}
-		name := fmt.Sprintf("%s%d.%d", role, home, k)
-		if role == "sub" {
+		client := fmt.Sprintf("%s%d", kind.prefix, home)
+		name := fmt.Sprintf("%s.%d", client, k)
+		if kind.role == "sub" {
 			s := newSubStream(name, home, node)
-			s.gen = k
+			s.client, s.ch, s.gen, s.since = client, kind.ch, k, since
 			tr.subscribe(s, c)
+			if kind.ch == histChannel {
+				since = s.resumeFrom()
+			}
 		} else {
 			p := newPubStream(name, home, node)
-			p.gen = k
+			p.ch, p.gen = kind.ch, k
 			tr.publish(p, c)
 		}
-		if tr.stopping.Load() || (role == "pub" && tr.publishingStopped()) {
+		if tr.stopping.Load() || (kind.role == "pub" && tr.publishingStopped()) {
 			return
 		}
 		if node = tr.reconnect(home); node < 0 {
@@ -132,7 +155,10 @@ func (tr *traffic) subscribe(s *subStream, c *wsConn) {
 	tr.subs = append(tr.subs, s)
 	tr.mu.Unlock()
 	id := int64(1)
-	err := c.write(subRequest(id))
+	s.mu.Lock()
+	s.subAt = time.Now()
+	s.mu.Unlock()
+	err := c.write(subRequest(s.ch, id, s.since))
 	for err == nil {
 		var b []byte
 		if b, err = c.read(); err == nil {
@@ -143,7 +169,8 @@ func (tr *traffic) subscribe(s *subStream, c *wsConn) {
 	tr.untrack(c)
 }
 
-// onSubFrame records one frame; a refused sub is retried after a pause.
+// onSubFrame records one frame; a refused sub is retried after a pause
+// (with the same since).
 func (tr *traffic) onSubFrame(s *subStream, c *wsConn, b []byte, id *int64) error {
 	now := time.Now()
 	var f serverFrame
@@ -152,19 +179,25 @@ func (tr *traffic) onSubFrame(s *subStream, c *wsConn, b []byte, id *int64) erro
 		return nil
 	}
 	switch {
-	case f.Op == "msg" && f.Ch == faultChannel && f.Data.P != "":
-		s.add(event{pub: f.Data.P, seq: f.Data.N, at: now})
-	case f.Op == "gap" && f.Ch == faultChannel:
+	case f.Op == "msg" && f.Ch == s.ch && f.Data.P != "":
+		if hist := s.ch == histChannel; hist != (f.Pos != "") {
+			s.note(fmt.Sprintf("a msg with pos %q on %s (history: %v): %s", f.Pos, s.ch, hist, b))
+		}
+		s.addMsg(event{pub: f.Data.P, seq: f.Data.N, at: now}, f.Pos)
+	case f.Op == "gap" && f.Ch == s.ch:
 		s.add(event{gap: true, at: now})
 	case f.Op == "ack" && f.ID != nil && *f.ID == *id:
-		s.acked(now)
+		if (f.Recovered != nil) != (s.since != "") {
+			s.note(fmt.Sprintf("ack of a sub with since %q: %s", s.since, b))
+		}
+		s.acked(now, f.Recovered)
 	case f.Op == "err" && f.ID != nil && *f.ID == *id:
 		s.refused(f.Code)
 		if !tr.pause(retryEvery) {
 			return errStopped
 		}
 		*id++
-		return c.write(subRequest(*id))
+		return c.write(subRequest(s.ch, *id, s.since))
 	case f.Op == "msg" || f.Op == "gap" || f.Op == "ack" || f.Op == "err":
 		s.note(fmt.Sprintf("unexpected frame %s", b))
 	} // other ops are later protocol versions': a v1 client ignores them
@@ -216,7 +249,7 @@ func (tr *traffic) sendOne(p *pubStream, c *wsConn) (stopped bool, err error) {
 	if tr.publishingStopped() {
 		return true, nil
 	}
-	if err := c.write(pubRequest(p.name, p.next())); err != nil {
+	if err := c.write(pubRequest(p.ch, p.name, p.next())); err != nil {
 		return false, fmt.Errorf("write: %w", err)
 	}
 	return false, nil

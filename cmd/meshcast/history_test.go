@@ -126,6 +126,21 @@ func TestHistoryRecoverOnAnyNode(t *testing.T) {
 		}
 		resumed = append(resumed, c)
 	}
+	// Each node counts its recovery in /api/stats, and holds the channel.
+	for i, nd := range nodes {
+		status, body := get(t, nd.baseURL()+"/api/stats")
+		var st struct {
+			History struct {
+				Messages   int    `json:"messages"`
+				Recoveries uint64 `json:"recoveries"`
+				Partial    uint64 `json:"recoveries_partial"`
+			} `json:"history"`
+		}
+		if err := json.Unmarshal([]byte(body), &st); status != 200 || err != nil ||
+			st.History.Recoveries != 1 || st.History.Partial != 0 || st.History.Messages == 0 {
+			t.Fatalf("node %d: /api/stats %d %v: %s", i, status, err, body)
+		}
+	}
 	pub.MustAck(fmt.Sprintf(`{"op":"pub","ch":%q,"data":21,"id":21}`, ch))
 	for i, c := range resumed {
 		if m := readHist(t, c); string(m.Data) != "21" {
