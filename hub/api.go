@@ -13,7 +13,8 @@ import (
 )
 
 // API is the server HTTP API of a hub: POST .../publish, .../broadcast and
-// .../disconnect (the last path element picks the operation, so it can be
+// .../disconnect, GET .../presence and .../presence_stats (presence_api.go)
+// (the last path element picks the operation, so it can be
 // mounted under any prefix, "/api/" in cmd/meshcast). Requests carry
 // "Authorization: Bearer <key>"; the key is compared in constant time.
 // Every error is JSON {"code":N,"reason":"..."}; success is 200 {}.
@@ -38,6 +39,10 @@ type apiRequest struct {
 
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	op := path.Base(r.URL.Path)
+	if a.on && (op == opPresence || op == opPresenceStats) {
+		a.servePresence(w, r, op) // presence_api.go
+		return
+	}
 	if !a.on || (op != "publish" && op != "broadcast" && op != "disconnect") {
 		writeError(w, http.StatusNotFound, "not found")
 		return

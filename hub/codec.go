@@ -27,6 +27,8 @@ type request struct {
 	data  []byte // raw JSON value, byte-exact; nil when absent
 	id    uint64
 	hasID bool
+	info  []byte // sub: raw JSON value, presence info (presence_codec.go)
+	after string // presence: list members after this user
 }
 
 // decodeError is the error of every frame the decoder refuses; its reason
@@ -36,6 +38,9 @@ type decodeError struct{ reason string }
 func (e *decodeError) Error() string { return e.reason }
 
 func malformed(reason string) error { return &decodeError{reason: reason} }
+
+// requestKeys are the keys a request may have, in slot order.
+var requestKeys = [...]string{"op", "ch", "id", "data", "info", "after"}
 
 // maxID keeps ids exact in JavaScript clients (2^53-1).
 const maxID = 1<<53 - 1
@@ -58,7 +63,7 @@ func decodeRequest(frame []byte) (request, error) {
 	if i >= len(frame) || frame[i] != '{' {
 		return req, malformed("frame is not a JSON object")
 	}
-	var seen [4]bool // op, ch, id, data
+	var seen [len(requestKeys)]bool
 	var first error
 	for i = skipSpace(frame, i+1); i < len(frame) && frame[i] != '}'; {
 		keyEnd := skipString(frame, i)
@@ -82,11 +87,11 @@ func decodeRequest(frame []byte) (request, error) {
 
 // field sets the known field key to val. A key seen before is an error and
 // changes nothing, so the first "id" stays the one echoed.
-func (req *request) field(key string, keyOK bool, val []byte, seen *[4]bool) error {
+func (req *request) field(key string, keyOK bool, val []byte, seen *[len(requestKeys)]bool) error {
 	if !keyOK {
 		return malformed("bad key")
 	}
-	slot := slices.Index([]string{"op", "ch", "id", "data"}, key)
+	slot := slices.Index(requestKeys[:], key)
 	if slot < 0 {
 		return nil
 	}
@@ -122,6 +127,8 @@ func (req *request) set(slot int, val []byte) error {
 			return malformed(fmt.Sprintf(`"data" nested deeper than %d levels`, maxDataDepth))
 		}
 		req.data = val
+	default:
+		return req.setPresence(slot, val)
 	}
 	return nil
 }

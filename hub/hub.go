@@ -29,6 +29,8 @@ type Hub struct {
 	nextID    atomic.Uint64
 	metrics   metrics
 	sec       hubSecurity
+	pres      presenceTable // presence.go
+	online    onlineHooks   // online.go
 
 	ctx    context.Context // ends at Shutdown; bounds relay waits
 	cancel context.CancelFunc
@@ -47,6 +49,7 @@ type metrics struct {
 	refused          atomic.Uint64
 	unavailable      atomic.Uint64 // requests refused with 503: not in good standing
 	gaps             atomic.Uint64 // gap frames sent to subscribers
+	presenceEvents   atomic.Uint64 // join and leave frames sent to subscribers
 }
 
 // New builds a hub, starts its transport and, with cfg.Cluster, starts the
@@ -72,6 +75,7 @@ func New(cfg Config) (*Hub, error) {
 		relay:     localRelay{name: cfg.NodeName},
 		transport: ts,
 		reg:       newRegistry(),
+		pres:      newPresenceTable(),
 		events:    newEvents(&cfg),
 		idPrefix:  hex.EncodeToString(prefix[:]),
 		ctx:       ctx,
@@ -83,6 +87,7 @@ func New(cfg Config) (*Hub, error) {
 		return nil, err
 	}
 	h.initSecurity()
+	h.startOnline()
 	return h, nil
 }
 
@@ -299,6 +304,7 @@ type Stats struct {
 	Refused          uint64          `json:"refused"`
 	Unavailable      uint64          `json:"unavailable"` // upgrades, subs and pubs refused with 503 while not in good standing
 	Gaps             uint64          `json:"gaps"`        // gap frames sent to subscribers
+	Presence         PresenceCounts  `json:"presence"`    // presence_ops.go
 	Transport        transport.Stats `json:"transport"`
 }
 
@@ -317,6 +323,7 @@ func (h *Hub) Stats() Stats {
 		Refused:          m.refused.Load(),
 		Unavailable:      m.unavailable.Load(),
 		Gaps:             m.gaps.Load(),
+		Presence:         h.presenceCounts(),
 		Transport:        h.transport.Stats(),
 	}
 }

@@ -36,8 +36,9 @@ type session struct {
 // sub is one of a session's subscriptions, with the cluster ticket a
 // repeated sub waits for.
 type sub struct {
-	c *channel
-	t relay.Ticket
+	c       *channel
+	t       relay.Ticket
+	present bool // it made the session present on the channel (presence_sync.go)
 }
 
 var _ transport.Handler = (*session)(nil)
@@ -49,6 +50,7 @@ func (s *session) OnOpen(c *transport.Conn) {
 	s.conn = c
 	s.hub.sessionOpened()
 	s.hub.trackSession(s)
+	s.hub.onlineOpened(s)
 	s.send(helloFrame(s.client.id, s.hub.cfg.NodeName, s.client.User()))
 	s.hub.events.connected(&s.client)
 }
@@ -61,12 +63,16 @@ func (s *session) OnClose(err error) {
 	for _, sb := range subs {
 		s.hub.reg.remove(sb.c, s)
 		s.hub.relay.Unsubscribe(sb.c.name)
+		if sb.present {
+			s.hub.presenceLeave(s, sb.c.name)
+		}
 	}
 	s.mu.Unlock()
 	for _, sb := range subs {
 		s.hub.events.unsubscribed(&s.client, sb.c.name)
 	}
 	s.hub.untrackSession(s)
+	s.hub.onlineClosed(s)
 	s.hub.sessionClosed(s, err)
 }
 
@@ -84,6 +90,8 @@ func (s *session) OnMessage(frame []byte) {
 		s.unsubscribe(&req)
 	case opPub:
 		s.publish(&req)
+	case opPresence, opPresenceStats:
+		s.presenceQuery(&req)
 	default:
 		s.hub.metrics.badRequests.Add(1)
 		s.send(errFrame(&req, CodeBadRequest, "unknown op "+quoteForReason(req.op)))
@@ -92,8 +100,9 @@ func (s *session) OnMessage(frame []byte) {
 
 // join adds the session to ch unless it is in it already. It returns the
 // cluster ticket to wait for (zero: nothing to wait for) and whether the
-// subscription is new.
-func (s *session) join(ch string) (t relay.Ticket, isNew bool, err error) {
+// subscription is new. On a presence channel a new subscription makes the
+// session present with info.
+func (s *session) join(ch string, info []byte) (t relay.Ticket, isNew bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -109,7 +118,10 @@ func (s *session) join(ch string) (t relay.Ticket, isNew bool, err error) {
 	if confirmed {
 		t = 0
 	}
-	s.subs = append(s.subs, sub{c, t})
+	s.subs = append(s.subs, sub{c: c, t: t, present: s.hub.presenceOn(ch)})
+	if s.subs[len(s.subs)-1].present {
+		s.hub.presenceJoin(s, ch, info)
+	}
 	return t, true, nil
 }
 
@@ -121,13 +133,16 @@ func (s *session) leave(ch string) bool {
 	if i < 0 {
 		return false
 	}
-	c := s.subs[i].c
+	c, present := s.subs[i].c, s.subs[i].present
 	last := len(s.subs) - 1
 	s.subs[i] = s.subs[last]
 	s.subs[last] = sub{}
 	s.subs = s.subs[:last]
 	s.hub.reg.remove(c, s)
 	s.hub.relay.Unsubscribe(ch)
+	if present {
+		s.hub.presenceLeave(s, ch)
+	}
 	return true
 }
 
@@ -158,7 +173,12 @@ func (s *session) subscribe(req *request) {
 			return
 		}
 	}
-	t, isNew, err := s.join(req.ch)
+	info, err := s.presenceInfo(req.ch, req.info)
+	if err != nil {
+		s.send(errFrame(req, CodeTooLarge, err.Error()))
+		return
+	}
+	t, isNew, err := s.join(req.ch, info)
 	if err != nil {
 		s.send(errFrame(req, codeOf(err, CodeBadRequest), err.Error()))
 		return
