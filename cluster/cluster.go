@@ -46,6 +46,7 @@ type Cluster struct {
 	ml   atomic.Pointer[memberlist.Memberlist]
 
 	local localInterest
+	pres  localPresence // presence.go; its entries are guarded by local.mu
 	table interestTable
 	stand standing
 	gaps  gapQueue

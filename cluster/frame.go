@@ -27,6 +27,9 @@ const (
 	frameBye       frameType = 10 // dialer is leaving: everything it queued came before this
 	frameGap       frameType = 11 // dialer dropped publishes for these channels (full queue)
 	frameMark      frameType = 12 // dialer asks for an ack of seq (re-verification after a stall)
+	// 13-16: history.
+	framePresence     frameType = 20 // dialer's presence changed: an entry added or removed (presence.go)
+	framePresenceSnap frameType = 21 // dialer's whole presence, right after its interest snapshot (chunked)
 )
 
 // headerLen is the length prefix; the prefix counts the type byte and body.

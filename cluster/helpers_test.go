@@ -69,6 +69,7 @@ type recorder struct {
 	gaps   []string // one entry per channel per Gap call
 	events []string // "msg ch data" and "gap ch", in arrival order
 	gate   chan struct{}
+	pres   presenceModel // presence_test.go
 }
 
 // hold makes Deliver block until the returned release is called.

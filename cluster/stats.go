@@ -45,6 +45,7 @@ type Stats struct {
 	Stalls            uint64        `json:"stalls"`              // times this process was found frozen and re-verified
 	JunkGossipPackets uint64        `json:"junk_gossip_packets"` // UDP packets refused before any key was proved (junk.go)
 	JunkGossipStreams uint64        `json:"junk_gossip_streams"` // TCP gossip streams refused likewise
+	Presence          PresenceStats `json:"presence"`            // presence.go
 }
 
 // NodeStats describes this node.
@@ -108,6 +109,7 @@ func (c *Cluster) Stats() Stats {
 		JunkGossipStreams: c.junk.streams.total.Load(),
 	}
 	s.Standing, s.StandingReason = standingName(c.standing())
+	s.Presence = c.presenceStats()
 	c.local.mu.Lock()
 	s.LocalChannels = len(c.local.chans)
 	c.local.mu.Unlock()

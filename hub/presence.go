@@ -25,6 +25,7 @@ type presenceTable struct {
 	// owners counts, per remote owner, its entries on each channel: what
 	// a sync or a drop of that owner has to look through.
 	owners map[uint64]map[string]int
+	nodes  map[uint64]string // the node of each remote owner in owners
 	// entries counts every connection present on a channel, local and
 	// remote, and local the local ones.
 	entries, local int
@@ -56,7 +57,8 @@ type presenceEvent struct {
 }
 
 func newPresenceTable() presenceTable {
-	return presenceTable{chans: make(map[string]*presenceChan), owners: make(map[uint64]map[string]int)}
+	return presenceTable{chans: make(map[string]*presenceChan), owners: make(map[uint64]map[string]int),
+		nodes: make(map[uint64]string)}
 }
 
 // addLocked adds the entry of owner and reports a join if it is the user's
@@ -155,8 +157,24 @@ func (t *presenceTable) countOwnerLocked(owner uint64, ch string, delta int) {
 		delete(m, ch)
 		if len(m) == 0 {
 			delete(t.owners, owner)
+			delete(t.nodes, owner)
 		}
 	}
+}
+
+// supersedeLocked removes the entries of node's stays before seq.
+func (t *presenceTable) supersedeLocked(node string, seq uint64, evs []presenceEvent) []presenceEvent {
+	var stale []uint64
+	for owner, n := range t.nodes {
+		if n == node && owner < seq {
+			stale = append(stale, owner)
+		}
+	}
+	slices.Sort(stale)
+	for _, owner := range stale {
+		evs = t.removeOwnerLocked(owner, func(string, string, string) bool { return true }, evs)
+	}
+	return evs
 }
 
 // syncLocked makes entries the whole set of owner. Adds come first, so a
@@ -226,4 +244,11 @@ func (t *presenceTable) present(ch, user string) bool {
 	defer t.mu.Unlock()
 	pc := t.chans[ch]
 	return pc != nil && pc.users[user] != nil
+}
+
+// ownedBy records whose entries owner's are, while it has some.
+func (t *presenceTable) ownedBy(o relay.Owner) {
+	if _, ok := t.owners[o.Seq]; ok {
+		t.nodes[o.Seq] = o.Node
+	}
 }

@@ -88,7 +88,9 @@ func (r receiver) PresenceSync(o relay.Owner, entries []relay.PresenceEntry) {
 	}
 	h.pres.mu.Lock()
 	defer h.pres.mu.Unlock()
-	h.emitLocked(h.pres.syncLocked(o.Seq, entries, nil))
+	evs := h.pres.syncLocked(o.Seq, entries, nil)
+	h.pres.ownedBy(o)
+	h.emitLocked(h.pres.supersedeLocked(o.Node, o.Seq, evs))
 }
 
 func (r receiver) PresenceChange(o relay.Owner, e relay.PresenceEntry, present bool) {
@@ -97,6 +99,7 @@ func (r receiver) PresenceChange(o relay.Owner, e relay.PresenceEntry, present b
 	defer h.pres.mu.Unlock()
 	if present {
 		h.emitLocked(h.pres.addLocked(o.Seq, h.remoteEntry(e), nil))
+		h.pres.ownedBy(o)
 	} else {
 		h.emitLocked(h.pres.removeLocked(o.Seq, e.Ch, e.Client, e.User, nil))
 	}

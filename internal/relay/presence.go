@@ -46,7 +46,9 @@ type PresenceRelay interface {
 // slice of its arguments but Info.
 type PresenceReceiver interface {
 	// PresenceSync replaces every entry of o with entries: o's whole set,
-	// sent when its link to this node (re)opened.
+	// sent when its link to this node (re)opened. It also supersedes the
+	// entries of o.Node's earlier stays (lower Seq) still held, whose drop
+	// may be on its way: the node is back, and this is all it has.
 	PresenceSync(o Owner, entries []PresenceEntry)
 	// PresenceChange adds (present) or removes one entry of o. A removal
 	// carries Ch, Client and User only.
