@@ -30,7 +30,7 @@ type presenceNote struct {
 	at   time.Time
 }
 
-func (r *countingReceiver) PresenceSync(relay.Owner, []relay.PresenceEntry)        {}
+func (r *countingReceiver) PresenceSync(relay.Owner, []relay.PresenceEntry)       {}
 func (r *countingReceiver) PresenceChange(relay.Owner, relay.PresenceEntry, bool) {}
 func (r *countingReceiver) PresenceDrop(relay.Owner)                              {}
 
