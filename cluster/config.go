@@ -92,6 +92,9 @@ type Config struct {
 	// filled it in from memberlist.DefaultLANConfig (tests shorten timings).
 	// The bind address and transport are fixed by New and must not change.
 	Memberlist func(*memberlist.Config)
+	// Observer, if set, receives the peer-link round trips (observe.go);
+	// package metrics has one for Prometheus. Nil costs nothing.
+	Observer Observer
 	// Logger receives the cluster's and memberlist's logs; nil discards.
 	Logger *slog.Logger
 }

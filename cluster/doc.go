@@ -62,11 +62,16 @@
 // call. Receiver.Gap is called from link readers and the maintenance loop,
 // never with a cluster lock held.
 //
+// Config.Observer, if set, is called from a link's ack reader with the
+// round trip of an interest message; one message per link is timed at a
+// time, so publishes never read the clock for it.
+//
 // Every goroutine the package starts is owned by the Cluster and waited for
 // in Shutdown.
 //
 // Lock order, where locks nest: localInterest.mu before Cluster.mu and
 // before a frameQueue's mu; Cluster.mu before peer.mu and standing.mu.
-// interestTable.mu, peer.mu, a frameQueue's mu, gapQueue.mu and a
-// connGate's mu are never held while taking another lock.
+// interestTable.mu, peer.mu, a frameQueue's mu, gapQueue.mu, a
+// connGate's mu and an outConn's rttProbe.mu are never held while taking
+// another lock.
 package cluster

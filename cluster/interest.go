@@ -101,7 +101,7 @@ func (c *Cluster) subscribe(ch string) relay.Ticket {
 		c.local.seq++
 		lc = &localChan{seq: c.local.seq}
 		c.local.chans[ch] = lc
-		c.sendControlLocked(interestFrame(frameAdd, ch, lc.seq))
+		c.sendControlLocked(interestFrame(frameAdd, ch, lc.seq), lc.seq)
 	}
 	lc.refs++
 	return relay.Ticket(lc.seq)
@@ -120,15 +120,17 @@ func (c *Cluster) unsubscribe(ch string) {
 	}
 	delete(c.local.chans, ch)
 	c.local.seq++
-	c.sendControlLocked(interestFrame(frameRemove, ch, c.local.seq))
+	c.sendControlLocked(interestFrame(frameRemove, ch, c.local.seq), c.local.seq)
 }
 
-// sendControlLocked queues a control frame on every connected peer's link.
-// Caller holds local.mu, which orders control frames with snapshots.
-func (c *Cluster) sendControlLocked(f []byte) {
+// sendControlLocked queues control frame f, of interest seq, on every
+// connected peer's link. Caller holds local.mu, which orders control
+// frames with snapshots.
+func (c *Cluster) sendControlLocked(f []byte, seq uint64) {
 	for _, p := range c.peerList() {
 		if oc := p.out.Load(); oc != nil {
 			oc.pushControl(f)
+			oc.startProbe(seq)
 		}
 	}
 }
@@ -143,7 +145,7 @@ func (c *Cluster) sendMarks() uint64 {
 	seq := c.local.seq
 	f, err := encodeMsg(frameMark, ackMsg{Seq: seq})
 	if err == nil {
-		c.sendControlLocked(f)
+		c.sendControlLocked(f, seq)
 	}
 	return seq
 }
@@ -183,6 +185,7 @@ func (c *Cluster) linkUp(p *peer, oc *outConn) error {
 		return errSnapshotTooLarge
 	}
 	oc.snapSeq = head.Seq
+	oc.startProbe(head.Seq)
 	p.out.Store(oc)
 	return nil
 }

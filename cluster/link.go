@@ -32,7 +32,8 @@ type outConn struct {
 	conn    net.Conn // what the writer writes to: raw, or TLS over it
 	raw     net.Conn // the TCP socket, which close closes
 	q       *frameQueue
-	snapSeq uint64 // the seq of the snapshot that opened the link
+	snapSeq uint64   // the seq of the snapshot that opened the link
+	probe   rttProbe // observe.go: the interest round trip, with Config.Observer
 
 	once sync.Once
 	done chan struct{}
@@ -173,6 +174,7 @@ func (oc *outConn) readAcks(fr *frameReader) error {
 			return oc.p.c.readError(oc.p, err)
 		}
 		oc.p.setAcked(oc, a.Seq)
+		oc.endProbe(a.Seq)
 	}
 }
 

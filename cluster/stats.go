@@ -45,7 +45,11 @@ type Stats struct {
 	Stalls            uint64        `json:"stalls"`              // times this process was found frozen and re-verified
 	JunkGossipPackets uint64        `json:"junk_gossip_packets"` // UDP packets refused before any key was proved (junk.go)
 	JunkGossipStreams uint64        `json:"junk_gossip_streams"` // TCP gossip streams refused likewise
-	Presence          PresenceStats `json:"presence"`            // presence.go
+	// HealthScore is memberlist's awareness score: 0 is healthy; higher
+	// means this node has been slow to answer probes (a loaded host) and
+	// takes longer to declare others dead.
+	HealthScore int           `json:"health_score"`
+	Presence    PresenceStats `json:"presence"` // presence.go
 }
 
 // NodeStats describes this node.
@@ -109,6 +113,9 @@ func (c *Cluster) Stats() Stats {
 		JunkGossipStreams: c.junk.streams.total.Load(),
 	}
 	s.Standing, s.StandingReason = standingName(c.standing())
+	if ml := c.ml.Load(); ml != nil {
+		s.HealthScore = ml.GetHealthScore()
+	}
 	s.Presence = c.presenceStats()
 	c.local.mu.Lock()
 	s.LocalChannels = len(c.local.chans)

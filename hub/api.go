@@ -96,7 +96,7 @@ func (a *API) authorized(r *http.Request) bool {
 // decode reads one JSON object, at most a publish's data plus room for a
 // long channel list.
 func (a *API) decode(w http.ResponseWriter, r *http.Request, req *apiRequest) (int, string) {
-	body := http.MaxBytesReader(w, r.Body, int64(a.hub.cfg.MaxDataSize)+1<<20)
+	body := http.MaxBytesReader(w, r.Body, int64(a.hub.live().MaxDataSize)+1<<20)
 	dec := json.NewDecoder(body)
 	if err := dec.Decode(req); err != nil {
 		var tooBig *http.MaxBytesError

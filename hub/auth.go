@@ -86,21 +86,25 @@ func bearerToken(r *http.Request) string {
 // JSON error response. On success the caller owns a connection slot:
 // release it with h.sec.conns.release if the upgrade then fails.
 func (h *Hub) admit(w http.ResponseWriter, r *http.Request) (*Identity, bool) {
-	if !h.originAllowed(r) {
+	l := h.live() // one version of the settings for the whole decision
+	if !h.originAllowed(r, l.AllowedOrigins) {
+		h.metrics.refusedOrigin.Add(1)
 		h.refuse(w, r, http.StatusForbidden, "origin not allowed", slog.LevelInfo)
 		return nil, false
 	}
-	if reason := h.sec.conns.acquire(r.RemoteAddr); reason != "" {
+	if reason := h.sec.conns.acquire(r.RemoteAddr, &l.Security); reason != "" {
+		h.metrics.refusedLimit.Add(1)
 		h.refuse(w, r, http.StatusServiceUnavailable, reason, slog.LevelInfo)
 		return nil, false
 	}
-	a := h.cfg.Authenticator
+	a := l.Authenticator
 	if a == nil {
 		return nil, true // anonymous
 	}
 	id, err := a.Authenticate(r)
 	if err != nil {
 		h.sec.conns.release(r.RemoteAddr)
+		h.metrics.refusedAuth.Add(1)
 		h.refuse(w, r, codeOf(err, http.StatusForbidden), err.Error(), slog.LevelDebug)
 		return nil, false
 	}

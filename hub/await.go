@@ -35,20 +35,21 @@ type subWaits struct {
 type subWait struct {
 	req   request // its id and channel; data is not kept (sub has none)
 	t     relay.Ticket
-	since time.Time
+	since time.Time // when it was queued, to settle those as old at once
+	start time.Time // when the sub arrived, for Observer; zero without one
 }
 
-// push queues w unless limit are waiting; start reports whether the
+// push queues w unless limit are waiting; run reports whether the
 // caller must start the waiter.
-func (q *subWaits) push(w subWait, limit int) (queued, start bool) {
+func (q *subWaits) push(w subWait, limit int) (queued, run bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.queue) >= limit {
 		return false, false
 	}
 	q.queue = append(q.queue, w)
-	start, q.running = !q.running, true
-	return true, start
+	run, q.running = !q.running, true
+	return true, run
 }
 
 // head returns the oldest waiting subscribe; when there is none the
@@ -84,24 +85,27 @@ func (q *subWaits) take(before time.Time) []subWait {
 // read worker never waits. If a peer does not confirm in time the sub is
 // acked anyway, followed by a gap on the channel, since publishes on that
 // peer may not reach this node until it does (the cluster reports another
-// gap then).
-func (h *Hub) awaitInterest(s *session, req request, t relay.Ticket) {
+// gap then). start is when the sub arrived (zero without an Observer),
+// for Observer.SubscribeAcked.
+func (h *Hub) awaitInterest(s *session, req request, t relay.Ticket, start time.Time) {
 	if t == 0 || h.relay.Confirmed(t) {
 		s.ack(&req)
+		h.observeSubAck(start)
 		return
 	}
 	req.data = nil // points into the frame, which is the transport's
 	// Counted before it is queued: the waiter may settle it at once.
 	s.waiting.Add(1)
 	s.setPending(req.ch, 1)
-	queued, start := s.waits.push(subWait{req, t, time.Now()}, h.cfg.MaxSubscriptions+maxExtraWaits)
+	w := subWait{req: req, t: t, since: time.Now(), start: start}
+	queued, run := s.waits.push(w, h.live().MaxSubscriptions+maxExtraWaits)
 	if !queued {
 		s.setPending(req.ch, -1)
 		s.waiting.Add(-1)
-		s.send(errFrame(&req, CodeRateLimited, "too many subscribes waiting for the cluster"))
+		s.sendErr(&req, CodeRateLimited, "too many subscribes waiting for the cluster")
 		return
 	}
-	if start {
+	if run {
 		h.wg.Add(1)
 		go h.ackWaits(s)
 	}
@@ -144,6 +148,7 @@ func (h *Hub) settle(s *session, waits []subWait, err error) {
 		s.setPending(w.req.ch, -1) // before the ack: a gap after it must reach the client
 		s.waiting.Add(-1)
 		s.ack(&w.req)
+		h.observeSubAck(w.start)
 		if err != nil && h.ctx.Err() == nil {
 			h.lateConfirmation(s, w.req.ch)
 		}

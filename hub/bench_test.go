@@ -21,8 +21,11 @@ func BenchmarkFanOut(b *testing.B) {
 	}
 }
 
-func benchFanOut(b *testing.B, n int) {
+func benchFanOut(b *testing.B, n int) { benchFanOutWith(b, n, nil) }
+
+func benchFanOutWith(b *testing.B, n int, obs Observer) {
 	cfg := DefaultConfig()
+	cfg.Observer = obs
 	cfg.Transport.WriteQueueSize = 64 << 20 // measure throughput, not slow-consumer cuts
 	h, url := testHub(b, cfg)
 	var received atomic.Int64

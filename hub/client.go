@@ -138,7 +138,7 @@ func (c *Client) Disconnect(reason string) {
 // with 1007 if it is not UTF-8 (the transport refuses such frames from
 // clients for the same reason).
 func (h *Hub) checkData(data []byte) error {
-	if len(data) > h.cfg.MaxDataSize {
+	if len(data) > h.live().MaxDataSize {
 		return ErrTooLarge
 	}
 	if !json.Valid(data) || !utf8.Valid(data) {

@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"fmt"
 	"log/slog"
 
 	"github.com/meshcast/meshcast/internal/relay"
@@ -72,6 +71,11 @@ type Config struct {
 	AuthorizeSubscribe func(c *Client, ch string) error
 	AuthorizePublish   func(c *Client, ch string, data []byte) error
 
+	// Observer, if set, receives timings for histograms (sub-ack wait,
+	// publish to local enqueue); package metrics has one for Prometheus.
+	// Nil costs nothing.
+	Observer Observer
+
 	// Logger receives the hub's logs (and the cluster's, unless
 	// cluster.Config.Logger is set); nil discards them.
 	Logger *slog.Logger
@@ -89,25 +93,13 @@ func DefaultConfig() Config {
 // withDefaults fills zero fields from DefaultConfig and rejects values
 // that cannot be meant.
 func (cfg Config) withDefaults() (Config, error) {
-	d := DefaultConfig()
-	switch {
-	case cfg.MaxDataSize < 0:
-		return cfg, fmt.Errorf("%w: negative MaxDataSize", ErrInvalidConfig)
-	case cfg.MaxSubscriptions < 0:
-		return cfg, fmt.Errorf("%w: negative MaxSubscriptions", ErrInvalidConfig)
-	case cfg.Security.PublishRate < 0 || cfg.Security.PublishBurst < 0:
-		return cfg, fmt.Errorf("%w: negative publish rate or burst", ErrInvalidConfig)
-	case cfg.Security.MaxConnections < 0 || cfg.Security.MaxConnectionsPerIP < 0:
-		return cfg, fmt.Errorf("%w: negative connection limit", ErrInvalidConfig)
+	l := cfg.live()
+	if err := l.normalize(); err != nil {
+		return cfg, err
 	}
+	cfg.Security, cfg.MaxDataSize, cfg.MaxSubscriptions = l.Security, l.MaxDataSize, l.MaxSubscriptions
 	if cfg.NodeName == "" && cfg.Cluster == nil {
 		cfg.NodeName = "meshcast"
-	}
-	if cfg.MaxDataSize == 0 {
-		cfg.MaxDataSize = d.MaxDataSize
-	}
-	if cfg.MaxSubscriptions == 0 {
-		cfg.MaxSubscriptions = d.MaxSubscriptions
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -115,5 +107,5 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Transport.Logger == nil {
 		cfg.Transport.Logger = cfg.Logger
 	}
-	return cfg, validateNamespaces(cfg.Security.Namespaces) // presence_ops.go
+	return cfg, nil
 }

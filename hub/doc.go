@@ -31,9 +31,17 @@
 //
 // Goroutines: one per connection that has subscribes waiting for the
 // cluster's confirmation (await.go; it acks them in order and exits when
-// none is left), one per in-process Subscription, and, with an
-// Authenticator, one sweeping expired identities each second; Shutdown
-// stops and waits for all of them.
+// none is left), one per in-process Subscription, and one sweeping
+// expired identities each second (even without an Authenticator, since
+// UpdateSecurity may add one); Shutdown stops and waits for all of them.
+//
+// # Changing settings while running
+//
+// UpdateSecurity swaps the Live settings (Authenticator, namespaces,
+// limits, origins) with one atomic store; request paths read them with
+// one atomic load, so a request sees the old or the new settings whole.
+// Config.Observer, when set, gets the timings behind the histograms of
+// package metrics; unset, the hub reads no clock for it.
 //
 // # Lock order
 //

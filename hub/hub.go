@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/meshcast/meshcast/internal/relay"
 	"github.com/meshcast/meshcast/transport"
@@ -29,8 +30,9 @@ type Hub struct {
 	nextID    atomic.Uint64
 	metrics   metrics
 	sec       hubSecurity
-	pres      presenceTable // presence.go
-	online    onlineHooks   // online.go
+	liveCfg   atomic.Pointer[Live] // live.go: what UpdateSecurity may change
+	pres      presenceTable        // presence.go
+	online    onlineHooks          // online.go
 
 	ctx    context.Context // ends at Shutdown; bounds relay waits
 	cancel context.CancelFunc
@@ -43,13 +45,21 @@ type metrics struct {
 	connects         atomic.Uint64
 	publishes        atomic.Uint64
 	remoteDeliveries atomic.Uint64
-	deliveries       atomic.Uint64
+	deliveries       atomic.Uint64 // of publishes made on this node
+	peerDeliveries   atomic.Uint64 // of publishes from other nodes
+	subscriptions    atomic.Int64  // client subscriptions, every session's together
 	badRequests      atomic.Uint64
 	interestTimeouts atomic.Uint64
 	refused          atomic.Uint64
 	unavailable      atomic.Uint64 // requests refused with 503: not in good standing
 	gaps             atomic.Uint64 // gap frames sent to subscribers
 	presenceEvents   atomic.Uint64 // join and leave frames sent to subscribers
+
+	// refused upgrades by reason: refused counts origin, limit, auth and
+	// upgrade together; refusedUnavailable, the 503s while not in good
+	// standing, are in unavailable as well
+	refusedOrigin, refusedLimit, refusedAuth, refusedUnavailable, refusedUpgrade atomic.Uint64
+	errs                                                                         errCodes // err frames sent, by code
 }
 
 // New builds a hub, starts its transport and, with cfg.Cluster, starts the
@@ -126,6 +136,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := h.relay.Standing(); err != nil {
 		h.metrics.unavailable.Add(1)
+		h.metrics.refusedUnavailable.Add(1)
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "node not ready: "+err.Error())
 		return
@@ -176,9 +187,12 @@ func (h *Hub) serving(ctx context.Context) error {
 // publish encodes the msg frame once, queues it to every local subscriber
 // but the client except, and hands the same bytes to the relay.
 func (h *Hub) publish(ch string, data []byte, except string) {
-	h.metrics.publishes.Add(1)
+	start := h.samplePublish(h.metrics.publishes.Add(1))
 	frame, kept := msgFrame(ch, data)
-	h.fanOut(ch, frame, kept, except)
+	h.metrics.deliveries.Add(h.fanOut(ch, frame, kept, except))
+	if !start.IsZero() {
+		h.cfg.Observer.PublishQueued(time.Since(start))
+	}
 	h.relay.Publish(ch, kept, except)
 }
 
@@ -192,12 +206,13 @@ func (h *Hub) deliver(ch string, data []byte, except string) {
 	}
 	h.metrics.remoteDeliveries.Add(1)
 	frame, kept := msgFrame(ch, data)
-	h.fanOut(ch, frame, kept, except)
+	h.metrics.peerDeliveries.Add(h.fanOut(ch, frame, kept, except))
 }
 
 // fanOut queues frame to every client subscriber of ch (but except) and
-// data to every in-process one. Both are shared and never modified.
-func (h *Hub) fanOut(ch string, frame, data []byte, except string) {
+// data to every in-process one. Both are shared and never modified. It
+// returns how many it queued, for the caller's delivery counter.
+func (h *Hub) fanOut(ch string, frame, data []byte, except string) uint64 {
 	subs, locals := h.reg.snapshot(ch)
 	n := len(subs)
 	if except == "" {
@@ -216,7 +231,7 @@ func (h *Hub) fanOut(ch string, frame, data []byte, except string) {
 	for _, l := range locals {
 		l.push(Message{Channel: ch, Data: data})
 	}
-	h.metrics.deliveries.Add(uint64(n + len(locals)))
+	return uint64(n + len(locals))
 }
 
 // gap tells the local subscribers of each channel that they may have
@@ -293,37 +308,61 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 
 // Stats is a snapshot of the hub's counters.
 type Stats struct {
-	Sessions         int64           `json:"sessions"`
-	Connects         uint64          `json:"connects"`
-	Channels         int             `json:"channels"`
-	Publishes        uint64          `json:"publishes"`
-	RemoteDeliveries uint64          `json:"remote_publishes"`
-	Deliveries       uint64          `json:"deliveries"`
-	BadRequests      uint64          `json:"bad_requests"`
-	InterestTimeouts uint64          `json:"interest_timeouts"`
-	Refused          uint64          `json:"refused"`
-	Unavailable      uint64          `json:"unavailable"` // upgrades, subs and pubs refused with 503 while not in good standing
-	Gaps             uint64          `json:"gaps"`        // gap frames sent to subscribers
-	Presence         PresenceCounts  `json:"presence"`    // presence_ops.go
-	Transport        transport.Stats `json:"transport"`
+	Sessions         int64  `json:"sessions"`
+	Connects         uint64 `json:"connects"`
+	Channels         int    `json:"channels"`
+	Publishes        uint64 `json:"publishes"`
+	RemoteDeliveries uint64 `json:"remote_publishes"`
+	Deliveries       uint64 `json:"deliveries"`      // every local delivery, PeerDeliveries included
+	PeerDeliveries   uint64 `json:"peer_deliveries"` // deliveries of publishes from other nodes
+	Subscriptions    int64  `json:"subscriptions"`   // client subscriptions on this node
+	BadRequests      uint64 `json:"bad_requests"`
+	InterestTimeouts uint64 `json:"interest_timeouts"`
+	Refused          uint64 `json:"refused"`
+	Unavailable      uint64 `json:"unavailable"` // upgrades, subs and pubs refused with 503 while not in good standing
+	Gaps             uint64 `json:"gaps"`        // gap frames sent to subscribers
+	// Upgrades refused before the WebSocket handshake, by reason: a
+	// browser origin not allowed, a connection limit, the Authenticator,
+	// the node not in good standing (503), a request that is not a valid
+	// WebSocket upgrade (400, 405, 426, 505; upgrade.go).
+	RefusedOrigin      uint64 `json:"refused_origin"`
+	RefusedLimit       uint64 `json:"refused_limit"`
+	RefusedAuth        uint64 `json:"refused_auth"`
+	RefusedUnavailable uint64 `json:"refused_unavailable"`
+	RefusedUpgrade     uint64 `json:"refused_upgrade"`
+	// ErrCodes counts the err frames sent to clients by code ("400",
+	// "403", "413", "429", "503", and "other" for a hook's own codes).
+	ErrCodes  map[string]uint64 `json:"err_codes"`
+	Presence  PresenceCounts    `json:"presence"` // presence_ops.go
+	Transport transport.Stats   `json:"transport"`
 }
 
 // Stats returns the hub's counters.
 func (h *Hub) Stats() Stats {
 	m := &h.metrics
+	peer := m.peerDeliveries.Load()
 	return Stats{
 		Sessions:         m.sessions.Load(),
 		Connects:         m.connects.Load(),
 		Channels:         h.reg.count(),
 		Publishes:        m.publishes.Load(),
 		RemoteDeliveries: m.remoteDeliveries.Load(),
-		Deliveries:       m.deliveries.Load(),
+		Deliveries:       m.deliveries.Load() + peer,
+		PeerDeliveries:   peer,
+		Subscriptions:    m.subscriptions.Load(),
 		BadRequests:      m.badRequests.Load(),
 		InterestTimeouts: m.interestTimeouts.Load(),
 		Refused:          m.refused.Load(),
 		Unavailable:      m.unavailable.Load(),
 		Gaps:             m.gaps.Load(),
-		Presence:         h.presenceCounts(),
-		Transport:        h.transport.Stats(),
+
+		RefusedOrigin:      m.refusedOrigin.Load(),
+		RefusedLimit:       m.refusedLimit.Load(),
+		RefusedAuth:        m.refusedAuth.Load(),
+		RefusedUnavailable: m.refusedUnavailable.Load(),
+		RefusedUpgrade:     m.refusedUpgrade.Load(),
+		ErrCodes:           m.errs.snapshot(),
+		Presence:           h.presenceCounts(),
+		Transport:          h.transport.Stats(),
 	}
 }

@@ -8,36 +8,30 @@ import (
 
 // connLimiter counts connections per node and per remote IP. A slot is
 // taken before the upgrade and given back when the session closes (or the
-// upgrade fails), so a burst of upgrades cannot overshoot the limits.
+// upgrade fails), so a burst of upgrades cannot overshoot the limits. It
+// counts even with no limit set, so that a limit set later
+// (UpdateSecurity) applies to the connections already open.
 type connLimiter struct {
-	maxTotal int // 0: unlimited
-	maxPerIP int // 0: unlimited
-
 	// mu guards the counts; it is held only for map updates.
 	mu    sync.Mutex
 	total int
 	perIP map[string]int
 }
 
-func newConnLimiter(maxTotal, maxPerIP int) *connLimiter {
-	return &connLimiter{maxTotal: max(0, maxTotal), maxPerIP: max(0, maxPerIP), perIP: map[string]int{}}
+func newConnLimiter() *connLimiter {
+	return &connLimiter{perIP: map[string]int{}}
 }
 
-func (l *connLimiter) off() bool { return l.maxTotal == 0 && l.maxPerIP == 0 }
-
 // acquire takes a slot for a connection from remoteAddr, or returns which
-// limit refused it.
-func (l *connLimiter) acquire(remoteAddr string) string {
-	if l.off() {
-		return ""
-	}
+// limit of sc refused it (zero limits: unlimited).
+func (l *connLimiter) acquire(remoteAddr string, sc *SecurityConfig) string {
 	ip := remoteIP(remoteAddr)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.maxTotal > 0 && l.total >= l.maxTotal {
+	if sc.MaxConnections > 0 && l.total >= sc.MaxConnections {
 		return "too many connections on this node"
 	}
-	if l.maxPerIP > 0 && l.perIP[ip] >= l.maxPerIP {
+	if sc.MaxConnectionsPerIP > 0 && l.perIP[ip] >= sc.MaxConnectionsPerIP {
 		return "too many connections from this address"
 	}
 	l.total++
@@ -47,9 +41,6 @@ func (l *connLimiter) acquire(remoteAddr string) string {
 
 // release gives back the slot acquire took for remoteAddr.
 func (l *connLimiter) release(remoteAddr string) {
-	if l.off() {
-		return
-	}
 	ip := remoteIP(remoteAddr)
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -101,7 +92,7 @@ func (b *bucket) allow(rate float64, burst int, now time.Time) bool {
 
 // publishAllowed applies the hub's publish rate to s.
 func (s *session) publishAllowed() bool {
-	sc := &s.hub.cfg.Security
+	sc := &s.hub.live().Security
 	if sc.PublishRate <= 0 {
 		return true
 	}

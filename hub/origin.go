@@ -7,11 +7,11 @@ import (
 	"strings"
 )
 
-// originAllowed applies Config.AllowedOrigins to a browser's Origin
+// originAllowed applies allowed (Config.AllowedOrigins) to a browser's Origin
 // header. Browsers send Origin on every WebSocket handshake; programs
 // usually don't, and they are not what the check protects against (a page
 // on another site using a visitor's cookies), so a missing Origin passes.
-func (h *Hub) originAllowed(r *http.Request) bool {
+func (h *Hub) originAllowed(r *http.Request, allowed []string) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return true
@@ -20,10 +20,10 @@ func (h *Hub) originAllowed(r *http.Request) bool {
 	if u == nil {
 		return false
 	}
-	if len(h.cfg.AllowedOrigins) == 0 {
+	if len(allowed) == 0 {
 		return strings.EqualFold(u.Host, r.Host) || isLoopbackHost(u.Hostname())
 	}
-	return originListed(h.cfg.AllowedOrigins, u)
+	return originListed(allowed, u)
 }
 
 // parseOrigin parses an Origin header; nil when it names no host ("null").

@@ -99,7 +99,7 @@ func isReserved(ch string) bool { return strings.HasPrefix(ch, ReservedPrefix) }
 // namespace returns the rules that apply to ch: its namespace's, else the
 // default namespace's, else anyone/anyone.
 func (h *Hub) namespace(ch string) Namespace {
-	nss := h.cfg.Security.Namespaces
+	nss := h.live().Security.Namespaces
 	if ns, ok := nss[NamespaceOf(ch)]; ok {
 		return ns
 	}

@@ -130,13 +130,13 @@ func (s *session) presenceQuery(req *request) {
 	}
 	if !s.subscribed(req.ch) {
 		if err := s.authorizeSubscribe(req.ch); err != nil {
-			s.send(errFrame(req, codeOf(err, CodeForbidden), err.Error()))
+			s.sendErr(req, codeOf(err, CodeForbidden), err.Error())
 			return
 		}
 	}
 	h := s.hub
 	if !h.presenceOn(req.ch) {
-		s.send(errFrame(req, CodeBadRequest, "presence is not enabled for this channel"))
+		s.sendErr(req, CodeBadRequest, "presence is not enabled for this channel")
 		return
 	}
 	h.pres.mu.Lock()

@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"math"
 	"sync"
 	"time"
 )
@@ -30,23 +29,21 @@ type sessionSecurity struct {
 // one-second resolution, so a finer sweep would find nothing more.
 const expirySweep = time.Second
 
-// initSecurity completes the security config and starts the expiry sweep.
+// initSecurity stores the live settings and starts the expiry sweep.
 // New calls it once, before the hub is shared.
 func (h *Hub) initSecurity() {
-	sc := &h.cfg.Security
-	if sc.PublishRate > 0 && sc.PublishBurst <= 0 {
-		sc.PublishBurst = max(1, int(math.Ceil(sc.PublishRate)))
-	}
-	h.sec.conns = newConnLimiter(sc.MaxConnections, sc.MaxConnectionsPerIP)
+	l := h.cfg.live() // withDefaults normalized it
+	h.liveCfg.Store(&l)
+	h.sec.conns = newConnLimiter()
 	h.sec.users = make(map[string]map[*session]struct{})
 	h.sec.due = make(map[int64]map[*session]struct{})
 	// Every node wants the system channel, so interest routing carries a
 	// cluster-wide disconnect to every node.
 	h.relay.Subscribe(sysDisconnect) // no wait: peers learn it from the snapshot of each link
-	if h.cfg.Authenticator != nil {  // only an Identity can expire
-		h.wg.Add(1)
-		go h.expiryLoop()
-	}
+	// The sweep runs even without an Authenticator: UpdateSecurity may
+	// add one, and it costs one wake-up a second.
+	h.wg.Add(1)
+	go h.expiryLoop()
 }
 
 // trackSession indexes an opened session by user and token expiry.

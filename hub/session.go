@@ -60,6 +60,7 @@ func (s *session) OnClose(err error) {
 	s.closed = true
 	subs := s.subs
 	s.subs = nil
+	s.hub.metrics.subscriptions.Add(-int64(len(subs)))
 	for _, sb := range subs {
 		s.hub.reg.remove(sb.c, s)
 		s.hub.relay.Unsubscribe(sb.c.name)
@@ -80,7 +81,7 @@ func (s *session) OnMessage(frame []byte) {
 	req, err := decodeRequest(frame)
 	if err != nil {
 		s.hub.metrics.badRequests.Add(1)
-		s.send(errFrame(&req, CodeBadRequest, err.Error()))
+		s.sendErr(&req, CodeBadRequest, err.Error())
 		return
 	}
 	switch req.op {
@@ -94,7 +95,7 @@ func (s *session) OnMessage(frame []byte) {
 		s.presenceQuery(&req)
 	default:
 		s.hub.metrics.badRequests.Add(1)
-		s.send(errFrame(&req, CodeBadRequest, "unknown op "+quoteForReason(req.op)))
+		s.sendErr(&req, CodeBadRequest, "unknown op "+quoteForReason(req.op))
 	}
 }
 
@@ -110,7 +111,7 @@ func (s *session) join(ch string, info []byte) (t relay.Ticket, isNew bool, err 
 		return 0, false, ErrClosed
 	case s.find(ch) >= 0:
 		return s.subs[s.find(ch)].t, false, nil
-	case len(s.subs) >= s.hub.cfg.MaxSubscriptions:
+	case len(s.subs) >= s.hub.live().MaxSubscriptions:
 		return 0, false, errSubLimit
 	}
 	c := s.hub.reg.add(ch, s)
@@ -122,6 +123,7 @@ func (s *session) join(ch string, info []byte) (t relay.Ticket, isNew bool, err 
 	if s.subs[len(s.subs)-1].present {
 		s.hub.presenceJoin(s, ch, info)
 	}
+	s.hub.metrics.subscriptions.Add(1)
 	return t, true, nil
 }
 
@@ -140,6 +142,7 @@ func (s *session) leave(ch string) bool {
 	s.subs = s.subs[:last]
 	s.hub.reg.remove(c, s)
 	s.hub.relay.Unsubscribe(ch)
+	s.hub.metrics.subscriptions.Add(-1)
 	if present {
 		s.hub.presenceLeave(s, ch)
 	}
@@ -164,23 +167,24 @@ func (s *session) find(ch string) int {
 }
 
 func (s *session) subscribe(req *request) {
+	start := s.hub.startTimer()
 	if !s.checkChannel(req) || !s.inStanding(req) {
 		return
 	}
 	if !s.subscribed(req.ch) {
 		if err := s.authorizeSubscribe(req.ch); err != nil {
-			s.send(errFrame(req, codeOf(err, CodeForbidden), err.Error()))
+			s.sendErr(req, codeOf(err, CodeForbidden), err.Error())
 			return
 		}
 	}
 	info, err := s.presenceInfo(req.ch, req.info)
 	if err != nil {
-		s.send(errFrame(req, CodeTooLarge, err.Error()))
+		s.sendErr(req, CodeTooLarge, err.Error())
 		return
 	}
 	t, isNew, err := s.join(req.ch, info)
 	if err != nil {
-		s.send(errFrame(req, codeOf(err, CodeBadRequest), err.Error()))
+		s.sendErr(req, codeOf(err, CodeBadRequest), err.Error())
 		return
 	}
 	if isNew {
@@ -188,7 +192,7 @@ func (s *session) subscribe(req *request) {
 	}
 	// A repeated sub waits like the first: the first may still be waiting
 	// for the cluster, and this ack promises the same.
-	s.hub.awaitInterest(s, *req, t)
+	s.hub.awaitInterest(s, *req, t, start)
 }
 
 // inStanding refuses a request with err 503 while the node is not a member
@@ -199,7 +203,7 @@ func (s *session) inStanding(req *request) bool {
 		return true
 	}
 	s.hub.metrics.unavailable.Add(1)
-	s.send(errFrame(req, CodeUnavailable, "cluster unavailable: "+err.Error()))
+	s.sendErr(req, CodeUnavailable, "cluster unavailable: "+err.Error())
 	return false
 }
 
@@ -219,19 +223,19 @@ func (s *session) publish(req *request) {
 	}
 	if req.data == nil {
 		s.hub.metrics.badRequests.Add(1)
-		s.send(errFrame(req, CodeBadRequest, `pub needs "data"`))
+		s.sendErr(req, CodeBadRequest, `pub needs "data"`)
 		return
 	}
-	if len(req.data) > s.hub.cfg.MaxDataSize {
-		s.send(errFrame(req, CodeTooLarge, "data is larger than the limit"))
+	if len(req.data) > s.hub.live().MaxDataSize {
+		s.sendErr(req, CodeTooLarge, "data is larger than the limit")
 		return
 	}
 	if !s.publishAllowed() {
-		s.send(errFrame(req, CodeRateLimited, "publish rate limit exceeded"))
+		s.sendErr(req, CodeRateLimited, "publish rate limit exceeded")
 		return
 	}
 	if err := s.authorizePublish(req.ch, req.data); err != nil {
-		s.send(errFrame(req, codeOf(err, CodeForbidden), err.Error()))
+		s.sendErr(req, codeOf(err, CodeForbidden), err.Error())
 		return
 	}
 	if !s.inStanding(req) {
@@ -247,7 +251,7 @@ func (s *session) checkChannel(req *request) bool {
 		return true
 	}
 	s.hub.metrics.badRequests.Add(1)
-	s.send(errFrame(req, CodeBadRequest, reason))
+	s.sendErr(req, CodeBadRequest, reason)
 	return false
 }
 

@@ -23,6 +23,7 @@ func (h *Hub) checkUpgrade(w http.ResponseWriter, r *http.Request) bool {
 	case http.StatusMethodNotAllowed:
 		w.Header().Set("Allow", http.MethodGet)
 	}
+	h.metrics.refusedUpgrade.Add(1)
 	h.refuse(w, r, ue.Status, ue.Reason, slog.LevelDebug)
 	return false
 }

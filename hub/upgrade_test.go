@@ -12,7 +12,7 @@ import (
 // upgrade is refused with the documented JSON body, like every other
 // refusal, not the handshake library's text.
 func TestUpgradeRefusalsAreJSON(t *testing.T) {
-	_, url := testHub(t, DefaultConfig())
+	h, url := testHub(t, DefaultConfig())
 	httpURL := "http" + strings.TrimPrefix(url, "ws")
 	upgrade := func(version string) http.Header {
 		return http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"},
@@ -58,4 +58,7 @@ func TestUpgradeRefusalsAreJSON(t *testing.T) {
 	}
 	http.DefaultClient.CloseIdleConnections()
 	dial(t, url) // a real upgrade still works
+	if s := h.Stats(); s.RefusedUpgrade != 5 || s.Refused != 5 {
+		t.Fatalf("refused_upgrade %d, refused %d; want 5 each", s.RefusedUpgrade, s.Refused)
+	}
 }

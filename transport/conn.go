@@ -116,6 +116,9 @@ func (c *Conn) closeWith(ce *CloseError, sendFrame, dropQueued bool) bool {
 	start := false
 	if sendFrame && !c.terminated {
 		start = c.pushLocked(closeFrame(ce.Code, ce.Reason))
+		if !ce.Remote {
+			c.srv.stats.countClose(ce.Code)
+		}
 	}
 	c.mu.Unlock()
 	if start {

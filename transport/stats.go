@@ -1,6 +1,9 @@
 package transport
 
-import "sync/atomic"
+import (
+	"strconv"
+	"sync/atomic"
+)
 
 // Stats is a snapshot of the server's counters. Counters only grow; Conns is
 // the current number of registered connections.
@@ -16,6 +19,10 @@ type Stats struct {
 	// BlockedWrites counts hand-offs to a connection's own blocking writer
 	// (its socket was full).
 	BlockedWrites uint64 `json:"blocked_writes"`
+	// CloseCodes counts the close frames this server started, by code
+	// ("1001", "1008", ...; "other" for codes outside closeCodeSlots). A
+	// client's own close, echoed back, is not counted.
+	CloseCodes map[string]uint64 `json:"close_codes"`
 }
 
 // counters are updated per event, never per Send, so they cost nothing on
@@ -28,6 +35,33 @@ type counters struct {
 	pingTimeouts   atomic.Uint64
 	writes         atomic.Uint64
 	blockedWrites  atomic.Uint64
+	closeCodes     [len(closeCodeSlots) + 1]atomic.Uint64 // the last: other codes
+}
+
+// closeCodeSlots are the close codes counted one by one: the transport's
+// and the hub's (4001 token expired, 4003 disconnected). A fixed set keeps
+// them usable as a metric label whatever codes a caller sends.
+var closeCodeSlots = [...]StatusCode{CloseNormal, CloseGoingAway, CloseProtocolError, CloseUnsupportedData,
+	CloseInvalidPayload, ClosePolicyViolation, CloseTooBig, CloseInternalError, 4001, 4003}
+
+// countClose counts a close frame this server started.
+func (c *counters) countClose(code StatusCode) {
+	for i, s := range closeCodeSlots {
+		if s == code {
+			c.closeCodes[i].Add(1)
+			return
+		}
+	}
+	c.closeCodes[len(closeCodeSlots)].Add(1)
+}
+
+func (c *counters) closeCodeCounts() map[string]uint64 {
+	m := make(map[string]uint64, len(c.closeCodes))
+	for i, s := range closeCodeSlots {
+		m[strconv.Itoa(int(s))] = c.closeCodes[i].Load()
+	}
+	m["other"] = c.closeCodes[len(closeCodeSlots)].Load()
+	return m
 }
 
 // Stats returns the current counters.
@@ -44,5 +78,6 @@ func (s *Server) Stats() Stats {
 		PingTimeouts:        s.stats.pingTimeouts.Load(),
 		Writes:              s.stats.writes.Load(),
 		BlockedWrites:       s.stats.blockedWrites.Load(),
+		CloseCodes:          s.stats.closeCodeCounts(),
 	}
 }

@@ -25,6 +25,7 @@ type config struct {
 	logFormat        string
 	logLevel         string
 	pprof            bool
+	metricsListen    string
 	gcPercent        int
 
 	name        string
@@ -42,15 +43,93 @@ type config struct {
 
 	security securityConfig // security.go: tokens, permissions, limits, server API
 	tls      tlsConfig      // tls.go: client and peer-link TLS
+
+	// What the config was read from, so a reload (SIGHUP) reads it again
+	// the same way, and the value of every flag after reading, so a reload
+	// can name the settings that changed.
+	args   []string
+	getenv func(string) string
+	file   *configFile // configfile.go; nil without --config
+	values map[string]string
+	level  *slog.LevelVar // set by logger: the log level a reload changes
 }
 
 const envPrefix = "MESHCAST_"
 
 // parseConfig reads flags from args; a flag not given on the command line
 // takes its MESHCAST_<NAME> environment variable (--max-message is
-// MESHCAST_MAX_MESSAGE), then its default.
+// MESHCAST_MAX_MESSAGE), then its value in the --config file, then its
+// default.
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	var c config
+	fs := c.flagSet(stderr)
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := applyEnv(fs, set, getenv); err != nil {
+		return c, err
+	}
+	if err := c.applyFile(fs, set); err != nil {
+		return c, err
+	}
+	c.args, c.getenv = args, getenv
+	c.values = map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) { c.values[f.Name] = f.Value.String() })
+	if err := c.validate(); err != nil {
+		if c.file != nil {
+			return c, c.file.locate(err)
+		}
+		return c, err
+	}
+	return c, nil
+}
+
+// applyEnv sets every flag not in set from its environment variable, and
+// adds it to set.
+func applyEnv(fs *flag.FlagSet, set map[string]bool, getenv func(string) string) error {
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(env); v != "" && !set[f.Name] {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", env, err))
+			}
+			set[f.Name] = true
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// applyFile sets every flag not in set from the --config file.
+func (c *config) applyFile(fs *flag.FlagSet, set map[string]bool) error {
+	path := c.security.configFile
+	if path == "" {
+		return nil
+	}
+	cf, errs := loadConfigFile(path, fs)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	for _, v := range cf.values {
+		if set[v.key] {
+			continue // a flag or the environment wins
+		}
+		if err := fs.Set(v.key, v.value); err != nil {
+			return &lineError{path: path, line: v.line, err: fmt.Errorf("%s: %w", v.key, err)}
+		}
+	}
+	c.file = cf
+	c.security.fileNamespaces = cf.namespaces
+	return nil
+}
+
+// flagSet binds every flag to c.
+func (c *config) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("meshcast", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.listen, "listen", ":8080", "HTTP and WebSocket listen address")
@@ -63,6 +142,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 10*time.Second, "longest graceful shutdown on SIGINT/SIGTERM")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.metricsListen, "metrics-listen", "", "serve Prometheus /metrics on this address instead of on --listen (keeps it off the public port)")
 	fs.BoolVar(&c.pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ (for diagnosis; do not expose publicly)")
 	fs.IntVar(&c.gcPercent, "gc-percent", 50, "Go GC target percentage (GOGC); lower uses less memory per connection, higher less CPU in connection bursts")
 
@@ -80,28 +160,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 
 	c.security.register(fs)
 	c.tls.register(fs)
-
-	if err := fs.Parse(args); err != nil {
-		return c, err
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var errs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		env := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(env); v != "" && !set[f.Name] {
-			if err := fs.Set(f.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", env, err))
-			}
-		}
-	})
-	if err := errors.Join(errs...); err != nil {
-		return c, err
-	}
-	return c, c.validate()
+	return fs
 }
 
 func (c *config) validate() error {
@@ -135,10 +194,14 @@ func (c *config) validate() error {
 	return c.tls.validate()
 }
 
+// logger builds the node's logger; its level is c.level, which a reload
+// may change.
 func (c *config) logger(w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.logLevel))
-	opts := &slog.HandlerOptions{Level: lvl}
+	c.level = new(slog.LevelVar)
+	c.level.Set(lvl)
+	opts := &slog.HandlerOptions{Level: c.level}
 	if c.logFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
@@ -153,6 +216,19 @@ func (c *config) clusterSecret() ([]byte, error) {
 	}
 	s, err := readSecretFile("--secret-file", c.secretFile)
 	return []byte(s), err
+}
+
+// strongSecret is clusterSecret, refused if it is weak (secret.go) unless
+// --insecure is given.
+func (c *config) strongSecret() ([]byte, error) {
+	secret, err := c.clusterSecret()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSecret(secret); err != nil && !c.security.insecure {
+		return nil, err
+	}
+	return secret, nil
 }
 
 // readSecretFile reads a secret from the file a flag names, without the

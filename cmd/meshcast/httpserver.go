@@ -82,28 +82,39 @@ func (w httpErrorLog) Write(p []byte) (int, error) {
 // to --max-connections and --max-connections-per-ip, in a pool of their
 // own, so that idle keep-alive and slow-header connections cannot pile up
 // beyond those numbers: over either limit a new connection is closed at
-// once, before any byte is read. Zero limits count nothing.
+// once, before any byte is read. Zero limits are unlimited. A reload
+// (reload.go) may change the limits; connections are counted even with
+// none set, so that a limit set later applies to those already open, as
+// the hub's own limits do.
 type connLimit struct {
-	maxTotal, maxPerIP int
-	refused            atomic.Uint64 // connections closed over a limit
+	refused atomic.Uint64 // connections closed over a limit
 
-	// mu guards the counts and held; held only for map updates.
-	mu    sync.Mutex
-	total int
-	perIP map[string]int
-	held  map[net.Conn]string // counted connections and their address
+	// mu guards the limits, the counts and held; held only for map
+	// updates.
+	mu                 sync.Mutex
+	maxTotal, maxPerIP int // 0: unlimited
+	total              int
+	perIP              map[string]int
+	held               map[net.Conn]string // counted connections and their address
 }
 
 func newConnLimit(maxTotal, maxPerIP int) *connLimit {
-	return &connLimit{maxTotal: maxTotal, maxPerIP: maxPerIP, perIP: map[string]int{}, held: map[net.Conn]string{}}
+	l := &connLimit{perIP: map[string]int{}, held: map[net.Conn]string{}}
+	l.set(maxTotal, maxPerIP)
+	return l
+}
+
+// set replaces the limits. Connections already over a lowered limit stay;
+// new ones are refused until enough have gone.
+func (l *connLimit) set(maxTotal, maxPerIP int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.maxTotal, l.maxPerIP = max(0, maxTotal), max(0, maxPerIP)
 }
 
 // connState is the http.Server hook. It runs on the accept loop for
 // StateNew, so it only counts and closes; it never blocks.
 func (l *connLimit) connState(c net.Conn, st http.ConnState) {
-	if l.maxTotal == 0 && l.maxPerIP == 0 {
-		return
-	}
 	switch st {
 	case http.StateNew:
 		if !l.acquire(c) {

@@ -20,6 +20,9 @@ func main() {
 }
 
 func run(args []string) int {
+	if code, ok := subcommand(args, os.Stdout, os.Stderr); ok { // commands.go
+		return code
+	}
 	cfg, err := parseConfig(args, os.Getenv, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -45,7 +48,7 @@ func run(args []string) int {
 		log.Error("cannot start", slog.Any("err", err))
 		return 1
 	}
-	stopReload := reloadOnSIGHUP(n.tls, log)
+	stopReload := n.reloadOnSIGHUP() // reload.go
 	defer stopReload()
 	select {
 	case <-ctx.Done():

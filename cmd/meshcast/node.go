@@ -35,7 +35,14 @@ type node struct {
 	http     *http.Server
 	listener net.Listener
 	tls      *tlsSetup  // tls.go: certificates reloaded on SIGHUP
-	conns    *connLimit // httpserver.go: connections not upgraded (yet)
+	conns    *connLimit // httpserver.go: connections not upgraded (yet); its limits reloadable
+	metrics  *nodeMetrics
+	api      *swapHandler // the server API, its key reloadable
+
+	// reloadMu serialises reloads (reload.go); cfg is the configuration
+	// in force, which only reload replaces.
+	reloadMu sync.Mutex
+	cfg      config
 	ready    atomic.Bool
 	served   chan error
 
@@ -66,11 +73,24 @@ func startNode(cfg config, log *slog.Logger, opts nodeOptions) (_ *node, err err
 		return nil, err
 	}
 	ln = ts.listen(ln)
+	m, err := newNodeMetrics() // metrics.go
+	if err != nil {
+		return nil, err
+	}
+	if err := m.listen(cfg.metricsListen); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			m.close()
+		}
+	}()
 	hcfg, err := cfg.hubConfig(log) // reads every key and rule file first
 	if err != nil {
 		return nil, err
 	}
-	cl, err := cfg.newCluster(ts, log, opts)
+	hcfg.Observer = m.hist
+	cl, err := cfg.newCluster(ts, log, opts, m.hist)
 	if err != nil {
 		return nil, err
 	}
@@ -79,9 +99,15 @@ func startNode(cfg config, log *slog.Logger, opts nodeOptions) (_ *node, err err
 	if err != nil {
 		return nil, err
 	}
-	n := &node{log: log, hub: h, cluster: cl, listener: ln, tls: ts, served: make(chan error, 1)}
-	n.conns = newConnLimit(cfg.security.maxConnections, cfg.security.maxConnectionsPerIP)
-	n.http = newHTTPServer(cfg.security.routes(n.routes(cfg.pprof), h), log, opts.http, n.conns) // + the server API
+	conns := newConnLimit(cfg.security.maxConnections, cfg.security.maxConnectionsPerIP)
+	if err = m.register(h, cl, conns); err != nil {
+		_ = h.Shutdown(context.Background())
+		return nil, err
+	}
+	n := &node{log: log, hub: h, cluster: cl, listener: ln, tls: ts, conns: conns, metrics: m, cfg: cfg, served: make(chan error, 1)}
+	n.api = newSwapHandler(hub.NewAPI(h, cfg.security.key))
+	m.serve(log)
+	n.http = newHTTPServer(routesWithAPI(n.routes(cfg), n.api), log, opts.http, n.conns) // + the server API
 	go func() { n.served <- n.http.Serve(ln) }()
 	n.ready.Store(true)
 	log.Info("meshcast serving",
@@ -93,12 +119,9 @@ func startNode(cfg config, log *slog.Logger, opts nodeOptions) (_ *node, err err
 }
 
 // newCluster binds the gossip and peer ports; hub.New starts it.
-func (cfg *config) newCluster(ts *tlsSetup, log *slog.Logger, opts nodeOptions) (*cluster.Cluster, error) {
-	secret, err := cfg.clusterSecret()
+func (cfg *config) newCluster(ts *tlsSetup, log *slog.Logger, opts nodeOptions, obs cluster.Observer) (*cluster.Cluster, error) {
+	secret, err := cfg.strongSecret()
 	if err != nil {
-		return nil, err
-	}
-	if err := checkSecret(secret); err != nil && !cfg.security.insecure {
 		return nil, err
 	}
 	ccfg := cluster.DefaultConfig()
@@ -114,6 +137,7 @@ func (cfg *config) newCluster(ts *tlsSetup, log *slog.Logger, opts nodeOptions) 
 	ccfg.ReconnectInterval = cfg.reconnectInterval
 	ccfg.ReconnectTimeout = cfg.reconnectTimeout
 	ccfg.Memberlist = opts.memberlist
+	ccfg.Observer = obs
 	ccfg.Logger = log.With(slog.String("component", "cluster"))
 	return cluster.New(ccfg)
 }
@@ -133,9 +157,12 @@ func (cfg *config) hubConfig(log *slog.Logger) (hub.Config, error) {
 	return hcfg, cfg.security.apply(&hcfg, log) // security.go: tokens, permissions, limits
 }
 
-func (n *node) routes(pprof bool) http.Handler {
+func (n *node) routes(cfg config) http.Handler {
 	mux := http.NewServeMux()
-	if pprof {
+	if cfg.metricsListen == "" {
+		mux.Handle("GET /metrics", n.metrics.handler(n.log))
+	}
+	if cfg.pprof {
 		mux.HandleFunc("GET /debug/pprof/", httppprof.Index)
 		mux.HandleFunc("GET /debug/pprof/profile", httppprof.Profile)
 		mux.HandleFunc("GET /debug/pprof/symbol", httppprof.Symbol)
@@ -204,6 +231,10 @@ func (n *node) drain(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("hub: %w", err))
 	}
 	if err := <-n.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		errs = append(errs, err)
+	}
+	// Last, so the final counters of a drain can still be scraped.
+	if err := n.metrics.shutdown(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

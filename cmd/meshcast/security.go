@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"crypto"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,8 +23,9 @@ type securityConfig struct {
 	maxLifetime  time.Duration // --token-max-lifetime
 	insecure     bool
 
-	namespaces namespaceFlag
-	configFile string
+	namespaces     namespaceFlag
+	configFile     string
+	fileNamespaces map[string]hub.Namespace // the config file's namespaces key
 
 	publishRate         float64
 	publishBurst        int
@@ -44,13 +43,13 @@ func (s *securityConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.jwksFile, "token-jwks-file", "", "JWKS file of the RS256/ES256 keys of client tokens, chosen by the token's kid")
 	fs.DurationVar(&s.maxLifetime, "token-max-lifetime", 24*time.Hour, "refuse client tokens whose exp is further ahead than this (0: no limit); tokens cannot be revoked, so this is how long a leaked one works")
 	fs.BoolVar(&s.insecure, "insecure", false, "accept anonymous clients without the warning, and a cluster secret under 128 bits (demos only)")
-	fs.Var(&s.namespaces, "namespace", "channel permissions of a namespace, NAME:subscribe=anyone|authenticated|claim,publish=nobody|subscribers|claim|anyone[,origins=URL|URL]; repeat it, or separate with ';' (NAME empty: the default namespace)")
-	fs.StringVar(&s.configFile, "config", "", `JSON file of namespaces: {"namespaces":{"chat":{"subscribe":"anyone","publish":"subscribers"}}}; --namespace flags win`)
+	fs.Var(&s.namespaces, "namespace", "channel permissions of a namespace, NAME:subscribe=anyone|authenticated|claim,publish=nobody|subscribers|claim|anyone[,origins=URL|URL][,presence=on][,join_leave=on]; repeat it, or separate with ';' (NAME empty: the default namespace)")
+	fs.StringVar(&s.configFile, "config", "", "YAML config file: every flag by name (max-message: 65536), and namespaces; flags and MESHCAST_* win. A JSON file of namespaces still works")
 	fs.Float64Var(&s.publishRate, "client-publish-rate", 0, "publishes per second one connection may sustain, over it err 429 (0: unlimited)")
 	fs.IntVar(&s.publishBurst, "client-publish-burst", 0, "publish burst per connection (default: the rate)")
 	fs.IntVar(&s.maxConnections, "max-connections", 0, "connections this node accepts, more get HTTP 503 (0: unlimited)")
 	fs.IntVar(&s.maxConnectionsPerIP, "max-connections-per-ip", 0, "connections from one remote IP, more get HTTP 503 (0: unlimited)")
-	fs.StringVar(&s.apiKey, "api-key", "", "bearer key of the server API (/api/publish, /api/broadcast, /api/disconnect); without one the API answers 404")
+	fs.StringVar(&s.apiKey, "api-key", "", "bearer key of the server API (/api/publish, /api/broadcast, /api/disconnect, /api/presence, /api/presence_stats); without one the API answers 404")
 	fs.StringVar(&s.apiKeyFile, "api-key-file", "", "file holding the server API key")
 }
 
@@ -86,7 +85,7 @@ func (s *securityConfig) apply(hcfg *hub.Config, log *slog.Logger) error {
 		return err
 	}
 	if v != nil {
-		hcfg.Authenticator = v.WithMaxLifetime(s.maxLifetime)
+		hcfg.Authenticator = v
 	} else if !s.insecure {
 		log.Warn("no client token auth configured: anyone who reaches this node may connect anonymously " +
 			"(set --token-hmac-secret, --token-rsa-public-key or --token-jwks-file; --insecure silences this warning)")
@@ -107,7 +106,8 @@ func (s *securityConfig) hubSecurity() (hub.SecurityConfig, error) {
 	return sec, err
 }
 
-// tokenVerifier builds the verifier of every configured key, or nil.
+// tokenVerifier builds the verifier of every configured key, with the
+// --token-max-lifetime check, or nil.
 func (s *securityConfig) tokenVerifier() (*hub.TokenVerifier, error) {
 	keys := hub.TokenKeys{HMACSecret: []byte(s.hmacSecret), PublicKeys: map[string]crypto.PublicKey{}}
 	if s.jwksFile != "" {
@@ -140,34 +140,19 @@ func (s *securityConfig) tokenVerifier() (*hub.TokenVerifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token keys: %w", err)
 	}
-	return v, nil
+	return v.WithMaxLifetime(s.maxLifetime), nil
 }
 
-// namespaceRules merges --config and --namespace; nil when neither is set.
+// namespaceRules merges the config file's namespaces and --namespace (a
+// flag replaces the file's entry of the same name); nil when neither is
+// set.
 func (s *securityConfig) namespaceRules() (map[string]hub.Namespace, error) {
-	if s.configFile == "" && len(s.namespaces) == 0 {
+	if s.fileNamespaces == nil && len(s.namespaces) == 0 {
 		return nil, nil
 	}
 	rules := map[string]hub.Namespace{}
-	if s.configFile != "" {
-		b, err := os.ReadFile(s.configFile)
-		if err != nil {
-			return nil, fmt.Errorf("--config: %w", err)
-		}
-		var file struct {
-			Namespaces map[string]hub.Namespace `json:"namespaces"`
-		}
-		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.DisallowUnknownFields() // a typo must not silently open a namespace
-		if err := dec.Decode(&file); err != nil {
-			return nil, fmt.Errorf("--config %s: %w", s.configFile, err)
-		}
-		for name, ns := range file.Namespaces {
-			if strings.Contains(name, ":") {
-				return nil, fmt.Errorf("--config %s: namespace %q has a ':'", s.configFile, name)
-			}
-			rules[name] = ns
-		}
+	for name, ns := range s.fileNamespaces {
+		rules[name] = ns
 	}
 	for _, nf := range s.namespaces {
 		rules[nf.name] = nf.ns
@@ -182,11 +167,10 @@ func (s *securityConfig) readAPIKey() (string, error) {
 	return readSecretFile("--api-key-file", s.apiKeyFile)
 }
 
-// routes mounts the server API in front of the node's other routes.
-func (s *securityConfig) routes(next http.Handler, h *hub.Hub) http.Handler {
+// routesWithAPI mounts the server API in front of the node's other routes.
+func routesWithAPI(next, api http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	api := hub.NewAPI(h, s.key)
-	for _, op := range []string{"publish", "broadcast", "disconnect"} {
+	for _, op := range []string{"publish", "broadcast", "disconnect", "presence", "presence_stats"} {
 		mux.Handle("/api/"+op, api)
 	}
 	mux.Handle("/", next)
@@ -248,11 +232,11 @@ func parseNamespace(spec string) (namedNamespace, error) {
 		case "origins":
 			n.ns.Origins = strings.Split(v, "|")
 		default:
-			err = fmt.Errorf("unknown key %q (want subscribe, publish or origins)", k)
+			err = presenceOption(&n.ns, k, v) // presence.go
 		}
 		if err != nil {
 			return n, fmt.Errorf("namespace %q: %w", name, err)
 		}
 	}
-	return n, nil
+	return n, checkPresence(name, n.ns)
 }

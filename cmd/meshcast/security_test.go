@@ -201,13 +201,13 @@ func TestSecurityFlagErrors(t *testing.T) {
 		{"--client-publish-rate", "-1"},
 		{"--client-publish-burst", "5"},
 		{"--max-connections-per-ip", "-2"},
+		{"--config", bad}, // read with the flags now: a bad file stops the parse
 	} {
 		if _, err := parseConfig(args, func(string) string { return "" }, io.Discard); err == nil {
 			t.Errorf("%v accepted", args)
 		}
 	}
 	for _, args := range [][]string{
-		{"--config", bad},
 		{"--token-jwks-file", bad},
 		{"--token-rsa-public-key", bad},
 		{"--api-key-file", filepath.Join(t.TempDir(), "missing")},

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -10,9 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"sync/atomic"
-	"syscall"
 
 	"github.com/meshcast/meshcast/cluster"
 )
@@ -65,12 +62,30 @@ func newCertReloader(flag, certFile, keyFile string) (*certReloader, error) {
 
 // reload reads the files again; on error the current certificate stays.
 func (r *certReloader) reload() error {
+	c, err := r.load()
+	if err != nil {
+		return err
+	}
+	r.cert.Store(c)
+	return nil
+}
+
+// load reads the files.
+func (r *certReloader) load() (*tls.Certificate, error) {
 	c, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", r.flag, r.certFile, err)
+		return nil, fmt.Errorf("%s %s: %w", r.flag, r.certFile, err)
 	}
-	r.cert.Store(&c)
-	return nil
+	return &c, nil
+}
+
+// logLoaded logs the certificate in use, with its subject and expiry.
+func (r *certReloader) logLoaded(log *slog.Logger) {
+	attrs := []any{slog.String("flag", r.flag)}
+	if leaf := r.cert.Load().Leaf; leaf != nil {
+		attrs = append(attrs, slog.String("subject", leaf.Subject.String()), slog.Time("not_after", leaf.NotAfter))
+	}
+	log.Info("certificate reloaded", attrs...)
 }
 
 func (r *certReloader) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -154,41 +169,34 @@ func (s *tlsSetup) reload(log *slog.Logger) error {
 			errs = append(errs, err)
 			continue
 		}
-		attrs := []any{slog.String("flag", r.flag)}
-		if leaf := r.cert.Load().Leaf; leaf != nil {
-			attrs = append(attrs, slog.String("subject", leaf.Subject.String()), slog.Time("not_after", leaf.NotAfter))
-		}
-		log.Info("certificate reloaded", attrs...)
+		r.logLoaded(log)
 	}
 	return errors.Join(errs...)
 }
 
-// reloadOnSIGHUP reloads the certificates on every SIGHUP until the returned
-// stop is called (it waits for the watcher to exit). Without TLS it does
-// nothing: SIGHUP keeps its default meaning.
-func reloadOnSIGHUP(s *tlsSetup, log *slog.Logger) (stop func()) {
-	if s.client == nil && s.peer == nil {
-		return func() {}
+// prepare reads every configured certificate without using it yet; the
+// returned commit swaps them all in. A configuration reload calls it
+// before changing anything, so a bad file changes nothing.
+func (s *tlsSetup) prepare() (commit func(*slog.Logger), err error) {
+	type pending struct {
+		r *certReloader
+		c *tls.Certificate
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-hup:
-				log.Info("SIGHUP received, reloading certificates")
-				_ = s.reload(log)
-			case <-ctx.Done():
-				return
-			}
+	var ps []pending
+	for _, r := range []*certReloader{s.client, s.peer} {
+		if r == nil {
+			continue
 		}
-	}()
-	return func() {
-		signal.Stop(hup)
-		cancel()
-		<-done
+		c, err := r.load()
+		if err != nil {
+			return nil, err
+		}
+		ps = append(ps, pending{r, c})
 	}
+	return func(log *slog.Logger) {
+		for _, p := range ps {
+			p.r.cert.Store(p.c)
+			p.r.logLoaded(log)
+		}
+	}, nil
 }

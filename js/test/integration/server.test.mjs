@@ -89,6 +89,10 @@ test("SIGTERM: the client sees 1001 going away and moves to the other node", asy
   const a = await Node.start({ name: "leaver", join: "127.0.0.1:" + nodes[0].gossipPort });
   cleanup.push(() => a.kill());
   await linksUp([...nodes, a]);
+  // After the previous test's kill -9, a joining node waits for the dead
+  // member until it is declared dead (or --join-timeout): until then it
+  // refuses clients, and this one would start on nodes[0] instead.
+  await until(async () => (await a.get("/readyz").catch(() => ({}))).status == 200, "the leaver ready", 20000);
   const c = await connected([a.url, nodes[0].url]);
   const s = c.subscribe("term");
   await s.ready();

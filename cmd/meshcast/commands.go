@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/meshcast/meshcast/metrics"
+)
+
+// subcommand runs `meshcast version`, `meshcast config check FILE` and
+// `meshcast health [URL]`; ok is false when args start a node instead.
+func subcommand(args []string, stdout, stderr io.Writer) (code int, ok bool) {
+	if len(args) == 0 {
+		return 0, false
+	}
+	switch args[0] {
+	case "version":
+		fmt.Fprintln(stdout, metrics.ReadBuildInfo(version))
+		return 0, true
+	case "config":
+		return configCommand(args[1:], stdout, stderr), true
+	case "health":
+		return healthCommand(args[1:], stdout, stderr), true
+	}
+	return 0, false
+}
+
+// configCommand is `meshcast config check FILE`: every error of the file,
+// each with its line, and exit status 1 if there is any.
+func configCommand(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 2 || args[0] != "check" {
+		fmt.Fprintln(stderr, "usage: meshcast config check FILE")
+		return 2
+	}
+	errs := checkConfigFile(args[1])
+	for _, err := range errs {
+		fmt.Fprintln(stderr, err)
+	}
+	if len(errs) > 0 {
+		fmt.Fprintf(stderr, "%s: %d error(s)\n", args[1], len(errs))
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", args[1])
+	return 0
+}
+
+// checkConfigFile reports every problem of the config file at path, as a
+// node started with only --config path would meet them: unknown keys and
+// bad values (every one, with its line), then what the settings say
+// together, then the files they name (keys, certificates).
+func checkConfigFile(path string) []error {
+	var c config
+	fs := c.flagSet(io.Discard)
+	cf, errs := loadConfigFile(path, fs)
+	if len(errs) > 0 {
+		return errs
+	}
+	for _, v := range cf.values {
+		_ = fs.Set(v.key, v.value) // loadConfigFile checked each value
+	}
+	c.security.fileNamespaces = cf.namespaces
+	if err := c.validate(); err != nil {
+		return []error{cf.locate(err)}
+	}
+	return c.checkFiles(cf)
+}
+
+// checkFiles reads every file the config names, as a start would.
+func (c *config) checkFiles(cf *configFile) []error {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, cf.locate(err))
+		}
+	}
+	_, err := c.strongSecret()
+	add(err)
+	_, err = c.security.tokenVerifier()
+	add(err)
+	_, err = c.security.readAPIKey()
+	add(err)
+	_, err = c.tls.setup()
+	add(err)
+	return errs
+}
+
+// healthCommand is `meshcast health [URL]`: exit 0 if URL (default the
+// local node's /healthz) answers 200, else 1. It is the container's
+// HEALTHCHECK, for images with no shell or curl.
+func healthCommand(args []string, stdout, stderr io.Writer) int {
+	url := "http://127.0.0.1:8080/healthz"
+	switch len(args) {
+	case 0:
+	case 1:
+		url = args[0]
+	default:
+		fmt.Fprintln(stderr, "usage: meshcast health [URL]")
+		return 2
+	}
+	client := http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		fmt.Fprintln(stderr, "meshcast health:", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "meshcast health: %s answered %s\n", url, resp.Status)
+		return 1
+	}
+	fmt.Fprintln(stdout, "ok")
+	return 0
+}

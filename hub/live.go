@@ -1,0 +1,74 @@
+package hub
+
+import (
+	"fmt"
+	"math"
+)
+
+// Live is the part of a hub's configuration that may change while it runs
+// without dropping a client: who may connect, channel permissions, limits
+// and browser origins. New takes it from Config; UpdateSecurity replaces
+// it. Its fields mean what Config's fields of the same names mean.
+type Live struct {
+	Authenticator    Authenticator
+	Security         SecurityConfig
+	AllowedOrigins   []string
+	MaxDataSize      int
+	MaxSubscriptions int
+}
+
+// live returns the configuration in force: one atomic load, so request
+// paths may call it per request. The value is never modified once stored.
+func (h *Hub) live() *Live { return h.liveCfg.Load() }
+
+// UpdateSecurity swaps in new live settings, atomically: a request is
+// judged wholly by the old settings or wholly by the new. Open
+// connections stay open and keep their identity and subscriptions; the
+// new rules apply to their next sub and pub, the new limits to their next
+// request (the connection limits to the next connection), the new
+// Authenticator and origins to the next upgrade. Zero fields take their
+// defaults, as in New. It is safe for concurrent use.
+func (h *Hub) UpdateSecurity(l Live) error {
+	if err := l.normalize(); err != nil {
+		return err
+	}
+	h.liveCfg.Store(&l)
+	return nil
+}
+
+// live is the Live part of cfg.
+func (cfg *Config) live() Live {
+	return Live{
+		Authenticator:    cfg.Authenticator,
+		Security:         cfg.Security,
+		AllowedOrigins:   cfg.AllowedOrigins,
+		MaxDataSize:      cfg.MaxDataSize,
+		MaxSubscriptions: cfg.MaxSubscriptions,
+	}
+}
+
+// normalize rejects values that cannot be meant and fills defaults.
+func (l *Live) normalize() error {
+	sc := &l.Security
+	switch {
+	case l.MaxDataSize < 0:
+		return fmt.Errorf("%w: negative MaxDataSize", ErrInvalidConfig)
+	case l.MaxSubscriptions < 0:
+		return fmt.Errorf("%w: negative MaxSubscriptions", ErrInvalidConfig)
+	case sc.PublishRate < 0 || sc.PublishBurst < 0:
+		return fmt.Errorf("%w: negative publish rate or burst", ErrInvalidConfig)
+	case sc.MaxConnections < 0 || sc.MaxConnectionsPerIP < 0:
+		return fmt.Errorf("%w: negative connection limit", ErrInvalidConfig)
+	}
+	d := DefaultConfig()
+	if l.MaxDataSize == 0 {
+		l.MaxDataSize = d.MaxDataSize
+	}
+	if l.MaxSubscriptions == 0 {
+		l.MaxSubscriptions = d.MaxSubscriptions
+	}
+	if sc.PublishRate > 0 && sc.PublishBurst <= 0 {
+		sc.PublishBurst = max(1, int(math.Ceil(sc.PublishRate)))
+	}
+	return validateNamespaces(sc.Namespaces) // presence_ops.go
+}
