@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"slices"
@@ -446,4 +447,72 @@ func TestPresencePartitionHeals(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestPresenceSnapFramesRoundTrip: a snapshot chunked to fit small frames
+// reads back as the same entries, in order, with Done only on the last.
+func TestPresenceSnapFramesRoundTrip(t *testing.T) {
+	var items []presenceItem
+	for i := range 300 {
+		items = append(items, presenceItem{Ch: fmt.Sprintf("room:%d", i%7), Client: fmt.Sprintf("c%d", i),
+			User: strings.Repeat("u", i%40), Info: []byte(fmt.Sprintf(`{"n":%d}`, i))})
+	}
+	for _, tc := range []struct {
+		items []presenceItem
+		min   int
+	}{{nil, 1}, {items[:1], 1}, {items, 3}} {
+		frames, err := presenceSnapFrames(tc.items, minFrameSize)
+		if err != nil || len(frames) < tc.min {
+			t.Fatalf("%d items: %d frames, %v", len(tc.items), len(frames), err)
+		}
+		var got []presenceItem
+		for i, f := range frames {
+			if len(f)-headerLen > minFrameSize || frameType(f[headerLen]) != framePresenceSnap {
+				t.Fatalf("frame %d: %d bytes, type %d", i, len(f), f[headerLen])
+			}
+			var m presenceSnapMsg
+			if err := decodeMsg(f[headerLen+1:], &m); err != nil {
+				t.Fatal(err)
+			}
+			if m.Done != (i == len(frames)-1) {
+				t.Fatalf("frame %d of %d: done %v", i, len(frames), m.Done)
+			}
+			got = append(got, m.Entries...)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.items) {
+			t.Fatalf("%d items read back as %d", len(tc.items), len(got))
+		}
+	}
+}
+
+// FuzzPresenceFrames feeds peer bytes to the presence handler of an
+// inbound link: nothing may panic, and a change the handler accepts is
+// handed to the hub whole.
+func FuzzPresenceFrames(f *testing.F) {
+	add, _ := encodeMsg(framePresence, presenceMsg{Ch: "room", Client: "c1", User: "alice", Info: []byte(`{"a":1}`)})
+	gone, _ := encodeMsg(framePresence, presenceMsg{Ch: "room", Client: "c1", User: "alice", Gone: true})
+	snaps, _ := presenceSnapFrames([]presenceItem{{Ch: "room", Client: "c2", User: "bob"}}, minFrameSize)
+	all := bytes.Join([][]byte{add, snaps[0], gone}, nil)
+	f.Add(all)
+	for i := 0; i < len(all); i += 5 {
+		f.Add(all[:i])
+	}
+	f.Add([]byte{0, 0, 0, 2, byte(framePresence), 0x80})
+	f.Add([]byte{0, 0, 0, 3, byte(framePresenceSnap), 0x81, 0xa1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rec := &recorder{}
+		c := &Cluster{recv: rec}
+		ic := &inConn{p: &peer{c: c, name: "peer", owner: 1}}
+		fr := newFrameReader(bufio.NewReaderSize(bytes.NewReader(b), 64), minFrameSize)
+		for {
+			typ, body, err := fr.next()
+			if err != nil {
+				break
+			}
+			if ok, err := ic.handlePresence(typ, body); !ok || err != nil {
+				break
+			}
+		}
+		_ = rec.pres.view()
+	})
 }

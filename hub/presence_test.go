@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/meshcast/meshcast/internal/relay"
 )
@@ -538,5 +540,43 @@ func TestPresenceOfClosedSessions(t *testing.T) {
 	waitFor(t, 5*time.Second, "entries gone", func() bool {
 		st, _ := h.PresenceStats(ctx, "quiet:c")
 		return st == PresenceStats{Users: 6, Clients: 8}
+	})
+}
+
+// FuzzPresenceRequest checks the decoder's presence fields against
+// encoding/json: whatever it accepts has the byte-identical "info" and
+// the same "after".
+func FuzzPresenceRequest(f *testing.F) {
+	for _, c := range []string{
+		`{"op":"sub","ch":"room:a","id":1,"info":{"name":"Bob","tags":[1,"x"]}}`,
+		`{"op":"presence","ch":"room:a","id":2,"after":"al\"ice"}`,
+		`{"op":"presence_stats","ch":"room:a"}`,
+		`{"info":null,"op":"sub","ch":"x"}`,
+		`{"op":"presence","after":5}`,
+		`{"op":"sub","info":1,"info":2}`,
+	} {
+		f.Add([]byte(c))
+		for i := 1; i < len(c); i += 5 {
+			f.Add([]byte(c[:i]))
+		}
+	}
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		req, err := decodeRequest(frame)
+		if err != nil || !utf8.Valid(frame) {
+			return
+		}
+		var raw map[string]json.RawMessage
+		if err := json.Unmarshal(frame, &raw); err != nil {
+			t.Fatalf("accepted what encoding/json refuses: %v", err)
+		}
+		if r, ok := raw["info"]; ok != (req.info != nil) || (ok && !bytes.Equal(r, req.info)) {
+			t.Fatalf("info %q vs %q", req.info, r)
+		}
+		if r, ok := raw["after"]; ok {
+			var after string
+			if err := json.Unmarshal(r, &after); err != nil || after != req.after {
+				t.Fatalf("after %q vs %s", req.after, r)
+			}
+		}
 	})
 }
