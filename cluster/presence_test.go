@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -515,4 +516,36 @@ func FuzzPresenceFrames(f *testing.F) {
 		}
 		_ = rec.pres.view()
 	})
+}
+
+// TestPresenceLocalBytesPerEntry reports what a node's own entry costs
+// the cluster beside the hub's table (the map a link's snapshot is built
+// from; the strings are the hub's, shared).
+func TestPresenceLocalBytesPerEntry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures the heap")
+	}
+	c := &Cluster{}
+	var entries []relay.PresenceEntry
+	for i := range 10000 {
+		entries = append(entries, relay.PresenceEntry{Ch: "room:x", Client: fmt.Sprintf("%08x%d", i, i), User: fmt.Sprintf("user-%06d", i)})
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for _, e := range entries {
+		c.presenceAdd(e)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if len(c.pres.entries) != len(entries) {
+		t.Fatalf("%d entries kept", len(c.pres.entries))
+	}
+	per := float64(after.HeapAlloc-before.HeapAlloc) / float64(len(entries))
+	t.Logf("%.0f bytes per local entry", per)
+	if per > 160 {
+		t.Errorf("%.0f bytes per local entry, over the documented 160", per)
+	}
+	runtime.KeepAlive(entries)
+	runtime.KeepAlive(c)
 }

@@ -30,6 +30,9 @@ scenarios:
            (peer/peer.sh), alternating A B A B, with the ratio meshcast/peer
   flood    a 2-node meshcast cluster; legitimate pub/sub into node 0 measured without,
            then with, one attack on node 0 (--attack); node 0's RSS throughout
+  presence N members of one presence channel over a cluster it starts, churned at R
+           events/s: CPU per event per node, bytes between nodes per event, the
+           time of a presence answer of the whole channel
 
 run "meshcast-bench <scenario> -h" for its flags.
 `
@@ -77,6 +80,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdCompare(ctx, args[1:], stdout, stderr)
 	case "flood":
 		err = cmdFlood(ctx, args[1:], stdout, stderr)
+	case "presence":
+		err = cmdPresence(ctx, args[1:], stdout, stderr) // presence.go
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
