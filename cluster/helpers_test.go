@@ -38,6 +38,11 @@ func testConfig(name string) Config {
 	cfg.PeerAddr = "127.0.0.1:0"
 	cfg.Secret = []byte("test secret")
 	cfg.ReconnectInterval = 200 * time.Millisecond
+	// A confirmation takes one round trip; the default 2 s ran out once
+	// with the process starved (the full -race suite beside another build
+	// on 2 cores: a 5-node cluster took 4.6 s to form instead of 1 s).
+	// Tests that want the timeout give awaitConfirmed a deadline.
+	cfg.InterestTimeout = wait.Scaled(5 * time.Second)
 	cfg.Memberlist = testGossip
 	if os.Getenv("CLUSTER_TEST_LOG") != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name)
@@ -256,7 +261,7 @@ func unsubscribe(t testing.TB, n *node, ch string) {
 
 func await(t testing.TB, n *node, ch string, tk relay.Ticket) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), wait.Scaled(5*time.Second))
 	defer cancel()
 	if err := n.awaitConfirmed(ctx, ch, tk); err != nil {
 		t.Fatalf("%s: awaitConfirmed(%q): %v", n.Name(), ch, err)

@@ -125,12 +125,13 @@ func (c *Cluster) unsubscribe(ch string) {
 
 // sendControlLocked queues control frame f, of interest seq, on every
 // connected peer's link. Caller holds local.mu, which orders control
-// frames with snapshots.
+// frames with snapshots. The round-trip probe starts before the frame is
+// queued: its ack may come back before pushControl's caller runs again.
 func (c *Cluster) sendControlLocked(f []byte, seq uint64) {
 	for _, p := range c.peerList() {
 		if oc := p.out.Load(); oc != nil {
-			oc.pushControl(f)
 			oc.startProbe(seq)
+			oc.pushControl(f)
 		}
 	}
 }
@@ -181,11 +182,11 @@ func (c *Cluster) linkUp(p *peer, oc *outConn) error {
 	if err != nil {
 		return err
 	}
+	oc.startProbe(head.Seq) // before the snapshot is queued, as in sendControlLocked
 	if !oc.q.pushAll(frames) {
 		return errSnapshotTooLarge
 	}
 	oc.snapSeq = head.Seq
-	oc.startProbe(head.Seq)
 	p.out.Store(oc)
 	return nil
 }
