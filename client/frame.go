@@ -39,18 +39,19 @@ var (
 
 // serverFrame is any frame the server sends; fields by op.
 type serverFrame struct {
-	Op        string           `json:"op"`
-	ID        *uint64          `json:"id"`
-	Ch        string           `json:"ch"`
-	Data      json.RawMessage  `json:"data"`
-	Pos       string           `json:"pos"`
-	Code      int              `json:"code"`
-	Reason    string           `json:"reason"`
-	Recovered bool             `json:"recovered"`
-	Msgs      []HistoryMessage `json:"msgs"`
-	Client    string           `json:"client"`
-	Node      string           `json:"node"`
-	User      string           `json:"user"`
+	Op             string           `json:"op"`
+	ID             *uint64          `json:"id"`
+	Ch             string           `json:"ch"`
+	Data           json.RawMessage  `json:"data"`
+	Pos            string           `json:"pos"`
+	Code           int              `json:"code"`
+	Reason         string           `json:"reason"`
+	Recovered      bool             `json:"recovered"`
+	Msgs           []HistoryMessage `json:"msgs"`
+	Client         string           `json:"client"`
+	Node           string           `json:"node"`
+	User           string           `json:"user"`
+	presenceFields                  // presence.go
 }
 
 // HistoryMessage is one message of a channel's history.
@@ -78,6 +79,8 @@ type request struct {
 	op, ch, since string
 	data          []byte
 	limit         int
+	info          []byte // sub: presence info
+	after         string // presence: the members after this user
 }
 
 func (r request) encode(id uint64) []byte {
@@ -99,6 +102,14 @@ func (r request) encode(id uint64) []byte {
 	if r.data != nil {
 		b = append(b, `,"data":`...)
 		b = append(b, r.data...)
+	}
+	if r.info != nil {
+		b = append(b, `,"info":`...)
+		b = append(b, r.info...)
+	}
+	if r.after != "" {
+		b = append(b, `,"after":`...)
+		b = appendString(b, r.after)
 	}
 	return append(b, '}')
 }
