@@ -1,12 +1,12 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/meshcast/meshcast/internal/relay"
 	"github.com/meshcast/meshcast/transport"
@@ -173,19 +173,12 @@ func (s *session) presenceInfo(ch string, given []byte) ([]byte, error) {
 	if len(info) > MaxPresenceInfo {
 		return nil, ErrInfoTooLarge
 	}
-	if info != nil && strings.TrimSpace(string(info)) == "null" {
+	if info != nil && string(bytes.TrimSpace(info)) == "null" {
 		return nil, nil
 	}
-	return bytesClone(info), nil
-}
-
-// bytesClone copies b: a request's slices point into the transport's
-// frame, which is reused after OnMessage.
-func bytesClone(b []byte) []byte {
-	if b == nil {
-		return nil
-	}
-	return append([]byte(nil), b...)
+	// A request's slices point into the transport's frame, which is
+	// reused after OnMessage.
+	return bytes.Clone(info), nil
 }
 
 // validateNamespaces refuses join_leave without presence.
