@@ -1,6 +1,9 @@
 package cluster
 
 import (
+	"github.com/meshcast/meshcast/internal/history"
+	"github.com/meshcast/meshcast/internal/relay"
+
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -9,8 +12,11 @@ import (
 
 type countingReceiver struct{ n atomic.Int64 }
 
-func (r *countingReceiver) Deliver(string, []byte, string) { r.n.Add(1) }
-func (r *countingReceiver) Gap([]string)                   {}
+func (r *countingReceiver) Deliver(string, []byte, string, *relay.Stamp) { r.n.Add(1) }
+func (r *countingReceiver) Gap([]string)                                 {}
+func (r *countingReceiver) History(string, history.Frontier, int) history.Result {
+	return history.Result{}
+}
 
 // BenchmarkLinkForward measures publishes forwarded between two real nodes
 // on loopback (100-byte payloads). The publisher yields when the link queue
@@ -44,7 +50,7 @@ func BenchmarkLinkForward(b *testing.B) {
 				runtime.Gosched()
 			}
 		}
-		a.publish("bench", payload, "")
+		a.publish("bench", payload, "", nil, nil)
 	}
 	want := int64(b.N)
 	deadline := time.Now().Add(time.Minute)

@@ -45,11 +45,13 @@ type Cluster struct {
 	recv relay.Receiver // set by Attach, read-only afterwards
 	ml   atomic.Pointer[memberlist.Memberlist]
 
-	local localInterest
-	pres  localPresence // presence.go; its entries are guarded by local.mu
-	table interestTable
-	stand standing
-	gaps  gapQueue
+	local    localInterest
+	table    interestTable
+	stand    standing
+	gaps     gapQueue
+	durables durables      // stamped publishes waiting to be stored by peers
+	fetches  fetches       // history requests waiting for answers
+	pres     localPresence // presence.go; its entries are guarded by local.mu
 
 	// mu guards the membership as this node sees it: the live peers and
 	// every member record (members.go), incident state included.

@@ -18,8 +18,8 @@ import (
 // dropped publishes with a gap frame, and carry re-verification marks.
 // Version 3: the dialer proves the secret first; the acceptor's proof comes
 // in the welcome (handshake.go).
-// Version 4: presence frames (presence.go); a version 3 node would close
-// the link on the first one.
+// Version 4: history frames (13-16) and presence frames (20-21); a version
+// 3 node would close the link on the first one.
 const ProtocolVersion uint8 = 4
 
 // Config configures a Cluster. Zero fields get the defaults of DefaultConfig;
@@ -78,6 +78,13 @@ type Config struct {
 	LinkQueueSize int
 	// MaxFrameSize bounds one peer frame (length prefix value); default 1 MiB.
 	MaxFrameSize int
+	// Replicas is how many nodes hold a publish on a channel with history
+	// before it is acked, the publishing node included; default 2, so an
+	// acked publish survives any one node's death. The peers that want the
+	// channel store it anyway; when fewer of them are linked, backups
+	// chosen by rendezvous hashing do. A cluster with fewer live nodes
+	// keeps as many copies as it has nodes.
+	Replicas int
 	// HandshakeTimeout bounds the peer-link handshake (TLS included);
 	// default 5 s.
 	HandshakeTimeout time.Duration
@@ -108,6 +115,7 @@ func DefaultConfig() Config {
 		InterestTimeout:  2 * time.Second,
 		LinkQueueSize:    32768,
 		MaxFrameSize:     1 << 20,
+		Replicas:         2,
 		HandshakeTimeout: 5 * time.Second,
 
 		JoinTimeout:       10 * time.Second,
@@ -147,6 +155,7 @@ func (cfg Config) withDefaults() (Config, error) {
 	orDefault(&cfg.InterestTimeout, d.InterestTimeout)
 	orDefault(&cfg.LinkQueueSize, d.LinkQueueSize)
 	orDefault(&cfg.MaxFrameSize, d.MaxFrameSize)
+	orDefault(&cfg.Replicas, d.Replicas)
 	orDefault(&cfg.HandshakeTimeout, d.HandshakeTimeout)
 	orDefault(&cfg.JoinTimeout, d.JoinTimeout)
 	orDefault(&cfg.ReconnectInterval, d.ReconnectInterval)
@@ -161,6 +170,8 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("%w: ReconnectInterval %v below 10ms", ErrInvalidConfig, cfg.ReconnectInterval)
 	case cfg.LinkQueueSize < 0:
 		return cfg, fmt.Errorf("%w: negative LinkQueueSize", ErrInvalidConfig)
+	case cfg.Replicas < 1:
+		return cfg, fmt.Errorf("%w: Replicas %d, want at least 1", ErrInvalidConfig, cfg.Replicas)
 	case cfg.MaxFrameSize < minFrameSize:
 		return cfg, fmt.Errorf("%w: MaxFrameSize %d below %d", ErrInvalidConfig, cfg.MaxFrameSize, minFrameSize)
 	case len(cfg.ClusterName) > memberlist.LabelMaxSize:

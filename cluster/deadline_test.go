@@ -17,7 +17,7 @@ func TestAwaitDeadlineIsTheTimeout(t *testing.T) {
 	subscribe(t, b, "block")
 	release := b.rec.hold()
 	defer release()
-	a.publish("block", []byte("1"), "") // b's link reader will wait in Deliver, before a's next frames
+	a.publish("block", []byte("1"), "", nil, nil) // b's link reader will wait in Deliver, before a's next frames
 
 	tk := a.subscribe("late")
 	due, cancel := context.WithDeadline(context.Background(), time.Now())

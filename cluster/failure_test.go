@@ -45,7 +45,7 @@ func TestLeftAndKilledNodesAreDropped(t *testing.T) {
 		waitFor(t, 5*time.Second, n.Name()+" to forget the departed nodes' interest", func() bool {
 			return len(n.table.lookup("c")) == 0
 		})
-		n.publish("c", []byte("after"), "")
+		n.publish("c", []byte("after"), "", nil, nil)
 		for _, l := range n.Stats().Links {
 			if l.Peer != "n0" && l.Peer != "n1" {
 				t.Fatalf("%s still has a link to %s", n.Name(), l.Peer)
@@ -57,7 +57,7 @@ func TestLeftAndKilledNodesAreDropped(t *testing.T) {
 	}
 	// The survivors still work together, with no wait on the departed.
 	subscribe(t, nodes[1], "d")
-	nodes[0].publish("d", []byte("ok"), "")
+	nodes[0].publish("d", []byte("ok"), "", nil, nil)
 	waitFor(t, 5*time.Second, "survivor delivery", func() bool { return len(nodes[1].rec.on("d")) == 1 })
 }
 
@@ -83,8 +83,8 @@ func TestKilledNodeRestartsAndRejoins(t *testing.T) {
 		return true
 	})
 	subscribe(t, back, "r")
-	nodes[0].publish("r", []byte("0"), "")
-	nodes[1].publish("r", []byte("1"), "")
+	nodes[0].publish("r", []byte("0"), "", nil, nil)
+	nodes[1].publish("r", []byte("1"), "", nil, nil)
 	waitFor(t, 5*time.Second, "restarted node receives", func() bool { return len(back.rec.on("r")) == 2 })
 }
 
@@ -118,7 +118,7 @@ func TestJoinBeforeSeedsAreUp(t *testing.T) {
 		}
 		return true
 	})
-	seed.publish("x", []byte("hi"), "")
+	seed.publish("x", []byte("hi"), "", nil, nil)
 	for _, n := range others {
 		waitFor(t, 5*time.Second, "snapshot interest honoured", func() bool { return len(n.rec.on("x")) == 1 })
 	}

@@ -15,19 +15,22 @@ import (
 type frameType uint8
 
 const (
-	frameHello     frameType = 1  // handshake, dialer -> acceptor: version, cluster, name, nonce
-	frameChallenge frameType = 2  // handshake, acceptor -> dialer: its nonce
-	frameProof     frameType = 3  // handshake, dialer -> acceptor: dialer's proof
-	frameWelcome   frameType = 4  // handshake, acceptor -> dialer: accepted with its proof, or why not
-	framePublish   frameType = 5  // publish made on the dialer: channel, payload
-	frameAdd       frameType = 6  // dialer gained interest in a channel
-	frameRemove    frameType = 7  // dialer lost interest in a channel
-	frameSnapshot  frameType = 8  // dialer's whole interest set, first thing on a link (chunked)
-	frameAck       frameType = 9  // acceptor -> dialer: highest interest seq processed
-	frameBye       frameType = 10 // dialer is leaving: everything it queued came before this
-	frameGap       frameType = 11 // dialer dropped publishes for these channels (full queue)
-	frameMark      frameType = 12 // dialer asks for an ack of seq (re-verification after a stall)
-	// 13-16: history.
+	frameHello        frameType = 1  // handshake, dialer -> acceptor: version, cluster, name, nonce
+	frameChallenge    frameType = 2  // handshake, acceptor -> dialer: its nonce
+	frameProof        frameType = 3  // handshake, dialer -> acceptor: dialer's proof
+	frameWelcome      frameType = 4  // handshake, acceptor -> dialer: accepted with its proof, or why not
+	framePublish      frameType = 5  // publish made on the dialer: channel, payload
+	frameAdd          frameType = 6  // dialer gained interest in a channel
+	frameRemove       frameType = 7  // dialer lost interest in a channel
+	frameSnapshot     frameType = 8  // dialer's whole interest set, first thing on a link (chunked)
+	frameAck          frameType = 9  // acceptor -> dialer: highest interest seq processed
+	frameBye          frameType = 10 // dialer is leaving: everything it queued came before this
+	frameGap          frameType = 11 // dialer dropped publishes for these channels (full queue)
+	frameMark         frameType = 12 // dialer asks for an ack of seq (re-verification after a stall)
+	frameStamped      frameType = 13 // publish on a channel with history: channel, except, stamp, payload
+	frameStored       frameType = 14 // acceptor -> dialer: stamped publishes stored, counted on this link
+	frameFetch        frameType = 15 // dialer asks for the history of a channel after a frontier
+	frameFetched      frameType = 16 // acceptor -> dialer: the answer to a fetch
 	framePresence     frameType = 20 // dialer's presence changed: an entry added or removed (presence.go)
 	framePresenceSnap frameType = 21 // dialer's whole presence, right after its interest snapshot (chunked)
 )
@@ -164,6 +167,32 @@ type snapshotMsg struct {
 // ackMsg is an ack (acceptor -> dialer) or a mark (dialer -> acceptor).
 type ackMsg struct {
 	Seq uint64 `msgpack:"s"`
+}
+
+// fetchMsg asks for what the acceptor holds of a channel after a frontier
+// (pairs of stream and seq), up to about Budget bytes of data.
+type fetchMsg struct {
+	ID     uint64      `msgpack:"i"`
+	Ch     string      `msgpack:"c"`
+	After  [][2]uint64 `msgpack:"a,omitempty"`
+	Budget int         `msgpack:"b"`
+}
+
+// fetchedMsg answers a fetchMsg: messages as (stream, seq, time, data),
+// spans as (stream, first, last, before time), and whether more is held.
+type fetchedMsg struct {
+	ID    uint64          `msgpack:"i"`
+	Msgs  []fetchedRecord `msgpack:"m,omitempty"`
+	Spans [][4]int64      `msgpack:"p,omitempty"`
+	More  bool            `msgpack:"x,omitempty"`
+}
+
+type fetchedRecord struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Stream   uint64
+	Seq      uint64
+	Time     int64
+	Data     []byte
 }
 
 // gapMsg lists the channels of publishes the dialer dropped for the

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"github.com/meshcast/meshcast/internal/relay"
 	"io"
 	"strings"
 	"testing"
@@ -117,6 +118,14 @@ func decodeAll(b []byte, bufSize int) {
 			decodeMsg(body, &helloMsg{})
 		case frameChallenge:
 			decodeMsg(body, &challengeMsg{})
+		case frameStamped:
+			decodeStamped(body)
+		case frameStored:
+			decodeMsg(body, &ackMsg{})
+		case frameFetch:
+			decodeMsg(body, &fetchMsg{})
+		case frameFetched:
+			decodeMsg(body, &fetchedMsg{})
 		}
 	}
 }
@@ -127,7 +136,10 @@ func FuzzDecodeFrame(f *testing.F) {
 	snaps, _ := snapshotFrames([]string{"a", "b"}, snapshotMsg{Seq: 9, Epoch: 1}, minFrameSize)
 	ack, _ := encodeMsg(frameAck, ackMsg{Seq: 9})
 	gap, _ := encodeMsg(frameGap, gapMsg{Chs: []string{"room"}})
-	all := bytes.Join([][]byte{pub, add, snaps[0], ack, gap}, nil)
+	stamped := append(stampedHead("room", []byte("hi"), "c1", &relay.Stamp{Stream: 7, Seq: 2, Time: 99}), "hi"...)
+	fetch, _ := encodeMsg(frameFetch, fetchMsg{ID: 1, Ch: "room", After: [][2]uint64{{7, 1}}, Budget: 100})
+	fetched, _ := encodeMsg(frameFetched, fetchedMsg{ID: 1, Msgs: []fetchedRecord{{Stream: 7, Seq: 2, Time: 99, Data: []byte("hi")}}, Spans: [][4]int64{{7, 1, 2, 0}}})
+	all := bytes.Join([][]byte{pub, add, snaps[0], ack, gap, stamped, fetch, fetched}, nil)
 	f.Add(all)
 	for i := 0; i < len(all); i += 7 {
 		f.Add(all[:i]) // truncated

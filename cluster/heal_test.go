@@ -35,7 +35,7 @@ func TestReconnectLoopRejoinsFailedMember(t *testing.T) {
 		return fullyLinked(a, 2) && fullyLinked(back, 2)
 	})
 	subscribe(t, back, "after")
-	a.publish("after", []byte("hi"), "")
+	a.publish("after", []byte("hi"), "", nil, nil)
 	waitFor(t, 5*time.Second, "delivery to the returned node", func() bool { return len(back.rec.on("after")) == 1 })
 }
 
@@ -47,7 +47,7 @@ func TestLinkResetKeepsInterestAndTellsOnce(t *testing.T) {
 	a, b := nodes[0], nodes[1]
 	subscribe(t, a, "x")
 	subscribe(t, b, "y")
-	b.publish("x", []byte("before"), "")
+	b.publish("x", []byte("before"), "", nil, nil)
 	waitFor(t, 5*time.Second, "first delivery", func() bool { return len(a.rec.on("x")) == 1 })
 
 	// Break b's link to a and keep it down: b dials a bogus address.
@@ -61,16 +61,16 @@ func TestLinkResetKeepsInterestAndTellsOnce(t *testing.T) {
 	if got := len(a.table.lookup("y")); got != 1 {
 		t.Fatalf("during the reset a routes y to %d peers, want 1 (b's interest kept)", got)
 	}
-	a.publish("y", []byte("during"), "")
+	a.publish("y", []byte("during"), "", nil, nil)
 	waitFor(t, 5*time.Second, "b gets a's publish during the reset", func() bool { return len(b.rec.on("y")) == 1 })
-	b.publish("x", []byte("lost"), "")
+	b.publish("x", []byte("lost"), "", nil, nil)
 	if l, _ := linkTo(b.Cluster, "n0"); l.DropsLinkDown != 1 {
 		t.Fatalf("b dropped %d publishes for a while down, want 1 (counted)", l.DropsLinkDown)
 	}
 
 	pb.update(good, false)
 	waitFor(t, 10*time.Second, "link back and a gap on x", func() bool { return a.rec.gapsOn("x") == 1 })
-	b.publish("x", []byte("after"), "")
+	b.publish("x", []byte("after"), "", nil, nil)
 	waitFor(t, 5*time.Second, "delivery after the reset", func() bool { return len(a.rec.on("x")) == 2 })
 	if want := []string{"msg x before", "gap x", "msg x after"}; !slices.Equal(a.rec.eventList(), want) {
 		t.Fatalf("a saw %v, want %v", a.rec.eventList(), want)
@@ -88,7 +88,7 @@ func TestLeaveTellsNothingDeathTellsGap(t *testing.T) {
 	a, leaver, victim := nodes[0], nodes[1], nodes[2]
 	subscribe(t, a, "x")
 	for i := range 100 {
-		leaver.publish("x", []byte("l"+strconv.Itoa(i)), "")
+		leaver.publish("x", []byte("l"+strconv.Itoa(i)), "", nil, nil)
 	}
 	shutdown(t, leaver.Cluster)
 	waitFor(t, 10*time.Second, "a sees the leave", func() bool { return stateOf(a.Cluster, "n1") == "left" })
@@ -127,12 +127,12 @@ func TestFullQueueSendsGapFrame(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("the link queue never filled")
 		}
-		a.publish("x", []byte(strconv.Itoa(sent)+payload), "")
+		a.publish("x", []byte(strconv.Itoa(sent)+payload), "", nil, nil)
 		sent++
 	}
 	release()
 	waitFor(t, 20*time.Second, "the gap frame", func() bool { return b.rec.gapsOn("x") == 1 })
-	a.publish("x", []byte("end"), "")
+	a.publish("x", []byte("end"), "", nil, nil)
 	waitFor(t, 20*time.Second, "the marker", func() bool { return slices.Contains(b.rec.on("x"), "end") })
 
 	events := b.rec.eventList()
@@ -255,7 +255,7 @@ func TestRestartUnderSameNameLinksAtOnce(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("subscribe on the restarted node confirmed after %v", d)
 	}
-	a.publish("r", []byte("hi"), "")
+	a.publish("r", []byte("hi"), "", nil, nil)
 	waitFor(t, 5*time.Second, "delivery", func() bool { return len(back.rec.on("r")) == 1 })
 }
 
@@ -348,6 +348,6 @@ func TestSubscribeDuringLinkOutageIsNotHeldUp(t *testing.T) {
 	}
 	pb.update(good, false)
 	waitFor(t, 10*time.Second, "the late peer's gap", func() bool { return b.rec.gapsOn("z") == 1 })
-	a.publish("z", []byte("now"), "")
+	a.publish("z", []byte("now"), "", nil, nil)
 	waitFor(t, 5*time.Second, "delivery once linked", func() bool { return len(b.rec.on("z")) == 1 })
 }

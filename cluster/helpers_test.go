@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"go.uber.org/goleak"
 
+	"github.com/meshcast/meshcast/internal/history"
 	"github.com/meshcast/meshcast/internal/relay"
 )
 
@@ -74,7 +76,8 @@ type recorder struct {
 	gaps   []string // one entry per channel per Gap call
 	events []string // "msg ch data" and "gap ch", in arrival order
 	gate   chan struct{}
-	pres   presenceModel // presence_test.go
+	hist   *history.Store // stamped publishes, as a hub would store them
+	pres   presenceModel  // presence_test.go
 }
 
 // hold makes Deliver block until the returned release is called.
@@ -114,7 +117,24 @@ func (r *recorder) gapsOn(ch string) int {
 	return n
 }
 
-func (r *recorder) Deliver(ch string, data []byte, except string) {
+// History serves peers' fetches from what the recorder stored.
+func (r *recorder) History(ch string, after history.Frontier, budget int) history.Result {
+	return r.store().After(ch, after, budget)
+}
+
+func (r *recorder) store() *history.Store {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.hist == nil {
+		r.hist = history.New(64 << 20)
+	}
+	return r.hist
+}
+
+func (r *recorder) Deliver(ch string, data []byte, except string, st *relay.Stamp) {
+	if st != nil {
+		r.store().Append(ch, history.Limits{Max: 1000}, history.Msg{Stream: st.Stream, Seq: st.Seq, Time: st.Time, Data: bytes.Clone(data)})
+	}
 	r.mu.Lock()
 	gate := r.gate
 	r.mu.Unlock()

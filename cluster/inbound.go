@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // inConn is a connection a peer dialled to us: it carries that peer's
@@ -22,11 +24,15 @@ type inConn struct {
 	conn net.Conn // raw, or TLS over it
 	raw  net.Conn // the TCP socket, which close closes without blocking
 
-	ackSeq   atomic.Uint64 // highest interest seq processed
-	ackWake  chan struct{} // capacity 1
-	once     sync.Once
-	done     chan struct{}
-	finished chan struct{} // closed after cleanup: its interest is out of the table
+	ackSeq  atomic.Uint64 // highest interest seq processed
+	stored  atomic.Uint64 // stamped publishes stored (the dialer numbers them the same way)
+	ackWake chan struct{} // capacity 1
+
+	answersMu sync.Mutex
+	answers   [][]byte // fetch answers for the writer (bounded: a dialer waits for each)
+	once      sync.Once
+	done      chan struct{}
+	finished  chan struct{} // closed after cleanup: its interest is out of the table
 
 	// incoming collects the channels of a snapshot in progress; when it is
 	// done, the peer's wants not in it are removed. Reader goroutine only.
@@ -220,7 +226,7 @@ func (ic *inConn) handle(t frameType, body []byte) error {
 		}
 		p.msgsRecv.Add(1)
 		p.bytesRecv.Add(uint64(len(body) + headerLen + 1))
-		p.c.recv.Deliver(ic.internName(ch), data, string(except))
+		p.c.recv.Deliver(ic.internName(ch), data, string(except), nil)
 		return nil
 	case frameAdd, frameRemove:
 		var m interestMsg
@@ -264,6 +270,24 @@ func (ic *inConn) handle(t frameType, body []byte) error {
 	case frameBye:
 		ic.bye = true
 		ic.presenceBye()
+		return nil
+	case frameStamped:
+		ch, data, except, st, err := decodeStamped(body)
+		if err != nil {
+			return err
+		}
+		p.msgsRecv.Add(1)
+		p.bytesRecv.Add(uint64(len(body) + headerLen + 1))
+		p.c.recv.Deliver(ic.internName(ch), data, string(except), &st)
+		ic.stored.Add(1) // stored by Deliver: tell the dialer
+		ic.wakeAcks()
+		return nil
+	case frameFetch:
+		var m fetchMsg
+		if err := decodeMsg(body, &m); err != nil {
+			return err
+		}
+		ic.answer(p.c.serveFetch(&m))
 		return nil
 	}
 	if ok, err := ic.handlePresence(t, body); ok { // presence.go
@@ -344,31 +368,57 @@ func (ic *inConn) ack(seq uint64) {
 	}
 }
 
-// ackLoop sends the latest processed seq; acks coalesce, only the highest
-// matters. An ack is held back until our own link to the peer is up: the ack
-// promises that our later publishes reach the peer.
+// answer queues a fetch answer for the writer.
+func (ic *inConn) answer(f []byte) {
+	ic.answersMu.Lock()
+	ic.answers = append(ic.answers, f)
+	ic.answersMu.Unlock()
+	ic.wakeAcks()
+}
+
+// ackLoop writes what the acceptor says on a link: interest acks (only the
+// highest matters, so they coalesce), stored counts (likewise), and fetch
+// answers. An interest ack is held back until our own link to the peer is
+// up: it promises that our later publishes reach the peer.
 func (ic *inConn) ackLoop() {
-	var sent uint64
+	var sentAck, sentStored uint64
 	for {
 		select {
 		case <-ic.ackWake:
 		case <-ic.done:
 			return
 		}
-		want := ic.ackSeq.Load()
-		if want <= sent || ic.p.out.Load() == nil {
+		var out []byte
+		if want := ic.ackSeq.Load(); want > sentAck && ic.p.out.Load() != nil {
+			out = appendFrame(out, frameAck, mustEncode(ackMsg{Seq: want}))
+			sentAck = want
+		}
+		if n := ic.stored.Load(); n > sentStored {
+			out = appendFrame(out, frameStored, mustEncode(ackMsg{Seq: n}))
+			sentStored = n
+		}
+		ic.answersMu.Lock()
+		for _, f := range ic.answers {
+			out = append(out, f...)
+		}
+		ic.answers = nil
+		ic.answersMu.Unlock()
+		if len(out) == 0 {
 			continue
 		}
-		f, err := encodeMsg(frameAck, ackMsg{Seq: want})
-		if err != nil {
-			ic.close()
-			return
-		}
 		ic.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if _, err := ic.conn.Write(f); err != nil {
+		if _, err := ic.conn.Write(out); err != nil {
 			ic.close()
 			return
 		}
-		sent = want
 	}
+}
+
+// mustEncode encodes a small control body whose encoding cannot fail.
+func mustEncode(v any) []byte {
+	b, err := msgpack.Marshal(v)
+	if err != nil {
+		panic(err) // a fixed struct of integers
+	}
+	return b
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meshcast/meshcast/internal/history"
 	"github.com/meshcast/meshcast/internal/relay"
 )
 
@@ -71,13 +72,20 @@ func (t *interestTable) remove(ch string, p *peer) {
 // ch. It never blocks on the network: the frame is encoded once and queued
 // on each interested peer's link; a full or down link drops and counts.
 // data is kept until written; the caller must not modify it afterwards.
-func (c *Cluster) publish(ch string, data []byte, except string) {
+// A stamped publish (a channel with history) is stored by the peers it
+// goes to, and by backups if too few want ch; stored learns when enough
+// did (Config.Replicas).
+func (c *Cluster) publish(ch string, data []byte, except string, st *relay.Stamp, stored func(error)) {
 	// Before the lookup: a link set up concurrently then knows we are not
 	// fresh (its peer may have missed this publish).
 	if !c.published.Load() {
 		c.published.Store(true)
 	}
 	peers := c.table.lookup(ch)
+	if st != nil {
+		c.publishStamped(ch, data, except, st, peers, stored)
+		return
+	}
 	if len(peers) == 0 {
 		return
 	}
@@ -89,6 +97,53 @@ func (c *Cluster) publish(ch string, data []byte, except string) {
 	for _, p := range peers {
 		p.enqueuePublish(f, ch)
 	}
+}
+
+// publishStamped sends a publish on a channel with history to the peers
+// that want it and to backups, and calls stored once Replicas nodes hold
+// it, this one included (or with ErrNotStored).
+func (c *Cluster) publishStamped(ch string, data []byte, except string, st *relay.Stamp, peers []*peer, stored func(error)) {
+	need := min(c.cfg.Replicas-1, c.livePeers())
+	targets := c.storeTargets(ch, peers, need)
+	f := qframe{head: stampedHead(ch, data, except, st), tail: data, stamped: true}
+	if len(f.head)+len(data)-headerLen > c.cfg.MaxFrameSize {
+		c.tooLarge.Add(1)
+		if stored != nil {
+			stored(ErrNotStored)
+		}
+		return
+	}
+	var d *durable
+	if stored != nil && need > 0 {
+		d = &durable{want: need, outstanding: len(targets), cb: stored, deadline: time.Now().Add(c.cfg.InterestTimeout)}
+		c.durables.add(d)
+	} else if stored != nil {
+		defer stored(nil) // a single node: this copy is all there is
+	}
+	for _, p := range targets {
+		oc, seq, ok := p.enqueuePublish(f, ch)
+		switch {
+		case d == nil:
+		case ok:
+			oc.waitStored(seq, d)
+		default:
+			d.fail()
+		}
+	}
+}
+
+// livePeers counts the peers memberlist reports alive, but those whose
+// process is known to be gone (a dial refused) before memberlist notices.
+func (c *Cluster) livePeers() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, p := range c.peers {
+		if !p.crashed.Load() {
+			n++
+		}
+	}
+	return n
 }
 
 // subscribe counts one more local subscriber of ch; the first tells every
@@ -280,8 +335,11 @@ type clusterRelay struct{ c *Cluster }
 var _ relay.Relay = clusterRelay{}
 
 func (r clusterRelay) Name() string { return r.c.name }
-func (r clusterRelay) Publish(ch string, data []byte, except string) {
-	r.c.publish(ch, data, except)
+func (r clusterRelay) Publish(ch string, data []byte, except string, st *relay.Stamp, stored func(error)) {
+	r.c.publish(ch, data, except, st, stored)
+}
+func (r clusterRelay) Fetch(ctx context.Context, ch string, after history.Frontier, budget int) ([]history.Result, bool, error) {
+	return r.c.fetch(ctx, ch, after, budget)
 }
 func (r clusterRelay) Subscribe(ch string) (relay.Ticket, bool) {
 	t := r.c.subscribe(ch)

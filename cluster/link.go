@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -34,6 +35,13 @@ type outConn struct {
 	q       *frameQueue
 	snapSeq uint64   // the seq of the snapshot that opened the link
 	probe   rttProbe // observe.go: the interest round trip, with Config.Observer
+
+	// wmu guards the publishes on channels with history waiting for the
+	// peer to say it stored them.
+	wmu        sync.Mutex
+	storedUpTo uint64
+	waiters    []storeWaiter
+	wclosed    bool
 
 	once sync.Once
 	done chan struct{}
@@ -75,6 +83,7 @@ func (p *peer) runDialer() {
 		}
 		p.state.Store(linkConnecting)
 		start := time.Now()
+		wasUp := p.linkUps.Load()
 		err := p.connectAndServe()
 		if p.ctx.Err() != nil || p.c.draining.Load() {
 			return
@@ -82,11 +91,17 @@ func (p *peer) runDialer() {
 		if time.Since(start) > stableLink {
 			b.reset()
 		}
+		p.crashed.Store(errors.Is(err, syscall.ECONNREFUSED))
 		p.c.logLinkError(p, err)
 		p.state.Store(linkBackoff)
 		delay := b.next()
 		if errors.Is(err, errRejected) {
 			delay = min(delay, rejectedRetry)
+		}
+		if p.linkUps.Load() != wasUp {
+			// A link that was up just ended: redial at once, so that a
+			// crashed peer is known as one (refused) without delay.
+			delay = 0
 		}
 		t := time.NewTimer(delay)
 		select {
@@ -129,6 +144,8 @@ func (p *peer) connectAndServe() error {
 		return fmt.Errorf("handshake with %s: %w", addr, err)
 	}
 	conn.SetDeadline(time.Time{})
+	p.crashed.Store(false)
+	p.linkUps.Add(1)
 
 	oc := &outConn{p: p, conn: conn, raw: raw, q: newFrameQueue(c.cfg.LinkQueueSize), done: make(chan struct{})}
 	if err := c.linkUp(p, oc); err != nil {
@@ -150,32 +167,51 @@ func (p *peer) connectAndServe() error {
 	wg.Wait()
 	p.out.CompareAndSwap(oc, nil)
 	p.resetAcked()
+	oc.failWaiters()
 	if n := oc.q.close(); n > 0 {
 		p.drops.Add(uint64(n))
 	}
 	return err
 }
 
-// readAcks reads the only frames an acceptor may send on our link: acks.
+// readAcks reads what an acceptor may send on our link: interest acks,
+// stored counts and fetch answers.
 func (oc *outConn) readAcks(fr *frameReader) error {
-	// fr keeps the handshake limit: acks are tiny.
+	fr.max = oc.p.c.cfg.MaxFrameSize // fetch answers are big
 	for {
 		t, body, err := fr.next()
-		if err != nil {
-			return oc.p.c.readError(oc.p, err)
-		}
-		var a ackMsg
-		if t != frameAck {
-			err = fmt.Errorf("%w: type %d on an outbound link", errMalformed, t)
-		} else {
-			err = decodeMsg(body, &a)
+		if err == nil {
+			err = oc.handleAck(t, body)
 		}
 		if err != nil {
 			return oc.p.c.readError(oc.p, err)
 		}
-		oc.p.setAcked(oc, a.Seq)
-		oc.endProbe(a.Seq)
 	}
+}
+
+func (oc *outConn) handleAck(t frameType, body []byte) error {
+	switch t {
+	case frameAck, frameStored:
+		var a ackMsg
+		if err := decodeMsg(body, &a); err != nil {
+			return err
+		}
+		if t == frameAck {
+			oc.p.setAcked(oc, a.Seq)
+			oc.endProbe(a.Seq)
+		} else {
+			oc.stored(a.Seq)
+		}
+		return nil
+	case frameFetched:
+		var m fetchedMsg
+		if err := decodeMsg(body, &m); err != nil {
+			return err
+		}
+		oc.p.c.fetches.answer(&m)
+		return nil
+	}
+	return fmt.Errorf("%w: type %d on an outbound link", errMalformed, t)
 }
 
 // writeLoop drains the queue into a bufio.Writer, flushing when it is

@@ -30,6 +30,11 @@ type peer struct {
 
 	out   atomic.Pointer[outConn] // current outbound connection once up; nil otherwise
 	state atomic.Int32
+	// crashed: our last dial was refused (RST): its host is up but nothing
+	// listens, the process is gone, though memberlist has not declared it
+	// dead yet. It cannot hold a copy of a publish, so it is not waited for.
+	crashed atomic.Bool
+	linkUps atomic.Uint64 // handshakes completed
 
 	// wants is the peer's interest as its links taught us. It outlives a
 	// link: a reconnecting peer keeps getting what it wanted (dropped and
@@ -268,16 +273,17 @@ func (p *peer) outboundUp() {
 // enqueuePublish queues a publish frame of channel ch on the outbound link,
 // or counts a drop: the peer's subscribers hear of it with a gap (from the
 // gap frame after a full queue, or from the broken link's incident).
-func (p *peer) enqueuePublish(f qframe, ch string) {
+func (p *peer) enqueuePublish(f qframe, ch string) (oc *outConn, stampedSeq uint64, ok bool) {
 	if p.ctx.Err() != nil {
-		return // dropped: its routes go when its reader ends
+		return nil, 0, false // dropped: its routes go when its reader ends
 	}
-	oc := p.out.Load()
+	oc = p.out.Load()
 	if oc == nil {
 		p.dropsDown.Add(1)
-		return
+		return nil, 0, false
 	}
-	if !oc.q.pushPublish(f, ch) {
+	if stampedSeq, ok = oc.q.pushPublish(f, ch); !ok {
 		p.drops.Add(1)
 	}
+	return oc, stampedSeq, ok
 }

@@ -3,6 +3,8 @@ package cluster
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/meshcast/meshcast/internal/relay"
 )
 
 // The publish body is the msgpack array [channel str, payload bin], or
@@ -30,6 +32,59 @@ func publishHead(ch string, data []byte, except string) []byte {
 		b = appendStr(b, except)
 	}
 	return appendBinHeader(b, len(data))
+}
+
+// stampedHead is publishHead for a publish on a channel with history: the
+// body is [ch str, except str, stream uint, seq uint, time int, payload
+// bin], payload last as in every publish.
+func stampedHead(ch string, data []byte, except string, st *relay.Stamp) []byte {
+	n := 1 + 1 + strHeaderLen(len(ch)) + len(ch) + strHeaderLen(len(except)) + len(except) +
+		9 + 9 + 9 + binHeaderLen(len(data))
+	b := make([]byte, headerLen, headerLen+n)
+	b = append(b, byte(frameStamped), 0x96) // fixarray of 6
+	b = appendStr(b, ch)
+	b = appendStr(b, except)
+	b = append(b, 0xcf)
+	b = binary.BigEndian.AppendUint64(b, st.Stream)
+	b = append(b, 0xcf)
+	b = binary.BigEndian.AppendUint64(b, st.Seq)
+	b = append(b, 0xd3)
+	b = binary.BigEndian.AppendUint64(b, uint64(st.Time))
+	b = appendBinHeader(b, len(data))
+	binary.BigEndian.PutUint32(b, uint32(len(b)-headerLen+len(data)))
+	return b
+}
+
+// decodeStamped splits a stamped publish body into slices of body.
+func decodeStamped(body []byte) (ch, data, except []byte, st relay.Stamp, err error) {
+	if len(body) < 1 || body[0] != 0x96 {
+		return nil, nil, nil, st, fmt.Errorf("%w: stamped publish is not a 6-array", errMalformed)
+	}
+	rest := body[1:]
+	if ch, rest, err = readStr(rest); err != nil {
+		return nil, nil, nil, st, err
+	}
+	if except, rest, err = readStr(rest); err != nil {
+		return nil, nil, nil, st, err
+	}
+	var t uint64
+	for _, v := range []*uint64{&st.Stream, &st.Seq, &t} {
+		if len(rest) < 9 || (rest[0] != 0xcf && rest[0] != 0xd3) {
+			return nil, nil, nil, st, fmt.Errorf("%w: stamp is not three 64-bit integers", errMalformed)
+		}
+		*v, rest = binary.BigEndian.Uint64(rest[1:9]), rest[9:]
+	}
+	st.Time = int64(t)
+	if st.Stream == 0 || st.Seq == 0 {
+		return nil, nil, nil, st, fmt.Errorf("%w: stamp with a zero stream or seq", errMalformed)
+	}
+	if data, rest, err = readBin(rest); err != nil {
+		return nil, nil, nil, st, err
+	}
+	if len(rest) != 0 {
+		return nil, nil, nil, st, fmt.Errorf("%w: %d trailing bytes after a stamped publish", errMalformed, len(rest))
+	}
+	return ch, data, except, st, nil
 }
 
 // publishFrame is a whole publish frame in one slice (tests, fuzzing).

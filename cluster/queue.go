@@ -15,6 +15,7 @@ type frameQueue struct {
 
 	mu        sync.Mutex
 	frames    []qframe
+	stamped   uint64              // stamped publishes queued so far: the acceptor acks this count
 	dropped   map[string]struct{} // channels of publishes dropped since the last gap frame
 	dropAll   bool                // more than maxGapChannels: the gap covers everything
 	closed    bool
@@ -26,6 +27,7 @@ type frameQueue struct {
 // link, never copied); tail is nil for control frames.
 type qframe struct {
 	head, tail []byte
+	stamped    bool // a publish on a channel with history: the acceptor acks it when stored
 }
 
 // maxGapChannels bounds the channels one gap frame names.
@@ -36,25 +38,30 @@ func newFrameQueue(max int) *frameQueue {
 }
 
 // pushPublish appends a publish frame of channel ch, or drops it and
-// remembers ch. It returns false on a drop.
-func (q *frameQueue) pushPublish(f qframe, ch string) bool {
+// remembers ch. It returns false on a drop, and for a stamped frame its
+// number among the stamped frames of this link.
+func (q *frameQueue) pushPublish(f qframe, ch string) (stampedSeq uint64, ok bool) {
 	q.mu.Lock()
 	if q.closed || q.finishing {
 		q.mu.Unlock()
-		return false
+		return 0, false
 	}
 	if len(q.frames) >= q.max {
 		q.noteDropLocked(ch)
 		q.mu.Unlock()
-		return false
+		return 0, false
 	}
 	q.frames = append(q.frames, f)
+	if f.stamped {
+		q.stamped++
+		stampedSeq = q.stamped
+	}
 	first := len(q.frames) == 1
 	q.mu.Unlock()
 	if first {
 		signal(q.wake)
 	}
-	return true
+	return stampedSeq, true
 }
 
 func (q *frameQueue) noteDropLocked(ch string) {

@@ -28,8 +28,8 @@ func TestPublishReachesOnlyInterested(t *testing.T) {
 		subscribe(t, nodes[i], "news")
 	}
 	for i, n := range nodes {
-		n.publish("news", []byte("from-"+strconv.Itoa(i)), "")
-		n.publish("other", []byte("nobody wants this"), "")
+		n.publish("news", []byte("from-"+strconv.Itoa(i)), "", nil, nil)
+		n.publish("other", []byte("nobody wants this"), "", nil, nil)
 	}
 	for i := range interested {
 		var want []string
@@ -80,7 +80,7 @@ func TestPerPublisherFIFO(t *testing.T) {
 	subscribe(t, b, "seq")
 	const n = 3000
 	for i := range n {
-		a.publish("seq", []byte(strconv.Itoa(i)), "")
+		a.publish("seq", []byte(strconv.Itoa(i)), "", nil, nil)
 	}
 	waitFor(t, 10*time.Second, "3000 publishes", func() bool { return len(b.rec.on("seq")) >= n })
 	got := b.rec.on("seq")
@@ -103,8 +103,8 @@ func TestSubscribeThenPublishLosesNothing(t *testing.T) {
 	for i := range rounds {
 		ch := "round-" + strconv.Itoa(i)
 		subscribe(t, b, ch)
-		a.publish(ch, []byte("a"), "")
-		c.publish(ch, []byte("c"), "")
+		a.publish(ch, []byte("a"), "", nil, nil)
+		c.publish(ch, []byte("c"), "", nil, nil)
 	}
 	for i := range rounds {
 		ch := "round-" + strconv.Itoa(i)
@@ -123,13 +123,13 @@ func TestInterestRemovalStopsTraffic(t *testing.T) {
 	a, b := nodes[0], nodes[1]
 	subscribe(t, b, "x")
 	subscribe(t, b, "marker")
-	a.publish("x", []byte("1"), "")
+	a.publish("x", []byte("1"), "", nil, nil)
 	waitFor(t, 5*time.Second, "first publish", func() bool { return len(b.rec.on("x")) == 1 })
 
 	unsubscribe(t, b, "x") // waits for the removal's ack
 	before, _ := linkTo(a.Cluster, "n1")
-	a.publish("x", []byte("2"), "")
-	a.publish("marker", []byte("m"), "")
+	a.publish("x", []byte("2"), "", nil, nil)
+	a.publish("marker", []byte("m"), "", nil, nil)
 	// FIFO: had "x" been sent, it would arrive before the marker.
 	waitFor(t, 5*time.Second, "marker", func() bool { return len(b.rec.on("marker")) == 1 })
 	if got := b.rec.on("x"); len(got) != 1 {

@@ -159,7 +159,7 @@ func TestGarbageOnPeerPort(t *testing.T) {
 	// The node keeps working: n1's real link comes back and traffic flows.
 	waitFor(t, 10*time.Second, "links back", func() bool { return fullyLinked(a, 2) && fullyLinked(b, 2) })
 	subscribe(t, a, "still")
-	b.publish("still", []byte("alive"), "")
+	b.publish("still", []byte("alive"), "", nil, nil)
 	waitFor(t, 5*time.Second, "delivery after garbage", func() bool { return len(a.rec.on("still")) == 1 })
 }
 

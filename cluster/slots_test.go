@@ -98,7 +98,7 @@ func TestPeerSlotFloodLeavesMembersLinking(t *testing.T) {
 	if n := c.Stats().InterestTimeouts; n != 0 {
 		t.Fatalf("%d subscribes timed out waiting for peers", n)
 	}
-	a.publish("during-flood", []byte(`"through"`), "")
+	a.publish("during-flood", []byte(`"through"`), "", nil, nil)
 	waitFor(t, 5*time.Second, "the publish delivered", func() bool { return len(c.rec.on("during-flood")) == 1 })
 }
 

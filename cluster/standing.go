@@ -233,6 +233,7 @@ func (c *Cluster) beat(now time.Time) {
 	}
 	c.checkOverdue(now)
 	c.checkResync(now)
+	c.durables.expire(now, c.livePeers())
 	c.mu.Lock()
 	c.pruneLocked(now)
 	c.recountLocked(now)

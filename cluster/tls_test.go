@@ -105,8 +105,8 @@ func TestPeerTLSPublish(t *testing.T) {
 	subscribe(t, a, "room")
 	subscribe(t, b, "room")
 	for i := range 50 {
-		a.publish("room", fmt.Appendf(nil, "a%d", i), "")
-		b.publish("room", fmt.Appendf(nil, "b%d", i), "")
+		a.publish("room", fmt.Appendf(nil, "a%d", i), "", nil, nil)
+		b.publish("room", fmt.Appendf(nil, "b%d", i), "", nil, nil)
 	}
 	waitFor(t, 5*time.Second, "publishes both ways", func() bool {
 		return len(a.rec.on("room")) == 50 && len(b.rec.on("room")) == 50
@@ -151,7 +151,7 @@ func TestPeerTLSOtherCARefused(t *testing.T) {
 		l, _ := linkTo(a.Cluster, "n1")
 		return l.InterestedChannels == 1
 	})
-	a.publish("room", []byte("x"), "")
+	a.publish("room", []byte("x"), "", nil, nil)
 	waitFor(t, 5*time.Second, "delivery inside the cluster", func() bool { return len(nodes[1].rec.on("room")) == 1 })
 	if l, _ := linkTo(a.Cluster, "n1"); l.State != "up" || !l.InboundUp {
 		t.Fatalf("real link disturbed: %+v", l)

@@ -9,13 +9,15 @@ import (
 	"net"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 )
 
 // API is the server HTTP API of a hub: POST .../publish, .../broadcast and
-// .../disconnect, GET .../presence and .../presence_stats (presence_api.go)
-// (the last path element picks the operation, so it can be
-// mounted under any prefix, "/api/" in cmd/meshcast). Requests carry
+// .../disconnect, GET .../history?ch=x&limit=50, GET .../presence?ch=x and
+// .../presence_stats?ch=x (presence_api.go) (the last path element picks
+// the operation, so it can be mounted under any prefix, "/api/" in
+// cmd/meshcast). Requests carry
 // "Authorization: Bearer <key>"; the key is compared in constant time.
 // Every error is JSON {"code":N,"reason":"..."}; success is 200 {}.
 type API struct {
@@ -43,8 +45,12 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.servePresence(w, r, op) // presence_api.go
 		return
 	}
-	if !a.on || (op != "publish" && op != "broadcast" && op != "disconnect") {
+	if !a.on || (op != "publish" && op != "broadcast" && op != "disconnect" && op != "history") {
 		writeError(w, http.StatusNotFound, "not found")
+		return
+	}
+	if op == "history" {
+		a.history(w, r)
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -84,6 +90,50 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = io.WriteString(w, "{}\n")
+}
+
+// history answers GET .../history?ch=x&limit=N with
+// {"ch":"x","msgs":[{"pos":"…","data":…},…]}, oldest first.
+func (a *API) history(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		writeError(w, http.StatusMethodNotAllowed, "use GET")
+		return
+	}
+	if !a.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="meshcast"`)
+		writeError(w, http.StatusUnauthorized, "missing or wrong API key")
+		return
+	}
+	q := r.URL.Query()
+	limit := 0
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, `"limit" must be a non-negative integer`)
+			return
+		}
+		limit = n
+	}
+	ch := q.Get("ch")
+	msgs, err := a.hub.History(r.Context(), ch, limit)
+	if err != nil {
+		writeError(w, apiStatus(err), strings.TrimPrefix(err.Error(), "hub: "))
+		return
+	}
+	type entry struct {
+		Pos  string          `json:"pos"`
+		Data json.RawMessage `json:"data"`
+	}
+	out := struct {
+		Ch   string  `json:"ch"`
+		Msgs []entry `json:"msgs"`
+	}{Ch: ch, Msgs: make([]entry, len(msgs))}
+	for i, m := range msgs {
+		out.Msgs[i] = entry{m.Pos, m.Data}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
 }
 
 // authorized compares hashes, so neither the key's bytes nor its length
@@ -129,7 +179,7 @@ func apiStatus(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrReserved):
 		return http.StatusForbidden
-	case errors.Is(err, ErrClosed), errors.Is(err, ErrUnavailable):
+	case errors.Is(err, ErrClosed), errors.Is(err, ErrUnavailable), errors.Is(err, ErrNotStored):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusBadRequest

@@ -80,7 +80,7 @@ func (c *Client) Subscribe(ctx context.Context, ch string, opts ...SubscribeOpti
 	if err != nil {
 		return err
 	}
-	t, isNew, err := c.s.join(ch, info)
+	t, isNew, err := c.s.join(ch, false, info)
 	if err != nil {
 		return err
 	}
@@ -119,7 +119,7 @@ func (c *Client) Send(ch string, data []byte) error {
 	if err := c.s.hub.checkData(data); err != nil {
 		return err
 	}
-	frame, _ := msgFrame(ch, data)
+	frame, _ := msgFrame(ch, data, "")
 	if err := c.s.conn.Send(frame); err != nil {
 		return fmt.Errorf("%w: %w", ErrClosed, err)
 	}

@@ -14,6 +14,7 @@ const (
 	opSub   = "sub"
 	opUnsub = "unsub"
 	opPub   = "pub"
+	opHist  = "history"
 )
 
 // MaxChannelLen is the longest channel name, in bytes.
@@ -22,13 +23,16 @@ const MaxChannelLen = 255
 // request is one decoded client frame. Its slices point into the frame,
 // which the transport owns only for the duration of OnMessage.
 type request struct {
-	op    string
-	ch    string
-	data  []byte // raw JSON value, byte-exact; nil when absent
-	id    uint64
-	hasID bool
-	info  []byte // sub: raw JSON value, presence info (presence_codec.go)
-	after string // presence: list members after this user
+	op       string
+	ch       string
+	data     []byte // raw JSON value, byte-exact; nil when absent
+	id       uint64
+	hasID    bool
+	since    string // sub: the position to resume from; "" when absent
+	limit    int    // history: how many messages; -1 when absent
+	hasSince bool
+	info     []byte // sub: raw JSON value, presence info (presence_codec.go)
+	after    string // presence: list members after this user
 }
 
 // decodeError is the error of every frame the decoder refuses; its reason
@@ -38,9 +42,6 @@ type decodeError struct{ reason string }
 func (e *decodeError) Error() string { return e.reason }
 
 func malformed(reason string) error { return &decodeError{reason: reason} }
-
-// requestKeys are the keys a request may have, in slot order.
-var requestKeys = [...]string{"op", "ch", "id", "data", "info", "after"}
 
 // maxID keeps ids exact in JavaScript clients (2^53-1).
 const maxID = 1<<53 - 1
@@ -53,7 +54,7 @@ const maxID = 1<<53 - 1
 // anywhere in the object is still read, so that the err answering it
 // carries the id whatever the key order (a client waits on its id).
 func decodeRequest(frame []byte) (request, error) {
-	var req request
+	req := request{limit: -1}
 	if !json.Valid(frame) {
 		return req, malformed("frame is not valid JSON")
 	}
@@ -63,7 +64,7 @@ func decodeRequest(frame []byte) (request, error) {
 	if i >= len(frame) || frame[i] != '{' {
 		return req, malformed("frame is not a JSON object")
 	}
-	var seen [len(requestKeys)]bool
+	var seen [len(fields)]bool
 	var first error
 	for i = skipSpace(frame, i+1); i < len(frame) && frame[i] != '}'; {
 		keyEnd := skipString(frame, i)
@@ -87,11 +88,14 @@ func decodeRequest(frame []byte) (request, error) {
 
 // field sets the known field key to val. A key seen before is an error and
 // changes nothing, so the first "id" stays the one echoed.
-func (req *request) field(key string, keyOK bool, val []byte, seen *[len(requestKeys)]bool) error {
+// fields are the keys a request may have, in the order of set's slots.
+var fields = [...]string{"op", "ch", "id", "data", "since", "limit", "info", "after"}
+
+func (req *request) field(key string, keyOK bool, val []byte, seen *[len(fields)]bool) error {
 	if !keyOK {
 		return malformed("bad key")
 	}
-	slot := slices.Index(requestKeys[:], key)
+	slot := slices.Index(fields[:], key)
 	if slot < 0 {
 		return nil
 	}
@@ -127,11 +131,26 @@ func (req *request) set(slot int, val []byte) error {
 			return malformed(fmt.Sprintf(`"data" nested deeper than %d levels`, maxDataDepth))
 		}
 		req.data = val
+	case 4:
+		s, ok := unquote(val)
+		if !ok || len(s) > maxSinceLen {
+			return malformed(`"since" must be a position string`)
+		}
+		req.since, req.hasSince = s, true
+	case 5:
+		n, err := strconv.ParseUint(string(val), 10, 32)
+		if err != nil {
+			return malformed(`"limit" must be a non-negative integer`)
+		}
+		req.limit = int(min(n, MaxHistory))
 	default:
 		return req.setPresence(slot, val)
 	}
 	return nil
 }
+
+// maxSinceLen bounds a position's text: 1,024 streams at most.
+const maxSinceLen = 32 << 10
 
 // validChannel reports why name is not a channel name, or "" if it is one.
 func validChannel(name string) string {

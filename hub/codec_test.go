@@ -122,7 +122,7 @@ func TestDecodeKeepsIDAfterBadField(t *testing.T) {
 }
 
 func TestMsgFrameKeepsData(t *testing.T) {
-	frame, kept := msgFrame(`a"b\c`, []byte(`{"x": 1}`))
+	frame, kept := msgFrame(`a"b\c`, []byte(`{"x": 1}`), "")
 	if string(kept) != `{"x": 1}` {
 		t.Fatalf("kept %q", kept)
 	}

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"fmt"
 	"log/slog"
 
 	"github.com/meshcast/meshcast/internal/relay"
@@ -30,9 +31,14 @@ type Config struct {
 	// slot in a channel's subscriber list.
 	MaxSubscriptions int
 	// AllowedOrigins lists the Origin values a browser may connect from
-	// ("https://example.com", or "*" for any). Empty: the request's own host
-	// and localhost. Requests without an Origin (non-browser clients) pass.
+	// ("https://example.com", or "*" for any), besides the request's own
+	// host, which always may (the node's own pages). Empty: the own host and
+	// localhost. Requests without an Origin (non-browser clients) pass.
 	AllowedOrigins []string
+	// HistoryMemory bounds the bytes of history this node keeps, for all
+	// channels with history together (Namespace.History); past it the
+	// oldest messages of the node go first. Default 256 MiB.
+	HistoryMemory int64
 
 	// Authenticator decides, before the upgrade, whether a request may
 	// connect and as whom: user, channel patterns, expiry (Identity). A
@@ -87,6 +93,7 @@ func DefaultConfig() Config {
 		Transport:        transport.DefaultConfig(),
 		MaxDataSize:      32 << 10,
 		MaxSubscriptions: 1024,
+		HistoryMemory:    256 << 20,
 	}
 }
 
@@ -98,6 +105,12 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, err
 	}
 	cfg.Security, cfg.MaxDataSize, cfg.MaxSubscriptions = l.Security, l.MaxDataSize, l.MaxSubscriptions
+	if cfg.HistoryMemory < 0 {
+		return cfg, fmt.Errorf("%w: negative HistoryMemory", ErrInvalidConfig)
+	}
+	if cfg.HistoryMemory == 0 {
+		cfg.HistoryMemory = DefaultConfig().HistoryMemory
+	}
 	if cfg.NodeName == "" && cfg.Cluster == nil {
 		cfg.NodeName = "meshcast"
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/meshcast/meshcast/internal/history"
 	"github.com/meshcast/meshcast/internal/relay"
 	"github.com/meshcast/meshcast/transport/wstest"
 )
@@ -159,6 +160,8 @@ type fakeRelay struct {
 	release   chan struct{} // closed: every ticket is confirmed
 	timeout   chan struct{} // closed: waits time out instead
 	waits     []bool        // per AwaitConfirmed call: was its deadline already past
+	// fetch, if set, answers Fetch (the peers' history)
+	fetch func(ch string, after history.Frontier) ([]history.Result, bool, error)
 }
 
 func newFakeRelay() *fakeRelay {
@@ -172,10 +175,23 @@ func (f *fakeRelay) Attach(r relay.Receiver, _ *slog.Logger) (relay.Relay, error
 
 func (f *fakeRelay) Name() string { return "fake" }
 
-func (f *fakeRelay) Publish(ch string, data []byte, except string) {
+func (f *fakeRelay) Publish(ch string, data []byte, except string, _ *relay.Stamp, stored func(error)) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.published = append(f.published, ch+"="+string(data)+except)
+	f.mu.Unlock()
+	if stored != nil {
+		stored(nil)
+	}
+}
+
+func (f *fakeRelay) Fetch(_ context.Context, ch string, after history.Frontier, _ int) ([]history.Result, bool, error) {
+	f.mu.Lock()
+	fetch := f.fetch
+	f.mu.Unlock()
+	if fetch == nil {
+		return nil, true, nil
+	}
+	return fetch(ch, after)
 }
 
 func (f *fakeRelay) record(what, ch string) {
@@ -264,7 +280,7 @@ func TestRelayCalls(t *testing.T) {
 	a.ReadJSON()
 	b.ReadJSON()
 
-	relay.recv.Deliver("x", []byte(`"from afar"`), "")
+	relay.recv.Deliver("x", []byte(`"from afar"`), "", nil)
 	for _, c := range []*client{a, b} {
 		if m := c.ReadJSON(); m["data"] != "from afar" {
 			t.Fatalf("remote delivery: %v", m)
@@ -301,6 +317,7 @@ func TestOriginCheck(t *testing.T) {
 		{nil, "SELF", true},
 		{[]string{"https://app.example"}, "https://app.example", true},
 		{[]string{"https://app.example"}, "http://localhost:3000", false},
+		{[]string{"https://app.example"}, "SELF", true}, // the node's own pages, whatever the list
 		{[]string{"*"}, "http://evil.example", true},
 		{nil, "null", false},
 	}

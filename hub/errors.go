@@ -34,6 +34,14 @@ var (
 	// cluster (joining, isolated, re-verifying after a stall), so it
 	// refuses what it could not deliver cluster-wide; the error says why.
 	ErrUnavailable = errors.New("hub: cluster unavailable")
+	// ErrNotStored: a publish on a channel with history was delivered
+	// here but not held by enough nodes to survive one node's death (too
+	// few peers reachable); it may not be recoverable. Clients get err 503.
+	ErrNotStored = errors.New("hub: publish not stored on enough nodes")
+	// ErrNoHistory: the channel has no history (Namespace.History).
+	ErrNoHistory = errors.New("hub: channel has no history")
+	// ErrBadPosition: a position that is not one of this channel's.
+	ErrBadPosition = errors.New("hub: invalid position")
 	// ErrReserved: channels starting with ReservedPrefix are the hub's own.
 	ErrReserved = errors.New("hub: channels starting with $ are reserved")
 	// ErrNoUser: Disconnect needs a user.

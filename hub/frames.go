@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/meshcast/meshcast/internal/history"
 	"github.com/meshcast/meshcast/transport"
 )
 
@@ -12,17 +13,25 @@ import (
 
 const (
 	msgPrefix = `{"op":"msg","ch":`
+	msgPos    = `,"pos":`
 	msgMiddle = `,"data":`
 )
 
-// msgFrame builds the frame of one delivery and returns it with the
-// sub-slice that holds data, which the relay may keep (frames are never
-// modified once built).
-func msgFrame(ch string, data []byte) (frame, dataInFrame []byte) {
+// msgFrame builds the frame of one delivery (with its position, on a
+// channel with history) and returns it with the sub-slice that holds
+// data, which the relay may keep (frames are never modified once built).
+func msgFrame(ch string, data []byte, pos string) (frame, dataInFrame []byte) {
 	n := len(msgPrefix) + quotedLen(ch) + len(msgMiddle) + len(data) + 1
+	if pos != "" {
+		n += len(msgPos) + quotedLen(pos)
+	}
 	frame, payload := transport.NewTextFrame(n)
 	p := append(payload[:0], msgPrefix...)
 	p = appendQuoted(p, ch)
+	if pos != "" {
+		p = append(p, msgPos...)
+		p = appendQuoted(p, pos)
+	}
 	p = append(p, msgMiddle...)
 	start := len(p)
 	p = append(p, data...)
@@ -74,6 +83,53 @@ func ackFrame(id uint64) []byte {
 	b = append(b, `{"op":"ack","id":`...)
 	b = strconv.AppendUint(b, id, 10)
 	b = append(b, '}')
+	return textFrame(b)
+}
+
+// recoveredAckFrame acks a sub with since, saying whether everything
+// missed since that position was sent.
+func recoveredAckFrame(id uint64, hasID, recovered bool) []byte {
+	b := make([]byte, 0, 64)
+	b = append(b, `{"op":"ack",`...)
+	if hasID {
+		b = append(b, `"id":`...)
+		b = strconv.AppendUint(b, id, 10)
+		b = append(b, ',')
+	}
+	b = append(b, `"recovered":`...)
+	b = strconv.AppendBool(b, recovered)
+	b = append(b, '}')
+	return textFrame(b)
+}
+
+// historyFrame answers a history request: msgs oldest first, each with
+// the position to resume from after it.
+func historyFrame(id uint64, hasID bool, ch string, msgs []history.Msg, pos []string) []byte {
+	n := 48 + len(ch)
+	for i, m := range msgs {
+		n += 24 + len(m.Data) + len(pos[i])
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"op":"history",`...)
+	if hasID {
+		b = append(b, `"id":`...)
+		b = strconv.AppendUint(b, id, 10)
+		b = append(b, ',')
+	}
+	b = append(b, `"ch":`...)
+	b = appendQuoted(b, ch)
+	b = append(b, `,"msgs":[`...)
+	for i, m := range msgs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"pos":`...)
+		b = appendQuoted(b, pos[i])
+		b = append(b, `,"data":`...)
+		b = append(b, m.Data...)
+		b = append(b, '}')
+	}
+	b = append(b, "]}"...)
 	return textFrame(b)
 }
 

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshcast/meshcast/internal/history"
 	"github.com/meshcast/meshcast/internal/relay"
 	"github.com/meshcast/meshcast/transport"
 )
@@ -31,8 +32,10 @@ type Hub struct {
 	metrics   metrics
 	sec       hubSecurity
 	liveCfg   atomic.Pointer[Live] // live.go: what UpdateSecurity may change
-	pres      presenceTable        // presence.go
-	online    onlineHooks          // online.go
+	store     *history.Store       // channels with history (history.go)
+	hist      histState
+	pres      presenceTable // presence.go
+	online    onlineHooks   // online.go
 
 	ctx    context.Context // ends at Shutdown; bounds relay waits
 	cancel context.CancelFunc
@@ -54,6 +57,12 @@ type metrics struct {
 	unavailable      atomic.Uint64 // requests refused with 503: not in good standing
 	gaps             atomic.Uint64 // gap frames sent to subscribers
 	presenceEvents   atomic.Uint64 // join and leave frames sent to subscribers
+
+	refills           atomic.Uint64 // catch-ups of a channel with history after a gap
+	refillsIncomplete atomic.Uint64 // those that could not fill every hole (a gap frame went out)
+	recoveries        atomic.Uint64 // subscribes with since
+	recoveriesPartial atomic.Uint64 // those acked with recovered:false
+	notStored         atomic.Uint64 // publishes on channels with history refused: not held by enough nodes
 
 	// refused upgrades by reason: refused counts origin, limit, auth and
 	// upgrade together; refusedUnavailable, the 503s while not in good
@@ -88,6 +97,8 @@ func New(cfg Config) (*Hub, error) {
 		pres:      newPresenceTable(),
 		events:    newEvents(&cfg),
 		idPrefix:  hex.EncodeToString(prefix[:]),
+		store:     history.New(cfg.HistoryMemory),
+		hist:      histState{chans: make(map[string]*chanState)},
 		ctx:       ctx,
 		cancel:    cancel,
 	}
@@ -98,6 +109,8 @@ func New(cfg Config) (*Hub, error) {
 	}
 	h.initSecurity()
 	h.startOnline()
+	h.wg.Add(1)
+	go h.sweepHistory()
 	return h, nil
 }
 
@@ -185,15 +198,27 @@ func (h *Hub) serving(ctx context.Context) error {
 }
 
 // publish encodes the msg frame once, queues it to every local subscriber
-// but the client except, and hands the same bytes to the relay.
-func (h *Hub) publish(ch string, data []byte, except string) {
+// but the client except, and hands the same bytes to the relay. On a
+// channel with history stored is called once enough nodes hold the
+// publish (or with why not); elsewhere it is called at once with nil.
+func (h *Hub) publish(ch string, data []byte, except string, stored func(error)) {
 	start := h.samplePublish(h.metrics.publishes.Add(1))
-	frame, kept := msgFrame(ch, data)
-	h.metrics.deliveries.Add(h.fanOut(ch, frame, kept, except))
+	if lim, ok := h.limits(ch); ok {
+		h.publishStamped(ch, lim, data, except, stored)
+		if !start.IsZero() {
+			h.cfg.Observer.PublishQueued(time.Since(start))
+		}
+		return
+	}
+	frame, kept := msgFrame(ch, data, "")
+	h.metrics.deliveries.Add(h.fanOut(ch, frame, kept, except, ""))
 	if !start.IsZero() {
 		h.cfg.Observer.PublishQueued(time.Since(start))
 	}
-	h.relay.Publish(ch, kept, except)
+	h.relay.Publish(ch, kept, except, nil, nil)
+	if stored != nil {
+		stored(nil)
+	}
 }
 
 // deliver takes a publish that arrived from another node: it goes to local
@@ -205,14 +230,15 @@ func (h *Hub) deliver(ch string, data []byte, except string) {
 		return
 	}
 	h.metrics.remoteDeliveries.Add(1)
-	frame, kept := msgFrame(ch, data)
-	h.metrics.peerDeliveries.Add(h.fanOut(ch, frame, kept, except))
+	frame, kept := msgFrame(ch, data, "")
+	h.metrics.peerDeliveries.Add(h.fanOut(ch, frame, kept, except, ""))
 }
 
 // fanOut queues frame to every client subscriber of ch (but except) and
-// data to every in-process one. Both are shared and never modified. It
-// returns how many it queued, for the caller's delivery counter.
-func (h *Hub) fanOut(ch string, frame, data []byte, except string) uint64 {
+// data to every in-process one (with pos, on a channel with history).
+// Both are shared and never modified. It returns how many it queued, for
+// the caller's delivery counter.
+func (h *Hub) fanOut(ch string, frame, data []byte, except, pos string) uint64 {
 	subs, locals := h.reg.snapshot(ch)
 	n := len(subs)
 	if except == "" {
@@ -229,33 +255,39 @@ func (h *Hub) fanOut(ch string, frame, data []byte, except string) uint64 {
 		}
 	}
 	for _, l := range locals {
-		l.push(Message{Channel: ch, Data: data})
+		l.push(Message{Channel: ch, Data: data, Pos: pos})
 	}
 	return uint64(n + len(locals))
 }
 
-// gap tells the local subscribers of each channel that they may have
-// missed publishes on it (the cluster found a broken link, a dead peer, a
-// dropped frame). Subscribes not acked yet are skipped: nothing was
-// promised to them. Reserved channels have no clients to tell.
+// gap handles the cluster's report that publishes on chs may have been
+// missed here (a broken link, a dead peer, a dropped frame): channels with
+// history are refilled from the peers, the others' subscribers are told.
+// Reserved channels have no clients to tell.
 func (h *Hub) gap(chs []string) {
-	for _, ch := range chs {
-		if isReserved(ch) {
-			continue
+	for _, ch := range h.refill(chs) {
+		if !isReserved(ch) {
+			h.sendGaps(ch)
 		}
-		subs, locals := h.reg.snapshot(ch)
-		for _, l := range locals {
-			l.push(Message{Channel: ch, Gap: true})
-		}
-		if len(subs) == 0 {
-			continue
-		}
-		frame := gapFrame(ch)
-		for _, s := range subs {
-			if s.confirmedOn(ch) {
-				s.send(frame)
-				h.metrics.gaps.Add(1)
-			}
+	}
+}
+
+// sendGaps tells the local subscribers of ch that they may have missed
+// publishes on it. Subscribes not acked yet are skipped: nothing was
+// promised to them.
+func (h *Hub) sendGaps(ch string) {
+	subs, locals := h.reg.snapshot(ch)
+	for _, l := range locals {
+		l.push(Message{Channel: ch, Gap: true})
+	}
+	if len(subs) == 0 {
+		return
+	}
+	frame := gapFrame(ch)
+	for _, s := range subs {
+		if s.confirmedOn(ch) {
+			s.send(frame)
+			h.metrics.gaps.Add(1)
 		}
 	}
 }
@@ -333,8 +365,34 @@ type Stats struct {
 	// ErrCodes counts the err frames sent to clients by code ("400",
 	// "403", "413", "429", "503", and "other" for a hook's own codes).
 	ErrCodes  map[string]uint64 `json:"err_codes"`
+	History   HistoryStats      `json:"history"`
 	Presence  PresenceCounts    `json:"presence"` // presence_ops.go
 	Transport transport.Stats   `json:"transport"`
+}
+
+// HistoryStats is what the node holds of channels with history, and how
+// its recoveries and refills went.
+type HistoryStats struct {
+	Channels          int    `json:"channels"`
+	Messages          int    `json:"messages"`
+	Bytes             int64  `json:"bytes"`              // data plus per-message overhead, as counted against HistoryMemory
+	EvictedForMemory  uint64 `json:"evicted_for_memory"` // messages dropped because HistoryMemory was full
+	Recoveries        uint64 `json:"recoveries"`         // subscribes with since
+	RecoveriesPartial uint64 `json:"recoveries_partial"` // acked with recovered:false
+	Refills           uint64 `json:"refills"`            // catch-ups of a channel after a gap
+	RefillsIncomplete uint64 `json:"refills_incomplete"` // those that left a hole (a gap frame went out)
+	NotStored         uint64 `json:"not_stored"`         // publishes refused with 503: not held by enough nodes
+}
+
+// HistoryStats returns the history figures alone (Stats has them too).
+func (h *Hub) HistoryStats() HistoryStats {
+	st := h.store.Stats()
+	m := &h.metrics
+	return HistoryStats{
+		Channels: st.Channels, Messages: st.Messages, Bytes: st.Bytes, EvictedForMemory: st.Evicted,
+		Recoveries: m.recoveries.Load(), RecoveriesPartial: m.recoveriesPartial.Load(),
+		Refills: m.refills.Load(), RefillsIncomplete: m.refillsIncomplete.Load(), NotStored: m.notStored.Load(),
+	}
 }
 
 // Stats returns the hub's counters.
@@ -362,6 +420,7 @@ func (h *Hub) Stats() Stats {
 		RefusedUnavailable: m.refusedUnavailable.Load(),
 		RefusedUpgrade:     m.refusedUpgrade.Load(),
 		ErrCodes:           m.errs.snapshot(),
+		History:            h.HistoryStats(),
 		Presence:           h.presenceCounts(),
 		Transport:          h.transport.Stats(),
 	}

@@ -60,6 +60,14 @@ func (l *Live) normalize() error {
 	case sc.MaxConnections < 0 || sc.MaxConnectionsPerIP < 0:
 		return fmt.Errorf("%w: negative connection limit", ErrInvalidConfig)
 	}
+	for name, ns := range sc.Namespaces {
+		if ns.History < 0 || ns.History > MaxHistory {
+			return fmt.Errorf("%w: namespace %q: history %d is not from 0 to %d", ErrInvalidConfig, name, ns.History, MaxHistory)
+		}
+		if ns.HistoryTTL != 0 && ns.History == 0 {
+			return fmt.Errorf("%w: namespace %q: history_ttl without history", ErrInvalidConfig, name)
+		}
+	}
 	d := DefaultConfig()
 	if l.MaxDataSize == 0 {
 		l.MaxDataSize = d.MaxDataSize

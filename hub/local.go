@@ -2,7 +2,10 @@ package hub
 
 import (
 	"context"
+	"fmt"
 	"sync"
+
+	"github.com/meshcast/meshcast/internal/history"
 )
 
 // Message is a publish as an in-process subscriber (Hub.Subscribe) sees it.
@@ -14,6 +17,9 @@ type Message struct {
 	// Gap: messages on Channel may have been missed here, as a client's
 	// gap frame says (guarantee 6).
 	Gap bool
+	// Pos, on a channel with history, is the position to resume from
+	// after this message (Since), valid on every node of the cluster.
+	Pos string
 }
 
 // Subscription is an in-process subscription made with Hub.Subscribe.
@@ -27,7 +33,10 @@ type Subscription struct {
 	dropped bool      // the queue overflowed: a Gap goes first when it drains
 	closed  bool
 	wake    chan struct{} // capacity 1
-	done    chan struct{} // closed when the delivery goroutine has exited
+	// recovered: a Since subscription's catch-up was complete; set before
+	// Subscribe returns.
+	recovered bool
+	done      chan struct{} // closed when the delivery goroutine has exited
 }
 
 // maxLocalQueue bounds the messages waiting for a slow in-process
@@ -42,16 +51,47 @@ const maxLocalQueue = 4096
 // client's sub ack does; if one did not in time, a Gap follows. fn runs on a goroutine of the subscription, one call
 // at a time; a subscriber slower than the publishes misses some and is
 // told with a Gap, never slows the others.
-func (h *Hub) Subscribe(ctx context.Context, ch string, fn func(Message)) (*Subscription, error) {
+func (h *Hub) Subscribe(ctx context.Context, ch string, fn func(Message), opts ...SubscribeOption) (*Subscription, error) {
 	if err := checkServerChannel(ch); err != nil {
 		return nil, err
+	}
+	var o subscribeOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var lim history.Limits
+	var from history.Pos
+	if o.hasSince {
+		var ok bool
+		if lim, ok = h.limits(ch); !ok {
+			return nil, fmt.Errorf("%w: %s", ErrNoHistory, quoteForReason(ch))
+		}
+		p, err := history.DecodePos(history.Place(ch), o.since)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s", ErrBadPosition, posReason(err))
+		}
+		from = p
 	}
 	if err := h.Ready(ctx); err != nil {
 		return nil, err
 	}
 	s := &Subscription{h: h, ch: ch, fn: fn, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	h.histRef(ch, 1)
 	h.wg.Add(1)
 	go s.run(ctx)
+	if o.hasSince {
+		t, _ := h.relay.Subscribe(ch)
+		recovered, err := h.resume(ctx, ch, lim, from, t, localTarget{s})
+		if err != nil {
+			s.Close()
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, err
+		}
+		s.recovered = recovered
+		return s, nil
+	}
 	h.reg.addLocal(ch, s)
 	if t, confirmed := h.relay.Subscribe(ch); !confirmed {
 		if err := h.relay.AwaitConfirmed(ctx, ch, t); err != nil {
@@ -64,6 +104,11 @@ func (h *Hub) Subscribe(ctx context.Context, ch string, fn func(Message)) (*Subs
 	}
 	return s, nil
 }
+
+// Recovered reports, for a subscription made with Since, whether it was
+// sent everything published after the position that it did not have
+// (false: some of it may be missing, as with a Gap).
+func (s *Subscription) Recovered() bool { return s.recovered }
 
 // Channel is the subscribed channel.
 func (s *Subscription) Channel() string { return s.ch }
@@ -85,6 +130,7 @@ func (s *Subscription) stop() {
 	if !closed {
 		s.h.reg.removeLocal(s.ch, s)
 		s.h.relay.Unsubscribe(s.ch)
+		s.h.histRef(s.ch, -1)
 		signal(s.wake)
 	}
 }

@@ -8,7 +8,8 @@ import (
 )
 
 // originAllowed applies allowed (Config.AllowedOrigins) to a browser's Origin
-// header. Browsers send Origin on every WebSocket handshake; programs
+// header; a page of the node's own origin (the request's Host) always
+// passes, so setting a list never locks out the demo page. Browsers send Origin on every WebSocket handshake; programs
 // usually don't, and they are not what the check protects against (a page
 // on another site using a visitor's cookies), so a missing Origin passes.
 func (h *Hub) originAllowed(r *http.Request, allowed []string) bool {
@@ -20,8 +21,11 @@ func (h *Hub) originAllowed(r *http.Request, allowed []string) bool {
 	if u == nil {
 		return false
 	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true // the node's own pages: same origin, whatever the list
+	}
 	if len(allowed) == 0 {
-		return strings.EqualFold(u.Host, r.Host) || isLoopbackHost(u.Hostname())
+		return isLoopbackHost(u.Hostname())
 	}
 	return originListed(allowed, u)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // SubscribeRule says who may subscribe to the channels of a namespace.
@@ -84,6 +85,33 @@ type Namespace struct {
 	// needs it, sends subscribers a join and a leave event per user.
 	Presence  bool `json:"presence,omitempty"`
 	JoinLeave bool `json:"join_leave,omitempty"`
+	// History keeps the last History messages of each channel (at most
+	// MaxHistory) on the nodes that deliver them, for recovery and the
+	// history op; 0: no history (docs/history.md). HistoryTTL, if set,
+	// also drops them once that old.
+	History    int      `json:"history,omitempty"`
+	HistoryTTL Duration `json:"history_ttl,omitempty"`
+}
+
+// MaxHistory bounds Namespace.History.
+const MaxHistory = 10000
+
+// Duration is a time.Duration that reads and writes as "5m" in JSON and
+// config files.
+type Duration time.Duration
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	if v < 0 {
+		return errors.New("negative duration")
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // ReservedPrefix starts the channel names meshcast keeps for itself

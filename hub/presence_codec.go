@@ -2,16 +2,16 @@ package hub
 
 import "fmt"
 
-// The request fields of presence: "info" in sub (slot 4), "after" in
-// presence (slot 5).
+// The request fields of presence: "info" in sub (slot 6), "after" in
+// presence (slot 7).
 func (req *request) setPresence(slot int, val []byte) error {
 	switch slot {
-	case 4:
+	case 6:
 		if jsonDepth(val) > maxDataDepth {
 			return malformed(fmt.Sprintf(`"info" nested deeper than %d levels`, maxDataDepth))
 		}
 		req.info = val
-	case 5:
+	case 7:
 		s, ok := unquote(val)
 		if !ok {
 			return malformed(`"after" must be a string`)

@@ -211,23 +211,26 @@ func (h *Hub) presenceCounts() PresenceCounts {
 		Events: h.metrics.presenceEvents.Load()}
 }
 
-// SubscribeOption adjusts one Client.Subscribe.
-type SubscribeOption func(*subscribeOptions)
-
-type subscribeOptions struct{ info []byte }
-
-// WithInfo is the client's presence info on the channel (a JSON value of
-// at most MaxPresenceInfo bytes), as a sub's "info" gives it; an
-// Identity's Info wins over it.
+// WithInfo is the client's presence info on the channel, for
+// Client.Subscribe (a JSON value of at most MaxPresenceInfo bytes), as a
+// sub's "info" gives it; an Identity's Info wins over it. Hub.Subscribe's
+// in-process subscriptions are not present anywhere and ignore it.
 func WithInfo(info json.RawMessage) SubscribeOption {
 	return func(o *subscribeOptions) { o.info = info }
 }
+
+// errSinceServerSide refuses Since in Client.Subscribe: a server-side
+// subscribe makes the client live at once; it recovers nothing.
+var errSinceServerSide = errors.New("hub: Since is an option of Hub.Subscribe, not of Client.Subscribe")
 
 // subscribeInfo is the presence info of a server-side subscribe.
 func (s *session) subscribeInfo(ch string, opts []SubscribeOption) ([]byte, error) {
 	var o subscribeOptions
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.hasSince {
+		return nil, errSinceServerSide
 	}
 	if o.info != nil && !json.Valid(o.info) {
 		return nil, fmt.Errorf("%w: presence info is not a JSON value", ErrBadData)

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 
+	"github.com/meshcast/meshcast/internal/history"
 	"github.com/meshcast/meshcast/internal/relay"
 )
 
@@ -12,8 +13,15 @@ type localRelay struct{ name string }
 
 var _ relay.Relay = localRelay{}
 
-func (r localRelay) Name() string                                             { return r.name }
-func (localRelay) Publish(string, []byte, string)                             {}
+func (r localRelay) Name() string { return r.name }
+func (localRelay) Publish(_ string, _ []byte, _ string, _ *relay.Stamp, stored func(error)) {
+	if stored != nil {
+		stored(nil) // alone, this node's copy is all there is
+	}
+}
+func (localRelay) Fetch(context.Context, string, history.Frontier, int) ([]history.Result, bool, error) {
+	return nil, true, nil
+}
 func (localRelay) Subscribe(string) (relay.Ticket, bool)                      { return 0, true }
 func (localRelay) Unsubscribe(string)                                         {}
 func (localRelay) Confirmed(relay.Ticket) bool                                { return true }
@@ -28,5 +36,16 @@ type receiver struct{ h *Hub }
 
 var _ relay.Receiver = receiver{}
 
-func (r receiver) Deliver(ch string, data []byte, except string) { r.h.deliver(ch, data, except) }
-func (r receiver) Gap(chs []string)                              { r.h.gap(chs) }
+func (r receiver) Deliver(ch string, data []byte, except string, st *relay.Stamp) {
+	if st != nil {
+		r.h.deliverStamped(ch, data, except, *st)
+		return
+	}
+	r.h.deliver(ch, data, except)
+}
+
+func (r receiver) History(ch string, after history.Frontier, budget int) history.Result {
+	return r.h.store.After(ch, after, budget)
+}
+
+func (r receiver) Gap(chs []string) { r.h.gap(chs) }

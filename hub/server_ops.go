@@ -28,6 +28,9 @@ func Except(clientID string) PublishOption {
 // Broadcast publishes the same data to each of chs, cluster-wide, as one
 // Publish per channel. Every channel and the data are checked first, so
 // either all are published or none (an error says which channel failed).
+// On channels with history it returns once enough nodes hold the publish
+// to survive one node's death, or ErrNotStored (it was still delivered
+// to whoever could be reached).
 func (h *Hub) Broadcast(ctx context.Context, chs []string, data []byte, opts ...PublishOption) error {
 	if err := h.serving(ctx); err != nil {
 		return err
@@ -44,10 +47,32 @@ func (h *Hub) Broadcast(ctx context.Context, chs []string, data []byte, opts ...
 	for _, opt := range opts {
 		opt(&o)
 	}
+	var stored chan error
+	waiting := 0
 	for _, ch := range chs {
-		h.publish(ch, data, o.except)
+		if _, ok := h.limits(ch); !ok {
+			h.publish(ch, data, o.except, nil)
+			continue
+		}
+		if stored == nil {
+			stored = make(chan error, len(chs))
+		}
+		waiting++
+		h.publish(ch, data, o.except, func(err error) { stored <- err })
 	}
-	return nil
+	var errs error
+	for range waiting {
+		select {
+		case err := <-stored:
+			if err != nil && errs == nil {
+				h.metrics.notStored.Add(1)
+				errs = fmt.Errorf("%w: %w", ErrNotStored, err)
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return errs
 }
 
 func checkServerChannel(ch string) error {
@@ -75,7 +100,7 @@ func (h *Hub) Disconnect(ctx context.Context, user string) error {
 	h.log.Info("disconnecting user", slog.String("user", user), slog.Int("local_connections", n))
 	data := appendQuoted([]byte(`{"user":`), user)
 	data = append(data, '}')
-	h.relay.Publish(sysDisconnect, data, "")
+	h.relay.Publish(sysDisconnect, data, "", nil, nil)
 	return nil
 }
 

@@ -29,13 +29,16 @@ type session struct {
 	unconfirmed map[string]int
 
 	waiting atomic.Int32 // subscribes waiting for the cluster's confirmation
+	tasks   atomic.Int32 // recoveries and history reads running
 	waits   subWaits     // those subscribes, for their waiter (await.go)
 	sec     sessionSecurity
 }
 
 // sub is one of a session's subscriptions, with the cluster ticket a
-// repeated sub waits for.
+// repeated sub waits for. c is nil while the subscription recovers from a
+// position: it is not a live subscriber of the channel yet.
 type sub struct {
+	ch      string
 	c       *channel
 	t       relay.Ticket
 	present bool // it made the session present on the channel (presence_sync.go)
@@ -62,15 +65,18 @@ func (s *session) OnClose(err error) {
 	s.subs = nil
 	s.hub.metrics.subscriptions.Add(-int64(len(subs)))
 	for _, sb := range subs {
-		s.hub.reg.remove(sb.c, s)
-		s.hub.relay.Unsubscribe(sb.c.name)
+		if sb.c != nil {
+			s.hub.reg.remove(sb.c, s)
+		}
+		s.hub.relay.Unsubscribe(sb.ch)
 		if sb.present {
-			s.hub.presenceLeave(s, sb.c.name)
+			s.hub.presenceLeave(s, sb.ch)
 		}
 	}
 	s.mu.Unlock()
 	for _, sb := range subs {
-		s.hub.events.unsubscribed(&s.client, sb.c.name)
+		s.hub.histRef(sb.ch, -1)
+		s.hub.events.unsubscribed(&s.client, sb.ch)
 	}
 	s.hub.untrackSession(s)
 	s.hub.onlineClosed(s)
@@ -91,6 +97,8 @@ func (s *session) OnMessage(frame []byte) {
 		s.unsubscribe(&req)
 	case opPub:
 		s.publish(&req)
+	case opHist:
+		s.history(&req)
 	case opPresence, opPresenceStats:
 		s.presenceQuery(&req)
 	default:
@@ -101,9 +109,20 @@ func (s *session) OnMessage(frame []byte) {
 
 // join adds the session to ch unless it is in it already. It returns the
 // cluster ticket to wait for (zero: nothing to wait for) and whether the
-// subscription is new. On a presence channel a new subscription makes the
-// session present with info.
-func (s *session) join(ch string, info []byte) (t relay.Ticket, isNew bool, err error) {
+// subscription is new. With recovering, the session is not made a live
+// subscriber yet (live does, when it has caught up).
+// On a presence channel a new subscription makes the session present
+// with info.
+func (s *session) join(ch string, recovering bool, info []byte) (t relay.Ticket, isNew bool, err error) {
+	s.hub.histRef(ch, 1) // before it can receive anything (lock order: not under s.mu)
+	t, isNew, err = s.joinLocked(ch, recovering, info)
+	if !isNew {
+		s.hub.histRef(ch, -1)
+	}
+	return t, isNew, err
+}
+
+func (s *session) joinLocked(ch string, recovering bool, info []byte) (t relay.Ticket, isNew bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -114,12 +133,15 @@ func (s *session) join(ch string, info []byte) (t relay.Ticket, isNew bool, err 
 	case len(s.subs) >= s.hub.live().MaxSubscriptions:
 		return 0, false, errSubLimit
 	}
-	c := s.hub.reg.add(ch, s)
+	var c *channel
+	if !recovering {
+		c = s.hub.reg.add(ch, s)
+	}
 	t, confirmed := s.hub.relay.Subscribe(ch)
 	if confirmed {
 		t = 0
 	}
-	s.subs = append(s.subs, sub{c: c, t: t, present: s.hub.presenceOn(ch)})
+	s.subs = append(s.subs, sub{ch: ch, c: c, t: t, present: s.hub.presenceOn(ch)})
 	if s.subs[len(s.subs)-1].present {
 		s.hub.presenceJoin(s, ch, info)
 	}
@@ -127,8 +149,30 @@ func (s *session) join(ch string, info []byte) (t relay.Ticket, isNew bool, err 
 	return t, true, nil
 }
 
+// live makes a recovering subscription of ch a live one, unless it was
+// dropped meanwhile. Called under the channel's history lock, so that no
+// delivery falls between the recovery and the live stream.
+func (s *session) live(ch string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.find(ch)
+	if i < 0 || s.closed || s.subs[i].c != nil {
+		return false
+	}
+	s.subs[i].c = s.hub.reg.add(ch, s)
+	return true
+}
+
 // leave removes the session from ch and reports whether it was in it.
 func (s *session) leave(ch string) bool {
+	if !s.leaveLocked(ch) {
+		return false
+	}
+	s.hub.histRef(ch, -1)
+	return true
+}
+
+func (s *session) leaveLocked(ch string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i := s.find(ch)
@@ -140,7 +184,9 @@ func (s *session) leave(ch string) bool {
 	s.subs[i] = s.subs[last]
 	s.subs[last] = sub{}
 	s.subs = s.subs[:last]
-	s.hub.reg.remove(c, s)
+	if c != nil {
+		s.hub.reg.remove(c, s)
+	}
 	s.hub.relay.Unsubscribe(ch)
 	s.hub.metrics.subscriptions.Add(-1)
 	if present {
@@ -159,7 +205,7 @@ func (s *session) subscribed(ch string) bool {
 // find returns the index of ch in subs, or -1. Caller holds mu.
 func (s *session) find(ch string) int {
 	for i, sb := range s.subs {
-		if sb.c.name == ch {
+		if sb.ch == ch {
 			return i
 		}
 	}
@@ -182,7 +228,12 @@ func (s *session) subscribe(req *request) {
 		s.sendErr(req, CodeTooLarge, err.Error())
 		return
 	}
-	t, isNew, err := s.join(req.ch, info)
+	req.info = info // checked and copied: the since path takes it from req
+	if req.hasSince && !s.subscribed(req.ch) {
+		s.subscribeSince(req, start)
+		return
+	}
+	t, isNew, err := s.join(req.ch, false, info)
 	if err != nil {
 		s.sendErr(req, codeOf(err, CodeBadRequest), err.Error())
 		return
@@ -241,8 +292,24 @@ func (s *session) publish(req *request) {
 	if !s.inStanding(req) {
 		return
 	}
-	s.hub.publish(req.ch, req.data, "")
-	s.ack(req)
+	if _, ok := s.hub.limits(req.ch); !ok {
+		s.hub.publish(req.ch, req.data, "", nil)
+		s.ack(req)
+		return
+	}
+	// On a channel with history the ack waits until enough nodes hold the
+	// publish to survive one node's death.
+	id, hasID := req.id, req.hasID
+	s.hub.publish(req.ch, req.data, "", func(err error) {
+		if err != nil {
+			s.hub.metrics.notStored.Add(1)
+			s.sendErr(&request{id: id, hasID: hasID}, CodeUnavailable, "published, but not stored on enough nodes to survive a node's death: "+err.Error())
+			return
+		}
+		if hasID {
+			s.send(ackFrame(id))
+		}
+	})
 }
 
 func (s *session) checkChannel(req *request) bool {

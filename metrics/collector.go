@@ -24,6 +24,10 @@ type HistoryStats struct {
 	Messages int    // messages kept
 	Bytes    int64  // bytes kept
 	Evicted  uint64 // messages evicted to stay within the memory limit
+
+	Recoveries, RecoveriesPartial uint64 // subscribes with since; those not complete
+	Refills, RefillsIncomplete    uint64 // catch-ups after a gap; those that left a hole
+	NotStored                     uint64 // publishes refused: not held by enough nodes
 }
 
 // PresenceStats is the size of a node's presence tables.

@@ -94,6 +94,16 @@ func historyStats() []stat[HistoryStats] {
 			func(s *HistoryStats) float64 { return float64(s.Bytes) }},
 		{newDesc("meshcast_history_evicted_total", "History messages evicted to stay within the memory limit."), counter,
 			func(s *HistoryStats) float64 { return float64(s.Evicted) }},
+		{newDesc("meshcast_history_recoveries_total", "Subscribes with since (a client resuming from a position)."), counter,
+			func(s *HistoryStats) float64 { return float64(s.Recoveries) }},
+		{newDesc("meshcast_history_recoveries_partial_total", "Recoveries acked with recovered:false."), counter,
+			func(s *HistoryStats) float64 { return float64(s.RecoveriesPartial) }},
+		{newDesc("meshcast_history_refills_total", "Catch-ups of a channel from the peers after this node may have missed publishes."), counter,
+			func(s *HistoryStats) float64 { return float64(s.Refills) }},
+		{newDesc("meshcast_history_refills_incomplete_total", "Refills that could not fill every hole (subscribers got a gap)."), counter,
+			func(s *HistoryStats) float64 { return float64(s.RefillsIncomplete) }},
+		{newDesc("meshcast_history_not_stored_total", "Publishes on channels with history refused with 503: not held by enough nodes."), counter,
+			func(s *HistoryStats) float64 { return float64(s.NotStored) }},
 	}
 }
 

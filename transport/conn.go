@@ -73,6 +73,18 @@ func (c *Conn) Send(frame []byte) error {
 	return nil
 }
 
+// Room reports how many more bytes Send would accept now, and false once
+// the connection is closing. A sender with much to send (a history
+// replay) waits for room instead of being cut off as a slow consumer.
+func (c *Conn) Room() (int, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeErr.Load() != nil {
+		return 0, false
+	}
+	return c.srv.cfg.WriteQueueSize - c.qbytes, true
+}
+
 // pushLocked queues frame and reports whether the caller must put the
 // connection on the ready list (the queue went from idle to busy).
 func (c *Conn) pushLocked(frame []byte) bool {

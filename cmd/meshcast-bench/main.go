@@ -30,6 +30,8 @@ scenarios:
            (peer/peer.sh), alternating A B A B, with the ratio meshcast/peer
   flood    a 2-node meshcast cluster; legitimate pub/sub into node 0 measured without,
            then with, one attack on node 0 (--attack); node 0's RSS throughout
+  history  a 3-node cluster with history: publish-to-ack latency with and without it, and
+           N clients of a node killed with -9 recovering what they missed on the others
   presence N members of one presence channel over a cluster it starts, churned at R
            events/s: CPU per event per node, bytes between nodes per event, the
            time of a presence answer of the whole channel
@@ -80,6 +82,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdCompare(ctx, args[1:], stdout, stderr)
 	case "flood":
 		err = cmdFlood(ctx, args[1:], stdout, stderr)
+	case "history":
+		err = cmdHistory(ctx, args[1:], stdout, stderr)
 	case "presence":
 		err = cmdPresence(ctx, args[1:], stdout, stderr) // presence.go
 	case "-h", "--help", "help":

@@ -9,7 +9,9 @@
 # Parts: issue2 (one node: idle RSS at 15,000 conns; fan-out ramps at 3,000
 # and 10,000 subscribers), issue3 (3 nodes: fan-out ramp; cross-node extra
 # p99), issue4 (meshcast-bench compare against Socket.IO + Redis: needs
-# node/npm, installs the peer on first use via peer/peer.sh).
+# node/npm, installs the peer on first use via peer/peer.sh), issue11 (history:
+# 3-node fan-out ramps without and with history, alternated; publish-to-ack
+# latency; 1,000 clients of a killed node recovering; RSS per stored message).
 # Every process it starts is stopped at the end (trap), and every bench run
 # has its own hard timeout.
 set -euo pipefail
@@ -17,7 +19,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 RESULTS=${RESULTS:-$HERE/results}
-ONLY=${ONLY:-"issue2 issue3 issue4"}
+ONLY=${ONLY:-"issue2 issue3 issue4 issue11"}
 STEP=${STEP:-20s}           # issue 2/3 ramp step (the issues ask for 20 s)
 ROUNDS=${ROUNDS:-2}         # compare rounds (A B A B)
 BASE=${BASE_PORT:-28080}    # meshcast node i: HTTP BASE+i, gossip BASE+100+2i, peer BASE+101+2i
@@ -53,7 +55,7 @@ mesh_up() { # nodes
 		((i > 0)) && join=(--join "127.0.0.1:$((BASE + 100))")
 		MESHCAST_SECRET=$SECRET "$TMP/meshcast" --listen "127.0.0.1:$((BASE + i))" --name "bench-$i" \
 			--gossip "127.0.0.1:$((BASE + 100 + 2 * i))" --peer "127.0.0.1:$((BASE + 101 + 2 * i))" \
-			--log-level warn "${join[@]}" &
+			--log-level warn "${join[@]}" ${MESH_EXTRA:-} &
 		PIDS+=($!)
 	done
 	for ((i = 0; i < n; i++)); do
@@ -120,5 +122,21 @@ fi
 if [[ " $ONLY " == *" issue4 "* ]]; then
 	run compare "$BENCH" compare --meshcast-bin "$TMP/meshcast" --peer-script "$HERE/peer/peer.sh" \
 		--meshcast-port "$BASE" --rounds "$ROUNDS" --out "$RESULTS" --quiet
+fi
+if [[ " $ONLY " == *" issue11 "* ]]; then
+	# Fan-out with history on (every publish stored, and held by 2 nodes
+	# before its ack) against the same without, on the same cluster,
+	# alternated: plain, history, plain, history.
+	MESH_EXTRA="--namespace bench:history=1000"
+	mesh_up 3
+	for round in 1 2; do
+		run "fanout-3node-plain-r$round" "$BENCH" fanout --urls "$(url 0),$(url 1),$(url 2)" --subs 3000 --pubs 3 \
+			--size 100 --duration "$STEP" --ramp --rate "$START3" --channel plain --quiet
+		run "fanout-3node-history-r$round" "$BENCH" fanout --urls "$(url 0),$(url 1),$(url 2)" --subs 3000 --pubs 3 \
+			--size 100 --duration "$STEP" --ramp --rate "$START3" --channel bench:fan --quiet
+	done
+	mesh_down
+	MESH_EXTRA=""
+	run history "$BENCH" history --meshcast-bin "$TMP/meshcast" --base-port $((BASE + 300)) --quiet
 fi
 echo "results in $RESULTS (*-$DATE.*)"

@@ -41,6 +41,9 @@ type config struct {
 	reconnectInterval time.Duration
 	reconnectTimeout  time.Duration
 
+	historyMemory   int
+	historyReplicas int
+
 	security securityConfig // security.go: tokens, permissions, limits, server API
 	tls      tlsConfig      // tls.go: client and peer-link TLS
 
@@ -138,7 +141,7 @@ func (c *config) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.maxSubscriptions, "max-subscriptions", 1024, "channels one connection may subscribe to; more is refused with err 429")
 	fs.IntVar(&c.writeQueue, "write-queue", 1<<20, "bytes queued per connection before it is closed as a slow consumer (1008)")
 	fs.DurationVar(&c.pingInterval, "ping-interval", 25*time.Second, "server ping interval; clients silent for two intervals are closed")
-	fs.StringVar(&c.allowedOrigins, "allowed-origins", "", `comma-separated browser origins allowed to connect, "*" for any (default: the request's own host and localhost)`)
+	fs.StringVar(&c.allowedOrigins, "allowed-origins", "", `comma-separated browser origins allowed to connect besides the node's own host, "*" for any (default: the own host and localhost)`)
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 10*time.Second, "longest graceful shutdown on SIGINT/SIGTERM")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -156,6 +159,8 @@ func (c *config) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.clusterName, "cluster-name", "meshcast", "cluster name; nodes of other clusters are refused")
 	fs.DurationVar(&c.joinTimeout, "join-timeout", 10*time.Second, "with --join: how long to wait to join and link with every member before serving anyway")
 	fs.DurationVar(&c.reconnectInterval, "reconnect-interval", 2*time.Second, "how often to retry members seen failing and seeds that are not members (heals partitions)")
+	fs.IntVar(&c.historyMemory, "history-memory", 256, "MiB of history this node keeps for every channel with history together; past it the oldest messages go first")
+	fs.IntVar(&c.historyReplicas, "history-replicas", 2, "nodes that hold a publish on a channel with history before it is acked (this one included), so that it survives the death of replicas-1 nodes")
 	fs.DurationVar(&c.reconnectTimeout, "reconnect-timeout", 24*time.Hour, "how long a failed member is retried and counted as expected before it is forgotten")
 
 	c.security.register(fs)
@@ -183,6 +188,10 @@ func (c *config) validate() error {
 		return errors.New("--join-timeout and --reconnect-timeout must be positive")
 	case c.reconnectInterval < 10*time.Millisecond:
 		return errors.New("--reconnect-interval must be at least 10ms")
+	case c.historyMemory < 1:
+		return errors.New("--history-memory must be at least 1 (MiB)")
+	case c.historyReplicas < 1:
+		return errors.New("--history-replicas must be at least 1")
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {

@@ -126,7 +126,8 @@ func scalarOrList(v *yaml.Node, key string) (string, error) {
 	return "", errors.New("want a value or a list, not a map")
 }
 
-// namespaceMap reads namespaces: {NAME: {subscribe, publish, origins}}.
+// namespaceMap reads namespaces: {NAME: {subscribe, publish, origins,
+// history, history_ttl}}.
 func (cf *configFile) namespaceMap(v *yaml.Node) []error {
 	if v.Kind != yaml.MappingNode {
 		return []error{cf.at(v, errors.New("namespaces: want a map of namespace names to rules"))}
@@ -165,6 +166,10 @@ func (cf *configFile) namespace(name string, v *yaml.Node) (hub.Namespace, []err
 			err = ns.Publish.UnmarshalText([]byte(val.Value))
 		case "origins":
 			err = val.Decode(&ns.Origins)
+		case "history":
+			err = val.Decode(&ns.History)
+		case "history_ttl":
+			err = ns.HistoryTTL.UnmarshalText([]byte(val.Value))
 		default:
 			err = presenceOption(&ns, k.Value, val.Value) // presence.go
 		}

@@ -22,7 +22,7 @@ var everySetting = map[string]string{
 	"drain-timeout": "25s", "log-format": "json", "log-level": "debug", "pprof": "true", "gc-percent": "80",
 	"name": "edge-1", "gossip": "127.0.0.1:8946", "peer": "127.0.0.1:8947", "advertise": "10.1.2.3",
 	"join": "seed-a:7946,seed-b:7946", "secret": "s3cret", "cluster-name": "prod", "join-timeout": "20s",
-	"reconnect-interval": "3s", "reconnect-timeout": "12h0m0s", "token-hmac-secret": "tok",
+	"reconnect-interval": "3s", "reconnect-timeout": "12h0m0s", "history-memory": "512", "history-replicas": "3", "token-hmac-secret": "tok",
 	"token-rsa-public-key": "/etc/meshcast/token.pem", "token-jwks-file": "/etc/meshcast/jwks.json", "token-max-lifetime": "1h0m0s", "insecure": "true",
 	"namespace": "chat:subscribe=authenticated,publish=subscribers", "client-publish-rate": "2.5",
 	"client-publish-burst": "10", "max-connections": "5000", "max-connections-per-ip": "50", "api-key": "key",

@@ -48,7 +48,7 @@ func newNodeMetrics() (*nodeMetrics, error) {
 // register adds the collectors that read the running node.
 func (m *nodeMetrics) register(h *hub.Hub, cl *cluster.Cluster, conns *connLimit) error {
 	return errors.Join(
-		m.reg.Register(metrics.NewCollector(metrics.Sources{Hub: h.Stats, Cluster: cl.Stats})),
+		m.reg.Register(metrics.NewCollector(metrics.Sources{Hub: h.Stats, Cluster: cl.Stats, History: historySource(h)})),
 		m.reg.Register(httpRefusedCounter(conns)),
 		m.reg.Register(metrics.NewBuildInfoCollector(metrics.ReadBuildInfo(version))),
 		m.reg.Register(collectors.NewGoCollector()),
@@ -120,4 +120,16 @@ func (m *nodeMetrics) shutdown(ctx context.Context) error {
 		return fmt.Errorf("metrics server: %w", err)
 	}
 	return nil
+}
+
+// historySource is the node's history figures for the metrics.
+func historySource(h *hub.Hub) func() metrics.HistoryStats {
+	return func() metrics.HistoryStats {
+		s := h.HistoryStats()
+		return metrics.HistoryStats{
+			Channels: s.Channels, Messages: s.Messages, Bytes: s.Bytes, Evicted: s.EvictedForMemory,
+			Recoveries: s.Recoveries, RecoveriesPartial: s.RecoveriesPartial,
+			Refills: s.Refills, RefillsIncomplete: s.RefillsIncomplete, NotStored: s.NotStored,
+		}
+	}
 }

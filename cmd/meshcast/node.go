@@ -136,6 +136,7 @@ func (cfg *config) newCluster(ts *tlsSetup, log *slog.Logger, opts nodeOptions, 
 	ccfg.JoinTimeout = cfg.joinTimeout
 	ccfg.ReconnectInterval = cfg.reconnectInterval
 	ccfg.ReconnectTimeout = cfg.reconnectTimeout
+	ccfg.Replicas = cfg.historyReplicas
 	ccfg.Memberlist = opts.memberlist
 	ccfg.Observer = obs
 	ccfg.Logger = log.With(slog.String("component", "cluster"))
@@ -152,6 +153,7 @@ func (cfg *config) hubConfig(log *slog.Logger) (hub.Config, error) {
 	hcfg.Transport = tcfg
 	hcfg.MaxDataSize = cfg.maxData
 	hcfg.MaxSubscriptions = cfg.maxSubscriptions
+	hcfg.HistoryMemory = int64(cfg.historyMemory) << 20
 	hcfg.AllowedOrigins = splitList(cfg.allowedOrigins)
 	hcfg.Logger = log.With(slog.String("component", "hub"))
 	return hcfg, cfg.security.apply(&hcfg, log) // security.go: tokens, permissions, limits

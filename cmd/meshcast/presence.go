@@ -18,7 +18,7 @@ func presenceOption(ns *hub.Namespace, key, val string) error {
 	case "join_leave":
 		dst = &ns.JoinLeave
 	default:
-		return fmt.Errorf("unknown key %q (want subscribe, publish, origins, presence or join_leave)", key)
+		return fmt.Errorf("unknown key %q (want subscribe, publish, origins, history, history_ttl, presence or join_leave)", key)
 	}
 	switch val {
 	case "on", "true":

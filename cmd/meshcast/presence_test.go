@@ -38,7 +38,7 @@ func TestPresenceNamespaceOptions(t *testing.T) {
 	for _, tc := range []struct{ flag, yaml, want string }{
 		{"room:presence=maybe", "  room: {presence: maybe}", `presence="maybe": want on or off`},
 		{"room:join_leave=on", "  room: {join_leave: on}", `namespace "room": join_leave=on needs presence=on`},
-		{"room:presense=on", "  room: {presense: on}", `unknown key "presense" (want subscribe, publish, origins, presence or join_leave)`},
+		{"room:presense=on", "  room: {presense: on}", `unknown key "presense" (want subscribe, publish, origins, history, history_ttl, presence or join_leave)`},
 	} {
 		_, err := parseConfig([]string{"--namespace", tc.flag}, func(string) string { return "" }, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -148,7 +149,7 @@ func (s *securityConfig) tokenVerifier() (*hub.TokenVerifier, error) {
 // set.
 func (s *securityConfig) namespaceRules() (map[string]hub.Namespace, error) {
 	if s.fileNamespaces == nil && len(s.namespaces) == 0 {
-		return nil, nil
+		return demoNamespaces(), nil
 	}
 	rules := map[string]hub.Namespace{}
 	for name, ns := range s.fileNamespaces {
@@ -158,6 +159,14 @@ func (s *securityConfig) namespaceRules() (map[string]hub.Namespace, error) {
 		rules[nf.name] = nf.ns
 	}
 	return rules, nil
+}
+
+// demoNamespaces are the rules of a node started with none configured:
+// everything open, and history on the demo chat's namespace ("chat"), so
+// that a reload of the page shows the last messages and a reconnect
+// recovers what it missed. Configuring any namespace replaces them.
+func demoNamespaces() map[string]hub.Namespace {
+	return map[string]hub.Namespace{"chat": {History: 100, HistoryTTL: hub.Duration(time.Hour)}}
 }
 
 func (s *securityConfig) readAPIKey() (string, error) {
@@ -170,7 +179,7 @@ func (s *securityConfig) readAPIKey() (string, error) {
 // routesWithAPI mounts the server API in front of the node's other routes.
 func routesWithAPI(next, api http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	for _, op := range []string{"publish", "broadcast", "disconnect", "presence", "presence_stats"} {
+	for _, op := range []string{"publish", "broadcast", "disconnect", "history", "presence", "presence_stats"} {
 		mux.Handle("/api/"+op, api)
 	}
 	mux.Handle("/", next)
@@ -231,6 +240,10 @@ func parseNamespace(spec string) (namedNamespace, error) {
 			err = n.ns.Publish.UnmarshalText([]byte(v))
 		case "origins":
 			n.ns.Origins = strings.Split(v, "|")
+		case "history":
+			n.ns.History, err = strconv.Atoi(v)
+		case "history_ttl":
+			err = n.ns.HistoryTTL.UnmarshalText([]byte(v))
 		default:
 			err = presenceOption(&n.ns, k, v) // presence.go
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"hash/fnv"
 	"slices"
 	"strings"
 )
@@ -15,9 +16,27 @@ type Mark struct {
 	Seq    uint64 // 1 for a stream's first message on a channel
 }
 
-// Frontier is a position in a channel's history: a Mark per stream, sorted
-// by Stream, at most one per stream. The zero Frontier is the beginning.
+// Frontier is how far a channel's history was seen: a Mark per stream,
+// sorted by Stream, at most one per stream. The zero Frontier is the
+// beginning.
 type Frontier []Mark
+
+// Pos is a client's position in a channel: the Frontier of what it
+// received, and the newest origin time among it (Unix milliseconds). A
+// stream the Frontier does not name is judged by time: its messages from
+// after Time (less the clock skew allowed between nodes) are new to the
+// client, older ones came before it was there.
+type Pos struct {
+	Marks Frontier
+	Time  int64
+}
+
+// Skew is how far apart the clocks of two nodes may be: a message of a
+// stream unknown to a position counts as new if its time is within Skew
+// before the position's. Generous, since a message counted twice is a
+// duplicate that the frontier then removes, while one counted as old is
+// lost.
+const Skew = 5000 // milliseconds
 
 // maxStreams bounds the streams a position may name: a client could
 // otherwise send a position that costs a lookup per entry on every node.
@@ -76,12 +95,21 @@ func cmpStream(m Mark, stream uint64) int {
 	return 0
 }
 
-// EncodePos encodes f as an opaque position string for channel ch of the
-// cluster whose id is place (see Place): a position from elsewhere is told
-// apart on decoding instead of replaying a wrong stream.
-func EncodePos(place uint32, f Frontier) string {
-	b := make([]byte, 0, 4+len(f)*12)
+// Place identifies a channel in positions, so that a position of another
+// channel is refused instead of replaying the wrong streams.
+func Place(ch string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(ch))
+	return h.Sum32()
+}
+
+// EncodePos encodes p as an opaque position string for the channel whose
+// Place is place.
+func EncodePos(place uint32, p Pos) string {
+	f := p.Marks
+	b := make([]byte, 0, 4+10+len(f)*12)
 	b = binary.BigEndian.AppendUint32(b, place)
+	b = binary.AppendVarint(b, p.Time)
 	b = binary.AppendUvarint(b, uint64(len(f)))
 	var prev uint64
 	for _, m := range f {
@@ -94,19 +122,29 @@ func EncodePos(place uint32, f Frontier) string {
 
 // DecodePos parses a position made by EncodePos for place. It never
 // panics and allocates at most in proportion to its input.
-func DecodePos(place uint32, s string) (Frontier, error) {
+func DecodePos(place uint32, s string) (Pos, error) {
 	rest, ok := strings.CutPrefix(s, posVersion)
-	if !ok || len(rest) > base64.RawURLEncoding.EncodedLen(4+maxStreams*20) {
-		return nil, ErrBadPos
+	if !ok || len(rest) > base64.RawURLEncoding.EncodedLen(4+10+maxStreams*20) {
+		return Pos{}, ErrBadPos
 	}
 	b, err := base64.RawURLEncoding.DecodeString(rest)
 	if err != nil || len(b) < 4 {
-		return nil, ErrBadPos
+		return Pos{}, ErrBadPos
 	}
 	if binary.BigEndian.Uint32(b) != place {
-		return nil, ErrOtherPlace
+		return Pos{}, ErrOtherPlace
 	}
 	b = b[4:]
+	t, k := binary.Varint(b)
+	if k <= 0 {
+		return Pos{}, ErrBadPos
+	}
+	b = b[k:]
+	f, err := decodeMarks(b)
+	return Pos{Marks: f, Time: t}, err
+}
+
+func decodeMarks(b []byte) (Frontier, error) {
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > maxStreams || n > uint64(len(b)) {
 		return nil, ErrBadPos

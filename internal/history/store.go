@@ -14,14 +14,17 @@
 package history
 
 import (
+	"container/heap"
 	"slices"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // Msg is one stored publish.
 type Msg struct {
 	Stream, Seq uint64
+	Time        int64  // the publishing node's clock, Unix milliseconds: orders streams for reading
 	Data        []byte // shared: never modified
 }
 
@@ -31,23 +34,36 @@ type Limits struct {
 	TTL time.Duration // 0: kept until evicted by count or memory
 }
 
-// entry is one message in a log; kept small, since a node may hold millions.
+// entry is one message in a log; kept small (40 bytes), since a node may
+// hold millions. data is the message's bytes as a string header: never
+// modified, and 8 bytes smaller than a slice's.
 type entry struct {
 	seq    uint64
-	data   []byte
+	time   int64 // Msg.Time
+	data   string
 	stream uint32 // index into log.streams
-	at     uint32 // seconds since the store's epoch
+	at     uint32 // seconds since the store's epoch, for the TTL
 }
 
 // entryOverhead is what an entry costs besides its data, for the memory
-// budget: the entry, its slot in the global queue, the data's allocation
+// budget: the entry, its ring's growth slack, the data's allocation
 // slack.
 const entryOverhead = 64
+
+// bytesOf shares an entry's data as a slice, without a copy; callers never
+// modify it (Msg.Data is documented shared).
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// stringOf takes ownership of b (the caller never modifies it again).
+func stringOf(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // span is the seqs of one stream a log holds or held.
 type span struct {
 	id          uint64
 	first, last uint64 // stored: first..last; first == last+1 when all evicted
+	// evictedTime is the Time of the newest message of the stream this log
+	// evicted (0: none): everything before first is at least that old.
+	evictedTime int64
 }
 
 // log is one channel's history: entries in arrival order (which is each
@@ -56,16 +72,10 @@ type log struct {
 	name    string
 	lim     Limits
 	ring    []entry
-	head    int    // index of the oldest entry
-	n       int    // entries held
-	evicted uint64 // entries ever evicted from the head: global refs below it are stale
+	head    int // index of the oldest entry
+	n       int // entries held
 	streams []span
-}
-
-// ref locates an entry for the node-wide oldest-first eviction.
-type ref struct {
-	l   *log
-	idx uint64 // l.evicted + position when appended
+	hidx    int // index in Store.heads, -1 while empty
 }
 
 // Store is a node's history. The zero value is not usable: use New.
@@ -73,11 +83,13 @@ type Store struct {
 	maxBytes int64
 	epoch    time.Time
 
-	mu      sync.Mutex
-	logs    map[string]*log
-	bytes   int64
-	global  []ref // every entry, oldest first, as a queue
-	ghead   int
+	mu    sync.Mutex
+	logs  map[string]*log
+	bytes int64
+	// heads orders the non-empty logs by the arrival of their oldest
+	// entry, for node-wide oldest-first eviction without a per-message
+	// queue.
+	heads   logHeap
 	evicted uint64 // messages evicted for memory (count and age evictions are the window working)
 }
 
@@ -114,7 +126,7 @@ func (s *Store) Append(ch string, lim Limits, m Msg) bool {
 	defer s.mu.Unlock()
 	l := s.logs[ch]
 	if l == nil {
-		l = &log{name: ch}
+		l = &log{name: ch, hidx: -1}
 		s.logs[ch] = l
 	}
 	l.lim = lim
@@ -127,15 +139,21 @@ func (s *Store) Append(ch string, lim Limits, m Msg) bool {
 	}
 	if sp.first > sp.last || m.Seq > sp.last+1 {
 		// Nothing of the stream held, or a hole before m: the span claims
-		// contiguous seqs, so it starts again at m.
+		// contiguous seqs, so it starts again at m, knowing nothing of what
+		// came before unless it is all evicted and contiguous with m.
+		if !(sp.first > sp.last && m.Seq == sp.last+1) {
+			sp.evictedTime = 0
+		}
 		sp.first = m.Seq
 	}
 	sp.last = m.Seq
 	for l.n >= max(1, lim.Max) {
 		s.evictHead(l)
 	}
-	l.push(entry{seq: m.Seq, data: m.Data, stream: uint32(si), at: now})
-	s.global = append(s.global, ref{l, l.evicted + uint64(l.n) - 1})
+	l.push(entry{seq: m.Seq, time: m.Time, data: stringOf(m.Data), stream: uint32(si), at: now})
+	if l.hidx < 0 {
+		heap.Push(&s.heads, l) // its head is new
+	}
 	s.bytes += int64(len(m.Data)) + entryOverhead
 	for s.bytes > s.maxBytes && s.evictOldest() {
 	}
@@ -173,42 +191,55 @@ func (s *Store) evictHead(l *log) {
 	sp := &l.streams[e.stream]
 	if e.seq >= sp.first {
 		sp.first = e.seq + 1
+		sp.evictedTime = max(sp.evictedTime, e.time)
 	}
 	s.bytes -= int64(len(e.data)) + entryOverhead
 	*e = entry{}
 	l.head = (l.head + 1) % len(l.ring)
 	l.n--
-	l.evicted++
-	if l.n == 0 && len(l.ring) > 64 {
-		l.ring, l.head = nil, 0 // an emptied big log gives its memory back
-	}
-}
-
-// evictOldest drops the oldest entry of the node, skipping queue refs to
-// entries already evicted by their channel's count or age.
-func (s *Store) evictOldest() bool {
-	for s.ghead < len(s.global) {
-		r := s.global[s.ghead]
-		s.global[s.ghead] = ref{}
-		s.ghead++
-		if r.idx < r.l.evicted || r.l.n == 0 {
-			continue // gone already
+	switch {
+	case l.n == 0:
+		heap.Remove(&s.heads, l.hidx)
+		if len(l.ring) > 64 {
+			l.ring, l.head = nil, 0 // an emptied big log gives its memory back
 		}
-		s.evictHead(r.l)
-		s.evicted++
-		s.compactGlobal()
-		return true
+	default:
+		heap.Fix(&s.heads, l.hidx)
 	}
-	return false
 }
 
-// compactGlobal keeps the eviction queue from growing without bound.
-func (s *Store) compactGlobal() {
-	if s.ghead > 1024 && s.ghead > len(s.global)/2 {
-		n := copy(s.global, s.global[s.ghead:])
-		clear(s.global[n:])
-		s.global, s.ghead = s.global[:n], 0
+// evictOldest drops the oldest entry of the node: the head of the log
+// whose head arrived first (to the second).
+func (s *Store) evictOldest() bool {
+	if len(s.heads) == 0 {
+		return false
 	}
+	s.evictHead(s.heads[0])
+	s.evicted++
+	return true
+}
+
+// logHeap is a min-heap of non-empty logs by their oldest entry's arrival.
+type logHeap []*log
+
+func (h logHeap) Len() int           { return len(h) }
+func (h logHeap) Less(i, j int) bool { return h[i].at(0).at < h[j].at(0).at }
+func (h logHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].hidx, h[j].hidx = i, j
+}
+func (h *logHeap) Push(x any) {
+	l := x.(*log)
+	l.hidx = len(*h)
+	*h = append(*h, l)
+}
+func (h *logHeap) Pop() any {
+	old := *h
+	l := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	l.hidx = -1
+	return l
 }
 
 // expire drops entries older than l's TTL.
@@ -234,7 +265,6 @@ func (s *Store) Sweep() {
 			delete(s.logs, name)
 		}
 	}
-	s.compactGlobal()
 }
 
 // Result is what a store has of a channel after a frontier.
@@ -247,9 +277,12 @@ type Result struct {
 	More  bool // the byte budget ran out: ask again after what came
 }
 
-// Span is the seqs of one stream held by one store.
+// Span is the seqs of one stream held by one store. BeforeTime, when not
+// zero, says that every message of the stream before First is at least
+// that old (it was evicted); zero says nothing.
 type Span struct {
 	Stream, First, Last uint64
+	BeforeTime          int64
 }
 
 // After returns the messages of ch after f, oldest first, until about
@@ -264,7 +297,7 @@ func (s *Store) After(ch string, f Frontier, budget int) Result {
 	s.expire(l, s.now())
 	var r Result
 	for _, sp := range l.streams {
-		r.Spans = append(r.Spans, Span{sp.id, sp.first, sp.last})
+		r.Spans = append(r.Spans, Span{sp.id, sp.first, sp.last, sp.evictedTime})
 	}
 	size := 0
 	for i := range l.n {
@@ -277,10 +310,26 @@ func (s *Store) After(ch string, f Frontier, budget int) Result {
 			r.More = true
 			break
 		}
-		r.Msgs = append(r.Msgs, Msg{Stream: id, Seq: e.seq, Data: e.data})
+		r.Msgs = append(r.Msgs, Msg{Stream: id, Seq: e.seq, Time: e.time, Data: bytesOf(e.data)})
 		size += len(e.data)
 	}
 	return r
+}
+
+// Spans returns what the store holds of each stream of ch.
+func (s *Store) Spans(ch string) []Span {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.logs[ch]
+	if l == nil {
+		return nil
+	}
+	s.expire(l, s.now())
+	out := make([]Span, 0, len(l.streams))
+	for _, sp := range l.streams {
+		out = append(out, Span{sp.id, sp.first, sp.last, sp.evictedTime})
+	}
+	return out
 }
 
 // Last returns up to n of ch's newest messages, oldest first.
@@ -295,33 +344,57 @@ func (s *Store) Last(ch string, n int) []Msg {
 	out := make([]Msg, 0, min(n, l.n))
 	for i := max(0, l.n-n); i < l.n; i++ {
 		e := l.at(i)
-		out = append(out, Msg{Stream: l.streams[e.stream].id, Seq: e.seq, Data: e.data})
+		out = append(out, Msg{Stream: l.streams[e.stream].id, Seq: e.seq, Time: e.time, Data: bytesOf(e.data)})
 	}
 	return out
 }
 
-// Complete reports whether spans from every node that answered cover, for
-// every stream, all seqs after f up to the newest any node has: nothing
-// published after f is missing from the union of their answers. A stream
-// absent from f must be covered from its first message. A stream of f no
-// node knows is a stream whose history is gone: incomplete, unless f
-// already had its last message (which no node can tell).
-func Complete(f Frontier, spans []Span) bool {
+// Complete reports whether spans from every node that answered cover
+// everything published after p: for a stream p names, every seq after its
+// mark up to the newest any node has; for a stream p does not name, every
+// message newer than p.Time less Skew (a node that evicted older ones says
+// how old they were). A stream of p that no node knows is a stream whose
+// history is gone: incomplete.
+func Complete(p Pos, spans []Span) bool {
 	byStream := map[uint64][]Span{}
 	for _, sp := range spans {
 		byStream[sp.Stream] = append(byStream[sp.Stream], sp)
 	}
-	for _, m := range f {
-		if _, ok := byStream[m.Stream]; !ok {
+	for _, m := range p.Marks {
+		sps, ok := byStream[m.Stream]
+		if !ok {
 			return false
+		}
+		newest := uint64(0)
+		for _, sp := range sps {
+			newest = max(newest, sp.Last)
+		}
+		if m.Seq > newest {
+			return false // a position from the future, or another cluster's
 		}
 	}
 	for id, sps := range byStream {
-		if !covered(f.Get(id), sps) {
+		had := p.Marks.Get(id)
+		if had == 0 {
+			had = oldPrefix(sps, p.Time-Skew)
+		}
+		if !covered(had, sps) {
 			return false
 		}
 	}
 	return true
+}
+
+// oldPrefix is the highest seq known to be older than threshold: the seq
+// before a span whose evicted messages are all that old.
+func oldPrefix(sps []Span, threshold int64) uint64 {
+	var had uint64
+	for _, sp := range sps {
+		if sp.BeforeTime != 0 && sp.BeforeTime < threshold && sp.First > 0 {
+			had = max(had, sp.First-1)
+		}
+	}
+	return had
 }
 
 // covered: the spans hold every seq from had+1 to the newest any of them

@@ -44,7 +44,7 @@ func TestAfterFrontier(t *testing.T) {
 	if got := seqs(r.Msgs); !slices.Equal(got, []string{"9:1", "9:2", "7:3", "9:3"}) {
 		t.Fatalf("after {7:2}: %v", got)
 	}
-	if !Complete(Frontier{{7, 2}}, r.Spans) {
+	if !Complete(Pos{Marks: Frontier{{7, 2}}}, r.Spans) {
 		t.Fatal("everything is there: incomplete?")
 	}
 	if s.Append("c", lim, msgs(7, 2, 2)[0]) {
@@ -64,13 +64,13 @@ func TestWindowExceeded(t *testing.T) {
 	if got := seqs(r.Msgs); !slices.Equal(got, []string{"7:6", "7:7", "7:8", "7:9", "7:10"}) {
 		t.Fatalf("kept %v", got)
 	}
-	if Complete(Frontier{{7, 3}}, r.Spans) {
+	if Complete(Pos{Marks: Frontier{{7, 3}}}, r.Spans) {
 		t.Fatal("4 and 5 were evicted: complete?")
 	}
-	if !Complete(Frontier{{7, 5}}, r.Spans) {
+	if !Complete(Pos{Marks: Frontier{{7, 5}}}, r.Spans) {
 		t.Fatal("after 5 everything is held")
 	}
-	if Complete(nil, r.Spans) {
+	if Complete(Pos{}, r.Spans) {
 		t.Fatal("from the beginning: 1..5 are gone")
 	}
 }
@@ -81,15 +81,21 @@ func TestCompleteAcrossNodes(t *testing.T) {
 	a := []Span{{Stream: 7, First: 1, Last: 4}}
 	b := []Span{{Stream: 7, First: 5, Last: 9}, {Stream: 8, First: 1, Last: 2}}
 	all := append(slices.Clone(a), b...)
-	if Complete(nil, a) != true || Complete(nil, b) || !Complete(nil, all) {
+	if Complete(Pos{}, a) != true || Complete(Pos{}, b) || !Complete(Pos{}, all) {
 		t.Fatal("union of spans")
 	}
-	if Complete(Frontier{{7, 2}, {99, 5}}, all) {
+	if Complete(Pos{Marks: Frontier{{7, 2}, {99, 5}}}, all) {
 		t.Fatal("stream 99 is unknown to every node: complete?")
 	}
 	emptied := []Span{{Stream: 7, First: 10, Last: 9}} // held up to 9, all evicted
-	if Complete(Frontier{{7, 5}}, emptied) || !Complete(Frontier{{7, 9}}, emptied) {
+	if Complete(Pos{Marks: Frontier{{7, 5}}}, emptied) || !Complete(Pos{Marks: Frontier{{7, 9}}}, emptied) {
 		t.Fatal("an emptied span still says how far the stream got")
+	}
+	// A stream the position does not name: what was evicted is older than
+	// the position, so it is not missed.
+	evictedOld := []Span{{Stream: 8, First: 5, Last: 9, BeforeTime: 1000}}
+	if !Complete(Pos{Time: 1000 + Skew + 1}, evictedOld) || Complete(Pos{Time: 1000}, evictedOld) {
+		t.Fatal("an unknown stream is judged by the time of what was evicted")
 	}
 }
 
@@ -100,10 +106,10 @@ func TestHoleRestartsSpan(t *testing.T) {
 	appendAll(s, "c", Limits{Max: 100}, msgs(7, 1, 3))
 	appendAll(s, "c", Limits{Max: 100}, msgs(7, 6, 6))
 	r := s.After("c", Frontier{{7, 1}}, 1<<20)
-	if Complete(Frontier{{7, 1}}, r.Spans) {
+	if Complete(Pos{Marks: Frontier{{7, 1}}}, r.Spans) {
 		t.Fatal("4 and 5 were never stored: complete?")
 	}
-	if !Complete(Frontier{{7, 5}}, r.Spans) {
+	if !Complete(Pos{Marks: Frontier{{7, 5}}}, r.Spans) {
 		t.Fatal("after 5 everything is held")
 	}
 }
@@ -154,14 +160,13 @@ func TestBudgetPages(t *testing.T) {
 
 func TestPosRoundTrip(t *testing.T) {
 	for _, f := range []Frontier{nil, {{1, 1}}, {{3, 7}, {1 << 62, 1 << 40}}} {
-		got, err := DecodePos(42, EncodePos(42, f))
-		if err != nil || !slices.Equal(got, f) {
-			t.Fatalf("%v: got %v, %v", f, got, err)
+		p := Pos{Marks: f, Time: 1764806400123}
+		got, err := DecodePos(42, EncodePos(42, p))
+		if err != nil || !slices.Equal(got.Marks, f) || got.Time != p.Time {
+			t.Fatalf("%v: got %v, %v", p, got, err)
 		}
-		if len(f) > 0 {
-			if _, err := DecodePos(43, EncodePos(42, f)); !errors.Is(err, ErrOtherPlace) {
-				t.Fatalf("another place: %v", err)
-			}
+		if _, err := DecodePos(43, EncodePos(42, p)); !errors.Is(err, ErrOtherPlace) {
+			t.Fatalf("another place: %v", err)
 		}
 	}
 	for _, bad := range []string{"", "p1.", "p1.!!", "x1.AAAA", "p1." + strings.Repeat("A", 100000)} {
@@ -174,22 +179,23 @@ func TestPosRoundTrip(t *testing.T) {
 // FuzzDecodePos: any string decodes or fails cleanly, and whatever decodes
 // is a valid frontier that encodes back to an equivalent position.
 func FuzzDecodePos(f *testing.F) {
-	f.Add(EncodePos(7, Frontier{{3, 7}, {9, 1}}))
-	f.Add(EncodePos(7, nil))
+	f.Add(EncodePos(7, Pos{Marks: Frontier{{3, 7}, {9, 1}}, Time: 99}))
+	f.Add(EncodePos(7, Pos{}))
 	f.Add("p1.AAAABwI")
 	f.Fuzz(func(t *testing.T, s string) {
-		fr, err := DecodePos(7, s)
+		p, err := DecodePos(7, s)
 		if err != nil {
 			return
 		}
+		fr := p.Marks
 		for i, m := range fr {
 			if m.Stream == 0 || m.Seq == 0 || (i > 0 && fr[i-1].Stream >= m.Stream) {
 				t.Fatalf("invalid frontier %v from %q", fr, s)
 			}
 		}
-		back, err := DecodePos(7, EncodePos(7, fr))
-		if err != nil || !slices.Equal(back, fr) {
-			t.Fatalf("re-encoding %v: %v %v", fr, back, err)
+		back, err := DecodePos(7, EncodePos(7, p))
+		if err != nil || !slices.Equal(back.Marks, fr) || back.Time != p.Time {
+			t.Fatalf("re-encoding %v: %v %v", p, back, err)
 		}
 	})
 }

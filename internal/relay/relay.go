@@ -9,6 +9,8 @@ package relay
 import (
 	"context"
 	"log/slog"
+
+	"github.com/meshcast/meshcast/internal/history"
 )
 
 // Cluster is what hub.New accepts as Config.Cluster. Attach is called once,
@@ -25,10 +27,17 @@ type Cluster interface {
 // Receiver is the hub as the cluster sees it.
 type Receiver interface {
 	// Deliver hands over a publish that another node made, for every local
-	// subscriber but the client except (if any). It is called from a peer
-	// link's reader goroutine, in link order, and must not block; data is a
-	// valid JSON value, only valid during the call.
-	Deliver(ch string, data []byte, except string)
+	// subscriber but the client except (if any). A publish on a channel
+	// with history carries its stamp; the hub stores it before returning,
+	// since the cluster then tells the publishing node it is stored. It is
+	// called from a peer link's reader goroutine, in link order, and must
+	// not block; data is a valid JSON value, only valid during the call.
+	Deliver(ch string, data []byte, except string, stamp *Stamp)
+
+	// History answers a peer that asks what this node holds of ch after a
+	// frontier, up to about budget bytes of data (history.Store.After). It
+	// is called from a peer link's reader goroutine and must not block.
+	History(ch string, after history.Frontier, budget int) history.Result
 
 	// Gap reports channels on which this node may have missed publishes
 	// (a peer link broke, a peer was declared dead or came back, a peer
@@ -44,6 +53,15 @@ type Receiver interface {
 // still in force), for waiting until every peer has it.
 type Ticket uint64
 
+// Stamp is where a publish on a channel with history stands in its
+// stream: the publishing hub's stream for the channel, the publish's
+// number in it, and the publishing node's clock (Unix milliseconds), which
+// orders history across streams.
+type Stamp struct {
+	Stream, Seq uint64
+	Time        int64
+}
+
 // Relay is the rest of the cluster as the hub sees it. Every method may be
 // called from any goroutine; none blocks on the network except the Await
 // and Ready methods, which take a context.
@@ -56,8 +74,20 @@ type Relay interface {
 	// the peer's subscribers are told with a gap. Calls for one channel
 	// from one publisher come in publish order. data is never modified
 	// after the call, so the relay may keep it. except, if not empty, is a
-	// client id no node delivers it to.
-	Publish(ch string, data []byte, except string)
+	// client id no node delivers it to. A stamped publish (a channel with
+	// history) is stored by every peer it is sent to, and by backups when
+	// no peer wants ch; stored, if not nil, is called once, from a cluster
+	// goroutine or at once, with nil when enough peers hold it for it to
+	// survive any one node's death, or with why not.
+	Publish(ch string, data []byte, except string, stamp *Stamp, stored func(error))
+
+	// Fetch asks every live peer what it holds of ch after a frontier (up
+	// to about budget bytes each; ask again after what came when More is
+	// set) and returns their answers, or an error if ctx ended first. A
+	// peer that does not answer in time is left out; complete says whether
+	// enough answered that every publish stored by the configured number
+	// of replicas is among the answers (all live peers but replicas-1).
+	Fetch(ctx context.Context, ch string, after history.Frontier, budget int) (answers []history.Result, complete bool, err error)
 
 	// Subscribe records one more local subscriber of ch (the first one
 	// tells every peer) and returns the ticket to wait for, and whether
