@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -30,27 +29,7 @@ func startHistoryProcs(t *testing.T) []*proc {
 	procs := []*proc{first,
 		startProc(t, bin, append(args, "--name", "h1", "--join", join)...),
 		startProc(t, bin, append(args, "--name", "h2", "--join", join)...)}
-	for _, p := range procs {
-		wstest.WaitFor(t, 30*time.Second, "node ready with two links", func() bool {
-			var st struct {
-				Links []struct {
-					State string `json:"state"`
-				} `json:"links"`
-			}
-			status, body := get(t, "http://"+p.httpAddr+"/api/cluster")
-			if status != 200 || json.Unmarshal([]byte(body), &st) != nil {
-				return false
-			}
-			up := 0
-			for _, l := range st.Links {
-				if l.State == "up" {
-					up++
-				}
-			}
-			ready, _ := get(t, "http://"+p.httpAddr+"/readyz")
-			return up == 2 && ready == 200
-		})
-	}
+	awaitMeshReady(t, procs)
 	return procs
 }
 

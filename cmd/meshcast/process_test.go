@@ -96,35 +96,7 @@ func TestThreeProcesses(t *testing.T) {
 	join := "127.0.0.1:" + strconv.Itoa(first.gossipPort)
 	procs := []*proc{first, startProc(t, bin, "--name", "p1", "--join", join), startProc(t, bin, "--name", "p2", "--join", join)}
 
-	wstest.WaitFor(t, 30*time.Second, "three nodes with two links each", func() bool {
-		for _, p := range procs {
-			var st struct {
-				Links []struct {
-					State string `json:"state"`
-				} `json:"links"`
-			}
-			status, body := get(t, "http://"+p.httpAddr+"/api/cluster")
-			if status != 200 || json.Unmarshal([]byte(body), &st) != nil {
-				return false
-			}
-			up := 0
-			for _, l := range st.Links {
-				if l.State == "up" {
-					up++
-				}
-			}
-			if up != 2 {
-				return false
-			}
-		}
-		return true
-	})
-	for _, p := range procs {
-		wstest.WaitFor(t, 30*time.Second, "node ready", func() bool {
-			status, _ := get(t, "http://"+p.httpAddr+"/readyz")
-			return status == 200
-		})
-	}
+	awaitMeshReady(t, procs)
 	var subs []*wstest.Client
 	for _, p := range procs[1:] {
 		c := wstest.Dial(t, "ws://"+p.httpAddr+"/ws")
@@ -159,5 +131,32 @@ func TestThreeProcesses(t *testing.T) {
 		case <-time.After(15 * time.Second):
 			t.Fatalf("p%d did not exit within 15 s of SIGTERM", i)
 		}
+	}
+}
+
+// awaitMeshReady waits until every process has a link up to every other
+// and answers /readyz with 200.
+func awaitMeshReady(t *testing.T, procs []*proc) {
+	t.Helper()
+	for _, p := range procs {
+		wstest.WaitFor(t, 30*time.Second, "node ready with a link to every other", func() bool {
+			var st struct {
+				Links []struct {
+					State string `json:"state"`
+				} `json:"links"`
+			}
+			status, body := get(t, "http://"+p.httpAddr+"/api/cluster")
+			if status != 200 || json.Unmarshal([]byte(body), &st) != nil {
+				return false
+			}
+			up := 0
+			for _, l := range st.Links {
+				if l.State == "up" {
+					up++
+				}
+			}
+			ready, _ := get(t, "http://"+p.httpAddr+"/readyz")
+			return up == len(procs)-1 && ready == 200
+		})
 	}
 }
