@@ -580,3 +580,38 @@ func FuzzPresenceRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestPresenceWithSince: a sub that recovers from a position on a channel
+// with history and presence makes its client present, with its info, and
+// its leave ends that.
+func TestPresenceWithSince(t *testing.T) {
+	_, url := presenceHub(t, func(cfg *Config) {
+		cfg.Security.Namespaces = map[string]Namespace{"hp": {History: 10, Presence: true, JoinLeave: true}}
+	})
+	a := as(t, url, "ann")
+	subscribe(t, a, `{"op":"sub","ch":"hp:x","id":1}`)
+	a.SendText(`{"op":"pub","ch":"hp:x","data":1,"id":2}`)
+	var pos string
+	for pos == "" {
+		if m := a.ReadJSON(); m["op"] == "msg" {
+			pos = m["pos"].(string)
+		}
+	}
+	b := as(t, url, "bob")
+	b.SendText(`{"op":"sub","ch":"hp:x","id":1,"since":"` + pos + `","info":{"n":2}}`)
+	for m := b.ReadJSON(); m["op"] != "ack"; m = b.ReadJSON() {
+	}
+	events, st := seen(t, a, "hp:x")
+	if !slices.Contains(events, `join bob {"n":2}`) || stats(st) != "2 users 2 clients" {
+		t.Fatalf("events %v, %s", events, stats(st))
+	}
+	b.Conn.Close()
+	waitFor(t, 5*time.Second, "bob's leave", func() bool {
+		evs, st := seen(t, a, "hp:x")
+		events = append(events, evs...)
+		return stats(st) == "1 users 1 clients"
+	})
+	if !slices.Contains(events, "leave bob") {
+		t.Fatalf("events %v", events)
+	}
+}
