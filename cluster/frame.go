@@ -15,23 +15,27 @@ import (
 type frameType uint8
 
 const (
-	frameHello        frameType = 1  // handshake, dialer -> acceptor: version, cluster, name, nonce
-	frameChallenge    frameType = 2  // handshake, acceptor -> dialer: its nonce
-	frameProof        frameType = 3  // handshake, dialer -> acceptor: dialer's proof
-	frameWelcome      frameType = 4  // handshake, acceptor -> dialer: accepted with its proof, or why not
-	framePublish      frameType = 5  // publish made on the dialer: channel, payload
-	frameAdd          frameType = 6  // dialer gained interest in a channel
-	frameRemove       frameType = 7  // dialer lost interest in a channel
-	frameSnapshot     frameType = 8  // dialer's whole interest set, first thing on a link (chunked)
-	frameAck          frameType = 9  // acceptor -> dialer: highest interest seq processed
-	frameBye          frameType = 10 // dialer is leaving: everything it queued came before this
-	frameGap          frameType = 11 // dialer dropped publishes for these channels (full queue)
-	frameMark         frameType = 12 // dialer asks for an ack of seq (re-verification after a stall)
-	frameStamped      frameType = 13 // publish on a channel with history: channel, except, stamp, payload
-	frameStored       frameType = 14 // acceptor -> dialer: stamped publishes stored, counted on this link
-	frameFetch        frameType = 15 // dialer asks for the history of a channel after a frontier
-	frameFetched      frameType = 16 // acceptor -> dialer: the answer to a fetch
-	framePresence     frameType = 20 // dialer's presence changed: an entry added or removed (presence.go)
+	frameHello     frameType = 1  // handshake, dialer -> acceptor: version, cluster, name, nonce
+	frameChallenge frameType = 2  // handshake, acceptor -> dialer: its nonce
+	frameProof     frameType = 3  // handshake, dialer -> acceptor: dialer's proof
+	frameWelcome   frameType = 4  // handshake, acceptor -> dialer: accepted with its proof, or why not
+	framePublish   frameType = 5  // publish made on the dialer: channel, payload
+	frameAdd       frameType = 6  // dialer gained interest in a channel
+	frameRemove    frameType = 7  // dialer lost interest in a channel
+	frameSnapshot  frameType = 8  // dialer's whole interest set, first thing on a link (chunked)
+	frameAck       frameType = 9  // acceptor -> dialer: highest interest seq processed
+	frameBye       frameType = 10 // dialer is leaving: everything it queued came before this
+	frameGap       frameType = 11 // dialer dropped publishes for these channels (full queue)
+	frameMark      frameType = 12 // dialer asks for an ack of seq (re-verification after a stall)
+	frameStamped   frameType = 13 // publish on a channel with history: channel, except, stamp, payload
+	frameStored    frameType = 14 // acceptor -> dialer: stamped publishes stored, counted on this link
+	frameFetch     frameType = 15 // dialer asks for the history of a channel after a frontier
+	frameFetched   frameType = 16 // acceptor -> dialer: the answer to a fetch
+)
+
+// Presence (presence.go); only append here too.
+const (
+	framePresence     frameType = 20 // dialer's presence changed: an entry added or removed
 	framePresenceSnap frameType = 21 // dialer's whole presence, right after its interest snapshot (chunked)
 )
 
