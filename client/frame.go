@@ -39,19 +39,20 @@ var (
 
 // serverFrame is any frame the server sends; fields by op.
 type serverFrame struct {
-	Op             string           `json:"op"`
-	ID             *uint64          `json:"id"`
-	Ch             string           `json:"ch"`
-	Data           json.RawMessage  `json:"data"`
-	Pos            string           `json:"pos"`
-	Code           int              `json:"code"`
-	Reason         string           `json:"reason"`
-	Recovered      bool             `json:"recovered"`
-	Msgs           []HistoryMessage `json:"msgs"`
-	Client         string           `json:"client"`
-	Node           string           `json:"node"`
-	User           string           `json:"user"`
-	presenceFields                  // presence.go
+	Op        string           `json:"op"`
+	ID        *uint64          `json:"id"`
+	Ch        string           `json:"ch"`
+	Data      json.RawMessage  `json:"data"`
+	Pos       string           `json:"pos"`
+	Code      int              `json:"code"`
+	Reason    string           `json:"reason"`
+	Recovered bool             `json:"recovered"`
+	Msgs      []HistoryMessage `json:"msgs"`
+	Client    string           `json:"client"`
+	Node      string           `json:"node"`
+	User      string           `json:"user"`
+	// The fields of presence answers and join events (presence.go).
+	presenceFields
 }
 
 // HistoryMessage is one message of a channel's history.
