@@ -273,7 +273,7 @@ func (c *Client) roundTrip(ctx context.Context, req request) (*serverFrame, erro
 		}
 		select {
 		case a := <-ch:
-			if errors.Is(a.err, ErrConnectionLost) && req.op == "history" {
+			if errors.Is(a.err, ErrConnectionLost) && isRead(req.op) {
 				continue
 			}
 			return a.f, a.err

@@ -44,7 +44,15 @@
 // A publish is never retried by the client: an *Error (503 when the node
 // is not a member in good standing) means it was not published;
 // ErrConnectionLost or a context error after it was sent means it may or
-// may not have been. History, a read, is sent again after a reconnect.
+// may not have been. History, Presence and PresenceStats, reads, are sent
+// again after a reconnect.
+//
+// # Presence
+//
+// On channels whose namespace has presence, WithInfo gives this client's
+// info with its sub, Presence and PresenceStats say who is there on every
+// node, and with join_leave a subscription's messages include Join and
+// Leave, one per user, in order with its deliveries.
 //
 // # Concurrency
 //

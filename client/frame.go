@@ -51,6 +51,8 @@ type serverFrame struct {
 	Client    string           `json:"client"`
 	Node      string           `json:"node"`
 	User      string           `json:"user"`
+	// The fields of presence answers and join events (presence.go).
+	presenceFields
 }
 
 // HistoryMessage is one message of a channel's history.
@@ -78,6 +80,8 @@ type request struct {
 	op, ch, since string
 	data          []byte
 	limit         int
+	info          []byte // sub: presence info
+	after         string // presence: the members after this user
 }
 
 func (r request) encode(id uint64) []byte {
@@ -99,6 +103,14 @@ func (r request) encode(id uint64) []byte {
 	if r.data != nil {
 		b = append(b, `,"data":`...)
 		b = append(b, r.data...)
+	}
+	if r.info != nil {
+		b = append(b, `,"info":`...)
+		b = append(b, r.info...)
+	}
+	if r.after != "" {
+		b = append(b, `,"after":`...)
+		b = appendString(b, r.after)
 	}
 	return append(b, '}')
 }

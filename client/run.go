@@ -184,6 +184,10 @@ func (c *Client) handle(cn *conn, b []byte) {
 		} else {
 			c.event(Event{Type: EventGap, Channel: f.Ch, Reason: "server"})
 		}
+	case "join", "leave":
+		if s := c.sub(f.Ch); s != nil {
+			s.deliver(Message{Channel: f.Ch, Join: f.Op == "join", Leave: f.Op == "leave", User: f.User, Info: f.Info})
+		}
 	case "err":
 		e := &Error{Code: f.Code, Reason: f.Reason}
 		if p := c.take(f.ID); p != nil {

@@ -22,6 +22,12 @@ type Message struct {
 	// queue was full: the application read too slowly).
 	Gap    bool
 	Reason string
+	// Join and Leave (channels whose namespace has join_leave=on): User's
+	// first connection on the channel anywhere in the cluster, with its
+	// Info, or the end of its last one. Data is nil.
+	Join, Leave bool
+	User        string
+	Info        json.RawMessage
 }
 
 // SubscribeOption is an option of Subscribe.
@@ -48,6 +54,7 @@ type Subscription struct {
 
 	c     *Client
 	ch    string
+	info  []byte // presence info, sent with every sub (presence.go)
 	cb    func(Message)
 	out   chan Message
 	wake  chan struct{} // pump has something to do
@@ -174,7 +181,7 @@ func (s *Subscription) subscribeOn(cn *conn) {
 	s.stopTimer()
 	ctx, cancel := context.WithTimeout(s.c.ctx, s.c.cfg.WriteTimeout)
 	defer cancel()
-	id, ok := s.c.send(ctx, cn, request{op: "sub", ch: s.ch, since: since}, func(f *serverFrame, err error) {
+	id, ok := s.c.send(ctx, cn, request{op: "sub", ch: s.ch, since: since, info: s.info}, func(f *serverFrame, err error) {
 		s.answer(cn, since, f, err)
 	})
 	if !ok {

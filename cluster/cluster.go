@@ -49,8 +49,9 @@ type Cluster struct {
 	table    interestTable
 	stand    standing
 	gaps     gapQueue
-	durables durables // stamped publishes waiting to be stored by peers
-	fetches  fetches  // history requests waiting for answers
+	durables durables      // stamped publishes waiting to be stored by peers
+	fetches  fetches       // history requests waiting for answers
+	pres     localPresence // presence.go; its entries are guarded by local.mu
 
 	// mu guards the membership as this node sees it: the live peers and
 	// every member record (members.go), incident state included.

@@ -18,7 +18,9 @@ import (
 // dropped publishes with a gap frame, and carry re-verification marks.
 // Version 3: the dialer proves the secret first; the acceptor's proof comes
 // in the welcome (handshake.go).
-const ProtocolVersion uint8 = 3
+// Version 4: history frames (13-16) and presence frames (20-21); a version
+// 3 node would close the link on the first one.
+const ProtocolVersion uint8 = 4
 
 // Config configures a Cluster. Zero fields get the defaults of DefaultConfig;
 // the config is not changed after New.

@@ -69,8 +69,13 @@
 // Every goroutine the package starts is owned by the Cluster and waited for
 // in Shutdown.
 //
-// Lock order, where locks nest: localInterest.mu before Cluster.mu and
-// before a frameQueue's mu; Cluster.mu before peer.mu and standing.mu.
+// Presence (presence.go): this node's own entries are sent to every peer
+// on the outbound links, a snapshot right after the interest snapshot,
+// then each change; a peer's entries go to the hub under its relay.Owner
+// and are dropped at its bye, or 500 ms after it is gone.
+//
+// Lock order, where locks nest: localInterest.mu (which also guards this
+// node's presence entries) before Cluster.mu and before a frameQueue's mu; Cluster.mu before peer.mu and standing.mu.
 // interestTable.mu, peer.mu, a frameQueue's mu, gapQueue.mu, a
 // connGate's mu and an outConn's rttProbe.mu are never held while taking
 // another lock.

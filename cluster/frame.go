@@ -33,6 +33,12 @@ const (
 	frameFetched   frameType = 16 // acceptor -> dialer: the answer to a fetch
 )
 
+// Presence (presence.go); only append here too.
+const (
+	framePresence     frameType = 20 // dialer's presence changed: an entry added or removed
+	framePresenceSnap frameType = 21 // dialer's whole presence, right after its interest snapshot (chunked)
+)
+
 // headerLen is the length prefix; the prefix counts the type byte and body.
 const headerLen = 4
 

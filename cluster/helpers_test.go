@@ -78,6 +78,7 @@ type recorder struct {
 	gate   chan struct{}
 	hgate  chan struct{}  // non-nil: History waits for it (holdHistory)
 	hist   *history.Store // stamped publishes, as a hub would store them
+	pres   presenceModel  // presence_test.go
 }
 
 // holdHistory makes History (a peer's fetch) block until the returned

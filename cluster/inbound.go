@@ -40,6 +40,7 @@ type inConn struct {
 	synced   bool              // the first snapshot was applied
 	bye      bool              // the peer said goodbye: it is leaving, nothing was lost
 	intern   map[string]string // channel names seen, so Deliver gets a string without allocating
+	pres     presenceIn        // a presence snapshot in progress (presence.go)
 }
 
 func (ic *inConn) close() {
@@ -268,6 +269,7 @@ func (ic *inConn) handle(t frameType, body []byte) error {
 		return nil
 	case frameBye:
 		ic.bye = true
+		ic.presenceBye()
 		return nil
 	case frameStamped:
 		ch, data, except, st, err := decodeStamped(body)
@@ -287,6 +289,9 @@ func (ic *inConn) handle(t frameType, body []byte) error {
 		}
 		ic.answer(p.c.serveFetch(&m))
 		return nil
+	}
+	if ok, err := ic.handlePresence(t, body); ok { // presence.go
+		return err
 	}
 	return fmt.Errorf("%w: type %d on an inbound link", errMalformed, t)
 }

@@ -231,6 +231,9 @@ func (c *Cluster) linkUp(p *peer, oc *outConn) error {
 	}
 	head := snapshotMsg{Seq: c.local.seq, Epoch: c.epoch, Fresh: !c.published.Load()}
 	frames, err := snapshotFrames(chs, head, c.cfg.MaxFrameSize)
+	if err == nil {
+		frames, err = c.withPresenceLocked(frames) // presence.go
+	}
 	if err != nil {
 		return err
 	}

@@ -20,8 +20,9 @@ var linkStateNames = [...]string{"connecting", "up", "backoff", "closed"}
 // it (which carries our publishes and interest) and the inbound link it
 // dialled to us (which carries its publishes and interest).
 type peer struct {
-	c    *Cluster
-	name string
+	c     *Cluster
+	name  string
+	owner uint64 // the relay.Owner seq of its presence entries: new per peer (presence.go)
 
 	ctx    context.Context // cancelled when the peer leaves or dies, or on Shutdown
 	cancel context.CancelFunc
@@ -74,7 +75,7 @@ const maxLate = 1024
 func newPeer(c *Cluster, name, addr string) *peer {
 	ctx, cancel := context.WithCancel(c.ctx)
 	p := &peer{c: c, name: name, ctx: ctx, cancel: cancel, addr: addr, ackWait: make(chan struct{}),
-		kick: make(chan struct{}, 1), wants: make(map[string]struct{})}
+		kick: make(chan struct{}, 1), wants: make(map[string]struct{}), owner: c.pres.owners.Add(1)}
 	p.state.Store(linkConnecting)
 	return p
 }
@@ -222,6 +223,7 @@ func (p *peer) forgetIfGone() {
 	}
 	clear(p.wants)
 	p.interested.Store(0)
+	p.c.presenceGone(p)
 }
 
 // attachInbound makes ic the peer's inbound connection, closing and waiting

@@ -48,7 +48,8 @@ type Stats struct {
 	// HealthScore is memberlist's awareness score: 0 is healthy; higher
 	// means this node has been slow to answer probes (a loaded host) and
 	// takes longer to declare others dead.
-	HealthScore int `json:"health_score"`
+	HealthScore int           `json:"health_score"`
+	Presence    PresenceStats `json:"presence"` // presence.go
 }
 
 // NodeStats describes this node.
@@ -115,6 +116,7 @@ func (c *Cluster) Stats() Stats {
 	if ml := c.ml.Load(); ml != nil {
 		s.HealthScore = ml.GetHealthScore()
 	}
+	s.Presence = c.presenceStats()
 	c.local.mu.Lock()
 	s.LocalChannels = len(c.local.chans)
 	c.local.mu.Unlock()

@@ -14,8 +14,9 @@ import (
 )
 
 // API is the server HTTP API of a hub: POST .../publish, .../broadcast and
-// .../disconnect, GET .../history?ch=x&limit=50 (the last path element
-// picks the operation, so it can be mounted under any prefix, "/api/" in
+// .../disconnect, GET .../history?ch=x&limit=50, GET .../presence?ch=x and
+// .../presence_stats?ch=x (presence_api.go) (the last path element picks
+// the operation, so it can be mounted under any prefix, "/api/" in
 // cmd/meshcast). Requests carry
 // "Authorization: Bearer <key>"; the key is compared in constant time.
 // Every error is JSON {"code":N,"reason":"..."}; success is 200 {}.
@@ -40,6 +41,10 @@ type apiRequest struct {
 
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	op := path.Base(r.URL.Path)
+	if a.on && (op == opPresence || op == opPresenceStats) {
+		a.servePresence(w, r, op) // presence_api.go
+		return
+	}
 	if !a.on || (op != "publish" && op != "broadcast" && op != "disconnect" && op != "history") {
 		writeError(w, http.StatusNotFound, "not found")
 		return

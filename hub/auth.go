@@ -24,6 +24,10 @@ type Identity struct {
 	// Claims is whatever the Authenticator attaches for the hooks to read:
 	// *hub.Claims from a TokenVerifier, your own type from yours.
 	Claims any
+	// Info, a JSON value of at most MaxPresenceInfo bytes, is what the
+	// connection shows on presence channels, instead of the info its sub
+	// gives (a TokenVerifier takes it from the token's "info" claim).
+	Info json.RawMessage
 }
 
 // Authenticator decides, before the upgrade, whether a request may connect
@@ -104,7 +108,7 @@ func (h *Hub) admit(w http.ResponseWriter, r *http.Request) (*Identity, bool) {
 		h.refuse(w, r, codeOf(err, http.StatusForbidden), err.Error(), slog.LevelDebug)
 		return nil, false
 	}
-	if id.User == "" && id.Channels == nil && id.Publish == nil && id.ExpiresAt.IsZero() && id.Claims == nil {
+	if id.User == "" && id.Channels == nil && id.Publish == nil && id.ExpiresAt.IsZero() && id.Claims == nil && id.Info == nil {
 		return nil, true
 	}
 	return &id, true

@@ -67,7 +67,8 @@ func (c *Client) Channels() []string {
 // returns once every peer confirmed, so that every later publish reaches
 // the client; if one did not within the cluster's interest timeout, the
 // client is subscribed and gets a gap. Subscribing again is a no-op.
-func (c *Client) Subscribe(ctx context.Context, ch string) error {
+// WithInfo gives its presence info on a presence channel.
+func (c *Client) Subscribe(ctx context.Context, ch string, opts ...SubscribeOption) error {
 	if err := checkServerChannel(ch); err != nil {
 		return err
 	}
@@ -75,7 +76,11 @@ func (c *Client) Subscribe(ctx context.Context, ch string) error {
 	if err := h.serving(ctx); err != nil {
 		return err
 	}
-	t, isNew, err := c.s.join(ch, false)
+	info, err := c.s.subscribeInfo(ch, opts)
+	if err != nil {
+		return err
+	}
+	t, isNew, err := c.s.join(ch, false, info)
 	if err != nil {
 		return err
 	}

@@ -31,6 +31,8 @@ type request struct {
 	since    string // sub: the position to resume from; "" when absent
 	limit    int    // history: how many messages; -1 when absent
 	hasSince bool
+	info     []byte // sub: raw JSON value, presence info (presence_codec.go)
+	after    string // presence: list members after this user
 }
 
 // decodeError is the error of every frame the decoder refuses; its reason
@@ -87,7 +89,7 @@ func decodeRequest(frame []byte) (request, error) {
 // field sets the known field key to val. A key seen before is an error and
 // changes nothing, so the first "id" stays the one echoed.
 // fields are the keys a request may have, in the order of set's slots.
-var fields = [...]string{"op", "ch", "id", "data", "since", "limit"}
+var fields = [...]string{"op", "ch", "id", "data", "since", "limit", "info", "after"}
 
 func (req *request) field(key string, keyOK bool, val []byte, seen *[len(fields)]bool) error {
 	if !keyOK {
@@ -141,6 +143,8 @@ func (req *request) set(slot int, val []byte) error {
 			return malformed(`"limit" must be a non-negative integer`)
 		}
 		req.limit = int(min(n, MaxHistory))
+	default:
+		return req.setPresence(slot, val)
 	}
 	return nil
 }

@@ -61,6 +61,13 @@ type Config struct {
 	OnDisconnect  func(c *Client, reason *transport.CloseError)
 	OnSubscribe   func(c *Client, ch string)
 	OnUnsubscribe func(c *Client, ch string)
+	// OnUserOnline and OnUserOffline report a user's first connection on
+	// any node of the cluster and the end of its last one (node deaths
+	// included), on one goroutine of the hub, in order per user (online.go).
+	// Set them on every node: a node without them does not report its
+	// users to the others.
+	OnUserOnline  func(user string)
+	OnUserOffline func(user string)
 
 	// Decisions. A hook that is set replaces the built-in namespace and
 	// personal-channel rules (c.CanSubscribe, c.CanPublish), which it may

@@ -20,6 +20,15 @@
 // travels on the reserved channel "$sys:disconnect", which every hub wants
 // from New on.
 //
+// Presence (presence*.go, docs/presence.md): on channels whose namespace
+// has it, the hub keeps who is subscribed on every node, its own clients'
+// entries and those the cluster replicated from each peer (relay.Owner),
+// answers presence and presence_stats from that view, and turns its
+// changes into join and leave events per user. With OnUserOnline or
+// OnUserOffline, every connection with a user is present on the reserved
+// channel "$sys:online" too (online.go), and one goroutine reports users
+// coming and going.
+//
 // # Concurrency
 //
 // Every exported method of Hub, Client and Subscription is safe from any
@@ -31,7 +40,8 @@
 //
 // Goroutines: one per connection that has subscribes waiting for the
 // cluster's confirmation (await.go; it acks them in order and exits when
-// none is left), one per in-process Subscription, and one sweeping
+// none is left), one per in-process Subscription, one running the online
+// hooks when they are set, and one sweeping
 // expired identities each second (even without an Authenticator, since
 // UpdateSecurity may add one); Shutdown stops and waits for all of them.
 //
@@ -45,9 +55,11 @@
 //
 // # Lock order
 //
-// Within the hub: session.mu, then registry.mu; hubSecurity.mu, a
-// session's subWaits.mu and a Subscription's mu are never held while
-// taking another lock. Across
+// Within the hub: session.mu, then presenceTable.mu, then registry.mu
+// (join and leave events are queued to subscribers under the table's
+// lock, so they keep the table's order); onlineHooks.mu after
+// presenceTable.mu; hubSecurity.mu, a session's subWaits.mu and a
+// Subscription's mu are never held while taking another lock. Across
 // packages: the hub calls the cluster (internal/relay) under session.mu,
 // never under registry.mu, and the cluster never calls the hub with one of
 // its own locks held, so no cycle can form. The cluster's own order is in

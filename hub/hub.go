@@ -34,6 +34,8 @@ type Hub struct {
 	liveCfg   atomic.Pointer[Live] // live.go: what UpdateSecurity may change
 	store     *history.Store       // channels with history (history.go)
 	hist      histState
+	pres      presenceTable // presence.go
+	online    onlineHooks   // online.go
 
 	ctx    context.Context // ends at Shutdown; bounds relay waits
 	cancel context.CancelFunc
@@ -54,6 +56,7 @@ type metrics struct {
 	refused          atomic.Uint64
 	unavailable      atomic.Uint64 // requests refused with 503: not in good standing
 	gaps             atomic.Uint64 // gap frames sent to subscribers
+	presenceEvents   atomic.Uint64 // join and leave frames sent to subscribers
 
 	refills           atomic.Uint64 // catch-ups of a channel with history after a gap
 	refillsIncomplete atomic.Uint64 // those that could not fill every hole (a gap frame went out)
@@ -92,6 +95,7 @@ func New(cfg Config) (*Hub, error) {
 		relay:     localRelay{name: cfg.NodeName},
 		transport: ts,
 		reg:       newRegistry(),
+		pres:      newPresenceTable(),
 		events:    newEvents(&cfg),
 		idPrefix:  hex.EncodeToString(prefix[:]),
 		store:     history.New(cfg.HistoryMemory),
@@ -105,6 +109,7 @@ func New(cfg Config) (*Hub, error) {
 		return nil, err
 	}
 	h.initSecurity()
+	h.startOnline()
 	h.wg.Add(1)
 	go h.sweepHistory()
 	return h, nil
@@ -362,6 +367,7 @@ type Stats struct {
 	// "403", "413", "429", "503", and "other" for a hook's own codes).
 	ErrCodes  map[string]uint64 `json:"err_codes"`
 	History   HistoryStats      `json:"history"`
+	Presence  PresenceCounts    `json:"presence"` // presence_ops.go
 	Transport transport.Stats   `json:"transport"`
 }
 
@@ -418,6 +424,7 @@ func (h *Hub) Stats() Stats {
 		RefusedUpgrade:     m.refusedUpgrade.Load(),
 		ErrCodes:           m.errs.snapshot(),
 		History:            h.HistoryStats(),
+		Presence:           h.PresenceCounts(),
 		Transport:          h.transport.Stats(),
 	}
 }

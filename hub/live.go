@@ -78,5 +78,5 @@ func (l *Live) normalize() error {
 	if sc.PublishRate > 0 && sc.PublishBurst <= 0 {
 		sc.PublishBurst = max(1, int(math.Ceil(sc.PublishRate)))
 	}
-	return nil
+	return validateNamespaces(sc.Namespaces) // presence_ops.go
 }

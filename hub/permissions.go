@@ -80,6 +80,11 @@ type Namespace struct {
 	// subscribe or publish here ("https://app.example.com", "*"), on top
 	// of Config.AllowedOrigins. Connections without an Origin header pass.
 	Origins []string `json:"origins,omitempty"`
+	// Presence makes a subscriber of the namespace's channels present on
+	// them as its user, cluster-wide (presence_ops.go); JoinLeave, which
+	// needs it, sends subscribers a join and a leave event per user.
+	Presence  bool `json:"presence,omitempty"`
+	JoinLeave bool `json:"join_leave,omitempty"`
 	// History keeps the last History messages of each channel (at most
 	// MaxHistory) on the nodes that deliver them, for recovery and the
 	// history op; 0: no history (docs/history.md). HistoryTTL, if set,

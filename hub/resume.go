@@ -38,7 +38,7 @@ func (s *session) subscribeSince(req *request, start time.Time) {
 		s.sendErr(req, CodeRateLimited, "too many recoveries and history reads at once")
 		return
 	}
-	t, isNew, err := s.join(req.ch, true)
+	t, isNew, err := s.join(req.ch, true, req.info)
 	if err != nil || !isNew {
 		s.tasks.Add(-1)
 		if err != nil {
@@ -227,12 +227,14 @@ func (h *Hub) History(ctx context.Context, ch string, limit int) ([]HistoryMessa
 	return out, nil
 }
 
-// SubscribeOption adjusts one Hub.Subscribe.
+// SubscribeOption adjusts one Hub.Subscribe (Since) or Client.Subscribe
+// (WithInfo).
 type SubscribeOption func(*subscribeOptions)
 
 type subscribeOptions struct {
 	since    string
 	hasSince bool
+	info     []byte // WithInfo (presence_ops.go)
 }
 
 // Since resumes the subscription from a position (Message.Pos or

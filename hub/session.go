@@ -38,9 +38,10 @@ type session struct {
 // repeated sub waits for. c is nil while the subscription recovers from a
 // position: it is not a live subscriber of the channel yet.
 type sub struct {
-	ch string
-	c  *channel
-	t  relay.Ticket
+	ch      string
+	c       *channel
+	t       relay.Ticket
+	present bool // it made the session present on the channel (presence_sync.go)
 }
 
 var _ transport.Handler = (*session)(nil)
@@ -52,6 +53,7 @@ func (s *session) OnOpen(c *transport.Conn) {
 	s.conn = c
 	s.hub.sessionOpened()
 	s.hub.trackSession(s)
+	s.hub.onlineOpened(s)
 	s.send(helloFrame(s.client.id, s.hub.cfg.NodeName, s.client.User()))
 	s.hub.events.connected(&s.client)
 }
@@ -67,6 +69,9 @@ func (s *session) OnClose(err error) {
 			s.hub.reg.remove(sb.c, s)
 		}
 		s.hub.relay.Unsubscribe(sb.ch)
+		if sb.present {
+			s.hub.presenceLeave(s, sb.ch)
+		}
 	}
 	s.mu.Unlock()
 	for _, sb := range subs {
@@ -74,6 +79,7 @@ func (s *session) OnClose(err error) {
 		s.hub.events.unsubscribed(&s.client, sb.ch)
 	}
 	s.hub.untrackSession(s)
+	s.hub.onlineClosed(s)
 	s.hub.sessionClosed(s, err)
 }
 
@@ -93,6 +99,8 @@ func (s *session) OnMessage(frame []byte) {
 		s.publish(&req)
 	case opHist:
 		s.history(&req)
+	case opPresence, opPresenceStats:
+		s.presenceQuery(&req)
 	default:
 		s.hub.metrics.badRequests.Add(1)
 		s.sendErr(&req, CodeBadRequest, "unknown op "+quoteForReason(req.op))
@@ -103,16 +111,18 @@ func (s *session) OnMessage(frame []byte) {
 // cluster ticket to wait for (zero: nothing to wait for) and whether the
 // subscription is new. With recovering, the session is not made a live
 // subscriber yet (live does, when it has caught up).
-func (s *session) join(ch string, recovering bool) (t relay.Ticket, isNew bool, err error) {
+// On a presence channel a new subscription makes the session present
+// with info.
+func (s *session) join(ch string, recovering bool, info []byte) (t relay.Ticket, isNew bool, err error) {
 	s.hub.histRef(ch, 1) // before it can receive anything (lock order: not under s.mu)
-	t, isNew, err = s.joinLocked(ch, recovering)
+	t, isNew, err = s.joinLocked(ch, recovering, info)
 	if !isNew {
 		s.hub.histRef(ch, -1)
 	}
 	return t, isNew, err
 }
 
-func (s *session) joinLocked(ch string, recovering bool) (t relay.Ticket, isNew bool, err error) {
+func (s *session) joinLocked(ch string, recovering bool, info []byte) (t relay.Ticket, isNew bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -131,7 +141,10 @@ func (s *session) joinLocked(ch string, recovering bool) (t relay.Ticket, isNew 
 	if confirmed {
 		t = 0
 	}
-	s.subs = append(s.subs, sub{ch, c, t})
+	s.subs = append(s.subs, sub{ch: ch, c: c, t: t, present: s.hub.presenceOn(ch)})
+	if s.subs[len(s.subs)-1].present {
+		s.hub.presenceJoin(s, ch, info)
+	}
 	s.hub.metrics.subscriptions.Add(1)
 	return t, true, nil
 }
@@ -166,7 +179,7 @@ func (s *session) leaveLocked(ch string) bool {
 	if i < 0 {
 		return false
 	}
-	c := s.subs[i].c
+	c, present := s.subs[i].c, s.subs[i].present
 	last := len(s.subs) - 1
 	s.subs[i] = s.subs[last]
 	s.subs[last] = sub{}
@@ -176,6 +189,9 @@ func (s *session) leaveLocked(ch string) bool {
 	}
 	s.hub.relay.Unsubscribe(ch)
 	s.hub.metrics.subscriptions.Add(-1)
+	if present {
+		s.hub.presenceLeave(s, ch)
+	}
 	return true
 }
 
@@ -207,11 +223,17 @@ func (s *session) subscribe(req *request) {
 			return
 		}
 	}
+	info, err := s.presenceInfo(req.ch, req.info)
+	if err != nil {
+		s.sendErr(req, CodeTooLarge, err.Error())
+		return
+	}
+	req.info = info // checked and copied: the since path takes it from req
 	if req.hasSince && !s.subscribed(req.ch) {
 		s.subscribeSince(req, start)
 		return
 	}
-	t, isNew, err := s.join(req.ch, false)
+	t, isNew, err := s.join(req.ch, false, info)
 	if err != nil {
 		s.sendErr(req, codeOf(err, CodeBadRequest), err.Error())
 		return

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -22,6 +23,9 @@ type Claims struct {
 	jwt.RegisteredClaims
 	Channels []string `json:"channels,omitempty"` // patterns the client may subscribe to
 	Publish  []string `json:"publish,omitempty"`  // patterns the client may publish to
+	// Info is shown on presence channels for this connection (at most
+	// MaxPresenceInfo bytes), instead of the info its subs give.
+	Info json.RawMessage `json:"info,omitempty"`
 }
 
 // TokenKeys are the keys a TokenVerifier accepts. At least one is needed.
@@ -72,7 +76,7 @@ func (v *TokenVerifier) Authenticate(r *http.Request) (Identity, error) {
 	if err != nil {
 		return Identity{}, &Error{Code: http.StatusUnauthorized, Reason: err.Error(), Err: err}
 	}
-	id := Identity{User: c.Subject, Channels: c.Channels, Publish: c.Publish, Claims: c}
+	id := Identity{User: c.Subject, Channels: c.Channels, Publish: c.Publish, Claims: c, Info: c.Info}
 	if c.ExpiresAt != nil {
 		id.ExpiresAt = c.ExpiresAt.Time
 	}

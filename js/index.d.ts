@@ -99,6 +99,34 @@ export interface SubscribedContext {
 
 export type SubscriptionState = "subscribing" | "subscribed" | "unsubscribed";
 
+/** A user's first connection on a presence channel anywhere in the
+ * cluster (channels whose namespace has join_leave=on). */
+export interface JoinContext {
+  ch: string;
+  user: string;
+  /** The info the user gave (its sub's, or its token's "info" claim). */
+  info?: JSONValue;
+}
+
+/** The end of a user's last connection on the channel, on every node. */
+export interface LeaveContext {
+  ch: string;
+  user: string;
+}
+
+/** A user present on a channel, cluster-wide. */
+export interface PresenceMember {
+  user: string;
+  /** Its connections subscribed to the channel, on every node. */
+  clients: number;
+  info?: JSONValue;
+}
+
+export interface PresenceStats {
+  users: number;
+  clients: number;
+}
+
 export interface SubscriptionEvents {
   message: (data: JSONValue, ctx: MessageContext) => void;
   subscribing: (ctx: {}) => void;
@@ -107,6 +135,8 @@ export interface SubscriptionEvents {
   /** A failed sub: final (then `unsubscribed`) unless its code is 503, 429 or "timeout", which are retried with backoff. */
   error: (err: MeshcastError) => void;
   gap: (ctx: GapContext) => void;
+  join: (ctx: JoinContext) => void;
+  leave: (ctx: LeaveContext) => void;
 }
 
 declare class Emitter<E> {
@@ -121,6 +151,8 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   readonly state: SubscriptionState;
   /** The position of the last message received, on channels with history. */
   readonly pos: string | undefined;
+  /** The presence info sent with every sub of this subscription. */
+  readonly info: JSONValue | undefined;
   /** Leaves the channel; no message is delivered after this returns. */
   unsubscribe(): void;
   /** Resolves once subscribed; rejects if the subscription ends first. */
@@ -156,7 +188,7 @@ export class Client extends Emitter<ClientEvents> {
   subscribe(
     ch: string,
     onMessage?: (data: JSONValue, ctx: MessageContext) => void,
-    opts?: { since?: string },
+    opts?: { since?: string; info?: JSONValue },
   ): Subscription;
   /** Resolves on the server's ack. Waits for the connection while
    * connecting, up to `timeout`. Never retried: on a numeric code the
@@ -166,4 +198,10 @@ export class Client extends Emitter<ClientEvents> {
   /** The channel's last messages, oldest first (err 400 where the channel
    * has no history or the server does not support it). */
   history(ch: string, opts?: { limit?: number; timeout?: number }): Promise<HistoryMessage[]>;
+  /** The users present on a presence channel, cluster-wide, sorted by
+   * user (err 400 where the namespace has no presence, 403 without the
+   * subscribe permission, 503 from a node not in good standing). */
+  presence(ch: string, opts?: { timeout?: number }): Promise<PresenceMember[]>;
+  /** How many users and connections are present on the channel. */
+  presenceStats(ch: string, opts?: { timeout?: number }): Promise<PresenceStats>;
 }

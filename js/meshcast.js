@@ -66,10 +66,11 @@ class Emitter {
 /** One channel's subscription. States: "subscribing" (waiting for the
  * server's ack, or for the connection), "subscribed", "unsubscribed". */
 export class Subscription extends Emitter {
-  constructor(client, channel, since) {
+  constructor(client, channel, since, info) {
     super();
     this.client = client;
     this.channel = channel;
+    this.info = info; // presence info, sent with every sub
     /** The position of the last message received (channels with history). */
     this.pos = since;
     this.state = "subscribing";
@@ -119,6 +120,7 @@ export class Subscription extends Emitter {
     if (this.state != "subscribing") this._set("subscribing", {});
     const f = { op: "sub", ch: this.channel };
     if (since != null) f.since = since;
+    if (this.info !== undefined) f.info = this.info;
     c._call(f, (e, m) => {
       // Connection gone (resubscribed on the next hello) or unsubscribed:
       if (c.state != "connected" || c.subs.get(this.channel) !== this) return;
@@ -188,10 +190,11 @@ export class Client extends Emitter {
   }
 
   /** Subscribes to ch; onMessage(data, {ch, pos}) gets each message.
-   * opts.since resumes after a position (from history or a message). */
+   * opts.since resumes after a position (from history or a message);
+   * opts.info is this client's presence info on a presence channel. */
   subscribe(ch, onMessage, opts = {}) {
     if (this.subs.has(ch)) throw new Error("meshcast: already subscribed to " + ch);
-    const s = new Subscription(this, ch, opts.since);
+    const s = new Subscription(this, ch, opts.since, opts.info);
     if (onMessage) s.on("message", onMessage);
     this.subs.set(ch, s);
     s._sub();
@@ -212,6 +215,23 @@ export class Client extends Emitter {
     const f = { op: "history", ch };
     if (opts.limit != null) f.limit = opts.limit;
     return this._ask(f, opts).then((m) => m.msgs || []);
+  }
+
+  /** The users present on ch, cluster-wide ({user, clients, info}),
+   * sorted by user; a big channel comes in pages, asked for in turn. */
+  async presence(ch, opts = {}) {
+    const out = [];
+    for (let after = ""; ; ) {
+      const m = await this._ask({ op: "presence", ch, after }, opts);
+      out.push(...(m.members || []));
+      if (!m.more || !out.length) return out;
+      after = out[out.length - 1].user;
+    }
+  }
+
+  /** How many users and connections are present on ch ({users, clients}). */
+  presenceStats(ch, opts) {
+    return this._ask({ op: "presence_stats", ch }, opts).then((m) => ({ users: m.users, clients: m.clients }));
   }
 
   _delay(n) {
@@ -266,7 +286,7 @@ export class Client extends Emitter {
     this.info = null;
     const again = [];
     for (const r of this._reqs.values()) {
-      if (r.f.op == "history") again.push(r); // a read: safe to send again
+      if (/^(history|presence)/.test(r.f.op)) again.push(r); // a read: safe to send again
       else r.cb(err("connection_lost", "connection lost before the answer: the " + r.f.op + " may or may not have been done"));
     }
     this._reqs.clear();
@@ -325,6 +345,10 @@ export class Client extends Emitter {
       case "gap":
         if (s) s._gap("server");
         else this._emit("gap", { ch: m.ch, reason: "server" });
+        break;
+      case "join":
+      case "leave":
+        if (s) s._emit(m.op, m.info === undefined ? { ch: m.ch, user: m.user } : { ch: m.ch, user: m.user, info: m.info });
         break;
       case "err":
         if (!this._take(m.id, err(m.code, m.reason))) this._emit("error", err(m.code, m.reason));

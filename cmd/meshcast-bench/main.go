@@ -32,6 +32,9 @@ scenarios:
            then with, one attack on node 0 (--attack); node 0's RSS throughout
   history  a 3-node cluster with history: publish-to-ack latency with and without it, and
            N clients of a node killed with -9 recovering what they missed on the others
+  presence N members of one presence channel over a cluster it starts, churned at R
+           events/s: CPU per event per node, bytes between nodes per event, the
+           time of a presence answer of the whole channel
 
 run "meshcast-bench <scenario> -h" for its flags.
 `
@@ -81,6 +84,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdFlood(ctx, args[1:], stdout, stderr)
 	case "history":
 		err = cmdHistory(ctx, args[1:], stdout, stderr)
+	case "presence":
+		err = cmdPresence(ctx, args[1:], stdout, stderr) // presence.go
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -171,11 +171,14 @@ func (cf *configFile) namespace(name string, v *yaml.Node) (hub.Namespace, []err
 		case "history_ttl":
 			err = ns.HistoryTTL.UnmarshalText([]byte(val.Value))
 		default:
-			err = fmt.Errorf("unknown key %q (want subscribe, publish, origins, history or history_ttl)", k.Value)
+			err = presenceOption(&ns, k.Value, val.Value) // presence.go
 		}
 		if err != nil {
 			errs = append(errs, cf.at(k, fmt.Errorf("namespace %q: %w", name, err)))
 		}
+	}
+	if err := checkPresence(name, ns); err != nil && len(errs) == 0 {
+		errs = append(errs, cf.at(v, err))
 	}
 	return ns, errs
 }

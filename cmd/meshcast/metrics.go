@@ -48,7 +48,7 @@ func newNodeMetrics() (*nodeMetrics, error) {
 // register adds the collectors that read the running node.
 func (m *nodeMetrics) register(h *hub.Hub, cl *cluster.Cluster, conns *connLimit) error {
 	return errors.Join(
-		m.reg.Register(metrics.NewCollector(metrics.Sources{Hub: h.Stats, Cluster: cl.Stats, History: historySource(h)})),
+		m.reg.Register(metrics.NewCollector(metrics.Sources{Hub: h.Stats, Cluster: cl.Stats, History: historySource(h), Presence: presenceSource(h)})),
 		m.reg.Register(httpRefusedCounter(conns)),
 		m.reg.Register(metrics.NewBuildInfoCollector(metrics.ReadBuildInfo(version))),
 		m.reg.Register(collectors.NewGoCollector()),
@@ -131,5 +131,13 @@ func historySource(h *hub.Hub) func() metrics.HistoryStats {
 			Recoveries: s.Recoveries, RecoveriesPartial: s.RecoveriesPartial,
 			Refills: s.Refills, RefillsIncomplete: s.RefillsIncomplete, NotStored: s.NotStored,
 		}
+	}
+}
+
+// presenceSource is the node's presence table sizes for the metrics.
+func presenceSource(h *hub.Hub) func() metrics.PresenceStats {
+	return func() metrics.PresenceStats {
+		p := h.PresenceCounts()
+		return metrics.PresenceStats{Channels: p.Channels, Members: p.Entries}
 	}
 }

@@ -44,13 +44,13 @@ func (s *securityConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.jwksFile, "token-jwks-file", "", "JWKS file of the RS256/ES256 keys of client tokens, chosen by the token's kid")
 	fs.DurationVar(&s.maxLifetime, "token-max-lifetime", 24*time.Hour, "refuse client tokens whose exp is further ahead than this (0: no limit); tokens cannot be revoked, so this is how long a leaked one works")
 	fs.BoolVar(&s.insecure, "insecure", false, "accept anonymous clients without the warning, and a cluster secret under 128 bits (demos only)")
-	fs.Var(&s.namespaces, "namespace", "channel permissions of a namespace, NAME:subscribe=anyone|authenticated|claim,publish=nobody|subscribers|claim|anyone[,origins=URL|URL]; repeat it, or separate with ';' (NAME empty: the default namespace)")
+	fs.Var(&s.namespaces, "namespace", "channel permissions of a namespace, NAME:subscribe=anyone|authenticated|claim,publish=nobody|subscribers|claim|anyone[,origins=URL|URL][,presence=on][,join_leave=on]; repeat it, or separate with ';' (NAME empty: the default namespace)")
 	fs.StringVar(&s.configFile, "config", "", "YAML config file: every flag by name (max-message: 65536), and namespaces; flags and MESHCAST_* win. A JSON file of namespaces still works")
 	fs.Float64Var(&s.publishRate, "client-publish-rate", 0, "publishes per second one connection may sustain, over it err 429 (0: unlimited)")
 	fs.IntVar(&s.publishBurst, "client-publish-burst", 0, "publish burst per connection (default: the rate)")
 	fs.IntVar(&s.maxConnections, "max-connections", 0, "connections this node accepts, more get HTTP 503 (0: unlimited)")
 	fs.IntVar(&s.maxConnectionsPerIP, "max-connections-per-ip", 0, "connections from one remote IP, more get HTTP 503 (0: unlimited)")
-	fs.StringVar(&s.apiKey, "api-key", "", "bearer key of the server API (/api/publish, /api/broadcast, /api/disconnect); without one the API answers 404")
+	fs.StringVar(&s.apiKey, "api-key", "", "bearer key of the server API (/api/publish, /api/broadcast, /api/disconnect, /api/presence, /api/presence_stats); without one the API answers 404")
 	fs.StringVar(&s.apiKeyFile, "api-key-file", "", "file holding the server API key")
 }
 
@@ -179,7 +179,7 @@ func (s *securityConfig) readAPIKey() (string, error) {
 // routesWithAPI mounts the server API in front of the node's other routes.
 func routesWithAPI(next, api http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	for _, op := range []string{"publish", "broadcast", "disconnect", "history"} {
+	for _, op := range []string{"publish", "broadcast", "disconnect", "history", "presence", "presence_stats"} {
 		mux.Handle("/api/"+op, api)
 	}
 	mux.Handle("/", next)
@@ -245,11 +245,11 @@ func parseNamespace(spec string) (namedNamespace, error) {
 		case "history_ttl":
 			err = n.ns.HistoryTTL.UnmarshalText([]byte(v))
 		default:
-			err = fmt.Errorf("unknown key %q (want subscribe, publish, origins, history or history_ttl)", k)
+			err = presenceOption(&n.ns, k, v) // presence.go
 		}
 		if err != nil {
 			return n, fmt.Errorf("namespace %q: %w", name, err)
 		}
 	}
-	return n, nil
+	return n, checkPresence(name, n.ns)
 }

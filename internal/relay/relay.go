@@ -45,6 +45,8 @@ type Receiver interface {
 	// called from the cluster's goroutines, never under the hub's locks,
 	// and must not block; chs is only valid during the call.
 	Gap(chs []string)
+
+	PresenceReceiver // presence.go
 }
 
 // Ticket identifies the interest change a subscribe caused (or the one
@@ -120,4 +122,6 @@ type Relay interface {
 	// goroutine of the relay, within ctx. The hub calls it once its own
 	// clients are closed.
 	Shutdown(ctx context.Context) error
+
+	PresenceRelay // presence.go
 }

@@ -39,6 +39,7 @@ export class FakeServer {
     this.upgrades = []; // {url, token} of every upgrade request
     this.conns = new Set();
     this.subs = new Map(); // ch -> Set of conns
+    this.presencePage = Infinity; // members per presence answer (then "more")
     this.wss = new WebSocketServer({ noServer: true });
     this.http = http.createServer((req, res) => res.writeHead(404).end());
     this.http.on("upgrade", (req, sock, head) => this._upgrade(req, sock, head));
@@ -75,17 +76,43 @@ export class FakeServer {
   }
 
   _conn(ws, token) {
-    const conn = { ws, token, chans: new Set() };
+    const conn = { ws, token, chans: new Set(), infos: new Map(), id: "c" + (this.conns.size + 1) };
     this.conns.add(conn);
     ws.on("close", () => this._gone(conn));
     ws.on("error", () => {});
     ws.on("message", (buf) => this._frame(conn, JSON.parse(String(buf))));
-    if (!this.silent) this.send(conn, { op: "hello", client: "c" + this.conns.size, node: "fake:" + this.port });
+    if (!this.silent) this.send(conn, { op: "hello", client: conn.id, node: "fake:" + this.port });
   }
 
   _gone(conn) {
     this.conns.delete(conn);
-    for (const ch of conn.chans) this.subs.get(ch)?.delete(conn);
+    for (const ch of conn.chans) this._leave(conn, ch);
+  }
+
+  // Presence, on this server only: every subscriber is present as its
+  // token (or its client id), with the info of its sub; join and leave go
+  // to the channel's subscribers, once per user.
+  _user(conn) {
+    return conn.token || conn.id;
+  }
+  _members(ch) {
+    const users = new Map();
+    for (const c of this.subs.get(ch) || []) {
+      const u = users.get(this._user(c)) || { user: this._user(c), clients: 0 };
+      u.clients++;
+      if (c.infos.get(ch) !== undefined) u.info = c.infos.get(ch);
+      users.set(u.user, u);
+    }
+    return [...users.values()].sort((a, b) => (a.user < b.user ? -1 : 1));
+  }
+  _event(ch, op, user, info) {
+    for (const c of this.subs.get(ch) || []) this.send(c, { op, ch, user, ...(info !== undefined && { info }) });
+  }
+  _leave(conn, ch) {
+    conn.chans.delete(ch);
+    if (!this.subs.get(ch)?.delete(conn)) return;
+    const user = this._user(conn);
+    if (!this._members(ch).some((m) => m.user == user)) this._event(ch, "leave", user);
   }
 
   send(conn, obj) {
@@ -110,15 +137,26 @@ export class FakeServer {
           for (const m of missed) this.send(conn, { op: "msg", ch: f.ch, data: m.data, pos: m.pos });
           recovered = at >= 0;
         }
+        const joined = !this._members(f.ch).some((m) => m.user == this._user(conn));
         conn.chans.add(f.ch);
+        conn.infos.set(f.ch, f.info);
         if (!this.subs.has(f.ch)) this.subs.set(f.ch, new Set());
         this.subs.get(f.ch).add(conn);
+        if (joined) this._event(f.ch, "join", this._user(conn), f.info);
         return reply({ op: "ack", ...(recovered !== undefined && { recovered }) });
       }
       case "unsub":
-        conn.chans.delete(f.ch);
-        this.subs.get(f.ch)?.delete(conn);
+        this._leave(conn, f.ch);
         return reply({ op: "ack" });
+      case "presence": {
+        const all = this._members(f.ch).filter((m) => !f.after || m.user > f.after);
+        const members = all.slice(0, this.presencePage);
+        return reply({ op: "presence", ch: f.ch, members, ...(all.length > members.length && { more: true }) });
+      }
+      case "presence_stats": {
+        const members = this._members(f.ch);
+        return reply({ op: "presence_stats", ch: f.ch, users: members.length, clients: members.reduce((n, m) => n + m.clients, 0) });
+      }
       case "pub":
         if (this.failPub) return fail(this.failPub, this.failPub === 503 ? "cluster unavailable: test" : "refused");
         this.publish(f.ch, f.data);

@@ -1,6 +1,15 @@
 // Compiled by `npm run types` (tsc --noEmit), never run: it uses the API
 // the way the README does, so a wrong or missing type fails the build.
-import { Client, MeshcastError, Subscription, defaults, type HistoryMessage, type JSONValue } from "meshcast";
+import {
+  Client,
+  MeshcastError,
+  Subscription,
+  defaults,
+  type HistoryMessage,
+  type JSONValue,
+  type PresenceMember,
+  type PresenceStats,
+} from "meshcast";
 
 declare const WS: new (url: string) => any;
 
@@ -34,6 +43,14 @@ async function example(): Promise<void> {
   }
   const msgs: HistoryMessage[] = await c.history("chat:lobby", { limit: 50 });
   console.log(msgs[0]?.pos, msgs[0]?.data);
+
+  const room = c.subscribe("room:1", undefined, { info: { name: "Ann" } });
+  room.on("join", ({ ch, user, info }) => console.log(ch, user, info));
+  room.on("leave", ({ user }) => console.log(user));
+  const members: PresenceMember[] = await c.presence("room:1");
+  console.log(members[0]?.user, members[0]?.clients, members[0]?.info);
+  const st: PresenceStats = await c.presenceStats("room:1", { timeout: 500 });
+  console.log(st.users + st.clients);
   s.unsubscribe();
   c.close();
 }

@@ -348,3 +348,49 @@ test("malformed frames are errors, not crashes", async () => {
   for (const conn of srv.conns) conn.ws.send("null"), conn.ws.send("[1]"), conn.ws.send('{"op":"ack","id":99}');
   await c.publish("still", "works");
 });
+
+test("presence: pages asked for in turn, stats, join and leave events with info, info sent again on resubscribe", async () => {
+  const srv = await server();
+  srv.presencePage = 2;
+  const w = await connected(srv.url, { token: "watcher" });
+  const ws = w.subscribe("room:1", undefined, { info: { name: "W" } });
+  assert.deepEqual(ws.info, { name: "W" });
+  const joins = record(ws, "join"), leaves = record(ws, "leave");
+  await ws.ready();
+  const others = [];
+  for (const u of ["dan", "ann", "cat", "ann", "bob"]) {
+    const c = await connected(srv.url, { token: u });
+    await c.subscribe("room:1", undefined, { info: { u } }).ready();
+    others.push(c);
+  }
+  const members = await w.presence("room:1");
+  assert.deepEqual(members.map((m) => `${m.user}*${m.clients}`), ["ann*2", "bob*1", "cat*1", "dan*1", "watcher*1"]);
+  assert.deepEqual(members[1].info, { u: "bob" });
+  assert.equal(srv.received.filter((f) => f.op == "presence").length, 3, "three pages of two");
+  assert.deepEqual(await w.presenceStats("room:1"), { users: 5, clients: 6 });
+  assert.deepEqual(joins.map((j) => j.user), ["watcher", "dan", "ann", "cat", "bob"]);
+  assert.deepEqual(joins[1], { ch: "room:1", user: "dan", info: { u: "dan" } });
+
+  others[1].close(); // one of ann's two: no leave
+  others[0].close();
+  await until(() => leaves.length == 1, "dan's leave");
+  assert.deepEqual(leaves, [{ ch: "room:1", user: "dan" }]);
+
+  // A reconnect resubscribes with the same info.
+  const back = next(ws, "subscribed");
+  srv.closeAll(1001, "going away");
+  await back;
+  const subs = srv.received.filter((f) => f.op == "sub" && f.ch == "room:1" && f.info?.name == "W");
+  assert.equal(subs.length, 2);
+});
+
+test("presence rejects with the server's code", async () => {
+  const srv = await server();
+  const c = await connected(srv.url);
+  srv.answer = (conn, f) => {
+    if (f.op != "presence") return true;
+    srv.send(conn, { op: "err", id: f.id, code: 403, reason: "subscribing here needs a token" });
+    return false;
+  };
+  await assert.rejects(c.presence("room:1"), { code: 403 });
+});

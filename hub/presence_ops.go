@@ -1,0 +1,240 @@
+package hub
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/meshcast/meshcast/internal/relay"
+	"github.com/meshcast/meshcast/transport"
+)
+
+// Client operations of presence (docs/protocol.md).
+const (
+	opPresence      = "presence"
+	opPresenceStats = "presence_stats"
+)
+
+// MaxPresenceInfo bounds the info of a presence entry, in bytes: what a
+// sub's "info" or a token's "info" claim may hold.
+const MaxPresenceInfo = relay.MaxPresenceInfo
+
+// Member is one user present on a channel, cluster-wide.
+type Member struct {
+	User string `json:"user"`
+	// Clients is how many of the user's connections, on every node, are
+	// subscribed to the channel.
+	Clients int `json:"clients"`
+	// Info is the user's info (a JSON value), if it gave one: that of its
+	// connection with the lowest client id.
+	Info json.RawMessage `json:"info,omitempty"`
+}
+
+// PresenceStats counts the users and connections present on a channel,
+// cluster-wide.
+type PresenceStats struct {
+	Users   int `json:"users"`
+	Clients int `json:"clients"`
+}
+
+var (
+	// ErrNoPresence: the channel's namespace does not have presence on.
+	ErrNoPresence = errors.New("hub: presence is not enabled for this channel")
+	// ErrInfoTooLarge: presence info over MaxPresenceInfo bytes.
+	ErrInfoTooLarge = fmt.Errorf("hub: presence info is larger than %d bytes", MaxPresenceInfo)
+)
+
+// Presence lists the users present on ch on every node, sorted by user.
+// It answers from this node's view, which every node keeps whole, so it
+// costs no round trip; a node that is not in good standing refuses
+// (ErrUnavailable), since its view may be missing a side of a partition.
+func (h *Hub) Presence(ctx context.Context, ch string) ([]Member, error) {
+	if err := h.checkPresence(ctx, ch); err != nil {
+		return nil, err
+	}
+	h.pres.mu.Lock()
+	defer h.pres.mu.Unlock()
+	members, _ := h.pres.membersLocked(ch, "", -1)
+	return members, nil
+}
+
+// PresenceStats counts the users and connections present on ch on every
+// node, in constant time.
+func (h *Hub) PresenceStats(ctx context.Context, ch string) (PresenceStats, error) {
+	if err := h.checkPresence(ctx, ch); err != nil {
+		return PresenceStats{}, err
+	}
+	h.pres.mu.Lock()
+	defer h.pres.mu.Unlock()
+	return h.pres.statsLocked(ch), nil
+}
+
+func (h *Hub) checkPresence(ctx context.Context, ch string) error {
+	if err := checkServerChannel(ch); err != nil {
+		return err
+	}
+	if err := h.serving(ctx); err != nil {
+		return err
+	}
+	if !h.presenceOn(ch) {
+		return fmt.Errorf("%w: %s", ErrNoPresence, quoteForReason(ch))
+	}
+	return nil
+}
+
+// membersLocked lists the members of ch whose user sorts after after, in
+// order, until their size passes budget (-1: no limit); more says some
+// were left out. Caller holds mu.
+func (t *presenceTable) membersLocked(ch, after string, budget int) (members []Member, more bool) {
+	pc := t.chans[ch]
+	if pc == nil {
+		return []Member{}, false
+	}
+	users := make([]string, 0, len(pc.users))
+	for u := range pc.users {
+		if after == "" || u > after {
+			users = append(users, u)
+		}
+	}
+	slices.Sort(users)
+	members = make([]Member, 0, len(users))
+	size := 0
+	for _, u := range users {
+		pu := pc.users[u]
+		m := Member{User: u, Clients: len(pu.conns), Info: pu.info()}
+		if size += memberSize(m); budget >= 0 && size > budget && len(members) > 0 {
+			return members, true
+		}
+		members = append(members, m)
+	}
+	return members, false
+}
+
+func (t *presenceTable) statsLocked(ch string) PresenceStats {
+	pc := t.chans[ch]
+	if pc == nil {
+		return PresenceStats{}
+	}
+	return PresenceStats{Users: len(pc.users), Clients: pc.clients}
+}
+
+// presenceQuery answers presence and presence_stats. The answer is queued
+// under the table's lock, so it is ordered with the join and leave events
+// on this connection: it reflects every event sent before it.
+func (s *session) presenceQuery(req *request) {
+	if !s.checkChannel(req) || !s.inStanding(req) {
+		return
+	}
+	if !s.subscribed(req.ch) {
+		if err := s.authorizeSubscribe(req.ch); err != nil {
+			s.sendErr(req, codeOf(err, CodeForbidden), err.Error())
+			return
+		}
+	}
+	h := s.hub
+	if !h.presenceOn(req.ch) {
+		s.sendErr(req, CodeBadRequest, "presence is not enabled for this channel")
+		return
+	}
+	h.pres.mu.Lock()
+	defer h.pres.mu.Unlock()
+	if req.op == opPresenceStats {
+		s.send(presenceStatsFrame(req, h.pres.statsLocked(req.ch)))
+		return
+	}
+	members, more := h.pres.membersLocked(req.ch, req.after, h.presenceReplyBudget())
+	s.send(presenceReplyFrame(req, members, more))
+}
+
+// presenceReplyBudget bounds one presence answer to half a connection's
+// write queue, so a big channel never cuts its client off as a slow
+// consumer: the rest comes on request ("more", then "after").
+func (h *Hub) presenceReplyBudget() int {
+	q := h.cfg.Transport.WriteQueueSize
+	if q <= 0 {
+		q = transport.DefaultConfig().WriteQueueSize
+	}
+	return q / 2
+}
+
+// presenceInfo is the info a subscribe of ch brings: the identity's (a
+// token's "info" claim), else the sub's own; nil where presence is off.
+func (s *session) presenceInfo(ch string, given []byte) ([]byte, error) {
+	if !s.hub.presenceOn(ch) {
+		return nil, nil
+	}
+	info := given
+	if id := s.client.ident; id != nil && len(id.Info) > 0 {
+		info = id.Info
+	}
+	if len(info) > MaxPresenceInfo {
+		return nil, ErrInfoTooLarge
+	}
+	if info != nil && string(bytes.TrimSpace(info)) == "null" {
+		return nil, nil
+	}
+	// A request's slices point into the transport's frame, which is
+	// reused after OnMessage.
+	return bytes.Clone(info), nil
+}
+
+// validateNamespaces refuses join_leave without presence.
+func validateNamespaces(nss map[string]Namespace) error {
+	for name, ns := range nss {
+		if ns.JoinLeave && !ns.Presence {
+			return fmt.Errorf("%w: namespace %q: join_leave needs presence", ErrInvalidConfig, name)
+		}
+	}
+	return nil
+}
+
+// PresenceCounts is the presence part of Stats.
+type PresenceCounts struct {
+	Channels int `json:"channels"` // channels with someone present, cluster-wide
+	// Entries counts connections present on channels, cluster-wide as this
+	// node knows them (with OnUserOnline, each connection with a user once
+	// more); Local those of this node.
+	Entries int    `json:"entries"`
+	Local   int    `json:"local"`
+	Peers   int    `json:"peers"`  // peers whose entries this node holds
+	Events  uint64 `json:"events"` // join and leave frames sent to subscribers
+}
+
+// PresenceCounts returns the presence figures alone (Stats has them too).
+func (h *Hub) PresenceCounts() PresenceCounts {
+	t := &h.pres
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return PresenceCounts{Channels: len(t.chans), Entries: t.entries, Local: t.local, Peers: len(t.owners),
+		Events: h.metrics.presenceEvents.Load()}
+}
+
+// WithInfo is the client's presence info on the channel, for
+// Client.Subscribe (a JSON value of at most MaxPresenceInfo bytes), as a
+// sub's "info" gives it; an Identity's Info wins over it. Hub.Subscribe's
+// in-process subscriptions are not present anywhere and ignore it.
+func WithInfo(info json.RawMessage) SubscribeOption {
+	return func(o *subscribeOptions) { o.info = info }
+}
+
+// errSinceServerSide refuses Since in Client.Subscribe: a server-side
+// subscribe makes the client live at once; it recovers nothing.
+var errSinceServerSide = errors.New("hub: Since is an option of Hub.Subscribe, not of Client.Subscribe")
+
+// subscribeInfo is the presence info of a server-side subscribe.
+func (s *session) subscribeInfo(ch string, opts []SubscribeOption) ([]byte, error) {
+	var o subscribeOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.hasSince {
+		return nil, errSinceServerSide
+	}
+	if o.info != nil && !json.Valid(o.info) {
+		return nil, fmt.Errorf("%w: presence info is not a JSON value", ErrBadData)
+	}
+	return s.presenceInfo(ch, o.info)
+}
