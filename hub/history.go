@@ -251,8 +251,17 @@ func (h *Hub) refill(chs []string) []string {
 
 // maxRefillRounds bounds the fetches of one refill: a round is followed
 // by another while the cluster reports more possible losses, or while a
-// live publish waits behind a hole the peers' answers did not fill.
-const maxRefillRounds = 4
+// live publish waits behind a hole the peers' answers did not fill. The
+// rounds are spaced (refillPause), since the peer that holds what is
+// missing is often the one whose link is coming back up: rounds back to
+// back would all miss it and end in a gap.
+const maxRefillRounds = 8
+
+// refillPause is the wait before round (2, 3, ...): 50 ms doubling to
+// 1 s, about 3.5 s over all rounds, within refillTimeout.
+func refillPause(round int) time.Duration {
+	return min(50*time.Millisecond<<(round-2), time.Second)
+}
 
 // refillChannel fetches from the peers what this node lacks of cs after
 // its frontier and delivers it, with what was held meanwhile, in order. A
@@ -262,6 +271,14 @@ func (h *Hub) refillChannel(cs *chanState) {
 	ctx, cancel := context.WithTimeout(h.ctx, refillTimeout)
 	defer cancel()
 	for round := 1; ; round++ {
+		if round > 1 {
+			t := time.NewTimer(refillPause(round))
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+		}
 		cs.mu.Lock()
 		ask := slices.Clone(cs.front)
 		cs.again = false

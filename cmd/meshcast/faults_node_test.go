@@ -77,8 +77,14 @@ func (n *faultNode) String() string { return n.name }
 // start runs a new incarnation, joining join when it is not empty.
 func (n *faultNode) start(join string) (*incarnation, error) {
 	args := append([]string{}, n.prefix...)
+	// The history namespace of the suite's traffic, plus what a scenario
+	// set in the environment (a flag would hide MESHCAST_NAMESPACE).
+	namespaces := histNamespace
+	if env := os.Getenv("MESHCAST_NAMESPACE"); env != "" {
+		namespaces = env + ";" + histNamespace
+	}
 	args = append(args, n.bin, "--name", n.name, "--secret", testSecret, "--log-format", "json",
-		"--namespace", histNamespace)
+		"--namespace", namespaces)
 	args = append(args, n.addrArgs...)
 	if join != "" {
 		args = append(args, "--join", join)
