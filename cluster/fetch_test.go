@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/meshcast/meshcast/internal/wait"
 )
 
 // TestFetchKeepsTheAnswersThatCame: a peer that is alive and linked but
@@ -14,9 +16,12 @@ import (
 // and stopped at the timeout, so when the silent peer came first the
 // answer already in from the other was left unread.
 func TestFetchKeepsTheAnswersThatCame(t *testing.T) {
-	nodes := startClusterWith(t, 3, func(c *Config) { c.InterestTimeout = 100 * time.Millisecond })
+	// Each fetch waits the whole timeout for the silent peer, so the
+	// timeout is what n1's answer has on a busy machine: 1 s, not less.
+	// Eight fetches: the old code passed with one chance in 256.
+	nodes := startClusterWith(t, 3, func(c *Config) { c.InterestTimeout = wait.Scaled(time.Second) })
 	t.Cleanup(nodes[2].rec.holdHistory()) // n2 does not answer; released before the shutdowns
-	for i := range 12 {
+	for i := range 8 {
 		answers, complete, err := nodes[0].fetch(context.Background(), "x", nil, 1024)
 		if err != nil || len(answers) != 1 || !complete {
 			t.Fatalf("fetch %d with n1 answering and n2 silent: %d answers, complete %v, err %v; want n1's, complete (Replicas 2 tolerates one silent peer)",
