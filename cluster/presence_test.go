@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"slices"
 	"strings"
@@ -32,20 +33,37 @@ type presenceNote struct {
 	at   time.Time
 }
 
-func (r *countingReceiver) PresenceSync(relay.Owner, []relay.PresenceEntry)       {}
-func (r *countingReceiver) PresenceChange(relay.Owner, relay.PresenceEntry, bool) {}
-func (r *countingReceiver) PresenceDrop(relay.Owner)                              {}
+type presenceKey struct{ ch, client string }
 
-func (r *recorder) PresenceSync(o relay.Owner, entries []relay.PresenceEntry) {
+func (r *countingReceiver) PresenceSync(relay.Owner, bool, []relay.PresenceChannel)     {}
+func (r *countingReceiver) PresenceChange(relay.Owner, relay.PresenceEntry, bool, bool) {}
+func (r *countingReceiver) PresenceDrop(relay.Owner)                                    {}
+func (r *countingReceiver) PresenceForget(string)                                       {}
+
+func (r *recorder) PresenceSync(o relay.Owner, full bool, chans []relay.PresenceChannel) {
 	r.pres.apply(o.Seq, func(set map[presenceKey]string) {
-		clear(set)
-		for _, e := range entries {
-			set[presenceKey{e.Ch, e.Client}] = e.User
+		synced := map[string]bool{}
+		for _, pc := range chans {
+			synced[pc.Ch] = true
+		}
+		for k := range set {
+			if full || synced[k.ch] {
+				delete(set, k)
+			}
+		}
+		for _, pc := range chans {
+			for _, e := range pc.Entries {
+				set[presenceKey{e.Ch, e.Client}] = e.User
+			}
 		}
 	})
 }
 
-func (r *recorder) PresenceChange(o relay.Owner, e relay.PresenceEntry, present bool) {
+func (r *recorder) PresenceForget(ch string) {
+	r.pres.forget(ch)
+}
+
+func (r *recorder) PresenceChange(o relay.Owner, e relay.PresenceEntry, present, _ bool) {
 	r.pres.apply(o.Seq, func(set map[presenceKey]string) {
 		if present {
 			set[presenceKey{e.Ch, e.Client}] = e.User
@@ -88,6 +106,32 @@ func (m *presenceModel) apply(owner uint64, fn func(map[presenceKey]string)) {
 			m.events = append(m.events, presenceNote{"join " + k, now})
 		}
 	}
+}
+
+// forget removes every remote owner's entries of ch.
+func (m *presenceModel) forget(ch string) {
+	for owner := range m.ownersCopy() {
+		if owner == 0 {
+			continue
+		}
+		m.apply(owner, func(set map[presenceKey]string) {
+			for k := range set {
+				if k.ch == ch {
+					delete(set, k)
+				}
+			}
+		})
+	}
+}
+
+func (m *presenceModel) ownersCopy() map[uint64]bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[uint64]bool{}
+	for o := range m.owners {
+		out[o] = true
+	}
+	return out
 }
 
 func (m *presenceModel) usersLocked() map[string]bool {
@@ -173,6 +217,16 @@ func absent(n *node, ch, client string) {
 	n.presenceRemove(ch, client)
 }
 
+// wantPresence makes n want the presence channels chs, as a hub with a
+// subscriber of each does, and waits until every peer confirmed it and
+// sent its entries.
+func wantPresence(t testing.TB, n *node, chs ...string) {
+	t.Helper()
+	for _, ch := range chs {
+		await(t, n, ch, n.subscribeAs(ch, true))
+	}
+}
+
 // sameView waits until every node's view is want.
 func sameView(t testing.TB, nodes []*node, want string, within time.Duration) {
 	t.Helper()
@@ -200,6 +254,8 @@ func checkAlternates(t testing.TB, nodes ...*node) {
 func TestPresenceReplicates(t *testing.T) {
 	nodes := startCluster(t, 2)
 	a, b := nodes[0], nodes[1]
+	wantPresence(t, a, "room", "lobby")
+	wantPresence(t, b, "room", "lobby")
 	present(a, "room", "a1", "alice")
 	present(b, "room", "b1", "alice")
 	present(b, "room", "b2", "bob")
@@ -210,6 +266,11 @@ func TestPresenceReplicates(t *testing.T) {
 	cfg.Join = []string{a.gossipAddr()}
 	c := startNode(t, cfg)
 	all := append(nodes, c)
+	waitFor(t, 10*time.Second, "the late node linked", func() bool { return fullyLinked(c, 3) })
+	wantPresence(t, c, "room", "lobby")
+	if v := c.rec.pres.view(); v != "lobby bob,room alice,room bob" {
+		t.Fatalf("the late node's view once its wants are confirmed: %s", v)
+	}
 	sameView(t, all, "lobby bob,room alice,room bob", 10*time.Second)
 	absent(a, "room", "a1") // alice is still on b
 	absent(b, "lobby", "b2")
@@ -233,6 +294,9 @@ func TestPresenceReplicates(t *testing.T) {
 func TestPresenceKilledNodeLeaves(t *testing.T) {
 	nodes := startCluster(t, 3)
 	a, b, victim := nodes[0], nodes[1], nodes[2]
+	for _, n := range nodes {
+		wantPresence(t, n, "room")
+	}
 	present(a, "room", "a1", "alice")
 	present(victim, "room", "v1", "alice")
 	present(victim, "room", "v2", "vic")
@@ -265,6 +329,9 @@ func TestPresenceKilledNodeLeaves(t *testing.T) {
 func TestPresenceGracefulLeave(t *testing.T) {
 	nodes := startCluster(t, 3)
 	a, b, leaver := nodes[0], nodes[1], nodes[2]
+	for _, n := range nodes {
+		wantPresence(t, n, "room")
+	}
 	present(leaver, "room", "l1", "lee")
 	present(leaver, "room", "l2", "bob")
 	present(b, "room", "b1", "bob")
@@ -287,6 +354,7 @@ func TestPresenceGracefulLeave(t *testing.T) {
 func TestPresenceRestartReplaces(t *testing.T) {
 	nodes := startCluster(t, 2)
 	a, b := nodes[0], nodes[1]
+	wantPresence(t, a, "room")
 	present(b, "room", "old1", "alice")
 	present(b, "room", "old2", "bob")
 	present(a, "room", "a1", "bob")
@@ -311,6 +379,7 @@ func TestPresenceRestartReplaces(t *testing.T) {
 func TestPresenceLinkResetResyncs(t *testing.T) {
 	nodes := startCluster(t, 2)
 	a, b := nodes[0], nodes[1]
+	wantPresence(t, a, "room")
 	present(b, "room", "b1", "alice")
 	present(b, "room", "b2", "bob")
 	sameView(t, nodes, "room alice,room bob", 5*time.Second)
@@ -408,6 +477,9 @@ func (pt *partitionable) heal(t testing.TB) {
 func TestPresencePartitionHeals(t *testing.T) {
 	pt := startPartitionable(t)
 	a, b, c := pt.nodes[0], pt.nodes[1], pt.nodes[2]
+	for _, n := range pt.nodes {
+		wantPresence(t, n, "room")
+	}
 	present(a, "room", "a1", "ann")
 	present(a, "room", "a2", "both")
 	present(b, "room", "b1", "ben")
@@ -450,38 +522,52 @@ func TestPresencePartitionHeals(t *testing.T) {
 	}
 }
 
-// TestPresenceSnapFramesRoundTrip: a snapshot chunked to fit small frames
-// reads back as the same entries, in order, with Done only on the last.
-func TestPresenceSnapFramesRoundTrip(t *testing.T) {
-	var items []presenceItem
-	for i := range 300 {
-		items = append(items, presenceItem{Ch: fmt.Sprintf("room:%d", i%7), Client: fmt.Sprintf("c%d", i),
-			User: strings.Repeat("u", i%40), Info: []byte(fmt.Sprintf(`{"n":%d}`, i))})
+// TestPresenceSetFramesRoundTrip: a set chunked to fit small frames
+// reads back as the same channels and entries, in order, with Done only
+// on the last chunk and a big channel split across chunks.
+func TestPresenceSetFramesRoundTrip(t *testing.T) {
+	var secs []presenceSection
+	for c := range 5 {
+		sec := presenceSection{Ch: fmt.Sprintf("room:%d", c), Seq: uint64(10 + c)}
+		for i := range 60 * c {
+			sec.Entries = append(sec.Entries, presenceItem{Client: fmt.Sprintf("c%d", i),
+				User: strings.Repeat("u", i%40), Info: []byte(fmt.Sprintf(`{"n":%d}`, i))})
+		}
+		secs = append(secs, sec)
 	}
 	for _, tc := range []struct {
-		items []presenceItem
-		min   int
-	}{{nil, 1}, {items[:1], 1}, {items, 3}} {
-		frames, err := presenceSnapFrames(tc.items, minFrameSize)
+		secs []presenceSection
+		min  int
+	}{{nil, 1}, {secs[:1], 1}, {secs, 4}} {
+		frames, err := presenceChansFrames(tc.secs, true, minFrameSize)
 		if err != nil || len(frames) < tc.min {
-			t.Fatalf("%d items: %d frames, %v", len(tc.items), len(frames), err)
+			t.Fatalf("%d channels: %d frames, %v", len(tc.secs), len(frames), err)
 		}
-		var got []presenceItem
+		in := &inConn{}
+		var got []presenceSection
 		for i, f := range frames {
-			if len(f)-headerLen > minFrameSize || frameType(f[headerLen]) != framePresenceSnap {
+			if len(f)-headerLen > minFrameSize || frameType(f[headerLen]) != framePresenceChans {
 				t.Fatalf("frame %d: %d bytes, type %d", i, len(f), f[headerLen])
 			}
-			var m presenceSnapMsg
+			var m presenceChansMsg
 			if err := decodeMsg(f[headerLen+1:], &m); err != nil {
 				t.Fatal(err)
 			}
-			if m.Done != (i == len(frames)-1) {
-				t.Fatalf("frame %d of %d: done %v", i, len(frames), m.Done)
+			if m.Done != (i == len(frames)-1) || !m.Full {
+				t.Fatalf("frame %d of %d: done %v full %v", i, len(frames), m.Done, m.Full)
 			}
-			got = append(got, m.Entries...)
+			// as presenceChunk collects them
+			for _, sec := range m.Chans {
+				if n := len(in.pres.secs); n > 0 && in.pres.secs[n-1].Ch == sec.Ch {
+					in.pres.secs[n-1].Entries = append(in.pres.secs[n-1].Entries, sec.Entries...)
+					continue
+				}
+				in.pres.secs = append(in.pres.secs, sec)
+			}
 		}
-		if fmt.Sprint(got) != fmt.Sprint(tc.items) {
-			t.Fatalf("%d items read back as %d", len(tc.items), len(got))
+		got = in.pres.secs
+		if fmt.Sprint(got) != fmt.Sprint(tc.secs) {
+			t.Fatalf("%d channels read back as %d", len(tc.secs), len(got))
 		}
 	}
 }
@@ -492,18 +578,22 @@ func TestPresenceSnapFramesRoundTrip(t *testing.T) {
 func FuzzPresenceFrames(f *testing.F) {
 	add, _ := encodeMsg(framePresence, presenceMsg{Ch: "room", Client: "c1", User: "alice", Info: []byte(`{"a":1}`)})
 	gone, _ := encodeMsg(framePresence, presenceMsg{Ch: "room", Client: "c1", User: "alice", Gone: true})
-	snaps, _ := presenceSnapFrames([]presenceItem{{Ch: "room", Client: "c2", User: "bob"}}, minFrameSize)
-	all := bytes.Join([][]byte{add, snaps[0], gone}, nil)
+	sets, _ := presenceChansFrames([]presenceSection{{Ch: "room", Seq: 1, Entries: []presenceItem{{Client: "c2", User: "bob"}}}}, false, minFrameSize)
+	query, _ := encodeMsg(framePresenceQuery, presenceQueryMsg{ID: 1, Ch: "room"})
+	all := bytes.Join([][]byte{sets[0], add, gone, query}, nil)
 	f.Add(all)
 	for i := 0; i < len(all); i += 5 {
 		f.Add(all[:i])
 	}
 	f.Add([]byte{0, 0, 0, 2, byte(framePresence), 0x80})
-	f.Add([]byte{0, 0, 0, 3, byte(framePresenceSnap), 0x81, 0xa1})
+	f.Add([]byte{0, 0, 0, 3, byte(framePresenceChans), 0x81, 0xa1})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rec := &recorder{}
-		c := &Cluster{recv: rec}
-		ic := &inConn{p: &peer{c: c, name: "peer", owner: 1}}
+		c := &Cluster{recv: rec, cfg: Config{MaxFrameSize: minFrameSize}, log: slog.New(slog.DiscardHandler)}
+		c.local.chans = map[string]*localChan{"room": {seq: 1, refs: 1, presence: true, settled: true}}
+		p := &peer{c: c, name: "peer", owner: 1, ackWait: make(chan struct{}),
+			presWants: map[string]uint64{}, presSynced: map[string]uint64{}}
+		ic := &inConn{p: p, ackWake: make(chan struct{}, 1)}
 		fr := newFrameReader(bufio.NewReaderSize(bytes.NewReader(b), 64), minFrameSize)
 		for {
 			typ, body, err := fr.next()
@@ -538,8 +628,8 @@ func TestPresenceLocalBytesPerEntry(t *testing.T) {
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	if len(c.pres.entries) != len(entries) {
-		t.Fatalf("%d entries kept", len(c.pres.entries))
+	if c.pres.count != len(entries) {
+		t.Fatalf("%d entries kept", c.pres.count)
 	}
 	per := float64(after.HeapAlloc-before.HeapAlloc) / float64(len(entries))
 	t.Logf("%.0f bytes per local entry", per)

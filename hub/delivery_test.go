@@ -203,13 +203,13 @@ func (f *fakeRelay) record(what, ch string) {
 	f.interest = append(f.interest, what+" "+ch)
 }
 
-func (f *fakeRelay) Subscribe(ch string) (relay.Ticket, bool) {
+func (f *fakeRelay) Subscribe(ch string, _ bool) (relay.Ticket, bool) {
 	f.record("sub", ch)
-	return 1, f.Confirmed(1)
+	return 1, f.Confirmed(ch, 1)
 }
 func (f *fakeRelay) Unsubscribe(ch string) { f.record("unsub", ch) }
 
-func (f *fakeRelay) Confirmed(relay.Ticket) bool {
+func (f *fakeRelay) Confirmed(string, relay.Ticket) bool {
 	select {
 	case <-f.release:
 		return true

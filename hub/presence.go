@@ -177,19 +177,40 @@ func (t *presenceTable) supersedeLocked(node string, seq uint64, evs []presenceE
 	return evs
 }
 
-// syncLocked makes entries the whole set of owner. Adds come first, so a
-// user who only changed connections on that owner sees no leave and join.
-func (t *presenceTable) syncLocked(owner uint64, entries []relay.PresenceEntry, evs []presenceEvent) []presenceEvent {
-	type key struct{ ch, client, user string }
+// syncChannelLocked makes entries the whole set of owner on ch. Adds come
+// first, so a user who only changed connections on that owner sees no
+// leave and join.
+func (t *presenceTable) syncChannelLocked(owner uint64, ch string, entries []relay.PresenceEntry, evs []presenceEvent) []presenceEvent {
+	type key struct{ client, user string }
 	keep := make(map[key]struct{}, len(entries))
 	for _, e := range entries {
-		keep[key{e.Ch, e.Client, e.User}] = struct{}{}
+		keep[key{e.Client, e.User}] = struct{}{}
 		evs = t.addLocked(owner, e, evs)
 	}
-	return t.removeOwnerLocked(owner, func(ch, client, user string) bool {
-		_, ok := keep[key{ch, client, user}]
+	return t.removeOwnerLocked(owner, func(c, client, user string) bool {
+		if c != ch {
+			return false
+		}
+		_, ok := keep[key{client, user}]
 		return !ok
 	}, evs)
+}
+
+// forgetLocked removes every remote entry of ch.
+func (t *presenceTable) forgetLocked(ch string, evs []presenceEvent) []presenceEvent {
+	pc := t.chans[ch]
+	if pc == nil {
+		return evs
+	}
+	for _, user := range sortedKeys(pc.users) {
+		pu := pc.users[user]
+		for i := len(pu.conns) - 1; i >= 0; i-- {
+			if pu.conns[i].owner != 0 {
+				evs = t.removeAtLocked(pc, ch, user, pu, i, evs)
+			}
+		}
+	}
+	return evs
 }
 
 // removeOwnerLocked removes the entries of owner that gone says are gone.

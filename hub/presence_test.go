@@ -21,6 +21,10 @@ import (
 // The fake cluster records what the hub replicates.
 func (f *fakeRelay) PresenceAdd(e relay.PresenceEntry) { f.record("present", e.Ch+" "+e.User) }
 func (f *fakeRelay) PresenceRemove(ch, client string)  { f.record("absent", ch) }
+func (f *fakeRelay) PresenceView(string) bool          { return true } // it hands over every peer's entries
+func (f *fakeRelay) PresenceFetch(context.Context, string) ([]relay.PresenceEntry, error) {
+	return nil, nil
+}
 
 // roomNS is a namespace with presence and join/leave events, "quiet" one
 // with presence only.
@@ -372,9 +376,9 @@ func TestPresenceFromPeers(t *testing.T) {
 	w := as(t, url, "w")
 	subscribe(t, w, `{"op":"sub","ch":"room:p","id":1}`)
 	b, c := relay.Owner{Node: "b", Seq: 1}, relay.Owner{Node: "c", Seq: 2}
-	f.recv.PresenceSync(b, []relay.PresenceEntry{{Ch: "room:p", Client: "b1", User: "alice", Info: []byte(`{"at":"b"}`)}, {Ch: "room:p", Client: "b2", User: "bob"}})
-	f.recv.PresenceChange(c, relay.PresenceEntry{Ch: "room:p", Client: "c1", User: "alice"}, true)
-	f.recv.PresenceChange(c, relay.PresenceEntry{Ch: "room:p", Client: "c2", User: "carol", Info: []byte(`{bad`)}, true)
+	f.recv.PresenceSync(b, true, []relay.PresenceChannel{{Ch: "room:p", Entries: []relay.PresenceEntry{{Ch: "room:p", Client: "b1", User: "alice", Info: []byte(`{"at":"b"}`)}, {Ch: "room:p", Client: "b2", User: "bob"}}}})
+	f.recv.PresenceChange(c, relay.PresenceEntry{Ch: "room:p", Client: "c1", User: "alice"}, true, false)
+	f.recv.PresenceChange(c, relay.PresenceEntry{Ch: "room:p", Client: "c2", User: "carol", Info: []byte(`{bad`)}, true, false)
 	events, st := seen(t, w, "room:p")
 	if want := []string{`join alice {"at":"b"}`, "join bob", "join carol"}; !slices.Equal(events, want) || stats(st) != "4 users 5 clients" {
 		t.Fatalf("%v %s", events, stats(st))
@@ -382,9 +386,9 @@ func TestPresenceFromPeers(t *testing.T) {
 	f.recv.PresenceDrop(b) // alice is still on c; bob was only on b
 	// b comes back with bob on a new connection, and without alice: a
 	// sync replaces its set, so only bob joins again.
-	f.recv.PresenceSync(relay.Owner{Node: "b", Seq: 3}, []relay.PresenceEntry{{Ch: "room:p", Client: "b3", User: "bob"}})
-	f.recv.PresenceChange(c, relay.PresenceEntry{Ch: "room:p", Client: "c1", User: "alice"}, false)
-	f.recv.PresenceSync(c, nil) // c's set is now empty: carol leaves
+	f.recv.PresenceSync(relay.Owner{Node: "b", Seq: 3}, true, []relay.PresenceChannel{{Ch: "room:p", Entries: []relay.PresenceEntry{{Ch: "room:p", Client: "b3", User: "bob"}}}})
+	f.recv.PresenceChange(c, relay.PresenceEntry{Ch: "room:p", Client: "c1", User: "alice"}, false, false)
+	f.recv.PresenceSync(c, false, []relay.PresenceChannel{{Ch: "room:p"}}) // c's set of room:p is now empty: carol leaves
 	events, st = seen(t, w, "room:p")
 	if want := []string{"leave bob", "join bob", "leave alice", "leave carol"}; !slices.Equal(events, want) || stats(st) != "2 users 2 clients" {
 		t.Fatalf("%v %s", events, stats(st))
@@ -412,11 +416,11 @@ func TestPresenceTableSync(t *testing.T) {
 		}
 		return out
 	}
-	evs := tb.syncLocked(7, []relay.PresenceEntry{e("1", "ann", ""), e("2", "ben", "")}, nil)
+	evs := tb.syncChannelLocked(7, "x", []relay.PresenceEntry{e("1", "ann", ""), e("2", "ben", "")}, nil)
 	if got := names(evs); !slices.Equal(got, []string{"true ann", "true ben"}) {
 		t.Fatal(got)
 	}
-	evs = tb.syncLocked(7, []relay.PresenceEntry{e("3", "ann", ""), e("2", "ben", `"new"`)}, nil)
+	evs = tb.syncChannelLocked(7, "x", []relay.PresenceEntry{e("3", "ann", ""), e("2", "ben", `"new"`)}, nil)
 	if len(evs) != 0 || string(tb.chans["x"].users["ben"].info()) != `"new"` || tb.entries != 2 {
 		t.Fatalf("events %v, info %s, entries %d", names(evs), tb.chans["x"].users["ben"].info(), tb.entries)
 	}
@@ -453,8 +457,8 @@ func TestOnlineHooks(t *testing.T) {
 	a2 := as(t, url, "alice")
 	as(t, url, "") // anonymous connections are no user
 	bob := relay.Owner{Node: "b", Seq: 1}
-	f.recv.PresenceChange(bob, relay.PresenceEntry{Ch: onlineChannel, Client: "b1", User: "bob"}, true)
-	f.recv.PresenceChange(bob, relay.PresenceEntry{Ch: onlineChannel, Client: "b2", User: "alice"}, true)
+	f.recv.PresenceChange(bob, relay.PresenceEntry{Ch: onlineChannel, Client: "b1", User: "bob"}, true, true)
+	f.recv.PresenceChange(bob, relay.PresenceEntry{Ch: onlineChannel, Client: "b2", User: "alice"}, true, true)
 	waitFor(t, 5*time.Second, "bob online", func() bool { return log() == "+alice,+bob" })
 	if !h.Online("alice") || !h.Online("bob") || h.Online("carol") {
 		t.Fatal("Online disagrees")
