@@ -162,6 +162,9 @@ type fakeRelay struct {
 	waits     []bool        // per AwaitConfirmed call: was its deadline already past
 	// fetch, if set, answers Fetch (the peers' history)
 	fetch func(ch string, after history.Frontier) ([]history.Result, bool, error)
+	// noView: PresenceView is false, and fetchPresence answers PresenceFetch
+	noView        bool
+	fetchPresence func(ch string) ([]relay.PresenceEntry, error)
 }
 
 func newFakeRelay() *fakeRelay {

@@ -21,9 +21,15 @@ import (
 // The fake cluster records what the hub replicates.
 func (f *fakeRelay) PresenceAdd(e relay.PresenceEntry) { f.record("present", e.Ch+" "+e.User) }
 func (f *fakeRelay) PresenceRemove(ch, client string)  { f.record("absent", ch) }
-func (f *fakeRelay) PresenceView(string) bool          { return true } // it hands over every peer's entries
-func (f *fakeRelay) PresenceFetch(context.Context, string) ([]relay.PresenceEntry, error) {
-	return nil, nil
+
+// The fake hands over every peer's entries, so its view is whole, unless
+// noView; then fetchPresence answers.
+func (f *fakeRelay) PresenceView(string) bool { return !f.noView }
+func (f *fakeRelay) PresenceFetch(_ context.Context, ch string) ([]relay.PresenceEntry, error) {
+	if f.fetchPresence == nil {
+		return nil, nil
+	}
+	return f.fetchPresence(ch)
 }
 
 // roomNS is a namespace with presence and join/leave events, "quiet" one
