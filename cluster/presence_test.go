@@ -3,8 +3,11 @@ package cluster
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"runtime"
 	"slices"
 	"strings"
@@ -638,4 +641,118 @@ func TestPresenceLocalBytesPerEntry(t *testing.T) {
 	}
 	runtime.KeepAlive(entries)
 	runtime.KeepAlive(c)
+}
+
+// TestPresenceOnlyInterestedPeers: a change goes only to the peers that
+// want its channel, one frame each; a node that comes to want it holds
+// every peer's entries once its want is confirmed.
+func TestPresenceOnlyInterestedPeers(t *testing.T) {
+	nodes := startCluster(t, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	wantPresence(t, a, "room")
+	wantPresence(t, b, "room")
+	sent := func(peer string) uint64 {
+		l, _ := linkTo(a.Cluster, peer)
+		return l.PresenceSent
+	}
+	toB, toC := sent("n1"), sent("n2")
+	present(a, "room", "a1", "alice")
+	present(b, "room", "b1", "bob")
+	sameView(t, nodes[:2], "room alice,room bob", 5*time.Second)
+	if sent("n1") != toB+1 || sent("n2") != toC {
+		t.Fatalf("a sent %d frames to b and %d to c, want 1 and 0", sent("n1")-toB, sent("n2")-toC)
+	}
+	if v := c.rec.pres.view(); v != "" {
+		t.Fatalf("c, which does not want room, holds %q", v)
+	}
+	wantPresence(t, c, "room")
+	if v := c.rec.pres.view(); v != "room alice,room bob" {
+		t.Fatalf("c's view once its want is confirmed: %q", v)
+	}
+	// c no longer wants it: it drops the others' entries, and gets nothing more.
+	unsubscribe(t, c, "room")
+	if v := c.rec.pres.view(); v != "" {
+		t.Fatalf("c's view after its last unsubscribe: %q", v)
+	}
+	toC = sent("n2")
+	present(a, "room", "a2", "ann")
+	sameView(t, nodes[:2], "room alice,room ann,room bob", 5*time.Second)
+	if sent("n2") != toC || c.rec.pres.view() != "" {
+		t.Fatalf("a sent %d frames to c after it stopped wanting room; c holds %q", sent("n2")-toC, c.rec.pres.view())
+	}
+	checkAlternates(t, nodes...)
+}
+
+// TestPresenceFetch: a node that does not want a channel asks every peer
+// for its entries. A live peer it cannot reach fails the query, named; a
+// peer whose process is gone (its port refuses) is left out, with its
+// users, as its death will soon drop them everywhere.
+func TestPresenceFetch(t *testing.T) {
+	nodes := startCluster(t, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	present(a, "room", "a1", "alice")
+	present(b, "room", "b1", "bob")
+	present(b, "room", "b2", "alice")
+	ctx := context.Background()
+	got := func() (string, error) {
+		entries, err := c.presenceFetch(ctx, "room")
+		var out []string
+		for _, e := range entries {
+			out = append(out, e.Client+"="+e.User)
+		}
+		slices.Sort(out)
+		return strings.Join(out, ","), err
+	}
+	if v, err := got(); err != nil || v != "a1=alice,b1=bob,b2=alice" {
+		t.Fatalf("fetch: %q %v", v, err)
+	}
+
+	// c's link to b stays down, b a member: c dials a port that accepts
+	// and never answers (a refused dial would mark b's process gone).
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan net.Conn, 16)
+	go func() {
+		defer close(held)
+		for {
+			conn, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			held <- conn
+		}
+	}()
+	unblock := func() { // the dialer's handshake ends at once
+		silent.Close()
+		for conn := range held {
+			conn.Close()
+		}
+	}
+	defer func() {
+		if silent != nil {
+			unblock()
+		}
+	}()
+	pc := c.peer("n1")
+	good := pc.getAddr()
+	pc.update(silent.Addr().String(), false)
+	waitFor(t, 5*time.Second, "c's link to b down", func() bool { return pc.out.Load() == nil })
+	if _, err := got(); !errors.Is(err, ErrPresenceUnanswered) || !strings.Contains(err.Error(), "n1") {
+		t.Fatalf("fetch with b unreachable: %v", err)
+	}
+	pc.update(good, false)
+	unblock()
+	silent = nil
+	waitFor(t, 5*time.Second, "c's link to b back", func() bool { return pc.out.Load() != nil })
+
+	b.kill()
+	waitFor(t, 10*time.Second, "the fetch leaves the dead b out", func() bool {
+		v, err := got()
+		return err == nil && v == "a1=alice"
+	})
+	if st := c.Stats().Presence; st.QueriesFailed == 0 || a.Stats().Presence.QueriesAnswered == 0 {
+		t.Fatalf("stats: c %+v, a %+v", st, a.Stats().Presence)
+	}
 }
