@@ -756,3 +756,43 @@ func TestPresenceFetch(t *testing.T) {
 		t.Fatalf("stats: c %+v, a %+v", st, a.Stats().Presence)
 	}
 }
+
+// TestPresenceFramesPerChange measures what a presence change costs its
+// node when only some peers want the channel (BENCHMARKS.md): 5 nodes,
+// the channel wanted on n0, n1 and n2; n0 churns 1,000 changes (a join
+// and a leave in turn). Every change is one frame to each of the two
+// interested peers and nothing to the other two.
+func TestPresenceFramesPerChange(t *testing.T) {
+	nodes := startCluster(t, 5)
+	for _, n := range nodes[:3] {
+		wantPresence(t, n, "room")
+	}
+	n0 := nodes[0]
+	before := map[string]LinkStats{}
+	for _, l := range n0.Stats().Links {
+		before[l.Peer] = l
+	}
+	const changes = 1000
+	for i := range changes / 2 {
+		id := fmt.Sprintf("c%012d", i) // 13 bytes, as a hub's client id
+		present(n0, "room", id, id)
+		absent(n0, "room", id)
+	}
+	waitFor(t, 10*time.Second, "every change applied on n1 and n2", func() bool {
+		return nodes[1].rec.pres.mark() == changes && nodes[2].rec.pres.mark() == changes
+	})
+	var frames, bytes uint64
+	for _, l := range n0.Stats().Links {
+		f, b := l.PresenceSent-before[l.Peer].PresenceSent, l.PresenceBytesSent-before[l.Peer].PresenceBytesSent
+		want := uint64(0)
+		if l.Peer == "n1" || l.Peer == "n2" {
+			want = changes
+		}
+		if f != want {
+			t.Errorf("to %s: %d presence frames for %d changes, want %d", l.Peer, f, changes, want)
+		}
+		frames, bytes = frames+f, bytes+b
+	}
+	t.Logf("%d changes on n0, channel wanted on 2 of its 4 peers: %.2f presence frames and %.1f bytes per change (all links)",
+		changes, float64(frames)/changes, float64(bytes)/changes)
+}
