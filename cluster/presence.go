@@ -446,22 +446,17 @@ func (c *Cluster) settle(ch string, t relay.Ticket) {
 	}
 }
 
-// presenceView reports whether this node holds every live peer's entries
-// of ch (relay.PresenceRelay.PresenceView).
+// presenceView reports whether this node holds the view of ch its
+// subscribers were promised (relay.PresenceRelay.PresenceView): it wants
+// ch and a subscribe of it was settled, so every live peer's set had come
+// (or the wait timed out, and its subscribers got a gap). A peer that
+// joins later, or relinks, brings its set as it did for the subscribers:
+// reads here see what they see.
 func (c *Cluster) presenceView(ch string) bool {
-	peers := c.peerList()
 	c.local.mu.Lock()
 	defer c.local.mu.Unlock()
 	lc := c.local.chans[ch]
-	if lc == nil || !lc.presence {
-		return false
-	}
-	for _, p := range peers {
-		if p.presSynced[ch] < lc.seq {
-			return false
-		}
-	}
-	return true
+	return lc != nil && lc.presence && lc.settled
 }
 
 // presenceForgetLocked drops every peer's entries of ch, which this node

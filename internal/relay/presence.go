@@ -42,9 +42,10 @@ type PresenceRelay interface {
 	PresenceAdd(e PresenceEntry)
 	PresenceRemove(ch, client string)
 
-	// PresenceView reports whether this node holds the whole view of ch:
-	// it wants ch as a presence channel and every live peer's entries of
-	// it have arrived. Then the hub answers from its table.
+	// PresenceView reports whether this node holds the view of ch: it
+	// wants ch as a presence channel and a subscribe of it was confirmed
+	// (every live peer's entries had arrived) or timed out. Then the hub
+	// answers from its table, as its subscribers see it.
 	PresenceView(ch string) bool
 	// PresenceFetch asks every live peer for its own entries of ch and
 	// returns them all, or an error naming the peers that could not be
