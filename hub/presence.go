@@ -9,8 +9,9 @@ import (
 )
 
 // presenceTable is the cluster-wide presence this node knows: the entries
-// of its own clients (owner 0) and those every peer replicated here, under
-// the peer's relay.Owner seq (docs/presence.md). Per channel it keeps each
+// of its own clients (owner 0) and those the peers replicated here on the
+// channels it has subscribers of, under the peer's relay.Owner seq
+// (docs/presence.md). Per channel it keeps each
 // user's connections wherever they are, so that a user's first connection
 // anywhere is one join and the last one gone is one leave, however many
 // tabs and nodes are involved.

@@ -276,10 +276,11 @@ func validateNamespaces(nss map[string]Namespace) error {
 
 // PresenceCounts is the presence part of Stats.
 type PresenceCounts struct {
-	Channels int `json:"channels"` // channels with someone present, cluster-wide
+	Channels int `json:"channels"` // channels with someone present, as Entries counts them
 	// Entries counts connections present on channels, cluster-wide as this
-	// node knows them (with OnUserOnline, each connection with a user once
-	// more); Local those of this node.
+	// node knows them: every node's on the channels it has subscribers of,
+	// its own on the others (with OnUserOnline, each connection with a
+	// user once more); Local those of this node.
 	Entries int    `json:"entries"`
 	Local   int    `json:"local"`
 	Peers   int    `json:"peers"`  // peers whose entries this node holds
