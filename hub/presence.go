@@ -163,8 +163,8 @@ func (t *presenceTable) countOwnerLocked(owner uint64, ch string, delta int) {
 	}
 }
 
-// supersedeLocked removes the entries of node's stays before seq.
-func (t *presenceTable) supersedeLocked(node string, seq uint64, evs []presenceEvent) []presenceEvent {
+// supersedeLocked removes the entries on ch of node's stays before seq.
+func (t *presenceTable) supersedeLocked(node string, seq uint64, ch string, evs []presenceEvent) []presenceEvent {
 	var stale []uint64
 	for owner, n := range t.nodes {
 		if n == node && owner < seq {
@@ -173,7 +173,7 @@ func (t *presenceTable) supersedeLocked(node string, seq uint64, evs []presenceE
 	}
 	slices.Sort(stale)
 	for _, owner := range stale {
-		evs = t.removeOwnerLocked(owner, func(string, string, string) bool { return true }, evs)
+		evs = t.removeOwnerLocked(owner, func(c, _, _ string) bool { return c == ch }, evs)
 	}
 	return evs
 }

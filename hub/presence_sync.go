@@ -95,19 +95,23 @@ func (r receiver) PresenceSync(o relay.Owner, full bool, chans []relay.PresenceC
 	synced := make(map[string]struct{}, len(chans))
 	for _, pc := range chans {
 		synced[pc.Ch] = struct{}{}
-		h.emitLocked(h.pres.syncChannelLocked(o.Seq, pc.Ch, pc.Entries, nil), pc.Quiet)
+		// The set first, then the earlier stays' entries of the channel
+		// go: a user in both never seems to leave.
+		evs := h.pres.syncChannelLocked(o.Seq, pc.Ch, pc.Entries, nil)
 		h.pres.ownedBy(o)
+		h.emitLocked(h.pres.supersedeLocked(o.Node, o.Seq, pc.Ch, evs), pc.Quiet)
 	}
 	if !full {
 		return
 	}
 	// Everything of o on other channels goes: it does not know this node
-	// wants them (yet), and its set of them will come.
-	evs := h.pres.removeOwnerLocked(o.Seq, func(ch, _, _ string) bool {
+	// wants them (yet), and its set of them will come (and supersede the
+	// earlier stays' entries of them, which are dropped anyway once that
+	// stay's grace is over).
+	h.emitLocked(h.pres.removeOwnerLocked(o.Seq, func(ch, _, _ string) bool {
 		_, ok := synced[ch]
 		return !ok
-	}, nil)
-	h.emitLocked(h.pres.supersedeLocked(o.Node, o.Seq, evs), false)
+	}, nil), false)
 }
 
 func (r receiver) PresenceChange(o relay.Owner, e relay.PresenceEntry, present, quiet bool) {

@@ -71,11 +71,11 @@ type PresenceChannel struct {
 // the lock that orders them with Subscribe and Unsubscribe.
 type PresenceReceiver interface {
 	// PresenceSync makes each of chans o's whole set of entries of its
-	// channel. With full, it is everything o has on the channels this node
-	// wants, sent when o's link to this node (re)opened: o's entries on any
-	// other channel go, and so do the entries of o.Node's earlier stays
-	// (lower Seq) still held, whose drop may be on its way: the node is
-	// back, and this is all it has.
+	// channel; the entries of o.Node's earlier stays (lower Seq) on those
+	// channels, whose drop may be on its way, go: the node is back, and
+	// this is all it has there. With full, chans is everything o has on
+	// the channels it knows this node wants, sent when o's link to this
+	// node (re)opened: o's entries on any other channel go too.
 	PresenceSync(o Owner, full bool, chans []PresenceChannel)
 	// PresenceChange adds (present) or removes one entry of o. A removal
 	// carries Ch, Client and User only. quiet is as in PresenceChannel.
