@@ -625,3 +625,42 @@ func TestPresenceWithSince(t *testing.T) {
 		t.Fatalf("events %v", events)
 	}
 }
+
+// TestPresenceSupersedePerChannel: a node back under a new stay (its drop
+// pending) brings its sets one channel at a time; each supersedes the old
+// stay's entries of its own channel only, so its users never seem to
+// leave, and the old stay's drop takes what no set replaced.
+func TestPresenceSupersedePerChannel(t *testing.T) {
+	f := newFakeRelay()
+	close(f.release)
+	_, url := presenceHub(t, func(cfg *Config) { cfg.Cluster = f })
+	w := as(t, url, "w")
+	subscribe(t, w, `{"op":"sub","ch":"room:p","id":1}`)
+	subscribe(t, w, `{"op":"sub","ch":"room:q","id":2}`)
+	old, back := relay.Owner{Node: "b", Seq: 1}, relay.Owner{Node: "b", Seq: 2}
+	entry := func(ch, client, user string) relay.PresenceEntry {
+		return relay.PresenceEntry{Ch: ch, Client: client, User: user}
+	}
+	f.recv.PresenceSync(old, true, []relay.PresenceChannel{
+		{Ch: "room:p", Entries: []relay.PresenceEntry{entry("room:p", "b1", "alice")}},
+		{Ch: "room:q", Entries: []relay.PresenceEntry{entry("room:q", "b1", "alice")}},
+	})
+	seen(t, w, "room:p")
+	// Back: its full set does not know room:p and room:q are wanted yet;
+	// then room:p's set comes, with alice on a new connection.
+	f.recv.PresenceSync(back, true, nil)
+	f.recv.PresenceSync(back, false, []relay.PresenceChannel{{Ch: "room:p", Entries: []relay.PresenceEntry{entry("room:p", "b2", "alice")}}})
+	if events, st := seen(t, w, "room:p"); len(events) != 0 || stats(st) != "2 users 2 clients" {
+		t.Fatalf("room:p: %v %s; want no event, w and alice", events, stats(st))
+	}
+	if events, st := seen(t, w, "room:q"); len(events) != 0 || stats(st) != "2 users 2 clients" {
+		t.Fatalf("room:q before the old stay's drop: %v %s", events, stats(st))
+	}
+	f.recv.PresenceDrop(old) // room:q had no set from the new stay: alice leaves there only
+	if events, st := seen(t, w, "room:q"); !slices.Equal(events, []string{"leave alice"}) || stats(st) != "1 users 1 clients" {
+		t.Fatalf("room:q after the drop: %v %s", events, stats(st))
+	}
+	if events, st := seen(t, w, "room:p"); len(events) != 0 || stats(st) != "2 users 2 clients" {
+		t.Fatalf("room:p after the drop: %v %s", events, stats(st))
+	}
+}
