@@ -30,6 +30,24 @@ type subWaits struct {
 	mu      sync.Mutex
 	queue   []subWait // oldest first
 	running bool      // a waiter goroutine owns the queue
+
+	// unconfirmed counts, per channel, the subscribes still waiting for
+	// the cluster: a gap is not sent for them, since nothing was promised
+	// yet (a gap emitted before the ack covers only losses before it).
+	// Guarded by the session's mu, not by this mu.
+	unconfirmed map[string]int
+}
+
+// waitQueue returns s's waiting subscribes, made at the first call. Only
+// the session's reader calls it (awaitInterest), so the store cannot race
+// another; the waiter goroutine loads what it stored.
+func (s *session) waitQueue() *subWaits {
+	q := s.waits.Load()
+	if q == nil {
+		q = new(subWaits)
+		s.waits.Store(q)
+	}
+	return q
 }
 
 type subWait struct {
@@ -94,11 +112,12 @@ func (h *Hub) awaitInterest(s *session, req request, t relay.Ticket, start time.
 		return
 	}
 	req.data = nil // points into the frame, which is the transport's
+	q := s.waitQueue()
 	// Counted before it is queued: the waiter may settle it at once.
 	s.waiting.Add(1)
 	s.setPending(req.ch, 1)
 	w := subWait{req: req, t: t, since: time.Now(), start: start}
-	queued, run := s.waits.push(w, h.live().MaxSubscriptions+maxExtraWaits)
+	queued, run := q.push(w, h.live().MaxSubscriptions+maxExtraWaits)
 	if !queued {
 		s.setPending(req.ch, -1)
 		s.waiting.Add(-1)
@@ -119,18 +138,19 @@ func (h *Hub) awaitInterest(s *session, req request, t relay.Ticket, start time.
 // within two timeouts however many wait, not one timeout after another.
 func (h *Hub) ackWaits(s *session) {
 	defer h.wg.Done()
+	q := s.waits.Load() // stored before this goroutine started
 	for {
-		w, ok := s.waits.head()
+		w, ok := q.head()
 		if !ok {
 			return
 		}
 		began := time.Now()
 		err := h.relay.AwaitConfirmed(h.ctx, w.req.ch, w.t)
 		if err == nil || h.ctx.Err() != nil {
-			h.settle(s, s.waits.take(time.Time{}), err)
+			h.settle(s, q.take(time.Time{}), err)
 			continue
 		}
-		late := s.waits.take(began)
+		late := q.take(began)
 		h.settle(s, late[:1], err)
 		due, cancel := context.WithDeadline(h.ctx, began)
 		for i := 1; i < len(late); i++ {

@@ -18,29 +18,31 @@ type session struct {
 	conn   *transport.Conn
 	client Client
 
-	// mu guards subs, closed and unconfirmed. Lock order: session.mu, then
-	// the registry's lock, then the cluster's (relay calls).
+	// mu guards subs, closed and waits' unconfirmed. Lock order:
+	// session.mu, then the registry's lock, then the cluster's (relay
+	// calls).
 	mu     sync.Mutex
 	subs   []sub // the channels this session is in, for O(subs) release
 	closed bool  // OnClose began: no more subscriptions
-	// unconfirmed counts, per channel, the subscribes still waiting for
-	// the cluster: a gap is not sent for them, since nothing was promised
-	// yet (a gap emitted before the ack covers only losses before it).
-	unconfirmed map[string]int
 
 	waiting atomic.Int32 // subscribes waiting for the cluster's confirmation
 	tasks   atomic.Int32 // recoveries and history reads running
-	waits   subWaits     // those subscribes, for their waiter (await.go)
-	sec     sessionSecurity
+	// waits holds those subscribes for their waiter (await.go). Made at
+	// the first one that waits: most sessions never do, and an idle
+	// connection's memory is mostly this struct (BENCHMARKS.md).
+	waits atomic.Pointer[subWaits]
+	sec   sessionSecurity
 }
 
 // sub is one of a session's subscriptions, with the cluster ticket a
-// repeated sub waits for. c is nil while the subscription recovers from a
-// position: it is not a live subscriber of the channel yet.
+// repeated sub waits for. While it recovers from a position it is not a
+// live subscriber of the channel yet: c is then a channel of its own,
+// outside the registry, that only names it. Kept small: an idle
+// connection has one.
 type sub struct {
-	ch      string
 	c       *channel
 	t       relay.Ticket
+	live    bool // c is the registry's channel (reg.add)
 	present bool // it made the session present on the channel (presence_sync.go)
 }
 
@@ -65,18 +67,18 @@ func (s *session) OnClose(err error) {
 	s.subs = nil
 	s.hub.metrics.subscriptions.Add(-int64(len(subs)))
 	for _, sb := range subs {
-		if sb.c != nil {
+		if sb.live {
 			s.hub.reg.remove(sb.c, s)
 		}
-		s.hub.relay.Unsubscribe(sb.ch)
+		s.hub.relay.Unsubscribe(sb.c.name)
 		if sb.present {
-			s.hub.presenceLeave(s, sb.ch)
+			s.hub.presenceLeave(s, sb.c.name)
 		}
 	}
 	s.mu.Unlock()
 	for _, sb := range subs {
-		s.hub.histRef(sb.ch, -1)
-		s.hub.events.unsubscribed(&s.client, sb.ch)
+		s.hub.histRef(sb.c.name, -1)
+		s.hub.events.unsubscribed(&s.client, sb.c.name)
 	}
 	s.hub.untrackSession(s)
 	s.hub.onlineClosed(s)
@@ -134,14 +136,16 @@ func (s *session) joinLocked(ch string, recovering bool, info []byte) (t relay.T
 		return 0, false, errSubLimit
 	}
 	var c *channel
-	if !recovering {
+	if recovering {
+		c = &channel{name: ch}
+	} else {
 		c = s.hub.reg.add(ch, s)
 	}
 	t, confirmed := s.hub.relay.Subscribe(ch, s.hub.presenceOn(ch))
 	if confirmed {
 		t = 0
 	}
-	s.subs = append(s.subs, sub{ch: ch, c: c, t: t, present: s.hub.presenceOn(ch)})
+	s.subs = append(s.subs, sub{c: c, t: t, live: !recovering, present: s.hub.presenceOn(ch)})
 	if s.subs[len(s.subs)-1].present {
 		s.hub.presenceJoin(s, ch, info)
 	}
@@ -156,10 +160,10 @@ func (s *session) live(ch string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i := s.find(ch)
-	if i < 0 || s.closed || s.subs[i].c != nil {
+	if i < 0 || s.closed || s.subs[i].live {
 		return false
 	}
-	s.subs[i].c = s.hub.reg.add(ch, s)
+	s.subs[i].c, s.subs[i].live = s.hub.reg.add(ch, s), true
 	return true
 }
 
@@ -179,12 +183,12 @@ func (s *session) leaveLocked(ch string) bool {
 	if i < 0 {
 		return false
 	}
-	c, present := s.subs[i].c, s.subs[i].present
+	c, live, present := s.subs[i].c, s.subs[i].live, s.subs[i].present
 	last := len(s.subs) - 1
 	s.subs[i] = s.subs[last]
 	s.subs[last] = sub{}
 	s.subs = s.subs[:last]
-	if c != nil {
+	if live {
 		s.hub.reg.remove(c, s)
 	}
 	s.hub.relay.Unsubscribe(ch)
@@ -205,7 +209,7 @@ func (s *session) subscribed(ch string) bool {
 // find returns the index of ch in subs, or -1. Caller holds mu.
 func (s *session) find(ch string) int {
 	for i, sb := range s.subs {
-		if sb.ch == ch {
+		if sb.c.name == ch {
 			return i
 		}
 	}
@@ -337,15 +341,16 @@ func (s *session) send(frame []byte) {
 }
 
 // setPending counts a subscribe of ch waiting for (+1) or done with (-1)
-// the cluster's confirmation.
+// the cluster's confirmation. Only called once waits exists.
 func (s *session) setPending(ch string, delta int) {
+	q := s.waits.Load()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.unconfirmed == nil {
-		s.unconfirmed = make(map[string]int)
+	if q.unconfirmed == nil {
+		q.unconfirmed = make(map[string]int)
 	}
-	if s.unconfirmed[ch] += delta; s.unconfirmed[ch] <= 0 {
-		delete(s.unconfirmed, ch)
+	if q.unconfirmed[ch] += delta; q.unconfirmed[ch] <= 0 {
+		delete(q.unconfirmed, ch)
 	}
 }
 
@@ -354,9 +359,10 @@ func (s *session) confirmedOn(ch string) bool {
 	if s.waiting.Load() == 0 {
 		return true
 	}
+	q := s.waits.Load() // not nil: something waited
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.unconfirmed[ch] == 0
+	return q.unconfirmed[ch] == 0
 }
 
 func quoteForReason(s string) string {
