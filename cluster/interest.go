@@ -24,8 +24,10 @@ type localInterest struct {
 }
 
 type localChan struct {
-	seq  uint64 // the add that made this node want the channel
-	refs int
+	seq uint64 // the add that made this node want the channel
+	// refs: local subscribers. int32 keeps the struct at 16 bytes: a node
+	// of idle clients each on a channel of its own has one per client.
+	refs int32
 	// presence: peers send their entries of it (presence.go). settled: a
 	// subscribe of this add was confirmed (or timed out), so its ack may
 	// have gone out: from then on remote changes are events.
