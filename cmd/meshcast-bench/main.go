@@ -125,9 +125,17 @@ func cmdFanout(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var asJSON bool
 	fs.IntVar(&cfg.Subs, "subs", 3000, "subscribers of the channel")
 	fs.IntVar(&cfg.Pubs, "pubs", 3, "publishers; the rate is spread evenly over them")
-	var pubURLs string
+	var pubURLs, serverPIDs string
+	fs.StringVar(&serverPIDs, "server-pids", "", "comma-separated server PIDs: each step reports their CPU per delivery")
 	fs.StringVar(&pubURLs, "pub-urls", "", "comma-separated URLs for the publishers, round-robin (default: --urls); e.g. subscribers on other nodes than the publisher")
 	return runFanoutCLI(ctx, fs, &cfg, &urls, &asJSON, args, stdout, stderr, func() error {
+		for _, p := range splitList(serverPIDs) {
+			n, err := strconv.Atoi(p)
+			if err != nil {
+				return fmt.Errorf("bad pid %q: %w", p, err)
+			}
+			cfg.ServerPIDs = append(cfg.ServerPIDs, n)
+		}
 		var err error
 		if pubURLs != "" {
 			cfg.PubURLs, err = parseURLs(pubURLs)
