@@ -206,6 +206,9 @@ func (w *worker) runSubscriber(s *subscriber, release func()) {
 			w.deliver(s, msg)
 		case kindAck:
 			w.markAcked(s, c, release)
+			if w.cfg.Reader == readerEpoll && w.handOff(s, c) {
+				return
+			}
 		case kindErr:
 			if !s.isAcked() {
 				w.subErrs.Add(1)
@@ -250,8 +253,12 @@ func (w *worker) lostConn(s *subscriber, _ error) {
 
 // deliver is the per-message hot path: scan, classify, count, record.
 func (w *worker) deliver(s *subscriber, msg []byte) {
+	w.deliverAt(s, msg, time.Now().UnixNano())
+}
+
+// deliverAt is deliver for a message read at now (unix nanoseconds).
+func (w *worker) deliverAt(s *subscriber, msg []byte, now int64) {
 	t, seq, p, ok := scanPayload(msg)
-	now := time.Now().UnixNano()
 	s.mu.Lock()
 	if !ok {
 		s.cnt.foreign++

@@ -53,7 +53,12 @@ type setupCmd struct {
 	DialConc    int      `json:"dialConc"`
 	DialTimeout int64    `json:"dialTimeoutMs"`
 	AckTimeout  int64    `json:"ackTimeoutMs"`
+	Reader      string   `json:"reader,omitempty"` // readerEpoll, or a goroutine per subscriber
 }
+
+// readerEpoll: subscribers, once acknowledged, are read by one epoll loop
+// per worker process instead of a goroutine each (rawread_linux.go).
+const readerEpoll = "epoll"
 
 type runCmd struct {
 	Step    int     `json:"step"`
