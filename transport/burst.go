@@ -34,9 +34,19 @@ var burstPool = sync.Pool{New: func() any { return new(burst) }}
 // every shared writer at once, in chunks, so a burst uses all the writers
 // from its first write and costs no queue per connection; the others
 // (busy) get it queued behind what they have, coalescing as Send does.
-// Connections without a file descriptor (TLS) are always queued. conns is
+// Connections without a file descriptor (TLS) are always queued. While the
+// writers are still busy (an earlier burst being written, connections
+// waiting on the ready list) every connection is queued instead: a frame
+// written alone at once costs a write that, under load, would have carried
+// several frames, and the fan-out's throughput depends on that. conns is
 // only read during the call; the frame must not be modified afterwards.
 func (s *Server) Burst(conns []*Conn, frame []byte) {
+	if s.bursting.Load() > 0 || s.ready.waiting() {
+		for _, c := range conns {
+			_ = c.Send(frame) // its errors say the connection is closing, as Burst's caller knows
+		}
+		return
+	}
 	var b *burst
 	for _, c := range conns {
 		if !c.sendOrClaim(frame) {
@@ -54,6 +64,7 @@ func (s *Server) Burst(conns []*Conn, frame []byte) {
 	chunks := (len(b.conns) + burstChunk - 1) / burstChunk
 	n := min(chunks, s.cfg.Writers)
 	b.working.Store(int32(n))
+	s.bursting.Add(1)
 	s.ready.pushBurst(b, n)
 }
 
@@ -105,6 +116,7 @@ func (s *Server) writeBurst(b *burst, w *rawWriter) {
 	}
 	s.stats.writes.Add(writes)
 	if b.working.Add(-1) == 0 {
+		s.bursting.Add(-1)
 		clear(b.conns)
 		b.conns, b.frame = b.conns[:0], nil
 		b.next.Store(0)

@@ -375,3 +375,26 @@ func benchBurst(b *testing.B, burst bool, nconns, size int) {
 	b.ReportMetric(float64(el.Microseconds())/float64(b.N), "µs/burst")
 	b.ReportMetric(float64(el.Nanoseconds())/float64(b.N)/float64(nconns), "ns/delivery")
 }
+
+// TestBurstDoesNotClaimBusy: a connection a writer is flushing is never
+// claimed for a direct write (it would put the frame before, or in the
+// middle of, what is being written); the frame is queued behind.
+func TestBurstDoesNotClaimBusy(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, testConfig(false), false)
+	c := e.dial()
+	conn := e.conns(1)[0]
+	// Stand in for a writer that owns the flush.
+	conn.mu.Lock()
+	conn.writing = true
+	conn.mu.Unlock()
+	if conn.sendOrClaim(sourcedFrame(0, 0, 10)) {
+		t.Fatal("claimed a connection being written")
+	}
+	// Idle once more with a frame queued: the owner requeues it, as
+	// batchDone's caller does.
+	e.srv.ready.push(conn)
+	if counts, _, err := readSourced(c, 1, 1); err != nil || counts[0] != 1 {
+		t.Fatalf("got %v, %v", counts, err)
+	}
+}

@@ -37,8 +37,10 @@
 // written straight from the frame; the claimed ones are written in chunks
 // by every shared writer at once, woken together, so a burst uses all the
 // writers from its first write. Busy connections get the frame queued,
-// coalescing as with Send; the same rules (order per connection, the queue
-// bound, close frame last) hold on both paths.
+// coalescing as with Send, and so does every connection while the writers
+// are still busy with earlier writes (under load a write should carry
+// several frames); the same rules (order per connection, the queue bound,
+// close frame last) hold on both paths.
 //
 // # Keepalive
 //

@@ -27,6 +27,13 @@ func (q *connQueue) push(c *Conn) {
 	q.cond.Signal()
 }
 
+// waiting reports whether connections wait on the queue.
+func (q *connQueue) waiting() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.head < len(q.items)
+}
+
 // pushBurst queues b for n writers and wakes them.
 func (q *connQueue) pushBurst(b *burst, n int) {
 	q.mu.Lock()
