@@ -136,7 +136,7 @@ func cfFrame(n int) []byte {
 	return b
 }
 
-// receive is the per-frame work of a subscriber's reader for Centrifugo:
+// cfReceive is the per-frame work of a subscriber's reader for Centrifugo:
 // split, classify, and find the payload's fields.
 func cfReceive(p protocol, frame []byte) (n int) {
 	for rest := frame; len(rest) > 0; {
@@ -164,17 +164,27 @@ func TestCentrifugoReceiveAllocs(t *testing.T) {
 }
 
 // BenchmarkCentrifugoReceive: CPU per delivery of the protocol part of the
-// receive path (frame reading and counting are shared with meshcast's).
+// receive path (frame reading and counting are shared), with meshcast's v1
+// frame for scale.
 func BenchmarkCentrifugoReceive(b *testing.B) {
-	for _, n := range []int{1, 16} {
-		frame := cfFrame(n)
-		var p protocol = protoCentrifugo{}
-		b.Run(map[int]string{1: "1-per-frame", 16: "16-per-frame"}[n], func(b *testing.B) {
+	v1 := []byte(`{"op":"msg","ch":"bench","data":`)
+	v1 = append(appendPayload(v1, time.Now().UnixNano(), 1, 1, 100), '}')
+	for _, c := range []struct {
+		name  string
+		p     protocol
+		frame []byte
+		n     int
+	}{
+		{"centrifugo-1-per-frame", protoCentrifugo{}, cfFrame(1), 1},
+		{"centrifugo-16-per-frame", protoCentrifugo{}, cfFrame(16), 16},
+		{"meshcast-v1", protoV1{}, v1, 1},
+	} {
+		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				cfReceive(p, frame)
+				cfReceive(c.p, c.frame)
 			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/delivery")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*c.n), "ns/delivery")
 		})
 	}
 }
