@@ -103,7 +103,7 @@ func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 var systemNotes = map[string]string{
 	sysSocketIO:   "socket.io + @socket.io/redis-adapter + redis (peer/package-lock.json, peer/peer.sh)",
-	sysCentrifugo: "Centrifugo (peer/centrifugo.sh: go install, peer/centrifugo.json): memory engine on 1 node, Redis engine on 3",
+	sysCentrifugo: "Centrifugo (peer/centrifugo.sh: go install of $CF_VERSION, default v6.9.1; peer/centrifugo.json): memory engine on 1 node, Redis engine on 3",
 }
 
 // parseSystems checks a --systems list: known names, each once.
