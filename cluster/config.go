@@ -20,7 +20,12 @@ import (
 // in the welcome (handshake.go).
 // Version 4: history frames (13-16) and presence frames (20-21); a version
 // 3 node would close the link on the first one.
-const ProtocolVersion uint8 = 4
+// Version 5: presence goes only to the peers that want the channel: an
+// interest add (and snapshot) says which channels are presence channels,
+// and is answered with the acceptor's entries of them (frame 22, which
+// replaces the whole-presence frame 21); presence queries (23-24). A
+// version 4 node would wait for presence that never comes.
+const ProtocolVersion uint8 = 5
 
 // Config configures a Cluster. Zero fields get the defaults of DefaultConfig;
 // the config is not changed after New.

@@ -35,8 +35,13 @@ const (
 
 // Presence (presence.go); only append here too.
 const (
-	framePresence     frameType = 20 // dialer's presence changed: an entry added or removed
-	framePresenceSnap frameType = 21 // dialer's whole presence, right after its interest snapshot (chunked)
+	framePresence frameType = 20 // dialer's presence on a channel the acceptor wants changed: an entry added or removed
+	_             frameType = 21 // protocol 4: the dialer's whole presence; retired
+	// dialer's entries of channels the acceptor wants (chunked): at link-up
+	// all of them, and one channel when the acceptor comes to want it
+	framePresenceChans  frameType = 22
+	framePresenceQuery  frameType = 23 // dialer asks for the acceptor's own entries of a channel
+	framePresenceAnswer frameType = 24 // acceptor -> dialer: the answer to a query (chunked)
 )
 
 // headerLen is the length prefix; the prefix counts the type byte and body.
@@ -154,6 +159,9 @@ func decodeMsg(body []byte, v any) (err error) {
 type interestMsg struct {
 	Ch  string `msgpack:"c"`
 	Seq uint64 `msgpack:"s"`
+	// Presence: ch is a presence channel; the acceptor answers the add
+	// with its entries of ch (presence.go).
+	Presence bool `msgpack:"p,omitempty"`
 }
 
 type snapshotMsg struct {
@@ -166,6 +174,8 @@ type snapshotMsg struct {
 	// Fresh: the dialer's process had published nothing before this link
 	// came up, so its absence cost the acceptor nothing.
 	Fresh bool `msgpack:"f,omitempty"`
+	// Pres lists the presence channels among Chs, as interestMsg.Presence.
+	Pres []string `msgpack:"p,omitempty"`
 }
 
 // ackMsg is an ack (acceptor -> dialer) or a mark (dialer -> acceptor).
@@ -211,42 +221,63 @@ type gapMsg struct {
 // channel, so it must be cheap. Any msgpack library decodes it as
 // interestMsg (a 2-entry map, keys "c" and "s").
 func interestFrame(t frameType, ch string, seq uint64) []byte {
+	return interestFrameAs(t, ch, seq, false)
+}
+
+// interestFrameAs is interestFrame with Presence set when presence is.
+func interestFrameAs(t frameType, ch string, seq uint64, presence bool) []byte {
 	size := headerLen + 1 + 1 + 2 + strHeaderLen(len(ch)) + len(ch) + 2 + 9
+	keys := byte(0x82)
+	if presence {
+		size += 3
+		keys = 0x83
+	}
 	b := make([]byte, headerLen, size)
 	binary.BigEndian.PutUint32(b, uint32(size-headerLen))
-	b = append(b, byte(t), 0x82, 0xa1, 'c')
+	b = append(b, byte(t), keys, 0xa1, 'c')
 	b = appendStr(b, ch)
 	b = append(b, 0xa1, 's', 0xcf)
-	return binary.BigEndian.AppendUint64(b, seq)
+	b = binary.BigEndian.AppendUint64(b, seq)
+	if presence {
+		b = append(b, 0xa1, 'p', 0xc3)
+	}
+	return b
 }
 
 // snapshotFrames encodes the interest set as chunks that each fit in a frame
 // of max bytes; the last chunk has Done set. Every chunk carries seq, the
 // dialer's epoch and whether it is fresh.
-func snapshotFrames(chs []string, head snapshotMsg, max int) ([][]byte, error) {
+func snapshotFrames(chs []string, pres map[string]bool, head snapshotMsg, max int) ([][]byte, error) {
 	var frames [][]byte
 	budget := max / 2 // headroom for msgpack overhead
-	var chunk []string
+	var chunk, presChunk []string
 	size := 0
 	flush := func(done bool) error {
 		m := head
-		m.Chs, m.Done = chunk, done
+		m.Chs, m.Pres, m.Done = chunk, presChunk, done
 		f, err := encodeMsg(frameSnapshot, m)
 		if err != nil {
 			return err
 		}
 		frames = append(frames, f)
-		chunk, size = nil, 0
+		chunk, presChunk, size = nil, nil, 0
 		return nil
 	}
 	for _, ch := range chs {
-		if size+len(ch)+8 > budget && len(chunk) > 0 {
+		n := len(ch) + 8
+		if pres[ch] {
+			n *= 2 // named twice
+		}
+		if size+n > budget && len(chunk) > 0 {
 			if err := flush(false); err != nil {
 				return nil, err
 			}
 		}
 		chunk = append(chunk, ch)
-		size += len(ch) + 8
+		if pres[ch] {
+			presChunk = append(presChunk, ch)
+		}
+		size += n
 	}
 	if err := flush(true); err != nil {
 		return nil, err

@@ -71,7 +71,7 @@ func TestSnapshotChunks(t *testing.T) {
 	for i := range 2000 {
 		chs = append(chs, strings.Repeat("x", 50)+string(rune('a'+i%26))+strings.Repeat("y", i%7))
 	}
-	frames, err := snapshotFrames(chs, snapshotMsg{Seq: 42, Epoch: 7, Fresh: true}, minFrameSize)
+	frames, err := snapshotFrames(chs, nil, snapshotMsg{Seq: 42, Epoch: 7, Fresh: true}, minFrameSize)
 	if err != nil || len(frames) < 2 {
 		t.Fatalf("%d frames, %v", len(frames), err)
 	}
@@ -133,7 +133,7 @@ func decodeAll(b []byte, bufSize int) {
 func FuzzDecodeFrame(f *testing.F) {
 	pub := publishFrame("room", []byte("hello"), "")
 	add := interestFrame(frameAdd, "room", 3)
-	snaps, _ := snapshotFrames([]string{"a", "b"}, snapshotMsg{Seq: 9, Epoch: 1}, minFrameSize)
+	snaps, _ := snapshotFrames([]string{"a", "b"}, nil, snapshotMsg{Seq: 9, Epoch: 1}, minFrameSize)
 	ack, _ := encodeMsg(frameAck, ackMsg{Seq: 9})
 	gap, _ := encodeMsg(frameGap, gapMsg{Chs: []string{"room"}})
 	stamped := append(stampedHead("room", []byte("hi"), "c1", &relay.Stamp{Stream: 7, Seq: 2, Time: 99}), "hi"...)

@@ -236,8 +236,12 @@ func (ic *inConn) handle(t frameType, body []byte) error {
 		p.interestRcv.Add(1)
 		if t == frameAdd {
 			ic.add(m.Ch)
+			if m.Presence {
+				ic.presenceWanted(map[string]uint64{m.Ch: m.Seq}) // before the ack
+			}
 		} else {
 			ic.remove(m.Ch)
+			ic.presenceUnwanted(m.Ch, nil)
 		}
 		ic.ack(m.Seq)
 		return nil
@@ -309,6 +313,17 @@ func (ic *inConn) snapshot(m snapshotMsg) {
 		ic.incoming[ch] = struct{}{}
 		ic.add(ch)
 	}
+	if ic.pres.wantPres == nil {
+		ic.pres.wantPres = make(map[string]struct{}, len(m.Pres))
+	}
+	if len(m.Pres) > 0 {
+		tags := make(map[string]uint64, len(m.Pres))
+		for _, ch := range m.Pres {
+			ic.pres.wantPres[ch] = struct{}{}
+			tags[ch] = m.Seq
+		}
+		ic.presenceWanted(tags) // presence.go
+	}
 	if !m.Done {
 		return
 	}
@@ -317,7 +332,8 @@ func (ic *inConn) snapshot(m snapshotMsg) {
 			ic.remove(ch)
 		}
 	}
-	ic.incoming = nil
+	ic.presenceUnwanted("", ic.pres.wantPres)
+	ic.incoming, ic.pres.wantPres = nil, nil
 	if !ic.synced {
 		ic.synced = true
 		ic.p.c.inboundSynced(ic.p, m.Epoch, m.Fresh)

@@ -26,6 +26,10 @@ type localInterest struct {
 type localChan struct {
 	seq  uint64 // the add that made this node want the channel
 	refs int
+	// presence: peers send their entries of it (presence.go). settled: a
+	// subscribe of this add was confirmed (or timed out), so its ack may
+	// have gone out: from then on remote changes are events.
+	presence, settled bool
 }
 
 // interestTable maps a channel to the peers interested in it. Slices are
@@ -146,23 +150,29 @@ func (c *Cluster) livePeers() int {
 	return n
 }
 
-// subscribe counts one more local subscriber of ch; the first tells every
-// connected peer. It returns the seq of the add in force.
-func (c *Cluster) subscribe(ch string) relay.Ticket {
+// subscribe counts one more local subscriber of ch, not a presence
+// channel (subscribeAs).
+func (c *Cluster) subscribe(ch string) relay.Ticket { return c.subscribeAs(ch, false) }
+
+// subscribeAs counts one more local subscriber of ch; the first tells
+// every connected peer, and whether ch is a presence channel. It returns
+// the seq of the add in force.
+func (c *Cluster) subscribeAs(ch string, presence bool) relay.Ticket {
 	c.local.mu.Lock()
 	defer c.local.mu.Unlock()
 	lc := c.local.chans[ch]
 	if lc == nil {
 		c.local.seq++
-		lc = &localChan{seq: c.local.seq}
+		lc = &localChan{seq: c.local.seq, presence: presence}
 		c.local.chans[ch] = lc
-		c.sendControlLocked(interestFrame(frameAdd, ch, lc.seq), lc.seq)
+		c.sendControlLocked(interestFrameAs(frameAdd, ch, lc.seq, presence), lc.seq)
 	}
 	lc.refs++
 	return relay.Ticket(lc.seq)
 }
 
-// unsubscribe counts one fewer; the last tells every connected peer.
+// unsubscribe counts one fewer; the last tells every connected peer, and
+// on a presence channel drops the peers' entries of it (presence.go).
 func (c *Cluster) unsubscribe(ch string) {
 	c.local.mu.Lock()
 	defer c.local.mu.Unlock()
@@ -176,6 +186,9 @@ func (c *Cluster) unsubscribe(ch string) {
 	delete(c.local.chans, ch)
 	c.local.seq++
 	c.sendControlLocked(interestFrame(frameRemove, ch, c.local.seq), c.local.seq)
+	if lc.presence {
+		c.presenceForgetLocked(ch)
+	}
 }
 
 // sendControlLocked queues control frame f, of interest seq, on every
@@ -226,13 +239,17 @@ func (c *Cluster) linkUp(p *peer, oc *outConn) error {
 		return errDraining
 	}
 	chs := make([]string, 0, len(c.local.chans))
-	for ch := range c.local.chans {
+	pres := make(map[string]bool)
+	for ch, lc := range c.local.chans {
 		chs = append(chs, ch)
+		if lc.presence {
+			pres[ch] = true
+		}
 	}
 	head := snapshotMsg{Seq: c.local.seq, Epoch: c.epoch, Fresh: !c.published.Load()}
-	frames, err := snapshotFrames(chs, head, c.cfg.MaxFrameSize)
+	frames, err := snapshotFrames(chs, pres, head, c.cfg.MaxFrameSize)
 	if err == nil {
-		frames, err = c.withPresenceLocked(frames) // presence.go
+		frames, err = c.withPresenceLocked(p, frames) // presence.go
 	}
 	if err != nil {
 		return err
@@ -247,31 +264,53 @@ func (c *Cluster) linkUp(p *peer, oc *outConn) error {
 }
 
 // confirmed reports whether every live peer has acknowledged t.
-func (c *Cluster) confirmed(t relay.Ticket) bool {
+func (c *Cluster) confirmed(t relay.Ticket) bool { return c.confirmedOn("", t) }
+
+// confirmedOn reports whether every live peer has acknowledged t of ch
+// and, if t is the add in force of a presence channel, sent its entries
+// of it (presence.go). That settles the add.
+func (c *Cluster) confirmedOn(ch string, t relay.Ticket) bool {
 	for _, p := range c.peerList() {
-		if acked, _, gone := p.ackState(); !gone && acked < uint64(t) {
+		if ok, _, _ := c.peerConfirms(p, ch, t); !ok {
 			return false
 		}
 	}
+	c.settle(ch, t)
 	return true
 }
 
-// confirmedOrLate is confirmed for a subscribe of ch, except that a peer
-// whose link to it broke (it was linked before) does not hold it up: it
-// cannot confirm until the link is back, and it then reports a gap on ch
-// (addLate), as its death would. A new peer is waited for: its first link
-// comes up in a round trip, and it serves only once linked.
+// peerConfirms reports whether p has acknowledged t (and sent its entries
+// of ch, for the add in force of a presence channel), or is gone; changed
+// is closed when that may have changed. It is read before the entries, so
+// that their arrival in between closes it.
+func (c *Cluster) peerConfirms(p *peer, ch string, t relay.Ticket) (ok bool, changed <-chan struct{}, acked bool) {
+	seq, changed, gone := p.ackState()
+	if gone {
+		return true, changed, true
+	}
+	acked = seq >= uint64(t)
+	return acked && c.presenceSynced(p, ch, t), changed, acked
+}
+
+// confirmedOrLate is confirmedOn for a subscribe of ch, except that a
+// peer whose link to it broke (it was linked before) does not hold it up:
+// it cannot confirm until the link is back, and it then reports a gap on
+// ch (addLate), as its death would. A new peer is waited for: its first
+// link comes up in a round trip, and it serves only once linked.
 func (c *Cluster) confirmedOrLate(t relay.Ticket, ch string) bool {
 	ok := true
 	for _, p := range c.peerList() {
-		acked, _, gone := p.ackState()
+		confirms, _, _ := c.peerConfirms(p, ch, t)
 		switch {
-		case gone || acked >= uint64(t):
+		case confirms:
 		case p.out.Load() == nil && p.reconnects.Load() > 0:
 			p.addLate(uint64(t), ch)
 		default:
 			ok = false
 		}
+	}
+	if ok {
+		c.settle(ch, t)
 	}
 	return ok
 }
@@ -285,11 +324,11 @@ func (c *Cluster) awaitConfirmed(ctx context.Context, ch string, t relay.Ticket)
 	defer timer.Stop()
 	for _, p := range c.peerList() {
 		for {
-			acked, changed, gone := p.ackState()
-			if gone || acked >= uint64(t) {
+			ok, changed, acked := c.peerConfirms(p, ch, t)
+			if ok {
 				break
 			}
-			if p.out.Load() == nil && p.reconnects.Load() > 0 {
+			if !acked && p.out.Load() == nil && p.reconnects.Load() > 0 {
 				p.addLate(uint64(t), ch) // its link broke: it reports a gap when back
 				break
 			}
@@ -305,14 +344,22 @@ func (c *Cluster) awaitConfirmed(ctx context.Context, ch string, t relay.Ticket)
 			return c.interestTimedOut(ch, t)
 		}
 	}
+	c.settle(ch, t)
 	return nil
 }
 
+// interestTimedOut settles t (its subscribers are acked now, with a gap)
+// and names the peers that did not confirm it. A peer that acked it but
+// has not sent its entries of a presence channel yet needs no late note:
+// its entries, when they come, are events (joins) for the subscribers.
 func (c *Cluster) interestTimedOut(ch string, t relay.Ticket) error {
+	c.settle(ch, t)
 	var late []string
 	for _, p := range c.peerList() {
-		if acked, _, gone := p.ackState(); !gone && acked < uint64(t) {
-			p.addLate(uint64(t), ch)
+		if ok, _, acked := c.peerConfirms(p, ch, t); !ok {
+			if !acked {
+				p.addLate(uint64(t), ch)
+			}
 			late = append(late, p.name)
 		}
 	}
@@ -341,15 +388,15 @@ func (r clusterRelay) Publish(ch string, data []byte, except string, st *relay.S
 func (r clusterRelay) Fetch(ctx context.Context, ch string, after history.Frontier, budget int) ([]history.Result, bool, error) {
 	return r.c.fetch(ctx, ch, after, budget)
 }
-func (r clusterRelay) Subscribe(ch string) (relay.Ticket, bool) {
-	t := r.c.subscribe(ch)
+func (r clusterRelay) Subscribe(ch string, presence bool) (relay.Ticket, bool) {
+	t := r.c.subscribeAs(ch, presence)
 	return t, r.c.confirmedOrLate(t, ch)
 }
-func (r clusterRelay) Unsubscribe(ch string)              { r.c.unsubscribe(ch) }
-func (r clusterRelay) Confirmed(t relay.Ticket) bool      { return r.c.confirmed(t) }
-func (r clusterRelay) Standing() error                    { return r.c.standing() }
-func (r clusterRelay) Ready(ctx context.Context) error    { return r.c.ready(ctx) }
-func (r clusterRelay) Shutdown(ctx context.Context) error { return r.c.Shutdown(ctx) }
+func (r clusterRelay) Unsubscribe(ch string)                    { r.c.unsubscribe(ch) }
+func (r clusterRelay) Confirmed(ch string, t relay.Ticket) bool { return r.c.confirmedOn(ch, t) }
+func (r clusterRelay) Standing() error                          { return r.c.standing() }
+func (r clusterRelay) Ready(ctx context.Context) error          { return r.c.ready(ctx) }
+func (r clusterRelay) Shutdown(ctx context.Context) error       { return r.c.Shutdown(ctx) }
 func (r clusterRelay) AwaitConfirmed(ctx context.Context, ch string, t relay.Ticket) error {
 	return r.c.awaitConfirmed(ctx, ch, t)
 }

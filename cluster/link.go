@@ -210,6 +210,13 @@ func (oc *outConn) handleAck(t frameType, body []byte) error {
 		}
 		oc.p.c.fetches.answer(&m)
 		return nil
+	case framePresenceAnswer:
+		var m presenceAnswerMsg
+		if err := decodeMsg(body, &m); err != nil {
+			return err
+		}
+		oc.p.c.pres.queries.answer(&m)
+		return nil
 	}
 	return fmt.Errorf("%w: type %d on an outbound link", errMalformed, t)
 }

@@ -49,7 +49,14 @@ type peer struct {
 	interestSent, interestRcv atomic.Uint64
 	drops, dropsDown          atomic.Uint64
 	reconnects                atomic.Uint64
-	interested                atomic.Int64 // channels this peer is interested in
+	interested                atomic.Int64  // channels this peer is interested in
+	presSent, presSentBytes   atomic.Uint64 // presence frames queued for it (presence.go)
+
+	// Presence (presence.go), guarded by Cluster.local.mu. presWants: the
+	// presence channels it wants from us, each with the seq of its interest
+	// message that said so (the tag of the sets we send it). presSynced:
+	// the presence channels we want whose set it sent us, with the tag.
+	presWants, presSynced map[string]uint64
 
 	mu      sync.Mutex
 	addr    string        // peer-link address from metadata
@@ -75,7 +82,8 @@ const maxLate = 1024
 func newPeer(c *Cluster, name, addr string) *peer {
 	ctx, cancel := context.WithCancel(c.ctx)
 	p := &peer{c: c, name: name, ctx: ctx, cancel: cancel, addr: addr, ackWait: make(chan struct{}),
-		kick: make(chan struct{}, 1), wants: make(map[string]struct{}), owner: c.pres.owners.Add(1)}
+		kick: make(chan struct{}, 1), wants: make(map[string]struct{}), owner: c.pres.owners.Add(1),
+		presWants: make(map[string]uint64), presSynced: make(map[string]uint64)}
 	p.state.Store(linkConnecting)
 	return p
 }
@@ -179,6 +187,14 @@ func (p *peer) resetAcked() {
 	defer p.mu.Unlock()
 	p.acked = 0
 	p.broadcastLocked()
+}
+
+// wake tells those waiting for the peer's confirmation to look again.
+func (p *peer) wake() {
+	p.mu.Lock()
+	p.broadcastLocked()
+	p.mu.Unlock()
+	signal(p.c.linkEvent)
 }
 
 func (p *peer) broadcastLocked() {

@@ -1,6 +1,12 @@
 package cluster
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -8,31 +14,50 @@ import (
 )
 
 // Presence replication (docs/presence.md). Each node is the only
-// authority on its own clients' presence. It sends its entries to every
-// peer on its outbound links: the whole set right after the interest
-// snapshot when a link opens, then each change, in order with everything
-// else on the link. A change that does not fit the link's queue resets
-// the link, like an interest message, and the new link's snapshot
-// repairs what was lost. A peer's entries arrive on its link to us and
-// go to the hub under the peer's relay.Owner; the hub drops them when the
-// peer says bye, and when it is gone (declared dead, or left) once its
-// reader has ended, so no call about that stay of it can follow.
+// authority on its own clients' presence, and sends its entries of a
+// channel only to the peers that want the channel as a presence channel
+// (their interest add carries a presence flag):
+//
+//   - When a peer comes to want ch (its add, or its interest snapshot),
+//     we queue on our link to it our entries of ch, tagged with the seq of
+//     that interest message; later changes of ch follow on the same link,
+//     so order holds. When our link to it opens, it starts with our
+//     entries of every channel it wants (a full set).
+//   - Both happen under local.mu, as does every change we send, so a
+//     change is either in a set or after it on the link.
+//   - The peer applies a set of ch only if it still wants ch with an add no
+//     later than the tag, and a change of ch only once it has applied such
+//     a set: anything of an earlier want (in flight when it unsubscribed
+//     and subscribed again) is ignored, and the new set replaces it. It
+//     checks and applies under its own local.mu, which its unsubscribe
+//     takes too, so no entry of a channel it no longer wants survives.
+//   - A sub of a presence channel is confirmed only once every live peer
+//     has sent its set for that add (confirmedOn): the interest ack comes
+//     back on our own link, the set on the peer's, and they may cross.
+//
+// A change or set that does not fit a link's queue resets the link, like
+// an interest message, and the new link's full set repairs what was lost.
+// A node that does not want ch holds nothing of it: queries there ask
+// every live peer for its own entries (presenceFetch).
 
-// localPresence is this node's own entries: what a link's snapshot
-// carries. entries is guarded by Cluster.local.mu, which orders changes
-// with the snapshot of a link coming up (linkUp), as it does interest.
+// localPresence is this node's own entries: what sets and answers carry.
+// entries and count are guarded by Cluster.local.mu.
 type localPresence struct {
-	entries map[presenceKey]presenceVal
+	entries map[string]map[string]presenceVal // channel -> client -> entry
+	count   int
 
 	owners atomic.Uint64 // the last relay.Owner seq handed out (peer.owner)
 
-	// counters for Stats
-	sent, sentBytes         atomic.Uint64 // frames and bytes queued on outbound links (one per peer)
-	received, receivedBytes atomic.Uint64
-	syncs, drops            atomic.Uint64 // snapshots applied, owners dropped
-}
+	queries presenceQueries
 
-type presenceKey struct{ ch, client string }
+	// counters for Stats
+	sent, sentBytes         atomic.Uint64 // frames and bytes queued on outbound links (one per interested peer)
+	received, receivedBytes atomic.Uint64
+	syncs, drops            atomic.Uint64 // sets applied, owners dropped
+	ignored                 atomic.Uint64 // changes and sets of channels no longer (or not yet) wanted
+	asked, askFailed        atomic.Uint64 // queries this node sent to its peers, and those not answered whole
+	answered                atomic.Uint64 // queries of peers this node answered
+}
 
 type presenceVal struct {
 	user string
@@ -49,29 +74,55 @@ type presenceMsg struct {
 	Gone   bool   `msgpack:"g,omitempty"`
 }
 
-// presenceSnapMsg is a chunk of the dialer's whole presence; the entries
-// of every chunk up to the one with Done replace what it had before.
-type presenceSnapMsg struct {
-	Entries []presenceItem `msgpack:"m"`
-	Done    bool           `msgpack:"d"`
+// presenceChansMsg is a chunk of a set: the dialer's entries of some
+// channels, each tagged with the acceptor's interest seq it answers. A
+// channel's entries may span chunks; the set is applied at Done. Full:
+// sent when the link opened, it holds every channel the dialer knows the
+// acceptor wants.
+type presenceChansMsg struct {
+	Chans []presenceSection `msgpack:"c"`
+	Done  bool              `msgpack:"d"`
+	Full  bool              `msgpack:"f,omitempty"`
+}
+
+type presenceSection struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Ch       string
+	Seq      uint64
+	Entries  []presenceItem
 }
 
 type presenceItem struct {
 	_msgpack struct{} `msgpack:",as_array"`
-	Ch       string
 	Client   string
 	User     string
 	Info     []byte
 }
 
-// presenceIn is what an inbound link's reader keeps of a snapshot in
-// progress.
-type presenceIn struct {
-	incoming []relay.PresenceEntry
-	syncing  bool
+// presenceQueryMsg asks the acceptor for its own entries of Ch.
+type presenceQueryMsg struct {
+	ID uint64 `msgpack:"i"`
+	Ch string `msgpack:"c"`
 }
 
-// presenceAdd records a local entry and sends it to every linked peer.
+// presenceAnswerMsg is a chunk of the answer to a query; Done on the last.
+type presenceAnswerMsg struct {
+	ID      uint64         `msgpack:"i"`
+	Entries []presenceItem `msgpack:"m"`
+	Done    bool           `msgpack:"d"`
+}
+
+// presenceIn is what an inbound link's reader keeps of a set in progress.
+type presenceIn struct {
+	secs    []presenceSection
+	syncing bool
+	// wantPres collects the presence channels of an interest snapshot in
+	// progress (the peer's wants, as the acceptor of its link).
+	wantPres map[string]struct{}
+}
+
+// presenceAdd records a local entry and sends it to the peers that want
+// its channel.
 func (c *Cluster) presenceAdd(e relay.PresenceEntry) {
 	f, err := encodeMsg(framePresence, presenceMsg{Ch: e.Ch, Client: e.Client, User: e.User, Info: e.Info})
 	if err != nil {
@@ -81,84 +132,175 @@ func (c *Cluster) presenceAdd(e relay.PresenceEntry) {
 	c.local.mu.Lock()
 	defer c.local.mu.Unlock()
 	if c.pres.entries == nil {
-		c.pres.entries = make(map[presenceKey]presenceVal)
+		c.pres.entries = make(map[string]map[string]presenceVal)
 	}
-	c.pres.entries[presenceKey{e.Ch, e.Client}] = presenceVal{e.User, e.Info}
-	c.sendPresenceLocked(f)
+	m := c.pres.entries[e.Ch]
+	if m == nil {
+		m = make(map[string]presenceVal)
+		c.pres.entries[e.Ch] = m
+	}
+	if _, ok := m[e.Client]; !ok {
+		c.pres.count++
+	}
+	m[e.Client] = presenceVal{e.User, e.Info}
+	c.sendPresenceLocked(e.Ch, f)
 }
 
-// presenceRemove takes a local entry back and tells every linked peer.
+// presenceRemove takes a local entry back and tells the peers that want
+// its channel.
 func (c *Cluster) presenceRemove(ch, client string) {
 	c.local.mu.Lock()
 	defer c.local.mu.Unlock()
-	k := presenceKey{ch, client}
-	v, ok := c.pres.entries[k]
+	m := c.pres.entries[ch]
+	v, ok := m[client]
 	if !ok {
 		return
 	}
-	delete(c.pres.entries, k)
+	delete(m, client)
+	if len(m) == 0 {
+		delete(c.pres.entries, ch)
+	}
+	c.pres.count--
 	f, err := encodeMsg(framePresence, presenceMsg{Ch: ch, Client: client, User: v.user, Gone: true})
 	if err != nil {
 		c.log.Error("presence change not encoded", "err", err)
 		return
 	}
-	c.sendPresenceLocked(f)
+	c.sendPresenceLocked(ch, f)
 }
 
-// sendPresenceLocked queues f on every linked peer, counting it. Caller
-// holds local.mu.
-func (c *Cluster) sendPresenceLocked(f []byte) {
+// sendPresenceLocked queues f, a change of ch, on the link of every peer
+// that wants ch. Caller holds local.mu.
+func (c *Cluster) sendPresenceLocked(ch string, f []byte) {
 	for _, p := range c.peerList() {
+		if _, ok := p.presWants[ch]; !ok {
+			continue
+		}
 		if oc := p.out.Load(); oc != nil {
 			oc.pushControl(f)
-			c.pres.sent.Add(1)
-			c.pres.sentBytes.Add(uint64(len(f)))
+			c.countPresenceSent(p, f)
 		}
 	}
 }
 
-// withPresenceLocked appends the presence snapshot to the frames a new
-// link opens with. Caller holds local.mu.
-func (c *Cluster) withPresenceLocked(frames [][]byte) ([][]byte, error) {
-	items := make([]presenceItem, 0, len(c.pres.entries))
-	for k, v := range c.pres.entries {
-		items = append(items, presenceItem{Ch: k.ch, Client: k.client, User: v.user, Info: v.info})
+func (c *Cluster) countPresenceSent(p *peer, fs ...[]byte) {
+	for _, f := range fs {
+		c.pres.sent.Add(1)
+		c.pres.sentBytes.Add(uint64(len(f)))
+		p.presSent.Add(1)
+		p.presSentBytes.Add(uint64(len(f)))
 	}
-	snap, err := presenceSnapFrames(items, c.cfg.MaxFrameSize)
+}
+
+// sectionsLocked are this node's entries of chs, each tagged with its seq
+// in tags. Caller holds local.mu.
+func (c *Cluster) sectionsLocked(tags map[string]uint64) []presenceSection {
+	secs := make([]presenceSection, 0, len(tags))
+	for ch, seq := range tags {
+		m := c.pres.entries[ch]
+		items := make([]presenceItem, 0, len(m))
+		for client, v := range m {
+			items = append(items, presenceItem{Client: client, User: v.user, Info: v.info})
+		}
+		secs = append(secs, presenceSection{Ch: ch, Seq: seq, Entries: items})
+	}
+	return secs
+}
+
+// withPresenceLocked appends to the frames a new link to p opens with our
+// entries of every channel p wants (a full set). Caller holds local.mu.
+func (c *Cluster) withPresenceLocked(p *peer, frames [][]byte) ([][]byte, error) {
+	set, err := presenceChansFrames(c.sectionsLocked(p.presWants), true, c.cfg.MaxFrameSize)
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range snap {
-		c.pres.sent.Add(1)
-		c.pres.sentBytes.Add(uint64(len(f)))
-	}
-	return append(frames, snap...), nil
+	c.countPresenceSent(p, set...)
+	return append(frames, set...), nil
 }
 
-// presenceSnapFrames chunks items into frames of about max/2 bytes at
-// most; the last has Done set (an empty set is one empty chunk).
-func presenceSnapFrames(items []presenceItem, max int) ([][]byte, error) {
-	var frames [][]byte
-	flush := func(chunk []presenceItem, done bool) error {
-		f, err := encodeMsg(framePresenceSnap, presenceSnapMsg{Entries: chunk, Done: done})
-		if err == nil {
-			frames = append(frames, f)
-		}
-		return err
+// presenceWanted records, as the acceptor of p's link, that p wants the
+// presence channels of tags (each with the seq of the interest message
+// that says so), and queues our entries of them on our link to p. When
+// that link is down, the full set it opens with carries them.
+func (ic *inConn) presenceWanted(tags map[string]uint64) {
+	p, c := ic.p, ic.p.c
+	c.local.mu.Lock()
+	defer c.local.mu.Unlock()
+	for ch, seq := range tags {
+		p.presWants[ch] = seq
 	}
+	oc := p.out.Load()
+	if oc == nil {
+		return
+	}
+	set, err := presenceChansFrames(c.sectionsLocked(tags), false, c.cfg.MaxFrameSize)
+	if err != nil {
+		c.log.Error("presence set not encoded; resetting link", "peer", p.name, "err", err)
+		oc.close()
+		return
+	}
+	oc.pushControl(set...)
+	c.countPresenceSent(p, set...)
+}
+
+// presenceUnwanted records that p no longer wants ch (or, with keep, any
+// presence channel not in keep): nothing of it goes to p any more.
+func (ic *inConn) presenceUnwanted(ch string, keep map[string]struct{}) {
+	p, c := ic.p, ic.p.c
+	c.local.mu.Lock()
+	defer c.local.mu.Unlock()
+	if keep == nil {
+		delete(p.presWants, ch)
+		return
+	}
+	for ch := range p.presWants {
+		if _, ok := keep[ch]; !ok {
+			delete(p.presWants, ch)
+		}
+	}
+}
+
+// presenceChansFrames chunks secs into frames of about max/2 bytes at
+// most; the last has Done set (an empty set is one empty chunk).
+func presenceChansFrames(secs []presenceSection, full bool, max int) ([][]byte, error) {
+	var frames [][]byte
+	var chunk []presenceSection
 	budget := max / 2 // headroom for msgpack overhead
-	start, size := 0, 0
-	for i, it := range items {
-		n := len(it.Ch) + len(it.Client) + len(it.User) + len(it.Info) + 16
-		if size+n > budget && i > start {
-			if err := flush(items[start:i], false); err != nil {
+	size := 0
+	flush := func(done bool) error {
+		f, err := encodeMsg(framePresenceChans, presenceChansMsg{Chans: chunk, Done: done, Full: full})
+		if err != nil {
+			return err
+		}
+		frames = append(frames, f)
+		chunk, size = nil, 0
+		return nil
+	}
+	for _, sec := range secs {
+		head := len(sec.Ch) + 16
+		if size+head > budget && len(chunk) > 0 {
+			if err := flush(false); err != nil {
 				return nil, err
 			}
-			start, size = i, 0
 		}
-		size += n
+		cur := presenceSection{Ch: sec.Ch, Seq: sec.Seq}
+		size += head
+		for _, it := range sec.Entries {
+			n := len(it.Client) + len(it.User) + len(it.Info) + 8
+			if size+n > budget && (len(cur.Entries) > 0 || len(chunk) > 0) {
+				chunk = append(chunk, cur)
+				if err := flush(false); err != nil {
+					return nil, err
+				}
+				cur = presenceSection{Ch: sec.Ch, Seq: sec.Seq}
+				size = head
+			}
+			cur.Entries = append(cur.Entries, it)
+			size += n
+		}
+		chunk = append(chunk, cur)
 	}
-	if err := flush(items[start:], true); err != nil {
+	if err := flush(true); err != nil {
 		return nil, err
 	}
 	return frames, nil
@@ -179,11 +321,10 @@ func (ic *inConn) handlePresence(t frameType, body []byte) (ok bool, err error) 
 		}
 		c.pres.received.Add(1)
 		c.pres.receivedBytes.Add(uint64(len(body) + headerLen + 1))
-		e := relay.PresenceEntry{Ch: m.Ch, Client: m.Client, User: m.User, Info: m.Info}
-		c.recv.PresenceChange(ic.p.presenceOwner(), e, !m.Gone)
+		ic.presenceChange(m)
 		return true, nil
-	case framePresenceSnap:
-		var m presenceSnapMsg
+	case framePresenceChans:
+		var m presenceChansMsg
 		if err := decodeMsg(body, &m); err != nil {
 			return true, err
 		}
@@ -191,28 +332,143 @@ func (ic *inConn) handlePresence(t frameType, body []byte) (ok bool, err error) 
 		c.pres.receivedBytes.Add(uint64(len(body) + headerLen + 1))
 		ic.presenceChunk(m)
 		return true, nil
+	case framePresenceQuery:
+		var m presenceQueryMsg
+		if err := decodeMsg(body, &m); err != nil {
+			return true, err
+		}
+		for _, f := range c.servePresenceQuery(m) {
+			ic.answer(f)
+		}
+		return true, nil
 	}
 	return false, nil
 }
 
-// presenceChunk collects a snapshot; its last chunk replaces the peer's
-// entries at the hub.
-func (ic *inConn) presenceChunk(m presenceSnapMsg) {
+// presenceChange applies a change of the peer's, if this node wants its
+// channel and holds the peer's set of it for the add in force.
+func (ic *inConn) presenceChange(m presenceMsg) {
+	p, c := ic.p, ic.p.c
+	c.local.mu.Lock()
+	defer c.local.mu.Unlock()
+	lc := c.local.chans[m.Ch]
+	if lc == nil || !lc.presence || p.presSynced[m.Ch] < lc.seq {
+		c.pres.ignored.Add(1) // of an earlier want; the set of this one replaces it
+		return
+	}
+	e := relay.PresenceEntry{Ch: m.Ch, Client: m.Client, User: m.User, Info: m.Info}
+	c.recv.PresenceChange(p.presenceOwner(), e, !m.Gone, !lc.settled)
+}
+
+// presenceChunk collects a set; at its last chunk the channels this node
+// still wants, with an add no later than their tag, replace the peer's
+// entries of them at the hub.
+func (ic *inConn) presenceChunk(m presenceChansMsg) {
 	in := &ic.pres
 	if !in.syncing {
-		in.incoming, in.syncing = make([]relay.PresenceEntry, 0, len(m.Entries)), true
+		in.secs, in.syncing = nil, true
 	}
-	for _, it := range m.Entries {
-		in.incoming = append(in.incoming, relay.PresenceEntry{Ch: it.Ch, Client: it.Client, User: it.User, Info: it.Info})
+	for _, sec := range m.Chans {
+		if n := len(in.secs); n > 0 && in.secs[n-1].Ch == sec.Ch && in.secs[n-1].Seq == sec.Seq {
+			in.secs[n-1].Entries = append(in.secs[n-1].Entries, sec.Entries...)
+			continue
+		}
+		in.secs = append(in.secs, sec)
 	}
 	if !m.Done {
 		return
 	}
-	entries := in.incoming
-	*in = presenceIn{}
-	c := ic.p.c
+	secs := in.secs
+	in.secs, in.syncing = nil, false
+	ic.applyPresenceSet(secs, m.Full)
+}
+
+func (ic *inConn) applyPresenceSet(secs []presenceSection, full bool) {
+	p, c := ic.p, ic.p.c
+	c.local.mu.Lock()
+	defer c.local.mu.Unlock()
+	chans := make([]relay.PresenceChannel, 0, len(secs))
+	accepted := make(map[string]struct{}, len(secs))
+	for _, sec := range secs {
+		lc := c.local.chans[sec.Ch]
+		if _, dup := accepted[sec.Ch]; dup || lc == nil || !lc.presence || sec.Seq < lc.seq {
+			c.pres.ignored.Add(1)
+			continue
+		}
+		accepted[sec.Ch] = struct{}{}
+		p.presSynced[sec.Ch] = sec.Seq
+		entries := make([]relay.PresenceEntry, len(sec.Entries))
+		for i, it := range sec.Entries {
+			entries[i] = relay.PresenceEntry{Ch: sec.Ch, Client: it.Client, User: it.User, Info: it.Info}
+		}
+		chans = append(chans, relay.PresenceChannel{Ch: sec.Ch, Entries: entries, Quiet: !lc.settled})
+	}
+	if full {
+		for ch := range p.presSynced {
+			if _, ok := accepted[ch]; !ok {
+				delete(p.presSynced, ch) // it does not know we want ch yet: wait for its set
+			}
+		}
+	}
 	c.pres.syncs.Add(1)
-	c.recv.PresenceSync(ic.p.presenceOwner(), entries)
+	if full || len(chans) > 0 {
+		c.recv.PresenceSync(p.presenceOwner(), full, chans)
+	}
+	p.wake() // subscribes waiting for this set
+}
+
+// presenceSynced reports whether p has sent its set of ch for t, when t
+// is the add in force of a presence channel (otherwise there is nothing
+// to wait for).
+func (c *Cluster) presenceSynced(p *peer, ch string, t relay.Ticket) bool {
+	if ch == "" {
+		return true
+	}
+	c.local.mu.Lock()
+	defer c.local.mu.Unlock()
+	lc := c.local.chans[ch]
+	if lc == nil || !lc.presence || lc.seq != uint64(t) {
+		return true
+	}
+	return p.presSynced[ch] >= lc.seq
+}
+
+// settle marks the add t of ch settled: a subscribe of it is acked, so
+// from now on peers' changes of ch are events.
+func (c *Cluster) settle(ch string, t relay.Ticket) {
+	if ch == "" {
+		return
+	}
+	c.local.mu.Lock()
+	defer c.local.mu.Unlock()
+	if lc := c.local.chans[ch]; lc != nil && lc.seq == uint64(t) {
+		lc.settled = true
+	}
+}
+
+// presenceView reports whether this node holds the view of ch its
+// subscribers were promised (relay.PresenceRelay.PresenceView): it wants
+// ch and a subscribe of it was settled, so every live peer's set had come
+// (or the wait timed out, and its subscribers got a gap). A peer that
+// joins later, or relinks, brings its set as it did for the subscribers:
+// reads here see what they see.
+func (c *Cluster) presenceView(ch string) bool {
+	c.local.mu.Lock()
+	defer c.local.mu.Unlock()
+	lc := c.local.chans[ch]
+	return lc != nil && lc.presence && lc.settled
+}
+
+// presenceForgetLocked drops every peer's entries of ch, which this node
+// no longer wants: they would go stale. Caller holds local.mu, so no set
+// or change of ch is applied in between.
+func (c *Cluster) presenceForgetLocked(ch string) {
+	for _, p := range c.peerList() {
+		delete(p.presSynced, ch)
+	}
+	if c.recv != nil {
+		c.recv.PresenceForget(ch)
+	}
 }
 
 // presenceBye drops the entries of a peer that said goodbye: it is
@@ -226,8 +482,8 @@ func (ic *inConn) presenceBye() {
 // before they are dropped. When a partition heals, memberlist merges the
 // other side's stale view and may declare a healthy member dead for a
 // moment; if it is back and synced within the delay, its new stay's
-// snapshot supersedes this one's entries and its users never seem to
-// leave. It is well under the second the issue allows past detection.
+// set supersedes this one's entries and its users never seem to leave.
+// It is well under the second the issue allows past detection.
 const presenceDropDelay = 500 * time.Millisecond
 
 // presenceGone drops, after presenceDropDelay, the entries of a peer that
@@ -255,22 +511,198 @@ func (c *Cluster) presenceGone(p *peer) {
 	}()
 }
 
+// Queries of a channel this node does not want.
+
+// ErrPresenceUnanswered: a peer could not be asked for its entries of a
+// channel, or did not answer in time, so the view would miss its members.
+var ErrPresenceUnanswered = errors.New("cluster: no presence answer from every node")
+
+// presenceQueries are the queries this node sent and waits answers for.
+type presenceQueries struct {
+	mu      sync.Mutex
+	next    uint64
+	waiting map[uint64]*presenceAsk
+}
+
+type presenceAsk struct {
+	id      uint64
+	ch      string
+	entries []relay.PresenceEntry
+	done    chan struct{} // closed at the answer's last chunk
+}
+
+// presenceFetch asks every live peer for its own entries of ch and waits
+// for all of them, at most InterestTimeout. A peer whose process is known
+// gone (a dial refused) is not asked: its users go once memberlist
+// declares it dead. Any other peer without a link, or that does not
+// answer in time, fails the query, naming it.
+func (c *Cluster) presenceFetch(ctx context.Context, ch string) ([]relay.PresenceEntry, error) {
+	c.pres.asked.Add(1)
+	asks := make(map[string]*presenceAsk)
+	qs := &c.pres.queries
+	defer func() {
+		for _, a := range asks {
+			qs.close(a.id)
+		}
+	}()
+	var missing []string
+	for _, p := range c.peerList() {
+		if p.crashed.Load() {
+			continue
+		}
+		oc := p.out.Load()
+		if oc == nil {
+			missing = append(missing, p.name+" (no link)")
+			continue
+		}
+		a := qs.open(ch)
+		f, err := encodeMsg(framePresenceQuery, presenceQueryMsg{ID: a.id, Ch: ch})
+		if err != nil || !oc.q.pushAll([][]byte{f}) {
+			qs.close(a.id)
+			missing = append(missing, p.name+" (link busy)")
+			continue
+		}
+		asks[p.name] = a
+	}
+	var entries []relay.PresenceEntry
+	if len(missing) == 0 {
+		timer := time.NewTimer(c.cfg.InterestTimeout)
+		defer timer.Stop()
+		expired := false
+		for _, name := range slices.Sorted(mapKeys(asks)) {
+			a := asks[name]
+			if !expired {
+				select {
+				case <-a.done:
+				case <-timer.C:
+					expired = true
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
+			select {
+			case <-a.done:
+				entries = append(entries, a.entries...)
+			default:
+				missing = append(missing, name)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		c.pres.askFailed.Add(1)
+		slices.Sort(missing)
+		return nil, fmt.Errorf("%w: %s", ErrPresenceUnanswered, strings.Join(missing, ", "))
+	}
+	return entries, nil
+}
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+func (qs *presenceQueries) open(ch string) *presenceAsk {
+	qs.mu.Lock()
+	defer qs.mu.Unlock()
+	if qs.waiting == nil {
+		qs.waiting = make(map[uint64]*presenceAsk)
+	}
+	qs.next++
+	a := &presenceAsk{id: qs.next, ch: ch, done: make(chan struct{})}
+	qs.waiting[a.id] = a
+	return a
+}
+
+func (qs *presenceQueries) close(id uint64) {
+	qs.mu.Lock()
+	delete(qs.waiting, id)
+	qs.mu.Unlock()
+}
+
+// answer adds a chunk of a peer's answer to the query that asked; a late
+// one finds nobody and is dropped.
+func (qs *presenceQueries) answer(m *presenceAnswerMsg) {
+	qs.mu.Lock()
+	defer qs.mu.Unlock()
+	a := qs.waiting[m.ID]
+	if a == nil {
+		return
+	}
+	for _, it := range m.Entries {
+		a.entries = append(a.entries, relay.PresenceEntry{Ch: a.ch, Client: it.Client, User: it.User, Info: it.Info})
+	}
+	if m.Done {
+		delete(qs.waiting, m.ID)
+		close(a.done)
+	}
+}
+
+// servePresenceQuery answers a peer's query with this node's own entries
+// of the channel, in chunks.
+func (c *Cluster) servePresenceQuery(m presenceQueryMsg) [][]byte {
+	c.pres.answered.Add(1)
+	c.local.mu.Lock()
+	src := c.pres.entries[m.Ch]
+	items := make([]presenceItem, 0, len(src))
+	for client, v := range src {
+		items = append(items, presenceItem{Client: client, User: v.user, Info: v.info})
+	}
+	c.local.mu.Unlock()
+	var frames [][]byte
+	budget := c.cfg.MaxFrameSize / 2
+	start, size := 0, 0
+	flush := func(end int, done bool) {
+		f, err := encodeMsg(framePresenceAnswer, presenceAnswerMsg{ID: m.ID, Entries: items[start:end], Done: done})
+		if err != nil {
+			// Cannot happen (strings and bytes); if it did, the asker
+			// times out and names this node.
+			c.log.Error("presence answer not encoded", "err", err)
+			return
+		}
+		frames = append(frames, f)
+	}
+	for i, it := range items {
+		n := len(it.Client) + len(it.User) + len(it.Info) + 8
+		if size+n > budget && i > start {
+			flush(i, false)
+			start, size = i, 0
+		}
+		size += n
+	}
+	flush(len(items), true)
+	return frames
+}
+
 // localPresenceCount is the number of local entries (Stats).
 func (c *Cluster) localPresenceCount() int {
 	c.local.mu.Lock()
 	defer c.local.mu.Unlock()
-	return len(c.pres.entries)
+	return c.pres.count
 }
 
 // PresenceStats counts presence replication (Stats.Presence).
 type PresenceStats struct {
-	LocalEntries  int    `json:"local_entries"` // this node's entries, sent to every peer
-	FramesSent    uint64 `json:"frames_sent"`   // changes and snapshot chunks queued, one per peer
+	LocalEntries  int    `json:"local_entries"` // this node's entries
+	FramesSent    uint64 `json:"frames_sent"`   // changes and set chunks queued, one per interested peer
 	BytesSent     uint64 `json:"bytes_sent"`    // their bytes
 	FramesRecv    uint64 `json:"frames_received"`
 	BytesRecv     uint64 `json:"bytes_received"`
-	Syncs         uint64 `json:"syncs"`          // peers' snapshots applied
+	Syncs         uint64 `json:"syncs"`          // peers' sets applied
 	OwnersDropped uint64 `json:"owners_dropped"` // peers' entries dropped (bye, death, leave)
+	// Ignored: changes and set channels of a want that ended (in flight
+	// when this node unsubscribed), replaced by the next want's set.
+	Ignored uint64 `json:"ignored"`
+	// Queries: presence reads of a channel this node does not want, which
+	// asked every peer; QueriesFailed those refused because a peer did not
+	// answer; QueriesAnswered the peers' queries this node answered.
+	Queries         uint64 `json:"queries"`
+	QueriesFailed   uint64 `json:"queries_failed"`
+	QueriesAnswered uint64 `json:"queries_answered"`
 }
 
 func (c *Cluster) presenceStats() PresenceStats {
@@ -279,7 +711,8 @@ func (c *Cluster) presenceStats() PresenceStats {
 		LocalEntries: c.localPresenceCount(),
 		FramesSent:   s.sent.Load(), BytesSent: s.sentBytes.Load(),
 		FramesRecv: s.received.Load(), BytesRecv: s.receivedBytes.Load(),
-		Syncs: s.syncs.Load(), OwnersDropped: s.drops.Load(),
+		Syncs: s.syncs.Load(), OwnersDropped: s.drops.Load(), Ignored: s.ignored.Load(),
+		Queries: s.asked.Load(), QueriesFailed: s.askFailed.Load(), QueriesAnswered: s.answered.Load(),
 	}
 }
 
@@ -287,3 +720,7 @@ func (c *Cluster) presenceStats() PresenceStats {
 
 func (r clusterRelay) PresenceAdd(e relay.PresenceEntry) { r.c.presenceAdd(e) }
 func (r clusterRelay) PresenceRemove(ch, client string)  { r.c.presenceRemove(ch, client) }
+func (r clusterRelay) PresenceView(ch string) bool       { return r.c.presenceView(ch) }
+func (r clusterRelay) PresenceFetch(ctx context.Context, ch string) ([]relay.PresenceEntry, error) {
+	return r.c.presenceFetch(ctx, ch)
+}

@@ -3,7 +3,11 @@ package cluster
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"runtime"
 	"slices"
 	"strings"
@@ -32,20 +36,37 @@ type presenceNote struct {
 	at   time.Time
 }
 
-func (r *countingReceiver) PresenceSync(relay.Owner, []relay.PresenceEntry)       {}
-func (r *countingReceiver) PresenceChange(relay.Owner, relay.PresenceEntry, bool) {}
-func (r *countingReceiver) PresenceDrop(relay.Owner)                              {}
+type presenceKey struct{ ch, client string }
 
-func (r *recorder) PresenceSync(o relay.Owner, entries []relay.PresenceEntry) {
+func (r *countingReceiver) PresenceSync(relay.Owner, bool, []relay.PresenceChannel)     {}
+func (r *countingReceiver) PresenceChange(relay.Owner, relay.PresenceEntry, bool, bool) {}
+func (r *countingReceiver) PresenceDrop(relay.Owner)                                    {}
+func (r *countingReceiver) PresenceForget(string)                                       {}
+
+func (r *recorder) PresenceSync(o relay.Owner, full bool, chans []relay.PresenceChannel) {
 	r.pres.apply(o.Seq, func(set map[presenceKey]string) {
-		clear(set)
-		for _, e := range entries {
-			set[presenceKey{e.Ch, e.Client}] = e.User
+		synced := map[string]bool{}
+		for _, pc := range chans {
+			synced[pc.Ch] = true
+		}
+		for k := range set {
+			if full || synced[k.ch] {
+				delete(set, k)
+			}
+		}
+		for _, pc := range chans {
+			for _, e := range pc.Entries {
+				set[presenceKey{e.Ch, e.Client}] = e.User
+			}
 		}
 	})
 }
 
-func (r *recorder) PresenceChange(o relay.Owner, e relay.PresenceEntry, present bool) {
+func (r *recorder) PresenceForget(ch string) {
+	r.pres.forget(ch)
+}
+
+func (r *recorder) PresenceChange(o relay.Owner, e relay.PresenceEntry, present, _ bool) {
 	r.pres.apply(o.Seq, func(set map[presenceKey]string) {
 		if present {
 			set[presenceKey{e.Ch, e.Client}] = e.User
@@ -88,6 +109,32 @@ func (m *presenceModel) apply(owner uint64, fn func(map[presenceKey]string)) {
 			m.events = append(m.events, presenceNote{"join " + k, now})
 		}
 	}
+}
+
+// forget removes every remote owner's entries of ch.
+func (m *presenceModel) forget(ch string) {
+	for owner := range m.ownersCopy() {
+		if owner == 0 {
+			continue
+		}
+		m.apply(owner, func(set map[presenceKey]string) {
+			for k := range set {
+				if k.ch == ch {
+					delete(set, k)
+				}
+			}
+		})
+	}
+}
+
+func (m *presenceModel) ownersCopy() map[uint64]bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[uint64]bool{}
+	for o := range m.owners {
+		out[o] = true
+	}
+	return out
 }
 
 func (m *presenceModel) usersLocked() map[string]bool {
@@ -173,6 +220,16 @@ func absent(n *node, ch, client string) {
 	n.presenceRemove(ch, client)
 }
 
+// wantPresence makes n want the presence channels chs, as a hub with a
+// subscriber of each does, and waits until every peer confirmed it and
+// sent its entries.
+func wantPresence(t testing.TB, n *node, chs ...string) {
+	t.Helper()
+	for _, ch := range chs {
+		await(t, n, ch, n.subscribeAs(ch, true))
+	}
+}
+
 // sameView waits until every node's view is want.
 func sameView(t testing.TB, nodes []*node, want string, within time.Duration) {
 	t.Helper()
@@ -200,6 +257,8 @@ func checkAlternates(t testing.TB, nodes ...*node) {
 func TestPresenceReplicates(t *testing.T) {
 	nodes := startCluster(t, 2)
 	a, b := nodes[0], nodes[1]
+	wantPresence(t, a, "room", "lobby")
+	wantPresence(t, b, "room", "lobby")
 	present(a, "room", "a1", "alice")
 	present(b, "room", "b1", "alice")
 	present(b, "room", "b2", "bob")
@@ -210,6 +269,11 @@ func TestPresenceReplicates(t *testing.T) {
 	cfg.Join = []string{a.gossipAddr()}
 	c := startNode(t, cfg)
 	all := append(nodes, c)
+	waitFor(t, 10*time.Second, "the late node linked", func() bool { return fullyLinked(c, 3) })
+	wantPresence(t, c, "room", "lobby")
+	if v := c.rec.pres.view(); v != "lobby bob,room alice,room bob" {
+		t.Fatalf("the late node's view once its wants are confirmed: %s", v)
+	}
 	sameView(t, all, "lobby bob,room alice,room bob", 10*time.Second)
 	absent(a, "room", "a1") // alice is still on b
 	absent(b, "lobby", "b2")
@@ -233,6 +297,9 @@ func TestPresenceReplicates(t *testing.T) {
 func TestPresenceKilledNodeLeaves(t *testing.T) {
 	nodes := startCluster(t, 3)
 	a, b, victim := nodes[0], nodes[1], nodes[2]
+	for _, n := range nodes {
+		wantPresence(t, n, "room")
+	}
 	present(a, "room", "a1", "alice")
 	present(victim, "room", "v1", "alice")
 	present(victim, "room", "v2", "vic")
@@ -265,6 +332,9 @@ func TestPresenceKilledNodeLeaves(t *testing.T) {
 func TestPresenceGracefulLeave(t *testing.T) {
 	nodes := startCluster(t, 3)
 	a, b, leaver := nodes[0], nodes[1], nodes[2]
+	for _, n := range nodes {
+		wantPresence(t, n, "room")
+	}
 	present(leaver, "room", "l1", "lee")
 	present(leaver, "room", "l2", "bob")
 	present(b, "room", "b1", "bob")
@@ -287,6 +357,7 @@ func TestPresenceGracefulLeave(t *testing.T) {
 func TestPresenceRestartReplaces(t *testing.T) {
 	nodes := startCluster(t, 2)
 	a, b := nodes[0], nodes[1]
+	wantPresence(t, a, "room")
 	present(b, "room", "old1", "alice")
 	present(b, "room", "old2", "bob")
 	present(a, "room", "a1", "bob")
@@ -311,6 +382,7 @@ func TestPresenceRestartReplaces(t *testing.T) {
 func TestPresenceLinkResetResyncs(t *testing.T) {
 	nodes := startCluster(t, 2)
 	a, b := nodes[0], nodes[1]
+	wantPresence(t, a, "room")
 	present(b, "room", "b1", "alice")
 	present(b, "room", "b2", "bob")
 	sameView(t, nodes, "room alice,room bob", 5*time.Second)
@@ -408,6 +480,9 @@ func (pt *partitionable) heal(t testing.TB) {
 func TestPresencePartitionHeals(t *testing.T) {
 	pt := startPartitionable(t)
 	a, b, c := pt.nodes[0], pt.nodes[1], pt.nodes[2]
+	for _, n := range pt.nodes {
+		wantPresence(t, n, "room")
+	}
 	present(a, "room", "a1", "ann")
 	present(a, "room", "a2", "both")
 	present(b, "room", "b1", "ben")
@@ -450,38 +525,52 @@ func TestPresencePartitionHeals(t *testing.T) {
 	}
 }
 
-// TestPresenceSnapFramesRoundTrip: a snapshot chunked to fit small frames
-// reads back as the same entries, in order, with Done only on the last.
-func TestPresenceSnapFramesRoundTrip(t *testing.T) {
-	var items []presenceItem
-	for i := range 300 {
-		items = append(items, presenceItem{Ch: fmt.Sprintf("room:%d", i%7), Client: fmt.Sprintf("c%d", i),
-			User: strings.Repeat("u", i%40), Info: []byte(fmt.Sprintf(`{"n":%d}`, i))})
+// TestPresenceSetFramesRoundTrip: a set chunked to fit small frames
+// reads back as the same channels and entries, in order, with Done only
+// on the last chunk and a big channel split across chunks.
+func TestPresenceSetFramesRoundTrip(t *testing.T) {
+	var secs []presenceSection
+	for c := range 5 {
+		sec := presenceSection{Ch: fmt.Sprintf("room:%d", c), Seq: uint64(10 + c)}
+		for i := range 60 * c {
+			sec.Entries = append(sec.Entries, presenceItem{Client: fmt.Sprintf("c%d", i),
+				User: strings.Repeat("u", i%40), Info: []byte(fmt.Sprintf(`{"n":%d}`, i))})
+		}
+		secs = append(secs, sec)
 	}
 	for _, tc := range []struct {
-		items []presenceItem
-		min   int
-	}{{nil, 1}, {items[:1], 1}, {items, 3}} {
-		frames, err := presenceSnapFrames(tc.items, minFrameSize)
+		secs []presenceSection
+		min  int
+	}{{nil, 1}, {secs[:1], 1}, {secs, 4}} {
+		frames, err := presenceChansFrames(tc.secs, true, minFrameSize)
 		if err != nil || len(frames) < tc.min {
-			t.Fatalf("%d items: %d frames, %v", len(tc.items), len(frames), err)
+			t.Fatalf("%d channels: %d frames, %v", len(tc.secs), len(frames), err)
 		}
-		var got []presenceItem
+		in := &inConn{}
+		var got []presenceSection
 		for i, f := range frames {
-			if len(f)-headerLen > minFrameSize || frameType(f[headerLen]) != framePresenceSnap {
+			if len(f)-headerLen > minFrameSize || frameType(f[headerLen]) != framePresenceChans {
 				t.Fatalf("frame %d: %d bytes, type %d", i, len(f), f[headerLen])
 			}
-			var m presenceSnapMsg
+			var m presenceChansMsg
 			if err := decodeMsg(f[headerLen+1:], &m); err != nil {
 				t.Fatal(err)
 			}
-			if m.Done != (i == len(frames)-1) {
-				t.Fatalf("frame %d of %d: done %v", i, len(frames), m.Done)
+			if m.Done != (i == len(frames)-1) || !m.Full {
+				t.Fatalf("frame %d of %d: done %v full %v", i, len(frames), m.Done, m.Full)
 			}
-			got = append(got, m.Entries...)
+			// as presenceChunk collects them
+			for _, sec := range m.Chans {
+				if n := len(in.pres.secs); n > 0 && in.pres.secs[n-1].Ch == sec.Ch {
+					in.pres.secs[n-1].Entries = append(in.pres.secs[n-1].Entries, sec.Entries...)
+					continue
+				}
+				in.pres.secs = append(in.pres.secs, sec)
+			}
 		}
-		if fmt.Sprint(got) != fmt.Sprint(tc.items) {
-			t.Fatalf("%d items read back as %d", len(tc.items), len(got))
+		got = in.pres.secs
+		if fmt.Sprint(got) != fmt.Sprint(tc.secs) {
+			t.Fatalf("%d channels read back as %d", len(tc.secs), len(got))
 		}
 	}
 }
@@ -492,18 +581,22 @@ func TestPresenceSnapFramesRoundTrip(t *testing.T) {
 func FuzzPresenceFrames(f *testing.F) {
 	add, _ := encodeMsg(framePresence, presenceMsg{Ch: "room", Client: "c1", User: "alice", Info: []byte(`{"a":1}`)})
 	gone, _ := encodeMsg(framePresence, presenceMsg{Ch: "room", Client: "c1", User: "alice", Gone: true})
-	snaps, _ := presenceSnapFrames([]presenceItem{{Ch: "room", Client: "c2", User: "bob"}}, minFrameSize)
-	all := bytes.Join([][]byte{add, snaps[0], gone}, nil)
+	sets, _ := presenceChansFrames([]presenceSection{{Ch: "room", Seq: 1, Entries: []presenceItem{{Client: "c2", User: "bob"}}}}, false, minFrameSize)
+	query, _ := encodeMsg(framePresenceQuery, presenceQueryMsg{ID: 1, Ch: "room"})
+	all := bytes.Join([][]byte{sets[0], add, gone, query}, nil)
 	f.Add(all)
 	for i := 0; i < len(all); i += 5 {
 		f.Add(all[:i])
 	}
 	f.Add([]byte{0, 0, 0, 2, byte(framePresence), 0x80})
-	f.Add([]byte{0, 0, 0, 3, byte(framePresenceSnap), 0x81, 0xa1})
+	f.Add([]byte{0, 0, 0, 3, byte(framePresenceChans), 0x81, 0xa1})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rec := &recorder{}
-		c := &Cluster{recv: rec}
-		ic := &inConn{p: &peer{c: c, name: "peer", owner: 1}}
+		c := &Cluster{recv: rec, cfg: Config{MaxFrameSize: minFrameSize}, log: slog.New(slog.DiscardHandler)}
+		c.local.chans = map[string]*localChan{"room": {seq: 1, refs: 1, presence: true, settled: true}}
+		p := &peer{c: c, name: "peer", owner: 1, ackWait: make(chan struct{}),
+			presWants: map[string]uint64{}, presSynced: map[string]uint64{}}
+		ic := &inConn{p: p, ackWake: make(chan struct{}, 1)}
 		fr := newFrameReader(bufio.NewReaderSize(bytes.NewReader(b), 64), minFrameSize)
 		for {
 			typ, body, err := fr.next()
@@ -538,8 +631,8 @@ func TestPresenceLocalBytesPerEntry(t *testing.T) {
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	if len(c.pres.entries) != len(entries) {
-		t.Fatalf("%d entries kept", len(c.pres.entries))
+	if c.pres.count != len(entries) {
+		t.Fatalf("%d entries kept", c.pres.count)
 	}
 	per := float64(after.HeapAlloc-before.HeapAlloc) / float64(len(entries))
 	t.Logf("%.0f bytes per local entry", per)
@@ -548,4 +641,158 @@ func TestPresenceLocalBytesPerEntry(t *testing.T) {
 	}
 	runtime.KeepAlive(entries)
 	runtime.KeepAlive(c)
+}
+
+// TestPresenceOnlyInterestedPeers: a change goes only to the peers that
+// want its channel, one frame each; a node that comes to want it holds
+// every peer's entries once its want is confirmed.
+func TestPresenceOnlyInterestedPeers(t *testing.T) {
+	nodes := startCluster(t, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	wantPresence(t, a, "room")
+	wantPresence(t, b, "room")
+	sent := func(peer string) uint64 {
+		l, _ := linkTo(a.Cluster, peer)
+		return l.PresenceSent
+	}
+	toB, toC := sent("n1"), sent("n2")
+	present(a, "room", "a1", "alice")
+	present(b, "room", "b1", "bob")
+	sameView(t, nodes[:2], "room alice,room bob", 5*time.Second)
+	if sent("n1") != toB+1 || sent("n2") != toC {
+		t.Fatalf("a sent %d frames to b and %d to c, want 1 and 0", sent("n1")-toB, sent("n2")-toC)
+	}
+	if v := c.rec.pres.view(); v != "" {
+		t.Fatalf("c, which does not want room, holds %q", v)
+	}
+	wantPresence(t, c, "room")
+	if v := c.rec.pres.view(); v != "room alice,room bob" {
+		t.Fatalf("c's view once its want is confirmed: %q", v)
+	}
+	// c no longer wants it: it drops the others' entries, and gets nothing more.
+	unsubscribe(t, c, "room")
+	if v := c.rec.pres.view(); v != "" {
+		t.Fatalf("c's view after its last unsubscribe: %q", v)
+	}
+	toC = sent("n2")
+	present(a, "room", "a2", "ann")
+	sameView(t, nodes[:2], "room alice,room ann,room bob", 5*time.Second)
+	if sent("n2") != toC || c.rec.pres.view() != "" {
+		t.Fatalf("a sent %d frames to c after it stopped wanting room; c holds %q", sent("n2")-toC, c.rec.pres.view())
+	}
+	checkAlternates(t, nodes...)
+}
+
+// TestPresenceFetch: a node that does not want a channel asks every peer
+// for its entries. A live peer it cannot reach fails the query, named; a
+// peer whose process is gone (its port refuses) is left out, with its
+// users, as its death will soon drop them everywhere.
+func TestPresenceFetch(t *testing.T) {
+	nodes := startCluster(t, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	present(a, "room", "a1", "alice")
+	present(b, "room", "b1", "bob")
+	present(b, "room", "b2", "alice")
+	ctx := context.Background()
+	got := func() (string, error) {
+		entries, err := c.presenceFetch(ctx, "room")
+		var out []string
+		for _, e := range entries {
+			out = append(out, e.Client+"="+e.User)
+		}
+		slices.Sort(out)
+		return strings.Join(out, ","), err
+	}
+	if v, err := got(); err != nil || v != "a1=alice,b1=bob,b2=alice" {
+		t.Fatalf("fetch: %q %v", v, err)
+	}
+
+	// c's link to b stays down, b a member: c dials a port that accepts
+	// and never answers (a refused dial would mark b's process gone).
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan net.Conn, 16)
+	go func() {
+		defer close(held)
+		for {
+			conn, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			held <- conn
+		}
+	}()
+	unblock := func() { // the dialer's handshake ends at once
+		silent.Close()
+		for conn := range held {
+			conn.Close()
+		}
+	}
+	defer func() {
+		if silent != nil {
+			unblock()
+		}
+	}()
+	pc := c.peer("n1")
+	good := pc.getAddr()
+	pc.update(silent.Addr().String(), false)
+	waitFor(t, 5*time.Second, "c's link to b down", func() bool { return pc.out.Load() == nil })
+	if _, err := got(); !errors.Is(err, ErrPresenceUnanswered) || !strings.Contains(err.Error(), "n1") {
+		t.Fatalf("fetch with b unreachable: %v", err)
+	}
+	pc.update(good, false)
+	unblock()
+	silent = nil
+	waitFor(t, 5*time.Second, "c's link to b back", func() bool { return pc.out.Load() != nil })
+
+	b.kill()
+	waitFor(t, 10*time.Second, "the fetch leaves the dead b out", func() bool {
+		v, err := got()
+		return err == nil && v == "a1=alice"
+	})
+	if st := c.Stats().Presence; st.QueriesFailed == 0 || a.Stats().Presence.QueriesAnswered == 0 {
+		t.Fatalf("stats: c %+v, a %+v", st, a.Stats().Presence)
+	}
+}
+
+// TestPresenceFramesPerChange measures what a presence change costs its
+// node when only some peers want the channel (BENCHMARKS.md): 5 nodes,
+// the channel wanted on n0, n1 and n2; n0 churns 1,000 changes (a join
+// and a leave in turn). Every change is one frame to each of the two
+// interested peers and nothing to the other two.
+func TestPresenceFramesPerChange(t *testing.T) {
+	nodes := startCluster(t, 5)
+	for _, n := range nodes[:3] {
+		wantPresence(t, n, "room")
+	}
+	n0 := nodes[0]
+	before := map[string]LinkStats{}
+	for _, l := range n0.Stats().Links {
+		before[l.Peer] = l
+	}
+	const changes = 1000
+	for i := range changes / 2 {
+		id := fmt.Sprintf("c%012d", i) // 13 bytes, as a hub's client id
+		present(n0, "room", id, id)
+		absent(n0, "room", id)
+	}
+	waitFor(t, 10*time.Second, "every change applied on n1 and n2", func() bool {
+		return nodes[1].rec.pres.mark() == changes && nodes[2].rec.pres.mark() == changes
+	})
+	var frames, bytes uint64
+	for _, l := range n0.Stats().Links {
+		f, b := l.PresenceSent-before[l.Peer].PresenceSent, l.PresenceBytesSent-before[l.Peer].PresenceBytesSent
+		want := uint64(0)
+		if l.Peer == "n1" || l.Peer == "n2" {
+			want = changes
+		}
+		if f != want {
+			t.Errorf("to %s: %d presence frames for %d changes, want %d", l.Peer, f, changes, want)
+		}
+		frames, bytes = frames+f, bytes+b
+	}
+	t.Logf("%d changes on n0, channel wanted on 2 of its 4 peers: %.2f presence frames and %.1f bytes per change (all links)",
+		changes, float64(frames)/changes, float64(bytes)/changes)
 }

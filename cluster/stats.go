@@ -91,6 +91,10 @@ type LinkStats struct {
 	Reconnects         uint64 `json:"reconnects"`
 	InterestedChannels int64  `json:"interested_channels"` // channels the peer wants from us
 	Acked              uint64 `json:"acked"`               // highest interest seq the peer acked on this link
+	// PresenceSent counts the presence frames (changes and set chunks)
+	// queued for the peer: only for channels it wants.
+	PresenceSent      uint64 `json:"presence_sent"`
+	PresenceBytesSent uint64 `json:"presence_bytes_sent"`
 }
 
 // Stats returns a snapshot of membership, links and counters.
@@ -166,6 +170,8 @@ func (p *peer) stats() LinkStats {
 		DropsLinkDown:      p.dropsDown.Load(),
 		Reconnects:         p.reconnects.Load(),
 		InterestedChannels: p.interested.Load(),
+		PresenceSent:       p.presSent.Load(),
+		PresenceBytesSent:  p.presSentBytes.Load(),
 	}
 	if oc := p.out.Load(); oc != nil {
 		ls.QueueDepth = oc.q.len()

@@ -88,7 +88,7 @@ func (q *subWaits) take(before time.Time) []subWait {
 // gap then). start is when the sub arrived (zero without an Observer),
 // for Observer.SubscribeAcked.
 func (h *Hub) awaitInterest(s *session, req request, t relay.Ticket, start time.Time) {
-	if t == 0 || h.relay.Confirmed(t) {
+	if t == 0 || h.relay.Confirmed(req.ch, t) {
 		s.ack(&req)
 		h.observeSubAck(start)
 		return

@@ -87,7 +87,7 @@ func (c *Client) Subscribe(ctx context.Context, ch string, opts ...SubscribeOpti
 	if isNew {
 		h.events.subscribed(c, ch)
 	}
-	if t == 0 || h.relay.Confirmed(t) {
+	if t == 0 || h.relay.Confirmed(ch, t) {
 		return nil
 	}
 	if err := h.relay.AwaitConfirmed(ctx, ch, t); err != nil {

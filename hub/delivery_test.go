@@ -162,6 +162,9 @@ type fakeRelay struct {
 	waits     []bool        // per AwaitConfirmed call: was its deadline already past
 	// fetch, if set, answers Fetch (the peers' history)
 	fetch func(ch string, after history.Frontier) ([]history.Result, bool, error)
+	// noView: PresenceView is false, and fetchPresence answers PresenceFetch
+	noView        bool
+	fetchPresence func(ch string) ([]relay.PresenceEntry, error)
 }
 
 func newFakeRelay() *fakeRelay {
@@ -203,13 +206,13 @@ func (f *fakeRelay) record(what, ch string) {
 	f.interest = append(f.interest, what+" "+ch)
 }
 
-func (f *fakeRelay) Subscribe(ch string) (relay.Ticket, bool) {
+func (f *fakeRelay) Subscribe(ch string, _ bool) (relay.Ticket, bool) {
 	f.record("sub", ch)
-	return 1, f.Confirmed(1)
+	return 1, f.Confirmed(ch, 1)
 }
 func (f *fakeRelay) Unsubscribe(ch string) { f.record("unsub", ch) }
 
-func (f *fakeRelay) Confirmed(relay.Ticket) bool {
+func (f *fakeRelay) Confirmed(string, relay.Ticket) bool {
 	select {
 	case <-f.release:
 		return true

@@ -80,7 +80,7 @@ func (h *Hub) Subscribe(ctx context.Context, ch string, fn func(Message), opts .
 	h.wg.Add(1)
 	go s.run(ctx)
 	if o.hasSince {
-		t, _ := h.relay.Subscribe(ch)
+		t, _ := h.relay.Subscribe(ch, h.presenceOn(ch))
 		recovered, err := h.resume(ctx, ch, lim, from, t, localTarget{s})
 		if err != nil {
 			s.Close()
@@ -93,7 +93,7 @@ func (h *Hub) Subscribe(ctx context.Context, ch string, fn func(Message), opts .
 		return s, nil
 	}
 	h.reg.addLocal(ch, s)
-	if t, confirmed := h.relay.Subscribe(ch); !confirmed {
+	if t, confirmed := h.relay.Subscribe(ch, h.presenceOn(ch)); !confirmed {
 		if err := h.relay.AwaitConfirmed(ctx, ch, t); err != nil {
 			if ctx.Err() != nil {
 				s.Close()

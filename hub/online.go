@@ -11,7 +11,8 @@ import (
 // channel onlineChannel, which the presence machinery replicates like any
 // other, so a user is online from its first connection on any node to the
 // end of its last one, node deaths included. Nodes track it only when a
-// hook is set: every node of a cluster must set them for the view to be
+// hook is set, and only those want the channel (so only they get its
+// changes): every node of a cluster must set them for the view to be
 // whole.
 
 // onlineChannel holds every connection with a user; clients cannot see it.
@@ -55,6 +56,10 @@ func (h *Hub) startOnline() {
 	if !o.enabled() {
 		return
 	}
+	// This node must hear of every node's online entries: it wants the
+	// channel as a presence channel, for good (nodes without hooks do not,
+	// and get nothing of it). No wait: the hooks are told as entries come.
+	h.relay.Subscribe(onlineChannel, true)
 	o.pending = make(map[string]struct{})
 	o.reported = make(map[string]struct{})
 	o.wake = make(chan struct{}, 1)
@@ -108,7 +113,7 @@ func (h *Hub) onlineOpened(s *session) {
 	}
 	e := relay.PresenceEntry{Ch: onlineChannel, Client: s.client.id, User: s.client.User()}
 	h.pres.mu.Lock()
-	h.emitLocked(h.pres.addLocked(0, e, nil))
+	h.emitLocked(h.pres.addLocked(0, e, nil), false)
 	h.pres.mu.Unlock()
 	h.relay.PresenceAdd(e)
 }
@@ -118,7 +123,7 @@ func (h *Hub) onlineClosed(s *session) {
 		return
 	}
 	h.pres.mu.Lock()
-	h.emitLocked(h.pres.removeLocked(0, onlineChannel, s.client.id, s.client.User(), nil))
+	h.emitLocked(h.pres.removeLocked(0, onlineChannel, s.client.id, s.client.User(), nil), false)
 	h.pres.mu.Unlock()
 	h.relay.PresenceRemove(onlineChannel, s.client.id)
 }

@@ -9,8 +9,9 @@ import (
 )
 
 // presenceTable is the cluster-wide presence this node knows: the entries
-// of its own clients (owner 0) and those every peer replicated here, under
-// the peer's relay.Owner seq (docs/presence.md). Per channel it keeps each
+// of its own clients (owner 0) and those the peers replicated here on the
+// channels it has subscribers of, under the peer's relay.Owner seq
+// (docs/presence.md). Per channel it keeps each
 // user's connections wherever they are, so that a user's first connection
 // anywhere is one join and the last one gone is one leave, however many
 // tabs and nodes are involved.
@@ -162,8 +163,8 @@ func (t *presenceTable) countOwnerLocked(owner uint64, ch string, delta int) {
 	}
 }
 
-// supersedeLocked removes the entries of node's stays before seq.
-func (t *presenceTable) supersedeLocked(node string, seq uint64, evs []presenceEvent) []presenceEvent {
+// supersedeLocked removes the entries on ch of node's stays before seq.
+func (t *presenceTable) supersedeLocked(node string, seq uint64, ch string, evs []presenceEvent) []presenceEvent {
 	var stale []uint64
 	for owner, n := range t.nodes {
 		if n == node && owner < seq {
@@ -172,24 +173,45 @@ func (t *presenceTable) supersedeLocked(node string, seq uint64, evs []presenceE
 	}
 	slices.Sort(stale)
 	for _, owner := range stale {
-		evs = t.removeOwnerLocked(owner, func(string, string, string) bool { return true }, evs)
+		evs = t.removeOwnerLocked(owner, func(c, _, _ string) bool { return c == ch }, evs)
 	}
 	return evs
 }
 
-// syncLocked makes entries the whole set of owner. Adds come first, so a
-// user who only changed connections on that owner sees no leave and join.
-func (t *presenceTable) syncLocked(owner uint64, entries []relay.PresenceEntry, evs []presenceEvent) []presenceEvent {
-	type key struct{ ch, client, user string }
+// syncChannelLocked makes entries the whole set of owner on ch. Adds come
+// first, so a user who only changed connections on that owner sees no
+// leave and join.
+func (t *presenceTable) syncChannelLocked(owner uint64, ch string, entries []relay.PresenceEntry, evs []presenceEvent) []presenceEvent {
+	type key struct{ client, user string }
 	keep := make(map[key]struct{}, len(entries))
 	for _, e := range entries {
-		keep[key{e.Ch, e.Client, e.User}] = struct{}{}
+		keep[key{e.Client, e.User}] = struct{}{}
 		evs = t.addLocked(owner, e, evs)
 	}
-	return t.removeOwnerLocked(owner, func(ch, client, user string) bool {
-		_, ok := keep[key{ch, client, user}]
+	return t.removeOwnerLocked(owner, func(c, client, user string) bool {
+		if c != ch {
+			return false
+		}
+		_, ok := keep[key{client, user}]
 		return !ok
 	}, evs)
+}
+
+// forgetLocked removes every remote entry of ch.
+func (t *presenceTable) forgetLocked(ch string, evs []presenceEvent) []presenceEvent {
+	pc := t.chans[ch]
+	if pc == nil {
+		return evs
+	}
+	for _, user := range sortedKeys(pc.users) {
+		pu := pc.users[user]
+		for i := len(pu.conns) - 1; i >= 0; i-- {
+			if pu.conns[i].owner != 0 {
+				evs = t.removeAtLocked(pc, ch, user, pu, i, evs)
+			}
+		}
+	}
+	return evs
 }
 
 // removeOwnerLocked removes the entries of owner that gone says are gone.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/meshcast/meshcast/internal/relay"
 	"github.com/meshcast/meshcast/transport"
@@ -48,28 +49,78 @@ var (
 )
 
 // Presence lists the users present on ch on every node, sorted by user.
-// It answers from this node's view, which every node keeps whole, so it
-// costs no round trip; a node that is not in good standing refuses
-// (ErrUnavailable), since its view may be missing a side of a partition.
+// A node with a subscriber of ch holds the whole view and answers from it,
+// with no round trip. Any other node asks every peer for its members of
+// ch (one round trip; ErrUnavailable, naming the node, if one does not
+// answer within the cluster's interest timeout). A node that is not in
+// good standing refuses (ErrUnavailable), since its view may be missing a
+// side of a partition.
 func (h *Hub) Presence(ctx context.Context, ch string) ([]Member, error) {
 	if err := h.checkPresence(ctx, ch); err != nil {
 		return nil, err
 	}
-	h.pres.mu.Lock()
-	defer h.pres.mu.Unlock()
-	members, _ := h.pres.membersLocked(ch, "", -1)
+	t, err := h.presenceOf(ctx, ch)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	members, _ := t.membersLocked(ch, "", -1)
 	return members, nil
 }
 
 // PresenceStats counts the users and connections present on ch on every
-// node, in constant time.
+// node: in constant time where ch is subscribed, else as Presence asks.
 func (h *Hub) PresenceStats(ctx context.Context, ch string) (PresenceStats, error) {
 	if err := h.checkPresence(ctx, ch); err != nil {
 		return PresenceStats{}, err
 	}
+	t, err := h.presenceOf(ctx, ch)
+	if err != nil {
+		return PresenceStats{}, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.statsLocked(ch), nil
+}
+
+// presenceOf is the table to read ch from: this node's, when it holds the
+// whole view of ch, else one built from this node's own entries and every
+// peer's (remotePresence).
+func (h *Hub) presenceOf(ctx context.Context, ch string) (*presenceTable, error) {
+	if h.relay.PresenceView(ch) {
+		return &h.pres, nil
+	}
+	return h.remotePresence(ctx, ch)
+}
+
+// remotePresence asks every peer for its entries of ch, which this node
+// does not hold, and builds a table of them and this node's own.
+func (h *Hub) remotePresence(ctx context.Context, ch string) (*presenceTable, error) {
+	entries, err := h.relay.PresenceFetch(ctx, ch)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w: this node has no subscriber of %s, and asking every node for its members failed: %s",
+			ErrUnavailable, quoteForReason(ch), strings.TrimPrefix(err.Error(), "cluster: "))
+	}
+	t := newPresenceTable()
 	h.pres.mu.Lock()
-	defer h.pres.mu.Unlock()
-	return h.pres.statsLocked(ch), nil
+	if pc := h.pres.chans[ch]; pc != nil {
+		for user, pu := range pc.users {
+			for _, c := range pu.conns {
+				if c.owner == 0 {
+					t.addLocked(0, relay.PresenceEntry{Ch: ch, Client: c.client, User: user, Info: c.info}, nil)
+				}
+			}
+		}
+	}
+	h.pres.mu.Unlock()
+	for _, e := range entries {
+		t.addLocked(1, h.remoteEntry(e), nil) // client ids are unique in the cluster: one owner will do
+	}
+	return &t, nil
 }
 
 func (h *Hub) checkPresence(ctx context.Context, ch string) error {
@@ -139,13 +190,45 @@ func (s *session) presenceQuery(req *request) {
 		s.sendErr(req, CodeBadRequest, "presence is not enabled for this channel")
 		return
 	}
-	h.pres.mu.Lock()
-	defer h.pres.mu.Unlock()
-	if req.op == opPresenceStats {
-		s.send(presenceStatsFrame(req, h.pres.statsLocked(req.ch)))
+	if s.subscribed(req.ch) || h.relay.PresenceView(req.ch) {
+		s.presenceReply(req, &h.pres)
 		return
 	}
-	members, more := h.pres.membersLocked(req.ch, req.after, h.presenceReplyBudget())
+	// This node holds no view of the channel: ask the peers, off the
+	// transport's read worker.
+	if s.tasks.Add(1) > maxTasks {
+		s.tasks.Add(-1)
+		s.sendErr(req, CodeRateLimited, "too many recoveries, history and presence reads at once")
+		return
+	}
+	r := *req
+	r.data, r.info = nil, nil // they point into the transport's frame
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		defer s.tasks.Add(-1)
+		t, err := h.remotePresence(h.ctx, r.ch)
+		switch {
+		case h.ctx.Err() != nil:
+		case err != nil:
+			s.sendErr(&r, codeOf(err, CodeUnavailable), strings.TrimPrefix(err.Error(), "hub: "))
+		default:
+			s.presenceReply(&r, t)
+		}
+	}()
+}
+
+// presenceReply answers req from t, under its lock: from the hub's own
+// table, the answer is ordered with the join and leave events on this
+// connection.
+func (s *session) presenceReply(req *request, t *presenceTable) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if req.op == opPresenceStats {
+		s.send(presenceStatsFrame(req, t.statsLocked(req.ch)))
+		return
+	}
+	members, more := t.membersLocked(req.ch, req.after, s.hub.presenceReplyBudget())
 	s.send(presenceReplyFrame(req, members, more))
 }
 
@@ -193,10 +276,11 @@ func validateNamespaces(nss map[string]Namespace) error {
 
 // PresenceCounts is the presence part of Stats.
 type PresenceCounts struct {
-	Channels int `json:"channels"` // channels with someone present, cluster-wide
+	Channels int `json:"channels"` // channels with someone present, as Entries counts them
 	// Entries counts connections present on channels, cluster-wide as this
-	// node knows them (with OnUserOnline, each connection with a user once
-	// more); Local those of this node.
+	// node knows them: every node's on the channels it has subscribers of,
+	// its own on the others (with OnUserOnline, each connection with a
+	// user once more); Local those of this node.
 	Entries int    `json:"entries"`
 	Local   int    `json:"local"`
 	Peers   int    `json:"peers"`  // peers whose entries this node holds

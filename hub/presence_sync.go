@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 
@@ -31,7 +32,7 @@ func (c *Client) presenceUser() string {
 func (h *Hub) presenceJoin(s *session, ch string, info []byte) {
 	e := relay.PresenceEntry{Ch: ch, Client: s.client.id, User: s.client.presenceUser(), Info: info}
 	h.pres.mu.Lock()
-	h.emitLocked(h.pres.addLocked(0, e, nil))
+	h.emitLocked(h.pres.addLocked(0, e, nil), false)
 	h.pres.mu.Unlock()
 	h.relay.PresenceAdd(e)
 }
@@ -39,21 +40,22 @@ func (h *Hub) presenceJoin(s *session, ch string, info []byte) {
 // presenceLeave ends the presence of s on ch. Caller holds session.mu.
 func (h *Hub) presenceLeave(s *session, ch string) {
 	h.pres.mu.Lock()
-	h.emitLocked(h.pres.removeLocked(0, ch, s.client.id, s.client.presenceUser(), nil))
+	h.emitLocked(h.pres.removeLocked(0, ch, s.client.id, s.client.presenceUser(), nil), false)
 	h.pres.mu.Unlock()
 	h.relay.PresenceRemove(ch, s.client.id)
 }
 
 // emitLocked sends each event to the local subscribers of its channel,
-// when its namespace has join_leave, and hands the events of the online
-// channel to the hooks' dispatcher. Caller holds pres.mu.
-func (h *Hub) emitLocked(evs []presenceEvent) {
+// when its namespace has join_leave and the change is not quiet (no
+// subscriber was acked yet: relay.PresenceChannel), and hands the events
+// of the online channel to the hooks' dispatcher. Caller holds pres.mu.
+func (h *Hub) emitLocked(evs []presenceEvent, quiet bool) {
 	for _, ev := range evs {
 		if ev.ch == onlineChannel {
 			h.online.dirty(ev.user)
 			continue
 		}
-		if isReserved(ev.ch) || !h.namespace(ev.ch).JoinLeave {
+		if quiet || isReserved(ev.ch) || !h.namespace(ev.ch).JoinLeave {
 			continue
 		}
 		subs, _ := h.reg.snapshot(ev.ch)
@@ -81,28 +83,54 @@ func (h *Hub) remoteEntry(e relay.PresenceEntry) relay.PresenceEntry {
 
 // The relay.PresenceReceiver methods, on the hub's receiver.
 
-func (r receiver) PresenceSync(o relay.Owner, entries []relay.PresenceEntry) {
+func (r receiver) PresenceSync(o relay.Owner, full bool, chans []relay.PresenceChannel) {
 	h := r.h
-	for i := range entries {
-		entries[i] = h.remoteEntry(entries[i])
+	for _, pc := range chans {
+		for i := range pc.Entries {
+			pc.Entries[i] = h.remoteEntry(pc.Entries[i])
+		}
 	}
 	h.pres.mu.Lock()
 	defer h.pres.mu.Unlock()
-	evs := h.pres.syncLocked(o.Seq, entries, nil)
-	h.pres.ownedBy(o)
-	h.emitLocked(h.pres.supersedeLocked(o.Node, o.Seq, evs))
+	synced := make(map[string]struct{}, len(chans))
+	for _, pc := range chans {
+		synced[pc.Ch] = struct{}{}
+		// The set first, then the earlier stays' entries of the channel
+		// go: a user in both never seems to leave.
+		evs := h.pres.syncChannelLocked(o.Seq, pc.Ch, pc.Entries, nil)
+		h.pres.ownedBy(o)
+		h.emitLocked(h.pres.supersedeLocked(o.Node, o.Seq, pc.Ch, evs), pc.Quiet)
+	}
+	if !full {
+		return
+	}
+	// Everything of o on other channels goes: it does not know this node
+	// wants them (yet), and its set of them will come (and supersede the
+	// earlier stays' entries of them, which are dropped anyway once that
+	// stay's grace is over).
+	h.emitLocked(h.pres.removeOwnerLocked(o.Seq, func(ch, _, _ string) bool {
+		_, ok := synced[ch]
+		return !ok
+	}, nil), false)
 }
 
-func (r receiver) PresenceChange(o relay.Owner, e relay.PresenceEntry, present bool) {
+func (r receiver) PresenceChange(o relay.Owner, e relay.PresenceEntry, present, quiet bool) {
 	h := r.h
 	h.pres.mu.Lock()
 	defer h.pres.mu.Unlock()
 	if present {
-		h.emitLocked(h.pres.addLocked(o.Seq, h.remoteEntry(e), nil))
+		h.emitLocked(h.pres.addLocked(o.Seq, h.remoteEntry(e), nil), quiet)
 		h.pres.ownedBy(o)
 	} else {
-		h.emitLocked(h.pres.removeLocked(o.Seq, e.Ch, e.Client, e.User, nil))
+		h.emitLocked(h.pres.removeLocked(o.Seq, e.Ch, e.Client, e.User, nil), quiet)
 	}
+}
+
+func (r receiver) PresenceForget(ch string) {
+	h := r.h
+	h.pres.mu.Lock()
+	defer h.pres.mu.Unlock()
+	h.emitLocked(h.pres.forgetLocked(ch, nil), true) // no subscriber of ch is left
 }
 
 func (r receiver) PresenceDrop(o relay.Owner) {
@@ -113,9 +141,13 @@ func (r receiver) PresenceDrop(o relay.Owner) {
 	if len(evs) > 0 {
 		h.log.Info("peer's presence dropped", slog.String("peer", o.Node), slog.Int("leaves", len(evs)))
 	}
-	h.emitLocked(evs)
+	h.emitLocked(evs, false)
 }
 
-// A hub alone has no peers to tell.
+// A hub alone has no peers to tell, and its view is always whole.
 func (localRelay) PresenceAdd(relay.PresenceEntry)  {}
 func (localRelay) PresenceRemove(ch, client string) {}
+func (localRelay) PresenceView(string) bool         { return true }
+func (localRelay) PresenceFetch(context.Context, string) ([]relay.PresenceEntry, error) {
+	return nil, nil
+}

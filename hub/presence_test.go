@@ -22,6 +22,16 @@ import (
 func (f *fakeRelay) PresenceAdd(e relay.PresenceEntry) { f.record("present", e.Ch+" "+e.User) }
 func (f *fakeRelay) PresenceRemove(ch, client string)  { f.record("absent", ch) }
 
+// The fake hands over every peer's entries, so its view is whole, unless
+// noView; then fetchPresence answers.
+func (f *fakeRelay) PresenceView(string) bool { return !f.noView }
+func (f *fakeRelay) PresenceFetch(_ context.Context, ch string) ([]relay.PresenceEntry, error) {
+	if f.fetchPresence == nil {
+		return nil, nil
+	}
+	return f.fetchPresence(ch)
+}
+
 // roomNS is a namespace with presence and join/leave events, "quiet" one
 // with presence only.
 var presenceNamespaces = map[string]Namespace{
@@ -372,9 +382,9 @@ func TestPresenceFromPeers(t *testing.T) {
 	w := as(t, url, "w")
 	subscribe(t, w, `{"op":"sub","ch":"room:p","id":1}`)
 	b, c := relay.Owner{Node: "b", Seq: 1}, relay.Owner{Node: "c", Seq: 2}
-	f.recv.PresenceSync(b, []relay.PresenceEntry{{Ch: "room:p", Client: "b1", User: "alice", Info: []byte(`{"at":"b"}`)}, {Ch: "room:p", Client: "b2", User: "bob"}})
-	f.recv.PresenceChange(c, relay.PresenceEntry{Ch: "room:p", Client: "c1", User: "alice"}, true)
-	f.recv.PresenceChange(c, relay.PresenceEntry{Ch: "room:p", Client: "c2", User: "carol", Info: []byte(`{bad`)}, true)
+	f.recv.PresenceSync(b, true, []relay.PresenceChannel{{Ch: "room:p", Entries: []relay.PresenceEntry{{Ch: "room:p", Client: "b1", User: "alice", Info: []byte(`{"at":"b"}`)}, {Ch: "room:p", Client: "b2", User: "bob"}}}})
+	f.recv.PresenceChange(c, relay.PresenceEntry{Ch: "room:p", Client: "c1", User: "alice"}, true, false)
+	f.recv.PresenceChange(c, relay.PresenceEntry{Ch: "room:p", Client: "c2", User: "carol", Info: []byte(`{bad`)}, true, false)
 	events, st := seen(t, w, "room:p")
 	if want := []string{`join alice {"at":"b"}`, "join bob", "join carol"}; !slices.Equal(events, want) || stats(st) != "4 users 5 clients" {
 		t.Fatalf("%v %s", events, stats(st))
@@ -382,9 +392,9 @@ func TestPresenceFromPeers(t *testing.T) {
 	f.recv.PresenceDrop(b) // alice is still on c; bob was only on b
 	// b comes back with bob on a new connection, and without alice: a
 	// sync replaces its set, so only bob joins again.
-	f.recv.PresenceSync(relay.Owner{Node: "b", Seq: 3}, []relay.PresenceEntry{{Ch: "room:p", Client: "b3", User: "bob"}})
-	f.recv.PresenceChange(c, relay.PresenceEntry{Ch: "room:p", Client: "c1", User: "alice"}, false)
-	f.recv.PresenceSync(c, nil) // c's set is now empty: carol leaves
+	f.recv.PresenceSync(relay.Owner{Node: "b", Seq: 3}, true, []relay.PresenceChannel{{Ch: "room:p", Entries: []relay.PresenceEntry{{Ch: "room:p", Client: "b3", User: "bob"}}}})
+	f.recv.PresenceChange(c, relay.PresenceEntry{Ch: "room:p", Client: "c1", User: "alice"}, false, false)
+	f.recv.PresenceSync(c, false, []relay.PresenceChannel{{Ch: "room:p"}}) // c's set of room:p is now empty: carol leaves
 	events, st = seen(t, w, "room:p")
 	if want := []string{"leave bob", "join bob", "leave alice", "leave carol"}; !slices.Equal(events, want) || stats(st) != "2 users 2 clients" {
 		t.Fatalf("%v %s", events, stats(st))
@@ -412,11 +422,11 @@ func TestPresenceTableSync(t *testing.T) {
 		}
 		return out
 	}
-	evs := tb.syncLocked(7, []relay.PresenceEntry{e("1", "ann", ""), e("2", "ben", "")}, nil)
+	evs := tb.syncChannelLocked(7, "x", []relay.PresenceEntry{e("1", "ann", ""), e("2", "ben", "")}, nil)
 	if got := names(evs); !slices.Equal(got, []string{"true ann", "true ben"}) {
 		t.Fatal(got)
 	}
-	evs = tb.syncLocked(7, []relay.PresenceEntry{e("3", "ann", ""), e("2", "ben", `"new"`)}, nil)
+	evs = tb.syncChannelLocked(7, "x", []relay.PresenceEntry{e("3", "ann", ""), e("2", "ben", `"new"`)}, nil)
 	if len(evs) != 0 || string(tb.chans["x"].users["ben"].info()) != `"new"` || tb.entries != 2 {
 		t.Fatalf("events %v, info %s, entries %d", names(evs), tb.chans["x"].users["ben"].info(), tb.entries)
 	}
@@ -453,8 +463,8 @@ func TestOnlineHooks(t *testing.T) {
 	a2 := as(t, url, "alice")
 	as(t, url, "") // anonymous connections are no user
 	bob := relay.Owner{Node: "b", Seq: 1}
-	f.recv.PresenceChange(bob, relay.PresenceEntry{Ch: onlineChannel, Client: "b1", User: "bob"}, true)
-	f.recv.PresenceChange(bob, relay.PresenceEntry{Ch: onlineChannel, Client: "b2", User: "alice"}, true)
+	f.recv.PresenceChange(bob, relay.PresenceEntry{Ch: onlineChannel, Client: "b1", User: "bob"}, true, true)
+	f.recv.PresenceChange(bob, relay.PresenceEntry{Ch: onlineChannel, Client: "b2", User: "alice"}, true, true)
 	waitFor(t, 5*time.Second, "bob online", func() bool { return log() == "+alice,+bob" })
 	if !h.Online("alice") || !h.Online("bob") || h.Online("carol") {
 		t.Fatal("Online disagrees")
@@ -613,5 +623,44 @@ func TestPresenceWithSince(t *testing.T) {
 	})
 	if !slices.Contains(events, "leave bob") {
 		t.Fatalf("events %v", events)
+	}
+}
+
+// TestPresenceSupersedePerChannel: a node back under a new stay (its drop
+// pending) brings its sets one channel at a time; each supersedes the old
+// stay's entries of its own channel only, so its users never seem to
+// leave, and the old stay's drop takes what no set replaced.
+func TestPresenceSupersedePerChannel(t *testing.T) {
+	f := newFakeRelay()
+	close(f.release)
+	_, url := presenceHub(t, func(cfg *Config) { cfg.Cluster = f })
+	w := as(t, url, "w")
+	subscribe(t, w, `{"op":"sub","ch":"room:p","id":1}`)
+	subscribe(t, w, `{"op":"sub","ch":"room:q","id":2}`)
+	old, back := relay.Owner{Node: "b", Seq: 1}, relay.Owner{Node: "b", Seq: 2}
+	entry := func(ch, client, user string) relay.PresenceEntry {
+		return relay.PresenceEntry{Ch: ch, Client: client, User: user}
+	}
+	f.recv.PresenceSync(old, true, []relay.PresenceChannel{
+		{Ch: "room:p", Entries: []relay.PresenceEntry{entry("room:p", "b1", "alice")}},
+		{Ch: "room:q", Entries: []relay.PresenceEntry{entry("room:q", "b1", "alice")}},
+	})
+	seen(t, w, "room:p")
+	// Back: its full set does not know room:p and room:q are wanted yet;
+	// then room:p's set comes, with alice on a new connection.
+	f.recv.PresenceSync(back, true, nil)
+	f.recv.PresenceSync(back, false, []relay.PresenceChannel{{Ch: "room:p", Entries: []relay.PresenceEntry{entry("room:p", "b2", "alice")}}})
+	if events, st := seen(t, w, "room:p"); len(events) != 0 || stats(st) != "2 users 2 clients" {
+		t.Fatalf("room:p: %v %s; want no event, w and alice", events, stats(st))
+	}
+	if events, st := seen(t, w, "room:q"); len(events) != 0 || stats(st) != "2 users 2 clients" {
+		t.Fatalf("room:q before the old stay's drop: %v %s", events, stats(st))
+	}
+	f.recv.PresenceDrop(old) // room:q had no set from the new stay: alice leaves there only
+	if events, st := seen(t, w, "room:q"); !slices.Equal(events, []string{"leave alice"}) || stats(st) != "1 users 1 clients" {
+		t.Fatalf("room:q after the drop: %v %s", events, stats(st))
+	}
+	if events, st := seen(t, w, "room:p"); len(events) != 0 || stats(st) != "2 users 2 clients" {
+		t.Fatalf("room:p after the drop: %v %s", events, stats(st))
 	}
 }

@@ -22,9 +22,9 @@ func (localRelay) Publish(_ string, _ []byte, _ string, _ *relay.Stamp, stored f
 func (localRelay) Fetch(context.Context, string, history.Frontier, int) ([]history.Result, bool, error) {
 	return nil, true, nil
 }
-func (localRelay) Subscribe(string) (relay.Ticket, bool)                      { return 0, true }
+func (localRelay) Subscribe(string, bool) (relay.Ticket, bool)                { return 0, true }
 func (localRelay) Unsubscribe(string)                                         {}
-func (localRelay) Confirmed(relay.Ticket) bool                                { return true }
+func (localRelay) Confirmed(string, relay.Ticket) bool                        { return true }
 func (localRelay) AwaitConfirmed(context.Context, string, relay.Ticket) error { return nil }
 func (localRelay) Standing() error                                            { return nil }
 func (localRelay) Ready(context.Context) error                                { return nil }

@@ -73,7 +73,7 @@ func (s *session) subscribeSince(req *request, start time.Time) {
 // be missing from what it was sent.
 func (h *Hub) resume(ctx context.Context, ch string, lim history.Limits, p history.Pos, t relay.Ticket, target recoveryTarget) (recovered bool, err error) {
 	late := false
-	if t != 0 && !h.relay.Confirmed(t) {
+	if t != 0 && !h.relay.Confirmed(ch, t) {
 		if err := h.relay.AwaitConfirmed(ctx, ch, t); err != nil {
 			if ctx.Err() != nil {
 				return false, ctx.Err()

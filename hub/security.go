@@ -39,7 +39,7 @@ func (h *Hub) initSecurity() {
 	h.sec.due = make(map[int64]map[*session]struct{})
 	// Every node wants the system channel, so interest routing carries a
 	// cluster-wide disconnect to every node.
-	h.relay.Subscribe(sysDisconnect) // no wait: peers learn it from the snapshot of each link
+	h.relay.Subscribe(sysDisconnect, false) // no wait: peers learn it from the snapshot of each link
 	// The sweep runs even without an Authenticator: UpdateSecurity may
 	// add one, and it costs one wake-up a second.
 	h.wg.Add(1)

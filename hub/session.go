@@ -137,7 +137,7 @@ func (s *session) joinLocked(ch string, recovering bool, info []byte) (t relay.T
 	if !recovering {
 		c = s.hub.reg.add(ch, s)
 	}
-	t, confirmed := s.hub.relay.Subscribe(ch)
+	t, confirmed := s.hub.relay.Subscribe(ch, s.hub.presenceOn(ch))
 	if confirmed {
 		t = 0
 	}

@@ -26,8 +26,9 @@ scenarios:
            deliveries, latency, loss and bytes crossing between nodes
   churn    connect + subscribe + close at a target rate (--ramp: raise it until not sustained);
            upgrades/s, error rate, connect-to-ack latency
-  compare  the scenarios against a meshcast cluster and the Socket.IO + Redis peer
-           (peer/peer.sh), alternating A B A B, with the ratio meshcast/peer
+  compare  the scenarios against a meshcast cluster, the Socket.IO + Redis peer (peer/peer.sh)
+           and Centrifugo (peer/centrifugo.sh), alternating A B C A B C, with the ratios
+           of meshcast to each
   flood    a 2-node meshcast cluster; legitimate pub/sub into node 0 measured without,
            then with, one attack on node 0 (--attack); node 0's RSS throughout
   history  a 3-node cluster with history: publish-to-ack latency with and without it, and
@@ -106,7 +107,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // commonFlags binds the connection flags every scenario shares.
 func commonFlags(fs *flag.FlagSet, cc *connConfig, urls *string, asJSON *bool) {
 	fs.StringVar(urls, "urls", "ws://127.0.0.1:8080/ws", "comma-separated WebSocket URLs; connections go round-robin")
-	fs.StringVar(&cc.Proto, "proto", "v1", "client protocol: v1 (meshcast) or socketio (Engine.IO v4, WebSocket only)")
+	fs.StringVar(&cc.Proto, "proto", "v1", "client protocol: v1 (meshcast), socketio (Engine.IO v4, WebSocket only) or centrifugo (JSON, /connection/websocket)")
 	fs.IntVar(&cc.PerWorker, "per-worker", 5000, "most connections per worker process (one process may open 20,000 files)")
 	fs.IntVar(&cc.Workers, "workers", 0, "worker processes (0: from --per-worker)")
 	fs.IntVar(&cc.DialConc, "dial-concurrency", 64, "connections being opened at once, per worker")
@@ -157,7 +158,7 @@ func cmdRooms(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Float64Var(&cross, "cross", 0.1, "fraction of rooms whose subscribers are spread over all URLs; the others sit on one node each")
 	fs.IntVar(&cfg.Pubs, "pubs", 4, "publishers (round-robin over the URLs), each to a random room per message")
 	fs.StringVar(&clusterURLs, "cluster-urls", "", "comma-separated meshcast /api/cluster URLs: peer-link bytes sent are summed")
-	fs.StringVar(&cfg.RedisAddr, "redis", "", "host:port of the Socket.IO peer's Redis: INFO stats input+output bytes count as crossing between nodes")
+	fs.StringVar(&cfg.RedisAddr, "redis", "", "host:port of the peer's Redis (Socket.IO, Centrifugo): INFO stats input+output bytes count as crossing between nodes")
 	return runFanoutCLI(ctx, fs, &cfg, &urls, &asJSON, args, stdout, stderr, func() error {
 		if cfg.Rooms < 1 || cfg.RoomSize < 1 {
 			return fmt.Errorf("rooms needs --rooms and --room-size above zero")

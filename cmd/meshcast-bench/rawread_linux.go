@@ -202,11 +202,15 @@ func (pl *pollLoop) frame(rc *rawConn, op ws.OpCode, p []byte, now int64) bool {
 		rc.write(ws.OpClose, p[:min(len(p), 2)])
 		return false
 	}
-	switch w.proto.kind(p) {
-	case kindMsg:
-		w.deliverAt(rc.s, p, now)
-	case kindPing:
-		rc.write(ws.OpText, w.proto.pong())
+	for rest := p; len(rest) > 0; { // a frame may carry several messages (proto.next)
+		var msg []byte
+		msg, rest = w.proto.next(rest)
+		switch w.proto.kind(msg) {
+		case kindMsg:
+			w.deliverAt(rc.s, msg, now)
+		case kindPing:
+			rc.write(ws.OpText, w.proto.pong())
+		}
 	}
 	return true
 }

@@ -8,8 +8,9 @@
 #
 # Parts: issue2 (one node: idle RSS at 15,000 conns; fan-out ramps at 3,000
 # and 10,000 subscribers), issue3 (3 nodes: fan-out ramp; cross-node extra
-# p99), issue4 (meshcast-bench compare against Socket.IO + Redis: needs
-# node/npm, installs the peer on first use via peer/peer.sh), issue11 (history:
+# p99), issue4 (meshcast-bench compare against Socket.IO + Redis and
+# Centrifugo: needs node/npm and go, installs the peers on first use via
+# peer/peer.sh and peer/centrifugo.sh), issue11 (history:
 # 3-node fan-out ramps without and with history, alternated; publish-to-ack
 # latency; 1,000 clients of a killed node recovering; RSS per stored message).
 # Every process it starts is stopped at the end (trap), and every bench run
@@ -121,6 +122,7 @@ fi
 
 if [[ " $ONLY " == *" issue4 "* ]]; then
 	run compare "$BENCH" compare --meshcast-bin "$TMP/meshcast" --peer-script "$HERE/peer/peer.sh" \
+		--centrifugo-script "$HERE/peer/centrifugo.sh" --systems meshcast,socketio,centrifugo \
 		--meshcast-port "$BASE" --rounds "$ROUNDS" --out "$RESULTS" --quiet
 fi
 if [[ " $ONLY " == *" issue11 "* ]]; then

@@ -189,33 +189,41 @@ func (w *worker) runSubscriber(s *subscriber, release func()) {
 		return
 	}
 	for {
-		op, msg, err := c.fr.next()
+		op, frame, err := c.fr.next()
 		if err != nil {
 			w.lostConn(s, err)
 			return
 		}
 		if op.IsControl() {
-			if closed, _ := c.handleControl(op, msg); closed {
+			if closed, _ := c.handleControl(op, frame); closed {
 				w.lostConn(s, nil)
 				return
 			}
 			continue
 		}
-		switch w.proto.kind(msg) {
-		case kindMsg:
-			w.deliver(s, msg)
-		case kindAck:
-			w.markAcked(s, c, release)
-			if w.cfg.Reader == readerEpoll && w.handOff(s, c) {
-				return
+		handOff := false
+		for rest := frame; len(rest) > 0; {
+			var msg []byte
+			msg, rest = w.proto.next(rest)
+			switch w.proto.kind(msg) {
+			case kindMsg:
+				w.deliver(s, msg)
+			case kindAck:
+				w.markAcked(s, c, release)
+				handOff = w.cfg.Reader == readerEpoll
+			case kindErr:
+				if !s.isAcked() {
+					w.subErrs.Add(1)
+					return
+				}
+			case kindPing:
+				_ = c.write(ws.OpText, w.proto.pong())
 			}
-		case kindErr:
-			if !s.isAcked() {
-				w.subErrs.Add(1)
-				return
-			}
-		case kindPing:
-			_ = c.write(ws.OpText, w.proto.pong())
+		}
+		// After the frame's last message: the poll loop takes the stream
+		// from the next frame on.
+		if handOff && w.handOff(s, c) {
+			return
 		}
 	}
 }

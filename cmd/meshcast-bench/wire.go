@@ -35,7 +35,7 @@ type command struct {
 // that URL round-robin and source addresses come out the same whatever the
 // split.
 type setupCmd struct {
-	Proto       string   `json:"proto"` // "v1" or "socketio"
+	Proto       string   `json:"proto"` // "v1", "socketio" or "centrifugo"
 	URLs        []string `json:"urls"`
 	PubURLs     []string `json:"pubUrls,omitempty"` // publishers' URLs when they differ from URLs
 	Channel     string   `json:"channel"`           // fanout: everyone's channel

@@ -93,15 +93,21 @@ type Relay interface {
 	// tells every peer) and returns the ticket to wait for, and whether
 	// every live peer has confirmed it already (the common case, which
 	// needs no wait). Unsubscribe records one fewer (the last one tells
-	// every peer). Every Subscribe is followed by exactly one Unsubscribe
-	// of the same channel; calls need no other ordering.
-	Subscribe(ch string) (t Ticket, confirmed bool)
+	// every peer, and on a presence channel drops the other nodes'
+	// entries of it). Every Subscribe is followed by exactly one
+	// Unsubscribe of the same channel; calls need no other ordering.
+	// presence says ch is a presence channel (the same for every call of
+	// one channel): peers then send this node their entries of it, and a
+	// ticket of it is confirmed only once every live peer's entries have
+	// arrived (presence.go).
+	Subscribe(ch string, presence bool) (t Ticket, confirmed bool)
 	Unsubscribe(ch string)
 
-	// Confirmed reports whether every live peer has acknowledged t, that
-	// is whether every later publish anywhere reaches this node.
-	Confirmed(t Ticket) bool
-	// AwaitConfirmed blocks until Confirmed(t), ctx is cancelled, or the
+	// Confirmed reports whether every live peer has acknowledged t of ch,
+	// that is whether every later publish anywhere reaches this node (and,
+	// on a presence channel, whether this node holds every peer's entries).
+	Confirmed(ch string, t Ticket) bool
+	// AwaitConfirmed blocks until Confirmed(ch, t), ctx is cancelled, or the
 	// relay's interest timeout or ctx's deadline passes, whichever comes
 	// first (an error). On a timeout (either) the relay keeps watching:
 	// when the late peers confirm, it reports a Gap on ch, since publishes
