@@ -242,24 +242,32 @@ func (h *Hub) deliver(ch string, data []byte, except string) {
 func (h *Hub) fanOut(ch string, frame, data []byte, except, pos string) uint64 {
 	subs, locals := h.reg.snapshot(ch)
 	n := len(subs)
-	if except == "" {
+	if len(subs) > 0 {
+		// One Burst for the whole fan-out: idle connections are written at
+		// once by every writer, busy ones queued (transport.Server.Burst).
+		cp := connsPool.Get().(*[]*transport.Conn)
+		conns := (*cp)[:0]
 		for _, s := range subs {
-			s.send(frame)
-		}
-	} else {
-		for _, s := range subs {
-			if s.client.id == except {
+			if except != "" && s.client.id == except {
 				n--
 				continue
 			}
-			s.send(frame)
+			conns = append(conns, s.conn)
 		}
+		h.transport.Burst(conns, frame)
+		clear(conns)
+		*cp = conns[:0]
+		connsPool.Put(cp)
 	}
 	for _, l := range locals {
 		l.push(Message{Channel: ch, Data: data, Pos: pos})
 	}
 	return uint64(n + len(locals))
 }
+
+// connsPool holds the connection lists fanOut hands to Burst, so a
+// fan-out in steady state allocates only its frame.
+var connsPool = sync.Pool{New: func() any { return new([]*transport.Conn) }}
 
 // gap handles the cluster's report that publishes on chs may have been
 // missed here (a broken link, a dead peer, a dropped frame): channels with

@@ -32,6 +32,16 @@
 // A Send that would take the bytes queued and being written over
 // Config.WriteQueueSize closes the connection with 1008 "slow consumer".
 //
+// Server.Burst is Send of one frame to many connections (a fan-out). A
+// connection that is idle (nothing queued or being written) is claimed and
+// written straight from the frame; the claimed ones are written in chunks
+// by every shared writer at once, woken together, so a burst uses all the
+// writers from its first write. Busy connections get the frame queued,
+// coalescing as with Send, and so does every connection while the writers
+// are still busy with earlier writes (under load a write should carry
+// several frames); the same rules (order per connection, the queue bound,
+// close frame last) hold on both paths.
+//
 // # Keepalive
 //
 // One sweep goroutine pings every connection each Config.PingInterval and

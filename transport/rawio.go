@@ -20,5 +20,5 @@ type rawWriter struct {
 	p   []byte // what the current call writes
 	n   int
 	err error
-	fn  func(fd uintptr) bool
+	fn  func(fd uintptr)
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -51,6 +52,8 @@ type Server struct {
 
 	work  connQueue // connections for the read workers (epoll mode)
 	ready connQueue // connections with frames to write
+
+	bursting atomic.Int32 // bursts being written (Burst)
 
 	batches sync.Pool // *batch
 	scratch sync.Pool // *[]byte for blocking writers

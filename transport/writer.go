@@ -18,7 +18,17 @@ const (
 func (s *Server) writeLoop() {
 	defer s.wg.Done()
 	w := newRawWriter(sharedScratchSize)
-	s.ready.drain(func(c *Conn) { c.flushOnce(w) })
+	for {
+		c, b, ok := s.ready.popAny()
+		switch {
+		case !ok:
+			return
+		case b != nil:
+			s.writeBurst(b, w)
+		default:
+			c.flushOnce(w)
+		}
+	}
 }
 
 // takeBatch swaps the queue out for writing. With nothing queued it ends the

@@ -133,23 +133,27 @@ func (w *worker) awaitSub(c *wsConn, chq []byte) error {
 		return err
 	}
 	for {
-		op, msg, err := c.fr.next()
+		op, frame, err := c.fr.next()
 		if err != nil {
 			return err
 		}
 		if op.IsControl() {
-			if closed, code := c.handleControl(op, msg); closed {
+			if closed, code := c.handleControl(op, frame); closed {
 				return fmt.Errorf("closed with %d before the ack: %w", code, errBadFrame)
 			}
 			continue
 		}
-		switch w.proto.kind(msg) {
-		case kindAck:
-			return nil
-		case kindErr:
-			return fmt.Errorf("subscribe refused: %.100s: %w", msg, errBadFrame)
-		case kindPing:
-			_ = c.write(ws.OpText, w.proto.pong())
+		for rest := frame; len(rest) > 0; {
+			var msg []byte
+			msg, rest = w.proto.next(rest)
+			switch w.proto.kind(msg) {
+			case kindAck:
+				return nil
+			case kindErr:
+				return fmt.Errorf("subscribe refused: %.100s: %w", msg, errBadFrame)
+			case kindPing:
+				_ = c.write(ws.OpText, w.proto.pong())
+			}
 		}
 	}
 }

@@ -104,23 +104,58 @@ func startMeshcast(ctx context.Context, o meshcastOpts, n int, stderr io.Writer)
 	return cl, nil
 }
 
-// peerOpts locates peer.sh and the ports of the Socket.IO cluster.
+// peerOpts locates a peer's script (peer.sh for Socket.IO, centrifugo.sh)
+// and the ports of its cluster.
 type peerOpts struct {
 	Script    string
 	RedisPort int
 	BasePort  int // node i listens on BasePort+i
 }
 
-// startPeer runs "peer.sh up" for n Socket.IO nodes and waits for its
-// "peer ready" line. Stopping sends SIGTERM to the script, whose trap
-// stops Redis and the nodes; its process group is killed if it lingers.
-func startPeer(ctx context.Context, o peerOpts, n int, stderr io.Writer) (*cluster, error) {
+func (o peerOpts) ports(n int) string {
 	var ports []string
 	for i := range n {
 		ports = append(ports, strconv.Itoa(o.BasePort+i))
 	}
-	cmd := exec.Command("bash", o.Script, "up")
-	cmd.Env = append(os.Environ(), "PEER_REDIS_PORT="+strconv.Itoa(o.RedisPort), "PEER_PORTS="+strings.Join(ports, " "))
+	return strings.Join(ports, " ")
+}
+
+// startPeer runs "peer.sh up" for n Socket.IO nodes joined by the Redis
+// adapter.
+func startPeer(ctx context.Context, o peerOpts, n int, stderr io.Writer) (*cluster, error) {
+	env := []string{"PEER_REDIS_PORT=" + strconv.Itoa(o.RedisPort), "PEER_PORTS=" + o.ports(n)}
+	return startScript(ctx, o.Script, env, n, &cluster{Name: "socket.io+redis", Proto: "socketio"}, stderr)
+}
+
+// startCentrifugo runs "centrifugo.sh up" for n Centrifugo nodes: the
+// memory engine for one, the Redis engine (and a Redis) for more.
+func startCentrifugo(ctx context.Context, o peerOpts, n int, stderr io.Writer) (*cluster, error) {
+	env := []string{"CF_REDIS_PORT=" + strconv.Itoa(o.RedisPort), "CF_PORTS=" + o.ports(n)}
+	name := "centrifugo"
+	if n > 1 {
+		name += "+redis"
+	}
+	return startScript(ctx, o.Script, env, n, &cluster{Name: name, Proto: "centrifugo"}, stderr)
+}
+
+// installPeer runs "script install" once before a run, so that a first
+// use (npm ci, go install) is not counted against a cluster's start.
+func installPeer(ctx context.Context, script string, stderr io.Writer) error {
+	cmd := exec.CommandContext(ctx, "bash", script, "install")
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s install: %w", script, err)
+	}
+	return nil
+}
+
+// startScript runs "script up" with env added and waits for its "peer
+// ready" line, filling cl from the PEER_URLS, PEER_PIDS and PEER_REDIS
+// lines before it. Stopping sends SIGTERM to the script, whose trap stops
+// the nodes (and Redis); its process group is killed if it lingers.
+func startScript(ctx context.Context, script string, env []string, n int, cl *cluster, stderr io.Writer) (*cluster, error) {
+	cmd := exec.Command("bash", script, "up")
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = stderr
 	// SIGTERM, not SIGKILL, on our death: the script's trap must run.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
@@ -129,9 +164,8 @@ func startPeer(ctx context.Context, o peerOpts, n int, stderr io.Writer) (*clust
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", o.Script, err)
+		return nil, fmt.Errorf("start %s: %w", script, err)
 	}
-	cl := &cluster{Name: "socket.io+redis", Proto: "socketio"}
 	cl.stop = func() {
 		stopProcs([]*exec.Cmd{cmd}, syscall.SIGTERM, 10*time.Second)
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // anything the trap missed
@@ -144,6 +178,7 @@ func startPeer(ctx context.Context, o peerOpts, n int, stderr io.Writer) (*clust
 			lines <- sc.Text()
 		}
 	}()
+	base := filepath.Base(script)
 	timeout := time.NewTimer(3 * time.Minute) // a first run installs packages
 	defer timeout.Stop()
 	for {
@@ -153,11 +188,11 @@ func startPeer(ctx context.Context, o peerOpts, n int, stderr io.Writer) (*clust
 			return nil, ctx.Err()
 		case <-timeout.C:
 			cl.Stop()
-			return nil, errors.New("peer.sh: no \"peer ready\" in 3 minutes")
+			return nil, fmt.Errorf("%s: no \"peer ready\" in 3 minutes", base)
 		case l, ok := <-lines:
 			if !ok {
 				cl.Stop()
-				return nil, errors.New("peer.sh exited before \"peer ready\"")
+				return nil, fmt.Errorf("%s exited before \"peer ready\"", base)
 			}
 			k, v, _ := strings.Cut(l, "=")
 			switch k {
@@ -177,7 +212,7 @@ func startPeer(ctx context.Context, o peerOpts, n int, stderr io.Writer) (*clust
 				}()
 				if len(cl.URLs) != n || len(cl.PIDs) != n {
 					cl.Stop()
-					return nil, fmt.Errorf("peer.sh reported %d urls and %d pids for %d nodes", len(cl.URLs), len(cl.PIDs), n)
+					return nil, fmt.Errorf("%s reported %d urls and %d pids for %d nodes", base, len(cl.URLs), len(cl.PIDs), n)
 				}
 				return cl, nil
 			}

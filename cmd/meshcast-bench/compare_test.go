@@ -8,45 +8,87 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
 
+// fig builds a figure from meshcast's and the Socket.IO peer's rounds.
+func fig(mesh, peer []float64) figure {
+	f := figure{Vals: map[string][]float64{}}
+	if mesh != nil {
+		f.Vals[sysMeshcast] = mesh
+	}
+	if peer != nil {
+		f.Vals[sysSocketIO] = peer
+	}
+	return f
+}
+
 func TestFigureTargets(t *testing.T) {
+	with := func(f figure, set func(*figure)) figure { set(&f); return f }
 	cases := []struct {
 		f    figure
 		met  bool
 		ok   bool
 		want float64
 	}{
-		{figure{Mesh: []float64{150, 170}, Peer: []float64{16, 16}, Want: 9, Higher: true}, true, true, 10},
-		{figure{Mesh: []float64{100, 120, 140}, Peer: []float64{16, 99, 16}, Want: 9, Higher: true}, false, true, 7.5},
-		{figure{Mesh: []float64{2}, Peer: []float64{20}, Want: 0.2}, true, true, 0.1},
-		{figure{Mesh: []float64{5}, Peer: []float64{20}, Want: 0.2}, false, true, 0.25},
-		{figure{Mesh: []float64{4000}, Peer: []float64{2000}, AbsMin: 5000}, false, true, 2},
-		{figure{Mesh: []float64{3}, Peer: []float64{3}}, false, false, 1},
-		{figure{Mesh: []float64{3}, Want: 0.2}, false, true, math.NaN()},
+		{with(fig([]float64{150, 170}, []float64{16, 16}), func(f *figure) { f.Want, f.Higher = 9, true }), true, true, 10},
+		{with(fig([]float64{100, 120, 140}, []float64{16, 99, 16}), func(f *figure) { f.Want, f.Higher = 9, true }), false, true, 7.5},
+		{with(fig([]float64{2}, []float64{20}), func(f *figure) { f.Want = 0.2 }), true, true, 0.1},
+		{with(fig([]float64{5}, []float64{20}), func(f *figure) { f.Want = 0.2 }), false, true, 0.25},
+		{with(fig([]float64{4000}, []float64{2000}), func(f *figure) { f.AbsMin = 5000 }), false, true, 2},
+		{fig([]float64{3}, []float64{3}), false, false, 1},
+		{with(fig([]float64{3}, nil), func(f *figure) { f.Want = 0.2 }), false, true, math.NaN()},
 	}
 	for i, c := range cases {
 		met, ok := c.f.met()
-		r := c.f.ratio()
+		r := c.f.ratio(sysSocketIO)
 		if met != c.met || ok != c.ok || !(r == c.want || math.IsNaN(r) && math.IsNaN(c.want)) {
 			t.Errorf("case %d: met %v ok %v ratio %v", i, met, ok, r)
 		}
+	}
+	// The target is against Socket.IO only: Centrifugo's figures leave it alone.
+	f := fig([]float64{150}, []float64{10})
+	f.Want, f.Higher = 9, true
+	f.add(sysCentrifugo, 100)
+	if met, ok := f.met(); !met || !ok || f.ratio(sysCentrifugo) != 1.5 {
+		t.Errorf("met %v ok %v ratio to centrifugo %v", met, ok, f.ratio(sysCentrifugo))
 	}
 }
 
 func TestPrintCompare(t *testing.T) {
 	var b bytes.Buffer
-	printCompare(&b, []figure{
-		{Name: "fanout", Unit: "pub/s", Mesh: []float64{150, 170}, Peer: []float64{16, 16}, Target: ">= 9x", Want: 9, Higher: true},
-		{Name: "idle", Unit: "KiB", Mesh: []float64{4.5}, Peer: []float64{18}, Target: "<= 1/5", Want: 0.2},
-		{Name: "empty", Unit: "ms"},
-	})
+	fan := fig([]float64{150, 170}, []float64{16, 16})
+	fan.Name, fan.Unit, fan.Target, fan.Want, fan.Higher = "fanout", "pub/s", ">= 9x", 9, true
+	fan.add(sysCentrifugo, 40)
+	fan.add(sysCentrifugo, 60)
+	idle := fig([]float64{4.5}, []float64{18})
+	idle.Name, idle.Unit, idle.Target, idle.Want = "idle", "KiB", "<= 1/5", 0.2
+	printCompare(&b, allSystems, []figure{fan, idle, {Name: "empty", Unit: "ms"}})
 	out := b.String()
-	for _, want := range []string{"160 [150 170]", "10.00x", "yes", "0.250 (1/4.0)", "NO", "n/a"} {
+	for _, want := range []string{"meshcast/socketio", "meshcast/centrifugo", "160 [150 170]", "50.0 [40.0 60.0]",
+		"10.00x", "3.20x", "yes", "0.250 (1/4.0)", "NO", "n/a"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	// Without meshcast there is nothing to divide by: no ratio columns.
+	b.Reset()
+	printCompare(&b, []string{sysSocketIO, sysCentrifugo}, []figure{fan})
+	if strings.Contains(b.String(), "meshcast/") {
+		t.Errorf("ratio columns without meshcast:\n%s", b.String())
+	}
+}
+
+func TestParseSystems(t *testing.T) {
+	got, err := parseSystems("centrifugo, meshcast")
+	if err != nil || !slices.Equal(got, []string{sysCentrifugo, sysMeshcast}) {
+		t.Fatalf("%v %v", got, err)
+	}
+	for _, bad := range []string{"", "meshcast,peer", "meshcast,meshcast"} {
+		if _, err := parseSystems(bad); err == nil {
+			t.Errorf("%q accepted", bad)
 		}
 	}
 }

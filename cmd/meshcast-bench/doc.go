@@ -9,7 +9,8 @@
 //
 //	meshcast-bench rooms --urls ... --rooms 1000 --room-size 3 [--cluster-urls .../api/cluster | --redis 127.0.0.1:6390]
 //	meshcast-bench churn --urls ws://127.0.0.1:8080/ws --rate 1000 [--ramp] [--sources 64] [--conc 256]
-//	meshcast-bench compare [--scenarios fanout1,fanout3,rooms,idle,churn] [--rounds 2] [--out results]
+//	meshcast-bench compare [--systems meshcast,socketio,centrifugo] [--scenarios fanout1,fanout3,rooms,idle,churn] \
+//	    [--rounds 2] [--out results]
 //
 // churn opens, subscribes (waiting for the ack) and cleanly closes
 // connections at a target rate, rotating loopback source addresses so
@@ -18,15 +19,19 @@
 // --max-error-rate and the dial-to-ack p99 is within --p99-bound.
 //
 // compare starts fresh clusters itself for every run (meshcast: the binary
-// of --meshcast-bin or one it builds; the peer: peer/peer.sh, Socket.IO v4
-// nodes with @socket.io/redis-adapter and a Redis without persistence),
-// runs meshcast then the peer, round after round, and prints each figure
-// with the ratio meshcast/peer and the target. Cross-node bytes:
-// meshcast sums bytes_sent over every node's peer links (/api/cluster); the
-// peer's nodes only talk through Redis, so its figure is Redis's
-// total_net_input_bytes + total_net_output_bytes delta (INFO stats): a
-// message goes node -> Redis once and Redis -> every node once, both hops
-// cross between processes (and, deployed, between hosts).
+// of --meshcast-bin or one it builds; socketio: peer/peer.sh, Socket.IO v4
+// nodes with @socket.io/redis-adapter and a Redis without persistence;
+// centrifugo: peer/centrifugo.sh, Centrifugo v6 built with go install,
+// memory engine on one node, Redis engine on three), runs the --systems in
+// turn, round after round (A B C A B C), and prints each figure per system
+// with the ratio of meshcast to each and the target (against
+// Socket.IO). Cross-node bytes: meshcast sums bytes_sent over every node's
+// peer links (/api/cluster); the peers' nodes only talk through Redis, so
+// their figure is Redis's total_net_input_bytes + total_net_output_bytes
+// delta (INFO stats): a message goes node -> Redis once and Redis -> every
+// node that wants it once (Socket.IO: every node; Centrifugo subscribes
+// each node to its channels), both hops cross between processes (and,
+// deployed, between hosts).
 //
 // The Socket.IO "join" carries an ack id (42<id>["join",room]) that
 // peer/server.js answers (43<id>[]) once the socket is in the room, so the
@@ -43,7 +48,8 @@
 // idle opens N subscribed connections and reports the server's RSS growth
 // per connection (from /proc/PID/status), threads and goroutines.
 // --proto socketio speaks Socket.IO v4 (Engine.IO v4, WebSocket only) to
-// compare with a Socket.IO server using the same "join"/"msg" events.
+// compare with a Socket.IO server using the same "join"/"msg" events;
+// --proto centrifugo speaks Centrifugo's JSON client protocol (centrifugo.go).
 //
 // Process layout: one process may open at most 20,000 files, so the
 // coordinator re-executes its own binary (environment MESHCAST_BENCH_WORKER
@@ -60,5 +66,10 @@
 // pong replies. The coordinator is single-goroutine apart from one reader
 // per worker's stdout. Subscriber reading parses frames itself (server
 // frames are unmasked) and scans the payload for t/s/p without decoding
-// JSON, allocating nothing per message.
+// JSON, allocating nothing per message. With --reader epoll (Linux) a
+// subscriber's goroutine ends at its ack: one epoll loop per worker then
+// reads every subscriber, one read per ready socket into the loop's buffer
+// (rawread_linux.go), a cheaper receive path when each delivery is a read
+// of its own. fanout reports each step's CPU per delivery of the workers
+// and, with --server-pids, of the servers.
 package main

@@ -24,9 +24,21 @@ func testConn(urls ...string) connConfig {
 		DialTimeout: 5 * time.Second, AckTimeout: 5 * time.Second, Timeout: 25 * time.Second, Quiet: true}
 }
 
+// readers are the subscriber receive paths every end-to-end fan-out test
+// runs with.
+var readers = []string{"goroutine", readerEpoll}
+
 func TestFanoutEndToEnd(t *testing.T) {
+	for _, rd := range readers {
+		t.Run(rd, func(t *testing.T) { testFanoutEndToEnd(t, rd) })
+	}
+}
+
+func testFanoutEndToEnd(t *testing.T, reader string) {
 	f := newFakeServer(t, nil)
-	cfg := fanoutConfig{connConfig: testConn(f.URL, f.URL), Subs: 20, Pubs: 3, Rate: 150, Size: 100,
+	cc := testConn(f.URL, f.URL)
+	cc.Reader = reader
+	cfg := fanoutConfig{connConfig: cc, Subs: 20, Pubs: 3, Rate: 150, Size: 100,
 		Duration: time.Second, Drain: 3 * time.Second, P99Bound: loadedP99}
 	rep, err := runFanout(context.Background(), cfg, io.Discard)
 	if err != nil {
@@ -62,18 +74,22 @@ func TestFanoutDetectsLossAndDuplicates(t *testing.T) {
 		}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeServer(t, tc.configure)
-			cfg := fanoutConfig{connConfig: testConn(f.URL), Subs: 5, Pubs: 2, Rate: 100, Size: 64,
-				Duration: time.Second, Drain: time.Second}
-			rep, err := runFanout(context.Background(), cfg, io.Discard)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if s := rep.Steps[0]; !tc.check(s) {
-				t.Fatalf("unexpected step %+v", s)
-			}
-		})
+		for _, rd := range readers {
+			t.Run(tc.name+"/"+rd, func(t *testing.T) {
+				f := newFakeServer(t, tc.configure)
+				cc := testConn(f.URL)
+				cc.Reader = rd
+				cfg := fanoutConfig{connConfig: cc, Subs: 5, Pubs: 2, Rate: 100, Size: 64,
+					Duration: time.Second, Drain: time.Second}
+				rep, err := runFanout(context.Background(), cfg, io.Discard)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if s := rep.Steps[0]; !tc.check(s) {
+					t.Fatalf("unexpected step %+v", s)
+				}
+			})
+		}
 	}
 }
 
@@ -135,10 +151,17 @@ func TestFanoutNoServer(t *testing.T) {
 }
 
 func TestFanoutSocketIO(t *testing.T) {
+	for _, rd := range readers {
+		t.Run(rd, func(t *testing.T) { testFanoutSocketIO(t, rd) })
+	}
+}
+
+func testFanoutSocketIO(t *testing.T, reader string) {
 	f := newFakeServer(t, nil)
 	base := strings.TrimSuffix(f.URL, "/ws")
 	cc := testConn(base)
 	cc.Proto = "socketio"
+	cc.Reader = reader
 	cfg := fanoutConfig{connConfig: cc, Subs: 10, Pubs: 2, Rate: 100, Size: 100,
 		Duration: time.Second, Drain: 3 * time.Second, P99Bound: loadedP99}
 	rep, err := runFanout(context.Background(), cfg, io.Discard)

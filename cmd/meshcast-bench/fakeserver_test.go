@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 
@@ -40,6 +42,7 @@ type fakeServer struct {
 
 type fakeConn struct {
 	sio       bool // speaks Socket.IO
+	cf        bool // speaks Centrifugo's JSON protocol
 	nc        net.Conn
 	mu        sync.Mutex // serialises writes
 	delivered int        // guarded by the server's mu
@@ -65,6 +68,7 @@ func newFakeServer(t *testing.T, configure func(*fakeServer)) *fakeServer {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", f.serveWS)
 	mux.HandleFunc("/socket.io/", f.serveSocketIO)
+	mux.HandleFunc("/connection/websocket", f.serveCentrifugo)
 	mux.HandleFunc("/api/cluster", func(w http.ResponseWriter, _ *http.Request) {
 		f.mu.Lock()
 		n := f.publishes
@@ -177,6 +181,7 @@ func (f *fakeServer) publish(ch string, data []byte) {
 	chq, _ := json.Marshal(ch)
 	frame := fmt.Appendf(nil, `{"op":"msg","ch":%s,"data":%s}`, chq, data)
 	sioFrame := fmt.Appendf(nil, `42["msg",{"room":%s,"data":%s}]`, chq, data)
+	cfFrame := fmt.Appendf(nil, `{"push":{"channel":%s,"pub":{"data":%s,"info":{"user":"","client":"c1"}}}}`, chq, data)
 	f.mu.Lock()
 	f.publishes++
 	subs := append([]*fakeConn(nil), f.chans[ch]...)
@@ -194,6 +199,14 @@ func (f *fakeServer) publish(ch string, data []byte) {
 	}
 	f.mu.Unlock()
 	for i, s := range subs {
+		if s.cf {
+			// Centrifugo packs what it has queued into one frame, '\n'
+			// between messages: a duplicate goes out in the same frame.
+			if times[i] > 0 {
+				_ = s.send(bytes.Join(slices.Repeat([][]byte{cfFrame}, times[i]), []byte("\n")))
+			}
+			continue
+		}
 		for range times[i] {
 			if s.sio {
 				_ = s.send(sioFrame)
@@ -300,5 +313,71 @@ func (f *fakeServer) register(c *fakeConn, r *http.Request) {
 	f.queries[r.URL.RawQuery]++
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		f.sources[host]++
+	}
+}
+
+// serveCentrifugo is the Centrifugo flavour (JSON protocol v2): connect,
+// subscribe and publish commands with id'd replies, publication pushes,
+// and a server ping ({}) right after the subscribe reply, in the same
+// frame, that must be answered with {}.
+func (f *fakeServer) serveCentrifugo(w http.ResponseWriter, r *http.Request) {
+	nc, _, _, err := ws.UpgradeHTTP(r, w)
+	if err != nil {
+		return
+	}
+	f.wg.Add(1)
+	defer f.wg.Done()
+	c := &fakeConn{nc: nc, cf: true}
+	f.register(c, r)
+	defer f.drop(c)
+	connected := false
+	for {
+		msg, op, err := wsutil.ReadClientData(nc)
+		if err != nil || op != ws.OpText {
+			return
+		}
+		if string(msg) == "{}" {
+			f.mu.Lock()
+			f.pongs++
+			f.mu.Unlock()
+			continue
+		}
+		var cmd struct {
+			ID        uint64 `json:"id"`
+			Connect   *struct{}
+			Subscribe *struct {
+				Channel string `json:"channel"`
+			}
+			Publish *struct {
+				Channel string          `json:"channel"`
+				Data    json.RawMessage `json:"data"`
+			}
+		}
+		if json.Unmarshal(msg, &cmd) != nil || cmd.ID == 0 {
+			return // Centrifugo disconnects a client sending garbage
+		}
+		switch {
+		case cmd.Connect != nil:
+			connected = true
+			_ = c.send(fmt.Appendf(nil, `{"id":%d,"connect":{"client":"c1","version":"6.9.1","ping":25,"pong":true}}`, cmd.ID))
+		case !connected:
+			return
+		case cmd.Subscribe != nil:
+			f.mu.Lock()
+			f.subs++
+			refuse := f.errEvery > 0 && f.subs%f.errEvery == 0
+			if !refuse {
+				f.chans[cmd.Subscribe.Channel] = append(f.chans[cmd.Subscribe.Channel], c)
+			}
+			f.mu.Unlock()
+			if refuse {
+				_ = c.send(fmt.Appendf(nil, `{"id":%d,"error":{"code":103,"message":"permission denied"}}`, cmd.ID))
+				continue
+			}
+			_ = c.send(fmt.Appendf(nil, "{\"id\":%d,\"subscribe\":{}}\n{}", cmd.ID))
+		case cmd.Publish != nil:
+			f.publish(cmd.Publish.Channel, cmd.Publish.Data)
+			_ = c.send(fmt.Appendf(nil, `{"id":%d,"publish":{}}`, cmd.ID))
+		}
 	}
 }

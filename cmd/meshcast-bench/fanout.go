@@ -32,6 +32,9 @@ type fanoutConfig struct {
 	// RedisAddr (host:port) takes the cross-node bytes from Redis INFO
 	// instead: the Socket.IO peer's nodes only talk through Redis.
 	RedisAddr string
+	// ServerPIDs: the servers' processes, whose CPU per delivery each step
+	// reports (as it does the load tool's own workers').
+	ServerPIDs []int
 }
 
 // crossBytes reads the cumulative bytes crossing between nodes, from the
@@ -76,6 +79,10 @@ type stepResult struct {
 	CrossBytes  int64   `json:"crossNodeBytes,omitempty"` // rooms: peer-link bytes sent during the step, all nodes
 	CrossPerPub float64 `json:"crossNodeBytesPerPublish,omitempty"`
 	CrossPerDel float64 `json:"crossNodeBytesPerDelivery,omitempty"`
+	// CPU per delivery during the step (utime+stime over received), in µs:
+	// the load tool's worker processes, and the --server-pids.
+	ClientCPUus float64 `json:"clientCpuUsPerDelivery,omitempty"`
+	ServerCPUus float64 `json:"serverCpuUsPerDelivery,omitempty"`
 	OK          bool    `json:"ok"` // no loss and p99 within the bound
 }
 
@@ -208,6 +215,9 @@ func runSteps(ctx context.Context, c *coord, cfg fanoutConfig, rep *fanoutReport
 func runStep(ctx context.Context, c *coord, cfg fanoutConfig, step int, rate float64, prev []uint64, acked int64) (stepResult, []uint64, int64, error) {
 	res := stepResult{Step: step, TargetRate: rate, Seconds: cfg.Duration.Seconds()}
 	crossBefore, crossOK := cfg.crossBytes(ctx)
+	wpids := c.workerPIDs()
+	cli0, cliOK := cpuOf(wpids)
+	srv0, srvOK := cpuOf(cfg.ServerPIDs)
 	rc := runCmd{Step: step, Rate: rate / float64(cfg.Pubs), Size: cfg.Size, DurMs: cfg.Duration.Milliseconds(),
 		StartNs: time.Now().Add(100 * time.Millisecond).UnixNano()}
 	if err := c.broadcast(command{Cmd: cmdRun, Run: &rc}); err != nil {
@@ -245,6 +255,12 @@ func runStep(ctx context.Context, c *coord, cfg fanoutConfig, step int, rate flo
 	}
 	sum, h := mergeEvents(evs)
 	fillStep(&res, sum, h, cfg)
+	if cli1, ok := cpuOf(wpids); ok && cliOK && res.Received > 0 {
+		res.ClientCPUus = (cli1 - cli0) * 1e6 / float64(res.Received)
+	}
+	if srv1, ok := cpuOf(cfg.ServerPIDs); ok && srvOK && res.Received > 0 {
+		res.ServerCPUus = (srv1 - srv0) * 1e6 / float64(res.Received)
+	}
 	if after, ok := cfg.crossBytes(ctx); ok && crossOK {
 		res.CrossBytes = after - crossBefore
 		res.CrossPerPub = float64(res.CrossBytes) / float64(max(res.Published, 1))

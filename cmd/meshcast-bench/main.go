@@ -26,8 +26,9 @@ scenarios:
            deliveries, latency, loss and bytes crossing between nodes
   churn    connect + subscribe + close at a target rate (--ramp: raise it until not sustained);
            upgrades/s, error rate, connect-to-ack latency
-  compare  the scenarios against a meshcast cluster and the Socket.IO + Redis peer
-           (peer/peer.sh), alternating A B A B, with the ratio meshcast/peer
+  compare  the scenarios against a meshcast cluster, the Socket.IO + Redis peer (peer/peer.sh)
+           and Centrifugo (peer/centrifugo.sh), alternating A B C A B C, with the ratios
+           of meshcast to each
   flood    a 2-node meshcast cluster; legitimate pub/sub into node 0 measured without,
            then with, one attack on node 0 (--attack); node 0's RSS throughout
   history  a 3-node cluster with history: publish-to-ack latency with and without it, and
@@ -106,7 +107,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // commonFlags binds the connection flags every scenario shares.
 func commonFlags(fs *flag.FlagSet, cc *connConfig, urls *string, asJSON *bool) {
 	fs.StringVar(urls, "urls", "ws://127.0.0.1:8080/ws", "comma-separated WebSocket URLs; connections go round-robin")
-	fs.StringVar(&cc.Proto, "proto", "v1", "client protocol: v1 (meshcast) or socketio (Engine.IO v4, WebSocket only)")
+	fs.StringVar(&cc.Proto, "proto", "v1", "client protocol: v1 (meshcast), socketio (Engine.IO v4, WebSocket only) or centrifugo (JSON, /connection/websocket)")
 	fs.IntVar(&cc.PerWorker, "per-worker", 5000, "most connections per worker process (one process may open 20,000 files)")
 	fs.IntVar(&cc.Workers, "workers", 0, "worker processes (0: from --per-worker)")
 	fs.IntVar(&cc.DialConc, "dial-concurrency", 64, "connections being opened at once, per worker")
@@ -114,6 +115,7 @@ func commonFlags(fs *flag.FlagSet, cc *connConfig, urls *string, asJSON *bool) {
 	fs.DurationVar(&cc.AckTimeout, "ack-timeout", 15*time.Second, "limit for the subscribe ack")
 	fs.DurationVar(&cc.Timeout, "timeout", 0, "hard limit of the whole run (0: derived from the scenario)")
 	fs.BoolVar(&cc.Quiet, "quiet", false, "no progress line on stderr")
+	fs.StringVar(&cc.Reader, "reader", "goroutine", "subscribers' receive path: goroutine (one each, bufio) or epoll (one batched, allocation-free epoll loop per worker process; Linux)")
 	fs.BoolVar(asJSON, "json", false, "print one JSON object per scenario instead of the table")
 }
 
@@ -125,9 +127,17 @@ func cmdFanout(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var asJSON bool
 	fs.IntVar(&cfg.Subs, "subs", 3000, "subscribers of the channel")
 	fs.IntVar(&cfg.Pubs, "pubs", 3, "publishers; the rate is spread evenly over them")
-	var pubURLs string
+	var pubURLs, serverPIDs string
+	fs.StringVar(&serverPIDs, "server-pids", "", "comma-separated server PIDs: each step reports their CPU per delivery")
 	fs.StringVar(&pubURLs, "pub-urls", "", "comma-separated URLs for the publishers, round-robin (default: --urls); e.g. subscribers on other nodes than the publisher")
 	return runFanoutCLI(ctx, fs, &cfg, &urls, &asJSON, args, stdout, stderr, func() error {
+		for _, p := range splitList(serverPIDs) {
+			n, err := strconv.Atoi(p)
+			if err != nil {
+				return fmt.Errorf("bad pid %q: %w", p, err)
+			}
+			cfg.ServerPIDs = append(cfg.ServerPIDs, n)
+		}
 		var err error
 		if pubURLs != "" {
 			cfg.PubURLs, err = parseURLs(pubURLs)
@@ -148,7 +158,7 @@ func cmdRooms(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Float64Var(&cross, "cross", 0.1, "fraction of rooms whose subscribers are spread over all URLs; the others sit on one node each")
 	fs.IntVar(&cfg.Pubs, "pubs", 4, "publishers (round-robin over the URLs), each to a random room per message")
 	fs.StringVar(&clusterURLs, "cluster-urls", "", "comma-separated meshcast /api/cluster URLs: peer-link bytes sent are summed")
-	fs.StringVar(&cfg.RedisAddr, "redis", "", "host:port of the Socket.IO peer's Redis: INFO stats input+output bytes count as crossing between nodes")
+	fs.StringVar(&cfg.RedisAddr, "redis", "", "host:port of the peer's Redis (Socket.IO, Centrifugo): INFO stats input+output bytes count as crossing between nodes")
 	return runFanoutCLI(ctx, fs, &cfg, &urls, &asJSON, args, stdout, stderr, func() error {
 		if cfg.Rooms < 1 || cfg.RoomSize < 1 {
 			return fmt.Errorf("rooms needs --rooms and --room-size above zero")
@@ -184,6 +194,9 @@ func runFanoutCLI(ctx context.Context, fs *flag.FlagSet, cfg *fanoutConfig, urls
 	}
 	var err error
 	if cfg.URLs, err = parseURLs(*urls); err != nil {
+		return err
+	}
+	if err := checkReader(cfg.Reader); err != nil {
 		return err
 	}
 	if cfg.Ramp && !flagSet(fs, "duration") {

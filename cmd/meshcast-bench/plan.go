@@ -18,6 +18,7 @@ type connConfig struct {
 	AckTimeout  time.Duration
 	Timeout     time.Duration // hard limit of the whole run; 0: derived
 	Quiet       bool          // no progress line
+	Reader      string        // subscribers' reader: "goroutine" or readerEpoll
 }
 
 func parseURLs(s string) ([]string, error) {
@@ -81,5 +82,6 @@ func (cc connConfig) baseSetup(conns int) setupCmd {
 		DialConc:    cc.DialConc,
 		DialTimeout: cc.DialTimeout.Milliseconds(),
 		AckTimeout:  cc.AckTimeout.Milliseconds(),
+		Reader:      cc.Reader,
 	}
 }

@@ -18,8 +18,8 @@ const (
 	kindPing // an application-level ping the client must answer (Engine.IO "2")
 )
 
-// protocol is what differs between meshcast v1 and Socket.IO on the wire;
-// the connection handling and counting are shared.
+// protocol is what differs between meshcast v1, Socket.IO and Centrifugo
+// on the wire; the connection handling and counting are shared.
 type protocol interface {
 	// wsURL turns a --urls entry into the URL to dial.
 	wsURL(base string) string
@@ -32,6 +32,9 @@ type protocol interface {
 	kind(msg []byte) msgKind
 	// pong is the answer to a kindPing message.
 	pong() []byte
+	// next splits a text frame into its first message and the rest; only
+	// Centrifugo puts several messages in one frame.
+	next(frame []byte) (msg, rest []byte)
 }
 
 func protocolByName(name string) (protocol, error) {
@@ -40,8 +43,10 @@ func protocolByName(name string) (protocol, error) {
 		return protoV1{}, nil
 	case "socketio", "socket.io":
 		return protoSocketIO{}, nil
+	case "centrifugo":
+		return protoCentrifugo{}, nil
 	}
-	return nil, fmt.Errorf("unknown protocol %q (want v1 or socketio)", name)
+	return nil, fmt.Errorf("unknown protocol %q (want v1, socketio or centrifugo)", name)
 }
 
 // quoteJSON returns s as a JSON string; channels are quoted once per
@@ -57,6 +62,8 @@ type protoV1 struct{}
 func (protoV1) wsURL(base string) string { return base }
 func (protoV1) open(*wsConn) error       { return nil }
 func (protoV1) pong() []byte             { return nil }
+
+func (protoV1) next(frame []byte) (msg, rest []byte) { return frame, nil }
 
 func (protoV1) appendSub(dst, chq []byte, id uint64) []byte {
 	dst = append(dst, `{"op":"sub","ch":`...)

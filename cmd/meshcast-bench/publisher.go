@@ -28,25 +28,29 @@ func (w *worker) runPublisherConn(p *publisher, release func()) {
 	p.c.Store(c)
 	release()
 	for {
-		op, msg, err := c.fr.next()
+		op, frame, err := c.fr.next()
 		if err != nil {
 			w.lostConn(nil, err)
 			return
 		}
 		if op.IsControl() {
-			if closed, _ := c.handleControl(op, msg); closed {
+			if closed, _ := c.handleControl(op, frame); closed {
 				w.lostConn(nil, nil)
 				return
 			}
 			continue
 		}
-		switch w.proto.kind(msg) {
-		case kindAck:
-			p.acks.Add(1)
-		case kindErr:
-			p.errs.Add(1)
-		case kindPing:
-			_ = c.write(ws.OpText, w.proto.pong())
+		for rest := frame; len(rest) > 0; {
+			var msg []byte
+			msg, rest = w.proto.next(rest)
+			switch w.proto.kind(msg) {
+			case kindAck:
+				p.acks.Add(1)
+			case kindErr:
+				p.errs.Add(1)
+			case kindPing:
+				_ = c.write(ws.OpText, w.proto.pong())
+			}
 		}
 	}
 }

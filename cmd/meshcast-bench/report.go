@@ -72,6 +72,11 @@ func printFanout(w io.Writer, r *fanoutReport) {
 			fmt.Fprintf(w, "step %d: %d bytes between nodes, %.1f per publish, %.1f per delivery\n", s.Step, s.CrossBytes, s.CrossPerPub, s.CrossPerDel)
 		}
 	}
+	for _, s := range r.Steps {
+		if s.ClientCPUus != 0 || s.ServerCPUus != 0 {
+			fmt.Fprintf(w, "step %d: CPU per delivery: load tool %.2f µs, servers %.2f µs\n", s.Step, s.ClientCPUus, s.ServerCPUus)
+		}
+	}
 	if r.Stopped != "" {
 		fmt.Fprintf(w, "ramp stopped: %s; best rate with no loss and p99 <= %.0fms: %.0f publishes/s (%.0f deliveries/s)\n",
 			r.Stopped, r.P99BoundMs, r.BestRate, r.BestRate*float64(r.Acked))

@@ -8,10 +8,13 @@
 #
 # Parts: issue2 (one node: idle RSS at 15,000 conns; fan-out ramps at 3,000
 # and 10,000 subscribers), issue3 (3 nodes: fan-out ramp; cross-node extra
-# p99), issue4 (meshcast-bench compare against Socket.IO + Redis: needs
-# node/npm, installs the peer on first use via peer/peer.sh), issue11 (history:
+# p99), issue4 (meshcast-bench compare against Socket.IO + Redis and
+# Centrifugo: needs node/npm and go, installs the peers on first use via
+# peer/peer.sh and peer/centrifugo.sh), issue11 (history:
 # 3-node fan-out ramps without and with history, alternated; publish-to-ack
-# latency; 1,000 clients of a killed node recovering; RSS per stored message).
+# latency; 1,000 clients of a killed node recovering; RSS per stored message),
+# issue15 (burst latency: 3 nodes, 3,000 subscribers, fixed rates 1, 7 and
+# RATE10 publishes/s, 30 s each, the load tool's epoll reader; latency.sh).
 # Every process it starts is stopped at the end (trap), and every bench run
 # has its own hard timeout.
 set -euo pipefail
@@ -19,13 +22,14 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 RESULTS=${RESULTS:-$HERE/results}
-ONLY=${ONLY:-"issue2 issue3 issue4 issue11"}
+ONLY=${ONLY:-"issue2 issue3 issue4 issue11 issue15"}
 STEP=${STEP:-20s}           # issue 2/3 ramp step (the issues ask for 20 s)
 ROUNDS=${ROUNDS:-2}         # compare rounds (A B A B)
 BASE=${BASE_PORT:-28080}    # meshcast node i: HTTP BASE+i, gossip BASE+100+2i, peer BASE+101+2i
 START2=${START2:-40}        # first ramp rate, issue 2 (publishes/s)
 START3=${START3:-40}        # first ramp rate, issue 3
 XRATE=${XRATE:-50}          # fixed rate of the cross-node latency runs
+RATE10=${RATE10:-37}        # issue 15: 10% of the highest 3-node rate (368/s on 2026-12-04)
 DATE=$(date -u +%Y-%m-%dT%H%M)
 TMP=$(mktemp -d)
 PIDS=()
@@ -121,6 +125,7 @@ fi
 
 if [[ " $ONLY " == *" issue4 "* ]]; then
 	run compare "$BENCH" compare --meshcast-bin "$TMP/meshcast" --peer-script "$HERE/peer/peer.sh" \
+		--centrifugo-script "$HERE/peer/centrifugo.sh" --systems meshcast,socketio,centrifugo \
 		--meshcast-port "$BASE" --rounds "$ROUNDS" --out "$RESULTS" --quiet
 fi
 if [[ " $ONLY " == *" issue11 "* ]]; then
@@ -138,5 +143,9 @@ if [[ " $ONLY " == *" issue11 "* ]]; then
 	mesh_down
 	MESH_EXTRA=""
 	run history "$BENCH" history --meshcast-bin "$TMP/meshcast" --base-port $((BASE + 300)) --quiet
+fi
+if [[ " $ONLY " == *" issue15 "* ]]; then
+	MESHCAST="$TMP/meshcast" BENCH="$BENCH" RESULTS="$RESULTS" READER=epoll RATES="1 7 $RATE10" LABEL=issue15 \
+		BASE_PORT=$((BASE + 500)) "$HERE/latency.sh"
 fi
 echo "results in $RESULTS (*-$DATE.*)"

@@ -189,30 +189,41 @@ func (w *worker) runSubscriber(s *subscriber, release func()) {
 		return
 	}
 	for {
-		op, msg, err := c.fr.next()
+		op, frame, err := c.fr.next()
 		if err != nil {
 			w.lostConn(s, err)
 			return
 		}
 		if op.IsControl() {
-			if closed, _ := c.handleControl(op, msg); closed {
+			if closed, _ := c.handleControl(op, frame); closed {
 				w.lostConn(s, nil)
 				return
 			}
 			continue
 		}
-		switch w.proto.kind(msg) {
-		case kindMsg:
-			w.deliver(s, msg)
-		case kindAck:
-			w.markAcked(s, c, release)
-		case kindErr:
-			if !s.isAcked() {
-				w.subErrs.Add(1)
-				return
+		handOff := false
+		for rest := frame; len(rest) > 0; {
+			var msg []byte
+			msg, rest = w.proto.next(rest)
+			switch w.proto.kind(msg) {
+			case kindMsg:
+				w.deliver(s, msg)
+			case kindAck:
+				w.markAcked(s, c, release)
+				handOff = w.cfg.Reader == readerEpoll
+			case kindErr:
+				if !s.isAcked() {
+					w.subErrs.Add(1)
+					return
+				}
+			case kindPing:
+				_ = c.write(ws.OpText, w.proto.pong())
 			}
-		case kindPing:
-			_ = c.write(ws.OpText, w.proto.pong())
+		}
+		// After the frame's last message: the poll loop takes the stream
+		// from the next frame on.
+		if handOff && w.handOff(s, c) {
+			return
 		}
 	}
 }
@@ -250,8 +261,12 @@ func (w *worker) lostConn(s *subscriber, _ error) {
 
 // deliver is the per-message hot path: scan, classify, count, record.
 func (w *worker) deliver(s *subscriber, msg []byte) {
+	w.deliverAt(s, msg, time.Now().UnixNano())
+}
+
+// deliverAt is deliver for a message read at now (unix nanoseconds).
+func (w *worker) deliverAt(s *subscriber, msg []byte, now int64) {
 	t, seq, p, ok := scanPayload(msg)
-	now := time.Now().UnixNano()
 	s.mu.Lock()
 	if !ok {
 		s.cnt.foreign++

@@ -69,6 +69,8 @@ func (p protoSocketIO) open(c *wsConn) error {
 
 func (protoSocketIO) pong() []byte { return []byte("3") }
 
+func (protoSocketIO) next(frame []byte) (msg, rest []byte) { return frame, nil }
+
 func (protoSocketIO) appendSub(dst, chq []byte, id uint64) []byte {
 	dst = append(dst, "42"...)
 	dst = strconv.AppendUint(dst, id, 10)

@@ -35,7 +35,7 @@ type command struct {
 // that URL round-robin and source addresses come out the same whatever the
 // split.
 type setupCmd struct {
-	Proto       string   `json:"proto"` // "v1" or "socketio"
+	Proto       string   `json:"proto"` // "v1", "socketio" or "centrifugo"
 	URLs        []string `json:"urls"`
 	PubURLs     []string `json:"pubUrls,omitempty"` // publishers' URLs when they differ from URLs
 	Channel     string   `json:"channel"`           // fanout: everyone's channel
@@ -53,7 +53,12 @@ type setupCmd struct {
 	DialConc    int      `json:"dialConc"`
 	DialTimeout int64    `json:"dialTimeoutMs"`
 	AckTimeout  int64    `json:"ackTimeoutMs"`
+	Reader      string   `json:"reader,omitempty"` // readerEpoll, or a goroutine per subscriber
 }
+
+// readerEpoll: subscribers, once acknowledged, are read by one epoll loop
+// per worker process instead of a goroutine each (rawread_linux.go).
+const readerEpoll = "epoll"
 
 type runCmd struct {
 	Step    int     `json:"step"`

@@ -66,6 +66,11 @@ type worker struct {
 
 	connected, acked, dialErrs, subErrs, disconnects atomic.Int64
 
+	// --reader epoll: acknowledged subscribers are read by one poll loop.
+	rawOnce sync.Once
+	raw     *pollLoop
+	rawErr  error
+
 	step  atomic.Pointer[stepHists]
 	churn atomic.Pointer[churnCounts] // current churn step, nil before the first
 

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Burst latency (issue 15): 3 nodes, 3,000 subscribers of one channel spread
+# over them, 3 publishers (one per node), 100-byte payloads, fixed rates
+# (default 1 and 7 publishes/s and 10% of the highest 3-node rate), each run
+# DURATION long on a fresh cluster. Each run reports p50/p99 and the CPU per
+# delivery of the load tool's workers and of the nodes (--server-pids).
+#
+#   cmd/meshcast-bench/latency.sh                      # builds both from the working tree
+#   MESHCAST=/tmp/mc BENCH=/tmp/mb RATES="1 7 40" READER=epoll cmd/meshcast-bench/latency.sh
+#
+# Raw outputs: $RESULTS/latency-<label>-<rate>-<date>.txt; one summary line
+# per run on stdout.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+RESULTS=${RESULTS:-$HERE/results}
+RATES=${RATES:-"1 7 37"}   # 37: 10% of the highest 3-node rate measured on 2026-12-04 (368/s)
+DURATION=${DURATION:-30s}
+READER=${READER:-}        # load tool's reader (--reader), empty: its default
+LABEL=${LABEL:-run}
+BASE=${BASE_PORT:-27080}  # node i: HTTP BASE+i, gossip BASE+100+2i, peer BASE+101+2i
+DATE=$(date -u +%Y-%m-%dT%H%M)
+TMP=$(mktemp -d)
+PIDS=()
+
+cleanup() {
+	trap - EXIT
+	down
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+if [ -z "${MESHCAST:-}" ] || [ -z "${BENCH:-}" ]; then
+	(cd "$ROOT" && go build -o "$TMP/meshcast" ./cmd/meshcast && go build -o "$TMP/meshcast-bench" ./cmd/meshcast-bench)
+	MESHCAST=${MESHCAST:-$TMP/meshcast}
+	BENCH=${BENCH:-$TMP/meshcast-bench}
+fi
+mkdir -p "$RESULTS"
+SECRET=$(head -c 32 /dev/urandom | base64)
+
+up() {
+	for ((i = 0; i < 3; i++)); do
+		local join=()
+		((i > 0)) && join=(--join "127.0.0.1:$((BASE + 100))")
+		MESHCAST_SECRET=$SECRET "$MESHCAST" --listen "127.0.0.1:$((BASE + i))" --name "lat-$i" \
+			--gossip "127.0.0.1:$((BASE + 100 + 2 * i))" --peer "127.0.0.1:$((BASE + 101 + 2 * i))" \
+			--log-level error --insecure "${join[@]}" &
+		PIDS+=($!)
+	done
+	for ((i = 0; i < 3; i++)); do
+		for _ in $(seq 100); do
+			[ "$(curl -fsS "http://127.0.0.1:$((BASE + i))/api/cluster" 2>/dev/null | grep -c '"alive"')" -ge 3 ] &&
+				curl -fsS -o /dev/null "http://127.0.0.1:$((BASE + i))/readyz" 2>/dev/null && break
+			sleep 0.2
+		done
+	done
+}
+
+down() {
+	if [ ${#PIDS[@]} -gt 0 ]; then
+		kill "${PIDS[@]}" 2>/dev/null || true
+		wait "${PIDS[@]}" 2>/dev/null || true
+		PIDS=()
+	fi
+}
+
+urls="ws://127.0.0.1:$BASE/ws,ws://127.0.0.1:$((BASE + 1))/ws,ws://127.0.0.1:$((BASE + 2))/ws"
+reader=()
+[ -n "$READER" ] && reader=(--reader "$READER")
+for rate in $RATES; do
+	up
+	out="$RESULTS/latency-$LABEL-${rate}ps-$DATE.txt"
+	pids=$(IFS=,; echo "${PIDS[*]}")
+	cmd=("$BENCH" fanout --urls "$urls" --subs 3000 --pubs 3 --size 100 --rate "$rate" --duration "$DURATION" \
+		--server-pids "$pids" "${reader[@]}" --quiet)
+	echo "== ${cmd[*]}" | sed "s#$TMP/##g" >"$out"
+	"${cmd[@]}" >>"$out" 2>&1 || echo "(run failed)" >>"$out"
+	echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out"
+	down
+	row=$(awk '$1 == "1" && $2 ~ /^[0-9]+$/ {print "p50 " $11 " ms, p90 " $12 " ms, p99 " $13 " ms, max " $14 " ms, lost " $8 ", ok " $17; exit}' "$out")
+	cpu=$(grep -o 'load tool [0-9.]* µs, servers [0-9.]* µs' "$out" || true)
+	echo "$LABEL ${rate}/s: $row; CPU per delivery: $cpu; $(tail -1 "$out")"
+done

@@ -1,0 +1,265 @@
+//go:build linux
+
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
+)
+
+// rawReadSupported: --reader epoll works on this platform.
+const rawReadSupported = true
+
+// rawBufSize is one poll loop's read buffer; rawMaxFrame the largest frame
+// it takes (the bench's messages are a few hundred bytes).
+const (
+	rawBufSize  = 256 << 10
+	rawMaxFrame = 64 << 10
+)
+
+// rawConn is a subscriber read by a poll loop: its own duplicate of the
+// socket (the net.Conn is closed, so Go's poller no longer sees it) and the
+// bytes of a frame not complete yet.
+type rawConn struct {
+	fd   int
+	s    *subscriber
+	rest []byte
+	mask uint32 // xorshift state for the mask keys of pongs
+	wbuf []byte
+}
+
+// pollLoop reads many subscribers with one epoll instance, one read per
+// ready socket, in batches: a delivery costs a share of an epoll_wait and a
+// read, nothing allocated, no goroutine woken per socket.
+type pollLoop struct {
+	w    *worker
+	epfd int
+
+	mu    sync.Mutex
+	conns map[int]*rawConn // by fd
+}
+
+// rawLoop starts the worker's poll loop on first use.
+func (w *worker) rawLoop() (*pollLoop, error) {
+	w.rawOnce.Do(func() {
+		epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+		if err != nil {
+			w.rawErr = fmt.Errorf("epoll_create1: %w", err)
+			return
+		}
+		w.raw = &pollLoop{w: w, epfd: epfd, conns: map[int]*rawConn{}}
+		w.wg.Add(1)
+		go w.raw.run()
+	})
+	return w.raw, w.rawErr
+}
+
+// handOff moves an acknowledged subscriber's connection to the poll loop:
+// what the bufio reader holds is taken as the start of the stream, the
+// socket duplicated, the net.Conn closed. It reports false (and leaves c
+// as it was) when that fails, for the caller to go on reading c itself.
+func (w *worker) handOff(s *subscriber, c *wsConn) bool {
+	pl, err := w.rawLoop()
+	if err != nil {
+		return false
+	}
+	fd, err := dupFD(c)
+	if err != nil {
+		return false
+	}
+	pending, _ := c.fr.br.Peek(c.fr.br.Buffered())
+	rc := &rawConn{fd: fd, s: s, rest: append(make([]byte, 0, 512), pending...), mask: c.mask}
+	w.connsMu.Lock()
+	delete(w.conns, c)
+	w.connsMu.Unlock()
+	c.close()
+	// Complete frames that came with the ack are handled here, before the
+	// loop can see the socket.
+	if !pl.consume(rc, rc.rest, time.Now().UnixNano()) {
+		unix.Close(fd)
+		w.lostConn(s, nil)
+		return true
+	}
+	pl.mu.Lock()
+	pl.conns[fd] = rc
+	pl.mu.Unlock()
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd)}
+	if err := unix.EpollCtl(pl.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		pl.drop(rc, err)
+	}
+	return true
+}
+
+// run waits for readable sockets until the worker's context ends, then
+// closes every socket it owns.
+func (pl *pollLoop) run() {
+	defer pl.w.wg.Done()
+	events := make([]unix.EpollEvent, 512)
+	buf := make([]byte, rawBufSize)
+	for pl.w.ctx.Err() == nil {
+		n, err := unix.EpollWait(pl.epfd, events, 200)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			break
+		}
+		if n <= 0 {
+			continue
+		}
+		pl.mu.Lock()
+		for i := range n {
+			rc := pl.conns[int(events[i].Fd)]
+			if rc != nil {
+				pl.readOnce(rc, buf)
+			}
+		}
+		pl.mu.Unlock()
+	}
+	pl.mu.Lock()
+	for _, rc := range pl.conns {
+		unix.Close(rc.fd)
+	}
+	clear(pl.conns)
+	pl.mu.Unlock()
+	unix.Close(pl.epfd)
+}
+
+// readOnce reads what one socket has (level-triggered: a rest beyond the
+// buffer is reported again) and handles every complete frame. Caller
+// holds mu.
+func (pl *pollLoop) readOnce(rc *rawConn, buf []byte) {
+	k := copy(buf, rc.rest)
+	n, err := unix.Read(rc.fd, buf[k:])
+	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+		return
+	}
+	if err != nil || n == 0 {
+		pl.dropLocked(rc, err)
+		return
+	}
+	if !pl.consume(rc, buf[:k+n], time.Now().UnixNano()) {
+		pl.dropLocked(rc, nil)
+	}
+}
+
+// consume handles the complete frames of data and keeps the incomplete
+// tail in rc.rest; false when the connection must end (a close frame, a
+// bad or oversized frame).
+func (pl *pollLoop) consume(rc *rawConn, data []byte, now int64) bool {
+	for len(data) >= 2 {
+		fin, op := data[0]&0x80 != 0, ws.OpCode(data[0]&0x0f)
+		if data[0]&0x70 != 0 || data[1]&0x80 != 0 || !fin || op == ws.OpContinuation {
+			return false // the servers send neither masked nor fragmented frames
+		}
+		hl, n := 2, uint64(data[1]&0x7f)
+		switch n {
+		case 126:
+			hl = 4
+		case 127:
+			hl = 10
+		}
+		if len(data) < hl {
+			break
+		}
+		switch hl {
+		case 4:
+			n = uint64(binary.BigEndian.Uint16(data[2:]))
+		case 10:
+			n = binary.BigEndian.Uint64(data[2:])
+		}
+		if n > rawMaxFrame {
+			return false
+		}
+		if uint64(len(data)-hl) < n {
+			break
+		}
+		p := data[hl : hl+int(n)]
+		data = data[hl+int(n):]
+		if !pl.frame(rc, op, p, now) {
+			return false
+		}
+	}
+	rc.rest = append(rc.rest[:0], data...)
+	return true
+}
+
+// frame handles one frame: deliveries are counted and timed, pings
+// answered, a close ends the connection.
+func (pl *pollLoop) frame(rc *rawConn, op ws.OpCode, p []byte, now int64) bool {
+	w := pl.w
+	switch op {
+	case ws.OpPing:
+		rc.write(ws.OpPong, p)
+		return true
+	case ws.OpPong:
+		return true
+	case ws.OpClose:
+		rc.write(ws.OpClose, p[:min(len(p), 2)])
+		return false
+	}
+	for rest := p; len(rest) > 0; { // a frame may carry several messages (proto.next)
+		var msg []byte
+		msg, rest = w.proto.next(rest)
+		switch w.proto.kind(msg) {
+		case kindMsg:
+			w.deliverAt(rc.s, msg, now)
+		case kindPing:
+			rc.write(ws.OpText, w.proto.pong())
+		}
+	}
+	return true
+}
+
+// write sends one small masked frame without blocking; a full socket
+// drops it (a pong: the next ping gets another).
+func (rc *rawConn) write(op ws.OpCode, p []byte) {
+	x := rc.mask
+	x ^= x << 13
+	x ^= x >> 17
+	x ^= x << 5
+	rc.mask = x
+	rc.wbuf = appendClientFrame(rc.wbuf[:0], op, p, [4]byte{byte(x), byte(x >> 8), byte(x >> 16), byte(x >> 24)})
+	_, _ = unix.Write(rc.fd, rc.wbuf)
+}
+
+func (pl *pollLoop) drop(rc *rawConn, err error) {
+	pl.mu.Lock()
+	pl.dropLocked(rc, err)
+	pl.mu.Unlock()
+}
+
+// dropLocked ends a connection the loop owns. Caller holds mu.
+func (pl *pollLoop) dropLocked(rc *rawConn, err error) {
+	if pl.conns[rc.fd] != rc {
+		return
+	}
+	delete(pl.conns, rc.fd)
+	_ = unix.EpollCtl(pl.epfd, unix.EPOLL_CTL_DEL, rc.fd, nil)
+	unix.Close(rc.fd)
+	pl.w.lostConn(rc.s, err)
+}
+
+// dupFD duplicates c's socket (close-on-exec); the duplicate shares the
+// open file, so it is non-blocking like the original.
+func dupFD(c *wsConn) (int, error) {
+	sc, ok := c.nc.(interface {
+		SyscallConn() (syscall.RawConn, error)
+	})
+	if !ok {
+		return -1, errors.New("no file descriptor")
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	nfd, derr := -1, error(nil)
+	if err := raw.Control(func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return -1, err
+	}
+	return nfd, derr
+}
