@@ -70,19 +70,10 @@ func (s *Server) Burst(conns []*Conn, frame []byte) {
 
 // sendOrClaim is Send, except that an idle connection with a file
 // descriptor is claimed for a direct write of frame instead (true: the
-// caller must write it, then call burstDone).
+// caller must write it, then call wrote).
 func (c *Conn) sendOrClaim(frame []byte) bool {
 	c.mu.Lock()
-	if c.closeErr.Load() != nil {
-		c.mu.Unlock()
-		return false
-	}
-	if c.qbytes+len(frame) > c.srv.cfg.WriteQueueSize {
-		c.mu.Unlock()
-		ce := &CloseError{Code: ClosePolicyViolation, Reason: ReasonSlowConsumer}
-		if c.closeWith(ce, true, true) {
-			c.srv.stats.slowConsumers.Add(1)
-		}
+	if c.admitLocked(len(frame)) != nil {
 		return false
 	}
 	if !c.writing && c.rc != nil {
@@ -132,7 +123,7 @@ func (s *Server) writeBurst(b *burst, w *rawWriter) {
 func (c *Conn) writeClaimed(frame []byte, w *rawWriter) {
 	m, err := w.write(c.rc, frame)
 	if err == nil && m == len(frame) {
-		if c.burstDone(len(frame)) {
+		if c.wrote(len(frame)) {
 			c.srv.ready.push(c)
 		}
 		return
@@ -147,21 +138,4 @@ func (c *Conn) writeClaimed(frame []byte, w *rawWriter) {
 		return
 	}
 	c.writeFailed(b, err)
-}
-
-// burstDone is batchDone for a frame written straight to the socket.
-func (c *Conn) burstDone(n int) (more bool) {
-	c.mu.Lock()
-	c.qbytes -= n
-	more = c.q != nil
-	term := false
-	if !more {
-		c.writing = false
-		term = c.closing()
-	}
-	c.mu.Unlock()
-	if term {
-		c.terminate()
-	}
-	return more
 }

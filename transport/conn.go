@@ -53,22 +53,32 @@ type Conn struct {
 // closing, for whatever reason, Send returns ErrClosed.
 func (c *Conn) Send(frame []byte) error {
 	c.mu.Lock()
+	if err := c.admitLocked(len(frame)); err != nil {
+		return err
+	}
+	start := c.pushLocked(frame)
+	c.mu.Unlock()
+	if start {
+		c.srv.ready.push(c)
+	}
+	return nil
+}
+
+// admitLocked checks that n more bytes may be queued. If not, it unlocks
+// mu and returns why: ErrClosed once the connection is closing, or
+// ErrQueueFull after cutting it off as a slow consumer. Caller holds mu.
+func (c *Conn) admitLocked(n int) error {
 	if c.closeErr.Load() != nil {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	if c.qbytes+len(frame) > c.srv.cfg.WriteQueueSize {
+	if c.qbytes+n > c.srv.cfg.WriteQueueSize {
 		c.mu.Unlock()
 		ce := &CloseError{Code: ClosePolicyViolation, Reason: ReasonSlowConsumer}
 		if c.closeWith(ce, true, true) {
 			c.srv.stats.slowConsumers.Add(1)
 		}
 		return ErrQueueFull
-	}
-	start := c.pushLocked(frame)
-	c.mu.Unlock()
-	if start {
-		c.srv.ready.push(c)
 	}
 	return nil
 }

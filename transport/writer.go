@@ -84,8 +84,18 @@ func (c *Conn) flushOnce(w *rawWriter) {
 // were queued meanwhile (the caller keeps the writing role). Otherwise it
 // ends the writing role, closing the socket if the close frame was written.
 func (c *Conn) batchDone(b *batch) (more bool) {
+	n := b.bytes
+	c.srv.putBatch(b)
+	return c.wrote(n)
+}
+
+// wrote accounts for n bytes written (a batch, or a burst's frame) and
+// reports whether more frames were queued meanwhile (the caller keeps the
+// writing role). Otherwise it ends the writing role, closing the socket if
+// the close frame was written.
+func (c *Conn) wrote(n int) (more bool) {
 	c.mu.Lock()
-	c.qbytes -= b.bytes
+	c.qbytes -= n
 	more = c.q != nil
 	term := false
 	if !more {
@@ -93,7 +103,6 @@ func (c *Conn) batchDone(b *batch) (more bool) {
 		term = c.closing()
 	}
 	c.mu.Unlock()
-	c.srv.putBatch(b)
 	if term {
 		c.terminate()
 	}
