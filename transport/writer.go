@@ -80,9 +80,8 @@ func (c *Conn) flushOnce(w *rawWriter) {
 	}
 }
 
-// batchDone accounts for a written batch and reports whether more frames
-// were queued meanwhile (the caller keeps the writing role). Otherwise it
-// ends the writing role, closing the socket if the close frame was written.
+// batchDone returns a written batch to the pool and accounts for it as
+// wrote does.
 func (c *Conn) batchDone(b *batch) (more bool) {
 	n := b.bytes
 	c.srv.putBatch(b)
