@@ -285,14 +285,18 @@ func TestCloseEndsEverything(t *testing.T) {
 // ReadTimeout: the server's pings keep an idle connection up; a server
 // that says nothing at all is dropped and replaced.
 func TestReadTimeout(t *testing.T) {
-	h := startHubPinging(t, "h1", 200*time.Millisecond)
+	// The server cuts a connection silent for two ping intervals: 500 ms
+	// leaves the client a second to answer, which a busy machine running
+	// -race needs (200 ms was cut once in CI); the client's ReadTimeout is
+	// still three intervals.
+	h := startHubPinging(t, "h1", 500*time.Millisecond)
 	var ev events
 	cfg := testConfig(h.URL)
-	cfg.ReadTimeout = time.Second
+	cfg.ReadTimeout = 1500 * time.Millisecond
 	cfg.OnEvent = ev.on
 	c := connect(t, cfg)
 	s := subscribe(t, c, "idle")
-	deadline := time.Now().Add(2500 * time.Millisecond) // idle for 2.5 ReadTimeouts
+	deadline := time.Now().Add(3750 * time.Millisecond) // idle for 2.5 ReadTimeouts
 	for time.Now().Before(deadline) {
 		if d := ev.of(EventDisconnected); len(d) > 0 {
 			t.Fatalf("disconnected while the server pings: %+v", d)
