@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -569,7 +570,7 @@ func (c *Cluster) presenceFetch(ctx context.Context, ch string) ([]relay.Presenc
 		timer := time.NewTimer(c.cfg.InterestTimeout)
 		defer timer.Stop()
 		expired := false
-		for _, name := range slices.Sorted(mapKeys(asks)) {
+		for _, name := range slices.Sorted(maps.Keys(asks)) {
 			a := asks[name]
 			if !expired {
 				select {
@@ -594,16 +595,6 @@ func (c *Cluster) presenceFetch(ctx context.Context, ch string) ([]relay.Presenc
 		return nil, fmt.Errorf("%w: %s", ErrPresenceUnanswered, strings.Join(missing, ", "))
 	}
 	return entries, nil
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 func (qs *presenceQueries) open(ch string) *presenceAsk {
