@@ -100,9 +100,17 @@ func (s *Server) writeBurst(b *burst, w *rawWriter) {
 		if i >= len(b.conns) {
 			break
 		}
-		for _, c := range b.conns[i:min(i+burstChunk, len(b.conns))] {
+		chunk := b.conns[i:min(i+burstChunk, len(b.conns))]
+		writes += uint64(len(chunk))
+		if w.ring != nil {
+			if !w.ring.writeClaimed(chunk, b.frame) {
+				s.dropRing(w)
+			}
+			s.stats.ringWrites.Add(uint64(len(chunk)))
+			continue
+		}
+		for _, c := range chunk {
 			c.writeClaimed(b.frame, w)
-			writes++
 		}
 	}
 	s.stats.writes.Add(writes)
@@ -122,6 +130,12 @@ func (s *Server) writeBurst(b *burst, w *rawWriter) {
 // writer, as flushOnce does; frames queued meanwhile follow it.
 func (c *Conn) writeClaimed(frame []byte, w *rawWriter) {
 	m, err := w.write(c.rc, frame)
+	c.settleClaimed(frame, m, err)
+}
+
+// settleClaimed finishes a claimed connection's write of frame, of which m
+// bytes went out before err.
+func (c *Conn) settleClaimed(frame []byte, m int, err error) {
 	if err == nil && m == len(frame) {
 		if c.wrote(len(frame)) {
 			c.srv.ready.push(c)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/meshcast/meshcast/transport/uring"
 	"github.com/meshcast/meshcast/transport/wstest"
 )
 
@@ -69,7 +70,7 @@ func (e *env) conns(n int) []*Conn {
 // queues of busy ones interleave.
 func TestBurstOrderConcurrent(t *testing.T) {
 	t.Parallel()
-	forModes(t, func(t *testing.T, cfg Config) {
+	forBurstModes(t, func(t *testing.T, cfg Config) {
 		cfg.WriteQueueSize = 4 << 20
 		e := newEnv(t, cfg, false)
 		const nconns, senders, frames = 40, 4, 300
@@ -133,7 +134,7 @@ func TestBurstOrderConcurrent(t *testing.T) {
 // every frame in order.
 func TestBurstSlowConsumer(t *testing.T) {
 	t.Parallel()
-	forModes(t, func(t *testing.T, cfg Config) {
+	forBurstModes(t, func(t *testing.T, cfg Config) {
 		cfg.WriteTimeout = slowConsumerWriteTimeout
 		e := newEnv(t, cfg, false)
 		slow := e.dial()
@@ -192,7 +193,7 @@ func TestBurstSlowConsumer(t *testing.T) {
 // the others lose nothing; nothing panics, leaks or blocks Shutdown.
 func TestBurstCloseMidBurst(t *testing.T) {
 	t.Parallel()
-	forModes(t, func(t *testing.T, cfg Config) {
+	forBurstModes(t, func(t *testing.T, cfg Config) {
 		cfg.WriteQueueSize = 4 << 20
 		e := newEnv(t, cfg, false)
 		const nconns, frames = 30, 400
@@ -260,7 +261,7 @@ func TestBurstCloseMidBurst(t *testing.T) {
 // a burst queues to them, and they get every frame in order.
 func TestBurstTLS(t *testing.T) {
 	t.Parallel()
-	forModes(t, func(t *testing.T, cfg Config) {
+	forBurstModes(t, func(t *testing.T, cfg Config) {
 		e := newTLSEnv(t, cfg, false)
 		const nconns, frames = 5, 200
 		clients := make([]*client, nconns)
@@ -293,7 +294,7 @@ func TestBurstTLS(t *testing.T) {
 // nothing more, as Send returns ErrClosed.
 func TestBurstSkipsClosed(t *testing.T) {
 	t.Parallel()
-	forModes(t, func(t *testing.T, cfg Config) {
+	forBurstModes(t, func(t *testing.T, cfg Config) {
 		e := newEnv(t, cfg, false)
 		c := e.dial()
 		conn := e.conns(1)[0]
@@ -315,14 +316,15 @@ func TestBurstSkipsClosed(t *testing.T) {
 // then a wait until every client has it, so nothing coalesces. "burst" is
 // Server.Burst, "sends" a loop of Conn.Send (the path before it).
 func BenchmarkBurst(b *testing.B) {
-	for _, mode := range []string{"burst", "sends"} {
-		b.Run(mode, func(b *testing.B) { benchBurst(b, mode == "burst", 1000, 100) })
+	for _, mode := range []string{"burst", "burst-write", "sends"} {
+		b.Run(mode, func(b *testing.B) { benchBurst(b, mode != "sends", mode == "burst-write", 1000, 100) })
 	}
 }
 
-func benchBurst(b *testing.B, burst bool, nconns, size int) {
+func benchBurst(b *testing.B, burst, noRing bool, nconns, size int) {
 	cfg := testConfig(false)
 	cfg.Writers, cfg.Workers = 0, 0 // defaults
+	cfg.NoIOURing = noRing
 	e := newEnv(b, cfg, false)
 	frame := sourcedFrame(0, 0, size)
 	var got atomic.Int64
@@ -396,5 +398,62 @@ func TestBurstDoesNotClaimBusy(t *testing.T) {
 	e.srv.ready.push(conn)
 	if counts, _, err := readSourced(c, 1, 1); err != nil || counts[0] != 1 {
 		t.Fatalf("got %v, %v", counts, err)
+	}
+}
+
+// forBurstModes runs f in every reader mode, with bursts written through
+// io_uring and with write(2).
+func forBurstModes(t *testing.T, f func(t *testing.T, cfg Config)) {
+	forModes(t, func(t *testing.T, cfg Config) {
+		for _, noRing := range []bool{false, true} {
+			name := "ring"
+			if noRing {
+				name = "write"
+			}
+			cfg := cfg
+			cfg.NoIOURing = noRing
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				f(t, cfg)
+			})
+		}
+	})
+}
+
+// TestBurstUsesTheRing: where io_uring is available, a burst to idle
+// connections goes out through it (and not with it turned off), and every
+// connection gets the frame.
+func TestBurstUsesTheRing(t *testing.T) {
+	t.Parallel()
+	if r, err := uring.New(4); err != nil {
+		t.Skipf("io_uring not available here: %v", err)
+	} else {
+		r.Close()
+	}
+	for _, noRing := range []bool{false, true} {
+		cfg := testConfig(false)
+		cfg.NoIOURing = noRing
+		e := newEnv(t, cfg, false)
+		const nconns = 50
+		clients := make([]*client, nconns)
+		for i := range clients {
+			clients[i] = e.dial()
+		}
+		conns := e.conns(nconns)
+		for seq := range 5 {
+			e.srv.Burst(conns, sourcedFrame(0, 0, 100)) // each read alone: seq 0
+			for i, c := range clients {
+				if counts, _, err := readSourced(c, 1, 1); err != nil || counts[0] != 1 {
+					t.Fatalf("client %d, burst %d: %v, %v", i, seq, counts, err)
+				}
+			}
+		}
+		st := e.srv.Stats()
+		switch {
+		case noRing && st.RingWrites != 0:
+			t.Fatalf("NoIOURing: %d ring writes", st.RingWrites)
+		case !noRing && st.RingWrites == 0:
+			t.Fatalf("no ring writes in %d writes", st.Writes)
+		}
 	}
 }

@@ -21,4 +21,6 @@ type rawWriter struct {
 	n   int
 	err error
 	fn  func(fd uintptr)
+
+	ring *ringWriter // nil: bursts are written one write(2) per connection
 }

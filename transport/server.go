@@ -63,6 +63,8 @@ type Server struct {
 	stop     chan struct{}  // closed to stop the sweep
 	stopOnce sync.Once
 	stats    counters
+
+	ringRefused atomic.Bool // io_uring_setup failed once: no writer tries again
 }
 
 // NewServer starts the epoll loop and its read workers (unless

@@ -16,6 +16,10 @@ type Stats struct {
 	PingTimeouts        uint64 `json:"ping_timeouts"`
 	// Writes counts batches written: deliveries / Writes is the coalescing.
 	Writes uint64 `json:"writes"`
+	// RingWrites counts the writes of Writes made in batches through
+	// io_uring (a burst's chunk of idle connections, Config.NoIOURing);
+	// 0 where io_uring is off or unavailable.
+	RingWrites uint64 `json:"ring_writes"`
 	// BlockedWrites counts hand-offs to a connection's own blocking writer
 	// (its socket was full).
 	BlockedWrites uint64 `json:"blocked_writes"`
@@ -35,6 +39,7 @@ type counters struct {
 	pingTimeouts   atomic.Uint64
 	writes         atomic.Uint64
 	blockedWrites  atomic.Uint64
+	ringWrites     atomic.Uint64
 	closeCodes     [len(closeCodeSlots) + 1]atomic.Uint64 // the last: other codes
 }
 
@@ -77,6 +82,7 @@ func (s *Server) Stats() Stats {
 		ProtocolErrorCloses: s.stats.protocolErrors.Load(),
 		PingTimeouts:        s.stats.pingTimeouts.Load(),
 		Writes:              s.stats.writes.Load(),
+		RingWrites:          s.stats.ringWrites.Load(),
 		BlockedWrites:       s.stats.blockedWrites.Load(),
 		CloseCodes:          s.stats.closeCodeCounts(),
 	}

@@ -18,6 +18,13 @@ const (
 func (s *Server) writeLoop() {
 	defer s.wg.Done()
 	w := newRawWriter(sharedScratchSize)
+	if w.ring = s.ringFor(); w.ring != nil {
+		defer func() {
+			if w.ring != nil {
+				_ = w.ring.ring.Close()
+			}
+		}()
+	}
 	for {
 		c, b, ok := s.ready.popAny()
 		switch {
