@@ -1,14 +1,25 @@
 package main
 
-import "fmt"
+import (
+	"fmt"
 
-// checkReader refuses an unknown --reader, or epoll where there is none.
+	"github.com/meshcast/meshcast/transport/uring"
+)
+
+// checkReader refuses an unknown --reader, or epoll or uring where there
+// is none.
 func checkReader(r string) error {
 	switch {
-	case r == readerEpoll && !rawReadSupported:
-		return fmt.Errorf("--reader epoll needs Linux")
+	case (r == readerEpoll || r == readerUring) && !rawReadSupported:
+		return fmt.Errorf("--reader %s needs Linux", r)
+	case r == readerUring:
+		ring, err := uring.New(4)
+		if err != nil {
+			return fmt.Errorf("--reader uring: %w", err)
+		}
+		ring.Close()
 	case r != readerEpoll && r != "goroutine" && r != "":
-		return fmt.Errorf("--reader %q: want goroutine or epoll", r)
+		return fmt.Errorf("--reader %q: want goroutine, epoll or uring", r)
 	}
 	return nil
 }

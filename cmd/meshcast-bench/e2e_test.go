@@ -26,7 +26,7 @@ func testConn(urls ...string) connConfig {
 
 // readers are the subscriber receive paths every end-to-end fan-out test
 // runs with.
-var readers = []string{"goroutine", readerEpoll}
+var readers = []string{"goroutine", readerEpoll, readerUring}
 
 func TestFanoutEndToEnd(t *testing.T) {
 	for _, rd := range readers {

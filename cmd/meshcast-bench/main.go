@@ -115,7 +115,7 @@ func commonFlags(fs *flag.FlagSet, cc *connConfig, urls *string, asJSON *bool) {
 	fs.DurationVar(&cc.AckTimeout, "ack-timeout", 15*time.Second, "limit for the subscribe ack")
 	fs.DurationVar(&cc.Timeout, "timeout", 0, "hard limit of the whole run (0: derived from the scenario)")
 	fs.BoolVar(&cc.Quiet, "quiet", false, "no progress line on stderr")
-	fs.StringVar(&cc.Reader, "reader", "goroutine", "subscribers' receive path: goroutine (one each, bufio) or epoll (one batched, allocation-free epoll loop per worker process; Linux)")
+	fs.StringVar(&cc.Reader, "reader", "goroutine", "subscribers' receive path: goroutine (one each, bufio) epoll (one batched, allocation-free epoll loop per worker process; Linux) or uring (epoll, each batch of ready sockets read with one io_uring_enter; Linux)")
 	fs.BoolVar(asJSON, "json", false, "print one JSON object per scenario instead of the table")
 }
 

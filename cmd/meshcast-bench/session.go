@@ -210,7 +210,7 @@ func (w *worker) runSubscriber(s *subscriber, release func()) {
 				w.deliver(s, msg)
 			case kindAck:
 				w.markAcked(s, c, release)
-				handOff = w.cfg.Reader == readerEpoll
+				handOff = w.cfg.Reader == readerEpoll || w.cfg.Reader == readerUring
 			case kindErr:
 				if !s.isAcked() {
 					w.subErrs.Add(1)

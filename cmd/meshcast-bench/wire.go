@@ -60,6 +60,10 @@ type setupCmd struct {
 // per worker process instead of a goroutine each (rawread_linux.go).
 const readerEpoll = "epoll"
 
+// readerUring is readerEpoll with each batch of ready sockets read by one
+// io_uring_enter instead of a read(2) each (rawread_linux.go).
+const readerUring = "uring"
+
 type runCmd struct {
 	Step    int     `json:"step"`
 	Rate    float64 `json:"rate"` // per publisher, messages/s
