@@ -13,18 +13,21 @@ import (
 // deliveries per second and how many deliveries one write carried.
 func BenchmarkSendFanout(b *testing.B) {
 	for _, m := range modes {
-		b.Run(m.name, func(b *testing.B) { benchFanout(b, m.goroutines, 1000, 100, 2000) })
+		b.Run(m.name, func(b *testing.B) { benchFanout(b, m.goroutines, m.noRing, 1000, 100, 2000) })
 	}
 	// Lockstep waits for every delivery of a frame before sending the next:
 	// little coalescing, the cost of one delivery per write.
-	b.Run("epoll-lockstep", func(b *testing.B) { benchFanout(b, false, 1000, 100, 0) })
+	b.Run("epoll-lockstep", func(b *testing.B) { benchFanout(b, false, false, 1000, 100, 0) })
+	b.Run("epoll-write-lockstep", func(b *testing.B) { benchFanout(b, false, true, 1000, 100, 0) })
 	// Lag 16: the sender is at most 16 frames ahead, a moderate load.
-	b.Run("epoll-lag16", func(b *testing.B) { benchFanout(b, false, 1000, 100, 16) })
+	b.Run("epoll-lag16", func(b *testing.B) { benchFanout(b, false, false, 1000, 100, 16) })
+	b.Run("epoll-write-lag16", func(b *testing.B) { benchFanout(b, false, true, 1000, 100, 16) })
 }
 
 // benchFanout lets the clients fall at most lag frames behind the sender.
-func benchFanout(b *testing.B, goroutines bool, nconns, size, lag int) {
+func benchFanout(b *testing.B, goroutines, noRing bool, nconns, size, lag int) {
 	cfg := testConfig(goroutines)
+	cfg.NoIOURing = noRing
 	cfg.WriteQueueSize = 1 << 20
 	cfg.Writers, cfg.Workers = 0, 0 // defaults
 	e := newEnv(b, cfg, false)

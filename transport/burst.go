@@ -103,10 +103,7 @@ func (s *Server) writeBurst(b *burst, w *rawWriter) {
 		chunk := b.conns[i:min(i+burstChunk, len(b.conns))]
 		writes += uint64(len(chunk))
 		if w.ring != nil {
-			if !w.ring.writeClaimed(chunk, b.frame) {
-				s.dropRing(w)
-			}
-			s.stats.ringWrites.Add(uint64(len(chunk)))
+			s.writeClaimedRing(chunk, b.frame, w)
 			continue
 		}
 		for _, c := range chunk {

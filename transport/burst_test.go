@@ -70,7 +70,7 @@ func (e *env) conns(n int) []*Conn {
 // queues of busy ones interleave.
 func TestBurstOrderConcurrent(t *testing.T) {
 	t.Parallel()
-	forBurstModes(t, func(t *testing.T, cfg Config) {
+	forModes(t, func(t *testing.T, cfg Config) {
 		cfg.WriteQueueSize = 4 << 20
 		e := newEnv(t, cfg, false)
 		const nconns, senders, frames = 40, 4, 300
@@ -134,7 +134,7 @@ func TestBurstOrderConcurrent(t *testing.T) {
 // every frame in order.
 func TestBurstSlowConsumer(t *testing.T) {
 	t.Parallel()
-	forBurstModes(t, func(t *testing.T, cfg Config) {
+	forModes(t, func(t *testing.T, cfg Config) {
 		cfg.WriteTimeout = slowConsumerWriteTimeout
 		e := newEnv(t, cfg, false)
 		slow := e.dial()
@@ -193,7 +193,7 @@ func TestBurstSlowConsumer(t *testing.T) {
 // the others lose nothing; nothing panics, leaks or blocks Shutdown.
 func TestBurstCloseMidBurst(t *testing.T) {
 	t.Parallel()
-	forBurstModes(t, func(t *testing.T, cfg Config) {
+	forModes(t, func(t *testing.T, cfg Config) {
 		cfg.WriteQueueSize = 4 << 20
 		e := newEnv(t, cfg, false)
 		const nconns, frames = 30, 400
@@ -261,7 +261,7 @@ func TestBurstCloseMidBurst(t *testing.T) {
 // a burst queues to them, and they get every frame in order.
 func TestBurstTLS(t *testing.T) {
 	t.Parallel()
-	forBurstModes(t, func(t *testing.T, cfg Config) {
+	forModes(t, func(t *testing.T, cfg Config) {
 		e := newTLSEnv(t, cfg, false)
 		const nconns, frames = 5, 200
 		clients := make([]*client, nconns)
@@ -294,7 +294,7 @@ func TestBurstTLS(t *testing.T) {
 // nothing more, as Send returns ErrClosed.
 func TestBurstSkipsClosed(t *testing.T) {
 	t.Parallel()
-	forBurstModes(t, func(t *testing.T, cfg Config) {
+	forModes(t, func(t *testing.T, cfg Config) {
 		e := newEnv(t, cfg, false)
 		c := e.dial()
 		conn := e.conns(1)[0]
@@ -401,28 +401,10 @@ func TestBurstDoesNotClaimBusy(t *testing.T) {
 	}
 }
 
-// forBurstModes runs f in every reader mode, with bursts written through
-// io_uring and with write(2).
-func forBurstModes(t *testing.T, f func(t *testing.T, cfg Config)) {
-	forModes(t, func(t *testing.T, cfg Config) {
-		for _, noRing := range []bool{false, true} {
-			name := "ring"
-			if noRing {
-				name = "write"
-			}
-			cfg := cfg
-			cfg.NoIOURing = noRing
-			t.Run(name, func(t *testing.T) {
-				t.Parallel()
-				f(t, cfg)
-			})
-		}
-	})
-}
-
 // TestBurstUsesTheRing: where io_uring is available, a burst to idle
-// connections goes out through it (and not with it turned off), and every
-// connection gets the frame.
+// connections goes out through it, and so do Sends (the ready list's
+// connections); with it turned off neither does. Every connection gets
+// every frame.
 func TestBurstUsesTheRing(t *testing.T) {
 	t.Parallel()
 	if r, err := uring.New(4); err != nil {
@@ -454,6 +436,23 @@ func TestBurstUsesTheRing(t *testing.T) {
 			t.Fatalf("NoIOURing: %d ring writes", st.RingWrites)
 		case !noRing && st.RingWrites == 0:
 			t.Fatalf("no ring writes in %d writes", st.Writes)
+		}
+		for _, c := range conns {
+			if err := c.Send(sourcedFrame(0, 0, 100)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, c := range clients {
+			if counts, _, err := readSourced(c, 1, 1); err != nil || counts[0] != 1 {
+				t.Fatalf("client %d, send: %v, %v", i, counts, err)
+			}
+		}
+		sent := e.srv.Stats().RingWrites - st.RingWrites
+		switch {
+		case noRing && sent != 0:
+			t.Fatalf("NoIOURing: %d ring writes of sends", sent)
+		case !noRing && sent == 0:
+			t.Fatal("no ring writes of sends")
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"runtime"
 	"time"
+
+	"github.com/meshcast/meshcast/transport/uring"
 )
 
 // Config holds the Server's settings. Zero fields get the defaults of
@@ -55,6 +57,14 @@ type Config struct {
 	// Logger receives debug and error logs. Default (nil) discards them: a
 	// library logs only where its caller tells it to.
 	Logger *slog.Logger
+
+	ringSetup *ringSetup // nil: uring.New; tests play a kernel that refuses
+}
+
+// ringSetup replaces uring.New in tests. A pointer to it, unlike a func,
+// keeps Config comparable.
+type ringSetup struct {
+	New func(entries uint32) (*uring.Ring, error)
 }
 
 // ErrInvalidConfig is wrapped by the error NewServer returns for a Config

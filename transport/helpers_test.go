@@ -23,12 +23,16 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// modes is the table every behaviour test runs over.
+// modes is the table every behaviour test runs over: both readers, and
+// the shared writers with io_uring (where the kernel has it) and with
+// write(2).
 var modes = []struct {
 	name       string
 	goroutines bool
+	noRing     bool
 }{
 	{name: "epoll", goroutines: false},
+	{name: "epoll-write", goroutines: false, noRing: true},
 	{name: "goroutines", goroutines: true},
 }
 
@@ -38,7 +42,9 @@ func forModes(t *testing.T, f func(t *testing.T, cfg Config)) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
-			f(t, testConfig(m.goroutines))
+			cfg := testConfig(m.goroutines)
+			cfg.NoIOURing = m.noRing
+			f(t, cfg)
 		})
 	}
 }

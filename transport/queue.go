@@ -48,6 +48,22 @@ func (q *connQueue) pushBurst(b *burst, n int) {
 	}
 }
 
+// popConns appends connections waiting on the queue to dst, without
+// blocking, until it holds limit.
+func (q *connQueue) popConns(dst []*Conn, limit int) []*Conn {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(dst) < limit && q.head < len(q.items) {
+		dst = append(dst, q.items[q.head])
+		q.items[q.head] = nil
+		q.head++
+	}
+	if q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
+	}
+	return dst
+}
+
 // pop blocks until a connection is queued or the queue is closed and empty.
 func (q *connQueue) pop() (*Conn, bool) {
 	c, _, ok := q.popAny()

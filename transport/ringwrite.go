@@ -7,65 +7,67 @@ import (
 	"github.com/meshcast/meshcast/transport/uring"
 )
 
-// ringWriter writes a burst's chunk of claimed connections with one
-// io_uring_enter instead of one write(2) each: on a VM a system call's
-// entry and exit cost about as much as a small loopback send's work, so a
-// chunk of 16 costs about half (transport/uring's doc, BENCHMARKS.md
-// "Burst latency (issue 15)").
+// ringWriter sends to up to ringBatch connections with one io_uring_enter
+// instead of one write(2) each: on a VM a system call's entry and exit cost
+// about as much as a small loopback send's work, so a batch of 16 costs
+// about half (transport/uring's doc, BENCHMARKS.md "Burst latency (issue
+// 15)"). A shared writer uses it for a burst's chunk of claimed
+// connections (one shared frame) and for connections from the ready list
+// (each its own queued batch).
 //
 // Each connection's descriptor is held (RawConn.Control, nested) until the
 // ring's call returns: a descriptor closed by its reader meanwhile could
-// otherwise be reused by a new connection and get the frame.
+// otherwise be reused by a new connection and get the bytes.
 type ringWriter struct {
-	ring  *uring.Ring
-	conns []*Conn
-	frame []byte
-	i     int                // next connection to hold
-	held  func(fd uintptr)   // h.hold, bound once
-	errs  [burstChunk]error  // per connection: not held (closed), or the ring's error
-	res   [burstChunk]int32  // per connection: bytes sent, or -errno
-	out   []uring.Completion // scratch for Submit
+	ring    *uring.Ring
+	conns   []*Conn
+	bufs    [ringBatch][]byte // what to send to conns[i]
+	batches [ringBatch]*batch // flushReady: conns[i]'s batch
+	popped  []*Conn           // flushReady: scratch for the ready list's connections
+	i       int               // next connection to hold
+	held    func(fd uintptr)  // h.hold, bound once
+	errs    [ringBatch]error  // per connection: not held (closed), or the ring failed
+	res     [ringBatch]int32  // per connection: bytes sent, or -errno
+	failed  bool              // the last send's io_uring_enter failed
+	out     []uring.Completion
+	noFD    [ringBatch]*Conn // flushReady: popped connections without a descriptor (TLS)
+	scratch []byte           // flushReady: ringRegion per connection
 }
 
+// ringBatch is the most connections one io_uring_enter writes: a burst's
+// chunk, or a writer's take from the ready list.
+const ringBatch = burstChunk
+
+// ringRegion is each ready connection's share of the ring's scratch
+// buffer: a busy connection's coalesced frames under load fit; a batch
+// with more queued sends the rest with write(2).
+const ringRegion = 16 << 10
+
+var errRingFailed = errors.New("transport: io_uring_enter failed")
+
 func newRingWriter(r *uring.Ring) *ringWriter {
-	h := &ringWriter{ring: r, out: make([]uring.Completion, 0, burstChunk)}
+	h := &ringWriter{
+		ring:    r,
+		conns:   make([]*Conn, 0, ringBatch),
+		popped:  make([]*Conn, 0, ringBatch),
+		out:     make([]uring.Completion, 0, ringBatch),
+		scratch: make([]byte, ringBatch*ringRegion),
+	}
 	h.held = h.hold
 	return h
 }
 
-// writeClaimed writes frame to every connection of conns (at most
-// burstChunk, each claimed by sendOrClaim) and settles each as
-// Conn.writeClaimed does. It reports false if the ring failed as a whole,
-// after which the caller should stop using it (the chunk's connections
-// were closed: whether their frame went out is unknown).
-func (h *ringWriter) writeClaimed(conns []*Conn, frame []byte) (ok bool) {
-	h.conns, h.frame, h.i = conns, frame, 0
-	clear(h.errs[:])
+// send sends bufs[i] to conns[i] for each i with one io_uring_enter; then
+// result(i) says how each went. It reports false if the ring failed as a
+// whole: every connection's result is then errRingFailed, and the caller
+// should stop using the ring.
+func (h *ringWriter) send(conns []*Conn) (ok bool) {
+	h.conns, h.i, h.failed = conns, 0, false
+	clear(h.errs[:len(conns)])
 	h.next()
-	ok = true
-	for i, c := range conns {
-		switch err := h.errs[i]; {
-		case errors.Is(err, errRingFailed):
-			ok = false
-			c.settleClaimed(frame, 0, err)
-		case err != nil:
-			c.settleClaimed(frame, 0, err)
-		case int(h.res[i]) < len(frame) && h.res[i] >= 0:
-			// A short send: the socket is full; the rest goes as a blocked write.
-			c.settleClaimed(frame, int(h.res[i]), errWouldBlock)
-		case h.res[i] >= 0:
-			c.settleClaimed(frame, int(h.res[i]), nil)
-		case syscall.Errno(-h.res[i]) == syscall.EAGAIN:
-			c.settleClaimed(frame, 0, errWouldBlock)
-		default:
-			c.settleClaimed(frame, 0, syscall.Errno(-h.res[i]))
-		}
-	}
-	h.conns, h.frame = nil, nil
-	return ok
+	h.conns = nil
+	return !h.failed
 }
-
-var errRingFailed = errors.New("transport: io_uring_enter failed")
 
 // next holds the next connection's descriptor, or, with all held, sends.
 func (h *ringWriter) next() {
@@ -82,7 +84,7 @@ func (h *ringWriter) next() {
 
 // hold is the RawConn.Control callback: queue the send, go on holding.
 func (h *ringWriter) hold(fd uintptr) {
-	h.ring.Send(int(fd), h.frame, uint64(h.i))
+	h.ring.Send(int(fd), h.bufs[h.i], uint64(h.i))
 	h.i++
 	h.next()
 }
@@ -91,6 +93,7 @@ func (h *ringWriter) submit() {
 	out, err := h.ring.Submit(h.out[:0])
 	h.out = out[:0]
 	if err != nil {
+		h.failed = true
 		for i := range h.conns {
 			if h.errs[i] == nil {
 				h.errs[i] = errRingFailed
@@ -103,6 +106,100 @@ func (h *ringWriter) submit() {
 	}
 }
 
+// result is connection i's send as rawWriter.write would report it: m
+// bytes went out, errWouldBlock if the socket filled up first.
+func (h *ringWriter) result(i int) (m int, err error) {
+	if err := h.errs[i]; err != nil {
+		return 0, err
+	}
+	r := h.res[i]
+	switch {
+	case r == -int32(syscall.EAGAIN):
+		return 0, errWouldBlock
+	case r < 0:
+		return 0, syscall.Errno(-r)
+	case int(r) < len(h.bufs[i]):
+		return int(r), errWouldBlock // a short send: the socket is full
+	}
+	return int(r), nil
+}
+
+// writeClaimedRing writes frame to every connection of conns (at most
+// ringBatch, each claimed by sendOrClaim) and settles each as
+// Conn.writeClaimed does.
+func (s *Server) writeClaimedRing(conns []*Conn, frame []byte, w *rawWriter) {
+	h := w.ring
+	for i := range conns {
+		h.bufs[i] = frame
+	}
+	ok := h.send(conns)
+	for i, c := range conns {
+		h.bufs[i] = nil
+		m, err := h.result(i)
+		c.settleClaimed(frame, m, err)
+	}
+	s.stats.ringWrites.Add(uint64(len(conns)))
+	if !ok {
+		s.dropRing(w)
+	}
+}
+
+// flushReady is flushOnce for first and for up to ringBatch-1 more
+// connections waiting on the ready list, their batches (up to ringRegion
+// bytes each) sent with one io_uring_enter.
+func (s *Server) flushReady(first *Conn, w *rawWriter) {
+	h := w.ring
+	popped := s.ready.popConns(append(h.popped[:0], first), ringBatch)
+	conns := h.conns[:0]
+	noFD := h.noFD[:0] // TLS: flushOnce's path, once the regions are sent
+	for _, c := range popped {
+		if c.rc == nil {
+			noFD = append(noFD, c)
+			continue
+		}
+		b, term := c.takeBatch()
+		if b == nil {
+			if term {
+				c.terminate()
+			}
+			continue
+		}
+		i := len(conns)
+		region := h.scratch[i*ringRegion : (i+1)*ringRegion]
+		h.bufs[i] = region[:b.fill(region)]
+		h.batches[i] = b
+		conns = append(conns, c)
+	}
+	clear(popped)
+	ok := h.send(conns)
+	s.stats.writes.Add(uint64(len(conns)))
+	s.stats.ringWrites.Add(uint64(len(conns)))
+	for i, c := range conns {
+		b := h.batches[i]
+		h.batches[i], h.bufs[i] = nil, nil
+		m, err := h.result(i)
+		b.advance(m)
+		switch {
+		case err == nil:
+			c.writeBatch(b, w) // the rest of a batch over ringRegion, then done
+		case errors.Is(err, errWouldBlock):
+			c.srv.stats.blockedWrites.Add(1)
+			c.srv.wg.Add(1) // the caller is a shared writer, counted in wg
+			go c.flushBlocking(b)
+		default:
+			c.writeFailed(b, err)
+		}
+	}
+	clear(conns)
+	if !ok {
+		s.dropRing(w)
+	}
+	for _, c := range noFD {
+		c.flushOnce(w)
+	}
+	clear(noFD)
+}
+
 // ringFor gives a shared writer its ring, or nil to write with write(2):
 // the config said so, or io_uring is missing or refused here (logged once
 // per server).
@@ -110,10 +207,14 @@ func (s *Server) ringFor() *ringWriter {
 	if s.cfg.NoIOURing || s.ringRefused.Load() {
 		return nil
 	}
-	r, err := uring.New(burstChunk)
+	setup := uring.New
+	if s.cfg.ringSetup != nil {
+		setup = s.cfg.ringSetup.New
+	}
+	r, err := setup(ringBatch)
 	if err != nil {
 		if s.ringRefused.CompareAndSwap(false, true) {
-			s.log.Info("transport: io_uring unavailable, bursts are written with one write(2) per connection", "err", err)
+			s.log.Info("transport: io_uring unavailable, writing with one write(2) per connection", "err", err)
 		}
 		return nil
 	}

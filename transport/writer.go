@@ -32,6 +32,8 @@ func (s *Server) writeLoop() {
 			return
 		case b != nil:
 			s.writeBurst(b, w)
+		case w.ring != nil && c.rc != nil:
+			s.flushReady(c, w)
 		default:
 			c.flushOnce(w)
 		}
@@ -67,6 +69,12 @@ func (c *Conn) flushOnce(w *rawWriter) {
 		return
 	}
 	c.srv.stats.writes.Add(1)
+	c.writeBatch(b, w)
+}
+
+// writeBatch writes the rest of b with non-blocking writes, as flushOnce
+// says.
+func (c *Conn) writeBatch(b *batch, w *rawWriter) {
 	for !b.done() {
 		n := b.fill(w.buf)
 		m, err := w.write(c.rc, w.buf[:n])

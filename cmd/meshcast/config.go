@@ -27,6 +27,7 @@ type config struct {
 	pprof            bool
 	metricsListen    string
 	gcPercent        int
+	ioURing          bool
 
 	name        string
 	gossip      string
@@ -148,6 +149,7 @@ func (c *config) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.metricsListen, "metrics-listen", "", "serve Prometheus /metrics on this address instead of on --listen (keeps it off the public port)")
 	fs.BoolVar(&c.pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ (for diagnosis; do not expose publicly)")
 	fs.IntVar(&c.gcPercent, "gc-percent", 50, "Go GC target percentage (GOGC); lower uses less memory per connection, higher less CPU in connection bursts")
+	fs.BoolVar(&c.ioURing, "io-uring", true, "write to clients in batches through io_uring where the kernel allows it (Linux; otherwise, or with false, one write(2) per connection)")
 
 	fs.StringVar(&c.name, "name", "", "node name, unique in the cluster (default: hostname:peer-port)")
 	fs.StringVar(&c.gossip, "gossip", ":7946", "gossip (memberlist) bind address, TCP and UDP")

@@ -19,7 +19,7 @@ import (
 var everySetting = map[string]string{
 	"listen": "127.0.0.1:9090", "metrics-listen": "127.0.0.1:9091", "max-message": "131072", "max-data": "65536",
 	"max-subscriptions": "64", "write-queue": "2097152", "ping-interval": "30s", "allowed-origins": "https://a.example,https://b.example",
-	"drain-timeout": "25s", "log-format": "json", "log-level": "debug", "pprof": "true", "gc-percent": "80",
+	"drain-timeout": "25s", "log-format": "json", "log-level": "debug", "pprof": "true", "gc-percent": "80", "io-uring": "false",
 	"name": "edge-1", "gossip": "127.0.0.1:8946", "peer": "127.0.0.1:8947", "advertise": "10.1.2.3",
 	"join": "seed-a:7946,seed-b:7946", "secret": "s3cret", "cluster-name": "prod", "join-timeout": "20s",
 	"reconnect-interval": "3s", "reconnect-timeout": "12h0m0s", "history-memory": "512", "history-replicas": "3", "token-hmac-secret": "tok",

@@ -148,6 +148,7 @@ func (cfg *config) hubConfig(log *slog.Logger) (hub.Config, error) {
 	tcfg := transport.DefaultConfig()
 	tcfg.MaxMessageSize = cfg.maxMessage
 	tcfg.WriteQueueSize = cfg.writeQueue
+	tcfg.NoIOURing = !cfg.ioURing
 	tcfg.PingInterval = cfg.pingInterval
 	hcfg := hub.DefaultConfig()
 	hcfg.Transport = tcfg
