@@ -20,7 +20,8 @@ import (
 // otherwise be reused by a new connection and get the bytes.
 type ringWriter struct {
 	ring    *uring.Ring
-	conns   []*Conn
+	conns   []*Conn           // send: the connections being sent to
+	ready   []*Conn           // flushReady: the connections with a batch to send
 	bufs    [ringBatch][]byte // what to send to conns[i]
 	batches [ringBatch]*batch // flushReady: conns[i]'s batch
 	popped  []*Conn           // flushReady: scratch for the ready list's connections
@@ -48,7 +49,7 @@ var errRingFailed = errors.New("transport: io_uring_enter failed")
 func newRingWriter(r *uring.Ring) *ringWriter {
 	h := &ringWriter{
 		ring:    r,
-		conns:   make([]*Conn, 0, ringBatch),
+		ready:   make([]*Conn, 0, ringBatch),
 		popped:  make([]*Conn, 0, ringBatch),
 		out:     make([]uring.Completion, 0, ringBatch),
 		scratch: make([]byte, ringBatch*ringRegion),
@@ -150,7 +151,7 @@ func (s *Server) writeClaimedRing(conns []*Conn, frame []byte, w *rawWriter) {
 func (s *Server) flushReady(first *Conn, w *rawWriter) {
 	h := w.ring
 	popped := s.ready.popConns(append(h.popped[:0], first), ringBatch)
-	conns := h.conns[:0]
+	conns := h.ready[:0]
 	noFD := h.noFD[:0] // TLS: flushOnce's path, once the regions are sent
 	for _, c := range popped {
 		if c.rc == nil {
