@@ -135,8 +135,8 @@ func (s *Server) writeClaimedRing(conns []*Conn, frame []byte, w *rawWriter) {
 	}
 	ok := h.send(conns)
 	for i, c := range conns {
-		h.bufs[i] = nil
 		m, err := h.result(i)
+		h.bufs[i] = nil
 		c.settleClaimed(frame, m, err)
 	}
 	s.stats.ringWrites.Add(uint64(len(conns)))
@@ -177,8 +177,8 @@ func (s *Server) flushReady(first *Conn, w *rawWriter) {
 	s.stats.ringWrites.Add(uint64(len(conns)))
 	for i, c := range conns {
 		b := h.batches[i]
-		h.batches[i], h.bufs[i] = nil, nil
 		m, err := h.result(i)
+		h.batches[i], h.bufs[i] = nil, nil
 		b.advance(m)
 		switch {
 		case err == nil:

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -68,4 +69,48 @@ func TestRingRefusedFallsBack(t *testing.T) {
 	if !strings.Contains(logs.String(), "operation not permitted") {
 		t.Fatalf("the log does not say why:\n%s", logs.String())
 	}
+}
+
+// TestFrameLargerThanTheSocket: a frame far larger than a socket's send
+// buffer goes out in part at once (a short send) and the rest from the
+// connection's own blocking writer, complete and in order, whether it was
+// claimed by a burst or queued by Send, with every writer.
+func TestFrameLargerThanTheSocket(t *testing.T) {
+	t.Parallel()
+	forModes(t, func(t *testing.T, cfg Config) {
+		cfg.WriteQueueSize = 16 << 20
+		e := newEnv(t, cfg, false)
+		const nconns, frames = 4, 2
+		clients := make([]*client, nconns)
+		for i := range clients {
+			clients[i] = e.dial()
+		}
+		conns := e.conns(nconns)
+		results := make(chan error, nconns)
+		for _, c := range clients {
+			go func() {
+				counts, _, err := readSourced(c, 2, 2*frames)
+				if err == nil && (counts[0] != frames || counts[1] != frames) {
+					err = fmt.Errorf("got %v frames per sender, want %d each", counts, frames)
+				}
+				results <- err
+			}()
+		}
+		for seq := range frames {
+			e.srv.Burst(conns, sourcedFrame(0, seq, 1<<20))
+			for _, c := range conns {
+				if err := c.Send(sourcedFrame(1, seq, 1<<20)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for range nconns {
+			if err := <-results; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if st := e.srv.Stats(); st.BlockedWrites == 0 {
+			t.Fatalf("no blocked write: the frames never filled a socket (%+v)", st)
+		}
+	})
 }
