@@ -36,6 +36,8 @@ func hubStats() []stat[hub.Stats] {
 			func(s *hub.Stats) float64 { return float64(s.Transport.PingTimeouts) }},
 		{newDesc("meshcast_socket_writes_total", "Batched socket writes to clients (deliveries / writes is the coalescing)."), counter,
 			func(s *hub.Stats) float64 { return float64(s.Transport.Writes) }},
+		{newDesc("meshcast_ring_writes_total", "Of the socket writes, those sent in batches through io_uring (0 where it is off or refused: --io-uring)."), counter,
+			func(s *hub.Stats) float64 { return float64(s.Transport.RingWrites) }},
 		{newDesc("meshcast_blocked_writes_total", "Writes handed to a blocking writer because a client's socket was full."), counter,
 			func(s *hub.Stats) float64 { return float64(s.Transport.BlockedWrites) }},
 	}

@@ -17,7 +17,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func newRing(t *testing.T, entries uint32) *Ring {
+func newRing(t testing.TB, entries uint32) *Ring {
 	t.Helper()
 	r, err := New(entries)
 	if err != nil {
@@ -28,14 +28,20 @@ func newRing(t *testing.T, entries uint32) *Ring {
 }
 
 // pair is one loopback TCP connection: fd is a duplicate of the server
-// end's socket, peer the client end.
+// end's socket, peer the client end (and, for benchmarks, peerFD a
+// duplicate of it).
 type pair struct {
-	fd   int
-	file *os.File
-	peer net.Conn
+	fd     int
+	file   *os.File
+	peer   net.Conn
+	peerFD int
 }
 
-func pairs(t *testing.T, n int) []pair {
+func pairs(t testing.TB, n int) []pair {
+	return makePairs(t, n, false)
+}
+
+func makePairs(t testing.TB, n int, peerFDs bool) []pair {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -57,8 +63,16 @@ func pairs(t *testing.T, n int) []pair {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ps[i] = pair{fd: int(f.Fd()), file: f, peer: c}
+		ps[i] = pair{fd: int(f.Fd()), file: f, peer: c, peerFD: -1}
 		t.Cleanup(func() { f.Close(); c.Close() })
+		if peerFDs {
+			pf, err := c.(*net.TCPConn).File()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ps[i].peerFD = int(pf.Fd())
+			t.Cleanup(func() { pf.Close() })
+		}
 	}
 	return ps
 }
