@@ -2,18 +2,13 @@ package cluster
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/meshcast/meshcast/internal/history"
 )
 
 // fetches are the history requests this node sent and waits answers for.
-type fetches struct {
-	mu      sync.Mutex
-	next    uint64
-	waiting map[uint64]chan history.Result
-}
+type fetches = pending[chan history.Result]
 
 // maxFetchBudget keeps an answer well inside a frame.
 func (c *Cluster) maxFetchBudget() int { return c.cfg.MaxFrameSize / 2 }
@@ -34,7 +29,7 @@ func (c *Cluster) fetch(ctx context.Context, ch string, after history.Frontier, 
 			missing++
 			continue
 		}
-		id, ch2 := c.fetches.open()
+		id, ch2 := c.fetches.open(func(uint64) chan history.Result { return make(chan history.Result, 1) })
 		f, err := encodeMsg(frameFetch, fetchMsg{ID: id, Ch: ch, After: frontierPairs(after), Budget: budget})
 		if err != nil || !oc.q.pushAll([][]byte{f}) {
 			c.fetches.close(id)
@@ -77,34 +72,8 @@ func (c *Cluster) fetch(ctx context.Context, ch string, after history.Frontier, 
 	return answers, missing <= tolerated, nil
 }
 
-func (fs *fetches) open() (uint64, chan history.Result) {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	if fs.waiting == nil {
-		fs.waiting = make(map[uint64]chan history.Result)
-	}
-	fs.next++
-	ch := make(chan history.Result, 1)
-	fs.waiting[fs.next] = ch
-	return fs.next, ch
-}
-
-func (fs *fetches) close(id uint64) {
-	fs.mu.Lock()
-	delete(fs.waiting, id)
-	fs.mu.Unlock()
-}
-
-// answer hands a peer's answer to the fetch that asked; a late one finds
-// nobody and is dropped.
-func (fs *fetches) answer(m *fetchedMsg) {
-	fs.mu.Lock()
-	ch := fs.waiting[m.ID]
-	delete(fs.waiting, m.ID)
-	fs.mu.Unlock()
-	if ch == nil {
-		return
-	}
+// fetched hands a peer's answer to the fetch that asked.
+func (c *Cluster) fetched(m *fetchedMsg) {
 	r := history.Result{More: m.More}
 	for _, rec := range m.Msgs {
 		r.Msgs = append(r.Msgs, history.Msg{Stream: rec.Stream, Seq: rec.Seq, Time: rec.Time, Data: rec.Data})
@@ -112,7 +81,10 @@ func (fs *fetches) answer(m *fetchedMsg) {
 	for _, sp := range m.Spans {
 		r.Spans = append(r.Spans, history.Span{Stream: uint64(sp[0]), First: uint64(sp[1]), Last: uint64(sp[2]), BeforeTime: sp[3]})
 	}
-	ch <- r
+	c.fetches.answer(m.ID, func(ch chan history.Result) bool {
+		ch <- r // buffered for the one answer
+		return true
+	})
 }
 
 // maxFetchStreams bounds the frontier of a fetch (a position names at

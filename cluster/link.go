@@ -208,14 +208,14 @@ func (oc *outConn) handleAck(t frameType, body []byte) error {
 		if err := decodeMsg(body, &m); err != nil {
 			return err
 		}
-		oc.p.c.fetches.answer(&m)
+		oc.p.c.fetched(&m)
 		return nil
 	case framePresenceAnswer:
 		var m presenceAnswerMsg
 		if err := decodeMsg(body, &m); err != nil {
 			return err
 		}
-		oc.p.c.pres.queries.answer(&m)
+		oc.p.c.presenceAnswered(&m)
 		return nil
 	}
 	return fmt.Errorf("%w: type %d on an outbound link", errMalformed, t)

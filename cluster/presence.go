@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,7 +48,7 @@ type localPresence struct {
 
 	owners atomic.Uint64 // the last relay.Owner seq handed out (peer.owner)
 
-	queries presenceQueries
+	queries pending[*presenceAsk] // the queries this node sent and waits answers for
 
 	// counters for Stats
 	sent, sentBytes         atomic.Uint64 // frames and bytes queued on outbound links (one per interested peer)
@@ -518,13 +517,6 @@ func (c *Cluster) presenceGone(p *peer) {
 // channel, or did not answer in time, so the view would miss its members.
 var ErrPresenceUnanswered = errors.New("cluster: no presence answer from every node")
 
-// presenceQueries are the queries this node sent and waits answers for.
-type presenceQueries struct {
-	mu      sync.Mutex
-	next    uint64
-	waiting map[uint64]*presenceAsk
-}
-
 type presenceAsk struct {
 	id      uint64
 	ch      string
@@ -556,7 +548,9 @@ func (c *Cluster) presenceFetch(ctx context.Context, ch string) ([]relay.Presenc
 			missing = append(missing, p.name+" (no link)")
 			continue
 		}
-		a := qs.open(ch)
+		_, a := qs.open(func(id uint64) *presenceAsk {
+			return &presenceAsk{id: id, ch: ch, done: make(chan struct{})}
+		})
 		f, err := encodeMsg(framePresenceQuery, presenceQueryMsg{ID: a.id, Ch: ch})
 		if err != nil || !oc.q.pushAll([][]byte{f}) {
 			qs.close(a.id)
@@ -597,40 +591,18 @@ func (c *Cluster) presenceFetch(ctx context.Context, ch string) ([]relay.Presenc
 	return entries, nil
 }
 
-func (qs *presenceQueries) open(ch string) *presenceAsk {
-	qs.mu.Lock()
-	defer qs.mu.Unlock()
-	if qs.waiting == nil {
-		qs.waiting = make(map[uint64]*presenceAsk)
-	}
-	qs.next++
-	a := &presenceAsk{id: qs.next, ch: ch, done: make(chan struct{})}
-	qs.waiting[a.id] = a
-	return a
-}
-
-func (qs *presenceQueries) close(id uint64) {
-	qs.mu.Lock()
-	delete(qs.waiting, id)
-	qs.mu.Unlock()
-}
-
-// answer adds a chunk of a peer's answer to the query that asked; a late
-// one finds nobody and is dropped.
-func (qs *presenceQueries) answer(m *presenceAnswerMsg) {
-	qs.mu.Lock()
-	defer qs.mu.Unlock()
-	a := qs.waiting[m.ID]
-	if a == nil {
-		return
-	}
-	for _, it := range m.Entries {
-		a.entries = append(a.entries, relay.PresenceEntry{Ch: a.ch, Client: it.Client, User: it.User, Info: it.Info})
-	}
-	if m.Done {
-		delete(qs.waiting, m.ID)
-		close(a.done)
-	}
+// presenceAnswered adds a chunk of a peer's answer to the query that
+// asked.
+func (c *Cluster) presenceAnswered(m *presenceAnswerMsg) {
+	c.pres.queries.answer(m.ID, func(a *presenceAsk) bool {
+		for _, it := range m.Entries {
+			a.entries = append(a.entries, relay.PresenceEntry{Ch: a.ch, Client: it.Client, User: it.User, Info: it.Info})
+		}
+		if m.Done {
+			close(a.done)
+		}
+		return m.Done
+	})
 }
 
 // servePresenceQuery answers a peer's query with this node's own entries
