@@ -6,7 +6,7 @@
 # delivery of the load tool's workers and of the nodes (--server-pids).
 #
 #   cmd/meshcast-bench/latency.sh                      # builds both from the working tree
-#   MESHCAST=/tmp/mc BENCH=/tmp/mb RATES="1 7 40" READER=epoll cmd/meshcast-bench/latency.sh
+#   MESHCAST=/tmp/mc BENCH=/tmp/mb RATES="1 7 37" READER=uring cmd/meshcast-bench/latency.sh
 #
 # Raw outputs: $RESULTS/latency-<label>-<rate>-<date>.txt; one summary line
 # per run on stdout.

@@ -14,7 +14,7 @@
 # 3-node fan-out ramps without and with history, alternated; publish-to-ack
 # latency; 1,000 clients of a killed node recovering; RSS per stored message),
 # issue15 (burst latency: 3 nodes, 3,000 subscribers, fixed rates 1, 7 and
-# RATE10 publishes/s, 30 s each, the load tool's epoll reader; latency.sh).
+# RATE10 publishes/s, 30 s each, the load tool's uring reader; latency.sh).
 # Every process it starts is stopped at the end (trap), and every bench run
 # has its own hard timeout.
 set -euo pipefail
@@ -145,7 +145,7 @@ if [[ " $ONLY " == *" issue11 "* ]]; then
 	run history "$BENCH" history --meshcast-bin "$TMP/meshcast" --base-port $((BASE + 300)) --quiet
 fi
 if [[ " $ONLY " == *" issue15 "* ]]; then
-	MESHCAST="$TMP/meshcast" BENCH="$BENCH" RESULTS="$RESULTS" READER=epoll RATES="1 7 $RATE10" LABEL=issue15 \
+	MESHCAST="$TMP/meshcast" BENCH="$BENCH" RESULTS="$RESULTS" READER=uring RATES="1 7 $RATE10" LABEL=issue15 \
 		BASE_PORT=$((BASE + 500)) "$HERE/latency.sh"
 fi
 echo "results in $RESULTS (*-$DATE.*)"
