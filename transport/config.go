@@ -47,12 +47,13 @@ type Config struct {
 	// connection free of a goroutine. Always on outside Linux; connections
 	// without a file descriptor (TLS) use that reader anyway.
 	UseGoroutines bool
-	// NoIOURing writes every burst (Server.Burst) with one write(2) per
-	// connection. Default off: on Linux each shared writer sends a chunk of
-	// a burst with one io_uring_enter, which costs about half as much CPU
-	// per delivery on a VM; where io_uring is missing or refused (an old
-	// kernel, kernel.io_uring_disabled, a container's seccomp profile) the
-	// server falls back to write(2) by itself and logs it once at Info.
+	// NoIOURing makes the shared writers use one write(2) per connection.
+	// Default off: on Linux each shared writer sends to up to 16
+	// connections (a burst's chunk, or connections from the ready list)
+	// with one io_uring_enter, which costs about half as much CPU per
+	// delivery on a VM; where io_uring is missing or refused (a kernel
+	// before 5.6, kernel.io_uring_disabled, a container's seccomp profile)
+	// the server falls back to write(2) by itself and logs it once at Info.
 	NoIOURing bool
 	// Logger receives debug and error logs. Default (nil) discards them: a
 	// library logs only where its caller tells it to.

@@ -22,5 +22,5 @@ type rawWriter struct {
 	err error
 	fn  func(fd uintptr)
 
-	ring *ringWriter // nil: bursts are written one write(2) per connection
+	ring *ringWriter // nil: one write(2) per connection
 }

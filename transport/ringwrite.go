@@ -2,6 +2,8 @@ package transport
 
 import (
 	"errors"
+	"math"
+	"runtime"
 	"syscall"
 
 	"github.com/meshcast/meshcast/transport/uring"
@@ -27,9 +29,9 @@ type ringWriter struct {
 	popped  []*Conn           // flushReady: scratch for the ready list's connections
 	i       int               // next connection to hold
 	held    func(fd uintptr)  // h.hold, bound once
-	errs    [ringBatch]error  // per connection: not held (closed), or the ring failed
-	res     [ringBatch]int32  // per connection: bytes sent, or -errno
-	failed  bool              // the last send's io_uring_enter failed
+	errs    [ringBatch]error  // per connection: its descriptor was closed, or the ring never took it
+	res     [ringBatch]int32  // per connection: bytes sent, -errno, or resNone
+	failed  error             // the last send's io_uring_enter failed
 	out     []uring.Completion
 	noFD    [ringBatch]*Conn // flushReady: popped connections without a descriptor (TLS)
 	scratch []byte           // flushReady: ringRegion per connection
@@ -44,7 +46,12 @@ const ringBatch = burstChunk
 // with more queued sends the rest with write(2).
 const ringRegion = 16 << 10
 
-var errRingFailed = errors.New("transport: io_uring_enter failed")
+// errNotSent: the ring did not take the connection's send (the ring
+// failed); the caller sends with write(2) instead.
+var errNotSent = errors.New("transport: not sent through the ring")
+
+// resNone marks a send with no completion.
+const resNone = math.MinInt32
 
 func newRingWriter(r *uring.Ring) *ringWriter {
 	h := &ringWriter{
@@ -59,15 +66,18 @@ func newRingWriter(r *uring.Ring) *ringWriter {
 }
 
 // send sends bufs[i] to conns[i] for each i with one io_uring_enter; then
-// result(i) says how each went. It reports false if the ring failed as a
-// whole: every connection's result is then errRingFailed, and the caller
+// result(i) says how each went. If io_uring_enter failed it returns why:
+// the sends the kernel did not take report errNotSent, and the caller
 // should stop using the ring.
-func (h *ringWriter) send(conns []*Conn) (ok bool) {
-	h.conns, h.i, h.failed = conns, 0, false
+func (h *ringWriter) send(conns []*Conn) error {
+	h.conns, h.i, h.failed = conns, 0, nil
 	clear(h.errs[:len(conns)])
+	for i := range conns {
+		h.res[i] = resNone
+	}
 	h.next()
 	h.conns = nil
-	return !h.failed
+	return h.failed
 }
 
 // next holds the next connection's descriptor, or, with all held, sends.
@@ -85,7 +95,9 @@ func (h *ringWriter) next() {
 
 // hold is the RawConn.Control callback: queue the send, go on holding.
 func (h *ringWriter) hold(fd uintptr) {
-	h.ring.Send(int(fd), h.bufs[h.i], uint64(h.i))
+	if !h.ring.Send(int(fd), h.bufs[h.i], uint64(h.i)) {
+		h.errs[h.i] = errNotSent // the ring is full or broken: no completion will come
+	}
 	h.i++
 	h.next()
 }
@@ -93,15 +105,7 @@ func (h *ringWriter) hold(fd uintptr) {
 func (h *ringWriter) submit() {
 	out, err := h.ring.Submit(h.out[:0])
 	h.out = out[:0]
-	if err != nil {
-		h.failed = true
-		for i := range h.conns {
-			if h.errs[i] == nil {
-				h.errs[i] = errRingFailed
-			}
-		}
-		return
-	}
+	h.failed = err
 	for _, c := range out {
 		h.res[c.User] = c.Res
 	}
@@ -115,6 +119,8 @@ func (h *ringWriter) result(i int) (m int, err error) {
 	}
 	r := h.res[i]
 	switch {
+	case r == resNone:
+		return 0, errNotSent
 	case r == -int32(syscall.EAGAIN):
 		return 0, errWouldBlock
 	case r < 0:
@@ -133,15 +139,21 @@ func (s *Server) writeClaimedRing(conns []*Conn, frame []byte, w *rawWriter) {
 	for i := range conns {
 		h.bufs[i] = frame
 	}
-	ok := h.send(conns)
+	failed := h.send(conns)
+	var sent uint64
 	for i, c := range conns {
 		m, err := h.result(i)
 		h.bufs[i] = nil
+		if errors.Is(err, errNotSent) {
+			c.writeClaimed(frame, w)
+			continue
+		}
+		sent++
 		c.settleClaimed(frame, m, err)
 	}
-	s.stats.ringWrites.Add(uint64(len(conns)))
-	if !ok {
-		s.dropRing(w)
+	s.stats.ringWrites.Add(sent)
+	if failed != nil {
+		s.dropRing(w, failed)
 	}
 }
 
@@ -172,17 +184,22 @@ func (s *Server) flushReady(first *Conn, w *rawWriter) {
 		conns = append(conns, c)
 	}
 	clear(popped)
-	ok := h.send(conns)
+	failed := h.send(conns)
 	s.stats.writes.Add(uint64(len(conns)))
-	s.stats.ringWrites.Add(uint64(len(conns)))
+	var sent uint64
 	for i, c := range conns {
 		b := h.batches[i]
 		m, err := h.result(i)
 		h.batches[i], h.bufs[i] = nil, nil
+		if !errors.Is(err, errNotSent) {
+			sent++
+		}
 		b.advance(m)
 		switch {
-		case err == nil:
-			c.writeBatch(b, w) // the rest of a batch over ringRegion, then done
+		case err == nil, errors.Is(err, errNotSent):
+			// The rest of a batch over ringRegion, or all of one the ring
+			// did not take, with write(2); then done.
+			c.writeBatch(b, w)
 		case errors.Is(err, errWouldBlock):
 			c.srv.stats.blockedWrites.Add(1)
 			c.srv.wg.Add(1) // the caller is a shared writer, counted in wg
@@ -191,9 +208,10 @@ func (s *Server) flushReady(first *Conn, w *rawWriter) {
 			c.writeFailed(b, err)
 		}
 	}
+	s.stats.ringWrites.Add(sent)
 	clear(conns)
-	if !ok {
-		s.dropRing(w)
+	if failed != nil {
+		s.dropRing(w, failed)
 	}
 	for _, c := range noFD {
 		c.flushOnce(w)
@@ -214,7 +232,7 @@ func (s *Server) ringFor() *ringWriter {
 	}
 	r, err := setup(ringBatch)
 	if err != nil {
-		if s.ringRefused.CompareAndSwap(false, true) {
+		if s.ringRefused.CompareAndSwap(false, true) && runtime.GOOS == "linux" {
 			s.log.Info("transport: io_uring unavailable, writing with one write(2) per connection", "err", err)
 		}
 		return nil
@@ -223,8 +241,8 @@ func (s *Server) ringFor() *ringWriter {
 }
 
 // dropRing stops w using its ring after the ring failed as a whole.
-func (s *Server) dropRing(w *rawWriter) {
-	s.log.Warn("transport: io_uring_enter failed; this writer goes on with write(2)")
+func (s *Server) dropRing(w *rawWriter, err error) {
+	s.log.Warn("transport: io_uring_enter failed; this writer goes on with write(2)", "err", err)
 	_ = w.ring.ring.Close()
 	w.ring = nil
 }

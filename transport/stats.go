@@ -16,9 +16,8 @@ type Stats struct {
 	PingTimeouts        uint64 `json:"ping_timeouts"`
 	// Writes counts batches written: deliveries / Writes is the coalescing.
 	Writes uint64 `json:"writes"`
-	// RingWrites counts the writes of Writes made in batches through
-	// io_uring (a burst's chunk of idle connections, Config.NoIOURing);
-	// 0 where io_uring is off or unavailable.
+	// RingWrites counts the writes of Writes sent in batches through
+	// io_uring; 0 where it is off (Config.NoIOURing) or unavailable.
 	RingWrites uint64 `json:"ring_writes"`
 	// BlockedWrites counts hand-offs to a connection's own blocking writer
 	// (its socket was full).

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -202,10 +203,13 @@ func (pl *pollLoop) readRing(events []unix.EpollEvent, buf []byte) {
 		pl.comps = comps[:0]
 		now := time.Now().UnixNano()
 		if err != nil {
-			for _, rc := range pl.batch {
-				pl.dropLocked(rc, err)
-			}
-			continue
+			// The reads the kernel took are in comps; the others are
+			// not done, and the ring is broken: the loop goes on with
+			// read(2), and level-triggered epoll reports those sockets
+			// again.
+			fmt.Fprintf(os.Stderr, "--reader uring: %v; reading with read(2) from now on\n", err)
+			pl.ring.Close()
+			pl.ring = nil
 		}
 		for _, c := range comps {
 			rc := pl.batch[c.User]
@@ -221,6 +225,14 @@ func (pl *pollLoop) readRing(events []unix.EpollEvent, buf []byte) {
 			if !pl.consume(rc, region[:len(rc.rest)+int(c.Res)], now) {
 				pl.dropLocked(rc, nil)
 			}
+		}
+		if pl.ring == nil {
+			for _, ev := range events {
+				if rc := pl.conns[int(ev.Fd)]; rc != nil {
+					pl.readOnce(rc, buf)
+				}
+			}
+			return
 		}
 	}
 }

@@ -9,11 +9,14 @@
 // through a ring costs about half of 16 write(2) calls (see BENCHMARKS.md,
 // "Burst latency (issue 15)").
 //
-// A Ring belongs to one goroutine at a time. The buffers given to Send and
-// Recv must stay alive and unchanged until Submit returns; Submit waits for
-// every queued operation, so nothing is left in flight between calls.
+// A Ring belongs to one goroutine at a time. The ring keeps the buffers
+// given to Send and Recv referenced until Submit returns (they must not
+// change meanwhile); Submit waits for every queued operation, so nothing
+// is left in flight between calls. A Submit that fails leaves the ring
+// broken (ErrBroken from then on): close it and go on without.
 //
-// io_uring may be missing (an old kernel, a platform other than Linux) or
-// refused (kernel.io_uring_disabled, a container's seccomp profile): New
-// then returns an error and callers go on with plain system calls.
+// io_uring may be missing (a kernel before 5.6, which lacks send and recv;
+// a platform other than Linux) or refused (kernel.io_uring_disabled, a
+// container's seccomp profile): New then returns an error and callers go
+// on with plain system calls.
 package uring

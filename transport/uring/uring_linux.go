@@ -22,6 +22,9 @@ const (
 
 	enterGetEvents = 1 << 0
 
+	registerProbe = 8
+	opSupported   = 1 << 0
+
 	offSQRing = 0
 	offSQEs   = 0x10000000
 
@@ -85,11 +88,28 @@ func (c Completion) Err() error {
 	return syscall.Errno(-c.Res)
 }
 
+// probe is struct io_uring_probe with room for the first 64 opcodes.
+type probe struct {
+	lastOp uint8
+	opsLen uint8
+	_      uint16
+	_      [3]uint32
+	ops    [64]struct {
+		op    uint8
+		_     uint8
+		flags uint16
+		_     uint32
+	}
+}
+
+// ErrBroken is returned by Submit once an earlier Submit failed: the ring
+// may hold operations the kernel never took, and must be closed.
+var ErrBroken = errors.New("uring: ring unusable after a failed submit")
+
 // Ring is one io_uring instance. Not safe for concurrent use.
 type Ring struct {
 	fd      int
 	rings   []byte // SQ and CQ rings (one mapping with FEAT_SINGLE_MMAP)
-	cqMap   []byte // the CQ ring when the kernel maps it apart
 	sqeMap  []byte
 	sqTail  *uint32
 	sqHead  *uint32
@@ -99,8 +119,10 @@ type Ring struct {
 	cqTail  *uint32
 	cqMask  uint32
 	cqes    []cqe
-	queued  uint32 // SQEs written since the last Submit
+	queued  uint32   // SQEs written since the last Submit
+	bufs    [][]byte // the buffers of the queued operations, kept alive (and on the heap) until Submit returns
 	entries uint32
+	broken  bool
 }
 
 // New sets up a ring for up to entries operations per Submit (rounded up
@@ -117,12 +139,33 @@ func New(entries uint32) (*Ring, error) {
 	if errno != 0 {
 		return nil, fmt.Errorf("uring: io_uring_setup: %w", errno)
 	}
-	r := &Ring{fd: int(fd), entries: p.sqEntries}
+	r := &Ring{fd: int(fd), entries: p.sqEntries, bufs: make([][]byte, p.sqEntries)}
 	if err := r.mmap(&p); err != nil {
 		r.Close()
 		return nil, err
 	}
+	if err := r.probeOps(opSend, opRecv); err != nil {
+		r.Close()
+		return nil, err
+	}
 	return r, nil
+}
+
+// probeOps checks that the kernel knows every op: io_uring itself came in
+// 5.1, send and recv in 5.6, and an older kernel would fail each of them
+// with EINVAL. The probe came in 5.6 too, so its absence says enough.
+func (r *Ring) probeOps(ops ...uint8) error {
+	var pr probe
+	_, _, errno := unix.Syscall6(unix.SYS_IO_URING_REGISTER, uintptr(r.fd), registerProbe, uintptr(unsafe.Pointer(&pr)), uintptr(len(pr.ops)), 0, 0)
+	if errno != 0 {
+		return fmt.Errorf("uring: kernel too old for send and recv (IORING_REGISTER_PROBE: %w)", errno)
+	}
+	for _, op := range ops {
+		if op > pr.lastOp || pr.ops[op].flags&opSupported == 0 {
+			return fmt.Errorf("uring: kernel without io_uring op %d", op)
+		}
+	}
+	return nil
 }
 
 func (r *Ring) mmap(p *params) error {
@@ -191,7 +234,7 @@ func (r *Ring) Recv(fd int, p []byte, user uint64) bool {
 }
 
 func (r *Ring) prep(op uint8, fd int, p []byte, flags uint32, user uint64) bool {
-	if r.queued == r.entries {
+	if r.queued == r.entries || r.broken {
 		return false
 	}
 	tail := *r.sqTail + r.queued // only this goroutine moves the tail
@@ -200,6 +243,7 @@ func (r *Ring) prep(op uint8, fd int, p []byte, flags uint32, user uint64) bool 
 	if len(p) > 0 {
 		s.addr = uint64(uintptr(unsafe.Pointer(&p[0])))
 	}
+	r.bufs[r.queued] = p
 	r.queued++
 	return true
 }
@@ -208,8 +252,18 @@ func (r *Ring) prep(op uint8, fd int, p []byte, flags uint32, user uint64) bool 
 // waits for all of them (each was done at once or failed with EAGAIN, so
 // the wait is the call itself). It appends their completions to out, in
 // no particular order, and returns it.
+//
+// If io_uring_enter fails, out holds the completions that were posted (the
+// operations that were done); the others were never taken by the kernel,
+// and the ring is broken: later Submits return ErrBroken, and it should be
+// closed.
 func (r *Ring) Submit(out []Completion) ([]Completion, error) {
 	n := r.queued
+	defer clear(r.bufs[:n])
+	if r.broken {
+		r.queued = 0
+		return out, ErrBroken
+	}
 	if n == 0 {
 		return out, nil
 	}
@@ -219,6 +273,8 @@ func (r *Ring) Submit(out []Completion) ([]Completion, error) {
 	for want > 0 {
 		got, err := r.enter(n-submitted, want)
 		if err != nil {
+			r.broken = true
+			out, _ = r.reap(out, want)
 			return out, err
 		}
 		submitted += got

@@ -282,3 +282,30 @@ func TestClosedRingCloseTwice(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 }
+
+// TestSubmitFailureBreaksTheRing: when io_uring_enter fails, Submit says
+// so and returns what completed (nothing here), and the ring refuses
+// further work instead of resubmitting what the kernel never took.
+func TestSubmitFailureBreaksTheRing(t *testing.T) {
+	r := newRing(t, 4)
+	ps := pairs(t, 1)
+	fd := r.fd
+	r.fd = 1 << 20 // not a descriptor: io_uring_enter fails with EBADF
+	r.Send(ps[0].fd, []byte("never sent"), 1)
+	out, err := r.Submit(nil)
+	r.fd = fd
+	if !errors.Is(err, syscall.EBADF) || len(out) != 0 {
+		t.Fatalf("Submit on a bad ring: %v, %d completions", err, len(out))
+	}
+	if r.Send(ps[0].fd, []byte("x"), 2) {
+		t.Fatal("a broken ring took another send")
+	}
+	if _, err := r.Submit(nil); !errors.Is(err, ErrBroken) {
+		t.Fatalf("Submit after a failure: %v, want ErrBroken", err)
+	}
+	// Nothing reached the peer.
+	ps[0].file.Close()
+	if n, _ := io.Copy(io.Discard, ps[0].peer); n != 0 {
+		t.Fatalf("the peer read %d bytes", n)
+	}
+}
