@@ -74,11 +74,7 @@ func TestBurstOrderConcurrent(t *testing.T) {
 		cfg.WriteQueueSize = 4 << 20
 		e := newEnv(t, cfg, false)
 		const nconns, senders, frames = 40, 4, 300
-		clients := make([]*client, nconns)
-		for i := range clients {
-			clients[i] = e.dial()
-		}
-		conns := e.conns(nconns)
+		clients, conns := e.dialN(nconns)
 		results := make(chan error, nconns)
 		for _, c := range clients {
 			go func() {
@@ -197,11 +193,7 @@ func TestBurstCloseMidBurst(t *testing.T) {
 		cfg.WriteQueueSize = 4 << 20
 		e := newEnv(t, cfg, false)
 		const nconns, frames = 30, 400
-		clients := make([]*client, nconns)
-		for i := range clients {
-			clients[i] = e.dial()
-		}
-		conns := e.conns(nconns)
+		clients, conns := e.dialN(nconns)
 		type result struct {
 			i      int
 			n      int
@@ -417,11 +409,7 @@ func TestBurstUsesTheRing(t *testing.T) {
 		cfg.NoIOURing = noRing
 		e := newEnv(t, cfg, false)
 		const nconns = 50
-		clients := make([]*client, nconns)
-		for i := range clients {
-			clients[i] = e.dial()
-		}
-		conns := e.conns(nconns)
+		clients, conns := e.dialN(nconns)
 		for seq := range 5 {
 			e.srv.Burst(conns, sourcedFrame(0, 0, 100)) // each read alone: seq 0
 			for i, c := range clients {

@@ -217,6 +217,16 @@ func (e *env) dial() *client {
 	return e.dialWith(ws.Dialer{})
 }
 
+// dialN connects n clients and returns them with their server sides.
+func (e *env) dialN(n int) ([]*client, []*Conn) {
+	e.t.Helper()
+	clients := make([]*client, n)
+	for i := range clients {
+		clients[i] = e.dial()
+	}
+	return clients, e.conns(n)
+}
+
 // dialWith connects with d; the connection is closed when the test ends.
 func (e *env) dialWith(d ws.Dialer) *client {
 	e.t.Helper()

@@ -37,29 +37,8 @@ func testRingFailure(t *testing.T, burstFirst bool) {
 	}}
 	e := newEnv(t, cfg, false)
 	const nconns = 20
-	clients := make([]*client, nconns)
-	for i := range clients {
-		clients[i] = e.dial()
-	}
-	conns := e.conns(nconns)
-	for seq := range 3 {
-		if burstFirst {
-			e.srv.Burst(conns, sourcedFrame(0, seq, 100))
-		}
-		for _, c := range conns {
-			if err := c.Send(sourcedFrame(1, seq, 50)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if !burstFirst {
-			e.srv.Burst(conns, sourcedFrame(0, seq, 100))
-		}
-	}
-	for i, c := range clients {
-		if counts, _, err := readSourced(c, 2, 6); err != nil || counts[0] != 3 || counts[1] != 3 {
-			t.Fatalf("client %d: %v, %v", i, counts, err)
-		}
-	}
+	clients, conns := e.dialN(nconns)
+	burstsAndSends(t, e, clients, conns, burstFirst)
 	st := e.srv.Stats()
 	if st.RingWrites != 0 || st.Conns != nconns {
 		t.Fatalf("%d ring writes, %d connections left of %d", st.RingWrites, st.Conns, nconns)

@@ -42,24 +42,8 @@ func TestRingRefusedFallsBack(t *testing.T) {
 	cfg.ringSetup = &ringSetup{New: func(uint32) (*uring.Ring, error) { return nil, syscall.EPERM }}
 	e := newEnv(t, cfg, false)
 	const nconns = 20
-	clients := make([]*client, nconns)
-	for i := range clients {
-		clients[i] = e.dial()
-	}
-	conns := e.conns(nconns)
-	for seq := range 3 {
-		e.srv.Burst(conns, sourcedFrame(0, seq, 100))
-		for _, c := range conns {
-			if err := c.Send(sourcedFrame(1, seq, 50)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	for i, c := range clients {
-		if counts, _, err := readSourced(c, 2, 6); err != nil || counts[0] != 3 || counts[1] != 3 {
-			t.Fatalf("client %d: %v, %v", i, counts, err)
-		}
-	}
+	clients, conns := e.dialN(nconns)
+	burstsAndSends(t, e, clients, conns, true)
 	if n := e.srv.Stats().RingWrites; n != 0 {
 		t.Fatalf("%d ring writes with io_uring refused", n)
 	}
@@ -82,11 +66,7 @@ func TestFrameLargerThanTheSocket(t *testing.T) {
 		e := newEnv(t, cfg, false)
 		// Over tcp_wmem's usual maximum (4 MiB): no socket takes it at once.
 		const nconns, frames, frameSize = 3, 2, 5 << 20
-		clients := make([]*client, nconns)
-		for i := range clients {
-			clients[i] = e.dial()
-		}
-		conns := e.conns(nconns)
+		clients, conns := e.dialN(nconns)
 		results := make(chan error, nconns)
 		for _, c := range clients {
 			go func() {
@@ -114,4 +94,28 @@ func TestFrameLargerThanTheSocket(t *testing.T) {
 			t.Fatalf("no blocked write: the frames never filled a socket (%+v)", st)
 		}
 	})
+}
+
+// burstsAndSends sends 3 bursts and 3 rounds of Sends to conns, bursts
+// first or Sends first, and checks that every client gets all 6 in order.
+func burstsAndSends(t *testing.T, e *env, clients []*client, conns []*Conn, burstFirst bool) {
+	t.Helper()
+	for seq := range 3 {
+		if burstFirst {
+			e.srv.Burst(conns, sourcedFrame(0, seq, 100))
+		}
+		for _, c := range conns {
+			if err := c.Send(sourcedFrame(1, seq, 50)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !burstFirst {
+			e.srv.Burst(conns, sourcedFrame(0, seq, 100))
+		}
+	}
+	for i, c := range clients {
+		if counts, _, err := readSourced(c, 2, 6); err != nil || counts[0] != 3 || counts[1] != 3 {
+			t.Fatalf("client %d: %v, %v", i, counts, err)
+		}
+	}
 }
