@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"errors"
 	"sync"
 	"sync/atomic"
 )
@@ -142,11 +141,5 @@ func (c *Conn) settleClaimed(frame []byte, m int, err error) {
 	b := c.srv.getBatch()
 	b.push(frame)
 	b.advance(m)
-	if errors.Is(err, errWouldBlock) {
-		c.srv.stats.blockedWrites.Add(1)
-		c.srv.wg.Add(1) // the caller is a shared writer, counted in wg
-		go c.flushBlocking(b)
-		return
-	}
-	c.writeFailed(b, err)
+	c.writeStalled(b, err)
 }

@@ -170,11 +170,8 @@ func (s *Server) flushReady(first *Conn, w *rawWriter) {
 			noFD = append(noFD, c)
 			continue
 		}
-		b, term := c.takeBatch()
+		b := c.takeBatch()
 		if b == nil {
-			if term {
-				c.terminate()
-			}
 			continue
 		}
 		i := len(conns)
@@ -195,17 +192,12 @@ func (s *Server) flushReady(first *Conn, w *rawWriter) {
 			sent++
 		}
 		b.advance(m)
-		switch {
-		case err == nil, errors.Is(err, errNotSent):
+		if err == nil || errors.Is(err, errNotSent) {
 			// The rest of a batch over ringRegion, or all of one the ring
 			// did not take, with write(2); then done.
 			c.writeBatch(b, w)
-		case errors.Is(err, errWouldBlock):
-			c.srv.stats.blockedWrites.Add(1)
-			c.srv.wg.Add(1) // the caller is a shared writer, counted in wg
-			go c.flushBlocking(b)
-		default:
-			c.writeFailed(b, err)
+		} else {
+			c.writeStalled(b, err)
 		}
 	}
 	s.stats.ringWrites.Add(sent)

@@ -41,17 +41,22 @@ func (s *Server) writeLoop() {
 }
 
 // takeBatch swaps the queue out for writing. With nothing queued it ends the
-// writer's ownership and says whether the socket should now be closed (the
-// close frame, always last, has gone out).
-func (c *Conn) takeBatch() (b *batch, terminate bool) {
+// writer's ownership and returns nil, closing the socket if the close
+// frame (always last) has gone out.
+func (c *Conn) takeBatch() *batch {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	b, c.q = c.q, nil
+	b := c.q
+	c.q = nil
+	term := false
 	if b == nil {
 		c.writing = false
-		return nil, c.closing()
+		term = c.closing()
 	}
-	return b, false
+	c.mu.Unlock()
+	if term {
+		c.terminate()
+	}
+	return b
 }
 
 // flushOnce writes one batch with non-blocking writes. If the socket fills up
@@ -61,11 +66,8 @@ func (c *Conn) takeBatch() (b *batch, terminate bool) {
 // one busy connection cannot monopolise a shared writer and frames coalesce
 // under load.
 func (c *Conn) flushOnce(w *rawWriter) {
-	b, term := c.takeBatch()
+	b := c.takeBatch()
 	if b == nil {
-		if term {
-			c.terminate()
-		}
 		return
 	}
 	c.srv.stats.writes.Add(1)
@@ -79,14 +81,8 @@ func (c *Conn) writeBatch(b *batch, w *rawWriter) {
 		n := b.fill(w.buf)
 		m, err := w.write(c.rc, w.buf[:n])
 		b.advance(m)
-		if errors.Is(err, errWouldBlock) {
-			c.srv.stats.blockedWrites.Add(1)
-			c.srv.wg.Add(1) // the caller is a shared writer, counted in wg
-			go c.flushBlocking(b)
-			return
-		}
 		if err != nil {
-			c.writeFailed(b, err)
+			c.writeStalled(b, err)
 			return
 		}
 	}
@@ -150,11 +146,22 @@ func (c *Conn) flushBlocking(b *batch) {
 		if !c.batchDone(b) {
 			return
 		}
-		var term bool
-		if b, term = c.takeBatch(); term {
-			c.terminate()
-		}
+		b = c.takeBatch()
 	}
+}
+
+// writeStalled takes over a batch a shared writer could not finish: the
+// connection's own blocking writer goes on if the socket was full
+// (errWouldBlock), otherwise the write failed. The caller is a shared
+// writer, so the goroutine is counted in wg.
+func (c *Conn) writeStalled(b *batch, err error) {
+	if errors.Is(err, errWouldBlock) {
+		c.srv.stats.blockedWrites.Add(1)
+		c.srv.wg.Add(1)
+		go c.flushBlocking(b)
+		return
+	}
+	c.writeFailed(b, err)
 }
 
 // writeFailed closes the connection after a write error and releases b.
