@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/meshcast/meshcast/transport/uring"
+	"github.com/meshcast/meshcast/transport/wstest"
 )
 
 // TestRingFailureFallsBack: a writer whose ring fails (io_uring_enter
@@ -25,7 +26,7 @@ func TestRingFailureFallsBack(t *testing.T) {
 }
 
 func testRingFailure(t *testing.T, burstFirst bool) {
-	var logs lockedBuffer
+	var logs wstest.SyncBuffer
 	cfg := testConfig(false)
 	cfg.Writers = 2
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))

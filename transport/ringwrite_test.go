@@ -1,41 +1,22 @@
 package transport
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
 	"github.com/meshcast/meshcast/transport/uring"
+	"github.com/meshcast/meshcast/transport/wstest"
 )
-
-// lockedBuffer is a log destination safe for the server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestRingRefusedFallsBack: where io_uring_setup is refused (a container's
 // seccomp profile answers EPERM), the server says so once and writes with
 // write(2): bursts and sends arrive as ever.
 func TestRingRefusedFallsBack(t *testing.T) {
 	t.Parallel()
-	var logs lockedBuffer
+	var logs wstest.SyncBuffer
 	cfg := testConfig(false)
 	cfg.Writers = 3
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))

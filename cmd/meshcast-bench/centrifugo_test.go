@@ -9,28 +9,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/meshcast/meshcast/transport/wstest"
 )
-
-// syncBuffer collects a child's log from the copier goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestCentrifugoKind(t *testing.T) {
 	var p protoCentrifugo
@@ -305,7 +288,7 @@ func TestPeerCentrifugo(t *testing.T) {
 	script := filepath.Join(wd, "peer", "centrifugo.sh")
 	ctx := context.Background()
 	for _, nodes := range []int{1, 2} {
-		var logs syncBuffer
+		var logs wstest.SyncBuffer
 		cl, err := startCentrifugo(ctx, peerOpts{Script: script, RedisPort: 16392, BasePort: 13201}, nodes, &logs)
 		if err != nil {
 			t.Fatalf("%d node(s): %v\n%s", nodes, err, logs.String())

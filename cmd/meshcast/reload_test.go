@@ -19,20 +19,20 @@ import (
 
 // reloadNode starts a node reading the config file path, with a logger
 // whose level the file sets.
-func reloadNode(t *testing.T, path string) (*node, *syncBuffer) {
+func reloadNode(t *testing.T, path string) (*node, *wstest.SyncBuffer) {
 	t.Helper()
 	return reloadNodeWith(t, path, nodeOptions{}, "--secret", testSecret)
 }
 
 // reloadNodeWith is reloadNode with options and flags of the caller's.
-func reloadNodeWith(t *testing.T, path string, opts nodeOptions, args ...string) (*node, *syncBuffer) {
+func reloadNodeWith(t *testing.T, path string, opts nodeOptions, args ...string) (*node, *wstest.SyncBuffer) {
 	t.Helper()
 	cfg, err := parseConfig(append([]string{"--config", path, "--listen", "127.0.0.1:0", "--gossip", "127.0.0.1:0",
 		"--peer", "127.0.0.1:0"}, args...), noEnv, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf syncBuffer
+	var buf wstest.SyncBuffer
 	n, err := startNode(cfg, cfg.logger(&buf), opts)
 	if err != nil {
 		t.Fatal(err)

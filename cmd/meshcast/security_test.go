@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -226,7 +225,7 @@ func TestAnonymousWarning(t *testing.T) {
 		args []string
 		warn bool
 	}{{nil, true}, {[]string{"--insecure"}, false}, {[]string{"--token-hmac-secret", "s"}, false}} {
-		var buf syncBuffer
+		var buf wstest.SyncBuffer
 		n, err := startNode(secureConfig(t, tc.args...), slog.New(slog.NewTextHandler(&buf, nil)), nodeOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -254,24 +253,6 @@ func TestPublishRateFlag(t *testing.T) {
 	if m := c.RoundTrip(`{"op":"pub","ch":"x","data":1,"id":3}`); m["code"] != 429.0 {
 		t.Fatalf("third publish: %v", m)
 	}
-}
-
-// syncBuffer is a bytes.Buffer a logger may write from any goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestTokenMaxLifetimeFlag: by default a token valid for more than 24 h
