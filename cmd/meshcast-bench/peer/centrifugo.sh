@@ -32,6 +32,10 @@ PIDS=()
 
 log() { echo "centrifugo: $*" >&2; }
 
+STOP_GRACE=50 # Centrifugo drains its clients: 5 s to exit, then kill -9
+# shellcheck source=common.sh
+. "$DIR/common.sh"
+
 nodes() { echo $PORTS | wc -w; }
 
 install() {
@@ -51,59 +55,17 @@ install() {
 			"github.com/centrifugal/centrifugo/v6@$VERSION" >&2)
 		rm -rf "$build"
 	fi
-	if [ "$(nodes)" -gt 1 ] && ! command -v redis-server >/dev/null; then
-		local sudo=""
-		[ "$(id -u)" -ne 0 ] && sudo=sudo
-		log "apt-get install redis-server"
-		$sudo apt-get update >&2 && $sudo apt-get install -y redis-server >&2
+	if [ "$(nodes)" -gt 1 ]; then
+		install_redis
 	fi
-}
-
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	if [ ${#PIDS[@]} -gt 0 ]; then
-		kill "${PIDS[@]}" 2>/dev/null || true
-		# Give them 5 s to exit (Centrifugo drains its clients), then force.
-		for _ in $(seq 50); do
-			local alive=0
-			for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-			[ $alive -eq 0 ] && break
-			sleep 0.1
-		done
-		kill -9 "${PIDS[@]}" 2>/dev/null || true
-		wait "${PIDS[@]}" 2>/dev/null || true
-		log "stopped"
-	fi
-	exit $rc
-}
-
-wait_http() { # url
-	for _ in $(seq 100); do
-		curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	log "$1 did not answer in 10 s"
-	return 1
 }
 
 start() {
-	trap cleanup EXIT
-	trap 'exit 130' INT
-	trap 'exit 143' TERM
+	stop_on_exit
 	local engine=memory redis=""
 	if [ "$(nodes)" -gt 1 ]; then
 		engine=redis
-		# No persistence, loopback only, a port of its own.
-		redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
-			--protected-mode yes --loglevel warning --daemonize no >&2 &
-		PIDS+=($!)
-		REDIS_PID=$!
-		for _ in $(seq 100); do
-			redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
-			sleep 0.1
-		done
-		redis-cli -p "$REDIS_PORT" ping >/dev/null
+		start_redis "$REDIS_PORT"
 		redis=127.0.0.1:$REDIS_PORT
 	fi
 	local urls="" pids=""
@@ -116,39 +78,13 @@ start() {
 		pids+="${pids:+,}$!"
 	done
 	for port in $PORTS; do wait_http "http://127.0.0.1:$port/health"; done
-	export PEER_URLS=$urls PEER_PIDS=$pids PEER_REDIS=$redis
-	# meshcast-bench compare waits for these lines.
-	echo "PEER_URLS=$PEER_URLS"
-	echo "PEER_PIDS=$PEER_PIDS"
-	echo "PEER_REDIS=$PEER_REDIS"
-	echo "peer ready"
+	announce PEER_URLS="$urls" PEER_PIDS="$pids" PEER_REDIS="$redis"
 }
 
-case "${1:-}" in
-install)
-	install
-	;;
-bin)
+verb_bin() {
 	install
 	echo "$BIN"
-	;;
-up)
-	install
-	start
-	# Stay up until a signal; wait returns early if a child dies.
-	wait -n "${PIDS[@]}" || true
-	log "a centrifugo process exited"
-	exit 1
-	;;
-run)
-	shift
-	[ $# -gt 0 ] || { log "run needs a command"; exit 2; }
-	install
-	start >&2
-	"$@"
-	;;
-*)
-	echo "usage: $0 install | bin | up | run CMD..." >&2
-	exit 2
-	;;
-esac
+}
+
+EXTRA_VERBS=bin
+dispatch centrifugo "$@"

@@ -19,6 +19,9 @@ PIDS=()
 
 log() { echo "peer: $*" >&2; }
 
+# shellcheck source=common.sh
+. "$DIR/common.sh"
+
 install() {
 	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 		log "node and npm are missing: install them (Debian: apt-get install -y nodejs npm)"
@@ -30,56 +33,12 @@ install() {
 		log "npm ci (versions pinned by package-lock.json)"
 		(cd "$DIR" && npm ci --no-audit --no-fund >&2)
 	fi
-	if ! command -v redis-server >/dev/null; then
-		local sudo=""
-		[ "$(id -u)" -ne 0 ] && sudo=sudo
-		log "apt-get install redis-server"
-		$sudo apt-get update >&2 && $sudo apt-get install -y redis-server >&2
-	fi
-}
-
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	if [ ${#PIDS[@]} -gt 0 ]; then
-		kill "${PIDS[@]}" 2>/dev/null || true
-		# Give them 3 s to exit, then force.
-		for _ in $(seq 30); do
-			local alive=0
-			for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-			[ $alive -eq 0 ] && break
-			sleep 0.1
-		done
-		kill -9 "${PIDS[@]}" 2>/dev/null || true
-		wait "${PIDS[@]}" 2>/dev/null || true
-		log "stopped"
-	fi
-	exit $rc
-}
-
-wait_http() { # url
-	for _ in $(seq 100); do
-		curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	log "$1 did not answer in 10 s"
-	return 1
+	install_redis
 }
 
 start() {
-	trap cleanup EXIT
-	trap 'exit 130' INT
-	trap 'exit 143' TERM
-	# No persistence, loopback only, a port of its own.
-	redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
-		--protected-mode yes --loglevel warning --daemonize no >&2 &
-	PIDS+=($!)
-	REDIS_PID=$!
-	for _ in $(seq 100); do
-		redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
-		sleep 0.1
-	done
-	redis-cli -p "$REDIS_PORT" ping >/dev/null
+	stop_on_exit
+	start_redis "$REDIS_PORT"
 	local urls="" pids=""
 	for port in $PORTS; do
 		PORT=$port REDIS_URL="redis://127.0.0.1:$REDIS_PORT" node "$DIR/server.js" >&2 &
@@ -88,36 +47,7 @@ start() {
 		pids+="${pids:+,}$!"
 	done
 	for port in $PORTS; do wait_http "http://127.0.0.1:$port/health"; done
-	export PEER_URLS=$urls PEER_PIDS=$pids PEER_REDIS=127.0.0.1:$REDIS_PORT PEER_REDIS_PID=$REDIS_PID
-	# meshcast-bench compare waits for these lines.
-	echo "PEER_URLS=$PEER_URLS"
-	echo "PEER_PIDS=$PEER_PIDS"
-	echo "PEER_REDIS=$PEER_REDIS"
-	echo "PEER_REDIS_PID=$PEER_REDIS_PID"
-	echo "peer ready"
+	announce PEER_URLS="$urls" PEER_PIDS="$pids" PEER_REDIS="127.0.0.1:$REDIS_PORT" PEER_REDIS_PID="$REDIS_PID"
 }
 
-case "${1:-}" in
-install)
-	install
-	;;
-up)
-	install
-	start
-	# Stay up until a signal; wait returns early if a child dies.
-	wait -n "${PIDS[@]}" || true
-	log "a peer process exited"
-	exit 1
-	;;
-run)
-	shift
-	[ $# -gt 0 ] || { log "run needs a command"; exit 2; }
-	install
-	start >&2
-	"$@"
-	;;
-*)
-	echo "usage: $0 install | up | run CMD..." >&2
-	exit 2
-	;;
-esac
+dispatch peer "$@"
