@@ -49,33 +49,12 @@ build b "$B"
 (cd "$ROOT" && go build -o "$TMP/bench" ./cmd/meshcast-bench)
 mkdir -p "$RESULTS"
 
-SECRET=$(head -c 32 /dev/urandom | base64) # newer nodes refuse a weak one
+# shellcheck source=nodes.sh
+. "$HERE/nodes.sh"
 
-up() { # label nodes
-	local n=$2
-	for ((i = 0; i < n; i++)); do
-		local join=()
-		((i > 0)) && join=(--join "127.0.0.1:$((BASE + 100))")
-		MESHCAST_SECRET=$SECRET "$TMP/$1/meshcast" --listen "127.0.0.1:$((BASE + i))" --name "ab-$i" \
-			--gossip "127.0.0.1:$((BASE + 100 + 2 * i))" --peer "127.0.0.1:$((BASE + 101 + 2 * i))" \
-			--log-level error --insecure "${join[@]}" &
-		PIDS+=($!)
-	done
-	for ((i = 0; i < n; i++)); do
-		for _ in $(seq 100); do
-			curl -fsS -o /dev/null "http://127.0.0.1:$((BASE + i))/readyz" 2>/dev/null && break
-			sleep 0.2
-		done
-	done
-}
+up() { nodes_up "$TMP/$1/meshcast" "$2" ab --log-level error --insecure; } # label nodes
 
-down() {
-	if [ ${#PIDS[@]} -gt 0 ]; then
-		kill "${PIDS[@]}" 2>/dev/null || true
-		wait "${PIDS[@]}" 2>/dev/null || true
-		PIDS=()
-	fi
-}
+down() { nodes_down; }
 
 for n in $NODES; do
 	urls=$(for ((i = 0; i < n; i++)); do printf 'ws://127.0.0.1:%d/ws,' $((BASE + i)); done)

@@ -2,7 +2,8 @@
 # Where one node's writes of each fan-out burst happen (issue 15): 3 nodes
 # (--pprof), 3,000 subscribers, 7 publishes/s with the epoll reader; a 3 s Go
 # execution trace of node 0, then, per burst (writes closer than 2 ms), the
-# number of write(2)s on each P and the first and last of them, counted from
+# number of write system calls on each P (a write(2) per connection, or one
+# io_uring_enter per chunk of 16 with io_uring) and the first and last of them, counted from
 # the first event (the writers' wake-up by Server.Burst, or a first write).
 #
 #   go build -o /tmp/mc ./cmd/meshcast && go build -o /tmp/mb ./cmd/meshcast-bench
@@ -12,23 +13,11 @@ MC=${1:?usage: burst-trace.sh MESHCAST BENCH}
 MB=${2:?usage: burst-trace.sh MESHCAST BENCH}
 BASE=${BASE_PORT:-27680}
 TMP=$(mktemp -d)
-SECRET=$(head -c 32 /dev/urandom | base64)
 PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null; wait; rm -rf "$TMP"' EXIT
-for ((i = 0; i < 3; i++)); do
-	join=()
-	((i > 0)) && join=(--join "127.0.0.1:$((BASE + 100))")
-	MESHCAST_SECRET=$SECRET "$MC" --listen "127.0.0.1:$((BASE + i))" --name "t-$i" --gossip "127.0.0.1:$((BASE + 100 + 2 * i))" \
-		--peer "127.0.0.1:$((BASE + 101 + 2 * i))" --log-level error --insecure --pprof "${join[@]}" &
-	PIDS+=($!)
-done
-for ((i = 0; i < 3; i++)); do
-	for _ in $(seq 100); do
-		curl -fsS -o /dev/null "http://127.0.0.1:$((BASE + i))/readyz" 2>/dev/null && break
-		sleep 0.2
-	done
-done
-sleep 2
+# shellcheck source=nodes.sh
+. "$(dirname "${BASH_SOURCE[0]}")/nodes.sh"
+nodes_up "$MC" 3 t --log-level error --insecure --pprof
 "$MB" fanout --urls "ws://127.0.0.1:$BASE/ws,ws://127.0.0.1:$((BASE + 1))/ws,ws://127.0.0.1:$((BASE + 2))/ws" --subs 3000 --pubs 3 \
 	--size 100 --duration 12s --rate 7 --reader epoll --quiet >"$TMP/run.txt" 2>&1 &
 BP=$!

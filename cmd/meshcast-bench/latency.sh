@@ -37,33 +37,12 @@ if [ -z "${MESHCAST:-}" ] || [ -z "${BENCH:-}" ]; then
 	BENCH=${BENCH:-$TMP/meshcast-bench}
 fi
 mkdir -p "$RESULTS"
-SECRET=$(head -c 32 /dev/urandom | base64)
+# shellcheck source=nodes.sh
+. "$HERE/nodes.sh"
 
-up() {
-	for ((i = 0; i < 3; i++)); do
-		local join=()
-		((i > 0)) && join=(--join "127.0.0.1:$((BASE + 100))")
-		MESHCAST_SECRET=$SECRET "$MESHCAST" --listen "127.0.0.1:$((BASE + i))" --name "lat-$i" \
-			--gossip "127.0.0.1:$((BASE + 100 + 2 * i))" --peer "127.0.0.1:$((BASE + 101 + 2 * i))" \
-			--log-level error --insecure "${join[@]}" &
-		PIDS+=($!)
-	done
-	for ((i = 0; i < 3; i++)); do
-		for _ in $(seq 100); do
-			[ "$(curl -fsS "http://127.0.0.1:$((BASE + i))/api/cluster" 2>/dev/null | grep -c '"alive"')" -ge 3 ] &&
-				curl -fsS -o /dev/null "http://127.0.0.1:$((BASE + i))/readyz" 2>/dev/null && break
-			sleep 0.2
-		done
-	done
-}
+up() { nodes_up "$MESHCAST" 3 lat --log-level error --insecure; }
 
-down() {
-	if [ ${#PIDS[@]} -gt 0 ]; then
-		kill "${PIDS[@]}" 2>/dev/null || true
-		wait "${PIDS[@]}" 2>/dev/null || true
-		PIDS=()
-	fi
-}
+down() { nodes_down; }
 
 urls="ws://127.0.0.1:$BASE/ws,ws://127.0.0.1:$((BASE + 1))/ws,ws://127.0.0.1:$((BASE + 2))/ws"
 reader=()

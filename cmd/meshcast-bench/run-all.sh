@@ -50,34 +50,12 @@ echo "building meshcast and meshcast-bench ($(cd "$ROOT" && git rev-parse --shor
 BENCH=$TMP/meshcast-bench
 mkdir -p "$RESULTS"
 
-SECRET=$(head -c 32 /dev/urandom | base64) # the nodes refuse a weak one
+# shellcheck source=nodes.sh
+. "$HERE/nodes.sh"
 
-mesh_up() { # nodes
-	local n=$1
-	for ((i = 0; i < n; i++)); do
-		local join=()
-		((i > 0)) && join=(--join "127.0.0.1:$((BASE + 100))")
-		MESHCAST_SECRET=$SECRET "$TMP/meshcast" --listen "127.0.0.1:$((BASE + i))" --name "bench-$i" \
-			--gossip "127.0.0.1:$((BASE + 100 + 2 * i))" --peer "127.0.0.1:$((BASE + 101 + 2 * i))" \
-			--log-level warn "${join[@]}" ${MESH_EXTRA:-} &
-		PIDS+=($!)
-	done
-	for ((i = 0; i < n; i++)); do
-		for _ in $(seq 100); do
-			[ "$(curl -fsS "http://127.0.0.1:$((BASE + i))/api/cluster" 2>/dev/null | grep -c '"alive"')" -ge "$n" ] &&
-				curl -fsS -o /dev/null "http://127.0.0.1:$((BASE + i))/readyz" 2>/dev/null && break
-			sleep 0.2
-		done
-	done
-}
+mesh_up() { nodes_up "$TMP/meshcast" "$1" bench --log-level warn ${MESH_EXTRA:-}; } # nodes
 
-mesh_down() {
-	if [ ${#PIDS[@]} -gt 0 ]; then
-		kill "${PIDS[@]}" 2>/dev/null || true
-		wait "${PIDS[@]}" 2>/dev/null || true
-		PIDS=()
-	fi
-}
+mesh_down() { nodes_down; }
 
 url() { echo "ws://127.0.0.1:$((BASE + $1))/ws"; }
 
