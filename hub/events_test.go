@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -188,9 +189,11 @@ func TestInProcessSubscriberTooSlowGetsGap(t *testing.T) {
 	t.Parallel()
 	h, _ := testHub(t, DefaultConfig())
 	release := make(chan struct{})
+	var holding atomic.Bool
 	var mu sync.Mutex
 	var seen []Message
 	sub, err := h.Subscribe(context.Background(), "flood", func(m Message) {
+		holding.Store(true)
 		<-release
 		mu.Lock()
 		seen = append(seen, m)
@@ -200,9 +203,21 @@ func TestInProcessSubscriberTooSlowGetsGap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	n := 2*maxLocalQueue + 100 // one batch in fn's hands, a full queue, and more
-	for i := range n {
-		h.Publish(context.Background(), "flood", []byte(fmt.Sprint(i)))
+	publish := func(data string) {
+		t.Helper()
+		if err := h.Publish(context.Background(), "flood", []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// fn holds the first message before the flood, so the flood fills the
+	// queue behind it: were the delivery goroutine to take its first batch
+	// only once the queue had filled, the queue could be full again when
+	// "last" is published, and "last" dropped (rightly, with a Gap).
+	publish("0")
+	waitFor(t, 10*time.Second, "fn to hold the first message", holding.Load)
+	n := 1 + maxLocalQueue + 100 // one in fn's hands, a full queue, and more
+	for i := 1; i < n; i++ {
+		publish(fmt.Sprint(i))
 	}
 	close(release)
 	waitFor(t, 10*time.Second, "the gap", func() bool {
@@ -210,7 +225,7 @@ func TestInProcessSubscriberTooSlowGetsGap(t *testing.T) {
 		defer mu.Unlock()
 		return slices.ContainsFunc(seen, func(m Message) bool { return m.Gap })
 	})
-	h.Publish(context.Background(), "flood", []byte(`"last"`))
+	publish(`"last"`)
 	waitFor(t, 10*time.Second, "the last message", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
