@@ -14,8 +14,9 @@ import (
 
 // Kernel ABI (include/uapi/linux/io_uring.h).
 const (
-	opSend = 26
-	opRecv = 27
+	opRecvmsg = 10
+	opSend    = 26
+	opRecv    = 27
 
 	setupSubmitAll   = 1 << 7 // go on submitting after a failed SQE
 	setupCoopTaskrun = 1 << 8 // no IPI to the submitter for completions; Submit waits in the kernel anyway
@@ -119,8 +120,9 @@ type Ring struct {
 	cqTail  *uint32
 	cqMask  uint32
 	cqes    []cqe
-	queued  uint32   // SQEs written since the last Submit
-	bufs    [][]byte // the buffers of the queued operations, kept alive (and on the heap) until Submit returns
+	queued  uint32         // SQEs written since the last Submit
+	bufs    [][]byte       // the buffers of the queued operations, kept alive (and on the heap) until Submit returns
+	msgs    []*unix.Msghdr // the same for RecvMsg's headers
 	entries uint32
 	broken  bool
 }
@@ -139,12 +141,12 @@ func New(entries uint32) (*Ring, error) {
 	if errno != 0 {
 		return nil, fmt.Errorf("uring: io_uring_setup: %w", errno)
 	}
-	r := &Ring{fd: int(fd), entries: p.sqEntries, bufs: make([][]byte, p.sqEntries)}
+	r := &Ring{fd: int(fd), entries: p.sqEntries, bufs: make([][]byte, p.sqEntries), msgs: make([]*unix.Msghdr, p.sqEntries)}
 	if err := r.mmap(&p); err != nil {
 		r.Close()
 		return nil, err
 	}
-	if err := r.probeOps(opSend, opRecv); err != nil {
+	if err := r.probeOps(opSend, opRecv, opRecvmsg); err != nil {
 		r.Close()
 		return nil, err
 	}
@@ -233,6 +235,21 @@ func (r *Ring) Recv(fd int, p []byte, user uint64) bool {
 	return r.prep(opRecv, fd, p, unix.MSG_DONTWAIT, user)
 }
 
+// RecvMsg queues a non-blocking recvmsg(2) with msg: Recv with the
+// ancillary data a recv cannot return, such as receive timestamps. The
+// kernel fills msg's buffers and updates its Controllen and Flags; msg and
+// what it points to must not change until Submit returns.
+func (r *Ring) RecvMsg(fd int, msg *unix.Msghdr, user uint64) bool {
+	if !r.prep(opRecvmsg, fd, nil, unix.MSG_DONTWAIT, user) {
+		return false
+	}
+	s := &r.sqes[(*r.sqTail+r.queued-1)&r.sqMask]
+	s.addr = uint64(uintptr(unsafe.Pointer(msg)))
+	s.len = 1 // one msghdr
+	r.msgs[r.queued-1] = msg
+	return true
+}
+
 func (r *Ring) prep(op uint8, fd int, p []byte, flags uint32, user uint64) bool {
 	if r.queued == r.entries || r.broken {
 		return false
@@ -260,6 +277,7 @@ func (r *Ring) prep(op uint8, fd int, p []byte, flags uint32, user uint64) bool 
 func (r *Ring) Submit(out []Completion) ([]Completion, error) {
 	n := r.queued
 	defer clear(r.bufs[:n])
+	defer clear(r.msgs[:n])
 	if r.broken {
 		r.queued = 0
 		return out, ErrBroken

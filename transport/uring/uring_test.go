@@ -11,8 +11,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -266,6 +268,67 @@ func TestRecv(t *testing.T) {
 		}
 		if !errors.Is(c.Err(), syscall.EAGAIN) || time.Now().After(deadline) {
 			t.Fatalf("recv after the peer closed: res %d", c.Res)
+		}
+	}
+}
+
+// TestRecvMsgTimestamp: RecvMsg returns the data and the ancillary data,
+// here the kernel's receive timestamp (SO_TIMESTAMPNS), which the load
+// tool uses as a delivery's arrival time.
+func TestRecvMsgTimestamp(t *testing.T) {
+	r := newRing(t, 8)
+	p := pairs(t, 1)[0]
+	if err := unix.SetsockoptInt(p.fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	oob := make([]byte, 128)
+	iov := unix.Iovec{Base: &buf[0]}
+	iov.SetLen(len(buf))
+	var msg unix.Msghdr
+	recv := func() Completion {
+		msg = unix.Msghdr{Iov: &iov, Iovlen: 1, Control: &oob[0]}
+		msg.SetControllen(len(oob))
+		r.RecvMsg(p.fd, &msg, 1)
+		return submit(t, r)[1]
+	}
+	if c := recv(); !errors.Is(c.Err(), syscall.EAGAIN) {
+		t.Fatalf("recvmsg on an empty socket: res %d", c.Res)
+	}
+	// The kernel turns receive timestamps on for the whole stack a moment
+	// after the first socket asks (deferred work): until then data comes
+	// unstamped, so write until a stamp comes back.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		before := time.Now()
+		if _, err := p.peer.Write([]byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+		c := recv()
+		for errors.Is(c.Err(), syscall.EAGAIN) && time.Now().Before(deadline) {
+			c = recv()
+		}
+		if c.Res != 5 || string(buf[:5]) != "hello" {
+			t.Fatalf("recvmsg: res %d, %q", c.Res, buf[:max(c.Res, 0)])
+		}
+		cmsgs, err := unix.ParseSocketControlMessage(oob[:msg.Controllen])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cmsgs) == 1 {
+			m := cmsgs[0]
+			if m.Header.Level != unix.SOL_SOCKET || m.Header.Type != unix.SO_TIMESTAMPNS || len(m.Data) < 16 {
+				t.Fatalf("control message %+v, want SCM_TIMESTAMPNS", m.Header)
+			}
+			ts := (*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
+			at := time.Unix(ts.Unix())
+			if at.Before(before.Add(-time.Millisecond)) || at.After(time.Now()) {
+				t.Fatalf("receive timestamp %v outside the write %v .. now", at, before)
+			}
+			return
+		}
+		if len(cmsgs) > 1 || time.Now().After(deadline) {
+			t.Fatalf("control messages %+v, want one timestamp", cmsgs)
 		}
 	}
 }
