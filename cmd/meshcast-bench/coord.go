@@ -227,7 +227,23 @@ func mergeEvents(evs []event) (sum event, h *Hist) {
 		sum.ChurnDialErrs += e.ChurnDialErrs
 		sum.ChurnSubErrs += e.ChurnSubErrs
 		sum.DoneNs = max(sum.DoneNs, e.DoneNs)
+		sum.Unstamped += e.Unstamped
 		h.mergeJSON(e.Hist)
 	}
 	return sum, h
+}
+
+// mergeReadHists merges the workers' read-time histograms (--arrival
+// kernel); nil when there are none.
+func mergeReadHists(evs []event) *Hist {
+	var h *Hist
+	for _, e := range evs {
+		if e.ReadHist != nil {
+			if h == nil {
+				h = new(Hist)
+			}
+			h.mergeJSON(e.ReadHist)
+		}
+	}
+	return h
 }

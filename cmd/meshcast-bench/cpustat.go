@@ -24,6 +24,18 @@ func checkReader(r string) error {
 	return nil
 }
 
+// checkArrival refuses an unknown --arrival, or kernel timestamps with a
+// reader that cannot ask for them.
+func checkArrival(a, reader string) error {
+	switch {
+	case a == arrivalKernel && reader != readerEpoll && reader != readerUring:
+		return fmt.Errorf("--arrival kernel needs --reader epoll or uring")
+	case a != arrivalKernel && a != "read" && a != "":
+		return fmt.Errorf("--arrival %q: want read or kernel", a)
+	}
+	return nil
+}
+
 // cpuOf sums the CPU time (procCPU, flood.go) of pids in seconds; ok is
 // false when there are none.
 func cpuOf(pids []int) (sec float64, ok bool) {

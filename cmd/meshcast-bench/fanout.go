@@ -73,6 +73,14 @@ type stepResult struct {
 	P99         float64 `json:"p99ms"`
 	Max         float64 `json:"maxms"`
 	Mean        float64 `json:"meanms"`
+	// --arrival kernel: the figures above end at the kernel's receive
+	// timestamp; these at the load tool's read. Unstamped deliveries came
+	// without a timestamp and were timed at the read.
+	ReadP50     float64 `json:"readP50ms,omitempty"`
+	ReadP90     float64 `json:"readP90ms,omitempty"`
+	ReadP99     float64 `json:"readP99ms,omitempty"`
+	ReadMax     float64 `json:"readMaxms,omitempty"`
+	Unstamped   int64   `json:"unstamped,omitempty"`
 	PubErrs     int64   `json:"pubErrors"`
 	Disconnects int64   `json:"disconnects"`
 	ClientBound bool    `json:"clientBound"`              // publishers fell >5% behind the target rate
@@ -255,6 +263,10 @@ func runStep(ctx context.Context, c *coord, cfg fanoutConfig, step int, rate flo
 	}
 	sum, h := mergeEvents(evs)
 	fillStep(&res, sum, h, cfg)
+	if rh := mergeReadHists(evs); rh != nil {
+		res.ReadP50, res.ReadP90, res.ReadP99, res.ReadMax = ms(rh.Quantile(0.5)), ms(rh.Quantile(0.9)), ms(rh.Quantile(0.99)), ms(rh.Max())
+		res.Unstamped = sum.Unstamped
+	}
 	if cli1, ok := cpuOf(wpids); ok && cliOK && res.Received > 0 {
 		res.ClientCPUus = (cli1 - cli0) * 1e6 / float64(res.Received)
 	}

@@ -116,6 +116,7 @@ func commonFlags(fs *flag.FlagSet, cc *connConfig, urls *string, asJSON *bool) {
 	fs.DurationVar(&cc.Timeout, "timeout", 0, "hard limit of the whole run (0: derived from the scenario)")
 	fs.BoolVar(&cc.Quiet, "quiet", false, "no progress line on stderr")
 	fs.StringVar(&cc.Reader, "reader", "goroutine", "subscribers' receive path: goroutine (one each, bufio) epoll (one batched, allocation-free epoll loop per worker process; Linux) or uring (epoll, each batch of ready sockets read with one io_uring_enter; Linux)")
+	fs.StringVar(&cc.Arrival, "arrival", "read", "where a delivery's latency ends: read (when the load tool reads it) or kernel (the kernel's receive timestamp of the read, SO_TIMESTAMPNS: the load tool's own reading left out; needs --reader epoll or uring; the read latency is reported too)")
 	fs.BoolVar(asJSON, "json", false, "print one JSON object per scenario instead of the table")
 }
 
@@ -197,6 +198,9 @@ func runFanoutCLI(ctx context.Context, fs *flag.FlagSet, cfg *fanoutConfig, urls
 		return err
 	}
 	if err := checkReader(cfg.Reader); err != nil {
+		return err
+	}
+	if err := checkArrival(cfg.Arrival, cfg.Reader); err != nil {
 		return err
 	}
 	if cfg.Ramp && !flagSet(fs, "duration") {

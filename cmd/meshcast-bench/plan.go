@@ -19,6 +19,7 @@ type connConfig struct {
 	Timeout     time.Duration // hard limit of the whole run; 0: derived
 	Quiet       bool          // no progress line
 	Reader      string        // subscribers' reader: "goroutine" or readerEpoll
+	Arrival     string        // arrivalKernel, or "read"
 }
 
 func parseURLs(s string) ([]string, error) {
@@ -83,5 +84,6 @@ func (cc connConfig) baseSetup(conns int) setupCmd {
 		DialTimeout: cc.DialTimeout.Milliseconds(),
 		AckTimeout:  cc.AckTimeout.Milliseconds(),
 		Reader:      cc.Reader,
+		Arrival:     cc.Arrival,
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
@@ -50,6 +51,14 @@ type pollLoop struct {
 	batch []*rawConn  // the ready sockets of the batch being read
 	comps []uring.Completion
 
+	// --arrival kernel: reads are recvmsg(2)s that bring the kernel's
+	// receive timestamp; one header, iovec and control region per ring
+	// slot (oob[0] for readOnce).
+	stamps bool
+	msgs   []unix.Msghdr
+	iovs   []unix.Iovec
+	oob    []byte
+
 	mu    sync.Mutex
 	conns map[int]*rawConn // by fd
 }
@@ -62,7 +71,12 @@ func (w *worker) rawLoop() (*pollLoop, error) {
 			w.rawErr = fmt.Errorf("epoll_create1: %w", err)
 			return
 		}
-		w.raw = &pollLoop{w: w, epfd: epfd, conns: map[int]*rawConn{}}
+		w.raw = &pollLoop{w: w, epfd: epfd, conns: map[int]*rawConn{}, stamps: w.cfg.Arrival == arrivalKernel}
+		if w.raw.stamps {
+			w.raw.msgs = make([]unix.Msghdr, ringBatch)
+			w.raw.iovs = make([]unix.Iovec, ringBatch)
+			w.raw.oob = make([]byte, ringBatch*oobRegion)
+		}
 		if w.cfg.Reader == readerUring {
 			if w.raw.ring, err = uring.New(ringBatch); err != nil {
 				unix.Close(epfd)
@@ -90,6 +104,12 @@ func (w *worker) handOff(s *subscriber, c *wsConn) bool {
 	if err != nil {
 		return false
 	}
+	if pl.stamps {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+			unix.Close(fd)
+			return false
+		}
+	}
 	pending, _ := c.fr.br.Peek(c.fr.br.Buffered())
 	rc := &rawConn{fd: fd, s: s, rest: append(make([]byte, 0, 512), pending...), mask: c.mask}
 	w.connsMu.Lock()
@@ -98,7 +118,7 @@ func (w *worker) handOff(s *subscriber, c *wsConn) bool {
 	c.close()
 	// Complete frames that came with the ack are handled here, before the
 	// loop can see the socket.
-	if !pl.consume(rc, rc.rest, time.Now().UnixNano()) {
+	if !pl.consume(rc, rc.rest, 0, time.Now().UnixNano()) {
 		unix.Close(fd)
 		w.lostConn(s, nil)
 		return true
@@ -156,7 +176,17 @@ func (pl *pollLoop) run() {
 // holds mu.
 func (pl *pollLoop) readOnce(rc *rawConn, buf []byte) {
 	k := copy(buf, rc.rest)
-	n, err := unix.Read(rc.fd, buf[k:])
+	var n int
+	var err error
+	var arrival int64
+	if pl.stamps {
+		oob := pl.oob[:oobRegion]
+		var oobn int
+		n, oobn, _, _, err = unix.Recvmsg(rc.fd, buf[k:], oob, unix.MSG_DONTWAIT)
+		arrival = kernelStamp(oob[:max(oobn, 0)])
+	} else {
+		n, err = unix.Read(rc.fd, buf[k:])
+	}
 	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 		return
 	}
@@ -164,9 +194,34 @@ func (pl *pollLoop) readOnce(rc *rawConn, buf []byte) {
 		pl.dropLocked(rc, err)
 		return
 	}
-	if !pl.consume(rc, buf[:k+n], time.Now().UnixNano()) {
+	if !pl.consume(rc, buf[:k+n], arrival, time.Now().UnixNano()) {
 		pl.dropLocked(rc, nil)
 	}
+}
+
+// oobRegion is room for one recvmsg's control data: a timestamp is 32
+// bytes with its header.
+const oobRegion = 64
+
+// kernelStamp is the SCM_TIMESTAMPNS of a recvmsg's control data in unix
+// nanoseconds, 0 if there is none (the socket had no data stamped, e.g.
+// before the kernel turned stamping on). For TCP it is the receive time of
+// the last segment the read took, so a frame completed by the read arrived
+// then, and earlier frames in the same read no later.
+func kernelStamp(oob []byte) int64 {
+	hdr := unix.CmsgLen(0)
+	for len(oob) >= hdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		n := int(h.Len)
+		if n < hdr || n > len(oob) {
+			return 0
+		}
+		if h.Level == unix.SOL_SOCKET && h.Type == unix.SO_TIMESTAMPNS && n >= unix.CmsgLen(int(unsafe.Sizeof(unix.Timespec{}))) {
+			return (*unix.Timespec)(unsafe.Pointer(&oob[hdr])).Nano()
+		}
+		oob = oob[min(unix.CmsgSpace(n-hdr), len(oob)):]
+	}
+	return 0
 }
 
 // ringBatch is how many ready sockets one io_uring_enter reads; ringRegion
@@ -195,7 +250,17 @@ func (pl *pollLoop) readRing(events []unix.EpollEvent, buf []byte) {
 				i := len(pl.batch)
 				region := pl.rbuf[i*ringRegion : (i+1)*ringRegion]
 				k := copy(region, rc.rest)
-				pl.ring.Recv(rc.fd, region[k:], uint64(i))
+				if pl.stamps {
+					iov, m := &pl.iovs[i], &pl.msgs[i]
+					iov.Base = &region[k]
+					iov.SetLen(len(region) - k)
+					*m = unix.Msghdr{Iov: iov, Control: &pl.oob[i*oobRegion]}
+					m.SetIovlen(1)
+					m.SetControllen(oobRegion)
+					pl.ring.RecvMsg(rc.fd, m, uint64(i))
+				} else {
+					pl.ring.Recv(rc.fd, region[k:], uint64(i))
+				}
 				pl.batch = append(pl.batch, rc)
 			}
 		}
@@ -222,7 +287,12 @@ func (pl *pollLoop) readRing(events []unix.EpollEvent, buf []byte) {
 				continue
 			}
 			region := pl.rbuf[int(c.User)*ringRegion:]
-			if !pl.consume(rc, region[:len(rc.rest)+int(c.Res)], now) {
+			var arrival int64
+			if pl.stamps {
+				off := int(c.User) * oobRegion
+				arrival = kernelStamp(pl.oob[off : off+min(int(pl.msgs[c.User].Controllen), oobRegion)])
+			}
+			if !pl.consume(rc, region[:len(rc.rest)+int(c.Res)], arrival, now) {
 				pl.dropLocked(rc, nil)
 			}
 		}
@@ -237,10 +307,11 @@ func (pl *pollLoop) readRing(events []unix.EpollEvent, buf []byte) {
 	}
 }
 
-// consume handles the complete frames of data and keeps the incomplete
+// consume handles the complete frames of data (read at now, arrived at
+// arrival, 0 when unknown) and keeps the incomplete
 // tail in rc.rest; false when the connection must end (a close frame, a
 // bad or oversized frame).
-func (pl *pollLoop) consume(rc *rawConn, data []byte, now int64) bool {
+func (pl *pollLoop) consume(rc *rawConn, data []byte, arrival, now int64) bool {
 	for len(data) >= 2 {
 		fin, op := data[0]&0x80 != 0, ws.OpCode(data[0]&0x0f)
 		if data[0]&0x70 != 0 || data[1]&0x80 != 0 || !fin || op == ws.OpContinuation {
@@ -270,7 +341,7 @@ func (pl *pollLoop) consume(rc *rawConn, data []byte, now int64) bool {
 		}
 		p := data[hl : hl+int(n)]
 		data = data[hl+int(n):]
-		if !pl.frame(rc, op, p, now) {
+		if !pl.frame(rc, op, p, arrival, now) {
 			return false
 		}
 	}
@@ -280,7 +351,7 @@ func (pl *pollLoop) consume(rc *rawConn, data []byte, now int64) bool {
 
 // frame handles one frame: deliveries are counted and timed, pings
 // answered, a close ends the connection.
-func (pl *pollLoop) frame(rc *rawConn, op ws.OpCode, p []byte, now int64) bool {
+func (pl *pollLoop) frame(rc *rawConn, op ws.OpCode, p []byte, arrival, now int64) bool {
 	w := pl.w
 	switch op {
 	case ws.OpPing:
@@ -297,7 +368,7 @@ func (pl *pollLoop) frame(rc *rawConn, op ws.OpCode, p []byte, now int64) bool {
 		msg, rest = w.proto.next(rest)
 		switch w.proto.kind(msg) {
 		case kindMsg:
-			w.deliverAt(rc.s, msg, now)
+			w.deliverAt(rc.s, msg, arrival, now)
 		case kindPing:
 			rc.write(ws.OpText, w.proto.pong())
 		}

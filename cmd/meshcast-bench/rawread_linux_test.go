@@ -3,9 +3,13 @@
 package main
 
 import (
+	"encoding/binary"
 	"io"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // serverFrame is an unmasked text frame, as a server sends.
@@ -38,7 +42,7 @@ func TestRawConsume(t *testing.T) {
 		rc := &rawConn{s: s}
 		for off := 0; off < len(stream); off += cut {
 			chunk := append(append([]byte(nil), rc.rest...), stream[off:min(off+cut, len(stream))]...)
-			if !pl.consume(rc, chunk, time.Now().UnixNano()) {
+			if !pl.consume(rc, chunk, 0, time.Now().UnixNano()) {
 				t.Fatalf("cut %d: consume refused the stream", cut)
 			}
 		}
@@ -57,7 +61,7 @@ func TestRawConsumeRejects(t *testing.T) {
 		{0x81, 0x81, 1, 2, 3, 4, 'x'},       // masked
 		{0x81, 127, 0, 0, 0, 0, 0, 1, 0, 1}, // one byte over the 64 KiB limit
 	} {
-		if pl.consume(&rawConn{s: &subscriber{trk: newSeqTracker(1)}}, in, 0) {
+		if pl.consume(&rawConn{s: &subscriber{trk: newSeqTracker(1)}}, in, 0, 0) {
 			t.Fatalf("% x accepted", in)
 		}
 	}
@@ -79,10 +83,50 @@ func TestRawConsumeAllocatesNothing(t *testing.T) {
 	}
 	i := 0
 	allocs := testing.AllocsPerRun(500, func() {
-		pl.consume(rc, frames[i], time.Now().UnixNano())
+		pl.consume(rc, frames[i], 0, time.Now().UnixNano())
 		i++
 	})
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per delivery", allocs)
+	}
+}
+
+// cmsg builds one control message as the kernel lays it out.
+func cmsg(level, typ int32, data []byte) []byte {
+	b := make([]byte, unix.CmsgSpace(len(data)))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+	h.Level, h.Type = level, typ
+	h.SetLen(unix.CmsgLen(len(data)))
+	copy(b[unix.CmsgLen(0):], data)
+	return b
+}
+
+func TestKernelStamp(t *testing.T) {
+	ts := make([]byte, 16)
+	binary.NativeEndian.PutUint64(ts, 1700000000)
+	binary.NativeEndian.PutUint64(ts[8:], 123456789)
+	const want = 1700000000*int64(time.Second) + 123456789
+	stamp := cmsg(unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, ts)
+	other := cmsg(unix.SOL_IP, 1, []byte{1, 2, 3})
+	truncated := append([]byte(nil), stamp...)
+	(*unix.Cmsghdr)(unsafe.Pointer(&truncated[0])).SetLen(len(stamp) + 8)
+	zero := make([]byte, 32)
+	for _, tc := range []struct {
+		name string
+		oob  []byte
+		want int64
+	}{
+		{"stamp", stamp, want},
+		{"after another message", append(append([]byte(nil), other...), stamp...), want},
+		{"none", other, 0},
+		{"empty", nil, 0},
+		{"shorter than a header", stamp[:8], 0},
+		{"length past the end", truncated, 0},
+		{"zero length", zero, 0},
+		{"too short for a timespec", cmsg(unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, ts[:8]), 0},
+	} {
+		if got := kernelStamp(tc.oob); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
 	}
 }

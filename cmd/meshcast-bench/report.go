@@ -73,6 +73,12 @@ func printFanout(w io.Writer, r *fanoutReport) {
 		}
 	}
 	for _, s := range r.Steps {
+		if s.ReadP99 != 0 {
+			fmt.Fprintf(w, "step %d: latency above ends at the kernel's receive timestamp; at the load tool's read: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms; %d deliveries without a timestamp, timed at the read\n",
+				s.Step, s.ReadP50, s.ReadP90, s.ReadP99, s.ReadMax, s.Unstamped)
+		}
+	}
+	for _, s := range r.Steps {
 		if s.ClientCPUus != 0 || s.ServerCPUus != 0 {
 			fmt.Fprintf(w, "step %d: CPU per delivery: load tool %.2f µs, servers %.2f µs\n", s.Step, s.ClientCPUus, s.ServerCPUus)
 		}

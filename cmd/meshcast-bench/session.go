@@ -261,11 +261,12 @@ func (w *worker) lostConn(s *subscriber, _ error) {
 
 // deliver is the per-message hot path: scan, classify, count, record.
 func (w *worker) deliver(s *subscriber, msg []byte) {
-	w.deliverAt(s, msg, time.Now().UnixNano())
+	w.deliverAt(s, msg, 0, time.Now().UnixNano())
 }
 
-// deliverAt is deliver for a message read at now (unix nanoseconds).
-func (w *worker) deliverAt(s *subscriber, msg []byte, now int64) {
+// deliverAt is deliver for a message read at read that arrived at arrival
+// (unix nanoseconds; 0: no kernel timestamp, the read is the arrival).
+func (w *worker) deliverAt(s *subscriber, msg []byte, arrival, read int64) {
 	t, seq, p, ok := scanPayload(msg)
 	s.mu.Lock()
 	if !ok {
@@ -291,6 +292,16 @@ func (w *worker) deliverAt(s *subscriber, msg []byte, now int64) {
 	}
 	s.mu.Unlock()
 	if res <= seqLate {
-		w.step.Load().shards[s.g%histShards].Record(uint64(max(now-t, 0)))
+		st := w.step.Load()
+		if w.cfg.Arrival == arrivalKernel {
+			st.read[s.g%histShards].Record(uint64(max(read-t, 0)))
+			if arrival == 0 {
+				st.unstamped.Add(1)
+			}
+		}
+		if arrival == 0 {
+			arrival = read
+		}
+		st.shards[s.g%histShards].Record(uint64(max(arrival-t, 0)))
 	}
 }

@@ -53,12 +53,20 @@ type setupCmd struct {
 	DialConc    int      `json:"dialConc"`
 	DialTimeout int64    `json:"dialTimeoutMs"`
 	AckTimeout  int64    `json:"ackTimeoutMs"`
-	Reader      string   `json:"reader,omitempty"` // readerEpoll, or a goroutine per subscriber
+	Reader      string   `json:"reader,omitempty"`  // readerEpoll, or a goroutine per subscriber
+	Arrival     string   `json:"arrival,omitempty"` // arrivalKernel, or the time of the read
 }
 
 // readerEpoll: subscribers, once acknowledged, are read by one epoll loop
 // per worker process instead of a goroutine each (rawread_linux.go).
 const readerEpoll = "epoll"
+
+// arrivalKernel: a delivery's latency ends at the kernel's receive
+// timestamp of the read that completed its frame (SO_TIMESTAMPNS), not at
+// the read: what the load tool's own reading costs on a machine it shares
+// with the servers stays out of the figure. The time of the read is kept as
+// a second histogram (rawread_linux.go).
+const arrivalKernel = "kernel"
 
 // readerUring is readerEpoll with each batch of ready sockets read by one
 // io_uring_enter instead of a read(2) each (rawread_linux.go).
@@ -100,6 +108,10 @@ type event struct {
 	PubAcks   int64     `json:"pubAcks"`
 	PubErrs   int64     `json:"pubErrs"`
 	Hist      *histJSON `json:"hist,omitempty"`
+	// --arrival kernel: latency to the read, and the frames that came
+	// without a kernel timestamp (timed by the read).
+	ReadHist  *histJSON `json:"readHist,omitempty"`
+	Unstamped int64     `json:"unstamped,omitempty"`
 
 	Ends map[int][]uint64 `json:"ends,omitempty"` // evPubDone: global publisher -> sequence end per channel
 

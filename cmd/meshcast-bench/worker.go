@@ -15,12 +15,20 @@ import (
 // subscriber goroutines on different cores rarely touch the same line.
 const histShards = 8
 
-type stepHists struct{ shards [histShards]atomicHist }
+type stepHists struct {
+	shards [histShards]atomicHist
+	read   [histShards]atomicHist // --arrival kernel: the same deliveries timed at the read
+	// unstamped: --arrival kernel, frames whose read brought no kernel
+	// timestamp, timed at the read instead.
+	unstamped atomic.Int64
+}
 
-func (s *stepHists) snapshot() *Hist {
+func (s *stepHists) snapshot() *Hist { return mergeShards(&s.shards) }
+
+func mergeShards(shards *[histShards]atomicHist) *Hist {
 	h := new(Hist)
-	for i := range s.shards {
-		s.shards[i].addTo(h)
+	for i := range shards {
+		shards[i].addTo(h)
 	}
 	return h
 }
@@ -208,6 +216,10 @@ func (w *worker) stat(kind string) event {
 		SubErrs: w.subErrs.Load(), Disconnects: w.disconnects.Load(),
 		Received: d.received, Dups: d.dups, Reordered: d.reordered, Lost: d.lost, Foreign: d.foreign,
 		Published: pub, Hist: w.step.Load().snapshot().toJSON(),
+	}
+	if st := w.step.Load(); w.cfg.Arrival == arrivalKernel {
+		e.ReadHist = mergeShards(&st.read).toJSON()
+		e.Unstamped = st.unstamped.Load()
 	}
 	for _, p := range w.pubs {
 		e.PubAcks += p.acks.Load()
