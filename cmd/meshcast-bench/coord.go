@@ -228,6 +228,7 @@ func mergeEvents(evs []event) (sum event, h *Hist) {
 		sum.ChurnSubErrs += e.ChurnSubErrs
 		sum.DoneNs = max(sum.DoneNs, e.DoneNs)
 		sum.Unstamped += e.Unstamped
+		sum.Coalesced += e.Coalesced
 		h.mergeJSON(e.Hist)
 	}
 	return sum, h

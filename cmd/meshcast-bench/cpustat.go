@@ -36,6 +36,14 @@ func checkArrival(a, reader string) error {
 	return nil
 }
 
+// checkReaderIdle refuses --reader-idle without a poll loop to run idle.
+func checkReaderIdle(idle bool, reader string) error {
+	if idle && reader != readerEpoll && reader != readerUring {
+		return fmt.Errorf("--reader-idle needs --reader epoll or uring")
+	}
+	return nil
+}
+
 // cpuOf sums the CPU time (procCPU, flood.go) of pids in seconds; ok is
 // false when there are none.
 func cpuOf(pids []int) (sec float64, ok bool) {

@@ -69,6 +69,7 @@ func TestFanoutArrivalKernel(t *testing.T) {
 			f := newFakeServer(t, nil)
 			cc := testConn(f.URL)
 			cc.Reader, cc.Arrival = rd, arrivalKernel
+			cc.ReaderIdle = rd == readerUring // as latency.sh runs it
 			cfg := fanoutConfig{connConfig: cc, Subs: 20, Pubs: 2, Rate: 100, Size: 100,
 				Duration: time.Second, Drain: 3 * time.Second, P99Bound: loadedP99}
 			rep, err := runFanout(context.Background(), cfg, io.Discard)
@@ -245,5 +246,8 @@ func TestCheckArrival(t *testing.T) {
 		if err := checkArrival(bad[0], bad[1]); err == nil {
 			t.Errorf("--arrival %q --reader %q accepted", bad[0], bad[1])
 		}
+	}
+	if checkReaderIdle(true, "goroutine") == nil || checkReaderIdle(true, readerUring) != nil || checkReaderIdle(false, "goroutine") != nil {
+		t.Error("--reader-idle: wants epoll or uring, and only then")
 	}
 }

@@ -81,6 +81,7 @@ type stepResult struct {
 	ReadP99     float64 `json:"readP99ms,omitempty"`
 	ReadMax     float64 `json:"readMaxms,omitempty"`
 	Unstamped   int64   `json:"unstamped,omitempty"`
+	Coalesced   int64   `json:"coalesced,omitempty"` // timed at a later delivery's stamp, read together
 	PubErrs     int64   `json:"pubErrors"`
 	Disconnects int64   `json:"disconnects"`
 	ClientBound bool    `json:"clientBound"`              // publishers fell >5% behind the target rate
@@ -265,7 +266,7 @@ func runStep(ctx context.Context, c *coord, cfg fanoutConfig, step int, rate flo
 	fillStep(&res, sum, h, cfg)
 	if rh := mergeReadHists(evs); rh != nil {
 		res.ReadP50, res.ReadP90, res.ReadP99, res.ReadMax = ms(rh.Quantile(0.5)), ms(rh.Quantile(0.9)), ms(rh.Quantile(0.99)), ms(rh.Max())
-		res.Unstamped = sum.Unstamped
+		res.Unstamped, res.Coalesced = sum.Unstamped, sum.Coalesced
 	}
 	if cli1, ok := cpuOf(wpids); ok && cliOK && res.Received > 0 {
 		res.ClientCPUus = (cli1 - cli0) * 1e6 / float64(res.Received)

@@ -7,7 +7,7 @@
 #
 #   cmd/meshcast-bench/latency.sh                      # builds both from the working tree
 #   MESHCAST=/tmp/mc BENCH=/tmp/mb RATES="1 7 37" READER=uring cmd/meshcast-bench/latency.sh
-#   ... READER=uring ARRIVAL=kernel TOOL_SCHED=idle cmd/meshcast-bench/latency.sh   # the nodes' part alone
+#   ... READER=uring ARRIVAL=kernel READER_IDLE=1 cmd/meshcast-bench/latency.sh   # the nodes' part alone
 #
 # Raw outputs: $RESULTS/latency-<label>-<rate>-<date>.txt; one summary line
 # per run on stdout.
@@ -20,7 +20,7 @@ RATES=${RATES:-"1 7 37"}   # 37: 10% of the highest 3-node rate measured on 2026
 DURATION=${DURATION:-30s}
 READER=${READER:-}        # load tool's reader (--reader), empty: its default
 ARRIVAL=${ARRIVAL:-}      # --arrival: kernel (latency ends at the kernel's receive timestamp), empty: read
-TOOL_SCHED=${TOOL_SCHED:-} # idle: run the load tool under SCHED_IDLE, so it never takes a core from the nodes (its clients stand in for other machines)
+READER_IDLE=${READER_IDLE:-} # 1: --reader-idle, the load tool reads only when no node wants a core (its clients stand in for other machines)
 LABEL=${LABEL:-run}
 BASE=${BASE_PORT:-27080}  # node i: HTTP BASE+i, gossip BASE+100+2i, peer BASE+101+2i
 DATE=$(date -u +%Y-%m-%dT%H%M)
@@ -51,13 +51,12 @@ urls="ws://127.0.0.1:$BASE/ws,ws://127.0.0.1:$((BASE + 1))/ws,ws://127.0.0.1:$((
 reader=()
 [ -n "$READER" ] && reader=(--reader "$READER")
 [ -n "$ARRIVAL" ] && reader+=(--arrival "$ARRIVAL")
-sched=()
-[ "$TOOL_SCHED" = idle ] && sched=(chrt --idle 0)
+[ "$READER_IDLE" = 1 ] && reader+=(--reader-idle)
 for rate in $RATES; do
 	up
 	out="$RESULTS/latency-$LABEL-${rate}ps-$DATE.txt"
 	pids=$(IFS=,; echo "${PIDS[*]}")
-	cmd=("${sched[@]}" "$BENCH" fanout --urls "$urls" --subs 3000 --pubs 3 --size 100 --rate "$rate" --duration "$DURATION" \
+	cmd=("$BENCH" fanout --urls "$urls" --subs 3000 --pubs 3 --size 100 --rate "$rate" --duration "$DURATION" \
 		--server-pids "$pids" "${reader[@]}" --quiet)
 	echo "== ${cmd[*]}" | sed "s#$TMP/##g" >"$out"
 	"${cmd[@]}" >>"$out" 2>&1 || echo "(run failed)" >>"$out"
@@ -66,5 +65,6 @@ for rate in $RATES; do
 	row=$(awk '$1 == "1" && $2 ~ /^[0-9]+$/ {print "p50 " $11 " ms, p90 " $12 " ms, p99 " $13 " ms, max " $14 " ms, lost " $8 ", ok " $17; exit}' "$out")
 	cpu=$(grep -o 'load tool [0-9.]* µs, servers [0-9.]* µs' "$out" || true)
 	read=$(grep -o 'at the load tool.s read: .*max [0-9.]* ms' "$out" | sed 's/.*read: /; read by the tool: /' || true)
+	read+=$(grep -o '[0-9]* read together' "$out" | sed 's/^/, /' || true)
 	echo "$LABEL ${rate}/s: $row$read; CPU per delivery: $cpu; $(tail -1 "$out")"
 done

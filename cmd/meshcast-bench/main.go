@@ -117,6 +117,7 @@ func commonFlags(fs *flag.FlagSet, cc *connConfig, urls *string, asJSON *bool) {
 	fs.BoolVar(&cc.Quiet, "quiet", false, "no progress line on stderr")
 	fs.StringVar(&cc.Reader, "reader", "goroutine", "subscribers' receive path: goroutine (one each, bufio) epoll (one batched, allocation-free epoll loop per worker process; Linux) or uring (epoll, each batch of ready sockets read with one io_uring_enter; Linux)")
 	fs.StringVar(&cc.Arrival, "arrival", "read", "where a delivery's latency ends: read (when the load tool reads it) or kernel (the kernel's receive timestamp of the read, SO_TIMESTAMPNS: the load tool's own reading left out; needs --reader epoll or uring; the read latency is reported too)")
+	fs.BoolVar(&cc.ReaderIdle, "reader-idle", false, "run the epoll or uring reader's threads under SCHED_IDLE, so that reading never takes a core from the servers on the same machine (publishers keep their priority; pair with --arrival kernel, and mind the report's \"read together\" count: a reader that waited reads several deliveries at once, and all carry the last one's stamp; Linux)")
 	fs.BoolVar(asJSON, "json", false, "print one JSON object per scenario instead of the table")
 }
 
@@ -201,6 +202,9 @@ func runFanoutCLI(ctx context.Context, fs *flag.FlagSet, cfg *fanoutConfig, urls
 		return err
 	}
 	if err := checkArrival(cfg.Arrival, cfg.Reader); err != nil {
+		return err
+	}
+	if err := checkReaderIdle(cfg.ReaderIdle, cfg.Reader); err != nil {
 		return err
 	}
 	if cfg.Ramp && !flagSet(fs, "duration") {

@@ -20,6 +20,7 @@ type connConfig struct {
 	Quiet       bool          // no progress line
 	Reader      string        // subscribers' reader: "goroutine" or readerEpoll
 	Arrival     string        // arrivalKernel, or "read"
+	ReaderIdle  bool          // poll loops under SCHED_IDLE
 }
 
 func parseURLs(s string) ([]string, error) {
@@ -85,5 +86,6 @@ func (cc connConfig) baseSetup(conns int) setupCmd {
 		AckTimeout:  cc.AckTimeout.Milliseconds(),
 		Reader:      cc.Reader,
 		Arrival:     cc.Arrival,
+		ReaderIdle:  cc.ReaderIdle,
 	}
 }

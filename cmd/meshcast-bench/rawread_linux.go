@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -55,6 +56,7 @@ type pollLoop struct {
 	// receive timestamp; one header, iovec and control region per ring
 	// slot (oob[0] for readOnce).
 	stamps bool
+	inRead int // deliveries in the read being consumed
 	msgs   []unix.Msghdr
 	iovs   []unix.Iovec
 	oob    []byte
@@ -137,6 +139,20 @@ func (w *worker) handOff(s *subscriber, c *wsConn) bool {
 // closes every socket it owns.
 func (pl *pollLoop) run() {
 	defer pl.w.wg.Done()
+	if pl.w.cfg.ReaderIdle {
+		// The loop keeps its thread, which reads only when no other
+		// thread wants the core, and gives it back at normal priority.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		idle := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}
+		if err := unix.SchedSetAttr(0, &idle, 0); err != nil {
+			fmt.Fprintf(os.Stderr, "--reader-idle: sched_setattr: %v; reading at normal priority\n", err)
+		}
+		defer func() {
+			normal := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}
+			_ = unix.SchedSetAttr(0, &normal, 0)
+		}()
+	}
 	events := make([]unix.EpollEvent, 512)
 	buf := make([]byte, rawBufSize)
 	for pl.w.ctx.Err() == nil {
@@ -312,6 +328,12 @@ func (pl *pollLoop) readRing(events []unix.EpollEvent, buf []byte) {
 // tail in rc.rest; false when the connection must end (a close frame, a
 // bad or oversized frame).
 func (pl *pollLoop) consume(rc *rawConn, data []byte, arrival, now int64) bool {
+	pl.inRead = 0
+	defer func() {
+		if pl.inRead > 1 && arrival != 0 {
+			pl.w.step.Load().coalesced.Add(int64(pl.inRead - 1))
+		}
+	}()
 	for len(data) >= 2 {
 		fin, op := data[0]&0x80 != 0, ws.OpCode(data[0]&0x0f)
 		if data[0]&0x70 != 0 || data[1]&0x80 != 0 || !fin || op == ws.OpContinuation {
@@ -368,6 +390,7 @@ func (pl *pollLoop) frame(rc *rawConn, op ws.OpCode, p []byte, arrival, now int6
 		msg, rest = w.proto.next(rest)
 		switch w.proto.kind(msg) {
 		case kindMsg:
+			pl.inRead++
 			w.deliverAt(rc.s, msg, arrival, now)
 		case kindPing:
 			rc.write(ws.OpText, w.proto.pong())

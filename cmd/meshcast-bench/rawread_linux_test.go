@@ -3,8 +3,12 @@
 package main
 
 import (
+	"bytes"
 	"encoding/binary"
 	"io"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -128,5 +132,69 @@ func TestKernelStamp(t *testing.T) {
 		if got := kernelStamp(tc.oob); got != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestReaderIdleThread: with --reader-idle the poll loop's thread, and only
+// it, runs under SCHED_IDLE.
+func TestReaderIdleThread(t *testing.T) {
+	w := newWorker(0, io.Discard)
+	w.cfg.Reader, w.cfg.ReaderIdle = readerEpoll, true
+	before := idleThreads(t)
+	if _, err := w.rawLoop(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() bool { return idleThreads(t) == before+1 })
+	w.cancel()
+	w.wg.Wait()
+	// The loop's thread goes back to the pool at normal priority.
+	waitFor(t, 5*time.Second, func() bool { return idleThreads(t) == before })
+}
+
+// idleThreads counts this process's threads under SCHED_IDLE.
+func idleThreads(t *testing.T) int {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, task := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/stat")
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		// Fields after the command (which may hold spaces): policy is
+		// field 41 of stat, the 39th after the ")".
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) > 38 && f[38] == strconv.Itoa(unix.SCHED_IDLE) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestRawConsumeCountsCoalesced: deliveries read together with a later one
+// carry its kernel stamp, and are counted as such.
+func TestRawConsumeCountsCoalesced(t *testing.T) {
+	w := newWorker(0, io.Discard)
+	w.proto, _ = protocolByName("v1")
+	w.cfg.Arrival = arrivalKernel
+	s := &subscriber{trk: newSeqTracker(1), acked: true}
+	pl := &pollLoop{w: w, stamps: true}
+	var three []byte
+	for i := range 3 {
+		msg := `{"op":"msg","ch":"bench","data":` + string(appendPayload(nil, time.Now().UnixNano(), uint64(i), 0, 100)) + `}`
+		three = serverFrame(three, []byte(msg))
+	}
+	now := time.Now().UnixNano()
+	if !pl.consume(&rawConn{s: s}, three, now, now) {
+		t.Fatal("consume refused three frames")
+	}
+	st := w.step.Load()
+	if got := st.coalesced.Load(); got != 2 {
+		t.Fatalf("coalesced %d, want 2", got)
+	}
+	if got := st.unstamped.Load(); got != 0 {
+		t.Fatalf("unstamped %d, want 0", got)
 	}
 }

@@ -74,8 +74,8 @@ func printFanout(w io.Writer, r *fanoutReport) {
 	}
 	for _, s := range r.Steps {
 		if s.ReadP99 != 0 {
-			fmt.Fprintf(w, "step %d: latency above ends at the kernel's receive timestamp; at the load tool's read: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms; %d deliveries without a timestamp, timed at the read\n",
-				s.Step, s.ReadP50, s.ReadP90, s.ReadP99, s.ReadMax, s.Unstamped)
+			fmt.Fprintf(w, "step %d: latency above ends at the kernel's receive timestamp; at the load tool's read: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms; %d deliveries without a timestamp, timed at the read; %d read together with a later one, timed at its stamp (an upper bound)\n",
+				s.Step, s.ReadP50, s.ReadP90, s.ReadP99, s.ReadMax, s.Unstamped, s.Coalesced)
 		}
 	}
 	for _, s := range r.Steps {

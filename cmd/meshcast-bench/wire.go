@@ -53,8 +53,9 @@ type setupCmd struct {
 	DialConc    int      `json:"dialConc"`
 	DialTimeout int64    `json:"dialTimeoutMs"`
 	AckTimeout  int64    `json:"ackTimeoutMs"`
-	Reader      string   `json:"reader,omitempty"`  // readerEpoll, or a goroutine per subscriber
-	Arrival     string   `json:"arrival,omitempty"` // arrivalKernel, or the time of the read
+	Reader      string   `json:"reader,omitempty"`     // readerEpoll, or a goroutine per subscriber
+	Arrival     string   `json:"arrival,omitempty"`    // arrivalKernel, or the time of the read
+	ReaderIdle  bool     `json:"readerIdle,omitempty"` // the poll loops' threads run under SCHED_IDLE
 }
 
 // readerEpoll: subscribers, once acknowledged, are read by one epoll loop
@@ -112,6 +113,7 @@ type event struct {
 	// without a kernel timestamp (timed by the read).
 	ReadHist  *histJSON `json:"readHist,omitempty"`
 	Unstamped int64     `json:"unstamped,omitempty"`
+	Coalesced int64     `json:"coalesced,omitempty"`
 
 	Ends map[int][]uint64 `json:"ends,omitempty"` // evPubDone: global publisher -> sequence end per channel
 

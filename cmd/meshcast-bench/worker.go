@@ -21,6 +21,9 @@ type stepHists struct {
 	// unstamped: --arrival kernel, frames whose read brought no kernel
 	// timestamp, timed at the read instead.
 	unstamped atomic.Int64
+	// coalesced: --arrival kernel, deliveries that shared their read with
+	// a later one: their stamp is the later one's, an upper bound.
+	coalesced atomic.Int64
 }
 
 func (s *stepHists) snapshot() *Hist { return mergeShards(&s.shards) }
@@ -220,6 +223,7 @@ func (w *worker) stat(kind string) event {
 	if st := w.step.Load(); w.cfg.Arrival == arrivalKernel {
 		e.ReadHist = mergeShards(&st.read).toJSON()
 		e.Unstamped = st.unstamped.Load()
+		e.Coalesced = st.coalesced.Load()
 	}
 	for _, p := range w.pubs {
 		e.PubAcks += p.acks.Load()
