@@ -70,6 +70,11 @@
 // subscriber's goroutine ends at its ack: one epoll loop per worker then
 // reads every subscriber, one read per ready socket into the loop's buffer
 // (rawread_linux.go), a cheaper receive path when each delivery is a read
-// of its own. fanout reports each step's CPU per delivery of the workers
-// and, with --server-pids, of the servers.
+// of its own; --reader uring reads each batch of ready sockets with one
+// io_uring_enter. Latency ends at the read, or with --arrival kernel at the
+// kernel's receive timestamp of that read (the read latency reported
+// beside it), which leaves the load tool's own wait for a core out when it
+// shares the machine with the servers; --reader-idle runs the poll loops
+// under SCHED_IDLE. fanout reports each step's CPU per delivery of the
+// workers and, with --server-pids, of the servers.
 package main
