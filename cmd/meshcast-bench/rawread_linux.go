@@ -56,7 +56,6 @@ type pollLoop struct {
 	// receive timestamp; one header, iovec and control region per ring
 	// slot (oob[0] for readOnce).
 	stamps bool
-	inRead int // deliveries in the read being consumed
 	msgs   []unix.Msghdr
 	iovs   []unix.Iovec
 	oob    []byte
@@ -140,18 +139,8 @@ func (w *worker) handOff(s *subscriber, c *wsConn) bool {
 func (pl *pollLoop) run() {
 	defer pl.w.wg.Done()
 	if pl.w.cfg.ReaderIdle {
-		// The loop keeps its thread, which reads only when no other
-		// thread wants the core, and gives it back at normal priority.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		idle := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}
-		if err := unix.SchedSetAttr(0, &idle, 0); err != nil {
-			fmt.Fprintf(os.Stderr, "--reader-idle: sched_setattr: %v; reading at normal priority\n", err)
-		}
-		defer func() {
-			normal := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}
-			_ = unix.SchedSetAttr(0, &normal, 0)
-		}()
+		pl.runIdle()
+		defer pl.endIdle()
 	}
 	events := make([]unix.EpollEvent, 512)
 	buf := make([]byte, rawBufSize)
@@ -185,6 +174,36 @@ func (pl *pollLoop) run() {
 	clear(pl.conns)
 	pl.mu.Unlock()
 	unix.Close(pl.epfd)
+}
+
+// runIdle (--reader-idle) locks the loop to its thread and puts the
+// thread under SCHED_IDLE: it reads only when no other thread wants the
+// core. While it holds mu or is stopped in Go code, a hand-off or a GC
+// stop-the-world waits for it; at the rates it is meant for it mostly
+// waits in epoll_wait.
+func (pl *pollLoop) runIdle() {
+	runtime.LockOSThread()
+	idle := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}
+	if err := unix.SchedSetAttr(0, &idle, 0); err != nil {
+		fmt.Fprintf(os.Stderr, "--reader-idle: sched_setattr: %v; reading at normal priority\n", err)
+	}
+}
+
+// endIdle gives the thread back to Go at normal priority. Without
+// CAP_SYS_NICE (or an RLIMIT_NICE that allows it) the kernel refuses that:
+// the thread then stays locked, and Go ends it with the loop's goroutine,
+// so no other goroutine ever runs under SCHED_IDLE.
+func (pl *pollLoop) endIdle() {
+	if backToNormal() {
+		runtime.UnlockOSThread()
+	}
+}
+
+// backToNormal puts the calling thread back under SCHED_NORMAL, and
+// reports whether the kernel let it.
+func backToNormal() bool {
+	normal := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}
+	return unix.SchedSetAttr(0, &normal, 0) == nil
 }
 
 // readOnce reads what one socket has (level-triggered: a rest beyond the
@@ -327,11 +346,18 @@ func (pl *pollLoop) readRing(events []unix.EpollEvent, buf []byte) {
 // arrival, 0 when unknown) and keeps the incomplete
 // tail in rc.rest; false when the connection must end (a close frame, a
 // bad or oversized frame).
+//
+// It runs on the loop and, for a connection being handed off, on the
+// subscriber's goroutine at the same time: it keeps no state in pl.
 func (pl *pollLoop) consume(rc *rawConn, data []byte, arrival, now int64) bool {
-	pl.inRead = 0
+	// Deliveries in frames before the read's last one carry that frame's
+	// stamp: they are counted as read together (the messages of one
+	// frame came in one segment, so their stamp is exact).
+	st := pl.w.step.Load()
+	timed, last := 0, 0
 	defer func() {
-		if pl.inRead > 1 && arrival != 0 {
-			pl.w.step.Load().coalesced.Add(int64(pl.inRead - 1))
+		if arrival != 0 && timed > last {
+			st.coalesced.Add(int64(timed - last))
 		}
 	}()
 	for len(data) >= 2 {
@@ -363,40 +389,45 @@ func (pl *pollLoop) consume(rc *rawConn, data []byte, arrival, now int64) bool {
 		}
 		p := data[hl : hl+int(n)]
 		data = data[hl+int(n):]
-		if !pl.frame(rc, op, p, arrival, now) {
+		ok, inFrame := pl.frame(rc, op, p, arrival, now)
+		if !ok {
 			return false
+		}
+		if inFrame > 0 {
+			timed, last = timed+inFrame, inFrame
 		}
 	}
 	rc.rest = append(rc.rest[:0], data...)
 	return true
 }
 
-// frame handles one frame: deliveries are counted and timed, pings
-// answered, a close ends the connection.
-func (pl *pollLoop) frame(rc *rawConn, op ws.OpCode, p []byte, arrival, now int64) bool {
+// frame handles one frame: deliveries are counted and timed (how many
+// were timed is returned), pings answered, a close ends the connection.
+func (pl *pollLoop) frame(rc *rawConn, op ws.OpCode, p []byte, arrival, now int64) (ok bool, timed int) {
 	w := pl.w
 	switch op {
 	case ws.OpPing:
 		rc.write(ws.OpPong, p)
-		return true
+		return true, 0
 	case ws.OpPong:
-		return true
+		return true, 0
 	case ws.OpClose:
 		rc.write(ws.OpClose, p[:min(len(p), 2)])
-		return false
+		return false, 0
 	}
 	for rest := p; len(rest) > 0; { // a frame may carry several messages (proto.next)
 		var msg []byte
 		msg, rest = w.proto.next(rest)
 		switch w.proto.kind(msg) {
 		case kindMsg:
-			pl.inRead++
-			w.deliverAt(rc.s, msg, arrival, now)
+			if w.deliverAt(rc.s, msg, arrival, now) {
+				timed++
+			}
 		case kindPing:
 			rc.write(ws.OpText, w.proto.pong())
 		}
 	}
-	return true
+	return true, timed
 }
 
 // write sends one small masked frame without blocking; a full socket

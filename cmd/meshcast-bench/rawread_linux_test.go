@@ -7,8 +7,10 @@ import (
 	"encoding/binary"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
@@ -174,27 +176,102 @@ func idleThreads(t *testing.T) int {
 }
 
 // TestRawConsumeCountsCoalesced: deliveries read together with a later one
-// carry its kernel stamp, and are counted as such.
+// carry its kernel stamp, and are counted as such. consume runs on the loop
+// and on a subscriber's goroutine handing off at once, so it runs here on
+// two goroutines (the race detector watches).
 func TestRawConsumeCountsCoalesced(t *testing.T) {
 	w := newWorker(0, io.Discard)
 	w.proto, _ = protocolByName("v1")
 	w.cfg.Arrival = arrivalKernel
-	s := &subscriber{trk: newSeqTracker(1), acked: true}
 	pl := &pollLoop{w: w, stamps: true}
-	var three []byte
-	for i := range 3 {
-		msg := `{"op":"msg","ch":"bench","data":` + string(appendPayload(nil, time.Now().UnixNano(), uint64(i), 0, 100)) + `}`
-		three = serverFrame(three, []byte(msg))
+	const reads = 100
+	var wg sync.WaitGroup
+	for g := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := &subscriber{trk: newSeqTracker(1), acked: true}
+			for r := range reads {
+				var three []byte
+				for i := range 3 {
+					msg := `{"op":"msg","ch":"bench","data":` + string(appendPayload(nil, time.Now().UnixNano(), uint64(3*r+i), 0, 100)) + `}`
+					three = serverFrame(three, []byte(msg))
+				}
+				now := time.Now().UnixNano()
+				arrival := now
+				if g == 1 {
+					arrival = 0 // a hand-off: no stamp, nothing read together
+				}
+				if !pl.consume(&rawConn{s: s}, three, arrival, now) {
+					t.Error("consume refused three frames")
+					return
+				}
+			}
+		}()
 	}
-	now := time.Now().UnixNano()
-	if !pl.consume(&rawConn{s: s}, three, now, now) {
-		t.Fatal("consume refused three frames")
-	}
+	wg.Wait()
 	st := w.step.Load()
-	if got := st.coalesced.Load(); got != 2 {
-		t.Fatalf("coalesced %d, want 2", got)
+	if got := st.coalesced.Load(); got != 2*reads {
+		t.Fatalf("coalesced %d, want %d", got, 2*reads)
 	}
-	if got := st.unstamped.Load(); got != 0 {
-		t.Fatalf("unstamped %d, want 0", got)
+	if got := st.unstamped.Load(); got != 3*reads {
+		t.Fatalf("unstamped %d, want %d", got, 3*reads)
+	}
+}
+
+// TestIdleThreadKeptWhenRestoreRefused: without CAP_SYS_NICE the kernel
+// refuses to take a thread out of SCHED_IDLE, and backToNormal says so
+// (endIdle then keeps the thread locked, for Go to end it with the loop).
+func TestIdleThreadKeptWhenRestoreRefused(t *testing.T) {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NICE, &lim); err == nil && lim.Cur >= 20 {
+		t.Skip("RLIMIT_NICE lets any thread back to nice 0")
+	}
+	type result struct {
+		restored, stillIdle bool
+		tid                 int
+		err                 error
+	}
+	done := make(chan result)
+	go func() {
+		// This thread's capabilities change: it must never run another
+		// goroutine, so it stays locked and ends with this one.
+		runtime.LockOSThread()
+		tid := unix.Gettid()
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var caps [2]unix.CapUserData
+		if err := unix.Capget(&hdr, &caps[0]); err != nil {
+			done <- result{err: err}
+			return
+		}
+		caps[unix.CAP_SYS_NICE/32].Effective &^= 1 << (unix.CAP_SYS_NICE % 32)
+		if err := unix.Capset(&hdr, &caps[0]); err != nil {
+			done <- result{err: err}
+			return
+		}
+		idle := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}
+		if err := unix.SchedSetAttr(0, &idle, 0); err != nil {
+			done <- result{err: err}
+			return
+		}
+		restored := backToNormal()
+		attr, err := unix.SchedGetAttr(0, 0)
+		done <- result{restored: restored, stillIdle: err == nil && attr.Policy == unix.SCHED_IDLE, tid: tid, err: err}
+	}()
+	r := <-done
+	// Go ends the thread with its goroutine (the main thread, which it
+	// cannot end, is parked for good instead); wait for it, so that the
+	// next test counts idle threads without it.
+	if r.tid != 0 && r.tid != os.Getpid() {
+		waitFor(t, 5*time.Second, func() bool {
+			_, err := os.Stat("/proc/self/task/" + strconv.Itoa(r.tid))
+			return os.IsNotExist(err)
+		})
+	}
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.restored || !r.stillIdle {
+		t.Fatalf("back to normal without CAP_SYS_NICE: reported %v, thread still idle %v", r.restored, r.stillIdle)
 	}
 }

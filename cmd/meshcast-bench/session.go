@@ -265,14 +265,15 @@ func (w *worker) deliver(s *subscriber, msg []byte) {
 }
 
 // deliverAt is deliver for a message read at read that arrived at arrival
-// (unix nanoseconds; 0: no kernel timestamp, the read is the arrival).
-func (w *worker) deliverAt(s *subscriber, msg []byte, arrival, read int64) {
+// (unix nanoseconds; 0: no kernel timestamp, the read is the arrival). It
+// reports whether the delivery was timed (not a duplicate or foreign).
+func (w *worker) deliverAt(s *subscriber, msg []byte, arrival, read int64) bool {
 	t, seq, p, ok := scanPayload(msg)
 	s.mu.Lock()
 	if !ok {
 		s.cnt.foreign++
 		s.mu.Unlock()
-		return
+		return false
 	}
 	res, missed := s.trk.observe(p, seq)
 	switch res {
@@ -304,4 +305,5 @@ func (w *worker) deliverAt(s *subscriber, msg []byte, arrival, read int64) {
 		}
 		st.shards[s.g%histShards].Record(uint64(max(arrival-t, 0)))
 	}
+	return res <= seqLate
 }
