@@ -181,13 +181,7 @@ func TestFanoutCentrifugo(t *testing.T) {
 	base := strings.TrimSuffix(f.URL, "/ws")
 	cc := testConn(base)
 	cc.Proto = "centrifugo"
-	cfg := fanoutConfig{connConfig: cc, Subs: 10, Pubs: 2, Rate: 100, Size: 100,
-		Duration: time.Second, Drain: 3 * time.Second, P99Bound: loadedP99}
-	rep, err := runFanout(context.Background(), cfg, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := rep.Steps[0]
+	rep, s := oneStep(t, cc, 10)
 	if rep.Acked != 10 || s.Published != 100 || s.Received != s.Expected || s.Lost != 0 || s.Dups != 10 || s.PubErrs != 0 {
 		t.Fatalf("acked %d step %+v", rep.Acked, s)
 	}

@@ -60,6 +60,19 @@ func testFanoutEndToEnd(t *testing.T, reader string) {
 	waitFor(t, 5*time.Second, func() bool { return f.count() == 0 })
 }
 
+// oneStep runs one second of fan-out (2 publishers, 100 publishes of 100
+// bytes) to subs subscribers and returns the report and its step.
+func oneStep(t *testing.T, cc connConfig, subs int) (*fanoutReport, stepResult) {
+	t.Helper()
+	cfg := fanoutConfig{connConfig: cc, Subs: subs, Pubs: 2, Rate: 100, Size: 100,
+		Duration: time.Second, Drain: 3 * time.Second, P99Bound: loadedP99}
+	rep, err := runFanout(context.Background(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep, rep.Steps[0]
+}
+
 // TestFanoutArrivalKernel: with --arrival kernel every delivery is timed
 // at the kernel's receive timestamp, no later than the read, and the read
 // latency is reported beside it.
@@ -70,13 +83,7 @@ func TestFanoutArrivalKernel(t *testing.T) {
 			cc := testConn(f.URL)
 			cc.Reader, cc.Arrival = rd, arrivalKernel
 			cc.ReaderIdle = rd == readerUring // as latency.sh runs it
-			cfg := fanoutConfig{connConfig: cc, Subs: 20, Pubs: 2, Rate: 100, Size: 100,
-				Duration: time.Second, Drain: 3 * time.Second, P99Bound: loadedP99}
-			rep, err := runFanout(context.Background(), cfg, io.Discard)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := rep.Steps[0]
+			_, s := oneStep(t, cc, 20)
 			if s.Received != s.Expected || s.Lost != 0 || !s.OK {
 				t.Fatalf("step %+v", s)
 			}
@@ -196,13 +203,7 @@ func testFanoutSocketIO(t *testing.T, reader string) {
 	cc := testConn(base)
 	cc.Proto = "socketio"
 	cc.Reader = reader
-	cfg := fanoutConfig{connConfig: cc, Subs: 10, Pubs: 2, Rate: 100, Size: 100,
-		Duration: time.Second, Drain: 3 * time.Second, P99Bound: loadedP99}
-	rep, err := runFanout(context.Background(), cfg, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := rep.Steps[0]
+	rep, s := oneStep(t, cc, 10)
 	if rep.Acked != 10 || s.Published != 100 || s.Received != s.Expected || s.Lost != 0 || !s.OK {
 		t.Fatalf("acked %d step %+v", rep.Acked, s)
 	}
