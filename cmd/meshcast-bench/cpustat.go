@@ -24,21 +24,19 @@ func checkReader(r string) error {
 	return nil
 }
 
-// checkArrival refuses an unknown --arrival, or kernel timestamps with a
-// reader that cannot ask for them.
-func checkArrival(a, reader string) error {
-	switch {
-	case a == arrivalKernel && reader != readerEpoll && reader != readerUring:
-		return fmt.Errorf("--arrival kernel needs --reader epoll or uring")
-	case a != arrivalKernel && a != "read" && a != "":
-		return fmt.Errorf("--arrival %q: want read or kernel", a)
+// checkReadOptions is checkReader, then refuses an unknown --arrival, and
+// kernel timestamps or --reader-idle without a poll loop to do them.
+func checkReadOptions(cc connConfig) error {
+	if err := checkReader(cc.Reader); err != nil {
+		return err
 	}
-	return nil
-}
-
-// checkReaderIdle refuses --reader-idle without a poll loop to run idle.
-func checkReaderIdle(idle bool, reader string) error {
-	if idle && reader != readerEpoll && reader != readerUring {
+	polled := cc.Reader == readerEpoll || cc.Reader == readerUring
+	switch {
+	case cc.Arrival != arrivalKernel && cc.Arrival != "read" && cc.Arrival != "":
+		return fmt.Errorf("--arrival %q: want read or kernel", cc.Arrival)
+	case cc.Arrival == arrivalKernel && !polled:
+		return fmt.Errorf("--arrival kernel needs --reader epoll or uring")
+	case cc.ReaderIdle && !polled:
 		return fmt.Errorf("--reader-idle needs --reader epoll or uring")
 	}
 	return nil

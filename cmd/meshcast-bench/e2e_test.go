@@ -239,16 +239,18 @@ func TestRoomsCLI(t *testing.T) {
 
 func TestCheckArrival(t *testing.T) {
 	for _, ok := range [][2]string{{"", "goroutine"}, {"read", "goroutine"}, {arrivalKernel, readerEpoll}, {arrivalKernel, readerUring}} {
-		if err := checkArrival(ok[0], ok[1]); err != nil {
+		if err := checkReadOptions(connConfig{Arrival: ok[0], Reader: ok[1]}); err != nil {
 			t.Errorf("--arrival %q --reader %q: %v", ok[0], ok[1], err)
 		}
 	}
 	for _, bad := range [][2]string{{arrivalKernel, "goroutine"}, {arrivalKernel, ""}, {"nic", readerEpoll}} {
-		if err := checkArrival(bad[0], bad[1]); err == nil {
+		if err := checkReadOptions(connConfig{Arrival: bad[0], Reader: bad[1]}); err == nil {
 			t.Errorf("--arrival %q --reader %q accepted", bad[0], bad[1])
 		}
 	}
-	if checkReaderIdle(true, "goroutine") == nil || checkReaderIdle(true, readerUring) != nil || checkReaderIdle(false, "goroutine") != nil {
+	if checkReadOptions(connConfig{ReaderIdle: true, Reader: "goroutine"}) == nil ||
+		checkReadOptions(connConfig{ReaderIdle: true, Reader: readerUring}) != nil ||
+		checkReadOptions(connConfig{Reader: "goroutine"}) != nil {
 		t.Error("--reader-idle: wants epoll or uring, and only then")
 	}
 }

@@ -198,13 +198,7 @@ func runFanoutCLI(ctx context.Context, fs *flag.FlagSet, cfg *fanoutConfig, urls
 	if cfg.URLs, err = parseURLs(*urls); err != nil {
 		return err
 	}
-	if err := checkReader(cfg.Reader); err != nil {
-		return err
-	}
-	if err := checkArrival(cfg.Arrival, cfg.Reader); err != nil {
-		return err
-	}
-	if err := checkReaderIdle(cfg.ReaderIdle, cfg.Reader); err != nil {
+	if err := checkReadOptions(cfg.connConfig); err != nil {
 		return err
 	}
 	if cfg.Ramp && !flagSet(fs, "duration") {
