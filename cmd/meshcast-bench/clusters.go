@@ -64,7 +64,7 @@ func startMeshcast(ctx context.Context, o meshcastOpts, n int, stderr io.Writer)
 		cmd := exec.Command(o.Bin, append(args, o.Extra...)...)
 		cmd.Env = append(os.Environ(), "MESHCAST_SECRET="+o.Secret)
 		cmd.Stdout, cmd.Stderr = stderr, stderr
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		setDeathSignal(cmd, syscall.SIGKILL)
 		if err := cmd.Start(); err != nil {
 			cl.Stop()
 			return nil, fmt.Errorf("start meshcast node %d: %w", i, err)
@@ -158,7 +158,8 @@ func startScript(ctx context.Context, script string, env []string, n int, cl *cl
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = stderr
 	// SIGTERM, not SIGKILL, on our death: the script's trap must run.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	setDeathSignal(cmd, syscall.SIGTERM)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

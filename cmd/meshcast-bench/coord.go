@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -57,7 +58,7 @@ func startWorkers(k int, stderr io.Writer) (*coord, error) {
 		cmd := exec.Command(exe, "worker")
 		cmd.Env = append(os.Environ(), workerEnv+"="+strconv.Itoa(i))
 		cmd.Stderr = stderr
-		setDeathSignal(cmd)
+		setDeathSignal(cmd, syscall.SIGKILL)
 		stdin, err := cmd.StdinPipe()
 		if err != nil {
 			c.close()

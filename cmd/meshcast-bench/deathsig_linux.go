@@ -5,8 +5,12 @@ import (
 	"syscall"
 )
 
-// setDeathSignal makes the kernel kill a worker if the coordinator dies
-// without cleaning up, so no run leaves load generators behind.
-func setDeathSignal(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+// setDeathSignal makes the kernel send sig to a child if the coordinator
+// dies without cleaning up, so no run leaves load generators or nodes
+// behind.
+func setDeathSignal(cmd *exec.Cmd, sig syscall.Signal) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = sig
 }
