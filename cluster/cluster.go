@@ -73,6 +73,9 @@ type Cluster struct {
 	malformedFrames   atomic.Uint64
 	rejectedLinks     atomic.Uint64
 	tooLarge          atomic.Uint64
+	// Publishes not forwarded, summed over every peer this node ever had:
+	// a peer's own counters go with it, these do not (monotonic metrics).
+	peerDrops, peerDropsDown atomic.Uint64
 
 	gate *connGate // inbound links not yet proved (inbound.go)
 	junk *junkLog  // refused input, summed up once a minute (junk.go)

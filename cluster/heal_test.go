@@ -67,6 +67,9 @@ func TestLinkResetKeepsInterestAndTellsOnce(t *testing.T) {
 	if l, _ := linkTo(b.Cluster, "n0"); l.DropsLinkDown != 1 {
 		t.Fatalf("b dropped %d publishes for a while down, want 1 (counted)", l.DropsLinkDown)
 	}
+	if st := b.Stats(); st.PeerDropsLinkDown != 1 || st.PeerDrops != 0 {
+		t.Fatalf("b's node-wide drops %d link down, %d queue full; want 1 and 0", st.PeerDropsLinkDown, st.PeerDrops)
+	}
 
 	pb.update(good, false)
 	waitFor(t, 10*time.Second, "link back and a gap on x", func() bool { return a.rec.gapsOn("x") == 1 })
@@ -350,4 +353,31 @@ func TestSubscribeDuringLinkOutageIsNotHeldUp(t *testing.T) {
 	waitFor(t, 10*time.Second, "the late peer's gap", func() bool { return b.rec.gapsOn("z") == 1 })
 	a.publish("z", []byte("now"), "", nil, nil)
 	waitFor(t, 5*time.Second, "delivery once linked", func() bool { return len(b.rec.on("z")) == 1 })
+}
+
+// TestDropTotalsOutliveThePeer: the node-wide drop counts (metrics'
+// meshcast_drops_total) keep a peer's drops after the peer is gone, so the
+// counter never goes down.
+func TestDropTotalsOutliveThePeer(t *testing.T) {
+	nodes := startCluster(t, 2)
+	a, b := nodes[0], nodes[1]
+	subscribe(t, a, "x")
+	pb := b.peer("n0")
+	pb.update("127.0.0.1:1", false) // b's link to a stays down
+	waitFor(t, 5*time.Second, "b's link to a down", func() bool {
+		l, _ := linkTo(b.Cluster, "n0")
+		return l.State != "up"
+	})
+	b.publish("x", []byte("lost"), "", nil, nil)
+	if st := b.Stats(); st.PeerDropsLinkDown != 1 {
+		t.Fatalf("b counted %d drops for a down link, want 1", st.PeerDropsLinkDown)
+	}
+	shutdown(t, a.Cluster) // leaves: b forgets the peer and its counters
+	waitFor(t, 10*time.Second, "b forgets a", func() bool {
+		_, ok := linkTo(b.Cluster, "n0")
+		return !ok
+	})
+	if st := b.Stats(); st.PeerDropsLinkDown != 1 {
+		t.Fatalf("after a left, b's node-wide drops are %d, want still 1", st.PeerDropsLinkDown)
+	}
 }

@@ -170,6 +170,7 @@ func (p *peer) connectAndServe() error {
 	oc.failWaiters()
 	if n := oc.q.close(); n > 0 {
 		p.drops.Add(uint64(n))
+		p.c.peerDrops.Add(uint64(n))
 	}
 	return err
 }

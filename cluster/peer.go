@@ -296,10 +296,12 @@ func (p *peer) enqueuePublish(f qframe, ch string) (oc *outConn, stampedSeq uint
 	oc = p.out.Load()
 	if oc == nil {
 		p.dropsDown.Add(1)
+		p.c.peerDropsDown.Add(1)
 		return nil, 0, false
 	}
 	if stampedSeq, ok = oc.q.pushPublish(f, ch); !ok {
 		p.drops.Add(1)
+		p.c.peerDrops.Add(1)
 	}
 	return oc, stampedSeq, ok
 }

@@ -34,17 +34,21 @@ type Stats struct {
 	StandingReason    string        `json:"standing_reason,omitempty"`
 	Members           []MemberStats `json:"members"`
 	Links             []LinkStats   `json:"links"`
-	LocalChannels     int           `json:"local_channels"`      // channels this node has subscribers for
-	InterestTimeouts  uint64        `json:"interest_timeouts"`   // AwaitInterest calls that timed out
-	HandshakeFailures uint64        `json:"handshake_failures"`  // peer links refused for auth/version/cluster/garbage
-	RejectedLinks     uint64        `json:"rejected_links"`      // authenticated links from nodes not (yet) known alive
-	MalformedFrames   uint64        `json:"malformed_frames"`    // links closed for a malformed frame
-	PublishTooLarge   uint64        `json:"publish_too_large"`   // publishes over MaxFrameSize, not forwarded
-	GapIncidents      uint64        `json:"gap_incidents"`       // times subscribers were told they may have missed publishes
-	GapChannels       uint64        `json:"gap_channels"`        // channels those gaps covered
-	Stalls            uint64        `json:"stalls"`              // times this process was found frozen and re-verified
-	JunkGossipPackets uint64        `json:"junk_gossip_packets"` // UDP packets refused before any key was proved (junk.go)
-	JunkGossipStreams uint64        `json:"junk_gossip_streams"` // TCP gossip streams refused likewise
+	LocalChannels     int           `json:"local_channels"`     // channels this node has subscribers for
+	InterestTimeouts  uint64        `json:"interest_timeouts"`  // AwaitInterest calls that timed out
+	HandshakeFailures uint64        `json:"handshake_failures"` // peer links refused for auth/version/cluster/garbage
+	RejectedLinks     uint64        `json:"rejected_links"`     // authenticated links from nodes not (yet) known alive
+	MalformedFrames   uint64        `json:"malformed_frames"`   // links closed for a malformed frame
+	PublishTooLarge   uint64        `json:"publish_too_large"`  // publishes over MaxFrameSize, not forwarded
+	// PeerDrops and PeerDropsLinkDown are the links' Drops and
+	// DropsLinkDown summed over every peer since start, gone ones included.
+	PeerDrops         uint64 `json:"peer_drops"`
+	PeerDropsLinkDown uint64 `json:"peer_drops_link_down"`
+	GapIncidents      uint64 `json:"gap_incidents"`       // times subscribers were told they may have missed publishes
+	GapChannels       uint64 `json:"gap_channels"`        // channels those gaps covered
+	Stalls            uint64 `json:"stalls"`              // times this process was found frozen and re-verified
+	JunkGossipPackets uint64 `json:"junk_gossip_packets"` // UDP packets refused before any key was proved (junk.go)
+	JunkGossipStreams uint64 `json:"junk_gossip_streams"` // TCP gossip streams refused likewise
 	// HealthScore is memberlist's awareness score: 0 is healthy; higher
 	// means this node has been slow to answer probes (a loaded host) and
 	// takes longer to declare others dead.
@@ -110,6 +114,8 @@ func (c *Cluster) Stats() Stats {
 		RejectedLinks:     c.rejectedLinks.Load(),
 		MalformedFrames:   c.malformedFrames.Load(),
 		PublishTooLarge:   c.tooLarge.Load(),
+		PeerDrops:         c.peerDrops.Load(),
+		PeerDropsLinkDown: c.peerDropsDown.Load(),
 		GapIncidents:      c.stand.gapIncidents.Load(),
 		GapChannels:       c.stand.gapChannels.Load(),
 		Stalls:            c.stand.stalls.Load(),

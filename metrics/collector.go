@@ -174,13 +174,8 @@ func (c *Collector) collectDrops(ch chan<- prometheus.Metric, hs *hub.Stats, cs 
 	if cs == nil {
 		return
 	}
-	var full, down uint64
-	for _, l := range cs.Links {
-		full += l.Drops
-		down += l.DropsLinkDown
-	}
-	ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(full), "peer_queue_full")
-	ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(down), "peer_link_down")
+	ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(cs.PeerDrops), "peer_queue_full")
+	ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(cs.PeerDropsLinkDown), "peer_link_down")
 }
 
 // newDesc is a metric without variable labels.

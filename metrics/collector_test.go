@@ -21,7 +21,10 @@ func fakeSources() Sources {
 				Transport: transport.Stats{Upgrades: 7, UpgradeErrors: 8, SlowConsumerCloses: 2, CloseCodes: map[string]uint64{"1008": 2}}}
 		},
 		Cluster: func() cluster.Stats {
+			// PeerDrops and PeerDropsLinkDown exceed the links' sums: a
+			// peer that dropped some is gone, its counts stay.
 			return cluster.Stats{Standing: "isolated", HealthScore: 2, JunkGossipPackets: 11, JunkGossipStreams: 12,
+				PeerDrops: 6, PeerDropsLinkDown: 5,
 				Members: []cluster.MemberStats{{Name: "a", State: "alive"}, {Name: "b", State: "dead"}, {Name: "c", State: "alive"}},
 				Links: []cluster.LinkStats{
 					{Peer: "b", State: "backoff", Drops: 3, DropsLinkDown: 4, BytesSent: 100},
@@ -50,7 +53,7 @@ meshcast_deliveries_total{origin="peer"} 8
 		"meshcast_connections":               3,
 		"meshcast_members":                   3, // summed over states
 		"meshcast_standing":                  1,
-		"meshcast_drops_total":               2 + 4 + 4,
+		"meshcast_drops_total":               2 + 6 + 5,
 		"meshcast_upgrade_failures_total":    1 + 2 + 4 + 8,
 		"meshcast_err_frames_total":          6,
 		"meshcast_junk_gossip_packets_total": 11,

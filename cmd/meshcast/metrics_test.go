@@ -140,6 +140,8 @@ func checkMetrics(t *testing.T, nd *node, n int) {
 		{"meshcast_gap_frames_total", "", float64(h.Gaps)},
 		{"meshcast_interest_timeouts_total", "", float64(h.InterestTimeouts)},
 		{"meshcast_drops_total", "reason=slow_consumer", float64(tr.SlowConsumerCloses)},
+		{"meshcast_drops_total", "reason=peer_queue_full", float64(s.cluster.PeerDrops)},
+		{"meshcast_drops_total", "reason=peer_link_down", float64(s.cluster.PeerDropsLinkDown)},
 		{"meshcast_handshake_failures_total", "", float64(s.cluster.HandshakeFailures)},
 		{"meshcast_standing", "state=ready", 1},
 		{"meshcast_members", "state=alive", float64(n)},
