@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -96,8 +97,21 @@ func (cf *configFile) entry(k, v *yaml.Node, fs *flag.FlagSet) []error {
 	if err := scratch.flagSet(io.Discard).Set(key, val); err != nil {
 		return []error{cf.at(v, fmt.Errorf("%s: invalid value %q: %w", key, val, err))}
 	}
+	if pathSettings[key] && val != "" && !filepath.IsAbs(val) {
+		val = filepath.Join(filepath.Dir(cf.path), val)
+	}
 	cf.values = append(cf.values, fileValue{key: key, value: val, line: v.Line})
 	return nil
+}
+
+// pathSettings name files. A relative path in the config file is relative
+// to the file's folder, so that the file and what it names can move
+// together and a service's working directory does not matter; on the
+// command line and in the environment it is relative to the working
+// directory, as for any command.
+var pathSettings = map[string]bool{
+	"secret-file": true, "api-key-file": true, "token-rsa-public-key": true, "token-jwks-file": true,
+	"tls-cert": true, "tls-key": true, "peer-tls-cert": true, "peer-tls-key": true, "peer-tls-ca": true,
 }
 
 // scalarOrList is a value as its flag takes it: a scalar as written, a

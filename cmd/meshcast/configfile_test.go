@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -88,6 +89,47 @@ func TestConfigFileCoversEveryFlag(t *testing.T) {
 }
 
 func quoteYAML(s string) string { return `"` + s + `"` }
+
+// TestConfigFilePathsRelativeToTheFile: a relative path in the config
+// file is read from the file's folder, whatever the working directory; a
+// flag's stays relative to the working directory. Every flag that names a
+// file must be in pathSettings.
+func TestConfigFilePathsRelativeToTheFile(t *testing.T) {
+	var c config
+	c.flagSet(io.Discard).VisitAll(func(f *flag.Flag) {
+		names := regexp.MustCompile(`\b(file|PEM)\b`).MatchString(f.Usage)
+		if names && !pathSettings[f.Name] && f.Name != "config" && f.Name != "secret" && f.Name != "api-key" {
+			t.Errorf("--%s names a file (%q) but is not in pathSettings", f.Name, f.Usage)
+		}
+	})
+	dir := t.TempDir()
+	secret := "kq3Yx7mB2vN9pL4sT8wZ1cF6hJ0dR5gU"
+	if err := os.WriteFile(filepath.Join(dir, "secret"), []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "meshcast.yaml")
+	if err := os.WriteFile(path, []byte("secret-file: secret\ntls-cert: tls/cert.pem\ntls-key: tls/key.pem\ntoken-jwks-file: /abs/jwks.json\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir()) // a working directory with no secret in it
+	cfg, err := parseConfig([]string{"--config", path}, noEnv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := cfg.clusterSecret(); err != nil || string(got) != secret {
+		t.Fatalf("secret from the file's folder: %q, %v", got, err)
+	}
+	if want := filepath.Join(dir, "tls", "cert.pem"); cfg.values["tls-cert"] != want {
+		t.Errorf("tls-cert %q, want %q", cfg.values["tls-cert"], want)
+	}
+	if cfg.values["token-jwks-file"] != "/abs/jwks.json" {
+		t.Errorf("an absolute path changed: %q", cfg.values["token-jwks-file"])
+	}
+	cfg, err = parseConfig([]string{"--config", path, "--tls-cert", "mine.pem"}, noEnv, io.Discard)
+	if err != nil || cfg.values["tls-cert"] != "mine.pem" {
+		t.Fatalf("a flag's path: %q, %v (want it as given)", cfg.values["tls-cert"], err)
+	}
+}
 
 // TestConfigPrecedence: a flag beats the environment, which beats the
 // file, which beats the default.
