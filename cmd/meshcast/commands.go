@@ -62,7 +62,7 @@ func checkConfigFile(path string) []error {
 	}
 	c.security.fileNamespaces = cf.namespaces
 	if err := c.validate(); err != nil {
-		return []error{cf.locate(err)}
+		return cf.locateAll(err)
 	}
 	return c.checkFiles(cf)
 }

@@ -86,7 +86,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.VisitAll(func(f *flag.Flag) { c.values[f.Name] = f.Value.String() })
 	if err := c.validate(); err != nil {
 		if c.file != nil {
-			return c, c.file.locate(err)
+			return c, errors.Join(c.file.locateAll(err)...)
 		}
 		return c, err
 	}
@@ -171,38 +171,33 @@ func (c *config) flagSet(stderr io.Writer) *flag.FlagSet {
 }
 
 func (c *config) validate() error {
-	switch {
-	case c.maxMessage < 128:
-		return errors.New("--max-message must be at least 128 bytes")
-	case c.maxData <= 0 || c.maxData > c.maxMessage:
-		return errors.New("--max-data must be positive and at most --max-message")
-	case c.writeQueue < c.maxMessage:
-		return errors.New("--write-queue must be at least --max-message")
-	case c.gcPercent < 10:
-		return errors.New("--gc-percent must be at least 10")
-	case c.pingInterval < 100*time.Millisecond:
-		return errors.New("--ping-interval must be at least 100ms")
-	case c.logFormat != "text" && c.logFormat != "json":
-		return fmt.Errorf("--log-format must be text or json, not %q", c.logFormat)
-	case c.secret != "" && c.secretFile != "":
-		return errors.New("give --secret or --secret-file, not both")
-	case c.joinTimeout <= 0 || c.reconnectTimeout <= 0:
-		return errors.New("--join-timeout and --reconnect-timeout must be positive")
-	case c.reconnectInterval < 10*time.Millisecond:
-		return errors.New("--reconnect-interval must be at least 10ms")
-	case c.historyMemory < 1:
-		return errors.New("--history-memory must be at least 1 (MiB)")
-	case c.historyReplicas < 1:
-		return errors.New("--history-replicas must be at least 1")
+	var errs []error
+	check := func(bad bool, msg string) {
+		if bad {
+			errs = append(errs, errors.New(msg))
+		}
 	}
+	check(c.maxMessage < 128, "--max-message must be at least 128 bytes")
+	check(c.maxData <= 0 || c.maxData > c.maxMessage, "--max-data must be positive and at most --max-message")
+	check(c.writeQueue < c.maxMessage, "--write-queue must be at least --max-message")
+	check(c.gcPercent < 10, "--gc-percent must be at least 10")
+	check(c.pingInterval < 100*time.Millisecond, "--ping-interval must be at least 100ms")
+	if c.logFormat != "text" && c.logFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format must be text or json, not %q", c.logFormat))
+	}
+	check(c.secret != "" && c.secretFile != "", "give --secret or --secret-file, not both")
+	check(c.joinTimeout <= 0 || c.reconnectTimeout <= 0, "--join-timeout and --reconnect-timeout must be positive")
+	check(c.reconnectInterval < 10*time.Millisecond, "--reconnect-interval must be at least 10ms")
+	check(c.historyMemory < 1, "--history-memory must be at least 1 (MiB)")
+	check(c.historyReplicas < 1, "--history-replicas must be at least 1")
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+		errs = append(errs, fmt.Errorf("--log-level: %w", err))
 	}
-	if err := c.security.validate(); err != nil {
-		return err
-	}
-	return c.tls.validate()
+	errs = append(errs, c.security.validate(), c.tls.validate())
+	// Every problem at once: a fix-one-restart-find-the-next loop is slow
+	// at 3 a.m. errors.Join drops the nils.
+	return errors.Join(errs...)
 }
 
 // logger builds the node's logger; its level is c.level, which a reload

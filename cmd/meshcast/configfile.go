@@ -199,6 +199,19 @@ func (cf *configFile) namespace(name string, v *yaml.Node) (hub.Namespace, []err
 
 // locate puts err at the line of the first setting it names that the
 // file sets; other errors come back as they are, with the file's name.
+// locateAll is locate for each error of an errors.Join.
+func (cf *configFile) locateAll(err error) []error {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	out := make([]error, len(errs))
+	for i, e := range errs {
+		out[i] = cf.locate(e)
+	}
+	return out
+}
+
 func (cf *configFile) locate(err error) error {
 	flagMention := regexp.MustCompile(`--([a-z][a-z0-9-]*)`)
 	for _, m := range flagMention.FindAllStringSubmatch(err.Error(), -1) {

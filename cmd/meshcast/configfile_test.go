@@ -204,9 +204,16 @@ listen: ":9091"
 			t.Errorf("missing %q in\n%s", want, errOut.String())
 		}
 	}
-	cross := writeFile(t, "cross.yaml", "max-message: 1000\nmax-data: 2000\n")
-	if errs := checkConfigFile(cross); len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), cross+":2: --max-data") {
-		t.Fatalf("cross-setting error: %v", errs)
+	// Every setting at odds with another is reported, each at its line.
+	cross := writeFile(t, "cross.yaml", "max-message: 1000\nmax-data: 2000\nping-interval: 1ms\nhistory-replicas: 0\n")
+	errs := checkConfigFile(cross)
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Error())
+	}
+	if len(errs) != 3 || !strings.HasPrefix(got[0], cross+":2: --max-data") ||
+		!strings.HasPrefix(got[1], cross+":3: --ping-interval") || !strings.HasPrefix(got[2], cross+":4: --history-replicas") {
+		t.Fatalf("cross-setting errors:\n%s", strings.Join(got, "\n"))
 	}
 	missing := writeFile(t, "missing.yaml", "token-jwks-file: /nonexistent/jwks.json\n")
 	if errs := checkConfigFile(missing); len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), missing+":1: --token-jwks-file") {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 )
 
@@ -28,7 +29,9 @@ func run(args []string) int {
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "meshcast:", err)
+		for _, line := range strings.Split(err.Error(), "\n") { // one per problem (errors.Join)
+			fmt.Fprintln(os.Stderr, "meshcast:", line)
+		}
 		return 2
 	}
 	log := cfg.logger(os.Stderr)
