@@ -1,9 +1,12 @@
 package transport
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/gobwas/httphead"
 )
 
 // UpgradeError is why a request is not a WebSocket upgrade the server
@@ -36,7 +39,7 @@ func CheckUpgrade(r *http.Request) error {
 		return refuse(http.StatusBadRequest, "missing Host header")
 	case !strings.EqualFold(r.Header.Get("Upgrade"), "websocket"):
 		return refuse(http.StatusBadRequest, `not a websocket upgrade: want "Upgrade: websocket"`)
-	case !hasToken(r.Header.Values("Connection"), "upgrade"):
+	case !hasToken(r.Header.Get("Connection"), "upgrade"):
 		return refuse(http.StatusBadRequest, `not a websocket upgrade: want "Connection: Upgrade"`)
 	case len(r.Header.Get("Sec-WebSocket-Key")) != 24: // base64 of 16 bytes
 		return refuse(http.StatusBadRequest, "missing or malformed Sec-WebSocket-Key header")
@@ -51,14 +54,19 @@ func CheckUpgrade(r *http.Request) error {
 	}
 }
 
-// hasToken reports whether a comma-separated header holds token (any case).
-func hasToken(values []string, token string) bool {
-	for _, v := range values {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
+// hasToken reports whether the header value holds token (any case). It
+// reads the header as Upgrade's upgrader (gobwas/ws) does, so the two
+// agree on every request: the first Connection header only, scanned as
+// an RFC 7230 token list by the same scanner (a malformed list is read up
+// to its first fault). Splitting at commas and trimming, as before,
+// passed requests the upgrader then refused in plain text ("Connection:
+// keep-alive" and "Connection: Upgrade" as two headers, `"x, Upgrade`)
+// and refused some it would take ("Upgrade;x").
+func hasToken(value, token string) bool {
+	has := false
+	httphead.ScanTokens([]byte(value), func(t []byte) bool {
+		has = bytes.EqualFold(t, []byte(token))
+		return !has
+	})
+	return has
 }
