@@ -381,3 +381,33 @@ func TestDropTotalsOutliveThePeer(t *testing.T) {
 		t.Fatalf("after a left, b's node-wide drops are %d, want still 1", st.PeerDropsLinkDown)
 	}
 }
+
+// TestJoinDoesNotWaitForACrashedMember: a node joining while a member's
+// process is gone but memberlist still lists it alive (the seconds before
+// it is declared dead) is ready once its dial to that member is refused,
+// instead of refusing clients until the member is declared dead. The
+// crashed member is made by closing only its peer listener, so that
+// memberlist keeps it alive for the whole test.
+func TestJoinDoesNotWaitForACrashedMember(t *testing.T) {
+	nodes := startCluster(t, 3)
+	gone := nodes[1]
+	gone.peerLn.Close() // "n1: peer listener failed" logged: expected
+	cfg := testConfig("n3")
+	cfg.Join = []string{nodes[0].gossipAddr()}
+	cfg.JoinTimeout = time.Minute // the old behaviour: not ready for a minute
+	joiner := startNode(t, cfg)
+	waitFor(t, 20*time.Second, "the joiner ready", func() bool { return joiner.standing() == nil })
+	if st := stateOf(joiner.Cluster, "n1"); st != "alive" {
+		t.Fatalf("the joiner sees n1 %q: the test needs it listed alive", st)
+	}
+	if l, _ := linkTo(joiner.Cluster, "n1"); l.State == "up" {
+		t.Fatal("the joiner linked with n1, whose peer listener is closed")
+	}
+	// It serves: a publish on the joiner reaches a subscriber on n2.
+	subscribe(t, nodes[2], "x")
+	waitFor(t, 10*time.Second, "the joiner learns n2's interest", func() bool {
+		return len(joiner.table.lookup("x")) == 1
+	})
+	joiner.publish("x", []byte("hi"), "", nil, nil)
+	waitFor(t, 5*time.Second, "delivery from the joiner", func() bool { return len(nodes[2].rec.on("x")) == 1 })
+}

@@ -91,7 +91,10 @@ func (p *peer) runDialer() {
 		if time.Since(start) > stableLink {
 			b.reset()
 		}
-		p.crashed.Store(errors.Is(err, syscall.ECONNREFUSED))
+		if refused := errors.Is(err, syscall.ECONNREFUSED); p.crashed.Swap(refused) != refused && refused {
+			signal(p.c.linkEvent) // a joining node stops waiting for it
+			p.c.stand.changed()
+		}
 		p.c.logLinkError(p, err)
 		p.state.Store(linkBackoff)
 		delay := b.next()
