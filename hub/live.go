@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"errors"
 	"fmt"
 	"math"
 )
@@ -61,11 +62,8 @@ func (l *Live) normalize() error {
 		return fmt.Errorf("%w: negative connection limit", ErrInvalidConfig)
 	}
 	for name, ns := range sc.Namespaces {
-		if ns.History < 0 || ns.History > MaxHistory {
-			return fmt.Errorf("%w: namespace %q: history %d is not from 0 to %d", ErrInvalidConfig, name, ns.History, MaxHistory)
-		}
-		if ns.HistoryTTL != 0 && ns.History == 0 {
-			return fmt.Errorf("%w: namespace %q: history_ttl without history", ErrInvalidConfig, name)
+		if err := ns.Check(); err != nil {
+			return fmt.Errorf("%w: namespace %q: %w", ErrInvalidConfig, name, err)
 		}
 	}
 	d := DefaultConfig()
@@ -78,5 +76,22 @@ func (l *Live) normalize() error {
 	if sc.PublishRate > 0 && sc.PublishBurst <= 0 {
 		sc.PublishBurst = max(1, int(math.Ceil(sc.PublishRate)))
 	}
-	return validateNamespaces(sc.Namespaces) // presence_ops.go
+	return nil
+}
+
+// Check reports settings of ns that contradict each other or are out of
+// range, as New and UpdateSecurity would refuse them; a config loader
+// calls it to report the problem where the namespace is written.
+func (ns Namespace) Check() error {
+	switch {
+	case ns.History < 0 || ns.History > MaxHistory:
+		return fmt.Errorf("history %d is not from 0 to %d", ns.History, MaxHistory)
+	case ns.HistoryTTL < 0:
+		return errors.New("negative history_ttl")
+	case ns.HistoryTTL != 0 && ns.History == 0:
+		return errors.New("history_ttl without history")
+	case ns.JoinLeave && !ns.Presence:
+		return errors.New("join_leave needs presence")
+	}
+	return nil
 }

@@ -264,16 +264,6 @@ func (s *session) presenceInfo(ch string, given []byte) ([]byte, error) {
 	return bytes.Clone(info), nil
 }
 
-// validateNamespaces refuses join_leave without presence.
-func validateNamespaces(nss map[string]Namespace) error {
-	for name, ns := range nss {
-		if ns.JoinLeave && !ns.Presence {
-			return fmt.Errorf("%w: namespace %q: join_leave needs presence", ErrInvalidConfig, name)
-		}
-	}
-	return nil
-}
-
 // PresenceCounts is the presence part of Stats.
 type PresenceCounts struct {
 	Channels int `json:"channels"` // channels with someone present, as Entries counts them

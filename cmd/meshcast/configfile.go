@@ -191,7 +191,7 @@ func (cf *configFile) namespace(name string, v *yaml.Node) (hub.Namespace, []err
 			errs = append(errs, cf.at(k, fmt.Errorf("namespace %q: %w", name, err)))
 		}
 	}
-	if err := checkPresence(name, ns); err != nil && len(errs) == 0 {
+	if err := checkNamespace(name, ns); err != nil && len(errs) == 0 {
 		errs = append(errs, cf.at(v, err))
 	}
 	return ns, errs

@@ -30,12 +30,3 @@ func presenceOption(ns *hub.Namespace, key, val string) error {
 	}
 	return nil
 }
-
-// checkPresence refuses join_leave without presence: join and leave are
-// computed from the presence the namespace keeps.
-func checkPresence(name string, ns hub.Namespace) error {
-	if ns.JoinLeave && !ns.Presence {
-		return fmt.Errorf("namespace %q: join_leave=on needs presence=on", name)
-	}
-	return nil
-}

@@ -37,7 +37,10 @@ func TestPresenceNamespaceOptions(t *testing.T) {
 
 	for _, tc := range []struct{ flag, yaml, want string }{
 		{"room:presence=maybe", "  room: {presence: maybe}", `presence="maybe": want on or off`},
-		{"room:join_leave=on", "  room: {join_leave: on}", `namespace "room": join_leave=on needs presence=on`},
+		{"room:join_leave=on", "  room: {join_leave: on}", `namespace "room": join_leave needs presence`},
+		// The hub's own checks, reported where the namespace is written.
+		{"room:history=20000", "  room: {history: 20000}", `namespace "room": history 20000 is not from 0 to 10000`},
+		{"room:history_ttl=1h", "  room: {history_ttl: 1h}", `namespace "room": history_ttl without history`},
 		{"room:presense=on", "  room: {presense: on}", `unknown key "presense" (want subscribe, publish, origins, history, history_ttl, presence or join_leave)`},
 	} {
 		_, err := parseConfig([]string{"--namespace", tc.flag}, func(string) string { return "" }, io.Discard)

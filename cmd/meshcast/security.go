@@ -251,5 +251,15 @@ func parseNamespace(spec string) (namedNamespace, error) {
 			return n, fmt.Errorf("namespace %q: %w", name, err)
 		}
 	}
-	return n, checkPresence(name, n.ns)
+	return n, checkNamespace(name, n.ns)
+}
+
+// checkNamespace refuses what the hub would refuse at start (history out
+// of range, join_leave without presence...), so that the error names the
+// flag or the line of the config file.
+func checkNamespace(name string, ns hub.Namespace) error {
+	if err := ns.Check(); err != nil {
+		return fmt.Errorf("namespace %q: %w", name, err)
+	}
+	return nil
 }
