@@ -45,7 +45,12 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.servePresence(w, r, op) // presence_api.go
 		return
 	}
-	if !a.on || (op != "publish" && op != "broadcast" && op != "disconnect" && op != "history") {
+	if !a.on {
+		// Saying so costs nothing: off, it serves nobody.
+		writeError(w, http.StatusNotFound, "not found: the server API is off (no API key configured)")
+		return
+	}
+	if op != "publish" && op != "broadcast" && op != "disconnect" && op != "history" {
 		writeError(w, http.StatusNotFound, "not found")
 		return
 	}

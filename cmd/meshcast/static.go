@@ -14,11 +14,6 @@ import (
 func staticHandler(fsys fs.FS) http.Handler {
 	files := http.FileServerFS(fsys)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			writeError(w, http.StatusMethodNotAllowed, "use GET")
-			return
-		}
 		name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
 		if name == "" {
 			name = "."
@@ -29,6 +24,13 @@ func staticHandler(fsys fs.FS) http.Handler {
 		}
 		if _, err := fs.Stat(fsys, name); err != nil {
 			writeError(w, http.StatusNotFound, "not found")
+			return
+		}
+		// After the path: a POST to a mistyped /api/publis is a 404,
+		// not a "use GET" that sends the operator the wrong way.
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, "use GET")
 			return
 		}
 		files.ServeHTTP(w, r)

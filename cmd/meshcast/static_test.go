@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -58,5 +59,16 @@ func TestStaticPathsNeverFail(t *testing.T) {
 	}
 	if status, ctype, _ := rawGet(t, n, "GET", "/ws"); status != 400 || ctype != "application/json" {
 		t.Errorf("GET /ws without an upgrade: %d %s, want 400 JSON", status, ctype)
+	}
+	// A mistyped path is a 404 whatever the method (it was a 405 "use
+	// GET" for a POST to /api/publis).
+	for _, target := range []string{"/api/publis", "/api/frob", "/nope.html"} {
+		if status, _, body := rawGet(t, n, "POST", target); status != 404 {
+			t.Errorf("POST %s: %d %s, want 404", target, status, body)
+		}
+	}
+	// With no API key the API says it is off.
+	if status, _, body := rawGet(t, n, "POST", "/api/publish"); status != 404 || !strings.Contains(body, "server API is off") {
+		t.Errorf("POST /api/publish with the API off: %d %s", status, body)
 	}
 }
