@@ -64,7 +64,7 @@ func (c *Cluster) peerAlive(n nodeInfo) {
 	event, down := "node joined", time.Duration(0)
 	switch {
 	case m == nil:
-		m = &member{name: n.name}
+		m = &member{name: n.name, since: now} // alive is the zero state
 		m.in.unsyncedSince = now
 		c.members[n.name] = m
 	case m.state != stateAlive:

@@ -9,11 +9,20 @@ import (
 )
 
 func TestClusterForms(t *testing.T) {
+	start := time.Now()
 	nodes := startCluster(t, 5)
 	for _, n := range nodes {
 		s := n.Stats()
 		if len(s.Members) != 5 || len(s.Links) != 4 {
 			t.Fatalf("%s: %d members, %d links; want 5 and 4", n.Name(), len(s.Members), len(s.Links))
+		}
+		for _, m := range s.Members {
+			if m.Name == n.Name() {
+				continue // this node: no since
+			}
+			if since, err := time.Parse(time.RFC3339Nano, m.Since); err != nil || since.Before(start) {
+				t.Fatalf("%s: member %s alive since %q, want when it joined", n.Name(), m.Name, m.Since)
+			}
 		}
 		if s.HandshakeFailures != 0 || s.MalformedFrames != 0 {
 			t.Fatalf("%s: handshake failures %d, malformed %d", n.Name(), s.HandshakeFailures, s.MalformedFrames)
