@@ -65,6 +65,7 @@ type Cluster struct {
 	published atomic.Bool // a publish was made: links say whether we are fresh
 	draining  atomic.Bool // Shutdown began: dialers stop, links end with a bye
 
+	lastJoinErr   string        // the join loop's last failure, for its final error (joinLoop only)
 	reconnectKick chan struct{} // capacity 1: a member failed, try it now
 	linkEvent     chan struct{} // capacity 1: a link synced or an ack came
 

@@ -92,7 +92,12 @@ func (j *junkLog) summarize(log *slog.Logger) {
 		if addrs >= maxJunkAddrs {
 			more = " or more"
 		}
-		log.Warn(fmt.Sprintf("refused %d %s from %d%s addresses", n, c.what, addrs, more),
+		noun := "addresses"
+		if addrs == 1 {
+			noun = "address"
+		}
+		log.Warn(fmt.Sprintf("refused %d %s from %d%s %s (not meshcast, or a node with a different --secret or --cluster-name)",
+			n, c.what, addrs, more, noun),
 			"example_addr", sample, "kind", c.what)
 	}
 }

@@ -98,10 +98,11 @@ func TestJunkIsNotLoggedOneLineEach(t *testing.T) {
 	// The summary: one line per kind, at warn, then nothing until more.
 	mark = logs.len()
 	a.junk.summarize(a.log)
+	const notOurs = " (not meshcast, or a node with a different --secret or --cluster-name)"
 	want := []string{
-		"WARN refused 40 junk gossip packets from 1 addresses",
-		"WARN refused 40 junk gossip streams from 1 addresses",
-		"WARN refused 40 peer-link connections that failed the handshake or found no slot from 1 addresses",
+		"WARN refused 40 junk gossip packets from 1 address" + notOurs,
+		"WARN refused 40 junk gossip streams from 1 address" + notOurs,
+		"WARN refused 40 peer-link connections that failed the handshake or found no slot from 1 address" + notOurs,
 	}
 	if got := logs.since(mark, slog.LevelInfo); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("summary:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -111,4 +112,58 @@ func TestJunkIsNotLoggedOneLineEach(t *testing.T) {
 	if got := logs.since(mark, slog.LevelDebug); len(got) != 0 {
 		t.Fatalf("a summary with nothing new: %v", got)
 	}
+}
+
+// TestJoinRefusedForConfigSaysSo: a node whose secret or cluster name
+// differs from its seed's is told, at its join timeout, what probably
+// differs, on one line (memberlist's join error is a multi-line list
+// ending in a bare EOF).
+func TestJoinRefusedForConfigSaysSo(t *testing.T) {
+	seed := startNode(t, testConfig("seed"))
+	for name, adjust := range map[string]func(*Config){
+		"other secret":       func(c *Config) { c.Secret = []byte("another test secret") },
+		"no secret":          func(c *Config) { c.Secret = nil },
+		"other cluster name": func(c *Config) { c.ClusterName = "other" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			logs := &logCapture{}
+			cfg := testConfig("joiner")
+			cfg.Join = []string{seed.gossipAddr()}
+			cfg.JoinTimeout = time.Second
+			cfg.Logger = slog.New(logs)
+			adjust(&cfg)
+			startNode(t, cfg)
+			var lastErr string
+			waitFor(t, 20*time.Second, "the join timeout's error", func() bool {
+				lastErr = logs.attr(slog.LevelError, "could not join any seed", "last_err")
+				return lastErr != ""
+			})
+			if !strings.Contains(lastErr, "does it have the same --secret and --cluster-name") || strings.Contains(lastErr, "\n") {
+				t.Fatalf("last_err %q: want one line with the hint", lastErr)
+			}
+			t.Logf("last_err: %s", lastErr)
+		})
+	}
+}
+
+// attr returns the value of key in the first record at level whose
+// message starts with msg, or "".
+func (l *logCapture) attr(level slog.Level, msg, key string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.records {
+		if r.Level != level || !strings.HasPrefix(r.Message, msg) {
+			continue
+		}
+		val := ""
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == key {
+				val = a.Value.String()
+				return false
+			}
+			return true
+		})
+		return val
+	}
+	return ""
 }

@@ -40,7 +40,7 @@ func (c *Cluster) joinLoop() {
 		if !time.Now().Before(deadline) {
 			c.log.Error("could not join any seed within the join timeout: serving on its own, "+
 				"retrying the seeds every reconnect interval", "seeds", strings.Join(c.cfg.Join, ","),
-				"join_timeout", c.cfg.JoinTimeout.String())
+				"join_timeout", c.cfg.JoinTimeout.String(), "last_err", c.lastJoinErr)
 			return
 		}
 		t := time.NewTimer(min(b.next(), time.Until(deadline)))
@@ -79,7 +79,8 @@ func (c *Cluster) joinOnce() joinResult {
 	}
 	via, err := c.joinAny(others)
 	if via == "" {
-		c.log.Info("no seed could be joined yet; retrying", "seeds", strings.Join(others, ","), "err", err)
+		c.lastJoinErr = joinError(err)
+		c.log.Info("no seed could be joined yet; retrying", "seeds", strings.Join(others, ","), "err", c.lastJoinErr)
 		return joinFailed
 	}
 	c.log.Info("joined cluster", "via", via, "members", ml.NumMembers())
@@ -117,6 +118,43 @@ func (c *Cluster) joinAny(addrs []string) (string, error) {
 		}
 	}
 	return "", errors.Join(errs...)
+}
+
+// joinError is the one-line form of memberlist's join errors (a
+// multierror of several lines), each seed's cause with a hint where the
+// cause points at the configuration: a seed that accepts the gossip
+// connection and closes it without an answer refused our first message,
+// which is what a different secret or cluster name gets (gossipguard.go).
+func joinError(err error) string {
+	if err == nil {
+		return ""
+	}
+	var errs []error
+	var multi interface{ WrappedErrors() []error }
+	var joined interface{ Unwrap() []error }
+	switch {
+	case errors.As(err, &joined):
+		for _, e := range joined.Unwrap() {
+			if errors.As(e, &multi) {
+				errs = append(errs, multi.WrappedErrors()...)
+			} else {
+				errs = append(errs, e)
+			}
+		}
+	case errors.As(err, &multi):
+		errs = multi.WrappedErrors()
+	default:
+		errs = []error{err}
+	}
+	parts := make([]string, 0, len(errs))
+	for _, e := range errs {
+		msg := strings.Join(strings.Fields(e.Error()), " ")
+		if strings.HasSuffix(msg, ": EOF") || strings.Contains(msg, "connection reset by peer") {
+			msg += " (the seed closed the connection unanswered: does it have the same --secret and --cluster-name as this node?)"
+		}
+		parts = append(parts, msg)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // awaitLinks waits until every live peer is linked both ways, or deadline.
