@@ -16,7 +16,12 @@ func standingName(err error) (name, reason string) {
 		name string
 	}{{ErrJoining, "joining"}, {ErrIsolated, "isolated"}, {ErrResyncing, "resyncing"}, {ErrClosed, "closed"}} {
 		if errors.Is(err, s.err) {
-			return s.name, err.Error()
+			// The name says the state; the reason is what follows it.
+			reason = strings.TrimPrefix(strings.TrimPrefix(err.Error(), s.err.Error()), ": ")
+			if reason == "" {
+				reason = strings.TrimPrefix(s.err.Error(), "cluster: ")
+			}
+			return s.name, reason
 		}
 	}
 	if err != nil {

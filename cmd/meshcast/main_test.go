@@ -160,6 +160,25 @@ func TestDemoPageAndHealth(t *testing.T) {
 	}
 }
 
+// TestReadyzWhileJoining: a node whose seed does not answer says on
+// /readyz that it is joining and what it waits for, without the errors'
+// package prefixes ("hub: cluster unavailable: cluster: joining: ...").
+func TestReadyzWhileJoining(t *testing.T) {
+	cfg := testNodeConfig(t)
+	cfg.join, cfg.joinTimeout = "127.0.0.1:1", time.Minute
+	n, err := startNode(cfg, testLogger(t), nodeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stopNode(t, n) })
+	status, body := get(t, n.baseURL()+"/readyz")
+	var m map[string]string
+	if status != 503 || json.Unmarshal([]byte(body), &m) != nil || m["status"] != "joining" ||
+		!strings.HasPrefix(m["reason"], "contacting seeds 127.0.0.1:1") {
+		t.Fatalf("/readyz while joining: %d %s", status, body)
+	}
+}
+
 // TestDemoChatFlow does what the demo page's script does: hello, sub,
 // pub, and the message shows up for every participant.
 func TestDemoChatFlow(t *testing.T) {

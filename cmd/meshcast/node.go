@@ -209,8 +209,12 @@ func (n *node) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := n.hub.Standing(); err != nil {
 		st := n.cluster.Stats()
+		reason := st.StandingReason // without the error's package prefixes
+		if st.Standing == "ready" || reason == "" {
+			reason = err.Error()
+		}
 		w.Header().Set("Retry-After", "1")
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": st.Standing, "reason": err.Error()})
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": st.Standing, "reason": reason})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
