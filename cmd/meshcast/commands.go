@@ -1,9 +1,14 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/meshcast/meshcast/metrics"
@@ -16,13 +21,13 @@ func subcommand(args []string, stdout, stderr io.Writer) (code int, ok bool) {
 		return 0, false
 	}
 	switch args[0] {
-	case "version":
+	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, metrics.ReadBuildInfo(version))
 		return 0, true
 	case "config":
 		return configCommand(args[1:], stdout, stderr), true
 	case "health":
-		return healthCommand(args[1:], stdout, stderr), true
+		return healthCommand(args[1:], os.Getenv, stdout, stderr), true
 	}
 	return 0, false
 }
@@ -86,28 +91,44 @@ func (c *config) checkFiles(cf *configFile) []error {
 	return errs
 }
 
-// healthCommand is `meshcast health [URL]`: exit 0 if URL (default the
-// local node's /healthz) answers 200, else 1. It is the container's
-// HEALTHCHECK, for images with no shell or curl.
-func healthCommand(args []string, stdout, stderr io.Writer) int {
-	url := "http://127.0.0.1:8080/healthz"
-	switch len(args) {
-	case 0:
-	case 1:
-		url = args[0]
+// healthCommand is `meshcast health [URL]`: exit 0 if URL answers 200,
+// else 1. It is the container's HEALTHCHECK, for images with no shell or
+// curl. Without a URL it asks the local node at MESHCAST_LISTEN's port
+// (8080 if unset); a URL without a path gets /healthz.
+func healthCommand(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	target := ""
+	switch {
+	case len(args) == 0:
+		port := "8080"
+		if _, p, err := net.SplitHostPort(getenv("MESHCAST_LISTEN")); err == nil && p != "" {
+			port = p
+		}
+		target = "http://127.0.0.1:" + port + "/healthz"
+	case len(args) == 1 && !strings.HasPrefix(args[0], "-"):
+		target = args[0]
+		if u, err := url.Parse(target); err == nil && (u.Path == "" || u.Path == "/") {
+			u.Path = "/healthz" // the bare address of the node: "/" is the demo page, 200 even when broken
+			target = u.String()
+		}
 	default:
-		fmt.Fprintln(stderr, "usage: meshcast health [URL]")
+		fmt.Fprintln(stderr, "usage: meshcast health [URL]  (default http://127.0.0.1:$port/healthz, port from MESHCAST_LISTEN or 8080)")
 		return 2
 	}
-	client := http.Client{Timeout: 3 * time.Second}
-	resp, err := client.Get(url)
+	client := http.Client{
+		Timeout: 3 * time.Second,
+		// As Kubernetes' HTTPS probes: a local probe of the node's own
+		// listener proves it serves; its certificate names the public
+		// host, not 127.0.0.1, and may be signed by a private CA.
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
+	}
+	resp, err := client.Get(target)
 	if err != nil {
 		fmt.Fprintln(stderr, "meshcast health:", err)
 		return 1
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "meshcast health: %s answered %s\n", url, resp.Status)
+		fmt.Fprintf(stderr, "meshcast health: %s answered %s\n", target, resp.Status)
 		return 1
 	}
 	fmt.Fprintln(stdout, "ok")

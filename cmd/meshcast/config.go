@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -66,9 +68,14 @@ const envPrefix = "MESHCAST_"
 // default.
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	var c config
-	fs := c.flagSet(stderr)
+	fs := c.flagSet(io.Discard) // the full usage only for --help, not after every mistyped flag
 	if err := fs.Parse(args); err != nil {
-		return c, err
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fs.Usage()
+			return c, err
+		}
+		return c, flagError(fs, err)
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -91,6 +98,20 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return c, err
 	}
 	return c, nil
+}
+
+// flagError is a parse error of fs with what to do about it: a
+// duration's unit, and where the flags are listed.
+func flagError(fs *flag.FlagSet, err error) error {
+	hint := "meshcast --help lists the flags"
+	if m := regexp.MustCompile(`for flag -([a-z0-9-]+)`).FindStringSubmatch(err.Error()); m != nil {
+		if g, ok := fs.Lookup(m[1]).Value.(flag.Getter); ok {
+			if _, isDuration := g.Get().(time.Duration); isDuration {
+				hint = "a duration takes a unit: 10s, 500ms, 2m, 1h"
+			}
+		}
+	}
+	return fmt.Errorf("%w (%s)", err, hint)
 }
 
 // applyEnv sets every flag not in set from its environment variable, and
@@ -186,13 +207,16 @@ func (c *config) validate() error {
 		errs = append(errs, fmt.Errorf("--log-format must be text or json, not %q", c.logFormat))
 	}
 	check(c.secret != "" && c.secretFile != "", "give --secret or --secret-file, not both")
+	_, port, _ := net.SplitHostPort(c.gossip)
+	check(c.gossip == c.peer && port != "0", // :0 is a free port each
+		"--gossip and --peer must be different addresses (gossip uses TCP and UDP on its port, peer links TCP on theirs)")
 	check(c.joinTimeout <= 0 || c.reconnectTimeout <= 0, "--join-timeout and --reconnect-timeout must be positive")
 	check(c.reconnectInterval < 10*time.Millisecond, "--reconnect-interval must be at least 10ms")
 	check(c.historyMemory < 1, "--history-memory must be at least 1 (MiB)")
 	check(c.historyReplicas < 1, "--history-replicas must be at least 1")
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
-		errs = append(errs, fmt.Errorf("--log-level: %w", err))
+		errs = append(errs, fmt.Errorf("--log-level must be debug, info, warn or error, not %q", c.logLevel))
 	}
 	errs = append(errs, c.security.validate(), c.tls.validate())
 	// Every problem at once: a fix-one-restart-find-the-next loop is slow

@@ -241,3 +241,30 @@ func TestConfigFileErrorsStopTheStart(t *testing.T) {
 		t.Fatal("a config file naming another was accepted")
 	}
 }
+
+// TestFlagErrorsSayWhatToDo: a bad flag gets one line that says what to do
+// (not the whole usage), and settings that cannot work together are named.
+func TestFlagErrorsSayWhatToDo(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--join-timeout", "10"}, "a duration takes a unit: 10s"},
+		{[]string{"--bogus"}, "flag provided but not defined: -bogus (meshcast --help lists the flags)"},
+		{[]string{"--log-level", "loud"}, `--log-level must be debug, info, warn or error, not "loud"`},
+		{[]string{"--gossip", "127.0.0.1:7946", "--peer", "127.0.0.1:7946"}, "--gossip and --peer must be different addresses"},
+	} {
+		var usage bytes.Buffer
+		_, err := parseConfig(tc.args, noEnv, &usage)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+		if usage.Len() != 0 {
+			t.Errorf("%v: %d bytes of usage printed for a mistake", tc.args, usage.Len())
+		}
+	}
+	var usage bytes.Buffer
+	if _, err := parseConfig([]string{"--help"}, noEnv, &usage); !errors.Is(err, flag.ErrHelp) || !strings.Contains(usage.String(), "-max-message") {
+		t.Fatalf("--help: %v, usage %q", err, usage.String())
+	}
+}

@@ -44,7 +44,7 @@ func (s *securityConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.jwksFile, "token-jwks-file", "", "JWKS file of the RS256/ES256 keys of client tokens, chosen by the token's kid")
 	fs.DurationVar(&s.maxLifetime, "token-max-lifetime", 24*time.Hour, "refuse client tokens whose exp is further ahead than this (0: no limit); tokens cannot be revoked, so this is how long a leaked one works")
 	fs.BoolVar(&s.insecure, "insecure", false, "accept anonymous clients without the warning, and a cluster secret under 128 bits (demos only)")
-	fs.Var(&s.namespaces, "namespace", "channel permissions of a namespace, NAME:subscribe=anyone|authenticated|claim,publish=nobody|subscribers|claim|anyone[,origins=URL|URL][,presence=on][,join_leave=on]; repeat it, or separate with ';' (NAME empty: the default namespace)")
+	fs.Var(&s.namespaces, "namespace", "channel permissions of a namespace, NAME:subscribe=anyone|authenticated|claim,publish=nobody|subscribers|claim|anyone[,origins=URL|URL][,history=N][,history_ttl=DURATION][,presence=on][,join_leave=on]; repeat it, or separate with ';' (NAME empty: the default namespace)")
 	fs.StringVar(&s.configFile, "config", "", "YAML config file: every flag by name (max-message: 65536), and namespaces; flags and MESHCAST_* win. A JSON file of namespaces still works")
 	fs.Float64Var(&s.publishRate, "client-publish-rate", 0, "publishes per second one connection may sustain, over it err 429 (0: unlimited)")
 	fs.IntVar(&s.publishBurst, "client-publish-burst", 0, "publish burst per connection (default: the rate)")
