@@ -73,6 +73,9 @@ func (n *node) reload() error {
 	n.conns.set(next.security.maxConnections, next.security.maxConnectionsPerIP) // before the upgrade (httpserver.go)
 	commitTLS(n.log)
 	n.applyRuntime(&next)
+	if next.security.hmacSecret != n.cfg.security.hmacSecret {
+		next.security.warnWeakTokenSecret(n.log)
+	}
 	n.cfg = next
 	n.log.Info("configuration reloaded", slog.String("changed", strings.Join(changed, ",")))
 	return nil

@@ -85,6 +85,7 @@ func (s *securityConfig) apply(hcfg *hub.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	s.warnWeakTokenSecret(log)
 	if v != nil {
 		hcfg.Authenticator = v
 	} else if !s.insecure {
@@ -167,6 +168,21 @@ func (s *securityConfig) namespaceRules() (map[string]hub.Namespace, error) {
 // recovers what it missed. Configuring any namespace replaces them.
 func demoNamespaces() map[string]hub.Namespace {
 	return map[string]hub.Namespace{"chat": {History: 100, HistoryTTL: hub.Duration(time.Hour)}}
+}
+
+// warnWeakTokenSecret warns of an HMAC token secret that could be
+// guessed: anyone holding one token can test guesses offline and then
+// sign tokens for any user. It is a warning, not a refusal as for the
+// cluster secret, because the key is often one a backend already has.
+func (s *securityConfig) warnWeakTokenSecret(log *slog.Logger) {
+	if s.hmacSecret == "" || s.insecure {
+		return
+	}
+	if bits := secretBits([]byte(s.hmacSecret)); bits < minSecretBits {
+		log.Warn(fmt.Sprintf("the token HMAC secret is weak (about %d bits, want %d): anyone holding one client token "+
+			"can recover it offline and sign tokens for any user; generate one with `openssl rand -base64 32` "+
+			"(--insecure silences this warning)", int(bits), minSecretBits))
+	}
 }
 
 func (s *securityConfig) readAPIKey() (string, error) {

@@ -218,6 +218,29 @@ func TestSecurityFlagErrors(t *testing.T) {
 	}
 }
 
+// TestWeakTokenSecretWarning: a guessable token HMAC secret is warned of
+// at start, a strong one is not, and --insecure silences it.
+func TestWeakTokenSecretWarning(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		warn bool
+	}{
+		{[]string{"--token-hmac-secret", "browser-token-secret"}, true},
+		{[]string{"--token-hmac-secret", "kq3Yx7mB2vN9pL4sT8wZ1cF6hJ0dR5gU"}, false},
+		{[]string{"--token-hmac-secret", "browser-token-secret", "--insecure"}, false},
+	} {
+		var buf wstest.SyncBuffer
+		n, err := startNode(secureConfig(t, tc.args...), slog.New(slog.NewTextHandler(&buf, nil)), nodeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stopNode(t, n)
+		if got := strings.Contains(buf.String(), "token HMAC secret is weak"); got != tc.warn {
+			t.Errorf("%v: warning=%v, want %v", tc.args, got, tc.warn)
+		}
+	}
+}
+
 // TestAnonymousWarning: a node without token auth says so, unless
 // --insecure.
 func TestAnonymousWarning(t *testing.T) {
