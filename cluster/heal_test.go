@@ -259,7 +259,13 @@ func TestRestartUnderSameNameLinksAtOnce(t *testing.T) {
 		t.Fatalf("subscribe on the restarted node confirmed after %v", d)
 	}
 	a.publish("r", []byte("hi"), "", nil, nil)
-	waitFor(t, 5*time.Second, "delivery", func() bool { return len(back.rec.on("r")) == 1 })
+	t.Cleanup(func() {
+		if t.Failed() { // a CI run once saw no delivery: say what came instead
+			l, _ := linkTo(a.Cluster, "n1")
+			t.Logf("the restarted node saw %v; a's link to it: %+v", back.rec.eventList(), l)
+		}
+	})
+	waitFor(t, 10*time.Second, "delivery", func() bool { return len(back.rec.on("r")) == 1 })
 }
 
 // TestIsolation: a node is isolated when fewer members are reachable (it
