@@ -260,12 +260,20 @@ func TestRestartUnderSameNameLinksAtOnce(t *testing.T) {
 	}
 	a.publish("r", []byte("hi"), "", nil, nil)
 	t.Cleanup(func() {
-		if t.Failed() { // a CI run once saw no delivery: say what came instead
+		if t.Failed() {
 			l, _ := linkTo(a.Cluster, "n1")
 			t.Logf("the restarted node saw %v; a's link to it: %+v", back.rec.eventList(), l)
 		}
 	})
-	waitFor(t, 10*time.Second, "delivery", func() bool { return len(back.rec.on("r")) == 1 })
+	waitFor(t, 10*time.Second, "delivery, or a gap", func() bool { return len(back.rec.on("r")) == 1 || back.rec.gapsOn("r") > 0 })
+	if len(back.rec.on("r")) == 0 {
+		// a may have dialed the new process before gossip told it of the
+		// restart, and then closed that link as one to the old process:
+		// the publish is dropped with a gap (guarantee 6), not lost.
+		t.Logf("link replaced after the restart: %v", back.rec.eventList())
+		a.publish("r", []byte("again"), "", nil, nil)
+		waitFor(t, 10*time.Second, "delivery after the gap", func() bool { return len(back.rec.on("r")) == 1 })
+	}
 }
 
 // TestIsolation: a node is isolated when fewer members are reachable (it
