@@ -126,7 +126,7 @@ func New(cfg Config) (*Cluster, error) {
 		host, _ := os.Hostname()
 		c.name = host + ":" + strconv.Itoa(c.peerPort)
 	}
-	c.hs = handshake{key: deriveKey(cfg.Secret, "peer-link"), cluster: cfg.ClusterName, name: c.name}
+	c.hs = handshake{key: deriveKey(cfg.Secret, "peer-link"), cluster: cfg.ClusterName, name: c.name, epoch: c.epoch}
 	return c, nil
 }
 

@@ -67,6 +67,11 @@ type welcomeMsg struct {
 	OK     bool   `msgpack:"ok"`
 	Reason string `msgpack:"why"`
 	MAC    []byte `msgpack:"m,omitempty"` // the acceptor's proof, only in an OK welcome
+	// Epoch is the acceptor's process (as snapshotMsg.Epoch), so that the
+	// dialer knows which process its link reaches: a link made to a
+	// restarted peer before gossip told of the restart is not mistaken
+	// for one to the old process. 0 from a node that does not send it.
+	Epoch uint64 `msgpack:"e,omitempty"`
 }
 
 // handshake holds what both sides of the handshake need.
@@ -74,6 +79,7 @@ type handshake struct {
 	key     []byte // HMAC key derived from the secret; empty when open
 	cluster string
 	name    string // this node
+	epoch   uint64 // this process (Cluster.epoch), told in the welcome
 }
 
 // transcriptMAC binds role, nonces, cluster, version and names. Each field is
@@ -112,42 +118,48 @@ func readMsg(fr *frameReader, want frameType, v any) error {
 
 // client runs the dialer side. expect is the node name we meant to reach.
 func (h *handshake) client(rw io.Writer, fr *frameReader, expect string) error {
+	_, err := h.dial(rw, fr, expect)
+	return err
+}
+
+// dial is client, returning the acceptor's epoch (0 if it sent none).
+func (h *handshake) dial(rw io.Writer, fr *frameReader, expect string) (uint64, error) {
 	nonceD := make([]byte, nonceLen)
 	rand.Read(nonceD)
 	if err := writeMsg(rw, frameHello, helloMsg{ProtocolVersion, h.cluster, h.name, nonceD}); err != nil {
-		return err
+		return 0, err
 	}
 	ch, err := readChallenge(fr)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	switch {
 	case ch.Version != ProtocolVersion:
-		return fmt.Errorf("%w: peer speaks protocol %d, we speak %d", errHandshake, ch.Version, ProtocolVersion)
+		return 0, fmt.Errorf("%w: peer speaks protocol %d, we speak %d", errHandshake, ch.Version, ProtocolVersion)
 	case ch.Cluster != h.cluster:
-		return fmt.Errorf("%w: peer is in cluster %q, we are in %q", errHandshake, ch.Cluster, h.cluster)
+		return 0, fmt.Errorf("%w: peer is in cluster %q, we are in %q", errHandshake, ch.Cluster, h.cluster)
 	case ch.Name != expect:
-		return fmt.Errorf("%w: dialled %q but reached %q", errHandshake, expect, ch.Name)
+		return 0, fmt.Errorf("%w: dialled %q but reached %q", errHandshake, expect, ch.Name)
 	case len(ch.Nonce) != nonceLen:
-		return fmt.Errorf("%w: bad nonce length %d", errHandshake, len(ch.Nonce))
+		return 0, fmt.Errorf("%w: bad nonce length %d", errHandshake, len(ch.Nonce))
 	}
 	mac := h.transcriptMAC("dialer", nonceD, ch.Nonce, h.name, ch.Name)
 	if err := writeMsg(rw, frameProof, proofMsg{mac}); err != nil {
-		return err
+		return 0, err
 	}
 	var w welcomeMsg
 	if err := readMsg(fr, frameWelcome, &w); err != nil {
-		return err
+		return 0, err
 	}
 	switch {
 	case !w.OK && strings.HasPrefix(w.Reason, reasonAuthFailed):
-		return fmt.Errorf("%w: %s", errHandshake, w.Reason)
+		return 0, fmt.Errorf("%w: %s", errHandshake, w.Reason)
 	case !w.OK:
-		return fmt.Errorf("%w: %s", errRejected, w.Reason)
+		return 0, fmt.Errorf("%w: %s", errRejected, w.Reason)
 	case !hmac.Equal(w.MAC, h.transcriptMAC("acceptor", nonceD, ch.Nonce, h.name, ch.Name)):
-		return fmt.Errorf("%w: peer failed authentication (different cluster secret?)", errHandshake)
+		return 0, fmt.Errorf("%w: peer failed authentication (different cluster secret?)", errHandshake)
 	}
-	return nil
+	return w.Epoch, nil
 }
 
 // readChallenge reads the acceptor's challenge, or its refusal of our hello.
@@ -213,7 +225,7 @@ func (h *handshake) server(rw io.Writer, fr *frameReader, hello helloMsg, admit 
 		return "", fmt.Errorf("%w: %w", errRejected, err)
 	}
 	mac := h.transcriptMAC("acceptor", hello.Nonce, nonceA, hello.Name, h.name)
-	if err := writeMsg(rw, frameWelcome, welcomeMsg{OK: true, MAC: mac}); err != nil {
+	if err := writeMsg(rw, frameWelcome, welcomeMsg{OK: true, MAC: mac, Epoch: h.epoch}); err != nil {
 		return "", err
 	}
 	return hello.Name, nil

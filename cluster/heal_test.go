@@ -53,7 +53,7 @@ func TestLinkResetKeepsInterestAndTellsOnce(t *testing.T) {
 	// Break b's link to a and keep it down: b dials a bogus address.
 	pb := b.peer("n0")
 	good := pb.getAddr()
-	pb.update("127.0.0.1:1", false)
+	pb.update("127.0.0.1:1", false, 0)
 	waitFor(t, 5*time.Second, "a sees the link from b gone", func() bool {
 		l, _ := linkTo(a.Cluster, "n1")
 		return !l.InboundUp
@@ -71,7 +71,7 @@ func TestLinkResetKeepsInterestAndTellsOnce(t *testing.T) {
 		t.Fatalf("b's node-wide drops %d link down, %d queue full; want 1 and 0", st.PeerDropsLinkDown, st.PeerDrops)
 	}
 
-	pb.update(good, false)
+	pb.update(good, false, 0)
 	waitFor(t, 10*time.Second, "link back and a gap on x", func() bool { return a.rec.gapsOn("x") == 1 })
 	b.publish("x", []byte("after"), "", nil, nil)
 	waitFor(t, 5*time.Second, "delivery after the reset", func() bool { return len(a.rec.on("x")) == 2 })
@@ -355,7 +355,7 @@ func TestSubscribeDuringLinkOutageIsNotHeldUp(t *testing.T) {
 	a, b := nodes[0], nodes[1]
 	pb := b.peer("n0")
 	good := pb.getAddr()
-	pb.update("127.0.0.1:1", false) // b's link to a (which carries b's interest) stays down
+	pb.update("127.0.0.1:1", false, 0) // b's link to a (which carries b's interest) stays down
 	waitFor(t, 5*time.Second, "the link down and retried", func() bool {
 		return pb.out.Load() == nil && pb.reconnects.Load() > 0
 	})
@@ -363,7 +363,7 @@ func TestSubscribeDuringLinkOutageIsNotHeldUp(t *testing.T) {
 	if !b.confirmedOrLate(tk, "z") {
 		t.Fatal("a subscribe waits for a peer whose link is down")
 	}
-	pb.update(good, false)
+	pb.update(good, false, 0)
 	waitFor(t, 10*time.Second, "the late peer's gap", func() bool { return b.rec.gapsOn("z") == 1 })
 	a.publish("z", []byte("now"), "", nil, nil)
 	waitFor(t, 5*time.Second, "delivery once linked", func() bool { return len(b.rec.on("z")) == 1 })
@@ -377,7 +377,7 @@ func TestDropTotalsOutliveThePeer(t *testing.T) {
 	a, b := nodes[0], nodes[1]
 	subscribe(t, a, "x")
 	pb := b.peer("n0")
-	pb.update("127.0.0.1:1", false) // b's link to a stays down
+	pb.update("127.0.0.1:1", false, 0) // b's link to a stays down
 	waitFor(t, 5*time.Second, "b's link to a down", func() bool {
 		l, _ := linkTo(b.Cluster, "n0")
 		return l.State != "up"
@@ -424,4 +424,26 @@ func TestJoinDoesNotWaitForACrashedMember(t *testing.T) {
 	})
 	joiner.publish("x", []byte("hi"), "", nil, nil)
 	waitFor(t, 5*time.Second, "delivery from the joiner", func() bool { return len(nodes[2].rec.on("x")) == 1 })
+}
+
+// TestRestartNoticeKeepsALinkToTheNewProcess: the welcome tells the dialer
+// which process it reached, so a restart notice (gossip, possibly later
+// than the link) closes only a link to another process: a link already
+// made to the restarted one keeps what it carries.
+func TestRestartNoticeKeepsALinkToTheNewProcess(t *testing.T) {
+	nodes := startCluster(t, 2)
+	a, b := nodes[0], nodes[1]
+	pa := a.peer("n1")
+	oc := pa.out.Load()
+	if oc == nil || oc.peerEpoch != b.epoch {
+		t.Fatalf("a's link to b: %+v, want it to know b's epoch %d", oc, b.epoch)
+	}
+	ups := pa.linkUps.Load()
+	pa.update(pa.getAddr(), true, b.epoch) // the notice of the process it reaches
+	subscribe(t, b, "x")                   // a round trip on both links after the notice
+	if pa.out.Load() != oc || pa.linkUps.Load() != ups {
+		t.Fatal("a closed its link to the very process the restart notice names")
+	}
+	pa.update(pa.getAddr(), true, b.epoch+2) // another process: this link is stale
+	waitFor(t, 10*time.Second, "a relinked", func() bool { return pa.linkUps.Load() > ups && pa.out.Load() != nil })
 }

@@ -33,8 +33,11 @@ type outConn struct {
 	conn    net.Conn // what the writer writes to: raw, or TLS over it
 	raw     net.Conn // the TCP socket, which close closes
 	q       *frameQueue
-	snapSeq uint64   // the seq of the snapshot that opened the link
-	probe   rttProbe // observe.go: the interest round trip, with Config.Observer
+	snapSeq uint64 // the seq of the snapshot that opened the link
+	// peerEpoch is the process the link reaches, from its welcome (0:
+	// not told).
+	peerEpoch uint64
+	probe     rttProbe // observe.go: the interest round trip, with Config.Observer
 
 	// wmu guards the publishes on channels with history waiting for the
 	// peer to say it stored them.
@@ -138,7 +141,8 @@ func (p *peer) connectAndServe() error {
 		return fmt.Errorf("handshake with %s: %w", addr, err)
 	}
 	fr := newFrameReader(bufio.NewReaderSize(conn, 4<<10), handshakeMaxFrame)
-	if err := c.hs.client(conn, fr, p.name); err != nil {
+	peerEpoch, err := c.hs.dial(conn, fr, p.name)
+	if err != nil {
 		// A handshake cut short because the peer was dropped (or we are
 		// shutting down) says nothing about the peer's credentials.
 		if !errors.Is(err, errRejected) && p.ctx.Err() == nil {
@@ -150,7 +154,7 @@ func (p *peer) connectAndServe() error {
 	p.crashed.Store(false)
 	p.linkUps.Add(1)
 
-	oc := &outConn{p: p, conn: conn, raw: raw, q: newFrameQueue(c.cfg.LinkQueueSize), done: make(chan struct{})}
+	oc := &outConn{p: p, conn: conn, raw: raw, q: newFrameQueue(c.cfg.LinkQueueSize), done: make(chan struct{}), peerEpoch: peerEpoch}
 	if err := c.linkUp(p, oc); err != nil {
 		return err
 	}

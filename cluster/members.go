@@ -90,7 +90,7 @@ func (c *Cluster) peerAlive(n nodeInfo) {
 		c.wg.Add(1)
 		go p.runDialer()
 	} else {
-		p.update(n.peerAddr, restarted)
+		p.update(n.peerAddr, restarted, n.epoch)
 	}
 	c.recountLocked(now)
 	c.mu.Unlock()

@@ -95,15 +95,17 @@ func (p *peer) getAddr() string {
 }
 
 // update records the peer's address as memberlist now reports it. A new
-// address, or a restarted process (restarted), makes the current outbound
-// connection stale; either way the dialer tries at once, skipping any
+// address, or a restarted process (restarted, now epoch) the current
+// outbound connection does not reach, makes that connection stale; either way the dialer tries at once, skipping any
 // backoff: a member reported alive must be linked now.
-func (p *peer) update(addr string, restarted bool) {
+func (p *peer) update(addr string, restarted bool, epoch uint64) {
 	p.mu.Lock()
-	stale := p.addr != addr || restarted
+	moved := p.addr != addr
 	p.addr = addr
 	p.mu.Unlock()
-	if oc := p.out.Load(); stale && oc != nil {
+	// A link made before gossip told of the restart may already reach the
+	// new process: closing it would drop what it carries (with a gap).
+	if oc := p.out.Load(); oc != nil && (moved || restarted && oc.peerEpoch != epoch) {
 		oc.close()
 	}
 	signal(p.kick)

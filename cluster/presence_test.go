@@ -390,7 +390,7 @@ func TestPresenceLinkResetResyncs(t *testing.T) {
 
 	pb := b.peer("n0")
 	good := pb.getAddr()
-	pb.update("127.0.0.1:1", false) // b's link to a stays down
+	pb.update("127.0.0.1:1", false, 0) // b's link to a stays down
 	waitFor(t, 5*time.Second, "a sees the link from b gone", func() bool {
 		l, _ := linkTo(a.Cluster, "n1")
 		return !l.InboundUp
@@ -402,7 +402,7 @@ func TestPresenceLinkResetResyncs(t *testing.T) {
 	if v := a.rec.pres.view(); v != "room alice,room bob" {
 		t.Fatalf("a's view changed while the link was down: %s", v)
 	}
-	pb.update(good, false)
+	pb.update(good, false, 0)
 	sameView(t, nodes, "room bob,room carol", 10*time.Second)
 	got := a.rec.pres.log(mark)
 	slices.Sort(got)
@@ -737,12 +737,12 @@ func TestPresenceFetch(t *testing.T) {
 	}()
 	pc := c.peer("n1")
 	good := pc.getAddr()
-	pc.update(silent.Addr().String(), false)
+	pc.update(silent.Addr().String(), false, 0)
 	waitFor(t, 5*time.Second, "c's link to b down", func() bool { return pc.out.Load() == nil })
 	if _, err := got(); !errors.Is(err, ErrPresenceUnanswered) || !strings.Contains(err.Error(), "n1") {
 		t.Fatalf("fetch with b unreachable: %v", err)
 	}
-	pc.update(good, false)
+	pc.update(good, false, 0)
 	unblock()
 	silent = nil
 	waitFor(t, 5*time.Second, "c's link to b back", func() bool { return pc.out.Load() != nil })

@@ -127,7 +127,7 @@ func TestGarbageOnPeerPort(t *testing.T) {
 	// dead address until the end.
 	pb := b.peer("n0")
 	good := pb.getAddr()
-	pb.update("127.0.0.1:1", false)
+	pb.update("127.0.0.1:1", false, 0)
 	bad := [][]byte{
 		appendFrame(nil, framePublish, []byte{0x93, 0xa1}),  // publish cut short
 		appendFrame(nil, frameAck, mustMsg(ackMsg{Seq: 1})), // wrong direction
@@ -154,7 +154,7 @@ func TestGarbageOnPeerPort(t *testing.T) {
 	conn.Write(publishFrame("c", []byte("payload"), "")[:9])
 	conn.(*net.TCPConn).CloseWrite()
 	expectClosed(t, conn)
-	pb.update(good, false)
+	pb.update(good, false, 0)
 
 	// The node keeps working: n1's real link comes back and traffic flows.
 	waitFor(t, 10*time.Second, "links back", func() bool { return fullyLinked(a, 2) && fullyLinked(b, 2) })
