@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -111,8 +112,11 @@ func readRefusal(status int, resp io.Reader) *dialError {
 	if err != nil {
 		return e
 	}
-	if s, err := strconv.Atoi(res.Header.Get("Retry-After")); err == nil && s > 0 {
-		e.retryAfter = time.Duration(s) * time.Second
+	// Seconds past what a Duration holds (or an int: Atoi then gives the
+	// largest with ErrRange) mean the longest wait: the product wrapped
+	// around to a short or negative wait, an immediate retry.
+	if s, err := strconv.Atoi(res.Header.Get("Retry-After")); (err == nil || errors.Is(err, strconv.ErrRange)) && s > 0 {
+		e.retryAfter = time.Duration(min(int64(s), int64(math.MaxInt64/time.Second))) * time.Second
 	}
 	body, _ := io.ReadAll(io.LimitReader(res.Body, 512))
 	e.body = string(bytes.TrimSpace(body))

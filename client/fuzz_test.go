@@ -1,9 +1,13 @@
 package client
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"net"
+	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -87,6 +91,52 @@ func FuzzReadMessages(f *testing.F) {
 				t.Fatalf("a message of %d bytes passed the %d limit", len(b), cfg.MaxMessageSize)
 			}
 			_, _ = decodeFrame(b)
+		}
+	})
+}
+
+// FuzzReadRefusal: the response to a refused upgrade comes from the
+// server (or whatever answers at its address): any bytes give a
+// dialError with the status, a body of at most 512 bytes, and a wait of
+// at least what Retry-After asks (up to a cap), never a panic.
+func FuzzReadRefusal(f *testing.F) {
+	for _, s := range []string{
+		"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 2\r\n\r\n{}",
+		"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 120\r\n\r\n{\"code\":429,\"reason\":\"slow down\"}",
+		"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 9223372036\r\n\r\n",
+		"HTTP/1.1 503 Service Unavailable\r\nRetry-After: Wed, 21 Oct 2015 07:28:00 GMT\r\n\r\n",
+		"HTTP/1.1 401 Unauthorized\r\nContent-Length: 5\r\n\r\nno",
+		"HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+		"HTTP/1.0 503\r\nRetry-After: -3\r\n\r\n", "garbage",
+	} {
+		f.Add(503, []byte(s))
+	}
+	f.Fuzz(func(t *testing.T, status int, b []byte) {
+		e := readRefusal(status, bytes.NewReader(b))
+		if e == nil || e.status != status {
+			t.Fatalf("refusal %+v for status %d", e, status)
+		}
+		if len(e.body) > 512 {
+			t.Fatalf("kept a body of %d bytes", len(e.body))
+		}
+		if e.retryAfter < 0 {
+			t.Fatalf("negative Retry-After wait %v", e.retryAfter)
+		}
+		res, err := http.ReadResponse(bufio.NewReader(io.LimitReader(bytes.NewReader(b), 4096)), nil)
+		if err != nil {
+			return
+		}
+		s, err := strconv.ParseInt(res.Header.Get("Retry-After"), 10, 64)
+		if (err != nil && !errors.Is(err, strconv.ErrRange)) || s <= 0 {
+			return // ErrRange: s is the largest int64, a wait as long as can be
+		}
+		const capped = 24 * time.Hour // far above any MaxReconnectDelay
+		want := capped
+		if s < int64(capped/time.Second) {
+			want = time.Duration(s) * time.Second
+		}
+		if e.retryAfter < want {
+			t.Fatalf("Retry-After: %d read as a wait of %v", s, e.retryAfter)
 		}
 	})
 }
