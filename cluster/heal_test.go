@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hashicorp/memberlist"
 	"slices"
 	"strconv"
 	"strings"
@@ -400,24 +401,29 @@ func TestDropTotalsOutliveThePeer(t *testing.T) {
 
 // TestJoinDoesNotWaitForACrashedMember: a node joining while a member's
 // process is gone but memberlist still lists it alive (the seconds before
-// it is declared dead) is ready once its dial to that member is refused,
-// instead of refusing clients until the member is declared dead. The
-// crashed member is made by closing only its peer listener, so that
-// memberlist keeps it alive for the whole test.
+// it is declared dead) is ready once its dials to that member's peer and
+// gossip ports are refused, instead of refusing clients until the member
+// is declared dead. Probes are 30 s apart here, so that nobody notices the
+// death during the test.
 func TestJoinDoesNotWaitForACrashedMember(t *testing.T) {
-	nodes := startCluster(t, 3)
-	gone := nodes[1]
-	gone.peerLn.Close() // "n1: peer listener failed" logged: expected
+	slowProbes := func(c *Config) {
+		c.Memberlist = func(mc *memberlist.Config) {
+			testGossip(mc)
+			mc.ProbeInterval = 30 * time.Second
+		}
+	}
+	nodes := startClusterWith(t, 3, slowProbes)
+	nodes[1].kill()
 	cfg := testConfig("n3")
 	cfg.Join = []string{nodes[0].gossipAddr()}
 	cfg.JoinTimeout = time.Minute // the old behaviour: not ready for a minute
+	slowProbes(&cfg)
 	joiner := startNode(t, cfg)
 	waitFor(t, 20*time.Second, "the joiner ready", func() bool { return joiner.standing() == nil })
 	if st := stateOf(joiner.Cluster, "n1"); st != "alive" {
-		t.Fatalf("the joiner sees n1 %q: the test needs it listed alive", st)
-	}
-	if l, _ := linkTo(joiner.Cluster, "n1"); l.State == "up" {
-		t.Fatal("the joiner linked with n1, whose peer listener is closed")
+		// A probe of n1 came within the moment between the kill and the
+		// join (about 1 in 60): n0 suspected it and never told the joiner.
+		t.Skipf("the joiner sees n1 %q: the test needs it listed alive", st)
 	}
 	// It serves: a publish on the joiner reaches a subscriber on n2.
 	subscribe(t, nodes[2], "x")
@@ -428,24 +434,23 @@ func TestJoinDoesNotWaitForACrashedMember(t *testing.T) {
 	waitFor(t, 5*time.Second, "delivery from the joiner", func() bool { return len(nodes[2].rec.on("x")) == 1 })
 }
 
-// TestRestartNoticeKeepsALinkToTheNewProcess: the welcome tells the dialer
-// which process it reached, so a restart notice (gossip, possibly later
-// than the link) closes only a link to another process: a link already
-// made to the restarted one keeps what it carries.
-func TestRestartNoticeKeepsALinkToTheNewProcess(t *testing.T) {
-	nodes := startCluster(t, 2)
-	a, b := nodes[0], nodes[1]
-	pa := a.peer("n1")
-	oc := pa.out.Load()
-	if oc == nil || oc.peerEpoch != b.epoch {
-		t.Fatalf("a's link to b: %+v, want it to know b's epoch %d", oc, b.epoch)
+// TestJoinWaitsForALivePeerThatRefusesLinks: a member whose peer port
+// refuses connections but whose gossip port answers is alive (a firewall
+// rejecting the peer port, a listener on another interface): a joining
+// node does not become ready without it, since its subscribers would miss
+// what the joiner's clients publish.
+func TestJoinWaitsForALivePeerThatRefusesLinks(t *testing.T) {
+	nodes := startCluster(t, 3)
+	nodes[1].peerLn.Close() // "n1: peer listener failed" logged: expected
+	cfg := testConfig("n3")
+	cfg.Join = []string{nodes[0].gossipAddr()}
+	cfg.JoinTimeout = time.Minute
+	joiner := startNode(t, cfg)
+	waitFor(t, 20*time.Second, "the joiner's dial to n1 refused", func() bool {
+		l, ok := linkTo(joiner.Cluster, "n1")
+		return ok && l.Reconnects >= 2
+	})
+	if err := joiner.standing(); !errors.Is(err, ErrJoining) {
+		t.Fatalf("joiner standing %v with n1 alive and unlinked, want joining", err)
 	}
-	ups := pa.linkUps.Load()
-	pa.update(pa.getAddr(), true, b.epoch) // the notice of the process it reaches
-	subscribe(t, b, "x")                   // a round trip on both links after the notice
-	if pa.out.Load() != oc || pa.linkUps.Load() != ups {
-		t.Fatal("a closed its link to the very process the restart notice names")
-	}
-	pa.update(pa.getAddr(), true, b.epoch+2) // another process: this link is stale
-	waitFor(t, 10*time.Second, "a relinked", func() bool { return pa.linkUps.Load() > ups && pa.out.Load() != nil })
 }

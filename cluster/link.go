@@ -94,7 +94,8 @@ func (p *peer) runDialer() {
 		if time.Since(start) > stableLink {
 			b.reset()
 		}
-		if refused := errors.Is(err, syscall.ECONNREFUSED); p.crashed.Swap(refused) != refused && refused {
+		refused := errors.Is(err, syscall.ECONNREFUSED) && p.c.gossipRefused(p.name)
+		if p.crashed.Swap(refused) != refused && refused {
 			signal(p.c.linkEvent) // a joining node stops waiting for it
 			p.c.stand.changed()
 		}
@@ -180,6 +181,31 @@ func (p *peer) connectAndServe() error {
 		p.c.peerDrops.Add(uint64(n))
 	}
 	return err
+}
+
+// gossipRefused reports whether the member's gossip port refuses a TCP
+// connection too. Only then is a refused peer link taken for a process
+// that is gone: a live node behind a firewall that rejects its peer port,
+// or whose peer listener is on another interface, still answers gossip.
+// The probe connection closes before its first byte, which the gossip
+// transport counts as a reachability probe, not junk.
+func (c *Cluster) gossipRefused(name string) bool {
+	c.mu.Lock()
+	m := c.members[name]
+	addr := ""
+	if m != nil {
+		addr = m.gossipAddr
+	}
+	c.mu.Unlock()
+	if addr == "" {
+		return false
+	}
+	conn, err := net.DialTimeout("tcp", addr, dialTimeout)
+	if err != nil {
+		return errors.Is(err, syscall.ECONNREFUSED)
+	}
+	conn.Close()
+	return false
 }
 
 // readAcks reads what an acceptor may send on our link: interest acks,

@@ -142,20 +142,21 @@ func (c *Cluster) joinProgress() string {
 
 // unsyncedPeers lists the live peers not yet linked both ways: our
 // snapshot acked on our link to them, theirs applied on their link to us.
-// A peer whose process is known to be gone (our dial was refused: its host
-// is up, nothing listens) is not waited for, as in AwaitInterest: it has
-// no subscribers to lose, and memberlist may take seconds to declare it
-// dead (a node starting right after another crashed would refuse clients
-// until then). If it comes back, it is a new process that links first.
+// A peer whose process is known to be gone (its peer and gossip ports
+// both refused us: the host is up, nothing listens) and that has no link
+// to us is not waited for, as in AwaitInterest: it has no subscribers to
+// lose, and memberlist may take seconds to declare it dead (a node
+// starting right after another crashed would refuse clients until then).
+// If it comes back, it is a new process that links first.
 func (c *Cluster) unsyncedPeers() []string {
 	var out []string
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for name, p := range c.peers {
-		if p.crashed.Load() {
+		m := c.members[name]
+		if p.crashed.Load() && (m == nil || !m.in.inUp) {
 			continue
 		}
-		m := c.members[name]
 		if m == nil || !m.in.inUp || !p.outboundSynced() {
 			out = append(out, name)
 		}
