@@ -28,6 +28,7 @@ const maxJunkAddrs = 1024
 // junkCounter counts one kind of junk since the last summary.
 type junkCounter struct {
 	what  string        // "junk gossip packets"
+	why   string        // its likely causes, for the summary
 	total atomic.Uint64 // ever, for Stats
 
 	// mu guards the counts since the last summary.
@@ -75,9 +76,11 @@ type junkLog struct {
 
 func newJunkLog() *junkLog {
 	j := &junkLog{}
-	j.packets.what = "junk gossip packets"
-	j.streams.what = "junk gossip streams"
+	notOurs := "not meshcast, or a node with a different --secret or --cluster-name"
+	j.packets.what, j.packets.why = "junk gossip packets", notOurs
+	j.streams.what, j.streams.why = "junk gossip streams", notOurs
 	j.links.what = "peer-link connections that failed the handshake or found no slot"
+	j.links.why = "not meshcast, a node with a different --secret or --cluster-name, or more handshakes at once than the slots allow"
 	return j
 }
 
@@ -96,8 +99,7 @@ func (j *junkLog) summarize(log *slog.Logger) {
 		if addrs == 1 {
 			noun = "address"
 		}
-		log.Warn(fmt.Sprintf("refused %d %s from %d%s %s (not meshcast, or a node with a different --secret or --cluster-name)",
-			n, c.what, addrs, more, noun),
+		log.Warn(fmt.Sprintf("refused %d %s from %d%s %s (%s)", n, c.what, addrs, more, noun, c.why),
 			"example_addr", sample, "kind", c.what)
 	}
 }

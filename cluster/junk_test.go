@@ -102,7 +102,8 @@ func TestJunkIsNotLoggedOneLineEach(t *testing.T) {
 	want := []string{
 		"WARN refused 40 junk gossip packets from 1 address" + notOurs,
 		"WARN refused 40 junk gossip streams from 1 address" + notOurs,
-		"WARN refused 40 peer-link connections that failed the handshake or found no slot from 1 address" + notOurs,
+		"WARN refused 40 peer-link connections that failed the handshake or found no slot from 1 address" +
+			" (not meshcast, a node with a different --secret or --cluster-name, or more handshakes at once than the slots allow)",
 	}
 	if got := logs.since(mark, slog.LevelInfo); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("summary:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -75,6 +75,10 @@ func (c *Cluster) joinOnce() joinResult {
 		if err == nil && len(addrs) > 0 {
 			return joinFirst
 		}
+		c.lastJoinErr = "no seed address resolved"
+		if err != nil {
+			c.lastJoinErr = strings.Join(strings.Fields(err.Error()), " ")
+		}
 		return joinFailed
 	}
 	via, err := c.joinAny(others)
@@ -150,7 +154,8 @@ func joinError(err error) string {
 	for _, e := range errs {
 		msg := strings.Join(strings.Fields(e.Error()), " ")
 		if strings.HasSuffix(msg, ": EOF") || strings.Contains(msg, "connection reset by peer") {
-			msg += " (the seed closed the connection unanswered: does it have the same --secret and --cluster-name as this node?)"
+			msg += " (the seed closed the connection unanswered: is that its gossip port (--gossip, not --peer), " +
+				"and does it have the same --secret and --cluster-name as this node?)"
 		}
 		parts = append(parts, msg)
 	}

@@ -93,17 +93,27 @@ func (c *config) checkFiles(cf *configFile) []error {
 
 // healthCommand is `meshcast health [URL]`: exit 0 if URL answers 200,
 // else 1. It is the container's HEALTHCHECK, for images with no shell or
-// curl. Without a URL it asks the local node at MESHCAST_LISTEN's port
-// (8080 if unset); a URL without a path gets /healthz.
+// curl. Without a URL it asks the node at MESHCAST_LISTEN (127.0.0.1:8080
+// if unset), over HTTPS if MESHCAST_TLS_CERT is set; a URL without a path
+// gets /healthz.
 func healthCommand(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	target := ""
 	switch {
 	case len(args) == 0:
-		port := "8080"
-		if _, p, err := net.SplitHostPort(getenv("MESHCAST_LISTEN")); err == nil && p != "" {
-			port = p
+		host, port := "127.0.0.1", "8080"
+		if h, p, err := net.SplitHostPort(getenv("MESHCAST_LISTEN")); err == nil {
+			if ip := net.ParseIP(h); h != "" && (ip == nil || !ip.IsUnspecified()) {
+				host = h // bound to one address: 127.0.0.1 may not answer
+			}
+			if p != "" {
+				port = p
+			}
 		}
-		target = "http://127.0.0.1:" + port + "/healthz"
+		scheme := "http"
+		if getenv("MESHCAST_TLS_CERT") != "" {
+			scheme = "https"
+		}
+		target = scheme + "://" + net.JoinHostPort(host, port) + "/healthz"
 	case len(args) == 1 && !strings.HasPrefix(args[0], "-"):
 		target = args[0]
 		if u, err := url.Parse(target); err == nil && (u.Path == "" || u.Path == "/") {
@@ -111,7 +121,7 @@ func healthCommand(args []string, getenv func(string) string, stdout, stderr io.
 			target = u.String()
 		}
 	default:
-		fmt.Fprintln(stderr, "usage: meshcast health [URL]  (default http://127.0.0.1:$port/healthz, port from MESHCAST_LISTEN or 8080)")
+		fmt.Fprintln(stderr, "usage: meshcast health [URL]  (default: /healthz at MESHCAST_LISTEN, or 127.0.0.1:8080; https with MESHCAST_TLS_CERT)")
 		return 2
 	}
 	client := http.Client{

@@ -65,4 +65,11 @@ func TestHealthCommandTLS(t *testing.T) {
 	if code := healthCommand([]string{srv.URL}, noEnv, &out, &errOut); code != 0 {
 		t.Fatalf("health over TLS with a self-signed certificate: %d %s", code, errOut.String())
 	}
+	// No URL: the address of MESHCAST_LISTEN, over HTTPS with a certificate.
+	env := func(k string) string {
+		return map[string]string{"MESHCAST_LISTEN": srv.Listener.Addr().String(), "MESHCAST_TLS_CERT": "cert.pem"}[k]
+	}
+	if code := healthCommand(nil, env, &out, &errOut); code != 0 {
+		t.Fatalf("health of MESHCAST_LISTEN with MESHCAST_TLS_CERT: %d %s", code, errOut.String())
+	}
 }

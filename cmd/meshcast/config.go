@@ -104,8 +104,16 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 // duration's unit, and where the flags are listed.
 func flagError(fs *flag.FlagSet, err error) error {
 	hint := "meshcast --help lists the flags"
-	if m := regexp.MustCompile(`for flag -([a-z0-9-]+)`).FindStringSubmatch(err.Error()); m != nil {
-		if g, ok := fs.Lookup(m[1]).Value.(flag.Getter); ok {
+	// The flag's name follows the quoted value, which may itself contain
+	// "for flag -x": the last mention of a real flag is the one.
+	var f *flag.Flag
+	for _, m := range regexp.MustCompile(`for flag -([a-z0-9-]+)`).FindAllStringSubmatch(err.Error(), -1) {
+		if found := fs.Lookup(m[1]); found != nil {
+			f = found
+		}
+	}
+	if f != nil {
+		if g, ok := f.Value.(flag.Getter); ok {
 			if _, isDuration := g.Get().(time.Duration); isDuration {
 				hint = "a duration takes a unit: 10s, 500ms, 2m, 1h"
 			}

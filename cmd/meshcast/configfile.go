@@ -199,17 +199,17 @@ func (cf *configFile) namespace(name string, v *yaml.Node) (hub.Namespace, []err
 
 // locate puts err at the line of the first setting it names that the
 // file sets; other errors come back as they are, with the file's name.
-// locateAll is locate for each error of an errors.Join.
+// locateAll is locate for each error of an errors.Join, nested ones
+// included.
 func (cf *configFile) locateAll(err error) []error {
-	errs := []error{err}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, cf.locateAll(e)...)
+		}
+		return out
 	}
-	out := make([]error, len(errs))
-	for i, e := range errs {
-		out[i] = cf.locate(e)
-	}
-	return out
+	return []error{cf.locate(err)}
 }
 
 func (cf *configFile) locate(err error) error {

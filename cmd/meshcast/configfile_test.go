@@ -205,14 +205,16 @@ listen: ":9091"
 		}
 	}
 	// Every setting at odds with another is reported, each at its line.
-	cross := writeFile(t, "cross.yaml", "max-message: 1000\nmax-data: 2000\nping-interval: 1ms\nhistory-replicas: 0\n")
+	cross := writeFile(t, "cross.yaml", "max-message: 1000\nmax-data: 2000\nping-interval: 1ms\nhistory-replicas: 0\n"+
+		"client-publish-burst: 5\ntls-cert: a.pem\n")
 	errs := checkConfigFile(cross)
 	var got []string
 	for _, e := range errs {
 		got = append(got, e.Error())
 	}
-	if len(errs) != 3 || !strings.HasPrefix(got[0], cross+":2: --max-data") ||
-		!strings.HasPrefix(got[1], cross+":3: --ping-interval") || !strings.HasPrefix(got[2], cross+":4: --history-replicas") {
+	if len(errs) != 5 || !strings.HasPrefix(got[0], cross+":2: --max-data") ||
+		!strings.HasPrefix(got[1], cross+":3: --ping-interval") || !strings.HasPrefix(got[2], cross+":4: --history-replicas") ||
+		!strings.HasPrefix(got[3], cross+":5: --client-publish-burst") || !strings.HasPrefix(got[4], cross+":6: give both --tls-cert") {
 		t.Fatalf("cross-setting errors:\n%s", strings.Join(got, "\n"))
 	}
 	missing := writeFile(t, "missing.yaml", "token-jwks-file: /nonexistent/jwks.json\n")
@@ -250,6 +252,7 @@ func TestFlagErrorsSayWhatToDo(t *testing.T) {
 		want string
 	}{
 		{[]string{"--join-timeout", "10"}, "a duration takes a unit: 10s"},
+		{[]string{"--max-message", "x for flag -nope: "}, `invalid value "x for flag -nope: " for flag -max-message`}, // once a panic
 		{[]string{"--bogus"}, "flag provided but not defined: -bogus (meshcast --help lists the flags)"},
 		{[]string{"--log-level", "loud"}, `--log-level must be debug, info, warn or error, not "loud"`},
 		{[]string{"--gossip", "127.0.0.1:7946", "--peer", "127.0.0.1:7946"}, "--gossip and --peer must be different addresses"},

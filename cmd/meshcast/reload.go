@@ -73,7 +73,7 @@ func (n *node) reload() error {
 	n.conns.set(next.security.maxConnections, next.security.maxConnectionsPerIP) // before the upgrade (httpserver.go)
 	commitTLS(n.log)
 	n.applyRuntime(&next)
-	if next.security.hmacSecret != n.cfg.security.hmacSecret {
+	if next.security.hmacSecret != n.cfg.security.hmacSecret || n.cfg.security.insecure && !next.security.insecure {
 		next.security.warnWeakTokenSecret(n.log)
 	}
 	n.cfg = next

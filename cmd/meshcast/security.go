@@ -55,21 +55,19 @@ func (s *securityConfig) register(fs *flag.FlagSet) {
 }
 
 func (s *securityConfig) validate() error {
-	switch {
-	case s.apiKey != "" && s.apiKeyFile != "":
-		return errors.New("give --api-key or --api-key-file, not both")
-	case s.publishRate < 0:
-		return errors.New("--client-publish-rate must not be negative")
-	case s.publishBurst < 0:
-		return errors.New("--client-publish-burst must not be negative")
-	case s.publishBurst > 0 && s.publishRate == 0:
-		return errors.New("--client-publish-burst needs --client-publish-rate")
-	case s.maxConnections < 0 || s.maxConnectionsPerIP < 0:
-		return errors.New("--max-connections and --max-connections-per-ip must not be negative")
-	case s.maxLifetime < 0:
-		return errors.New("--token-max-lifetime must not be negative")
+	var errs []error
+	check := func(bad bool, msg string) {
+		if bad {
+			errs = append(errs, errors.New(msg))
+		}
 	}
-	return nil
+	check(s.apiKey != "" && s.apiKeyFile != "", "give --api-key or --api-key-file, not both")
+	check(s.publishRate < 0, "--client-publish-rate must not be negative")
+	check(s.publishBurst < 0, "--client-publish-burst must not be negative")
+	check(s.publishBurst > 0 && s.publishRate == 0, "--client-publish-burst needs --client-publish-rate")
+	check(s.maxConnections < 0 || s.maxConnectionsPerIP < 0, "--max-connections and --max-connections-per-ip must not be negative")
+	check(s.maxLifetime < 0, "--token-max-lifetime must not be negative")
+	return errors.Join(errs...)
 }
 
 // apply sets the security flags on hcfg, reading the key and config files.

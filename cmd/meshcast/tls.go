@@ -29,8 +29,9 @@ func (t *tlsConfig) register(fs *flag.FlagSet) {
 }
 
 func (t *tlsConfig) validate() error {
+	var errs []error
 	if (t.cert == "") != (t.key == "") {
-		return errors.New("give both --tls-cert and --tls-key, or neither")
+		errs = append(errs, errors.New("give both --tls-cert and --tls-key, or neither"))
 	}
 	n := 0
 	for _, f := range []string{t.peerCert, t.peerKey, t.peerCA} {
@@ -39,9 +40,9 @@ func (t *tlsConfig) validate() error {
 		}
 	}
 	if n != 0 && n != 3 {
-		return errors.New("peer TLS needs all of --peer-tls-cert, --peer-tls-key and --peer-tls-ca")
+		errs = append(errs, errors.New("peer TLS needs all of --peer-tls-cert, --peer-tls-key and --peer-tls-ca"))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // certReloader holds a certificate loaded from files and swaps in a new one
