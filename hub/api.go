@@ -163,7 +163,9 @@ func (a *API) decode(w http.ResponseWriter, r *http.Request, req *apiRequest) (i
 		}
 		return http.StatusBadRequest, "body is not a JSON object of the expected shape"
 	}
-	if dec.More() {
+	// Nothing but white space may follow the object. dec.More() alone is
+	// false before a '}' or ']' too, so `{...}}` and `{...}]` passed.
+	if _, err := dec.Token(); err != io.EOF {
 		return http.StatusBadRequest, "body has more than one JSON value"
 	}
 	return 0, ""
