@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
 	"sync"
 	"time"
 )
@@ -40,6 +41,7 @@ type Client struct {
 	waiting map[uint64]*pending // requests sent on conn, by id
 	nextID  uint64
 	stopErr error         // why the client stopped; nil while it runs
+	lastErr error         // the last failed connection attempt
 	stopped chan struct{} // closed when stopErr is set
 }
 
@@ -65,6 +67,12 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	if len(cfg.URLs) == 0 {
 		return nil, errors.New("client: no URL")
 	}
+	for _, raw := range cfg.URLs {
+		// A URL that can never work fails now, not when ctx ends.
+		if u, err := url.Parse(raw); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+			return nil, fmt.Errorf("client: URL %q: want ws://host[:port]/path or wss://...", raw)
+		}
+	}
 	cfg = cfg.withDefaults()
 	c := &Client{
 		cfg:     cfg,
@@ -87,6 +95,12 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, err
 	case <-ctx.Done():
 		c.Close()
+		c.mu.Lock()
+		last := c.lastErr
+		c.mu.Unlock()
+		if last != nil {
+			return nil, fmt.Errorf("client: connect: %w (last attempt: %w)", ctx.Err(), last)
+		}
 		return nil, fmt.Errorf("client: connect: %w", ctx.Err())
 	}
 }

@@ -319,3 +319,21 @@ func TestReadTimeout(t *testing.T) {
 		t.Fatalf("disconnected %+v", d[0])
 	}
 }
+
+// TestConnectSaysWhy: a URL that can never work fails at once, and a
+// connect that runs out of time says what the last attempt met.
+func TestConnectSaysWhy(t *testing.T) {
+	for _, u := range []string{"http://127.0.0.1:1/ws", "::::", "ws//missing-colon", "ws:///no-host"} {
+		start := time.Now()
+		_, err := Dial(context.Background(), u) // would retry forever if taken
+		if err == nil || !strings.Contains(err.Error(), "want ws://") || time.Since(start) > time.Second {
+			t.Errorf("Dial(%q): %v after %v, want an error at once", u, err, time.Since(start))
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err := Dial(ctx, "ws://127.0.0.1:1/ws")
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "last attempt") || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("Dial of a closed port: %v, want the deadline and the last attempt's error", err)
+	}
+}

@@ -29,6 +29,9 @@ func (c *Client) run(first chan<- error) {
 				c.stop(err, &Event{Type: EventDisconnected, Code: 1006, Reason: err.Error(), Err: err})
 				return
 			}
+			c.mu.Lock()
+			c.lastErr = err // for Connect's error if its ctx ends first
+			c.mu.Unlock()
 			d := c.backoff(attempt, err)
 			c.log.Debug("connection attempt failed", slog.Any("err", err), slog.Duration("retry_in", d))
 			c.event(Event{Type: EventDisconnected, Code: 1006, Reason: err.Error(), Reconnect: true, Delay: d, Err: err})

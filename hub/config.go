@@ -50,7 +50,9 @@ type Config struct {
 	Security SecurityConfig
 
 	// Events. Each is optional and runs on the goroutine of what caused it,
-	// with no hub lock held, so it may call any Hub or Client method. A
+	// with no hub lock held, so it may call any Hub or Client method but
+	// Shutdown, which waits for running hooks (start it on a goroutine of
+	// its own: go h.Shutdown(ctx)). A
 	// client's requests are handled one at a time: the hooks of one client
 	// never overlap and come in order, OnConnect first (before its first
 	// request is read) and OnDisconnect last (after an OnUnsubscribe for

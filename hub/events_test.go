@@ -255,3 +255,29 @@ func TestConfigRejectsNonsense(t *testing.T) {
 		h.Shutdown(context.Background())
 	}
 }
+
+// TestEmbedderMistakesAreErrors: mistakes an embedder can make get an
+// error where they are made, not a panic later on a hub goroutine or a
+// subscription that outlives the caller's cancelled context.
+func TestEmbedderMistakesAreErrors(t *testing.T) {
+	var nilAuth AuthenticatorFunc
+	if _, err := New(Config{Authenticator: nilAuth}); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("New with a nil AuthenticatorFunc: %v, want ErrInvalidConfig", err)
+	}
+	h, _ := testHub(t, Config{})
+	if err := h.UpdateSecurity(Live{Authenticator: nilAuth}); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("UpdateSecurity with a nil AuthenticatorFunc: %v", err)
+	}
+	if s, err := h.Subscribe(context.Background(), "x", nil); err == nil {
+		s.Close()
+		t.Error("Subscribe with a nil func accepted")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if s, err := h.Subscribe(ctx, "x", func(Message) {}); !errors.Is(err, context.Canceled) {
+		if s != nil {
+			s.Close()
+		}
+		t.Errorf("Subscribe with a cancelled context: %v, want context.Canceled", err)
+	}
+}

@@ -330,7 +330,12 @@ func (h *Hub) sessionClosed(s *session, err error) {
 
 // Shutdown refuses new clients, closes every connection with 1001 "going
 // away", then leaves the cluster (flushing the peer links first) and waits
-// for the hub's goroutines, or until ctx ends. It is idempotent.
+// for the hub's goroutines. When ctx ends first, the connections left are
+// closed without flushing and it returns an error wrapping ctx's, but only
+// once the hooks already running (OnDisconnect...) have returned: so a
+// hook must not call Shutdown, which would wait for itself; start it on a
+// goroutine of its own. It is idempotent; a later call waits for what an
+// earlier one left running.
 func (h *Hub) Shutdown(ctx context.Context) error {
 	h.closed.Store(true)
 	err := errors.Join(h.transport.Shutdown(ctx), h.relay.Shutdown(ctx))

@@ -51,6 +51,9 @@ func (cfg *Config) live() Live {
 // normalize rejects values that cannot be meant and fills defaults.
 func (l *Live) normalize() error {
 	sc := &l.Security
+	if f, ok := l.Authenticator.(AuthenticatorFunc); ok && f == nil {
+		return fmt.Errorf("%w: a nil AuthenticatorFunc (it would panic on every upgrade)", ErrInvalidConfig)
+	}
 	switch {
 	case l.MaxDataSize < 0:
 		return fmt.Errorf("%w: negative MaxDataSize", ErrInvalidConfig)

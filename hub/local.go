@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -52,6 +53,14 @@ const maxLocalQueue = 4096
 // at a time; a subscriber slower than the publishes misses some and is
 // told with a Gap, never slows the others.
 func (h *Hub) Subscribe(ctx context.Context, ch string, fn func(Message), opts ...SubscribeOption) (*Subscription, error) {
+	if fn == nil {
+		// Refused here: called later, on the subscription's goroutine, it
+		// would crash the process.
+		return nil, errors.New("hub: Subscribe with a nil func")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err // as Publish; Ready returns at once without a cluster
+	}
 	if err := checkServerChannel(ch); err != nil {
 		return nil, err
 	}
