@@ -246,6 +246,9 @@ func unquote(v []byte) (string, bool) {
 
 // appendQuoted appends s as a JSON string. Channel names hold no control
 // characters, but ids and reasons might, so everything below 0x20 is escaped.
+// Invalid UTF-8 (a string from a misbehaving peer, say) becomes U+FFFD, as
+// encoding/json does: a text frame with it would make browsers close the
+// connection.
 func appendQuoted(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	for i := 0; i < len(s); i++ {
@@ -256,8 +259,16 @@ func appendQuoted(dst []byte, s string) []byte {
 		case c < 0x20:
 			dst = append(dst, `\u00`...)
 			dst = append(dst, "0123456789abcdef"[c>>4], "0123456789abcdef"[c&0xf])
-		default:
+		case c < utf8.RuneSelf:
 			dst = append(dst, c)
+		default:
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				dst = append(dst, `\ufffd`...)
+			} else {
+				dst = append(dst, s[i:i+size]...)
+			}
+			i += size - 1
 		}
 	}
 	return append(dst, '"')

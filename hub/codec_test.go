@@ -143,3 +143,24 @@ func BenchmarkDecodeRequest(b *testing.B) {
 		}
 	}
 }
+
+// TestAppendQuotedIsValidJSON: whatever the string (control characters,
+// quotes, invalid UTF-8 from a misbehaving peer), appendQuoted writes one
+// valid JSON string in valid UTF-8, which reads back as encoding/json
+// would write it.
+func TestAppendQuotedIsValidJSON(t *testing.T) {
+	for _, s := range []string{"", "plain", "quote\" back\\slash", "ctl\x00\x1f", "é€😀", "bad\xff\xfe", "cut\xe2\x82", "\xc0\xae"} {
+		out := appendQuoted(nil, s)
+		var back string
+		if !utf8.Valid(out) || json.Unmarshal(out, &back) != nil {
+			t.Errorf("%q: %q is not a valid JSON string in UTF-8", s, out)
+			continue
+		}
+		want, _ := json.Marshal(s) // encoding/json: invalid bytes become U+FFFD
+		var wantBack string
+		json.Unmarshal(want, &wantBack)
+		if back != wantBack {
+			t.Errorf("%q reads back %q, want %q", s, back, wantBack)
+		}
+	}
+}
