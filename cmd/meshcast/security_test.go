@@ -229,16 +229,22 @@ func TestWeakTokenSecretWarning(t *testing.T) {
 		{[]string{"--token-hmac-secret", "kq3Yx7mB2vN9pL4sT8wZ1cF6hJ0dR5gU"}, false},
 		{[]string{"--token-hmac-secret", "browser-token-secret", "--insecure"}, false},
 	} {
-		var buf wstest.SyncBuffer
-		n, err := startNode(secureConfig(t, tc.args...), slog.New(slog.NewTextHandler(&buf, nil)), nodeOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		stopNode(t, n)
-		if got := strings.Contains(buf.String(), "token HMAC secret is weak"); got != tc.warn {
-			t.Errorf("%v: warning=%v, want %v", tc.args, got, tc.warn)
+		if got := startLogs(t, tc.args...); strings.Contains(got, "token HMAC secret is weak") != tc.warn {
+			t.Errorf("%v: warning=%v, want %v", tc.args, !tc.warn, tc.warn)
 		}
 	}
+}
+
+// startLogs starts and stops a node with args and returns what it logged.
+func startLogs(t *testing.T, args ...string) string {
+	t.Helper()
+	var buf wstest.SyncBuffer
+	n, err := startNode(secureConfig(t, args...), slog.New(slog.NewTextHandler(&buf, nil)), nodeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopNode(t, n)
+	return buf.String()
 }
 
 // TestAnonymousWarning: a node without token auth says so, unless
@@ -248,14 +254,8 @@ func TestAnonymousWarning(t *testing.T) {
 		args []string
 		warn bool
 	}{{nil, true}, {[]string{"--insecure"}, false}, {[]string{"--token-hmac-secret", "s"}, false}} {
-		var buf wstest.SyncBuffer
-		n, err := startNode(secureConfig(t, tc.args...), slog.New(slog.NewTextHandler(&buf, nil)), nodeOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		stopNode(t, n)
-		if got := strings.Contains(buf.String(), "anonymously"); got != tc.warn {
-			t.Errorf("%v: warning=%v, want %v", tc.args, got, tc.warn)
+		if got := startLogs(t, tc.args...); strings.Contains(got, "anonymously") != tc.warn {
+			t.Errorf("%v: warning=%v, want %v", tc.args, !tc.warn, tc.warn)
 		}
 	}
 }
