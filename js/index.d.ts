@@ -9,7 +9,8 @@ export type ClientErrorCode =
   | "closed" // close() was called, or the subscription ended
   | "disconnected" // the client is not connecting (connect() was not called, or it stopped)
   | "queue_full" // more than maxQueue requests waiting for the connection
-  | "bad_frame"; // the server sent something that is not JSON
+  | "bad_frame" // the server sent something that is not JSON
+  | "bad_url"; // the WebSocket refused a URL (SyntaxError): the client stopped
 
 /** An error of the server (err frames: 400, 403, 413, 429, 503; close
  * codes 4001, 4003) or of the client. */

@@ -256,6 +256,12 @@ export class Client extends Emitter {
     try {
       ws = this._ws = new this.WebSocket(url);
     } catch (e) {
+      // A URL the WebSocket refuses (SyntaxError) never works: stop, and
+      // say which, without the token. Anything else may be passing.
+      if (e && e.name == "SyntaxError") {
+        const bad = this.urls[this._url % this.urls.length];
+        return this._halt(1006, "invalid URL", err("bad_url", "meshcast: cannot open " + bad + ": " + (e.message || e)));
+      }
       this._emit("error", e);
       return this._retry(1006, String(e.message || e), false);
     }

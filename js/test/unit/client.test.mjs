@@ -339,6 +339,18 @@ test("close rejects what waits, stops reconnecting, and connect() resubscribes",
   assert.equal(srv.received.filter((f) => f.op == "sub").length, 2);
 });
 
+test("a URL the WebSocket refuses stops the client with bad_url, instead of retrying it forever", async () => {
+  const c = client("ftp://example.invalid/ws");
+  const failed = next(c, "error");
+  const stopped = next(c, "disconnected");
+  c.connect();
+  const e = await failed;
+  assert.equal(e.code, "bad_url");
+  assert.match(e.message, /ftp:\/\/example\.invalid\/ws/);
+  assert.equal((await stopped).reconnect, false);
+  assert.equal(c.state, "disconnected");
+});
+
 test("malformed frames are errors, not crashes", async () => {
   const srv = await server();
   const c = await connected(srv.url);
