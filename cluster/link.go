@@ -94,7 +94,7 @@ func (p *peer) runDialer() {
 		if time.Since(start) > stableLink {
 			b.reset()
 		}
-		refused := errors.Is(err, syscall.ECONNREFUSED) && p.c.gossipRefused(p.name)
+		refused := errors.Is(err, syscall.ECONNREFUSED) && p.c.gossipRefused(p.ctx, p.name)
 		if p.crashed.Swap(refused) != refused && refused {
 			signal(p.c.linkEvent) // a joining node stops waiting for it
 			p.c.stand.changed()
@@ -189,7 +189,7 @@ func (p *peer) connectAndServe() error {
 // or whose peer listener is on another interface, still answers gossip.
 // The probe connection closes before its first byte, which the gossip
 // transport counts as a reachability probe, not junk.
-func (c *Cluster) gossipRefused(name string) bool {
+func (c *Cluster) gossipRefused(ctx context.Context, name string) bool {
 	c.mu.Lock()
 	m := c.members[name]
 	addr := ""
@@ -200,7 +200,8 @@ func (c *Cluster) gossipRefused(name string) bool {
 	if addr == "" {
 		return false
 	}
-	conn, err := net.DialTimeout("tcp", addr, dialTimeout)
+	d := net.Dialer{Timeout: dialTimeout}
+	conn, err := d.DialContext(ctx, "tcp", addr) // ctx: a shutdown does not wait for it
 	if err != nil {
 		return errors.Is(err, syscall.ECONNREFUSED)
 	}
