@@ -225,12 +225,34 @@ func (c *Cluster) PeerPort() int { return c.peerPort }
 // Shutdown flushes every peer link and ends it with a bye (so peers know
 // nothing was lost), leaves the cluster (bounded by ctx) so peers drop this
 // node at once, stops memberlist, closes the listener and every link, and
-// waits for every goroutine. It is idempotent; later calls return the first
-// result. The hub calls it; call it yourself only for a Cluster you did not
-// give to hub.New.
+// waits for every goroutine. It is idempotent: a later call returns the
+// first result, except after a first call whose ctx ended before every
+// goroutine stopped, when it waits for them again (bounded by its own ctx)
+// and returns nil once they have, so a caller can wait for a clean finish.
+// The hub calls it; call it yourself only for a Cluster you did not give to
+// hub.New.
 func (c *Cluster) Shutdown(ctx context.Context) error {
-	c.shutdownOnce.Do(func() { c.shutdownErr = c.shutdown(ctx, true) })
-	return c.shutdownErr
+	first := false
+	c.shutdownOnce.Do(func() { first, c.shutdownErr = true, c.shutdown(ctx, true) })
+	if first || c.shutdownErr == nil {
+		return c.shutdownErr
+	}
+	return c.waitGoroutines(ctx)
+}
+
+// waitGoroutines waits for every goroutine of c, or until ctx ends.
+func (c *Cluster) waitGoroutines(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		c.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("cluster: waiting for goroutines: %w", ctx.Err())
+	}
 }
 
 // shutdown stops the node; without graceful it tells no one, as a crash
@@ -261,15 +283,8 @@ func (c *Cluster) shutdown(ctx context.Context, graceful bool) error {
 	for _, p := range peers {
 		p.stop()
 	}
-	done := make(chan struct{})
-	go func() {
-		c.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		errs = append(errs, fmt.Errorf("cluster: waiting for goroutines: %w", ctx.Err()))
+	if err := c.waitGoroutines(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

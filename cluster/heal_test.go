@@ -454,3 +454,31 @@ func TestJoinWaitsForALivePeerThatRefusesLinks(t *testing.T) {
 		t.Fatalf("joiner standing %v with n1 alive and unlinked, want joining", err)
 	}
 }
+
+// TestShutdownAgainWaitsForWhatWasLeft: a Shutdown whose ctx ended before
+// every goroutine stopped can be called again to wait for them; the second
+// call returned the first's stale error at once.
+func TestShutdownAgainWaitsForWhatWasLeft(t *testing.T) {
+	for try := 0; try < 20; try++ {
+		c, err := New(testConfig("n0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Attach(&recorder{}, nil); err != nil {
+			t.Fatal(err)
+		}
+		cancelled, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := c.Shutdown(cancelled); err == nil {
+			continue // everything had stopped already: try again
+		}
+		ctx, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+		err = c.Shutdown(ctx)
+		cancel2()
+		if err != nil {
+			t.Fatalf("second Shutdown: %v, want nil once every goroutine stopped", err)
+		}
+		return
+	}
+	t.Fatal("20 Shutdowns with a cancelled ctx all found everything stopped: nothing tested")
+}
