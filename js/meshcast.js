@@ -157,6 +157,14 @@ export class Client extends Emitter {
     this.opts = { ...defaults, ...opts };
     this.WebSocket = opts.WebSocket || globalThis.WebSocket;
     if (!this.urls.length) throw new TypeError("meshcast: no URL");
+    for (const u of this.urls) {
+      // A URL that can never work is refused here, not retried forever.
+      let p;
+      try {
+        p = new URL(u, globalThis.location?.href);
+      } catch {}
+      if (!p || !/^(wss?|https?):$/.test(p.protocol)) throw new TypeError("meshcast: URL " + JSON.stringify(String(u)) + ": want ws://host/path or wss://host/path");
+    }
     if (!this.WebSocket) throw new TypeError("meshcast: no global WebSocket here (Node 20): pass the WebSocket option");
     this.token = opts.token;
     /** "disconnected", "connecting" or "connected". */
@@ -256,11 +264,14 @@ export class Client extends Emitter {
     try {
       ws = this._ws = new this.WebSocket(url);
     } catch (e) {
-      // A URL the WebSocket refuses (SyntaxError) never works: stop, and
-      // say which, without the token. Anything else may be passing.
+      // A URL the WebSocket refuses (SyntaxError) never works: stop, or
+      // go on with the others. Anything else may be passing.
       if (e && e.name == "SyntaxError") {
-        const bad = this.urls[this._url % this.urls.length];
-        return this._halt(1006, "invalid URL", err("bad_url", "meshcast: cannot open " + bad + ": " + (e.message || e)));
+        // Not e.message: it may repeat the URL with the token.
+        const bad = err("bad_url", "the WebSocket refused the URL " + this.urls[this._url % this.urls.length]);
+        if (this.urls.length == 1) return this._halt(1006, "invalid URL", bad);
+        this._emit("error", bad);
+        return this._retry(1006, "invalid URL", false); // the next URL
       }
       this._emit("error", e);
       return this._retry(1006, String(e.message || e), false);

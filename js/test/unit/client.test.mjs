@@ -339,16 +339,31 @@ test("close rejects what waits, stops reconnecting, and connect() resubscribes",
   assert.equal(srv.received.filter((f) => f.op == "sub").length, 2);
 });
 
-test("a URL the WebSocket refuses stops the client with bad_url, instead of retrying it forever", async () => {
-  const c = client("ftp://example.invalid/ws");
-  const failed = next(c, "error");
-  const stopped = next(c, "disconnected");
-  c.connect();
+test("a URL that can never work is refused at once; one the WebSocket refuses is bad_url, without the token", async () => {
+  assert.throws(() => new Client("ftp://example.invalid/ws", { WebSocket }), /want ws:\/\/host/);
+  assert.throws(() => new Client(["ws://ok.invalid/ws", "a b"], { WebSocket }), /"a b"/);
+  // A WebSocket that refuses what the URL check let through, naming the
+  // URL with its token as real ones do.
+  class Refusing {
+    constructor(url) {
+      const e = new Error("Invalid URL: " + url);
+      e.name = "SyntaxError";
+      throw e;
+    }
+  }
+  const one = client("ws://x.invalid/ws", { WebSocket: Refusing, token: "SECRET123" });
+  const failed = next(one, "error");
+  const stopped = next(one, "disconnected");
+  one.connect();
   const e = await failed;
   assert.equal(e.code, "bad_url");
-  assert.match(e.message, /ftp:\/\/example\.invalid\/ws/);
+  assert.doesNotMatch(e.message, /SECRET123/);
   assert.equal((await stopped).reconnect, false);
-  assert.equal(c.state, "disconnected");
+  // With other URLs the client goes on to the next.
+  const two = client(["ws://x.invalid/ws", "ws://y.invalid/ws"], { WebSocket: Refusing, token: "SECRET123" });
+  const gone = next(two, "disconnected");
+  two.connect();
+  assert.equal((await gone).reconnect, true);
 });
 
 test("malformed frames are errors, not crashes", async () => {
