@@ -2,7 +2,10 @@ package hub
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"github.com/meshcast/meshcast/internal/relay"
 	"strconv"
 	"testing"
 	"unicode/utf8"
@@ -162,5 +165,29 @@ func TestAppendQuotedIsValidJSON(t *testing.T) {
 		if back != wantBack {
 			t.Errorf("%q reads back %q, want %q", s, back, wantBack)
 		}
+	}
+}
+
+// TestPresenceInfoMustBeUTF8: json.Valid accepts invalid UTF-8 inside a
+// string; presence info with it, from a peer or a server-side subscribe,
+// would reach clients in a text frame browsers refuse. A peer's is
+// dropped, a server-side subscribe's refused.
+func TestPresenceInfoMustBeUTF8(t *testing.T) {
+	bad := json.RawMessage("{\"name\":\"bad\xff\"}")
+	if !json.Valid(bad) || utf8.Valid(bad) {
+		t.Fatal("the test's premise: json.Valid passes it, utf8.Valid does not")
+	}
+	h, err := New(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Shutdown(context.Background())
+	if e := h.remoteEntry(relay.PresenceEntry{Ch: "room", Client: "c1", Info: bad}); e.Info != nil {
+		t.Errorf("a peer's invalid UTF-8 info kept: %q", e.Info)
+	}
+	var s session
+	s.hub = h
+	if _, err := s.subscribeInfo("room", []SubscribeOption{WithInfo(bad)}); !errors.Is(err, ErrBadData) {
+		t.Errorf("server-side subscribe with invalid UTF-8 info: %v, want ErrBadData", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/meshcast/meshcast/internal/relay"
 	"github.com/meshcast/meshcast/transport"
@@ -256,6 +257,9 @@ func (s *session) presenceInfo(ch string, given []byte) ([]byte, error) {
 	if len(info) > MaxPresenceInfo {
 		return nil, ErrInfoTooLarge
 	}
+	if !utf8.Valid(info) { // an Authenticator's Identity.Info; a client's sub is UTF-8 already
+		return nil, fmt.Errorf("%w: presence info is not in UTF-8", ErrBadData)
+	}
 	if info != nil && string(bytes.TrimSpace(info)) == "null" {
 		return nil, nil
 	}
@@ -307,8 +311,8 @@ func (s *session) subscribeInfo(ch string, opts []SubscribeOption) ([]byte, erro
 	if o.hasSince {
 		return nil, errSinceServerSide
 	}
-	if o.info != nil && !json.Valid(o.info) {
-		return nil, fmt.Errorf("%w: presence info is not a JSON value", ErrBadData)
+	if o.info != nil && (!json.Valid(o.info) || !utf8.Valid(o.info)) {
+		return nil, fmt.Errorf("%w: presence info is not a JSON value in UTF-8", ErrBadData)
 	}
 	return s.presenceInfo(ch, o.info)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"unicode/utf8"
 
 	"github.com/meshcast/meshcast/internal/relay"
 )
@@ -71,10 +72,11 @@ func (h *Hub) emitLocked(evs []presenceEvent, quiet bool) {
 }
 
 // remoteEntry checks an entry a peer sent: info that is not a JSON value
-// within the limit is dropped (peers are trusted, but a client frame is
+// in UTF-8 (json.Valid lets invalid bytes in strings pass) within the
+// limit is dropped (peers are trusted, but a client frame is
 // built from it).
 func (h *Hub) remoteEntry(e relay.PresenceEntry) relay.PresenceEntry {
-	if e.Info != nil && (len(e.Info) > relay.MaxPresenceInfo || !json.Valid(e.Info)) {
+	if e.Info != nil && (len(e.Info) > relay.MaxPresenceInfo || !json.Valid(e.Info) || !utf8.Valid(e.Info)) {
 		h.log.Warn("ignored a peer's malformed presence info", slog.String("channel", e.Ch), slog.String("client", e.Client))
 		e.Info = nil
 	}
