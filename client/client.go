@@ -59,9 +59,10 @@ func Dial(ctx context.Context, url string) (*Client, error) {
 }
 
 // Connect starts a client and returns once it is connected. Until then it
-// tries each URL in turn with backoff; it gives up when ctx ends, or at
-// once on an upgrade refused with 401 or 403 (a token problem) when there
-// is no GetToken. After Connect returns the client stays connected until
+// tries each URL in turn with backoff; it gives up when ctx ends (saying
+// what the last attempt met), or at once on an upgrade refused with 401 or
+// 403 (a token problem) when there is no GetToken. A URL that is not
+// ws:// or wss:// is refused before any attempt. After Connect returns the client stays connected until
 // Close.
 func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	if len(cfg.URLs) == 0 {

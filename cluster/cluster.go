@@ -234,11 +234,15 @@ func (c *Cluster) PeerPort() int { return c.peerPort }
 func (c *Cluster) Shutdown(ctx context.Context) error {
 	first := false
 	c.shutdownOnce.Do(func() { first, c.shutdownErr = true, c.shutdown(ctx, true) })
-	if first || c.shutdownErr == nil {
+	if first || !errors.Is(c.shutdownErr, errGoroutinesLeft) {
 		return c.shutdownErr
 	}
-	return c.waitGoroutines(ctx)
+	return c.waitGoroutines(ctx) // the first call's other errors were reported by it
 }
+
+// errGoroutinesLeft marks a shutdown whose ctx ended before every goroutine
+// stopped: a later Shutdown waits for them again.
+var errGoroutinesLeft = errors.New("cluster: waiting for goroutines")
 
 // waitGoroutines waits for every goroutine of c, or until ctx ends.
 func (c *Cluster) waitGoroutines(ctx context.Context) error {
@@ -251,7 +255,7 @@ func (c *Cluster) waitGoroutines(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("cluster: waiting for goroutines: %w", ctx.Err())
+		return fmt.Errorf("%w: %w", errGoroutinesLeft, ctx.Err())
 	}
 }
 

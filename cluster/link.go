@@ -95,6 +95,9 @@ func (p *peer) runDialer() {
 			b.reset()
 		}
 		refused := errors.Is(err, syscall.ECONNREFUSED) && p.c.gossipRefused(p.ctx, p.name)
+		if p.ctx.Err() != nil || p.c.draining.Load() {
+			return // the probe was cut short by the stop, not by the peer
+		}
 		if p.crashed.Swap(refused) != refused && refused {
 			signal(p.c.linkEvent) // a joining node stops waiting for it
 			p.c.stand.changed()
