@@ -62,8 +62,8 @@ func Dial(ctx context.Context, url string) (*Client, error) {
 // tries each URL in turn with backoff; it gives up when ctx ends (saying
 // what the last attempt met), or at once on an upgrade refused with 401 or
 // 403 (a token problem) when there is no GetToken. A URL that is not
-// ws:// or wss:// is refused before any attempt. After Connect returns the client stays connected until
-// Close.
+// ws:// or wss:// is refused before any attempt. After Connect returns the
+// client stays connected until Close.
 func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	if len(cfg.URLs) == 0 {
 		return nil, errors.New("client: no URL")

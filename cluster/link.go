@@ -180,8 +180,7 @@ func (p *peer) connectAndServe() error {
 	p.resetAcked()
 	oc.failWaiters()
 	if n := oc.q.close(); n > 0 {
-		p.drops.Add(uint64(n))
-		p.c.peerDrops.Add(uint64(n))
+		p.dropped(uint64(n))
 	}
 	return err
 }

@@ -96,8 +96,9 @@ func (p *peer) getAddr() string {
 
 // update records the peer's address as memberlist now reports it. A new
 // address, or a restarted process (restarted, now epoch) the current
-// outbound connection does not reach, makes that connection stale; either way the dialer tries at once, skipping any
-// backoff: a member reported alive must be linked now.
+// outbound connection does not reach, makes that connection stale; either
+// way the dialer tries at once, skipping any backoff: a member reported
+// alive must be linked now.
 func (p *peer) update(addr string, restarted bool, epoch uint64) {
 	p.mu.Lock()
 	moved := p.addr != addr
@@ -297,13 +298,24 @@ func (p *peer) enqueuePublish(f qframe, ch string) (oc *outConn, stampedSeq uint
 	}
 	oc = p.out.Load()
 	if oc == nil {
-		p.dropsDown.Add(1)
-		p.c.peerDropsDown.Add(1)
+		p.droppedLinkDown()
 		return nil, 0, false
 	}
 	if stampedSeq, ok = oc.q.pushPublish(f, ch); !ok {
-		p.drops.Add(1)
-		p.c.peerDrops.Add(1)
+		p.dropped(1)
 	}
 	return oc, stampedSeq, ok
+}
+
+// dropped counts n publishes not forwarded (queue full, or left in it at
+// close), on the peer and node-wide: the node's count outlives the peer.
+func (p *peer) dropped(n uint64) {
+	p.drops.Add(n)
+	p.c.peerDrops.Add(n)
+}
+
+// droppedLinkDown counts a publish for the peer while our link was down.
+func (p *peer) droppedLinkDown() {
+	p.dropsDown.Add(1)
+	p.c.peerDropsDown.Add(1)
 }

@@ -77,7 +77,7 @@ func (c *Cluster) joinOnce() joinResult {
 		}
 		c.lastJoinErr = "no seed address resolved"
 		if err != nil {
-			c.lastJoinErr = strings.Join(strings.Fields(err.Error()), " ")
+			c.lastJoinErr = joinError(err)
 		}
 		return joinFailed
 	}

@@ -200,12 +200,8 @@ func (c *config) flagSet(stderr io.Writer) *flag.FlagSet {
 }
 
 func (c *config) validate() error {
-	var errs []error
-	check := func(bad bool, msg string) {
-		if bad {
-			errs = append(errs, errors.New(msg))
-		}
-	}
+	var errs problems
+	check := errs.check
 	check(c.maxMessage < 128, "--max-message must be at least 128 bytes")
 	check(c.maxData <= 0 || c.maxData > c.maxMessage, "--max-data must be positive and at most --max-message")
 	check(c.writeQueue < c.maxMessage, "--write-queue must be at least --max-message")
@@ -230,6 +226,16 @@ func (c *config) validate() error {
 	// Every problem at once: a fix-one-restart-find-the-next loop is slow
 	// at 3 a.m. errors.Join drops the nils.
 	return errors.Join(errs...)
+}
+
+// problems collects the configuration's problems, to report them all.
+type problems []error
+
+// check adds msg if bad.
+func (p *problems) check(bad bool, msg string) {
+	if bad {
+		*p = append(*p, errors.New(msg))
+	}
 }
 
 // logger builds the node's logger; its level is c.level, which a reload

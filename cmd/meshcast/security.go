@@ -55,12 +55,8 @@ func (s *securityConfig) register(fs *flag.FlagSet) {
 }
 
 func (s *securityConfig) validate() error {
-	var errs []error
-	check := func(bad bool, msg string) {
-		if bad {
-			errs = append(errs, errors.New(msg))
-		}
-	}
+	var errs problems
+	check := errs.check
 	check(s.apiKey != "" && s.apiKeyFile != "", "give --api-key or --api-key-file, not both")
 	check(s.publishRate < 0, "--client-publish-rate must not be negative")
 	check(s.publishBurst < 0, "--client-publish-burst must not be negative")

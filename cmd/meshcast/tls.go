@@ -29,19 +29,15 @@ func (t *tlsConfig) register(fs *flag.FlagSet) {
 }
 
 func (t *tlsConfig) validate() error {
-	var errs []error
-	if (t.cert == "") != (t.key == "") {
-		errs = append(errs, errors.New("give both --tls-cert and --tls-key, or neither"))
-	}
+	var errs problems
+	errs.check((t.cert == "") != (t.key == ""), "give both --tls-cert and --tls-key, or neither")
 	n := 0
 	for _, f := range []string{t.peerCert, t.peerKey, t.peerCA} {
 		if f != "" {
 			n++
 		}
 	}
-	if n != 0 && n != 3 {
-		errs = append(errs, errors.New("peer TLS needs all of --peer-tls-cert, --peer-tls-key and --peer-tls-ca"))
-	}
+	errs.check(n != 0 && n != 3, "peer TLS needs all of --peer-tls-cert, --peer-tls-key and --peer-tls-ca")
 	return errors.Join(errs...)
 }
 
