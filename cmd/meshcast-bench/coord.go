@@ -235,16 +235,17 @@ func mergeEvents(evs []event) (sum event, h *Hist) {
 	return sum, h
 }
 
-// mergeReadHists merges the workers' read-time histograms (--arrival
-// kernel); nil when there are none.
-func mergeReadHists(evs []event) *Hist {
+// mergeHists merges one of the workers' extra histograms, the one of
+// picks (the read-time one with --arrival kernel, the per-node ones);
+// nil when no worker sent it.
+func mergeHists(evs []event, of func(*event) *histJSON) *Hist {
 	var h *Hist
-	for _, e := range evs {
-		if e.ReadHist != nil {
+	for i := range evs {
+		if j := of(&evs[i]); j != nil {
 			if h == nil {
 				h = new(Hist)
 			}
-			h.mergeJSON(e.ReadHist)
+			h.mergeJSON(j)
 		}
 	}
 	return h

@@ -104,6 +104,36 @@ func TestFanoutArrivalKernel(t *testing.T) {
 	}
 }
 
+// TestFanoutLatencyByNode: with several URLs, deliveries are split by
+// whether the subscriber is on the node its publisher published to. The
+// fake server makes every delivery to the second URL's subscribers look
+// a second older, so a split that mixed the groups up would show it.
+func TestFanoutLatencyByNode(t *testing.T) {
+	f := newFakeServer(t, func(f *fakeServer) { f.agedQuery = "n=1" })
+	cc := testConn(f.URL+"?n=0", f.URL+"?n=1")
+	cfg := fanoutConfig{connConfig: cc, Subs: 10, Pubs: 1, Rate: 100, Size: 100,
+		Duration: time.Second, Drain: 3 * time.Second, P99Bound: loadedP99}
+	rep, err := runFanout(context.Background(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := rep.Steps[0]
+	if s.Received != s.Expected || s.Lost != 0 || s.Local == nil || s.Remote == nil {
+		t.Fatalf("step %+v", s)
+	}
+	if got := s.Local.Deliveries + s.Remote.Deliveries; got != uint64(s.Received) || s.Local.Deliveries != s.Remote.Deliveries {
+		t.Fatalf("publisher's node %d deliveries, other nodes %d, received %d: want half each", s.Local.Deliveries, s.Remote.Deliveries, s.Received)
+	}
+	if s.Local.Max >= 1000 || s.Remote.P50 < 1000 {
+		t.Fatalf("publisher's node max %.1f ms, other nodes p50 %.1f ms: the aged deliveries are in the wrong group", s.Local.Max, s.Remote.P50)
+	}
+	var out strings.Builder
+	printFanout(&out, rep)
+	if !strings.Contains(out.String(), "subscribers on the publisher's node: ") {
+		t.Fatalf("report has no per-node line:\n%s", out.String())
+	}
+}
+
 func TestFanoutDetectsLossAndDuplicates(t *testing.T) {
 	cases := []struct {
 		name      string

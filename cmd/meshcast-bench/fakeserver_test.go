@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
@@ -26,6 +27,10 @@ type fakeServer struct {
 	dropEvery int // drop every n-th delivery to the first subscriber
 	dupEvery  int // send every n-th delivery to the first subscriber twice
 	errEvery  int // refuse every n-th subscribe with an err reply
+	// agedQuery: v1 subscribers that connected with this raw query get
+	// every publish with its "t" a second earlier, as if it had taken a
+	// second longer to reach them.
+	agedQuery string
 
 	srv *http.Server
 	wg  sync.WaitGroup
@@ -41,6 +46,7 @@ type fakeServer struct {
 }
 
 type fakeConn struct {
+	aged      bool // gets aged frames (agedQuery)
 	sio       bool // speaks Socket.IO
 	cf        bool // speaks Centrifugo's JSON protocol
 	nc        net.Conn
@@ -110,7 +116,7 @@ func (f *fakeServer) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	f.wg.Add(1)
 	defer f.wg.Done()
-	c := &fakeConn{nc: nc}
+	c := &fakeConn{nc: nc, aged: f.agedQuery != "" && r.URL.RawQuery == f.agedQuery}
 	f.register(c, r)
 	defer f.drop(c)
 	if c.send([]byte(`{"op":"hello","client":"c1","node":"fake"}`)) != nil {
@@ -182,6 +188,10 @@ func (f *fakeServer) publish(ch string, data []byte) {
 	frame := fmt.Appendf(nil, `{"op":"msg","ch":%s,"data":%s}`, chq, data)
 	sioFrame := fmt.Appendf(nil, `42["msg",{"room":%s,"data":%s}]`, chq, data)
 	cfFrame := fmt.Appendf(nil, `{"push":{"channel":%s,"pub":{"data":%s,"info":{"user":"","client":"c1"}}}}`, chq, data)
+	agedFrame := frame
+	if f.agedQuery != "" {
+		agedFrame = fmt.Appendf(nil, `{"op":"msg","ch":%s,"data":%s}`, chq, agePayload(data))
+	}
 	f.mu.Lock()
 	f.publishes++
 	subs := append([]*fakeConn(nil), f.chans[ch]...)
@@ -208,9 +218,12 @@ func (f *fakeServer) publish(ch string, data []byte) {
 			continue
 		}
 		for range times[i] {
-			if s.sio {
+			switch {
+			case s.sio:
 				_ = s.send(sioFrame)
-			} else {
+			case s.aged:
+				_ = s.send(agedFrame)
+			default:
 				_ = s.send(frame)
 			}
 		}
@@ -306,6 +319,27 @@ func (f *fakeServer) stats() (queries, sources map[string]int) {
 }
 
 // register counts a new connection by query and source address.
+// agePayload returns the bench payload data with its "t" one second
+// earlier.
+func agePayload(data []byte) []byte {
+	var m map[string]any
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.UseNumber()
+	if d.Decode(&m) != nil {
+		return data
+	}
+	t, err := m["t"].(json.Number).Int64()
+	if err != nil {
+		return data
+	}
+	m["t"] = t - int64(time.Second)
+	out, err := json.Marshal(m)
+	if err != nil {
+		return data
+	}
+	return out
+}
+
 func (f *fakeServer) register(c *fakeConn, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

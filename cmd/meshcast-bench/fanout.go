@@ -76,18 +76,23 @@ type stepResult struct {
 	// --arrival kernel: the figures above end at the kernel's receive
 	// timestamp; these at the load tool's read. Unstamped deliveries came
 	// without a timestamp and were timed at the read.
-	ReadP50     float64 `json:"readP50ms,omitempty"`
-	ReadP90     float64 `json:"readP90ms,omitempty"`
-	ReadP99     float64 `json:"readP99ms,omitempty"`
-	ReadMax     float64 `json:"readMaxms,omitempty"`
-	Unstamped   int64   `json:"unstamped,omitempty"`
-	Coalesced   int64   `json:"coalesced,omitempty"` // timed at a later delivery's stamp, read together
-	PubErrs     int64   `json:"pubErrors"`
-	Disconnects int64   `json:"disconnects"`
-	ClientBound bool    `json:"clientBound"`              // publishers fell >5% behind the target rate
-	CrossBytes  int64   `json:"crossNodeBytes,omitempty"` // rooms: peer-link bytes sent during the step, all nodes
-	CrossPerPub float64 `json:"crossNodeBytesPerPublish,omitempty"`
-	CrossPerDel float64 `json:"crossNodeBytesPerDelivery,omitempty"`
+	ReadP50   float64 `json:"readP50ms,omitempty"`
+	ReadP90   float64 `json:"readP90ms,omitempty"`
+	ReadP99   float64 `json:"readP99ms,omitempty"`
+	ReadMax   float64 `json:"readMaxms,omitempty"`
+	Unstamped int64   `json:"unstamped,omitempty"`
+	Coalesced int64   `json:"coalesced,omitempty"` // timed at a later delivery's stamp, read together
+	// Several URLs: the same latency (the figures above) of subscribers
+	// on the node their publisher published to, and of those on another
+	// node, whose publish crossed a peer link.
+	Local       *nodeLatency `json:"publishersNode,omitempty"`
+	Remote      *nodeLatency `json:"otherNodes,omitempty"`
+	PubErrs     int64        `json:"pubErrors"`
+	Disconnects int64        `json:"disconnects"`
+	ClientBound bool         `json:"clientBound"`              // publishers fell >5% behind the target rate
+	CrossBytes  int64        `json:"crossNodeBytes,omitempty"` // rooms: peer-link bytes sent during the step, all nodes
+	CrossPerPub float64      `json:"crossNodeBytesPerPublish,omitempty"`
+	CrossPerDel float64      `json:"crossNodeBytesPerDelivery,omitempty"`
 	// CPU per delivery during the step (utime+stime over received), in µs:
 	// the load tool's worker processes, and the --server-pids.
 	ClientCPUus float64 `json:"clientCpuUsPerDelivery,omitempty"`
@@ -264,9 +269,15 @@ func runStep(ctx context.Context, c *coord, cfg fanoutConfig, step int, rate flo
 	}
 	sum, h := mergeEvents(evs)
 	fillStep(&res, sum, h, cfg)
-	if rh := mergeReadHists(evs); rh != nil {
+	if rh := mergeHists(evs, func(e *event) *histJSON { return e.ReadHist }); rh != nil {
 		res.ReadP50, res.ReadP90, res.ReadP99, res.ReadMax = ms(rh.Quantile(0.5)), ms(rh.Quantile(0.9)), ms(rh.Quantile(0.99)), ms(rh.Max())
 		res.Unstamped, res.Coalesced = sum.Unstamped, sum.Coalesced
+	}
+	if lh := mergeHists(evs, func(e *event) *histJSON { return e.LocalHist }); lh != nil {
+		res.Local = nodeLatencyOf(lh)
+	}
+	if rh := mergeHists(evs, func(e *event) *histJSON { return e.RemoteHist }); rh != nil {
+		res.Remote = nodeLatencyOf(rh)
 	}
 	if cli1, ok := cpuOf(wpids); ok && cliOK && res.Received > 0 {
 		res.ClientCPUus = (cli1 - cli0) * 1e6 / float64(res.Received)
@@ -280,6 +291,18 @@ func runStep(ctx context.Context, c *coord, cfg fanoutConfig, step int, rate flo
 		res.CrossPerDel = float64(res.CrossBytes) / float64(max(res.Received, 1))
 	}
 	return res, ends, sum.Disconnects, nil
+}
+
+// nodeLatency is the latency of one group of deliveries.
+type nodeLatency struct {
+	Deliveries uint64  `json:"deliveries"`
+	P50        float64 `json:"p50ms"`
+	P99        float64 `json:"p99ms"`
+	Max        float64 `json:"maxms"`
+}
+
+func nodeLatencyOf(h *Hist) *nodeLatency {
+	return &nodeLatency{Deliveries: h.Count(), P50: ms(h.Quantile(0.5)), P99: ms(h.Quantile(0.99)), Max: ms(h.Max())}
 }
 
 func fillStep(res *stepResult, sum event, h *Hist, cfg fanoutConfig) {

@@ -10,7 +10,8 @@
 #   ... READER=uring ARRIVAL=kernel READER_IDLE=1 cmd/meshcast-bench/latency.sh   # the nodes' part alone
 #
 # Raw outputs: $RESULTS/latency-<label>-<rate>-<date>.txt; one summary line
-# per run on stdout.
+# per run on stdout, with the latency of subscribers on their publisher's
+# node and on the other two (the publish crossed a peer link) beside it.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -66,5 +67,6 @@ for rate in $RATES; do
 	cpu=$(grep -o 'load tool [0-9.]* µs, servers [0-9.]* µs' "$out" || true)
 	read=$(grep -o 'at the load tool.s read: .*max [0-9.]* ms' "$out" | sed 's/.*read: /; read by the tool: /' || true)
 	read+=$(grep -o '[0-9]* read together' "$out" | sed 's/^/, /' || true)
-	echo "$LABEL ${rate}/s: $row$read; CPU per delivery: $cpu; $(tail -1 "$out")"
+	nodes=$(sed -n "s/.*subscribers on the publisher's node: [0-9]* deliveries, \(p50 [0-9.]* ms, p99 [0-9.]* ms\).*on other nodes: [0-9]*, \(p50 [0-9.]* ms, p99 [0-9.]* ms\).*/; publisher's node \1, other nodes \2/p" "$out")
+	echo "$LABEL ${rate}/s: $row$read$nodes; CPU per delivery: $cpu; $(tail -1 "$out")"
 done

@@ -79,6 +79,12 @@ func printFanout(w io.Writer, r *fanoutReport) {
 		}
 	}
 	for _, s := range r.Steps {
+		if s.Local != nil && s.Remote != nil && s.Local.Deliveries > 0 && s.Remote.Deliveries > 0 {
+			fmt.Fprintf(w, "step %d: subscribers on the publisher's node: %d deliveries, p50 %.2f ms, p99 %.2f ms, max %.2f ms; on other nodes: %d, p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+				s.Step, s.Local.Deliveries, s.Local.P50, s.Local.P99, s.Local.Max, s.Remote.Deliveries, s.Remote.P50, s.Remote.P99, s.Remote.Max)
+		}
+	}
+	for _, s := range r.Steps {
 		if s.ClientCPUus != 0 || s.ServerCPUus != 0 {
 			fmt.Fprintf(w, "step %d: CPU per delivery: load tool %.2f µs, servers %.2f µs\n", s.Step, s.ClientCPUus, s.ServerCPUus)
 		}

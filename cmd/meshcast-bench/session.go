@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -89,6 +90,9 @@ func (w *worker) startSetup(sc *setupCmd) error {
 		}
 		w.subs = append(w.subs, s)
 	}
+	if len(sc.URLs) > 1 {
+		w.pubNode = pubNodes(sc)
+	}
 	for i := range sc.PubCount {
 		idx := sc.PubFirst + i
 		w.pubs = append(w.pubs, &publisher{idx: idx, chq: chans, seq: make([]uint64, len(chans)),
@@ -98,6 +102,21 @@ func (w *worker) startSetup(sc *setupCmd) error {
 	go w.tickStats() // after the lists are built: it reads them
 	go w.connectAll()
 	return nil
+}
+
+// pubNodes maps each global publisher index to the index in sc.URLs of
+// the node it publishes to, -1 if that is not one of them. Publishers dial
+// round-robin over the publisher URLs (runPublisherConn).
+func pubNodes(sc *setupCmd) []int {
+	out := make([]int, sc.PubTotal)
+	for p := range out {
+		if len(sc.PubURLs) == 0 {
+			out[p] = p % len(sc.URLs)
+			continue
+		}
+		out[p] = slices.Index(sc.URLs, sc.PubURLs[p%len(sc.PubURLs)])
+	}
+	return out
 }
 
 // channelNames returns the quoted channel names publishers use: one, or
@@ -303,7 +322,15 @@ func (w *worker) deliverAt(s *subscriber, msg []byte, arrival, read int64) bool 
 		if arrival == 0 {
 			arrival = read
 		}
-		st.shards[s.g%histShards].Record(uint64(max(arrival-t, 0)))
+		lat := uint64(max(arrival-t, 0))
+		st.shards[s.g%histShards].Record(lat)
+		if w.pubNode != nil {
+			if p < len(w.pubNode) && w.pubNode[p] == s.url {
+				st.local[s.g%histShards].Record(lat)
+			} else {
+				st.remote[s.g%histShards].Record(lat)
+			}
+		}
 	}
 	return res <= seqLate
 }

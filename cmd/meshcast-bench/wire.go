@@ -111,9 +111,13 @@ type event struct {
 	Hist      *histJSON `json:"hist,omitempty"`
 	// --arrival kernel: latency to the read, and the frames that came
 	// without a kernel timestamp (timed by the read).
-	ReadHist  *histJSON `json:"readHist,omitempty"`
-	Unstamped int64     `json:"unstamped,omitempty"`
-	Coalesced int64     `json:"coalesced,omitempty"`
+	ReadHist *histJSON `json:"readHist,omitempty"`
+	// Several URLs: latency of subscribers on their publisher's node, and
+	// on the other nodes.
+	LocalHist  *histJSON `json:"localHist,omitempty"`
+	RemoteHist *histJSON `json:"remoteHist,omitempty"`
+	Unstamped  int64     `json:"unstamped,omitempty"`
+	Coalesced  int64     `json:"coalesced,omitempty"`
 
 	Ends map[int][]uint64 `json:"ends,omitempty"` // evPubDone: global publisher -> sequence end per channel
 

@@ -18,6 +18,10 @@ const histShards = 8
 type stepHists struct {
 	shards [histShards]atomicHist
 	read   [histShards]atomicHist // --arrival kernel: the same deliveries timed at the read
+	// With several URLs, the same deliveries split by where the subscriber
+	// is: on the node its publisher published to, or on another node (the
+	// publish crossed a peer link).
+	local, remote [histShards]atomicHist
 	// unstamped: --arrival kernel, frames whose read brought no kernel
 	// timestamp, timed at the read instead.
 	unstamped atomic.Int64
@@ -74,6 +78,9 @@ type worker struct {
 
 	subs []*subscriber
 	pubs []*publisher
+	// pubNode maps a global publisher index to the index in cfg.URLs of
+	// the node it publishes to (-1: none of them); nil with one URL.
+	pubNode []int
 
 	connected, acked, dialErrs, subErrs, disconnects atomic.Int64
 
@@ -220,10 +227,15 @@ func (w *worker) stat(kind string) event {
 		Received: d.received, Dups: d.dups, Reordered: d.reordered, Lost: d.lost, Foreign: d.foreign,
 		Published: pub, Hist: w.step.Load().snapshot().toJSON(),
 	}
-	if st := w.step.Load(); w.cfg.Arrival == arrivalKernel {
+	st := w.step.Load()
+	if w.cfg.Arrival == arrivalKernel {
 		e.ReadHist = mergeShards(&st.read).toJSON()
 		e.Unstamped = st.unstamped.Load()
 		e.Coalesced = st.coalesced.Load()
+	}
+	if w.pubNode != nil {
+		e.LocalHist = mergeShards(&st.local).toJSON()
+		e.RemoteHist = mergeShards(&st.remote).toJSON()
 	}
 	for _, p := range w.pubs {
 		e.PubAcks += p.acks.Load()
