@@ -38,6 +38,9 @@ type tapCluster struct {
 	*cluster.Cluster
 	drop   atomic.Bool // deliveries to the hub are lost
 	forget atomic.Bool // peers' fetches are answered as if the hub held nothing
+	// onPublish, if set, is called when the hub hands a publish to the
+	// relay, before the relay sends it.
+	onPublish atomic.Pointer[func(ch string)]
 
 	mu      sync.Mutex
 	hold    chan struct{} // non-nil: a fetch waits for it to close, after its answers came
@@ -73,6 +76,13 @@ func (r tapReceiver) History(ch string, after history.Frontier, budget int) hist
 type tapRelay struct {
 	relay.Relay
 	c *tapCluster
+}
+
+func (r tapRelay) Publish(ch string, data []byte, except string, st *relay.Stamp, stored func(error)) {
+	if f := r.c.onPublish.Load(); f != nil {
+		(*f)(ch)
+	}
+	r.Relay.Publish(ch, data, except, st, stored)
 }
 
 func (r tapRelay) Fetch(ctx context.Context, ch string, after history.Frontier, budget int) ([]history.Result, bool, error) {
@@ -252,5 +262,30 @@ func TestRecoveryThenRefillNoDuplicates(t *testing.T) {
 	waitFor(t, 10*time.Second, "#21 on h2", func() bool { return resumed.has("21") })
 	if got := resumed.events(); !slices.Equal(got, []string{"21"}) {
 		t.Fatalf("after recovering to #20 on h2 and h2's refill, the subscriber got %v; want only 21", got)
+	}
+}
+
+// TestPublishGoesToPeersBeforeLocalSubscribers: a node hands a publish on
+// a channel without history to its peer links before its own fan-out, so
+// subscribers on other nodes do not wait for that fan-out (milliseconds on
+// a node with tens of thousands of subscribers). When the relay is asked,
+// the local subscriber has not been given the message yet.
+func TestPublishGoesToPeersBeforeLocalSubscribers(t *testing.T) {
+	nodes := startHistoryHubs(t, 2, 10)
+	local, ls := subscribeRec(t, nodes[0].Hub, "plain")
+	remote, _ := subscribeRec(t, nodes[1].Hub, "plain")
+	var atRelay atomic.Int32 // local subscriber's messages when the relay was asked; -1: not asked
+	atRelay.Store(-1)
+	check := func(string) {
+		ls.mu.Lock()
+		queued := len(ls.queue)
+		ls.mu.Unlock()
+		atRelay.Store(int32(queued + len(local.events())))
+	}
+	nodes[0].tap.onPublish.Store(&check)
+	publishN(t, nodes[0].Hub, "plain", 1, 1)
+	waitFor(t, 10*time.Second, "the publish on both nodes", func() bool { return local.has("1") && remote.has("1") })
+	if got := atRelay.Load(); got != 0 {
+		t.Fatalf("the local subscriber had %d message(s) when the relay was asked (-1: never asked): the fan-out went first", got)
 	}
 }

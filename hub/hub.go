@@ -198,10 +198,10 @@ func (h *Hub) serving(ctx context.Context) error {
 	return nil
 }
 
-// publish encodes the msg frame once, queues it to every local subscriber
-// but the client except, and hands the same bytes to the relay. On a
-// channel with history stored is called once enough nodes hold the
-// publish (or with why not); elsewhere it is called at once with nil.
+// publish encodes the msg frame once, hands it to the relay, and queues
+// it to every local subscriber but the client except. On a channel with
+// history stored is called once enough nodes hold the publish (or with why
+// not); elsewhere it is called at once with nil.
 func (h *Hub) publish(ch string, data []byte, except string, stored func(error)) {
 	start := h.samplePublish(h.metrics.publishes.Add(1))
 	if lim, ok := h.limits(ch); ok {
@@ -212,11 +212,16 @@ func (h *Hub) publish(ch string, data []byte, except string, stored func(error))
 		return
 	}
 	frame, kept := msgFrame(ch, data, "")
+	// Peers first (as Phoenix.PubSub broadcasts): handing it to the links
+	// is a queue push, while the local fan-out claims every subscriber's
+	// connection in turn, milliseconds on a node with tens of thousands,
+	// which subscribers on other nodes would otherwise wait for. Order
+	// per publisher holds either way: each path keeps its own.
+	h.relay.Publish(ch, kept, except, nil, nil)
 	h.metrics.deliveries.Add(h.fanOut(ch, frame, kept, except, ""))
 	if !start.IsZero() {
 		h.cfg.Observer.PublishQueued(time.Since(start))
 	}
-	h.relay.Publish(ch, kept, except, nil, nil)
 	if stored != nil {
 		stored(nil)
 	}
