@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,7 @@ func benchFanOutWith(b *testing.B, n int, obs Observer) {
 	for range n {
 		c := dial(b, url)
 		c.MustAck(`{"op":"sub","ch":"bench","id":1}`)
+		_ = c.Conn.SetReadDeadline(time.Time{}) // MustAck's 10 s deadline would end the reader
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -75,6 +77,68 @@ func benchFanOutWith(b *testing.B, n int, obs Observer) {
 	// Clients close with the hub; the reader goroutines end on EOF.
 	_ = h.Shutdown(ctx)
 	wg.Wait()
+}
+
+// BenchmarkPublishCall times the Publish call alone, each with every
+// delivery of the one before read first, so the fan-out finds its
+// connections idle as a burst does: the time a node spends handing one
+// publish to N local subscribers. The relay gets the publish before this
+// fan-out (Hub.publish), so it is also what subscribers on other nodes no
+// longer wait for.
+func BenchmarkPublishCall(b *testing.B) {
+	for _, n := range []int{100, 1000, 8000} { // 8,000: two descriptors each, under 20,000 a process
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
+			cfg := DefaultConfig()
+			// The readers below never answer a ping, and the 8,000 run
+			// outlasts the two ping intervals after which the transport
+			// would drop them.
+			cfg.Transport.PingInterval = time.Hour
+			h, url := testHub(b, cfg)
+			var received atomic.Int64
+			var wg sync.WaitGroup
+			for range n {
+				c := dial(b, url)
+				c.MustAck(`{"op":"sub","ch":"bench","id":1}`)
+				_ = c.Conn.SetReadDeadline(time.Time{}) // MustAck's 10 s deadline would end the reader
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					r := bufio.NewReaderSize(c.Conn, 4<<10)
+					for {
+						n, err := skipServerFrame(r)
+						if err != nil {
+							return
+						}
+						if n > 0 {
+							received.Add(1)
+						}
+					}
+				}()
+			}
+			data := []byte(`{"t":1732665000000000000,"s":1,"p":1,"x":"` + strings.Repeat("x", 54) + `"}`)
+			ctx := context.Background()
+			var want int64
+			b.ResetTimer()
+			for b.Loop() {
+				if err := h.Publish(ctx, "bench", data); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				want += int64(n)
+				deadline := time.Now().Add(time.Minute)
+				for received.Load() < want && time.Now().Before(deadline) {
+					runtime.Gosched()
+				}
+				if got := received.Load(); got < want {
+					b.Fatalf("received %d of %d; transport %+v", got, want, h.transport.Stats())
+				}
+				b.StartTimer()
+			}
+			b.StopTimer()
+			_ = h.Shutdown(ctx)
+			wg.Wait()
+		})
+	}
 }
 
 // skipServerFrame reads past one unmasked server frame without allocating
