@@ -253,7 +253,8 @@ export class Client extends Emitter {
       try {
         this.token = await get();
       } catch (e) {
-        if (gen == this._gen) this._emit("error", e), this._retry(0, "getToken failed", false);
+        // Still fresh: the token held may be the one the server expired.
+        if (gen == this._gen) this._emit("error", e), this._retry(0, "getToken failed", fresh);
         return;
       }
       if (gen != this._gen) return;

@@ -421,3 +421,25 @@ test("presence rejects with the server's code", async () => {
   };
   await assert.rejects(c.presence("room:1"), { code: 403 });
 });
+
+test("a getToken that fails after 4001 is asked again: the expired token is never sent back", async () => {
+  const srv = await server({ tokens: new Set(["t1", "t2"]) });
+  let n = 0, fail = false;
+  const c = await connected(srv.url, {
+    getToken: async () => {
+      if (fail) {
+        fail = false;
+        throw new Error("backend down");
+      }
+      return "t" + ++n;
+    },
+  });
+  srv.tokens.delete("t1"); // t1 has expired
+  fail = true;
+  const failed = next(c, "error");
+  const back = next(c, "connected");
+  srv.closeAll(4001, "token expired");
+  assert.equal((await failed).message, "backend down");
+  await back;
+  assert.deepEqual(srv.upgrades.map((u) => u.token), ["t1", "t2"]);
+});
