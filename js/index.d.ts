@@ -156,7 +156,9 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   readonly info: JSONValue | undefined;
   /** Leaves the channel; no message is delivered after this returns. */
   unsubscribe(): void;
-  /** Resolves once subscribed; rejects if the subscription ends first. */
+  /** Resolves once subscribed; rejects if the subscription ends first
+   * (with the server's error that ended it, e.g. 403, even when asked
+   * after the end; "closed" after unsubscribe()). */
   ready(): Promise<void>;
 }
 
@@ -185,7 +187,8 @@ export class Client extends Emitter<ClientEvents> {
   connect(): void;
   /** Closes and stops reconnecting; pending requests reject with "closed". */
   close(): void;
-  /** Subscribes; throws if `ch` already has a subscription on this client. */
+  /** Subscribes; throws if `ch` already has a subscription on this
+   * client, and a TypeError if `info` is not a JSON value. */
   subscribe(
     ch: string,
     onMessage?: (data: JSONValue, ctx: MessageContext) => void,
@@ -194,7 +197,8 @@ export class Client extends Emitter<ClientEvents> {
   /** Resolves on the server's ack. Waits for the connection while
    * connecting, up to `timeout`. Never retried: on a numeric code the
    * message was not published; on "timeout" or "connection_lost" it may
-   * or may not have been. */
+   * or may not have been. Rejects at once with a TypeError when `data`
+   * is not a JSON value (undefined, a function, a BigInt, a cycle). */
   publish(ch: string, data: unknown, opts?: { timeout?: number }): Promise<void>;
   /** The channel's last messages, oldest first (err 400 where the channel
    * has no history or the server does not support it). */

@@ -30,6 +30,19 @@ export class MeshcastError extends Error {
 
 const err = (code, reason) => new MeshcastError(code, reason);
 
+// Throws a TypeError unless v is a JSON value (undefined, functions,
+// symbols, BigInts and cycles are not), so a bad call fails at once
+// instead of after waiting for the connection, or as a server 400.
+function checkJSON(v, what) {
+  let t;
+  try {
+    t = JSON.stringify(v);
+  } catch (e) {
+    throw new TypeError("meshcast: " + what + " is not JSON: " + e.message);
+  }
+  if (t === undefined) throw new TypeError("meshcast: " + what + " is not JSON: " + (v === undefined ? "undefined" : typeof v));
+}
+
 class Emitter {
   constructor() {
     this._on = {};
@@ -93,7 +106,7 @@ export class Subscription extends Emitter {
   ready() {
     return new Promise((resolve, reject) => {
       if (this.state == "subscribed") return resolve();
-      if (this.state == "unsubscribed") return reject(err("closed", "unsubscribed"));
+      if (this.state == "unsubscribed") return reject(this._error || err("closed", "unsubscribed"));
       const ok = () => (this.off("unsubscribed", no), resolve());
       const no = (ctx) => (this.off("subscribed", ok), reject(ctx.error || err("closed", "unsubscribed")));
       this.once("subscribed", ok).once("unsubscribed", no);
@@ -141,6 +154,7 @@ export class Subscription extends Emitter {
         this._timer = setTimeout(() => this._sub(), c._delay(this._n++));
       } else {
         c.subs.delete(this.channel);
+        this._error = e; // for a ready() asked after the end
         this._emit("error", e);
         this._set("unsubscribed", { error: e });
       }
@@ -202,6 +216,7 @@ export class Client extends Emitter {
    * opts.info is this client's presence info on a presence channel. */
   subscribe(ch, onMessage, opts = {}) {
     if (this.subs.has(ch)) throw new Error("meshcast: already subscribed to " + ch);
+    if (opts.info !== undefined) checkJSON(opts.info, "presence info");
     const s = new Subscription(this, ch, opts.since, opts.info);
     if (onMessage) s.on("message", onMessage);
     this.subs.set(ch, s);
@@ -214,7 +229,11 @@ export class Client extends Emitter {
    * server code was not published; with "connection_lost" or "timeout" it
    * may or may not have been. */
   publish(ch, data, opts) {
-    if (data === undefined) return Promise.reject(new TypeError("meshcast: publish needs data"));
+    try {
+      checkJSON(data, "publish data");
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return this._ask({ op: "pub", ch, data }, opts).then(() => {});
   }
 

@@ -443,3 +443,32 @@ test("a getToken that fails after 4001 is asked again: the expired token is neve
   await back;
   assert.deepEqual(srv.upgrades.map((u) => u.token), ["t1", "t2"]);
 });
+
+test("data and info that are not JSON fail at the call, not later or as something else", async () => {
+  const srv = await server();
+  srv.refuse = 1e9; // connecting: a valid publish would wait for the connection
+  const c = client(srv.url);
+  c.connect();
+  const circular = {};
+  circular.self = circular;
+  for (const bad of [1n, { n: 2n }, circular, () => 1, Symbol("s")]) {
+    const t0 = Date.now();
+    await assert.rejects(c.publish("x", bad), (e) => e instanceof TypeError && /not JSON/.test(e.message));
+    assert.ok(Date.now() - t0 < 1000, "rejected at once, not after the timeout");
+    assert.throws(() => c.subscribe("room:1", null, { info: bad }), TypeError);
+    assert.equal(c.subs.size, 0);
+  }
+  srv.refuse = 0;
+  await next(c, "connected");
+  await c.publish("x", null); // null is JSON
+  assert.deepEqual(srv.received.filter((f) => f.op == "pub").map((f) => f.data), [null]);
+});
+
+test("ready() of a subscription the server refused rejects with the server's error, even when asked late", async () => {
+  const srv = await server();
+  const c = await connected(srv.url);
+  srv.failSub.set("no", [403]);
+  const s = c.subscribe("no");
+  await next(s, "unsubscribed");
+  await assert.rejects(s.ready(), { code: 403 });
+});
