@@ -191,7 +191,7 @@ export class Client extends Emitter<ClientEvents> {
    * client, and a TypeError if `info` is not a JSON value. */
   subscribe(
     ch: string,
-    onMessage?: (data: JSONValue, ctx: MessageContext) => void,
+    onMessage?: ((data: JSONValue, ctx: MessageContext) => void) | null,
     opts?: { since?: string; info?: JSONValue },
   ): Subscription;
   /** Resolves on the server's ack. Waits for the connection while

@@ -60,3 +60,5 @@ void example;
 new Client("ws://x/ws").on("nope", () => {});
 // @ts-expect-error: the url is required
 new Client();
+// As the README calls it: no message callback, only presence info.
+new Client("ws://x/ws").subscribe("room:1", null, { info: { name: "Alice" } });
