@@ -13,7 +13,8 @@ export type ClientErrorCode =
   | "bad_url"; // the WebSocket refused a URL (SyntaxError): the client stops if it was the only one
 
 /** An error of the server (err frames: 400, 403, 413, 429, 503; close
- * codes 4001, 4003) or of the client. */
+ * codes 4001, 4003, and 1009 for the request over the server's
+ * --max-message that made it close the connection) or of the client. */
 export class MeshcastError extends Error {
   constructor(code: number | ClientErrorCode, reason: string);
   readonly name: "MeshcastError";

@@ -16,7 +16,7 @@ export const defaults = {
   maxQueue: 1000, // requests held while disconnected; more are rejected at once
 };
 
-/** An error of the server (numeric code: 400, 403, 413, 429, 503, close codes)
+/** An error of the server (numeric code: 400, 403, 413, 429, 503, close codes 1009, 4001, 4003)
  * or of the client ("timeout", "connection_lost", "closed", "disconnected",
  * "queue_full", "bad_frame"). */
 export class MeshcastError extends Error {
@@ -321,9 +321,10 @@ export class Client extends Emitter {
     this._drop();
     this.state = "connecting";
     this.info = null;
-    const again = [];
+    const again = [], big = code == 1009 && this._biggest();
     for (const r of this._reqs.values()) {
-      if (/^(history|presence)/.test(r.f.op)) again.push(r); // a read: safe to send again
+      if (r == big) r.cb(err(1009, "message too big: the server closed the connection on this " + r.f.op + ", not published"));
+      else if (/^(history|presence)/.test(r.f.op)) again.push(r); // a read: safe to send again
       else r.cb(err("connection_lost", "connection lost before the answer: the " + r.f.op + " may or may not have been done"));
     }
     this._reqs.clear();
@@ -332,6 +333,18 @@ export class Client extends Emitter {
     if (code == 4003) return this._halt(code, reason, err(4003, reason || "disconnected by the server"));
     if (code == 4001 && !this.opts.getToken) return this._halt(code, reason, err(4001, "token expired and no getToken option"));
     this._retry(code, reason, !!this.opts.getToken);
+  }
+
+  // Close 1009: the server stopped at the first frame over its limit. Every
+  // frame sent before that one was smaller, so the biggest frame not
+  // answered is that one or one sent after it: it was not done.
+  _biggest() {
+    let big, most = -1;
+    for (const r of this._reqs.values()) {
+      const n = new TextEncoder().encode(JSON.stringify(r.f)).length;
+      if (n > most) (big = r), (most = n);
+    }
+    return big;
   }
 
   _retry(code, reason, fresh) {

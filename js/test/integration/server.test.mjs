@@ -234,3 +234,20 @@ test("history: the last messages, oldest first, with positions that resume a sub
   assert.deepEqual(got, [8, 9]);
   await assert.rejects(c.history("nohist:x"), { code: 400 });
 });
+
+test("a publish over --max-message: the node closes with 1009; it rejects with 1009 (not published), and the client carries on", async () => {
+  const c = await connected(nodes[0].url);
+  const got = [];
+  const s = c.subscribe("big", (d) => got.push(d));
+  await s.ready();
+  const drop = next(c, "disconnected", 10000);
+  const huge = c.publish("big", "x".repeat(70 * 1024)); // over the default 64 KiB
+  const e = await huge.then(() => null, (e) => e);
+  assert.equal((await drop).code, 1009);
+  assert.equal(e?.code, 1009, `rejected with ${e?.code}: ${e?.message}`);
+  assert.match(e.reason, /too big.*not published/);
+  await until(() => s.state == "subscribed", "the resubscribe", 10000);
+  await c.publish("big", "small");
+  await until(() => got.length == 1, "the small message", 10000);
+  assert.deepEqual(got, ["small"]);
+});

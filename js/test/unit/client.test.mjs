@@ -472,3 +472,16 @@ test("ready() of a subscription the server refused rejects with the server's err
   await next(s, "unsubscribed");
   await assert.rejects(s.ready(), { code: 403 });
 });
+
+test("close 1009: the biggest request not answered rejects with 1009 (not published), the others with connection_lost", async () => {
+  const srv = await server();
+  srv.answer = (conn, f) => f.op != "pub"; // nothing is answered before the close
+  const c = await connected(srv.url);
+  // In bytes, not UTF-16 code units: "é" is 2 bytes and 1 unit.
+  const before = c.publish("x", "a".repeat(1500)), huge = c.publish("x", "é".repeat(1000)), after = c.publish("x", "b");
+  await until(() => srv.received.filter((f) => f.op == "pub").length == 3, "the three pubs");
+  srv.closeAll(1009, "message too big");
+  await assert.rejects(huge, { code: 1009, reason: /not published/ });
+  await assert.rejects(before, { code: "connection_lost" });
+  await assert.rejects(after, { code: "connection_lost" });
+});
