@@ -10,7 +10,7 @@ export type ClientErrorCode =
   | "disconnected" // the client is not connecting (connect() was not called, or it stopped)
   | "queue_full" // more than maxQueue requests waiting for the connection
   | "bad_frame" // the server sent something that is not JSON
-  | "bad_url"; // the WebSocket refused a URL (SyntaxError): the client stops if it was the only one
+  | "bad_url"; // the WebSocket refused a URL (SyntaxError, or SecurityError: ws: from an https page): the client stops if it was the only one
 
 /** An error of the server (err frames: 400, 403, 413, 429, 503; close
  * codes 4001, 4003, and 1009 for the request over the server's

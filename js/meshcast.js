@@ -284,9 +284,10 @@ export class Client extends Emitter {
     try {
       ws = this._ws = new this.WebSocket(url);
     } catch (e) {
-      // A URL the WebSocket refuses (SyntaxError) never works: stop, or
-      // go on with the others. Anything else may be passing.
-      if (e && e.name == "SyntaxError") {
+      // A URL the WebSocket refuses (SyntaxError), or that this page may
+      // not open (SecurityError: ws: from an https page), never works:
+      // stop, or go on with the others. Anything else may be passing.
+      if (e && /^(Syntax|Security)Error$/.test(e.name)) {
         // Not e.message: it may repeat the URL with the token.
         const bad = err("bad_url", "the WebSocket refused the URL " + this.urls[this._url % this.urls.length]);
         if (this.urls.length == 1) return this._halt(1006, "invalid URL", bad);

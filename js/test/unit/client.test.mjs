@@ -485,3 +485,20 @@ test("close 1009: the biggest request not answered rejects with 1009 (not publis
   await assert.rejects(before, { code: "connection_lost" });
   await assert.rejects(after, { code: "connection_lost" });
 });
+
+test("a URL the page may never open (SecurityError: ws: from an https page) is bad_url and stops, not retried forever", async () => {
+  // Firefox throws DOMException SecurityError "The operation is insecure."
+  // for ws:// from an https page: no retry can succeed.
+  class Insecure {
+    constructor() {
+      throw new DOMException("The operation is insecure.", "SecurityError");
+    }
+  }
+  const c = client("ws://x.invalid/ws", { WebSocket: Insecure, token: "SECRET123" });
+  const drops = record(c, "disconnected");
+  const e = next(c, "error");
+  c.connect();
+  assert.equal((await e).code, "bad_url");
+  await until(() => c.state == "disconnected", "the client to stop", 1000);
+  assert.deepEqual(drops.map((d) => d.reconnect), [false]);
+});
