@@ -184,7 +184,8 @@ export class Client extends Emitter<ClientEvents> {
   /** The server's hello while connected, else null. */
   readonly info: ServerInfo | null;
   readonly subs: ReadonlyMap<string, Subscription>;
-  /** Starts connecting; reconnects until close(). */
+  /** Starts connecting; reconnects until close(). In a browser, the
+   * window's "online" event ends a reconnect's backoff wait at once. */
   connect(): void;
   /** Closes and stops reconnecting; pending requests reject with "closed". */
   close(): void;

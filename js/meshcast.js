@@ -201,6 +201,10 @@ export class Client extends Emitter {
   connect() {
     if (this.state != "disconnected") return;
     this.state = "connecting";
+    // Browsers: when the network comes back, a reconnect waiting out its
+    // backoff (up to maxReconnectDelay) goes at once.
+    this._online ||= () => ((this._n = 0), this._next?.());
+    globalThis.addEventListener?.("online", this._online);
     this._open(false);
   }
 
@@ -353,12 +357,19 @@ export class Client extends Emitter {
     this.state = "connecting";
     this._url++;
     const gen = this._gen;
-    this._timer = setTimeout(() => gen == this._gen && this._open(fresh), delay);
+    const go = (this._next = () => {
+      this._next = null;
+      clearTimeout(this._timer);
+      if (gen == this._gen) this._open(fresh);
+    });
+    this._timer = setTimeout(go, delay);
     this._emit("disconnected", { code, reason, reconnect: true, delay });
   }
 
   _halt(code, reason, e) {
     this._gen++;
+    this._next = null;
+    globalThis.removeEventListener?.("online", this._online);
     this._drop(1000);
     clearTimeout(this._timer);
     this.state = "disconnected";

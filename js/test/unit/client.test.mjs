@@ -502,3 +502,30 @@ test("a URL the page may never open (SecurityError: ws: from an https page) is b
   await until(() => c.state == "disconnected", "the client to stop", 1000);
   assert.deepEqual(drops.map((d) => d.reconnect), [false]);
 });
+
+test("the window's online event: a reconnect waiting out its backoff goes at once; close() stops listening", async () => {
+  const win = new EventTarget(); // what a browser's globalThis is
+  const listening = new Set();
+  globalThis.addEventListener = (ev, fn) => (listening.add(fn), win.addEventListener(ev, fn));
+  globalThis.removeEventListener = (ev, fn) => (listening.delete(fn), win.removeEventListener(ev, fn));
+  cleanup.push(() => {
+    delete globalThis.addEventListener;
+    delete globalThis.removeEventListener;
+  });
+  const srv = await server();
+  const c = await connected(srv.url, { minReconnectDelay: 60000, maxReconnectDelay: 60000 });
+  const drop = next(c, "disconnected");
+  srv.kill();
+  assert.ok((await drop).delay > 0);
+  const back = next(c, "connected", 2000);
+  win.dispatchEvent(new Event("online"));
+  await back;
+  assert.equal(listening.size, 1);
+  c.close();
+  assert.equal(listening.size, 0, "no listener left after close()");
+  c.connect();
+  c.connect();
+  assert.equal(listening.size, 1);
+  c.close();
+  assert.equal(listening.size, 0);
+});
