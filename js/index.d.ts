@@ -40,8 +40,8 @@ export interface ClientOptions {
   token?: string;
   /** Called for a fresh token before every reconnect, after close 4001
    * (token expired), and before the first connect when `token` is not
-   * given. A rejection is reported as an `error` event and retried with
-   * backoff. */
+   * given. A rejection, or no answer within `timeout` (code "timeout"),
+   * is reported as an `error` event and retried with backoff. */
   getToken?: () => string | Promise<string>;
   /** The WebSocket class, where there is no global one (Node 20: the ws package's). */
   WebSocket?: WebSocketConstructor;
@@ -51,7 +51,7 @@ export interface ClientOptions {
   /** Largest reconnect delay cap in ms; default 20000. */
   maxReconnectDelay?: number;
   /** Request timeout in ms, waiting for the connection included; also the
-   * longest wait for the server's hello. Default 10000. */
+   * longest wait for the server's hello and for getToken(). Default 10000. */
   timeout?: number;
   /** Requests (publish, history) held while disconnected; default 1000. */
   maxQueue?: number;

@@ -273,12 +273,18 @@ export class Client extends Emitter {
   async _open(fresh) {
     const gen = this._gen, get = this.opts.getToken;
     if (get && (fresh || this.token == null)) {
+      // A backend that hangs must not hold the reconnect forever. The
+      // deadline is also this._timer, so that close() clears it.
+      let t;
       try {
-        this.token = await get();
+        const late = new Promise((_, no) => (t = this._timer = setTimeout(() => no(err("timeout", "getToken did not answer within " + this.opts.timeout + " ms")), this.opts.timeout)));
+        this.token = await Promise.race([get(), late]);
       } catch (e) {
         // Still fresh: the token held may be the one the server expired.
         if (gen == this._gen) this._emit("error", e), this._retry(0, "getToken failed", fresh);
         return;
+      } finally {
+        clearTimeout(t);
       }
       if (gen != this._gen) return;
     }

@@ -529,3 +529,18 @@ test("the window's online event: a reconnect waiting out its backoff goes at onc
   c.close();
   assert.equal(listening.size, 0);
 });
+
+test("a getToken that never answers is given up after timeout and asked again, not waited for forever", async () => {
+  const srv = await server();
+  let n = 0;
+  const c = client(srv.url, {
+    timeout: 200,
+    getToken: () => (++n == 1 ? new Promise(() => {}) : Promise.resolve("t" + n)), // the backend hangs once
+  });
+  const e = next(c, "error");
+  const hello = next(c, "connected", 3000);
+  c.connect();
+  assert.deepEqual([(await e).code, (await e).reason], ["timeout", "getToken did not answer within 200 ms"]);
+  await hello;
+  assert.deepEqual(srv.upgrades.map((u) => u.token), ["t2"]);
+});
