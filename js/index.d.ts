@@ -134,7 +134,7 @@ export interface SubscriptionEvents {
   subscribing: (ctx: {}) => void;
   subscribed: (ctx: SubscribedContext) => void;
   unsubscribed: (ctx: { error?: MeshcastError }) => void;
-  /** A failed sub: final (then `unsubscribed`) unless its code is 503, 429 or "timeout", which are retried with backoff. */
+  /** A failed sub: final (then `unsubscribed`) unless its code is 503, 429 or "timeout", which are retried with backoff. 1009: the sub itself was over the server's --max-message. */
   error: (err: MeshcastError) => void;
   gap: (ctx: GapContext) => void;
   join: (ctx: JoinContext) => void;

@@ -135,8 +135,11 @@ export class Subscription extends Emitter {
     if (since != null) f.since = since;
     if (this.info !== undefined) f.info = this.info;
     c._call(f, (e, m) => {
-      // Connection gone (resubscribed on the next hello) or unsubscribed:
-      if (c.state != "connected" || c.subs.get(this.channel) !== this) return;
+      if (c.subs.get(this.channel) !== this) return; // unsubscribed
+      // A sub too big for the server (close 1009): sent again on every
+      // hello, it would close every connection.
+      if (e && e.code == 1009) return this._end(e);
+      if (c.state != "connected") return; // resubscribed on the next hello
       if (!e) {
         const recovered = since != null && m.recovered === true, resubscribe = this._was;
         this._was = true;
@@ -152,13 +155,16 @@ export class Subscription extends Emitter {
       } else if (e.code == 503 || e.code == 429 || e.code == "timeout") {
         this._emit("error", e);
         this._timer = setTimeout(() => this._sub(), c._delay(this._n++));
-      } else {
-        c.subs.delete(this.channel);
-        this._error = e; // for a ready() asked after the end
-        this._emit("error", e);
-        this._set("unsubscribed", { error: e });
-      }
+      } else this._end(e);
     });
+  }
+
+  // A refusal that retrying cannot change: the subscription ends.
+  _end(e) {
+    this.client.subs.delete(this.channel);
+    this._error = e; // for a ready() asked after the end
+    this._emit("error", e);
+    this._set("unsubscribed", { error: e });
   }
 }
 
@@ -334,7 +340,7 @@ export class Client extends Emitter {
     this.info = null;
     const again = [], big = code == 1009 && this._biggest();
     for (const r of this._reqs.values()) {
-      if (r == big) r.cb(err(1009, "message too big: the server closed the connection on this " + r.f.op + ", not published"));
+      if (r == big) r.cb(err(1009, "message too big: the server closed the connection on this " + r.f.op + ": not " + (r.f.op == "pub" ? "published" : "done")));
       else if (/^(history|presence)/.test(r.f.op)) again.push(r); // a read: safe to send again
       else r.cb(err("connection_lost", "connection lost before the answer: the " + r.f.op + " may or may not have been done"));
     }

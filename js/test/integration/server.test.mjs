@@ -251,3 +251,20 @@ test("a publish over --max-message: the node closes with 1009; it rejects with 1
   await until(() => got.length == 1, "the small message", 10000);
   assert.deepEqual(got, ["small"]);
 });
+
+test("a sub over --max-message (a 70 KiB presence info) ends with 1009 instead of a reconnect loop", async () => {
+  const c = await connected(nodes[0].url);
+  const drops = record(c, "disconnected");
+  const ok = c.subscribe("fine");
+  await ok.ready();
+  const big = c.subscribe("room:big", null, { info: { avatar: "x".repeat(70 * 1024) } });
+  const end = next(big, "unsubscribed", 10000);
+  await assert.rejects(big.ready(), { code: 1009 });
+  assert.equal((await end).error.code, 1009);
+  assert.equal(c.subs.has("room:big"), false);
+  await until(() => c.state == "connected" && ok.state == "subscribed", "the reconnect and resubscribe", 10000);
+  // Whatever the hello resent came before this pub on the same
+  // connection: had it been the big sub, the node would have closed on it.
+  await c.publish("fine", "after");
+  assert.deepEqual(drops.map((d) => d.code), [1009]);
+});
