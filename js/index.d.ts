@@ -95,7 +95,8 @@ export interface MessageContext {
 export interface SubscribedContext {
   /** The server replayed everything since the last position (`since`). */
   recovered: boolean;
-  /** This is a resubscribe after a reconnect. */
+  /** This is a resubscribe after a reconnect (of a subscription that was
+   * acked, or that had received messages before its ack). */
   resubscribe: boolean;
 }
 

@@ -159,6 +159,16 @@ export class Subscription extends Emitter {
     });
   }
 
+  // The connection is gone. Messages it delivered before the ack (the node
+  // delivers once the sub is in place, acks once the cluster confirmed
+  // it) make the next sub a resubscribe too: what was missed is a gap.
+  _down() {
+    clearTimeout(this._timer);
+    this._was ||= this._got;
+    this._got = false;
+    if (this.state == "subscribed") this._set("subscribing", {});
+  }
+
   // A refusal that retrying cannot change: the subscription ends.
   _end(e) {
     this.client.subs.delete(this.channel);
@@ -346,7 +356,7 @@ export class Client extends Emitter {
     }
     this._reqs.clear();
     this._queue.unshift(...again);
-    for (const s of this.subs.values()) if (s.state == "subscribed") s._set("subscribing", {});
+    for (const s of this.subs.values()) s._down();
     if (code == 4003) return this._halt(code, reason, err(4003, reason || "disconnected by the server"));
     if (code == 4001 && !this.opts.getToken) return this._halt(code, reason, err(4001, "token expired and no getToken option"));
     this._retry(code, reason, !!this.opts.getToken);
@@ -389,7 +399,7 @@ export class Client extends Emitter {
     for (const r of [...this._reqs.values(), ...this._queue]) r.cb(e);
     this._reqs.clear();
     this._queue = [];
-    for (const s of this.subs.values()) clearTimeout(s._timer), s.state == "subscribed" && s._set("subscribing", {});
+    for (const s of this.subs.values()) s._down();
     if (code != 1000) this._emit("error", e);
     this._emit("disconnected", { code, reason, reconnect: false });
   }
@@ -414,6 +424,7 @@ export class Client extends Emitter {
       case "msg":
         if (!s) return;
         if (m.pos != null) s.pos = m.pos;
+        s._got = true;
         s._emit("message", m.data, { ch: m.ch, pos: m.pos });
         break;
       case "gap":

@@ -544,3 +544,27 @@ test("a getToken that never answers is given up after timeout and asked again, n
   await hello;
   assert.deepEqual(srv.upgrades.map((u) => u.token), ["t2"]);
 });
+
+test("messages received before a sub's ack, then a drop: the resubscribe says gap (channels without history)", async () => {
+  const srv = await server({ history: false });
+  const c = await connected(srv.url);
+  // The node delivers as soon as the sub is in place, and acks once the
+  // cluster has confirmed it: the connection drops in between.
+  srv.answer = (conn, f) => {
+    if (f.op != "sub") return true;
+    srv.answer = () => true;
+    conn.chans.add(f.ch);
+    srv.subs.set(f.ch, new Set([conn]));
+    return false; // no ack
+  };
+  const got = [];
+  const s = c.subscribe("early", (d) => got.push(d));
+  await until(() => srv.subs.get("early")?.size == 1, "the sub in place");
+  srv.publish("early", 1);
+  await until(() => got.length == 1, "the message before the ack");
+  const gap = next(s, "gap");
+  srv.kill();
+  srv.publish("early", 2); // missed
+  assert.deepEqual(await gap, { ch: "early", reason: "reconnect" });
+  assert.equal(s.state, "subscribed");
+});
