@@ -188,7 +188,9 @@ export class Client extends Emitter<ClientEvents> {
   /** Starts connecting; reconnects until close(). In a browser, the
    * window's "online" event ends a reconnect's backoff wait at once. */
   connect(): void;
-  /** Closes and stops reconnecting; pending requests reject with "closed". */
+  /** Closes and stops reconnecting; pending requests reject with "closed".
+   * Leaves no timer or socket behind after a second at most (a node that
+   * does not answer the close frame is cut off), so a Node process exits. */
   close(): void;
   /** Subscribes; throws if `ch` already has a subscription on this
    * client, and a TypeError if `info` is not a JSON value. */

@@ -340,6 +340,9 @@ export class Client extends Emitter {
     try {
       ws.close(code);
     } catch {}
+    // The ws package (Node 20) waits 30 s for the server's close frame,
+    // and its timer holds the process: a node that is gone gets a second.
+    if (ws.terminate) setTimeout(() => ws.terminate(), 1000).unref?.();
   }
 
   // The socket closed or failed: fail or requeue what was in flight, then

@@ -568,3 +568,14 @@ test("messages received before a sub's ack, then a drop: the resubscribe says ga
   assert.deepEqual(await gap, { ch: "early", reason: "reconnect" });
   assert.equal(s.state, "subscribed");
 });
+
+test("close() with a server that never answers the close frame: the socket is gone within seconds, not ws's 30 s", async () => {
+  const srv = await server();
+  const c = await connected(srv.url);
+  for (const conn of srv.conns) conn.ws._socket.pause(); // a frozen node: reads nothing, echoes no close
+  const ws = c._ws;
+  c.close();
+  // An open socket keeps a Node process alive: with ws it stayed CLOSING
+  // until its 30 s close timeout.
+  await until(() => ws.readyState === 3, "the socket closed", 3000);
+});
