@@ -15,6 +15,9 @@ const (
 	opUnsub = "unsub"
 	opPub   = "pub"
 	opHist  = "history"
+	// opPing is answered with an ack and nothing else: a client that
+	// cannot see WebSocket pings (a browser) checks the connection with it.
+	opPing = "ping"
 )
 
 // MaxChannelLen is the longest channel name, in bytes.

@@ -53,6 +53,23 @@ func TestSubPubUnsub(t *testing.T) {
 	c.MustAck(`{"op":"sub","ch":"other","id":5}`)
 }
 
+// TestPing: a ping is acked and changes nothing, so a client that cannot
+// see WebSocket pings (a browser) can tell a live connection from a dead
+// one; without an id it is silent, as every request.
+func TestPing(t *testing.T) {
+	_, url := testHub(t, DefaultConfig())
+	c := dial(t, url)
+	if m := c.RoundTrip(`{"op":"ping","id":7}`); m["op"] != "ack" || m["id"] != 7.0 || len(m) != 2 {
+		t.Fatalf("ping: %v", m)
+	}
+	c.SendText(`{"op":"ping"}`)
+	c.SendText(`{"op":"ping","ch":"ignored","id":8}`)
+	// The next frame is the second ping's ack: the first had no id.
+	if m := c.ReadJSON(); m["op"] != "ack" || m["id"] != 8.0 {
+		t.Fatalf("want the ack of id 8, got %v", m)
+	}
+}
+
 func TestNoAckWithoutID(t *testing.T) {
 	_, url := testHub(t, DefaultConfig())
 	c := dial(t, url)

@@ -103,6 +103,8 @@ func (s *session) OnMessage(frame []byte) {
 		s.history(&req)
 	case opPresence, opPresenceStats:
 		s.presenceQuery(&req)
+	case opPing:
+		s.ack(&req)
 	default:
 		s.hub.metrics.badRequests.Add(1)
 		s.sendErr(&req, CodeBadRequest, "unknown op "+quoteForReason(req.op))
