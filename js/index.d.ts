@@ -55,9 +55,14 @@ export interface ClientOptions {
   timeout?: number;
   /** Requests (publish, history) held while disconnected; default 1000. */
   maxQueue?: number;
+  /** With nothing heard from the server for this long (ms), the client
+   * sends a ping; one not answered within `timeout` means the node froze or
+   * its host vanished (a browser sees no WebSocket pings): the client
+   * reconnects, and subscriptions recover or say gap. Default 25000; 0 off. */
+  heartbeat?: number;
 }
 
-export const defaults: Required<Pick<ClientOptions, "minReconnectDelay" | "maxReconnectDelay" | "timeout" | "maxQueue">>;
+export const defaults: Required<Pick<ClientOptions, "minReconnectDelay" | "maxReconnectDelay" | "timeout" | "maxQueue" | "heartbeat">>;
 
 /** The server's hello. */
 export interface ServerInfo {

@@ -14,6 +14,7 @@ export const defaults = {
   maxReconnectDelay: 20000, // the cap of that doubling; the actual wait is random in [0, cap) (full jitter)
   timeout: 10000, // a request (publish, history, sub, the hello) gives up after this (ms), connection wait included
   maxQueue: 1000, // requests held while disconnected; more are rejected at once
+  heartbeat: 25000, // with nothing heard for this long (ms), a ping; none answered within timeout: reconnect (0: off)
 };
 
 /** An error of the server (numeric code: 400, 403, 413, 429, 503, close codes 1009, 4001, 4003)
@@ -324,7 +325,7 @@ export class Client extends Emitter {
       return this._retry(1006, String(e.message || e), false);
     }
     this._timer = setTimeout(() => this._lost(1006, "no hello in time"), this.opts.timeout);
-    ws.onmessage = (ev) => this._frame(ev.data);
+    ws.onmessage = (ev) => ((this._heard = Date.now()), this._frame(ev.data));
     ws.onclose = (ev) => this._lost(ev.code, ev.reason);
     ws.onerror = () => {}; // a close event follows with the code
   }
@@ -334,6 +335,7 @@ export class Client extends Emitter {
     const ws = this._ws;
     this._ws = null;
     clearTimeout(this._timer);
+    clearInterval(this._hb);
     if (!ws) return;
     ws.onmessage = ws.onclose = null;
     ws.onerror = () => {};
@@ -420,6 +422,7 @@ export class Client extends Emitter {
         this._n = 0;
         this.state = "connected";
         this.info = { client: m.client, node: m.node, user: m.user };
+        this._beating(this._ws);
         for (const s of this.subs.values()) s._sub(); // resubscribe first,
         for (const r of this._queue.splice(0)) this._send(r); // then what waited, in order,
         this._emit("connected", this.info); // then the application
@@ -444,6 +447,27 @@ export class Client extends Emitter {
       default: // ack, history, and ops of later versions
         this._take(m.id, null, m);
     }
+  }
+
+  // _beating watches ws for silence. A browser sees no WebSocket pings, so
+  // a node that froze, or whose host vanished without closing TCP, looks
+  // like a quiet channel: without this, a listener would miss messages and
+  // never hear of it. A ping the server does not answer means it is gone;
+  // the reconnect then recovers what was missed, or reports a gap.
+  _beating(ws) {
+    const hb = this.opts.heartbeat;
+    clearInterval(this._hb);
+    if (!(hb > 0)) return;
+    let pinging = false;
+    this._hb = setInterval(() => {
+      if (pinging || this._ws != ws || Date.now() - this._heard < hb) return;
+      pinging = true;
+      this._call({ op: "ping" }, (e) => {
+        pinging = false;
+        // Any answer, even an err from a server without ping, is life.
+        if (e?.code == "timeout" && this._ws == ws) this._lost(1006, "no answer to a ping within " + this.opts.timeout + " ms");
+      });
+    }, Math.max(hb / 4, 10));
   }
 
   _take(id, e, m) {

@@ -38,6 +38,7 @@ export class FakeServer {
     this.received = []; // every frame from every client
     this.upgrades = []; // {url, token} of every upgrade request
     this.conns = new Set();
+    this.connIDs = 0;
     this.subs = new Map(); // ch -> Set of conns
     this.presencePage = Infinity; // members per presence answer (then "more")
     this.wss = new WebSocketServer({ noServer: true });
@@ -76,7 +77,7 @@ export class FakeServer {
   }
 
   _conn(ws, token) {
-    const conn = { ws, token, chans: new Set(), infos: new Map(), id: "c" + (this.conns.size + 1) };
+    const conn = { ws, token, chans: new Set(), infos: new Map(), id: "c" + ++this.connIDs }; // never reused, unlike a count of open ones
     this.conns.add(conn);
     ws.on("close", () => this._gone(conn));
     ws.on("error", () => {});
@@ -160,6 +161,8 @@ export class FakeServer {
       case "pub":
         if (this.failPub) return fail(this.failPub, this.failPub === 503 ? "cluster unavailable: test" : "refused");
         this.publish(f.ch, f.data);
+        return reply({ op: "ack" });
+      case "ping":
         return reply({ op: "ack" });
       case "history":
         if (!this.history) return fail(400, "unknown op");

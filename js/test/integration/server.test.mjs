@@ -85,6 +85,39 @@ test("kill -9 of the subscriber's node: reconnect to the other, resubscribe, say
   assert.ok(gaps.every((g) => g.ch == "kill" && ["reconnect", "server"].includes(g.reason)), JSON.stringify(gaps));
 });
 
+test("SIGSTOP of the subscriber's node: the heartbeat finds it frozen, the client moves to the other node and says gap", async () => {
+  const a = await Node.start({ name: "frozen", join: "127.0.0.1:" + nodes[0].gossipPort });
+  cleanup.push(() => a.kill()); // SIGKILL ends a stopped process too
+  await linksUp([...nodes, a]);
+  await until(async () => (await a.get("/readyz").catch(() => ({}))).status == 200, "the node ready", 20000);
+  const b = nodes[1];
+  // The timeout is over the node's 2 s interest wait: the other node acks a
+  // sub only once the frozen one has confirmed it or that wait is over.
+  const c = await connected([a.url, b.url], { heartbeat: 300, timeout: 4000 });
+  assert.equal(c.info.node, "frozen");
+  const got = [];
+  const s = c.subscribe("stopped", (d) => got.push(d));
+  const gaps = record(s, "gap");
+  await s.ready();
+  const pub = await connected(b.url);
+  await pub.publish("stopped", "before");
+  await until(() => got.length == 1, "the first message");
+
+  // The node's socket stays open and its kernel keeps ACKing: only a ping
+  // that is never answered tells the client.
+  const drop = next(c, "disconnected", 15000);
+  const back = next(c, "connected", 20000);
+  a.proc.kill("SIGSTOP");
+  const d = await drop;
+  assert.equal(d.code, 1006);
+  assert.match(d.reason, /no answer to a ping/);
+  assert.equal((await back).node, b.name);
+  await until(() => s.state == "subscribed", "the resubscribe", 10000);
+  await pub.publish("stopped", "after");
+  await until(() => got.includes("after"), "the message after the move");
+  assert.ok(gaps.some((g) => g.reason == "reconnect"), JSON.stringify(gaps));
+});
+
 test("SIGTERM: the client sees 1001 going away and moves to the other node", async () => {
   const a = await Node.start({ name: "leaver", join: "127.0.0.1:" + nodes[0].gossipPort });
   cleanup.push(() => a.kill());

@@ -307,7 +307,7 @@ test("reconnect delays: full jitter under a doubling cap", async () => {
   } finally {
     Math.random = random;
   }
-  assert.deepEqual(defaults, { minReconnectDelay: 500, maxReconnectDelay: 20000, timeout: 10000, maxQueue: 1000 });
+  assert.deepEqual(defaults, { minReconnectDelay: 500, maxReconnectDelay: 20000, timeout: 10000, maxQueue: 1000, heartbeat: 25000 });
 
   // And on the wire: refused attempts wait less than the cap of their attempt.
   const srv = await server();
@@ -578,4 +578,67 @@ test("close() with a server that never answers the close frame: the socket is go
   // An open socket keeps a Node process alive: with ws it stayed CLOSING
   // until its 30 s close timeout.
   await until(() => ws.readyState === 3, "the socket closed", 3000);
+});
+
+// pings counts the pings of each connection of srv, by its client id.
+function pings(srv) {
+  const n = new Map();
+  srv.answer = (conn, f) => (f.op == "ping" && n.set(conn.id, (n.get(conn.id) || 0) + 1), true);
+  return (c) => n.get(c.info?.client ?? c) || 0;
+}
+
+test("heartbeat: a quiet connection is pinged and kept while the server answers; messages stand in for pings", async () => {
+  const srv = await server();
+  const count = pings(srv);
+  const c = await connected(srv.url, { heartbeat: 40 });
+  const drops = record(c, "disconnected");
+  await until(() => count(c) >= 5, "five pings");
+  assert.equal(c.state, "connected");
+  assert.deepEqual(drops, []);
+  // A client hearing a message every 5 ms has nothing to ask.
+  const busy = await connected(srv.url, { heartbeat: 250 });
+  const s = busy.subscribe("busy");
+  await s.ready();
+  const before = count(busy);
+  const t0 = Date.now();
+  while (Date.now() - t0 < 1000) {
+    srv.publish("busy", 1);
+    await new Promise((r) => setTimeout(r, 5)); // the pace of the messages
+  }
+  assert.ok(count(busy) <= before + 1, `${count(busy) - before} pings while messages arrived`);
+});
+
+test("heartbeat: a server that stops answering (a frozen node) is left, and the resubscribe says gap", async () => {
+  const srv = await server({ history: false });
+  const c = await connected(srv.url, { heartbeat: 50, timeout: 300 });
+  const s = c.subscribe("quiet");
+  await s.ready();
+  const gap = next(s, "gap", 5000);
+  const drop = next(c, "disconnected", 5000);
+  const back = next(c, "connected", 5000);
+  // Frozen: the socket stays open, nothing is answered.
+  srv.answer = (conn, f) => f.op != "ping";
+  const d = await drop;
+  assert.equal(d.code, 1006);
+  assert.match(d.reason, /no answer to a ping within 300 ms/);
+  srv.answer = () => true;
+  await back;
+  assert.deepEqual(await gap, { ch: "quiet", reason: "reconnect" });
+});
+
+test("heartbeat 0 sends no ping; close() stops the pings", async () => {
+  const srv = await server();
+  const count = pings(srv);
+  const off = await connected(srv.url, { heartbeat: 0 });
+  const on = await connected(srv.url, { heartbeat: 20 });
+  const onID = on.info.client, offID = off.info.client;
+  await until(() => count(on) >= 3, "pings of the client with a heartbeat");
+  on.close();
+  const n = count(onID);
+  // A third client's pings are the clock: five of its heartbeats, and the
+  // closed one would have pinged again.
+  const clock = await connected(srv.url, { heartbeat: 20 });
+  await until(() => count(clock) >= 5, "five heartbeats of another client");
+  assert.equal(count(onID), n);
+  assert.equal(count(offID), 0);
 });
