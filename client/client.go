@@ -300,12 +300,17 @@ func (c *Client) roundTrip(ctx context.Context, req request) (*serverFrame, erro
 }
 
 // Publish sends data, one JSON value passed byte-exact, to every
-// subscriber of ch and returns on the server's ack. While disconnected it
+// subscriber of ch and returns on the server's ack. Data that is not one
+// JSON value in valid UTF-8 is ErrBadData, a channel name that is not
+// UTF-8 ErrBadChannel, and neither is sent. While disconnected it
 // waits for the connection, within ctx and Config.RequestTimeout. It is
 // never retried: an *Error means not published; ErrConnectionLost or a
 // context error may or may not have been.
 func (c *Client) Publish(ctx context.Context, ch string, data []byte) error {
-	if !json.Valid(data) {
+	if err := checkChannel(ch); err != nil {
+		return err
+	}
+	if !validJSON(data) {
 		return ErrBadData
 	}
 	_, err := c.roundTrip(ctx, request{op: "pub", ch: ch, data: data})
@@ -325,6 +330,9 @@ func (c *Client) PublishJSON(ctx context.Context, ch string, v any) error {
 // (0: the server's default). A server or channel without history answers
 // with an *Error 400.
 func (c *Client) History(ctx context.Context, ch string, limit int) ([]HistoryMessage, error) {
+	if err := checkChannel(ch); err != nil {
+		return nil, err
+	}
 	f, err := c.roundTrip(ctx, request{op: "history", ch: ch, limit: limit})
 	if err != nil {
 		return nil, err

@@ -78,8 +78,12 @@ type Subscription struct {
 // Subscribe subscribes to ch and returns once the server acked. While
 // disconnected it waits for the connection; an err 503 or 429 is retried
 // with backoff; other errors (403, 400) are returned as an *Error. ctx
-// (or Config.RequestTimeout) bounds the wait.
+// (or Config.RequestTimeout) bounds the wait. A channel name that is not
+// UTF-8 is ErrBadChannel, bad WithInfo ErrBadData, before anything is sent.
 func (c *Client) Subscribe(ctx context.Context, ch string, opts ...SubscribeOption) (*Subscription, error) {
+	if err := checkChannel(ch); err != nil {
+		return nil, err
+	}
 	s := &Subscription{
 		c: c, ch: ch,
 		wake:  make(chan struct{}, 1),
@@ -88,6 +92,11 @@ func (c *Client) Subscribe(ctx context.Context, ch string, opts ...SubscribeOpti
 	}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.info != nil && !validJSON(s.info) {
+		// Sent as is, it would make the sub frame malformed: an err
+		// without id, and a sub retried until ctx ends.
+		return nil, ErrBadData
 	}
 	if s.cb == nil {
 		s.out = make(chan Message)

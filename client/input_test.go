@@ -1,0 +1,53 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// Bad input is refused by the client before it reaches the wire: data
+// that is valid JSON but not UTF-8 would make the server close the whole
+// connection (1007), and a channel name that is not UTF-8 would be
+// rewritten by the JSON encoder (U+FFFD) into another channel.
+func TestBadInputRefusedLocally(t *testing.T) {
+	h := startHub(t, "h1")
+	var ev events
+	cfg := testConfig(h.URL)
+	cfg.OnEvent = ev.on
+	c := connect(t, cfg)
+	s := subscribe(t, c, "ok")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	if err := c.Publish(ctx, "ok", []byte("\"\xff\"")); !errors.Is(err, ErrBadData) {
+		t.Errorf("publish of invalid UTF-8 data: %v, want ErrBadData", err)
+	}
+	if _, err := c.Subscribe(ctx, "bad\xff"); !errors.Is(err, ErrBadChannel) {
+		t.Errorf("subscribe to a channel that is not UTF-8: %v, want ErrBadChannel", err)
+	}
+	if err := c.Publish(ctx, "bad\xff", []byte(`1`)); !errors.Is(err, ErrBadChannel) {
+		t.Errorf("publish to a channel that is not UTF-8: %v, want ErrBadChannel", err)
+	}
+	if _, err := c.History(ctx, "bad\xff", 1); !errors.Is(err, ErrBadChannel) {
+		t.Errorf("history of a channel that is not UTF-8: %v, want ErrBadChannel", err)
+	}
+	start := time.Now()
+	if _, err := c.Subscribe(ctx, "room", WithInfo([]byte(`{"name":`))); !errors.Is(err, ErrBadData) {
+		t.Errorf("subscribe with info that is not JSON: %v after %v, want ErrBadData at once", err, time.Since(start))
+	}
+	if _, err := c.Subscribe(ctx, "room2", WithInfo([]byte("\"\xff\""))); !errors.Is(err, ErrBadData) {
+		t.Errorf("subscribe with info that is not UTF-8: %v, want ErrBadData", err)
+	}
+
+	// None of it cost the connection: the subscription is still served,
+	// with no gap.
+	h.publish(t, "ok", `"still"`)
+	if m := next(t, s); m.Gap || string(m.Data) != `"still"` {
+		t.Fatalf("got %+v, want the next message and no gap", m)
+	}
+	if d := ev.of(EventDisconnected); len(d) != 0 {
+		t.Fatalf("bad input disconnected the client: %+v", d)
+	}
+}
