@@ -77,7 +77,13 @@ func dial(ctx context.Context, cfg *Config, url, token string) (*conn, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetReadDeadline(dl)
 	}
+	// The deadline is DialTimeout's: Close (or Connect's ctx, which ends
+	// in Close) must end the wait for the hello too.
+	unblock := context.AfterFunc(ctx, func() { _ = nc.SetReadDeadline(time.Now()) })
 	b, err := c.next()
+	if !unblock() && err == nil {
+		err = ctx.Err() // the deadline may have been moved past the hello
+	}
 	if err == nil {
 		c.hello, err = decodeFrame(b)
 		if err == nil && c.hello.Op != "hello" {
@@ -86,6 +92,9 @@ func dial(ctx context.Context, cfg *Config, url, token string) (*conn, error) {
 	}
 	if err != nil {
 		nc.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("client: waiting for the hello: %w", ctx.Err())
+		}
 		return nil, err
 	}
 	return c, nil
