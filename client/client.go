@@ -182,14 +182,27 @@ func (c *Client) event(e Event) {
 	}
 }
 
-// delay is the backoff before attempt n (0-based): full jitter under a
-// cap that doubles from MinReconnectDelay to MaxReconnectDelay.
+// delay is the backoff before attempt n (0-based): full jitter, a random
+// wait in [0, delayCap(n)).
 func (c *Client) delay(n int) time.Duration {
-	limit := c.cfg.MaxReconnectDelay
-	if n < 30 {
-		limit = min(limit, c.cfg.MinReconnectDelay<<n)
+	return rand.N(c.delayCap(n))
+}
+
+// delayCap is MinReconnectDelay doubled n times, at most
+// MaxReconnectDelay. It doubles step by step up to the maximum: a shift
+// by n wrapped around for long delays (a MinReconnectDelay of 20 s made
+// the 30th attempt's cap negative, and rand.N panicked on the client's
+// goroutine).
+func (c *Client) delayCap(n int) time.Duration {
+	limit, most := c.cfg.MinReconnectDelay, c.cfg.MaxReconnectDelay
+	for ; n > 0 && limit < most; n-- {
+		if limit > most/2 {
+			limit = most
+		} else {
+			limit *= 2
+		}
 	}
-	return rand.N(limit + 1)
+	return min(limit, most)
 }
 
 // afterFunc runs f after d on its own goroutine, unless the client stops
