@@ -43,6 +43,12 @@ type Client struct {
 	stopErr error         // why the client stopped; nil while it runs
 	lastErr error         // the last failed connection attempt
 	stopped chan struct{} // closed when stopErr is set
+
+	// evMu guards the events waiting for Config.OnEvent (events.go).
+	evMu      sync.Mutex
+	evQueue   []Event
+	evDropped uint64
+	evWake    chan struct{}
 }
 
 // pending is a request sent and not answered yet.
@@ -82,8 +88,13 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		subs:    make(map[string]*Subscription),
 		waiting: make(map[uint64]*pending),
 		stopped: make(chan struct{}),
+		evWake:  make(chan struct{}, 1),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if cfg.OnEvent != nil {
+		c.wg.Add(1)
+		go c.eventLoop()
+	}
 	first := make(chan error, 1)
 	c.wg.Add(1)
 	go c.run(first)
@@ -164,21 +175,15 @@ func (c *Client) stop(err error, ev *Event) {
 	subs := c.subs
 	c.subs = map[string]*Subscription{}
 	c.mu.Unlock()
+	if ev != nil {
+		c.event(*ev) // before cancel, which ends eventLoop once it is told
+	}
 	c.cancel()
 	if cn != nil {
 		cn.closeWith(1000, "")
 	}
 	for _, s := range subs {
 		s.end(err)
-	}
-	if ev != nil {
-		c.event(*ev)
-	}
-}
-
-func (c *Client) event(e Event) {
-	if c.cfg.OnEvent != nil {
-		c.cfg.OnEvent(e)
 	}
 }
 

@@ -57,8 +57,9 @@
 // # Concurrency
 //
 // Every method is safe for concurrent use. Callbacks (WithCallback,
-// Config.OnEvent) run on the client's goroutines: they may call Publish,
-// Subscribe and Unsubscribe, but not Close, and they should return
-// quickly. Close stops every goroutine the client started and waits for
+// Config.OnEvent) run on the client's goroutines, each subscription's and
+// OnEvent's on their own: they may call Publish, Subscribe and
+// Unsubscribe, but not Close, and they should return quickly (a
+// subscription's queue, and OnEvent's, fill meanwhile). Close stops every goroutine the client started and waits for
 // them.
 package client

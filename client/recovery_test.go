@@ -151,7 +151,7 @@ func TestServerGap(t *testing.T) {
 	if m := next(t, s); !m.Gap || m.Reason != "server" || m.Channel != "g" {
 		t.Fatalf("got %+v", m)
 	}
-	if g := ev.of(EventGap); len(g) != 1 || g[0].Reason != "server" {
+	if g := ev.wait(t, EventGap, 1); len(g) != 1 || g[0].Reason != "server" {
 		t.Fatalf("events %+v", g)
 	}
 }
@@ -168,7 +168,7 @@ func TestSubscribeRetries(t *testing.T) {
 	if n := f.count("sub", "busy"); n != 4 {
 		t.Fatalf("%d subs, want 4", n)
 	}
-	if e := ev.of(EventError); len(e) != 3 {
+	if e := ev.wait(t, EventError, 3); len(e) != 3 {
 		t.Fatalf("error events %+v", e)
 	}
 	f.set(func(f *fake) { f.failSub["no"] = []int{403} })
