@@ -31,8 +31,13 @@ type Client struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // run, subscription pumps, timers that run
 
-	// mu guards the fields below. Lock order: Client.mu before
-	// Subscription.mu.
+	// wire is held while a sub or unsub frame is written, with the check
+	// of c.subs that decided it, so that the server sees the subs and
+	// unsubs of a channel in the order the client's state changed. Lock
+	// order: wire, then mu, then Subscription.mu.
+	wire sync.Mutex
+
+	// mu guards the fields below.
 	mu      sync.Mutex
 	conn    *conn
 	up      chan struct{} // closed while conn is set; replaced when it goes

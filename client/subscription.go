@@ -102,13 +102,16 @@ func (c *Client) Subscribe(ctx context.Context, ch string, opts ...SubscribeOpti
 		s.out = make(chan Message)
 		s.C = s.out
 	}
+	c.wire.Lock()
 	c.mu.Lock()
 	if c.stopErr != nil {
 		c.mu.Unlock()
+		c.wire.Unlock()
 		return nil, c.stopErr
 	}
 	if _, dup := c.subs[ch]; dup {
 		c.mu.Unlock()
+		c.wire.Unlock()
 		return nil, ErrDuplicate
 	}
 	c.subs[ch] = s
@@ -117,8 +120,9 @@ func (c *Client) Subscribe(ctx context.Context, ch string, opts ...SubscribeOpti
 	c.mu.Unlock()
 	go s.pump()
 	if cn != nil {
-		s.subscribeOn(cn)
+		s.subscribeOnLocked(cn)
 	}
+	c.wire.Unlock()
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.RequestTimeout)
@@ -165,6 +169,8 @@ func (s *Subscription) Err() error {
 // running.
 func (s *Subscription) Unsubscribe() error {
 	c := s.c
+	c.wire.Lock() // no sub of the channel goes out before this unsub
+	defer c.wire.Unlock()
 	c.mu.Lock()
 	if c.subs[s.ch] != s {
 		c.mu.Unlock()
@@ -182,8 +188,19 @@ func (s *Subscription) Unsubscribe() error {
 	return nil
 }
 
-// subscribeOn sends the sub on cn, with since = the last position.
+// subscribeOn sends the sub on cn, with since = the last position,
+// unless the subscription ended.
 func (s *Subscription) subscribeOn(cn *conn) {
+	s.c.wire.Lock()
+	defer s.c.wire.Unlock()
+	if s.c.sub(s.ch) != s {
+		return // unsubscribed: its unsub may be on the wire already
+	}
+	s.subscribeOnLocked(cn)
+}
+
+// subscribeOnLocked is subscribeOn with c.wire held and s current.
+func (s *Subscription) subscribeOnLocked(cn *conn) {
 	s.mu.Lock()
 	since := s.pos
 	s.mu.Unlock()
