@@ -47,3 +47,34 @@ func TestDelayCap(t *testing.T) {
 		}
 	}
 }
+
+// A node that accepts connections and closes each at once (crash-looping,
+// or failing right after the hello) is reconnected to with a growing
+// backoff, as a node that refuses them is: every connection that lasted
+// only an instant used to restart it from MinReconnectDelay, so every
+// client of such a node came back within MinReconnectDelay, forever.
+func TestBackoffGrowsWhenConnectionsEndAtOnce(t *testing.T) {
+	f := startFake(t, newStore(10))
+	var ev events
+	cfg := testConfig(f.URL)
+	cfg.OnEvent = ev.on
+	c := connect(t, cfg)
+	f.set(func(f *fake) { f.hangUp = true })
+	f.kill()
+	d := ev.wait(t, EventDisconnected, 12)
+	f.set(func(f *fake) { f.hangUp = false })
+	// Full jitter under a cap that doubles from 10 ms to 100 ms: after the
+	// fourth, all under 10 ms would be 9 draws in a row under a tenth of
+	// the cap.
+	longest := time.Duration(0)
+	for _, e := range d[:12] {
+		if !e.Reconnect {
+			t.Fatalf("disconnected %+v, want a reconnect", e)
+		}
+		longest = max(longest, e.Delay)
+	}
+	if longest <= cfg.MinReconnectDelay {
+		t.Fatalf("12 reconnects to a node that closes at once, every wait at most %v: no backoff", longest)
+	}
+	waitFor(t, 5*time.Second, "a connection that lasts", func() bool { return c.State() == Connected })
+}

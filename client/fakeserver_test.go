@@ -63,6 +63,7 @@ type fake struct {
 	failSub  map[string][]int
 	failPub  int
 	swallow  func(op string) bool // true: no answer
+	hangUp   bool                 // close each connection (1011) right after its hello
 	conns    map[*fakeConn]bool
 	subs     map[string]map[*fakeConn]bool
 	received []map[string]any
@@ -117,6 +118,17 @@ func (f *fake) upgrade(w http.ResponseWriter, r *http.Request) {
 	f.conns[c] = true
 	f.mu.Unlock()
 	c.ws.send(map[string]any{"op": "hello", "client": client, "node": f.URL})
+	f.mu.Lock()
+	hangUp := f.hangUp
+	f.mu.Unlock()
+	if hangUp {
+		c.ws.mu.Lock()
+		_ = ws.WriteFrame(nc, ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusInternalServerError, "crashing")))
+		c.ws.mu.Unlock()
+		f.gone(c)
+		nc.Close()
+		return
+	}
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()

@@ -42,7 +42,7 @@ func (c *Client) run(first chan<- error) {
 			}
 			continue
 		}
-		attempt = 0
+		since := time.Now()
 		if !c.attach(cn) {
 			return
 		}
@@ -61,8 +61,11 @@ func (c *Client) run(first chan<- error) {
 			c.stop(err, &Event{Type: EventDisconnected, Code: code, Reason: reason, Err: err})
 			return
 		}
-		d := c.delay(0)
-		attempt = 1
+		if time.Since(since) >= stableAfter {
+			attempt = 0
+		}
+		d := c.delay(attempt)
+		attempt++
 		c.log.Debug("disconnected", slog.Int("code", code), slog.String("reason", reason), slog.Duration("retry_in", d))
 		c.event(Event{Type: EventDisconnected, Code: code, Reason: reason, Reconnect: true, Delay: d})
 		url++
@@ -71,6 +74,12 @@ func (c *Client) run(first chan<- error) {
 		}
 	}
 }
+
+// stableAfter is how long a connection must last for the backoff to
+// start again from MinReconnectDelay. A node that closes connections as
+// soon as they open is met with a growing backoff, as one that refuses
+// them is.
+const stableAfter = 10 * time.Second
 
 // dialOnce fetches a token (GetToken, before every attempt but a first
 // one that has Config.Token) and dials the url-th URL.
