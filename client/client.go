@@ -72,7 +72,7 @@ func Dial(ctx context.Context, url string) (*Client, error) {
 // Connect starts a client and returns once it is connected. Until then it
 // tries each URL in turn with backoff; it gives up when ctx ends (saying
 // what the last attempt met), or at once on an upgrade refused with 401 or
-// 403 (a token problem) when there is no GetToken. A URL that is not
+// 403 (a token problem) when there is no GetToken: an *UpgradeError. A URL that is not
 // ws:// or wss:// is refused before any attempt. After Connect returns the
 // client stays connected until Close.
 func Connect(ctx context.Context, cfg Config) (*Client, error) {
@@ -134,7 +134,8 @@ func (c *Client) Close() error {
 // Done is closed when the client stops: Close, or the server ending it.
 func (c *Client) Done() <-chan struct{} { return c.stopped }
 
-// Err says why the client stopped: ErrClosed, a *CloseError; nil while
+// Err says why the client stopped: ErrClosed, a *CloseError, or an
+// *UpgradeError (401 or 403 on a reconnect, without GetToken); nil while
 // it runs.
 func (c *Client) Err() error {
 	c.mu.Lock()

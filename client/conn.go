@@ -32,15 +32,21 @@ type conn struct {
 	closeOnce sync.Once
 }
 
-// dialError is a refused upgrade: the HTTP status and its Retry-After.
-type dialError struct {
-	status     int
-	retryAfter time.Duration
-	body       string
+// UpgradeError is a node's refusal of the WebSocket upgrade, before any
+// frame (docs/protocol.md, Connecting): 401 or 403 for the token or the
+// origin, 503 for a node that is not ready or is full.
+type UpgradeError struct {
+	Status int
+	// RetryAfter is the node's Retry-After header (a 503 of a node not
+	// in good standing); 0 without one.
+	RetryAfter time.Duration
+	// Body is the start of the answer's body, usually
+	// {"code":<status>,"reason":"<why>"}.
+	Body string
 }
 
-func (e *dialError) Error() string {
-	return fmt.Sprintf("client: upgrade refused: HTTP %d %s", e.status, e.body)
+func (e *UpgradeError) Error() string {
+	return fmt.Sprintf("client: upgrade refused: HTTP %d %s", e.Status, e.Body)
 }
 
 // dial connects to url and reads the hello.
@@ -54,7 +60,7 @@ func dial(ctx context.Context, cfg *Config, url, token string) (*conn, error) {
 	if token != "" {
 		hdr.Set("Authorization", "Bearer "+token)
 	}
-	var refused *dialError
+	var refused *UpgradeError
 	d := ws.Dialer{
 		Header:    ws.HandshakeHeaderHTTP(hdr),
 		TLSConfig: cfg.TLSConfig,
@@ -115,8 +121,8 @@ func newConn(nc net.Conn, src io.Reader, cfg *Config) *conn {
 }
 
 // readRefusal reads the status and Retry-After of a refused upgrade.
-func readRefusal(status int, resp io.Reader) *dialError {
-	e := &dialError{status: status}
+func readRefusal(status int, resp io.Reader) *UpgradeError {
+	e := &UpgradeError{Status: status}
 	res, err := http.ReadResponse(bufio.NewReader(io.LimitReader(resp, 4096)), nil)
 	if err != nil {
 		return e
@@ -125,10 +131,10 @@ func readRefusal(status int, resp io.Reader) *dialError {
 	// largest with ErrRange) mean the longest wait: the product wrapped
 	// around to a short or negative wait, an immediate retry.
 	if s, err := strconv.Atoi(res.Header.Get("Retry-After")); (err == nil || errors.Is(err, strconv.ErrRange)) && s > 0 {
-		e.retryAfter = time.Duration(min(int64(s), int64(math.MaxInt64/time.Second))) * time.Second
+		e.RetryAfter = time.Duration(min(int64(s), int64(math.MaxInt64/time.Second))) * time.Second
 	}
 	body, _ := io.ReadAll(io.LimitReader(res.Body, 512))
-	e.body = string(bytes.TrimSpace(body))
+	e.Body = string(bytes.TrimSpace(body))
 	return e
 }
 

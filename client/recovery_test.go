@@ -278,8 +278,24 @@ func TestTokens(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
-	if _, err := Connect(ctx, bad); err == nil || time.Since(start) > 5*time.Second {
-		t.Fatalf("bad token: %v after %v", err, time.Since(start))
+	_, err := Connect(ctx, bad)
+	var ue *UpgradeError
+	if !errors.As(err, &ue) || ue.Status != 401 || time.Since(start) > 5*time.Second {
+		t.Fatalf("bad token: %v after %v, want an *UpgradeError 401 at once", err, time.Since(start))
+	}
+
+	// A static token refused on a reconnect stops the client with it.
+	f.set(func(f *fake) { f.tokens["fixed"] = true })
+	later := connect(t, fixed)
+	f.set(func(f *fake) { delete(f.tokens, "fixed") })
+	f.kill()
+	select {
+	case <-later.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a 401 on the reconnect did not stop the client")
+	}
+	if !errors.As(later.Err(), &ue) || ue.Status != 401 {
+		t.Fatalf("Err after a 401 on the reconnect: %v", later.Err())
 	}
 }
 

@@ -100,17 +100,17 @@ func (c *Client) dialOnce(url int, again bool) (*conn, error) {
 // refusedForGood: an upgrade refused for the token (401, 403) will be
 // refused again unless GetToken can bring another.
 func refusedForGood(err error, noGetToken bool) bool {
-	var de *dialError
-	return noGetToken && errors.As(err, &de) && (de.status == 401 || de.status == 403)
+	var de *UpgradeError
+	return noGetToken && errors.As(err, &de) && (de.Status == 401 || de.Status == 403)
 }
 
 // backoff is the wait after a failed attempt; a 503's Retry-After counts
 // when there is no other URL to try.
 func (c *Client) backoff(attempt int, err error) time.Duration {
 	d := c.delay(attempt)
-	var de *dialError
-	if errors.As(err, &de) && len(c.cfg.URLs) == 1 && de.retryAfter > d {
-		d = min(de.retryAfter, c.cfg.MaxReconnectDelay)
+	var de *UpgradeError
+	if errors.As(err, &de) && len(c.cfg.URLs) == 1 && de.RetryAfter > d {
+		d = min(de.RetryAfter, c.cfg.MaxReconnectDelay)
 	}
 	return d
 }
