@@ -57,3 +57,54 @@ func TestUnsubscribeSubscribeRace(t *testing.T) {
 		s.Unsubscribe()
 	}
 }
+
+// Subscribe, Unsubscribe, Publish, reconnects and Close at once, under
+// -race: every call returns, with nil or an error that says why, and
+// Close leaves no goroutine behind (goleak, TestMain).
+func TestEverythingAtOnce(t *testing.T) {
+	h := startHub(t, "h1")
+	p := startProxy(t, h.srv.Listener.Addr().String())
+	for round := range 5 {
+		var ev events
+		cfg := testConfig(p.URL)
+		cfg.OnEvent = ev.on
+		c := connect(t, cfg)
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		for g := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					ch := "all:" + strconv.Itoa((g+i)%3)
+					s, err := c.Subscribe(ctx, ch, WithCallback(func(Message) {
+						_ = c.Publish(ctx, "all:echo", []byte(`1`))
+					}))
+					if err == nil {
+						_ = c.Publish(ctx, ch, []byte(strconv.Itoa(i)))
+						s.Unsubscribe()
+					}
+				}
+			}()
+		}
+		waitFor(t, 5*time.Second, "some traffic", func() bool { return h.hub.Stats().Publishes > uint64(50*(round+1)) })
+		p.cut()
+		waitFor(t, 5*time.Second, "a reconnect", func() bool { return len(ev.of(EventConnected)) >= 2 })
+		done := make(chan struct{})
+		go func() { c.Close(); close(done) }()
+		close(stop)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Close did not return")
+		}
+		wg.Wait()
+	}
+}
