@@ -267,12 +267,15 @@ func (c *Client) send(ctx context.Context, cn *conn, req request, done func(*ser
 	c.waiting[id] = &pending{req: req, done: done}
 	c.mu.Unlock()
 	if err := cn.write(ctx, req.encode(id)); err != nil {
-		if ctx.Err() != nil && c.forget(id) {
-			done(nil, ctx.Err())
+		if errors.Is(err, errNotWritten) {
+			if c.forget(id) {
+				done(nil, ctx.Err())
+			}
 			return id, true
 		}
-		// The connection is failing: closing it ends readLoop, and detach
-		// fails the request with ErrConnectionLost.
+		// The write failed part way, or the connection is failing: it may
+		// hold half a frame, so it is closed whatever ctx says. That ends
+		// readLoop, and detach fails the request with ErrConnectionLost.
 		cn.closeWith(1000, "")
 	}
 	return id, true

@@ -190,12 +190,16 @@ func (c *conn) readLoop(handle func([]byte)) (int, string) {
 	}
 }
 
-// write sends one text frame; ctx bounds the wait for the semaphore.
+// errNotWritten: ctx ended before the write began; nothing was sent.
+var errNotWritten = errors.New("client: not written")
+
+// write sends one text frame; ctx bounds the wait for the semaphore
+// (then the error is errNotWritten and ctx's), WriteTimeout the write.
 func (c *conn) write(ctx context.Context, p []byte) error {
 	select {
 	case c.wsem <- struct{}{}:
 	case <-ctx.Done():
-		return ctx.Err()
+		return fmt.Errorf("%w: %w", errNotWritten, ctx.Err())
 	}
 	defer func() { <-c.wsem }()
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))

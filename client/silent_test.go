@@ -9,27 +9,37 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 )
 
 // silentServer accepts WebSocket upgrades and then says nothing, as a
 // node stuck after the handshake does: no hello ever comes.
 type silentServer struct {
-	ln  net.Listener
-	URL string
-	wg  sync.WaitGroup
+	ln    net.Listener
+	URL   string
+	wg    sync.WaitGroup
+	hello bool          // send the hello, read one byte, then nothing
+	read  chan struct{} // closed when that byte came
 
 	mu       sync.Mutex
 	conns    []net.Conn
 	upgraded int
 }
 
-func startSilent(t testing.TB) *silentServer {
+func startSilent(t testing.TB) *silentServer { return startSilentServer(t, false) }
+
+// startDeaf starts a server that says hello and then reads nothing, as a
+// stuck node whose kernel buffers fill up.
+func startDeaf(t testing.TB) *silentServer { return startSilentServer(t, true) }
+
+func startSilentServer(t testing.TB, hello bool) *silentServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &silentServer{ln: ln, URL: "ws://" + ln.Addr().String() + "/ws"}
+	s := &silentServer{ln: ln, URL: "ws://" + ln.Addr().String() + "/ws", hello: hello, read: make(chan struct{})}
+	var readOnce sync.Once
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -42,6 +52,18 @@ func startSilent(t testing.TB) *silentServer {
 			s.conns = append(s.conns, nc)
 			s.mu.Unlock()
 			if _, err := ws.Upgrade(nc); err == nil {
+				if s.hello {
+					// A small receive buffer: the client's writes fill it soon.
+					_ = nc.(*net.TCPConn).SetReadBuffer(4 << 10)
+					_ = wsutil.WriteServerText(nc, []byte(`{"op":"hello","client":"c1","node":"deaf"}`))
+					s.wg.Add(1)
+					go func() {
+						defer s.wg.Done()
+						if _, err := nc.Read(make([]byte, 1)); err == nil {
+							readOnce.Do(func() { close(s.read) })
+						}
+					}()
+				}
 				s.mu.Lock()
 				s.upgraded++
 				s.mu.Unlock()
@@ -97,5 +119,40 @@ func TestCancelWhileWaitingForHello(t *testing.T) {
 	c.Close()
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("Close took %v while the client waited for a hello", d)
+	}
+}
+
+// A write that fails after it started (here: WriteTimeout against a node
+// that reads nothing) may have left half a frame on the connection: the
+// connection is closed and replaced, whatever the caller's context says.
+// It was kept when the caller's context had ended meanwhile, and every
+// later frame followed the half one.
+func TestFailedWriteClosesConnection(t *testing.T) {
+	deaf := startDeaf(t)
+	var ev events
+	cfg := testConfig(deaf.URL)
+	cfg.WriteTimeout = 300 * time.Millisecond
+	cfg.OnEvent = ev.on
+	c := connect(t, cfg)
+	big := make([]byte, 16<<20) // more than the kernel buffers hold
+	big[0], big[len(big)-1] = '"', '"'
+	for i := 1; i < len(big)-1; i++ {
+		big[i] = 'a'
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-deaf.read: // the frame is on its way: its caller gives up
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := c.Publish(ctx, "x", big); err == nil {
+		t.Fatal("a publish to a node that reads nothing succeeded")
+	}
+	d := ev.wait(t, EventDisconnected, 1)
+	if !d[0].Reconnect {
+		t.Fatalf("disconnected %+v", d[0])
 	}
 }
