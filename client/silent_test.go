@@ -22,6 +22,7 @@ type silentServer struct {
 	read  chan struct{} // closed when that byte came
 
 	mu       sync.Mutex
+	closed   bool
 	conns    []net.Conn
 	upgraded int
 }
@@ -50,6 +51,9 @@ func startSilentServer(t testing.TB, hello bool) *silentServer {
 			}
 			s.mu.Lock()
 			s.conns = append(s.conns, nc)
+			if s.closed {
+				nc.Close()
+			}
 			s.mu.Unlock()
 			if _, err := ws.Upgrade(nc); err == nil {
 				if s.hello {
@@ -72,12 +76,13 @@ func startSilentServer(t testing.TB, hello bool) *silentServer {
 	}()
 	t.Cleanup(func() {
 		ln.Close()
-		s.wg.Wait()
 		s.mu.Lock()
-		defer s.mu.Unlock()
+		s.closed = true
 		for _, nc := range s.conns {
 			nc.Close()
 		}
+		s.mu.Unlock()
+		s.wg.Wait()
 	})
 	return s
 }
@@ -134,7 +139,7 @@ func TestFailedWriteClosesConnection(t *testing.T) {
 	cfg.WriteTimeout = 300 * time.Millisecond
 	cfg.OnEvent = ev.on
 	c := connect(t, cfg)
-	big := make([]byte, 16<<20) // more than the kernel buffers hold
+	big := make([]byte, 8<<20) // more than the kernel buffers hold (wmem max 4 MiB)
 	big[0], big[len(big)-1] = '"', '"'
 	for i := 1; i < len(big)-1; i++ {
 		big[i] = 'a'
