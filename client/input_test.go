@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 )
@@ -49,5 +50,23 @@ func TestBadInputRefusedLocally(t *testing.T) {
 	}
 	if d := ev.of(EventDisconnected); len(d) != 0 {
 		t.Fatalf("bad input disconnected the client: %+v", d)
+	}
+}
+
+// A Subscribe that runs out of time while the server refuses it with 503
+// (retried) says so: the context's error and the server's, both
+// reachable with errors.Is / errors.As.
+func TestSubscribeTimeoutSaysWhy(t *testing.T) {
+	f := startFake(t, newStore(10))
+	c := connect(t, testConfig(f.URL))
+	f.set(func(f *fake) {
+		f.failSub["busy"] = slices.Repeat([]int{503}, 100)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := c.Subscribe(ctx, "busy")
+	var se *Error
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &se) || se.Code != 503 {
+		t.Fatalf("got %v, want the deadline and the server's 503", err)
 	}
 }

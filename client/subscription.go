@@ -73,12 +73,14 @@ type Subscription struct {
 	readyOnce  sync.Once
 	doneOnce   sync.Once
 	err        error
+	lastErr    error // the last refusal retried (503, 429, no answer)
 }
 
 // Subscribe subscribes to ch and returns once the server acked. While
 // disconnected it waits for the connection; an err 503 or 429 is retried
 // with backoff; other errors (403, 400) are returned as an *Error. ctx
-// (or Config.RequestTimeout) bounds the wait. A channel name that is not
+// (or Config.RequestTimeout) bounds the wait; its error then wraps the
+// last refusal too (errors.As finds the *Error 503). A channel name that is not
 // UTF-8 is ErrBadChannel, bad WithInfo ErrBadData, before anything is sent.
 func (c *Client) Subscribe(ctx context.Context, ch string, opts ...SubscribeOption) (*Subscription, error) {
 	if err := checkChannel(ch); err != nil {
@@ -135,6 +137,12 @@ func (c *Client) Subscribe(ctx context.Context, ch string, opts ...SubscribeOpti
 		return nil, s.Err()
 	case <-ctx.Done():
 		s.Unsubscribe()
+		s.mu.Lock()
+		last := s.lastErr
+		s.mu.Unlock()
+		if last != nil {
+			return nil, fmt.Errorf("client: subscribe %s: %w (last answer: %w)", ch, ctx.Err(), last)
+		}
 		return nil, fmt.Errorf("client: subscribe %s: %w", ch, ctx.Err())
 	}
 }
@@ -250,6 +258,7 @@ func (s *Subscription) answer(cn *conn, since string, f *serverFrame, err error)
 		s.mu.Lock()
 		d := c.delay(s.attempt)
 		s.attempt++
+		s.lastErr = err
 		s.mu.Unlock()
 		s.setTimer(&s.retry, c.afterFunc(d, func() {
 			c.mu.Lock()
