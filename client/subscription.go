@@ -19,7 +19,10 @@ type Message struct {
 	// a complete recovery), "not recovered" (WithSince, and the server
 	// could not replay everything), "since refused" (the server refused
 	// the position; subscribed without it), "overflow" (this subscription's
-	// queue was full: the application read too slowly).
+	// queue was full: the application read too slowly). A "reconnect" or
+	// "not recovered" gap comes with the server's answer, after the
+	// messages it did replay: what may be missing is older than those
+	// (the history window moved on) or came around the resubscribe.
 	Gap    bool
 	Reason string
 	// Join and Leave (channels whose namespace has join_leave=on): User's
