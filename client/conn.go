@@ -193,8 +193,10 @@ func (c *conn) readLoop(handle func([]byte)) (int, string) {
 // errNotWritten: ctx ended before the write began; nothing was sent.
 var errNotWritten = errors.New("client: not written")
 
-// write sends one text frame; ctx bounds the wait for the semaphore
-// (then the error is errNotWritten and ctx's), WriteTimeout the write.
+// write sends one text frame. ctx bounds the wait for the semaphore
+// (then the error is errNotWritten and ctx's), and the write itself with
+// WriteTimeout: a write cut by ctx leaves half a frame, and the caller
+// closes the connection.
 func (c *conn) write(ctx context.Context, p []byte) error {
 	select {
 	case c.wsem <- struct{}{}:
@@ -202,8 +204,29 @@ func (c *conn) write(ctx context.Context, p []byte) error {
 		return fmt.Errorf("%w: %w", errNotWritten, ctx.Err())
 	}
 	defer func() { <-c.wsem }()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: %w", errNotWritten, err)
+	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
-	return wsutil.WriteClientText(c.nc, p)
+	var mu sync.Mutex // the deadline is moved only while this write runs
+	writing := true
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if writing {
+			_ = c.nc.SetWriteDeadline(time.Now())
+		}
+	})
+	err := wsutil.WriteClientText(c.nc, p)
+	if !stop() {
+		mu.Lock()
+		writing = false
+		mu.Unlock()
+		if err != nil && ctx.Err() != nil {
+			err = fmt.Errorf("client: write: %w", ctx.Err())
+		}
+	}
+	return err
 }
 
 // closeWith sends a close frame (best effort) and closes the socket,

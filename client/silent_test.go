@@ -127,8 +127,9 @@ func TestCancelWhileWaitingForHello(t *testing.T) {
 	}
 }
 
-// A write that fails after it started (here: WriteTimeout against a node
-// that reads nothing) may have left half a frame on the connection: the
+// A write that fails after it started (against a node that reads
+// nothing: WriteTimeout, or since TestPublishContextEndsStuckWrite the
+// caller's context) may have left half a frame on the connection: the
 // connection is closed and replaced, whatever the caller's context says.
 // It was kept when the caller's context had ended meanwhile, and every
 // later frame followed the half one.
@@ -158,6 +159,45 @@ func TestFailedWriteClosesConnection(t *testing.T) {
 	}
 	d := ev.wait(t, EventDisconnected, 1)
 	if !d[0].Reconnect {
+		t.Fatalf("disconnected %+v", d[0])
+	}
+}
+
+// Publish returns when its context ends, also while its frame is stuck on
+// the way to a node that reads nothing: it used to wait for WriteTimeout.
+// The connection, holding half a frame, is replaced.
+func TestPublishContextEndsStuckWrite(t *testing.T) {
+	deaf := startDeaf(t)
+	var ev events
+	cfg := testConfig(deaf.URL)
+	cfg.WriteTimeout = 5 * time.Second
+	cfg.OnEvent = ev.on
+	c := connect(t, cfg)
+	big := make([]byte, 8<<20)
+	big[0], big[len(big)-1] = '"', '"'
+	for i := 1; i < len(big)-1; i++ {
+		big[i] = 'a'
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cancelled := make(chan time.Time, 1)
+	go func() {
+		select {
+		case <-deaf.read:
+			cancelled <- time.Now()
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := c.Publish(ctx, "x", big)
+	took := time.Since(<-cancelled)
+	if !errors.Is(err, context.Canceled) && !errors.Is(err, ErrConnectionLost) {
+		t.Fatalf("publish: %v, want its context's error (or the connection's loss)", err)
+	}
+	if took > 2*time.Second {
+		t.Fatalf("publish returned %v after its context ended (WriteTimeout 5 s)", took)
+	}
+	if d := ev.wait(t, EventDisconnected, 1); !d[0].Reconnect {
 		t.Fatalf("disconnected %+v", d[0])
 	}
 }
