@@ -153,7 +153,10 @@ func (c *Client) Subscribe(ctx context.Context, ch string, opts ...SubscribeOpti
 // Channel is the subscription's channel.
 func (s *Subscription) Channel() string { return s.ch }
 
-// Pos is the position of the last message received ("" without history).
+// Pos is the position of the last message received ("" without history),
+// which may still wait in the subscription's queue: Close and Unsubscribe
+// drop what is queued. To resume later with WithSince, keep the Pos of the
+// last Message the application handled instead.
 func (s *Subscription) Pos() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
