@@ -33,8 +33,9 @@ type Client struct {
 
 	// wire is held while a sub or unsub frame is written, with the check
 	// of c.subs that decided it, so that the server sees the subs and
-	// unsubs of a channel in the order the client's state changed. Lock
-	// order: wire, then mu, then Subscription.mu.
+	// unsubs of a channel in the order the client's state changed. The
+	// write under it is bounded by WriteTimeout, and nothing waits for an
+	// answer under it. Lock order: wire, then mu, then Subscription.mu.
 	wire sync.Mutex
 
 	// mu guards the fields below.
@@ -72,9 +73,9 @@ func Dial(ctx context.Context, url string) (*Client, error) {
 // Connect starts a client and returns once it is connected. Until then it
 // tries each URL in turn with backoff; it gives up when ctx ends (saying
 // what the last attempt met), or at once on an upgrade refused with 401 or
-// 403 (a token problem) when there is no GetToken: an *UpgradeError. A URL that is not
-// ws:// or wss:// is refused before any attempt. After Connect returns the
-// client stays connected until Close.
+// 403 (a token problem) when there is no GetToken: an *UpgradeError. A
+// URL that is not ws:// or wss:// is refused before any attempt. After
+// Connect returns the client stays connected until Close.
 func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	if len(cfg.URLs) == 0 {
 		return nil, errors.New("client: no URL")

@@ -83,8 +83,9 @@ type Subscription struct {
 // disconnected it waits for the connection; an err 503 or 429 is retried
 // with backoff; other errors (403, 400) are returned as an *Error. ctx
 // (or Config.RequestTimeout) bounds the wait; its error then wraps the
-// last refusal too (errors.As finds the *Error 503). A channel name that is not
-// UTF-8 is ErrBadChannel, bad WithInfo ErrBadData, before anything is sent.
+// last refusal too (errors.As finds the *Error 503). A channel name that
+// is not UTF-8 is ErrBadChannel, bad WithInfo ErrBadData, before anything
+// is sent.
 func (c *Client) Subscribe(ctx context.Context, ch string, opts ...SubscribeOption) (*Subscription, error) {
 	if err := checkChannel(ch); err != nil {
 		return nil, err
