@@ -166,8 +166,29 @@ func (c *conn) next() ([]byte, error) {
 }
 
 func (c *conn) control(h ws.Header, r io.Reader) error {
-	ctl := wsutil.ControlHandler{Src: r, Dst: lockedWriter{c}, State: ws.StateClientSide}
+	var dst io.Writer = lockedWriter{c}
+	if h.OpCode == ws.OpClose {
+		dst = closeEcho{c}
+	}
+	ctl := wsutil.ControlHandler{Src: r, Dst: dst, State: ws.StateClientSide}
 	return ctl.Handle(h)
+}
+
+// closeEcho writes the answer to the server's close frame, best effort:
+// the server's code decides what the client does next (4003 stops it),
+// so a failed echo (the server reset the socket) or a stuck write must
+// neither replace that code with its error nor delay it.
+type closeEcho struct{ c *conn }
+
+func (w closeEcho) Write(p []byte) (int, error) {
+	select {
+	case w.c.wsem <- struct{}{}:
+		_ = w.c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = w.c.nc.Write(p)
+		<-w.c.wsem
+	default: // a write is stuck: the socket closes anyway
+	}
+	return len(p), nil
 }
 
 // readLoop hands every message to handle until the connection ends, and

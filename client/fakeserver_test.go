@@ -7,6 +7,7 @@ package client
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -308,6 +309,23 @@ func (f *fake) closeAll(code ws.StatusCode, reason string) {
 	for c := range f.conns {
 		c.ws.mu.Lock()
 		_ = ws.WriteFrame(c.ws.nc, ws.NewCloseFrame(ws.NewCloseFrameBody(code, reason)))
+		c.ws.nc.Close()
+		c.ws.mu.Unlock()
+	}
+}
+
+// closeAllReset sends a close frame and resets the connection at once
+// (SO_LINGER 0), as a server does that closes a socket with unread data:
+// the client's answer to the close frame fails.
+func (f *fake) closeAllReset(code ws.StatusCode, reason string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.conns {
+		c.ws.mu.Lock()
+		_ = ws.WriteFrame(c.ws.nc, ws.NewCloseFrame(ws.NewCloseFrameBody(code, reason)))
+		if tc, ok := c.ws.nc.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0)
+		}
 		c.ws.nc.Close()
 		c.ws.mu.Unlock()
 	}

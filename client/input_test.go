@@ -70,3 +70,23 @@ func TestSubscribeTimeoutSaysWhy(t *testing.T) {
 		t.Fatalf("got %v, want the deadline and the server's 503", err)
 	}
 }
+
+// The server's close code decides what the client does (4003: stop), so
+// it must not be lost when the client's answer to the close frame cannot
+// be written (the server reset the connection, or a publish holds the
+// socket): the echo's write error used to replace it, and a client
+// disconnected by the server (4003) reconnected.
+func TestCloseCodeSurvivesFailedEcho(t *testing.T) {
+	f := startFake(t, newStore(10))
+	c := connect(t, testConfig(f.URL))
+	f.closeAllReset(4003, "disconnected")
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatalf("4003 did not stop the client (state %v)", c.State())
+	}
+	var ce *CloseError
+	if !errors.As(c.Err(), &ce) || ce.Code != 4003 {
+		t.Fatalf("err %v, want the server's 4003", c.Err())
+	}
+}
