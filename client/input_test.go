@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -88,5 +89,18 @@ func TestCloseCodeSurvivesFailedEcho(t *testing.T) {
 	var ce *CloseError
 	if !errors.As(c.Err(), &ce) || ce.Code != 4003 {
 		t.Fatalf("err %v, want the server's 4003", c.Err())
+	}
+}
+
+// A publish over the server's --max-message (64 KiB by default) makes it
+// close the connection with 1009: the client cannot know the limit, but
+// the error says what the server said, not only "connection lost".
+func TestOversizedPublishSaysWhy(t *testing.T) {
+	h := startHub(t, "h1")
+	c := connect(t, testConfig(h.URL))
+	big := []byte(`"` + strings.Repeat("a", 100<<10) + `"`)
+	err := c.Publish(context.Background(), "big", big)
+	if !errors.Is(err, ErrConnectionLost) || !strings.Contains(err.Error(), "1009") {
+		t.Fatalf("publish of 100 KiB: %v, want ErrConnectionLost naming the 1009", err)
 	}
 }

@@ -52,7 +52,7 @@ func (c *Client) run(first chan<- error) {
 		}
 		code, reason := cn.readLoop(func(b []byte) { c.handle(cn, b) })
 		cn.closeWith(1000, "")
-		c.detach()
+		c.detach(code, reason)
 		if c.ctx.Err() != nil {
 			return
 		}
@@ -152,10 +152,10 @@ func (c *Client) attach(cn *conn) bool {
 	return true
 }
 
-// detach forgets the connection that ended: requests in flight fail with
-// ErrConnectionLost (or why the client stopped), subscriptions wait for
-// the next attach.
-func (c *Client) detach() {
+// detach forgets the connection that ended with code and reason:
+// requests in flight fail with ErrConnectionLost, wrapped with them (or
+// why the client stopped), subscriptions wait for the next attach.
+func (c *Client) detach(code int, reason string) {
 	c.mu.Lock()
 	c.conn, c.hello = nil, nil
 	c.up = make(chan struct{})
@@ -165,7 +165,9 @@ func (c *Client) detach() {
 	for _, s := range c.subs {
 		subs = append(subs, s)
 	}
-	why := ErrConnectionLost
+	// The close code says more than the loss: 1009 is a request over the
+	// server's --max-message, which the server never read.
+	why := fmt.Errorf("%w (closed: %d %s)", ErrConnectionLost, code, reason)
 	if c.stopErr != nil {
 		why = c.stopErr
 	}
