@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -309,5 +310,36 @@ func TestRetryAfter(t *testing.T) {
 	connect(t, cfg)
 	if d := time.Since(start); d < time.Second-50*time.Millisecond {
 		t.Fatalf("connected after %v, before Retry-After: 1", d)
+	}
+}
+
+// A resubscribe without a position (no history) that the server refuses
+// (503: the node fell out of good standing after the upgrade) is certain
+// to end in a gap: it comes at the first refusal, not when the node
+// finally acks, which may be minutes of silence later; and only once.
+func TestRefusedResubscribeGapsAtOnce(t *testing.T) {
+	f := startFake(t, newStore(10))
+	f.set(func(f *fake) { f.history = false })
+	c := connect(t, testConfig(f.URL))
+	s := subscribe(t, c, "nh")
+	f.set(func(f *fake) { f.failSub["nh"] = slices.Repeat([]int{503}, 1000) })
+	f.kill()
+	select {
+	case m := <-s.C:
+		if !m.Gap || m.Reason != "reconnect" {
+			t.Fatalf("got %+v, want the reconnect gap", m)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatalf("no gap while the node refuses the resubscribe (%d subs refused)", f.count("sub", "nh")-1)
+	}
+	f.set(func(f *fake) { f.failSub["nh"] = nil })
+	waitFor(t, 5*time.Second, "the resubscribe acked", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.subs["nh"]) == 1
+	})
+	f.publish("nh", `"back"`)
+	if m := next(t, s); m.Gap || string(m.Data) != `"back"` {
+		t.Fatalf("got %+v, want the next message and no second gap", m)
 	}
 }

@@ -16,7 +16,8 @@ type Message struct {
 	Pos     string          // on channels with history: resume after it with WithSince
 	// Gap: messages may have been missed at this point. Reason says why:
 	// "server" (the server's gap frame), "reconnect" (resubscribed without
-	// a complete recovery), "not recovered" (WithSince, and the server
+	// a complete recovery; without a position, already when the server
+	// refuses the resubscribe and it is retried), "not recovered" (WithSince, and the server
 	// could not replay everything), "since refused" (the server refused
 	// the position; subscribed without it), "overflow" (this subscription's
 	// queue was full: the application read too slowly). A "reconnect" or
@@ -77,6 +78,7 @@ type Subscription struct {
 	doneOnce   sync.Once
 	err        error
 	lastErr    error // the last refusal retried (503, 429, no answer)
+	gapGiven   bool  // the resubscribe's gap came early, at a refusal
 }
 
 // Subscribe subscribes to ch and returns once the server acked. While
@@ -266,7 +268,14 @@ func (s *Subscription) answer(cn *conn, since string, f *serverFrame, err error)
 		d := c.delay(s.attempt)
 		s.attempt++
 		s.lastErr = err
+		// A resubscribe without a position ends in a gap whenever it is
+		// acked: say so now, not after the node's outage.
+		early := s.was && since == "" && !s.gapGiven
+		s.gapGiven = s.gapGiven || early
 		s.mu.Unlock()
+		if early {
+			s.gap("reconnect")
+		}
 		s.setTimer(&s.retry, c.afterFunc(d, func() {
 			c.mu.Lock()
 			cur := c.conn
@@ -291,13 +300,13 @@ func (s *Subscription) answer(cn *conn, since string, f *serverFrame, err error)
 func (s *Subscription) acked(since string, recovered bool) {
 	recovered = recovered && since != ""
 	s.mu.Lock()
-	resubscribe := s.was
-	s.was = true
+	resubscribe, given := s.was, s.gapGiven
+	s.was, s.gapGiven = true, false
 	s.attempt = 0
 	s.mu.Unlock()
 	s.readyOnce.Do(func() { close(s.ready) })
 	switch {
-	case recovered:
+	case recovered, given:
 	case resubscribe:
 		s.gap("reconnect")
 	case since != "":
