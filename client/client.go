@@ -31,8 +31,14 @@ type Client struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // run, subscription pumps, timers that run
 
-	// mu guards the fields below. Lock order: Client.mu before
-	// Subscription.mu.
+	// wire is held while a sub or unsub frame is written, with the check
+	// of c.subs that decided it, so that the server sees the subs and
+	// unsubs of a channel in the order the client's state changed. The
+	// write under it is bounded by WriteTimeout, and nothing waits for an
+	// answer under it. Lock order: wire, then mu, then Subscription.mu.
+	wire sync.Mutex
+
+	// mu guards the fields below.
 	mu      sync.Mutex
 	conn    *conn
 	up      chan struct{} // closed while conn is set; replaced when it goes
@@ -43,6 +49,12 @@ type Client struct {
 	stopErr error         // why the client stopped; nil while it runs
 	lastErr error         // the last failed connection attempt
 	stopped chan struct{} // closed when stopErr is set
+
+	// evMu guards the events waiting for Config.OnEvent (events.go).
+	evMu      sync.Mutex
+	evQueue   []Event
+	evDropped uint64
+	evWake    chan struct{}
 }
 
 // pending is a request sent and not answered yet.
@@ -61,9 +73,9 @@ func Dial(ctx context.Context, url string) (*Client, error) {
 // Connect starts a client and returns once it is connected. Until then it
 // tries each URL in turn with backoff; it gives up when ctx ends (saying
 // what the last attempt met), or at once on an upgrade refused with 401 or
-// 403 (a token problem) when there is no GetToken. A URL that is not
-// ws:// or wss:// is refused before any attempt. After Connect returns the
-// client stays connected until Close.
+// 403 (a token problem) when there is no GetToken: an *UpgradeError. A
+// URL that is not ws:// or wss:// is refused before any attempt. After
+// Connect returns the client stays connected until Close.
 func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	if len(cfg.URLs) == 0 {
 		return nil, errors.New("client: no URL")
@@ -82,8 +94,13 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		subs:    make(map[string]*Subscription),
 		waiting: make(map[uint64]*pending),
 		stopped: make(chan struct{}),
+		evWake:  make(chan struct{}, 1),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if cfg.OnEvent != nil {
+		c.wg.Add(1)
+		go c.eventLoop()
+	}
 	first := make(chan error, 1)
 	c.wg.Add(1)
 	go c.run(first)
@@ -118,7 +135,8 @@ func (c *Client) Close() error {
 // Done is closed when the client stops: Close, or the server ending it.
 func (c *Client) Done() <-chan struct{} { return c.stopped }
 
-// Err says why the client stopped: ErrClosed, a *CloseError; nil while
+// Err says why the client stopped: ErrClosed, a *CloseError, or an
+// *UpgradeError (401 or 403 on a reconnect, without GetToken); nil while
 // it runs.
 func (c *Client) Err() error {
 	c.mu.Lock()
@@ -164,6 +182,9 @@ func (c *Client) stop(err error, ev *Event) {
 	subs := c.subs
 	c.subs = map[string]*Subscription{}
 	c.mu.Unlock()
+	if ev != nil {
+		c.event(*ev) // before cancel, which ends eventLoop once it is told
+	}
 	c.cancel()
 	if cn != nil {
 		cn.closeWith(1000, "")
@@ -171,25 +192,29 @@ func (c *Client) stop(err error, ev *Event) {
 	for _, s := range subs {
 		s.end(err)
 	}
-	if ev != nil {
-		c.event(*ev)
-	}
 }
 
-func (c *Client) event(e Event) {
-	if c.cfg.OnEvent != nil {
-		c.cfg.OnEvent(e)
-	}
-}
-
-// delay is the backoff before attempt n (0-based): full jitter under a
-// cap that doubles from MinReconnectDelay to MaxReconnectDelay.
+// delay is the backoff before attempt n (0-based): full jitter, a random
+// wait in [0, delayCap(n)).
 func (c *Client) delay(n int) time.Duration {
-	limit := c.cfg.MaxReconnectDelay
-	if n < 30 {
-		limit = min(limit, c.cfg.MinReconnectDelay<<n)
+	return rand.N(c.delayCap(n))
+}
+
+// delayCap is MinReconnectDelay doubled n times, at most
+// MaxReconnectDelay. It doubles step by step up to the maximum: a shift
+// by n wrapped around for long delays (a MinReconnectDelay of 20 s made
+// the 30th attempt's cap negative, and rand.N panicked on the client's
+// goroutine).
+func (c *Client) delayCap(n int) time.Duration {
+	limit, most := c.cfg.MinReconnectDelay, c.cfg.MaxReconnectDelay
+	for ; n > 0 && limit < most; n-- {
+		if limit > most/2 {
+			limit = most
+		} else {
+			limit *= 2
+		}
 	}
-	return rand.N(limit + 1)
+	return min(limit, most)
 }
 
 // afterFunc runs f after d on its own goroutine, unless the client stops
@@ -243,12 +268,15 @@ func (c *Client) send(ctx context.Context, cn *conn, req request, done func(*ser
 	c.waiting[id] = &pending{req: req, done: done}
 	c.mu.Unlock()
 	if err := cn.write(ctx, req.encode(id)); err != nil {
-		if ctx.Err() != nil && c.forget(id) {
-			done(nil, ctx.Err())
+		if errors.Is(err, errNotWritten) {
+			if c.forget(id) {
+				done(nil, ctx.Err())
+			}
 			return id, true
 		}
-		// The connection is failing: closing it ends readLoop, and detach
-		// fails the request with ErrConnectionLost.
+		// The write failed part way, or the connection is failing: it may
+		// hold half a frame, so it is closed whatever ctx says. That ends
+		// readLoop, and detach fails the request with ErrConnectionLost.
 		cn.closeWith(1000, "")
 	}
 	return id, true
@@ -300,12 +328,17 @@ func (c *Client) roundTrip(ctx context.Context, req request) (*serverFrame, erro
 }
 
 // Publish sends data, one JSON value passed byte-exact, to every
-// subscriber of ch and returns on the server's ack. While disconnected it
+// subscriber of ch and returns on the server's ack. Data that is not one
+// JSON value in valid UTF-8 is ErrBadData, a channel name that is not
+// UTF-8 ErrBadChannel, and neither is sent. While disconnected it
 // waits for the connection, within ctx and Config.RequestTimeout. It is
 // never retried: an *Error means not published; ErrConnectionLost or a
 // context error may or may not have been.
 func (c *Client) Publish(ctx context.Context, ch string, data []byte) error {
-	if !json.Valid(data) {
+	if err := checkChannel(ch); err != nil {
+		return err
+	}
+	if !validJSON(data) {
 		return ErrBadData
 	}
 	_, err := c.roundTrip(ctx, request{op: "pub", ch: ch, data: data})
@@ -325,6 +358,9 @@ func (c *Client) PublishJSON(ctx context.Context, ch string, v any) error {
 // (0: the server's default). A server or channel without history answers
 // with an *Error 400.
 func (c *Client) History(ctx context.Context, ch string, limit int) ([]HistoryMessage, error) {
+	if err := checkChannel(ch); err != nil {
+		return nil, err
+	}
 	f, err := c.roundTrip(ctx, request{op: "history", ch: ch, limit: limit})
 	if err != nil {
 		return nil, err

@@ -86,14 +86,14 @@ func TestReconnectAfterDrop(t *testing.T) {
 	if m := next(t, s); string(m.Data) != "2" {
 		t.Fatalf("after the reconnect got %+v", m)
 	}
-	d := ev.of(EventDisconnected)
+	d := ev.wait(t, EventDisconnected, 1)
 	if len(d) != 1 || d[0].Code != 1006 || !d[0].Reconnect || d[0].Delay > 10*time.Millisecond {
 		t.Fatalf("disconnected events %+v", d)
 	}
-	if n := len(ev.of(EventConnected)); n != 2 {
+	if n := len(ev.wait(t, EventConnected, 2)); n != 2 {
 		t.Fatalf("%d connected events, want 2", n)
 	}
-	if g := ev.of(EventGap); len(g) != 1 || g[0].Channel != "drop" {
+	if g := ev.wait(t, EventGap, 1); len(g) != 1 || g[0].Channel != "drop" {
 		t.Fatalf("gap events %+v", g)
 	}
 }
@@ -115,7 +115,7 @@ func TestShutdownMovesToNextURL(t *testing.T) {
 	if m := next(t, s); string(m.Data) != `"on b"` {
 		t.Fatalf("got %+v", m)
 	}
-	if d := ev.of(EventDisconnected); len(d) == 0 || d[0].Code != 1001 || d[0].Reason != "going away" {
+	if d := ev.wait(t, EventDisconnected, 1); d[0].Code != 1001 || d[0].Reason != "going away" {
 		t.Fatalf("disconnected events %+v", d)
 	}
 }
@@ -202,7 +202,7 @@ func TestOverflowGap(t *testing.T) {
 	if want := `[0 1 2 gap:overflow "next"]`; fmt.Sprint(seen) != want {
 		t.Fatalf("got %v, want %s", seen, want)
 	}
-	if g := ev.of(EventGap); len(g) != 1 || g[0].Reason != "overflow" {
+	if g := ev.wait(t, EventGap, 1); len(g) != 1 || g[0].Reason != "overflow" {
 		t.Fatalf("gap events %+v", g)
 	}
 }

@@ -50,8 +50,10 @@ type Config struct {
 	// Past it messages are dropped and a gap is delivered.
 	Buffer int
 
-	// OnEvent, when set, is told about connections, gaps and errors. It
-	// runs on the client's goroutines and must not block.
+	// OnEvent, when set, is told about connections, gaps and errors, in
+	// order, on a goroutine of its own: it may call the client's methods
+	// (but Close). While it is busy up to 1,024 events wait; past that
+	// they are dropped (and logged).
 	OnEvent func(Event)
 	Logger  *slog.Logger
 }

@@ -32,15 +32,21 @@ type conn struct {
 	closeOnce sync.Once
 }
 
-// dialError is a refused upgrade: the HTTP status and its Retry-After.
-type dialError struct {
-	status     int
-	retryAfter time.Duration
-	body       string
+// UpgradeError is a node's refusal of the WebSocket upgrade, before any
+// frame (docs/protocol.md, Connecting): 401 or 403 for the token or the
+// origin, 503 for a node that is not ready or is full.
+type UpgradeError struct {
+	Status int
+	// RetryAfter is the node's Retry-After header (a 503 of a node not
+	// in good standing); 0 without one.
+	RetryAfter time.Duration
+	// Body is the start of the answer's body, usually
+	// {"code":<status>,"reason":"<why>"}.
+	Body string
 }
 
-func (e *dialError) Error() string {
-	return fmt.Sprintf("client: upgrade refused: HTTP %d %s", e.status, e.body)
+func (e *UpgradeError) Error() string {
+	return fmt.Sprintf("client: upgrade refused: HTTP %d %s", e.Status, e.Body)
 }
 
 // dial connects to url and reads the hello.
@@ -54,7 +60,7 @@ func dial(ctx context.Context, cfg *Config, url, token string) (*conn, error) {
 	if token != "" {
 		hdr.Set("Authorization", "Bearer "+token)
 	}
-	var refused *dialError
+	var refused *UpgradeError
 	d := ws.Dialer{
 		Header:    ws.HandshakeHeaderHTTP(hdr),
 		TLSConfig: cfg.TLSConfig,
@@ -77,7 +83,13 @@ func dial(ctx context.Context, cfg *Config, url, token string) (*conn, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetReadDeadline(dl)
 	}
+	// The deadline is DialTimeout's: Close (or Connect's ctx, which ends
+	// in Close) must end the wait for the hello too.
+	unblock := context.AfterFunc(ctx, func() { _ = nc.SetReadDeadline(time.Now()) })
 	b, err := c.next()
+	if !unblock() && err == nil {
+		err = ctx.Err() // the deadline may have been moved past the hello
+	}
 	if err == nil {
 		c.hello, err = decodeFrame(b)
 		if err == nil && c.hello.Op != "hello" {
@@ -86,6 +98,9 @@ func dial(ctx context.Context, cfg *Config, url, token string) (*conn, error) {
 	}
 	if err != nil {
 		nc.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("client: waiting for the hello: %w", ctx.Err())
+		}
 		return nil, err
 	}
 	return c, nil
@@ -106,8 +121,8 @@ func newConn(nc net.Conn, src io.Reader, cfg *Config) *conn {
 }
 
 // readRefusal reads the status and Retry-After of a refused upgrade.
-func readRefusal(status int, resp io.Reader) *dialError {
-	e := &dialError{status: status}
+func readRefusal(status int, resp io.Reader) *UpgradeError {
+	e := &UpgradeError{Status: status}
 	res, err := http.ReadResponse(bufio.NewReader(io.LimitReader(resp, 4096)), nil)
 	if err != nil {
 		return e
@@ -116,10 +131,10 @@ func readRefusal(status int, resp io.Reader) *dialError {
 	// largest with ErrRange) mean the longest wait: the product wrapped
 	// around to a short or negative wait, an immediate retry.
 	if s, err := strconv.Atoi(res.Header.Get("Retry-After")); (err == nil || errors.Is(err, strconv.ErrRange)) && s > 0 {
-		e.retryAfter = time.Duration(min(int64(s), int64(math.MaxInt64/time.Second))) * time.Second
+		e.RetryAfter = time.Duration(min(int64(s), int64(math.MaxInt64/time.Second))) * time.Second
 	}
 	body, _ := io.ReadAll(io.LimitReader(res.Body, 512))
-	e.body = string(bytes.TrimSpace(body))
+	e.Body = string(bytes.TrimSpace(body))
 	return e
 }
 
@@ -151,8 +166,29 @@ func (c *conn) next() ([]byte, error) {
 }
 
 func (c *conn) control(h ws.Header, r io.Reader) error {
-	ctl := wsutil.ControlHandler{Src: r, Dst: lockedWriter{c}, State: ws.StateClientSide}
+	var dst io.Writer = lockedWriter{c}
+	if h.OpCode == ws.OpClose {
+		dst = closeEcho{c}
+	}
+	ctl := wsutil.ControlHandler{Src: r, Dst: dst, State: ws.StateClientSide}
 	return ctl.Handle(h)
+}
+
+// closeEcho writes the answer to the server's close frame, best effort:
+// the server's code decides what the client does next (4003 stops it),
+// so a failed echo (the server reset the socket) or a stuck write must
+// neither replace that code with its error nor delay it.
+type closeEcho struct{ c *conn }
+
+func (w closeEcho) Write(p []byte) (int, error) {
+	select {
+	case w.c.wsem <- struct{}{}:
+		_ = w.c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = w.c.nc.Write(p)
+		<-w.c.wsem
+	default: // a write is stuck: the socket closes anyway
+	}
+	return len(p), nil
 }
 
 // readLoop hands every message to handle until the connection ends, and
@@ -175,16 +211,43 @@ func (c *conn) readLoop(handle func([]byte)) (int, string) {
 	}
 }
 
-// write sends one text frame; ctx bounds the wait for the semaphore.
+// errNotWritten: ctx ended before the write began; nothing was sent.
+var errNotWritten = errors.New("client: not written")
+
+// write sends one text frame. ctx bounds the wait for the semaphore
+// (then the error is errNotWritten and ctx's), and the write itself with
+// WriteTimeout: a write cut by ctx leaves half a frame, and the caller
+// closes the connection.
 func (c *conn) write(ctx context.Context, p []byte) error {
 	select {
 	case c.wsem <- struct{}{}:
 	case <-ctx.Done():
-		return ctx.Err()
+		return fmt.Errorf("%w: %w", errNotWritten, ctx.Err())
 	}
 	defer func() { <-c.wsem }()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: %w", errNotWritten, err)
+	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
-	return wsutil.WriteClientText(c.nc, p)
+	var mu sync.Mutex // the deadline is moved only while this write runs
+	writing := true
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if writing {
+			_ = c.nc.SetWriteDeadline(time.Now())
+		}
+	})
+	err := wsutil.WriteClientText(c.nc, p)
+	if !stop() {
+		mu.Lock()
+		writing = false
+		mu.Unlock()
+		if err != nil && ctx.Err() != nil {
+			err = fmt.Errorf("client: write: %w", ctx.Err())
+		}
+	}
+	return err
 }
 
 // closeWith sends a close frame (best effort) and closes the socket,

@@ -19,9 +19,11 @@
 // when the connection ends it waits a random time in [0, cap) (full jitter;
 // the cap starts at MinReconnectDelay and doubles to MaxReconnectDelay),
 // dials the next URL, sends every subscription again, then what waited for
-// the connection. Close codes decide: 4003 (disconnected by the server)
-// stops the client, as does 4001 (token expired) without GetToken; with
-// GetToken a fresh token is fetched before every reconnect. An HTTP 503
+// the connection. The cap starts again from MinReconnectDelay only after
+// a connection that lasted 10 s: a node that closes connections as soon
+// as they open is not hammered. Close codes decide: 4003 (disconnected
+// by the server) stops the client, as does 4001 (token expired) without
+// GetToken; with GetToken a fresh token is fetched before every reconnect. An HTTP 503
 // on the upgrade (a node not ready) honours Retry-After when there is only
 // one URL to try.
 //
@@ -57,8 +59,9 @@
 // # Concurrency
 //
 // Every method is safe for concurrent use. Callbacks (WithCallback,
-// Config.OnEvent) run on the client's goroutines: they may call Publish,
-// Subscribe and Unsubscribe, but not Close, and they should return
-// quickly. Close stops every goroutine the client started and waits for
+// Config.OnEvent) run on the client's goroutines, each subscription's and
+// OnEvent's on their own: they may call Publish, Subscribe and
+// Unsubscribe, but not Close, and they should return quickly (a
+// subscription's queue, and OnEvent's, fill meanwhile). Close stops every goroutine the client started and waits for
 // them.
 package client

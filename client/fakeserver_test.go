@@ -7,6 +7,7 @@ package client
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -63,6 +64,7 @@ type fake struct {
 	failSub  map[string][]int
 	failPub  int
 	swallow  func(op string) bool // true: no answer
+	hangUp   bool                 // close each connection (1011) right after its hello
 	conns    map[*fakeConn]bool
 	subs     map[string]map[*fakeConn]bool
 	received []map[string]any
@@ -117,6 +119,17 @@ func (f *fake) upgrade(w http.ResponseWriter, r *http.Request) {
 	f.conns[c] = true
 	f.mu.Unlock()
 	c.ws.send(map[string]any{"op": "hello", "client": client, "node": f.URL})
+	f.mu.Lock()
+	hangUp := f.hangUp
+	f.mu.Unlock()
+	if hangUp {
+		c.ws.mu.Lock()
+		_ = ws.WriteFrame(nc, ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusInternalServerError, "crashing")))
+		c.ws.mu.Unlock()
+		f.gone(c)
+		nc.Close()
+		return
+	}
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
@@ -296,6 +309,23 @@ func (f *fake) closeAll(code ws.StatusCode, reason string) {
 	for c := range f.conns {
 		c.ws.mu.Lock()
 		_ = ws.WriteFrame(c.ws.nc, ws.NewCloseFrame(ws.NewCloseFrameBody(code, reason)))
+		c.ws.nc.Close()
+		c.ws.mu.Unlock()
+	}
+}
+
+// closeAllReset sends a close frame and resets the connection at once
+// (SO_LINGER 0), as a server does that closes a socket with unread data:
+// the client's answer to the close frame fails.
+func (f *fake) closeAllReset(code ws.StatusCode, reason string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.conns {
+		c.ws.mu.Lock()
+		_ = ws.WriteFrame(c.ws.nc, ws.NewCloseFrame(ws.NewCloseFrameBody(code, reason)))
+		if tc, ok := c.ws.nc.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0)
+		}
 		c.ws.nc.Close()
 		c.ws.mu.Unlock()
 	}

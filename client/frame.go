@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Error is an err frame of the server, answering a request: the request
@@ -34,7 +35,10 @@ var (
 	ErrClosed         = errors.New("client: closed")
 	ErrConnectionLost = errors.New("client: connection lost before the answer: the request may or may not have been done")
 	ErrDuplicate      = errors.New("client: already subscribed to this channel")
-	ErrBadData        = errors.New("client: data is not one valid JSON value")
+	ErrBadData        = errors.New("client: data is not one valid JSON value in UTF-8")
+	// ErrBadChannel: the JSON encoder would send another name (U+FFFD for
+	// each bad byte); other bad names get the server's *Error 400.
+	ErrBadChannel = errors.New("client: channel name is not valid UTF-8")
 )
 
 // serverFrame is any frame the server sends; fields by op.
@@ -113,6 +117,19 @@ func (r request) encode(id uint64) []byte {
 		b = appendString(b, r.after)
 	}
 	return append(b, '}')
+}
+
+// validJSON reports whether b is one JSON value in valid UTF-8: the
+// server closes a connection that sends anything else in a text frame
+// (1007), which json.Valid alone lets through.
+func validJSON(b []byte) bool { return json.Valid(b) && utf8.Valid(b) }
+
+// checkChannel refuses a name that would not reach the server as given.
+func checkChannel(ch string) error {
+	if !utf8.ValidString(ch) {
+		return fmt.Errorf("%w: %q", ErrBadChannel, ch)
+	}
+	return nil
 }
 
 func appendString(b []byte, s string) []byte {

@@ -97,7 +97,7 @@ func FuzzReadMessages(f *testing.F) {
 
 // FuzzReadRefusal: the response to a refused upgrade comes from the
 // server (or whatever answers at its address): any bytes give a
-// dialError with the status, a body of at most 512 bytes, and a wait of
+// *UpgradeError with the status, a body of at most 512 bytes, and a wait of
 // at least what Retry-After asks (up to a cap), never a panic.
 func FuzzReadRefusal(f *testing.F) {
 	for _, s := range []string{
@@ -113,14 +113,14 @@ func FuzzReadRefusal(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, status int, b []byte) {
 		e := readRefusal(status, bytes.NewReader(b))
-		if e == nil || e.status != status {
+		if e == nil || e.Status != status {
 			t.Fatalf("refusal %+v for status %d", e, status)
 		}
-		if len(e.body) > 512 {
-			t.Fatalf("kept a body of %d bytes", len(e.body))
+		if len(e.Body) > 512 {
+			t.Fatalf("kept a body of %d bytes", len(e.Body))
 		}
-		if e.retryAfter < 0 {
-			t.Fatalf("negative Retry-After wait %v", e.retryAfter)
+		if e.RetryAfter < 0 {
+			t.Fatalf("negative Retry-After wait %v", e.RetryAfter)
 		}
 		res, err := http.ReadResponse(bufio.NewReader(io.LimitReader(bytes.NewReader(b), 4096)), nil)
 		if err != nil {
@@ -135,8 +135,8 @@ func FuzzReadRefusal(f *testing.F) {
 		if s < int64(capped/time.Second) {
 			want = time.Duration(s) * time.Second
 		}
-		if e.retryAfter < want {
-			t.Fatalf("Retry-After: %d read as a wait of %v", s, e.retryAfter)
+		if e.RetryAfter < want {
+			t.Fatalf("Retry-After: %d read as a wait of %v", s, e.RetryAfter)
 		}
 	})
 }

@@ -91,6 +91,14 @@ func (e *events) of(typ EventType) []Event {
 	return out
 }
 
+// wait returns the events of typ once there are at least n: OnEvent runs
+// on its own goroutine, after what the test saw on a subscription.
+func (e *events) wait(t testing.TB, typ EventType, n int) []Event {
+	t.Helper()
+	waitFor(t, 5*time.Second, "events", func() bool { return len(e.of(typ)) >= n })
+	return e.of(typ)
+}
+
 // proxy is a TCP relay in front of a server, to drop connections the way
 // a dead node or network does (no close frame), and to refuse them.
 type proxy struct {

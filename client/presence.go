@@ -35,7 +35,8 @@ type presenceFields struct {
 
 // WithInfo is this client's presence info on the channel, a JSON value of
 // at most 1 KiB, sent with every sub (also after a reconnect). A token's
-// info claim wins over it.
+// info claim wins over it. Info that is not one JSON value in valid UTF-8
+// makes Subscribe return ErrBadData.
 func WithInfo(info json.RawMessage) SubscribeOption {
 	return func(s *Subscription) { s.info = info }
 }
@@ -45,6 +46,9 @@ func WithInfo(info json.RawMessage) SubscribeOption {
 // permission of ch (else an *Error 403); a namespace without presence is
 // an *Error 400. Like History, it is sent again after a lost connection.
 func (c *Client) Presence(ctx context.Context, ch string) ([]Member, error) {
+	if err := checkChannel(ch); err != nil {
+		return nil, err
+	}
 	var out []Member
 	after := ""
 	for {
@@ -65,6 +69,9 @@ func (c *Client) Presence(ctx context.Context, ch string) ([]Member, error) {
 
 // PresenceStats counts the users and connections present on ch.
 func (c *Client) PresenceStats(ctx context.Context, ch string) (PresenceStats, error) {
+	if err := checkChannel(ch); err != nil {
+		return PresenceStats{}, err
+	}
 	f, err := c.roundTrip(ctx, request{op: "presence_stats", ch: ch})
 	if err != nil {
 		return PresenceStats{}, err

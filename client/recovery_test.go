@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -151,7 +152,7 @@ func TestServerGap(t *testing.T) {
 	if m := next(t, s); !m.Gap || m.Reason != "server" || m.Channel != "g" {
 		t.Fatalf("got %+v", m)
 	}
-	if g := ev.of(EventGap); len(g) != 1 || g[0].Reason != "server" {
+	if g := ev.wait(t, EventGap, 1); len(g) != 1 || g[0].Reason != "server" {
 		t.Fatalf("events %+v", g)
 	}
 }
@@ -168,7 +169,7 @@ func TestSubscribeRetries(t *testing.T) {
 	if n := f.count("sub", "busy"); n != 4 {
 		t.Fatalf("%d subs, want 4", n)
 	}
-	if e := ev.of(EventError); len(e) != 3 {
+	if e := ev.wait(t, EventError, 3); len(e) != 3 {
 		t.Fatalf("error events %+v", e)
 	}
 	f.set(func(f *fake) { f.failSub["no"] = []int{403} })
@@ -278,8 +279,24 @@ func TestTokens(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
-	if _, err := Connect(ctx, bad); err == nil || time.Since(start) > 5*time.Second {
-		t.Fatalf("bad token: %v after %v", err, time.Since(start))
+	_, err := Connect(ctx, bad)
+	var ue *UpgradeError
+	if !errors.As(err, &ue) || ue.Status != 401 || time.Since(start) > 5*time.Second {
+		t.Fatalf("bad token: %v after %v, want an *UpgradeError 401 at once", err, time.Since(start))
+	}
+
+	// A static token refused on a reconnect stops the client with it.
+	f.set(func(f *fake) { f.tokens["fixed"] = true })
+	later := connect(t, fixed)
+	f.set(func(f *fake) { delete(f.tokens, "fixed") })
+	f.kill()
+	select {
+	case <-later.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a 401 on the reconnect did not stop the client")
+	}
+	if !errors.As(later.Err(), &ue) || ue.Status != 401 {
+		t.Fatalf("Err after a 401 on the reconnect: %v", later.Err())
 	}
 }
 
@@ -293,5 +310,36 @@ func TestRetryAfter(t *testing.T) {
 	connect(t, cfg)
 	if d := time.Since(start); d < time.Second-50*time.Millisecond {
 		t.Fatalf("connected after %v, before Retry-After: 1", d)
+	}
+}
+
+// A resubscribe without a position (no history) that the server refuses
+// (503: the node fell out of good standing after the upgrade) is certain
+// to end in a gap: it comes at the first refusal, not when the node
+// finally acks, which may be minutes of silence later; and only once.
+func TestRefusedResubscribeGapsAtOnce(t *testing.T) {
+	f := startFake(t, newStore(10))
+	f.set(func(f *fake) { f.history = false })
+	c := connect(t, testConfig(f.URL))
+	s := subscribe(t, c, "nh")
+	f.set(func(f *fake) { f.failSub["nh"] = slices.Repeat([]int{503}, 1000) })
+	f.kill()
+	select {
+	case m := <-s.C:
+		if !m.Gap || m.Reason != "reconnect" {
+			t.Fatalf("got %+v, want the reconnect gap", m)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatalf("no gap while the node refuses the resubscribe (%d subs refused)", f.count("sub", "nh")-1)
+	}
+	f.set(func(f *fake) { f.failSub["nh"] = nil })
+	waitFor(t, 5*time.Second, "the resubscribe acked", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.subs["nh"]) == 1
+	})
+	f.publish("nh", `"back"`)
+	if m := next(t, s); m.Gap || string(m.Data) != `"back"` {
+		t.Fatalf("got %+v, want the next message and no second gap", m)
 	}
 }

@@ -42,7 +42,7 @@ func (c *Client) run(first chan<- error) {
 			}
 			continue
 		}
-		attempt = 0
+		since := time.Now()
 		if !c.attach(cn) {
 			return
 		}
@@ -52,7 +52,7 @@ func (c *Client) run(first chan<- error) {
 		}
 		code, reason := cn.readLoop(func(b []byte) { c.handle(cn, b) })
 		cn.closeWith(1000, "")
-		c.detach()
+		c.detach(code, reason)
 		if c.ctx.Err() != nil {
 			return
 		}
@@ -61,8 +61,11 @@ func (c *Client) run(first chan<- error) {
 			c.stop(err, &Event{Type: EventDisconnected, Code: code, Reason: reason, Err: err})
 			return
 		}
-		d := c.delay(0)
-		attempt = 1
+		if time.Since(since) >= stableAfter {
+			attempt = 0
+		}
+		d := c.delay(attempt)
+		attempt++
 		c.log.Debug("disconnected", slog.Int("code", code), slog.String("reason", reason), slog.Duration("retry_in", d))
 		c.event(Event{Type: EventDisconnected, Code: code, Reason: reason, Reconnect: true, Delay: d})
 		url++
@@ -71,6 +74,12 @@ func (c *Client) run(first chan<- error) {
 		}
 	}
 }
+
+// stableAfter is how long a connection must last for the backoff to
+// start again from MinReconnectDelay. A node that closes connections as
+// soon as they open is met with a growing backoff, as one that refuses
+// them is.
+const stableAfter = 10 * time.Second
 
 // dialOnce fetches a token (GetToken, before every attempt but a first
 // one that has Config.Token) and dials the url-th URL.
@@ -91,17 +100,17 @@ func (c *Client) dialOnce(url int, again bool) (*conn, error) {
 // refusedForGood: an upgrade refused for the token (401, 403) will be
 // refused again unless GetToken can bring another.
 func refusedForGood(err error, noGetToken bool) bool {
-	var de *dialError
-	return noGetToken && errors.As(err, &de) && (de.status == 401 || de.status == 403)
+	var de *UpgradeError
+	return noGetToken && errors.As(err, &de) && (de.Status == 401 || de.Status == 403)
 }
 
 // backoff is the wait after a failed attempt; a 503's Retry-After counts
 // when there is no other URL to try.
 func (c *Client) backoff(attempt int, err error) time.Duration {
 	d := c.delay(attempt)
-	var de *dialError
-	if errors.As(err, &de) && len(c.cfg.URLs) == 1 && de.retryAfter > d {
-		d = min(de.retryAfter, c.cfg.MaxReconnectDelay)
+	var de *UpgradeError
+	if errors.As(err, &de) && len(c.cfg.URLs) == 1 && de.RetryAfter > d {
+		d = min(de.RetryAfter, c.cfg.MaxReconnectDelay)
 	}
 	return d
 }
@@ -143,10 +152,10 @@ func (c *Client) attach(cn *conn) bool {
 	return true
 }
 
-// detach forgets the connection that ended: requests in flight fail with
-// ErrConnectionLost (or why the client stopped), subscriptions wait for
-// the next attach.
-func (c *Client) detach() {
+// detach forgets the connection that ended with code and reason:
+// requests in flight fail with ErrConnectionLost, wrapped with them (or
+// why the client stopped), subscriptions wait for the next attach.
+func (c *Client) detach(code int, reason string) {
 	c.mu.Lock()
 	c.conn, c.hello = nil, nil
 	c.up = make(chan struct{})
@@ -156,7 +165,9 @@ func (c *Client) detach() {
 	for _, s := range c.subs {
 		subs = append(subs, s)
 	}
-	why := ErrConnectionLost
+	// The close code says more than the loss: 1009 is a request over the
+	// server's --max-message, which the server never read.
+	why := fmt.Errorf("%w (closed: %d %s)", ErrConnectionLost, code, reason)
 	if c.stopErr != nil {
 		why = c.stopErr
 	}

@@ -16,10 +16,14 @@ type Message struct {
 	Pos     string          // on channels with history: resume after it with WithSince
 	// Gap: messages may have been missed at this point. Reason says why:
 	// "server" (the server's gap frame), "reconnect" (resubscribed without
-	// a complete recovery), "not recovered" (WithSince, and the server
+	// a complete recovery; without a position, already when the server
+	// refuses the resubscribe and it is retried), "not recovered" (WithSince, and the server
 	// could not replay everything), "since refused" (the server refused
 	// the position; subscribed without it), "overflow" (this subscription's
-	// queue was full: the application read too slowly).
+	// queue was full: the application read too slowly). A "reconnect" or
+	// "not recovered" gap comes with the server's answer, after the
+	// messages it did replay: what may be missing is older than those
+	// (the history window moved on) or came around the resubscribe.
 	Gap    bool
 	Reason string
 	// Join and Leave (channels whose namespace has join_leave=on): User's
@@ -73,13 +77,21 @@ type Subscription struct {
 	readyOnce  sync.Once
 	doneOnce   sync.Once
 	err        error
+	lastErr    error // the last refusal retried (503, 429, no answer)
+	gapGiven   bool  // the resubscribe's gap came early, at a refusal
 }
 
 // Subscribe subscribes to ch and returns once the server acked. While
 // disconnected it waits for the connection; an err 503 or 429 is retried
 // with backoff; other errors (403, 400) are returned as an *Error. ctx
-// (or Config.RequestTimeout) bounds the wait.
+// (or Config.RequestTimeout) bounds the wait; its error then wraps the
+// last refusal too (errors.As finds the *Error 503). A channel name that
+// is not UTF-8 is ErrBadChannel, bad WithInfo ErrBadData, before anything
+// is sent.
 func (c *Client) Subscribe(ctx context.Context, ch string, opts ...SubscribeOption) (*Subscription, error) {
+	if err := checkChannel(ch); err != nil {
+		return nil, err
+	}
 	s := &Subscription{
 		c: c, ch: ch,
 		wake:  make(chan struct{}, 1),
@@ -89,17 +101,25 @@ func (c *Client) Subscribe(ctx context.Context, ch string, opts ...SubscribeOpti
 	for _, o := range opts {
 		o(s)
 	}
+	if s.info != nil && !validJSON(s.info) {
+		// Sent as is, it would make the sub frame malformed: an err
+		// without id, and a sub retried until ctx ends.
+		return nil, ErrBadData
+	}
 	if s.cb == nil {
 		s.out = make(chan Message)
 		s.C = s.out
 	}
+	c.wire.Lock()
 	c.mu.Lock()
 	if c.stopErr != nil {
 		c.mu.Unlock()
+		c.wire.Unlock()
 		return nil, c.stopErr
 	}
 	if _, dup := c.subs[ch]; dup {
 		c.mu.Unlock()
+		c.wire.Unlock()
 		return nil, ErrDuplicate
 	}
 	c.subs[ch] = s
@@ -108,8 +128,9 @@ func (c *Client) Subscribe(ctx context.Context, ch string, opts ...SubscribeOpti
 	c.mu.Unlock()
 	go s.pump()
 	if cn != nil {
-		s.subscribeOn(cn)
+		s.subscribeOnLocked(cn)
 	}
+	c.wire.Unlock()
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.RequestTimeout)
@@ -122,6 +143,12 @@ func (c *Client) Subscribe(ctx context.Context, ch string, opts ...SubscribeOpti
 		return nil, s.Err()
 	case <-ctx.Done():
 		s.Unsubscribe()
+		s.mu.Lock()
+		last := s.lastErr
+		s.mu.Unlock()
+		if last != nil {
+			return nil, fmt.Errorf("client: subscribe %s: %w (last answer: %w)", ch, ctx.Err(), last)
+		}
 		return nil, fmt.Errorf("client: subscribe %s: %w", ch, ctx.Err())
 	}
 }
@@ -129,7 +156,10 @@ func (c *Client) Subscribe(ctx context.Context, ch string, opts ...SubscribeOpti
 // Channel is the subscription's channel.
 func (s *Subscription) Channel() string { return s.ch }
 
-// Pos is the position of the last message received ("" without history).
+// Pos is the position of the last message received ("" without history),
+// which may still wait in the subscription's queue: Close and Unsubscribe
+// drop what is queued. To resume later with WithSince, keep the Pos of the
+// last Message the application handled instead.
 func (s *Subscription) Pos() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -156,6 +186,8 @@ func (s *Subscription) Err() error {
 // running.
 func (s *Subscription) Unsubscribe() error {
 	c := s.c
+	c.wire.Lock() // no sub of the channel goes out before this unsub
+	defer c.wire.Unlock()
 	c.mu.Lock()
 	if c.subs[s.ch] != s {
 		c.mu.Unlock()
@@ -173,8 +205,19 @@ func (s *Subscription) Unsubscribe() error {
 	return nil
 }
 
-// subscribeOn sends the sub on cn, with since = the last position.
+// subscribeOn sends the sub on cn, with since = the last position,
+// unless the subscription ended.
 func (s *Subscription) subscribeOn(cn *conn) {
+	s.c.wire.Lock()
+	defer s.c.wire.Unlock()
+	if s.c.sub(s.ch) != s {
+		return // unsubscribed: its unsub may be on the wire already
+	}
+	s.subscribeOnLocked(cn)
+}
+
+// subscribeOnLocked is subscribeOn with c.wire held and s current.
+func (s *Subscription) subscribeOnLocked(cn *conn) {
 	s.mu.Lock()
 	since := s.pos
 	s.mu.Unlock()
@@ -224,7 +267,15 @@ func (s *Subscription) answer(cn *conn, since string, f *serverFrame, err error)
 		s.mu.Lock()
 		d := c.delay(s.attempt)
 		s.attempt++
+		s.lastErr = err
+		// A resubscribe without a position ends in a gap whenever it is
+		// acked: say so now, not after the node's outage.
+		early := s.was && since == "" && !s.gapGiven
+		s.gapGiven = s.gapGiven || early
 		s.mu.Unlock()
+		if early {
+			s.gap("reconnect")
+		}
 		s.setTimer(&s.retry, c.afterFunc(d, func() {
 			c.mu.Lock()
 			cur := c.conn
@@ -249,13 +300,13 @@ func (s *Subscription) answer(cn *conn, since string, f *serverFrame, err error)
 func (s *Subscription) acked(since string, recovered bool) {
 	recovered = recovered && since != ""
 	s.mu.Lock()
-	resubscribe := s.was
-	s.was = true
+	resubscribe, given := s.was, s.gapGiven
+	s.was, s.gapGiven = true, false
 	s.attempt = 0
 	s.mu.Unlock()
 	s.readyOnce.Do(func() { close(s.ready) })
 	switch {
-	case recovered:
+	case recovered, given:
 	case resubscribe:
 		s.gap("reconnect")
 	case since != "":

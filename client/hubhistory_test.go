@@ -1,0 +1,60 @@
+package client
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/meshcast/meshcast/hub"
+)
+
+// historyHub is a real hub whose "hist" namespace keeps history.
+func historyHub(t testing.TB, window int) *hubServer {
+	t.Helper()
+	cfg := hub.DefaultConfig()
+	cfg.NodeName = "hist"
+	cfg.Security.Namespaces = map[string]hub.Namespace{"hist": {History: window}}
+	h, err := hub.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/ws", h)
+	s := &hubServer{hub: h, srv: httptest.NewServer(mux)}
+	s.URL = "ws" + strings.TrimPrefix(s.srv.URL, "http") + "/ws"
+	t.Cleanup(s.shutdown)
+	return s
+}
+
+// Against a real hub with history: what was published while the client
+// was away is recovered after the reconnect, in order, once, with no gap.
+func TestRecoverFromHub(t *testing.T) {
+	h := historyHub(t, 100)
+	p := startProxy(t, h.srv.Listener.Addr().String())
+	c := connect(t, testConfig(p.URL))
+	s := subscribe(t, c, "hist:a")
+	h.publish(t, "hist:a", `0`)
+	if m := next(t, s); string(m.Data) != "0" || m.Pos == "" {
+		t.Fatalf("got %+v, want 0 with a position", m)
+	}
+	p.setDown(true)
+	p.cut()
+	waitFor(t, 5e9, "the client to notice", func() bool { return c.State() == Connecting })
+	for i := 1; i <= 20; i++ {
+		h.publish(t, "hist:a", strconv.Itoa(i))
+	}
+	p.setDown(false)
+	for i := 1; i <= 25; i++ {
+		if i == 21 {
+			waitFor(t, 5e9, "the reconnect", func() bool { return c.State() == Connected })
+			for j := 21; j <= 25; j++ {
+				h.publish(t, "hist:a", strconv.Itoa(j))
+			}
+		}
+		if m := next(t, s); m.Gap || string(m.Data) != strconv.Itoa(i) {
+			t.Fatalf("message %d: got %+v", i, m)
+		}
+	}
+}
