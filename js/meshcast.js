@@ -142,11 +142,12 @@ export class Subscription extends Emitter {
       if (e && e.code == 1009) return this._end(e);
       if (c.state != "connected") return; // resubscribed on the next hello
       if (!e) {
-        const recovered = since != null && m.recovered === true, resubscribe = this._was;
+        const recovered = since != null && m.recovered === true, resubscribe = this._was, told = this._told;
         this._was = true;
+        this._told = false;
         this._n = 0;
         this._set("subscribed", { recovered, resubscribe });
-        if ((resubscribe || since != null) && !recovered) this._gap(resubscribe ? "reconnect" : "not recovered");
+        if ((resubscribe || since != null) && !recovered && !told) this._gap(resubscribe ? "reconnect" : "not recovered");
       } else if (e.code == 400 && since != null) {
         // since refused (no history here, or a position the cluster does
         // not know): subscribe without it, and say what may be missing.
@@ -155,6 +156,9 @@ export class Subscription extends Emitter {
         this._sub();
       } else if (e.code == 503 || e.code == 429 || e.code == "timeout") {
         this._emit("error", e);
+        // A resubscribe with no position cannot recover anything: say so
+        // now, not once a node takes it (a partition may last minutes).
+        if (this._was && since == null && !this._told) (this._told = true), this._gap("reconnect");
         this._timer = setTimeout(() => this._sub(), c._delay(this._n++));
       } else this._end(e);
     });

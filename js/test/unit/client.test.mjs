@@ -642,3 +642,25 @@ test("heartbeat 0 sends no ping; close() stops the pings", async () => {
   assert.equal(count(onID), n);
   assert.equal(count(offID), 0);
 });
+
+test("a refused resubscribe on a channel without history says gap at the first refusal, once", async () => {
+  const srv = await server({ history: false });
+  const c = await connected(srv.url);
+  const s = c.subscribe("plain");
+  await s.ready();
+  const gaps = record(s, "gap");
+  srv.failSub.set("plain", [503, 503, 503]); // a node that cannot take it for a while
+  const refused = next(s, "error");
+  srv.kill();
+  assert.equal((await refused).code, 503);
+  // Told at the first refusal, while still subscribing, not when a node
+  // finally takes it.
+  assert.deepEqual(gaps, [{ ch: "plain", reason: "reconnect" }]);
+  assert.equal(s.state, "subscribing");
+  await until(() => s.state == "subscribed", "the resubscribe taken");
+  assert.deepEqual(gaps, [{ ch: "plain", reason: "reconnect" }]);
+  // The next incident is told again.
+  const again = next(s, "gap");
+  srv.kill();
+  assert.deepEqual(await again, { ch: "plain", reason: "reconnect" });
+});
