@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // API is the server HTTP API of a hub: POST .../publish, .../broadcast and
@@ -151,9 +153,8 @@ func (a *API) authorized(r *http.Request) bool {
 // decode reads one JSON object, at most a publish's data plus room for a
 // long channel list.
 func (a *API) decode(w http.ResponseWriter, r *http.Request, req *apiRequest) (int, string) {
-	body := http.MaxBytesReader(w, r.Body, int64(a.hub.live().MaxDataSize)+1<<20)
-	dec := json.NewDecoder(body)
-	if err := dec.Decode(req); err != nil {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(a.hub.live().MaxDataSize)+1<<20))
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return http.StatusRequestEntityTooLarge, "body too large"
@@ -161,6 +162,15 @@ func (a *API) decode(w http.ResponseWriter, r *http.Request, req *apiRequest) (i
 		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() { // the server's ReadTimeout
 			return http.StatusRequestTimeout, "body not received in time"
 		}
+		return http.StatusBadRequest, "body not read: " + err.Error()
+	}
+	// encoding/json would turn bytes that are not UTF-8 into U+FFFD, and
+	// a channel name so changed is another channel.
+	if !utf8.Valid(body) {
+		return http.StatusBadRequest, "body is not valid UTF-8"
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(req); err != nil {
 		return http.StatusBadRequest, "body is not a JSON object of the expected shape"
 	}
 	// Nothing but white space may follow the object. dec.More() alone is

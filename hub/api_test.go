@@ -203,9 +203,16 @@ func TestInvalidUTF8DataRefused(t *testing.T) {
 	h, ws, api := apiHub(t, DefaultConfig(), "k")
 	sub := dial(t, ws)
 	sub.MustAck(`{"op":"sub","ch":"x","id":1}`)
+	if s, err := h.Subscribe(t.Context(), "x\uFFFD", func(Message) {}); err != nil {
+		t.Fatal(err) // a real U+FFFD is a fine channel name
+	} else {
+		defer s.Close()
+	}
 	for _, body := range []string{
 		"{\"ch\":\"x\",\"data\":\"caf\xe9\"}",
 		"{\"ch\":\"x\",\"data\":{\"k\xff\":1}}",
+		// encoding/json would have read this channel as "x\uFFFD".
+		"{\"ch\":\"x\xff\",\"data\":1}",
 	} {
 		if status, m := post(t, api+"publish", "k", body); status != http.StatusBadRequest {
 			t.Errorf("publish %q: %d %v, want 400", body, status, m)
@@ -219,6 +226,9 @@ func TestInvalidUTF8DataRefused(t *testing.T) {
 	}
 	if err := h.Broadcast(t.Context(), []string{"x"}, []byte("[\"\xc0\xae\"]")); !errors.Is(err, ErrBadData) {
 		t.Errorf("Broadcast: %v, want ErrBadData", err)
+	}
+	if err := h.Publish(t.Context(), "x\xff", []byte("1")); err == nil || !strings.Contains(err.Error(), "not valid UTF-8") {
+		t.Errorf("Publish to a channel that is not UTF-8: %v", err)
 	}
 	expectOnlyMarker(t, sub, "x") // nothing reached the subscriber
 }

@@ -163,8 +163,15 @@ func validChannel(name string) string {
 	if len(name) > MaxChannelLen {
 		return "channel name is longer than 255 bytes"
 	}
-	for _, r := range name {
-		if r <= ' ' || (r >= 0x7f && r <= 0x9f) || r == utf8.RuneError {
+	for i, r := range name {
+		if r == utf8.RuneError {
+			// U+FFFD itself is a character like any other; a byte that is
+			// not UTF-8 decodes as it too, one byte long.
+			if _, size := utf8.DecodeRuneInString(name[i:]); size == 1 {
+				return "channel name is not valid UTF-8"
+			}
+		}
+		if r <= ' ' || (r >= 0x7f && r <= 0x9f) {
 			return "channel name has a space or control character"
 		}
 	}

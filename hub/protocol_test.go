@@ -146,6 +146,9 @@ func TestBadRequests(t *testing.T) {
 	// The connection survives all of it.
 	c.T = t
 	c.MustAck(`{"op":"sub","ch":` + `"` + strings.Repeat("y", 255) + `","id":9}`)
+	// U+FFFD is a character like any other, escaped or not.
+	c.MustAck(`{"op":"sub","ch":"a\ufffd","id":10}`)
+	c.MustAck(`{"op":"sub","ch":"b�","id":11}`)
 }
 
 func TestHooksRefuseWith403(t *testing.T) {
