@@ -35,6 +35,12 @@ func startHubPinging(t testing.TB, name string, interval time.Duration) *hubServ
 	if interval > 0 {
 		cfg.Transport.PingInterval = interval
 	}
+	return serveHub(t, cfg)
+}
+
+// serveHub serves a hub of cfg at /ws on loopback until the test ends.
+func serveHub(t testing.TB, cfg hub.Config) *hubServer {
+	t.Helper()
 	h, err := hub.New(cfg)
 	if err != nil {
 		t.Fatal(err)

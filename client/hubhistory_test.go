@@ -1,10 +1,7 @@
 package client
 
 import (
-	"net/http"
-	"net/http/httptest"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/meshcast/meshcast/hub"
@@ -16,16 +13,7 @@ func historyHub(t testing.TB, window int) *hubServer {
 	cfg := hub.DefaultConfig()
 	cfg.NodeName = "hist"
 	cfg.Security.Namespaces = map[string]hub.Namespace{"hist": {History: window}}
-	h, err := hub.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/ws", h)
-	s := &hubServer{hub: h, srv: httptest.NewServer(mux)}
-	s.URL = "ws" + strings.TrimPrefix(s.srv.URL, "http") + "/ws"
-	t.Cleanup(s.shutdown)
-	return s
+	return serveHub(t, cfg)
 }
 
 // Against a real hub with history: what was published while the client

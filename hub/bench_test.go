@@ -31,32 +31,13 @@ func benchFanOutWith(b *testing.B, n int, obs Observer) {
 	h, url := testHub(b, cfg)
 	var received atomic.Int64
 	var wg sync.WaitGroup
-	for range n {
-		c := dial(b, url)
-		c.MustAck(`{"op":"sub","ch":"bench","id":1}`)
-		_ = c.Conn.SetReadDeadline(time.Time{}) // MustAck's 10 s deadline would end the reader
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := bufio.NewReaderSize(c.Conn, 64<<10)
-			for {
-				n, err := skipServerFrame(r)
-				if err != nil {
-					return
-				}
-				if n > 0 {
-					received.Add(1)
-				}
-			}
-		}()
-	}
-	data := []byte(`{"t":1732665000000000000,"s":1,"p":1,"x":"` + strings.Repeat("x", 54) + `"}`)
+	benchSubscribers(b, url, n, 64<<10, &received, &wg)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
 	for b.Loop() {
-		if err := h.Publish(ctx, "bench", data); err != nil {
+		if err := h.Publish(ctx, "bench", benchData); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -96,31 +77,12 @@ func BenchmarkPublishCall(b *testing.B) {
 			h, url := testHub(b, cfg)
 			var received atomic.Int64
 			var wg sync.WaitGroup
-			for range n {
-				c := dial(b, url)
-				c.MustAck(`{"op":"sub","ch":"bench","id":1}`)
-				_ = c.Conn.SetReadDeadline(time.Time{}) // MustAck's 10 s deadline would end the reader
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					r := bufio.NewReaderSize(c.Conn, 4<<10)
-					for {
-						n, err := skipServerFrame(r)
-						if err != nil {
-							return
-						}
-						if n > 0 {
-							received.Add(1)
-						}
-					}
-				}()
-			}
-			data := []byte(`{"t":1732665000000000000,"s":1,"p":1,"x":"` + strings.Repeat("x", 54) + `"}`)
+			benchSubscribers(b, url, n, 4<<10, &received, &wg)
 			ctx := context.Background()
 			var want int64
 			b.ResetTimer()
 			for b.Loop() {
-				if err := h.Publish(ctx, "bench", data); err != nil {
+				if err := h.Publish(ctx, "bench", benchData); err != nil {
 					b.Fatal(err)
 				}
 				b.StopTimer()
@@ -138,6 +100,34 @@ func BenchmarkPublishCall(b *testing.B) {
 			_ = h.Shutdown(ctx)
 			wg.Wait()
 		})
+	}
+}
+
+// benchData is a 100-byte publish, shaped as the load tool's.
+var benchData = []byte(`{"t":1732665000000000000,"s":1,"p":1,"x":"` + strings.Repeat("x", 54) + `"}`)
+
+// benchSubscribers connects n clients subscribed to "bench", each read by
+// a goroutine (in wg, ended by the hub's shutdown) that counts the frames
+// with a payload in received.
+func benchSubscribers(b *testing.B, url string, n, readBuf int, received *atomic.Int64, wg *sync.WaitGroup) {
+	for range n {
+		c := dial(b, url)
+		c.MustAck(`{"op":"sub","ch":"bench","id":1}`)
+		_ = c.Conn.SetReadDeadline(time.Time{}) // MustAck's 10 s deadline would end the reader
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := bufio.NewReaderSize(c.Conn, readBuf)
+			for {
+				n, err := skipServerFrame(r)
+				if err != nil {
+					return
+				}
+				if n > 0 {
+					received.Add(1)
+				}
+			}
+		}()
 	}
 }
 
