@@ -31,6 +31,9 @@ export class MeshcastError extends Error {
 
 const err = (code, reason) => new MeshcastError(code, reason);
 
+// A connection that lasted this long (ms) resets the reconnect backoff.
+const stableAfter = 10000;
+
 // Throws a TypeError unless v is a JSON value (undefined, functions,
 // symbols, BigInts and cycles are not), so a bad call fails at once
 // instead of after waiting for the connection, or as a server 400.
@@ -355,6 +358,10 @@ export class Client extends Emitter {
   // reconnect or stop, by close code (docs/protocol.md).
   _lost(code, reason) {
     this._drop();
+    // A node that says hello and then closes at once must not be hammered
+    // by every client: only a connection that lasted resets the backoff.
+    if (this._up && Date.now() - this._up >= stableAfter) this._n = 0;
+    this._up = 0;
     this.state = "connecting";
     this.info = null;
     const again = [], big = code == 1009 && this._biggest();
@@ -423,7 +430,7 @@ export class Client extends Emitter {
     switch (m.op) {
       case "hello":
         clearTimeout(this._timer);
-        this._n = 0;
+        this._up = Date.now(); // the backoff resets once this connection has lasted (_lost)
         this.state = "connected";
         this.info = { client: m.client, node: m.node, user: m.user };
         this._beating(this._ws);

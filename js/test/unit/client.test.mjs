@@ -664,3 +664,23 @@ test("a refused resubscribe on a channel without history says gap at the first r
   srv.kill();
   assert.deepEqual(await again, { ch: "plain", reason: "reconnect" });
 });
+
+test("a node that says hello and closes at once: the backoff keeps growing; a connection that lasted resets it", async () => {
+  const srv = await server();
+  const random = Math.random;
+  Math.random = () => 0.999999; // every wait is its cap
+  cleanup.push(() => (Math.random = random));
+  const c = await connected(srv.url, { minReconnectDelay: 10, maxReconnectDelay: 100000 });
+  const drops = record(c, "disconnected");
+  for (let i = 0; i < 4; i++) {
+    const back = next(c, "connected");
+    srv.kill();
+    await back;
+  }
+  assert.deepEqual(drops.map((d) => Math.round(d.delay)), [10, 20, 40, 80]);
+  c._up = Date.now() - 10000; // as if this connection had lasted 10 s
+  const back = next(c, "connected");
+  srv.kill();
+  await back;
+  assert.equal(Math.round(drops[4].delay), 10);
+});
