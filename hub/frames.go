@@ -63,9 +63,12 @@ func textFrame(payload []byte) []byte {
 }
 
 // helloFrame names the connection and its node, and its user when it
-// has one (a token's sub or the Authorize hook's user).
-func helloFrame(client, node, user string) []byte {
-	b := make([]byte, 0, 72+len(client)+len(node)+len(user))
+// has one (a token's sub or the Authorize hook's user). max_message is the
+// largest message the node reads: over it the node closes the connection
+// (1009), so a client refuses such a request itself and keeps the
+// connection and its subscriptions.
+func helloFrame(client, node, user string, maxMessage int) []byte {
+	b := make([]byte, 0, 96+len(client)+len(node)+len(user))
 	b = append(b, `{"op":"hello","client":`...)
 	b = appendQuoted(b, client)
 	b = append(b, `,"node":`...)
@@ -74,6 +77,8 @@ func helloFrame(client, node, user string) []byte {
 		b = append(b, `,"user":`...)
 		b = appendQuoted(b, user)
 	}
+	b = append(b, `,"max_message":`...)
+	b = strconv.AppendInt(b, int64(maxMessage), 10)
 	b = append(b, '}')
 	return textFrame(b)
 }

@@ -18,6 +18,9 @@ func TestHelloFirst(t *testing.T) {
 	if c.Hello["node"] != "node-a" {
 		t.Fatalf("hello node = %v", c.Hello["node"])
 	}
+	if c.Hello["max_message"] != float64(64<<10) {
+		t.Fatalf("hello max_message = %v, want the default 65536", c.Hello["max_message"])
+	}
 	id, _ := c.Hello["client"].(string)
 	if id == "" {
 		t.Fatalf("hello has no client id: %v", c.Hello)

@@ -56,7 +56,7 @@ func (s *session) OnOpen(c *transport.Conn) {
 	s.hub.sessionOpened()
 	s.hub.trackSession(s)
 	s.hub.onlineOpened(s)
-	s.send(helloFrame(s.client.id, s.hub.cfg.NodeName, s.client.User()))
+	s.send(helloFrame(s.client.id, s.hub.cfg.NodeName, s.client.User(), s.hub.transport.MaxMessageSize()))
 	s.hub.events.connected(&s.client)
 }
 

@@ -67,6 +67,10 @@ type Server struct {
 	ringRefused atomic.Bool // io_uring_setup failed once: no writer tries again
 }
 
+// MaxMessageSize is the largest message a connection may send: the
+// configured one, or its default.
+func (s *Server) MaxMessageSize() int { return s.cfg.MaxMessageSize }
+
 // NewServer starts the epoll loop and its read workers (unless
 // cfg.UseGoroutines or not Linux), the shared writers and the keepalive
 // sweep. A cfg with a negative field gives an error wrapping
