@@ -265,9 +265,18 @@ func (c *Client) send(ctx context.Context, cn *conn, req request, done func(*ser
 	}
 	c.nextID++
 	id := c.nextID
+	b := req.encode(id)
+	if max := cn.hello.MaxMessage; max > 0 && len(b) > max {
+		c.mu.Unlock()
+		// The node would close the connection on it (1009), and every
+		// subscription with it: this request alone fails, unsent. On a
+		// goroutine, as every answer: the caller may hold c.wire.
+		go done(nil, &Error{Code: 413, Reason: fmt.Sprintf("message too big: %d bytes, the node reads at most %d (its --max-message): not sent", len(b), max)})
+		return id, true
+	}
 	c.waiting[id] = &pending{req: req, done: done}
 	c.mu.Unlock()
-	if err := cn.write(ctx, req.encode(id)); err != nil {
+	if err := cn.write(ctx, b); err != nil {
 		if errors.Is(err, errNotWritten) {
 			if c.forget(id) {
 				done(nil, ctx.Err())

@@ -55,6 +55,9 @@ type serverFrame struct {
 	Client    string           `json:"client"`
 	Node      string           `json:"node"`
 	User      string           `json:"user"`
+	// MaxMessage (hello) is the largest message the node reads; 0 from a
+	// node that does not say.
+	MaxMessage int `json:"max_message"`
 	// The fields of presence answers and join events (presence.go).
 	presenceFields
 }

@@ -95,12 +95,29 @@ func TestCloseCodeSurvivesFailedEcho(t *testing.T) {
 // A publish over the server's --max-message (64 KiB by default) makes it
 // close the connection with 1009: the client cannot know the limit, but
 // the error says what the server said, not only "connection lost".
-func TestOversizedPublishSaysWhy(t *testing.T) {
+// TestOversizedRequestFailsAlone: the hub's hello says its max_message, so
+// a request over it fails with 413 and is never sent: the hub would close
+// the connection (1009), and every subscription would get a gap.
+func TestOversizedRequestFailsAlone(t *testing.T) {
 	h := startHub(t, "h1")
-	c := connect(t, testConfig(h.URL))
-	big := []byte(`"` + strings.Repeat("a", 100<<10) + `"`)
-	err := c.Publish(context.Background(), "big", big)
-	if !errors.Is(err, ErrConnectionLost) || !strings.Contains(err.Error(), "1009") {
-		t.Fatalf("publish of 100 KiB: %v, want ErrConnectionLost naming the 1009", err)
+	var ev events
+	cfg := testConfig(h.URL)
+	cfg.OnEvent = ev.on
+	c := connect(t, cfg)
+	s := subscribe(t, c, "big")
+	huge := `"` + strings.Repeat("a", 100<<10) + `"`
+	var se *Error
+	if err := c.Publish(context.Background(), "big", []byte(huge)); !errors.As(err, &se) || se.Code != 413 || !strings.Contains(se.Reason, "at most 65536") {
+		t.Fatalf("publish of 100 KiB: %v, want *Error 413 naming the limit", err)
+	}
+	if _, err := c.Subscribe(context.Background(), "room", WithInfo([]byte(huge))); !errors.As(err, &se) || se.Code != 413 {
+		t.Fatalf("subscribe with 100 KiB of info: %v, want *Error 413", err)
+	}
+	h.publish(t, "big", `"small"`)
+	if m := next(t, s); string(m.Data) != `"small"` || m.Gap {
+		t.Fatalf("after the refusals: %+v", m)
+	}
+	if d := ev.of(EventDisconnected); len(d) > 0 {
+		t.Fatalf("disconnected: %+v", d)
 	}
 }

@@ -14,7 +14,9 @@ export type ClientErrorCode =
 
 /** An error of the server (err frames: 400, 403, 413, 429, 503; close
  * codes 4001, 4003, and 1009 for the request over the server's
- * --max-message that made it close the connection) or of the client. */
+ * --max-message that made it close the connection) or of the client
+ * (413 too for a request over the max_message the node's hello gave,
+ * refused before it was sent). */
 export class MeshcastError extends Error {
   constructor(code: number | ClientErrorCode, reason: string);
   readonly name: "MeshcastError";
@@ -140,7 +142,7 @@ export interface SubscriptionEvents {
   subscribing: (ctx: {}) => void;
   subscribed: (ctx: SubscribedContext) => void;
   unsubscribed: (ctx: { error?: MeshcastError }) => void;
-  /** A failed sub: final (then `unsubscribed`) unless its code is 503, 429 or "timeout", which are retried with backoff. 1009: the sub itself was over the server's --max-message. */
+  /** A failed sub: final (then `unsubscribed`) unless its code is 503, 429 or "timeout", which are retried with backoff. 413 or 1009: the sub itself was over the server's --max-message. */
   error: (err: MeshcastError) => void;
   gap: (ctx: GapContext) => void;
   join: (ctx: JoinContext) => void;

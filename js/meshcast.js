@@ -433,6 +433,7 @@ export class Client extends Emitter {
         this._up = Date.now(); // the backoff resets once this connection has lasted (_lost)
         this.state = "connected";
         this.info = { client: m.client, node: m.node, user: m.user };
+        this._max = m.max_message > 0 ? m.max_message : 0; // older nodes do not say: then close 1009 tells
         this._beating(this._ws);
         for (const s of this.subs.values()) s._sub(); // resubscribe first,
         for (const r of this._queue.splice(0)) this._send(r); // then what waited, in order,
@@ -519,6 +520,14 @@ export class Client extends Emitter {
     try {
       r.f.id = ++this._id;
       text = JSON.stringify(r.f);
+      // Over the node's limit it would close the connection (1009), and
+      // every subscription with it: refuse this request alone, after the
+      // caller's listeners are on (subscribe() sends at once). A UTF-16
+      // unit is at most 3 bytes, so most texts need no encoding to know.
+      if (this._max && text.length * 3 > this._max && new TextEncoder().encode(text).length > this._max) {
+        const e = err(413, "message too big: the node reads at most " + this._max + " bytes (its --max-message): " + (r.f.op == "pub" ? "not published" : "not sent"));
+        return queueMicrotask(() => r.cb(e));
+      }
       this._reqs.set(r.f.id, r);
       this._ws.send(text);
     } catch (e) {

@@ -25,7 +25,8 @@ export class Store {
 }
 
 export class FakeServer {
-  constructor({ store = new Store(), history = true, tokens = null } = {}) {
+  constructor({ store = new Store(), history = true, tokens = null, maxMessage = 0 } = {}) {
+    this.maxMessage = maxMessage; // said in the hello when set
     this.store = store;
     store.servers.add(this);
     this.history = history; // false: like today's server, unknown op "history", no pos
@@ -82,7 +83,7 @@ export class FakeServer {
     ws.on("close", () => this._gone(conn));
     ws.on("error", () => {});
     ws.on("message", (buf) => this._frame(conn, JSON.parse(String(buf))));
-    if (!this.silent) this.send(conn, { op: "hello", client: conn.id, node: "fake:" + this.port });
+    if (!this.silent) this.send(conn, { op: "hello", client: conn.id, node: "fake:" + this.port, ...(this.maxMessage && { max_message: this.maxMessage }) });
   }
 
   _gone(conn) {

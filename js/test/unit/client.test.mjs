@@ -684,3 +684,20 @@ test("a node that says hello and closes at once: the backoff keeps growing; a co
   await back;
   assert.equal(Math.round(drops[4].delay), 10);
 });
+
+test("a request over the hello's max_message fails alone with 413, unsent: the connection and its subscriptions stay", async () => {
+  const srv = await server({ maxMessage: 1000 });
+  const c = await connected(srv.url);
+  const drops = record(c, "disconnected");
+  const s = c.subscribe("ch");
+  await s.ready();
+  const e = await c.publish("ch", "é".repeat(600)).then(() => null, (e) => e); // 600 characters, 1,200 bytes
+  assert.equal(e?.code, 413, String(e));
+  assert.match(e.reason, /at most 1000 bytes.*not published/);
+  const big = c.subscribe("room", null, { info: "x".repeat(2000) });
+  await assert.rejects(big.ready(), { code: 413 });
+  assert.equal(srv.received.filter((f) => f.op == "pub" || f.ch == "room").length, 0);
+  await c.publish("ch", "x".repeat(900)); // under the limit, frame and all: sent
+  assert.deepEqual(drops, []);
+  assert.equal(s.state, "subscribed");
+});
