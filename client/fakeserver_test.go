@@ -62,6 +62,10 @@ type fake struct {
 	tokens   map[string]bool // nil: no token needed
 	refuse   int             // upgrades refused with 503 + Retry-After: 1
 	failSub  map[string][]int
+	// failSubIn: codes answered to the next subs of a channel after the
+	// sub is put in place (the hub's 429 when too many subs wait: the
+	// connection receives, the ack never comes).
+	failSubIn map[string][]int
 	failPub  int
 	swallow  func(op string) bool // true: no answer
 	hangUp   bool                 // close each connection (1011) right after its hello
@@ -73,7 +77,7 @@ type fake struct {
 
 func startFake(t testing.TB, store *fakeStore) *fake {
 	t.Helper()
-	f := &fake{t: t, store: store, history: true, failSub: map[string][]int{},
+	f := &fake{t: t, store: store, history: true, failSub: map[string][]int{}, failSubIn: map[string][]int{},
 		swallow: func(string) bool { return false },
 		conns:   map[*fakeConn]bool{}, subs: map[string]map[*fakeConn]bool{}}
 	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.upgrade))
@@ -203,8 +207,16 @@ func (f *fake) frame(c *fakeConn, m map[string]any) {
 			f.subs[ch] = map[*fakeConn]bool{}
 		}
 		f.subs[ch][c] = true
+		in := f.failSubIn[ch]
+		if len(in) > 0 {
+			f.failSubIn[ch] = in[1:]
+		}
 		f.mu.Unlock()
 		f.store.mu.Unlock()
+		if len(in) > 0 {
+			fail(in[0], "refused by the test, after the sub was put in place")
+			return
+		}
 		reply(ack)
 	case "unsub":
 		f.mu.Lock()

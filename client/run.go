@@ -142,6 +142,7 @@ func (c *Client) attach(cn *conn) bool {
 	}
 	c.mu.Unlock()
 	for _, s := range subs {
+		s.reconnected()
 		s.subscribeOn(cn)
 	}
 	c.mu.Lock()

@@ -79,6 +79,7 @@ type Subscription struct {
 	err        error
 	lastErr    error // the last refusal retried (503, 429, no answer)
 	gapGiven   bool  // the resubscribe's gap came early, at a refusal
+	afterGap   bool  // a message came after that early gap: it no longer covers a later loss
 }
 
 // Subscribe subscribes to ch and returns once the server acked. While
@@ -205,6 +206,17 @@ func (s *Subscription) Unsubscribe() error {
 	return nil
 }
 
+// reconnected is told of a new connection before the resubscribe. An early
+// gap covers what was missed until the next message; once one came, a
+// loss after it is a new incident, and the next ack must say gap again.
+func (s *Subscription) reconnected() {
+	s.mu.Lock()
+	if s.afterGap {
+		s.gapGiven, s.afterGap = false, false
+	}
+	s.mu.Unlock()
+}
+
 // subscribeOn sends the sub on cn, with since = the last position,
 // unless the subscription ended.
 func (s *Subscription) subscribeOn(cn *conn) {
@@ -301,7 +313,7 @@ func (s *Subscription) acked(since string, recovered bool) {
 	recovered = recovered && since != ""
 	s.mu.Lock()
 	resubscribe, given := s.was, s.gapGiven
-	s.was, s.gapGiven = true, false
+	s.was, s.gapGiven, s.afterGap = true, false, false
 	s.attempt = 0
 	s.mu.Unlock()
 	s.readyOnce.Do(func() { close(s.ready) })
@@ -354,6 +366,7 @@ func (s *Subscription) deliver(m Message) {
 	if m.Pos != "" {
 		s.pos = m.Pos
 	}
+	s.afterGap = s.afterGap || (s.gapGiven && !m.Gap)
 	s.mu.Unlock()
 	if overflowed {
 		s.c.event(Event{Type: EventGap, Channel: s.ch, Reason: "overflow"})

@@ -172,6 +172,9 @@ export class Subscription extends Emitter {
   // it) make the next sub a resubscribe too: what was missed is a gap.
   _down() {
     clearTimeout(this._timer);
+    // An early gap covers what is missed until the next message; after
+    // one came, this loss is a new incident and the ack must say gap.
+    if (this._got) this._told = false;
     this._was ||= this._got;
     this._got = false;
     if (this.state == "subscribed") this._set("subscribing", {});

@@ -701,3 +701,35 @@ test("a request over the hello's max_message fails alone with 413, unsent: the c
   assert.deepEqual(drops, []);
   assert.equal(s.state, "subscribed");
 });
+
+test("an early gap, then messages, then another drop: the next ack says gap again", async () => {
+  const srv = await server({ history: false });
+  const c = await connected(srv.url);
+  const got = [];
+  const s = c.subscribe("plain", (d) => got.push(d));
+  await s.ready();
+  const gaps = record(s, "gap");
+  // The next connection's sub is put in place but refused with 429 (the
+  // node's "too many subscribes waiting"), and its retries go unanswered.
+  let first = true;
+  srv.answer = (conn, f) => {
+    if (f.op != "sub") return true;
+    if (first) {
+      first = false;
+      conn.chans.add(f.ch);
+      if (!srv.subs.has(f.ch)) srv.subs.set(f.ch, new Set());
+      srv.subs.get(f.ch).add(conn);
+      srv.send(conn, { op: "err", id: f.id, code: 429, reason: "too many subscribes waiting" });
+    }
+    return false;
+  };
+  srv.kill();
+  await until(() => gaps.length == 1, "the early gap");
+  await until(() => !first, "the sub in place");
+  srv.publish("plain", 1);
+  await until(() => got.length == 1, "a message after the early gap");
+  srv.answer = () => true;
+  const again = next(s, "gap");
+  srv.kill(); // a new incident: what is published until the resubscribe is missed
+  assert.deepEqual(await again, { ch: "plain", reason: "reconnect" });
+});
