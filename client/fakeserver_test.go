@@ -57,22 +57,22 @@ type fake struct {
 	URL   string
 	wg    sync.WaitGroup
 
-	mu       sync.Mutex
-	history  bool
-	tokens   map[string]bool // nil: no token needed
-	refuse   int             // upgrades refused with 503 + Retry-After: 1
-	failSub  map[string][]int
+	mu      sync.Mutex
+	history bool
+	tokens  map[string]bool // nil: no token needed
+	refuse  int             // upgrades refused with 503 + Retry-After: 1
+	failSub map[string][]int
 	// failSubIn: codes answered to the next subs of a channel after the
 	// sub is put in place (the hub's 429 when too many subs wait: the
 	// connection receives, the ack never comes).
 	failSubIn map[string][]int
-	failPub  int
-	swallow  func(op string) bool // true: no answer
-	hangUp   bool                 // close each connection (1011) right after its hello
-	conns    map[*fakeConn]bool
-	subs     map[string]map[*fakeConn]bool
-	received []map[string]any
-	auths    []string
+	failPub   int
+	swallow   func(op string) bool // true: no answer
+	hangUp    bool                 // close each connection (1011) right after its hello
+	conns     map[*fakeConn]bool
+	subs      map[string]map[*fakeConn]bool
+	received  []map[string]any
+	auths     []string
 }
 
 func startFake(t testing.TB, store *fakeStore) *fake {
