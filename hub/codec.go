@@ -165,11 +165,13 @@ func validChannel(name string) string {
 	}
 	for i, r := range name {
 		if r == utf8.RuneError {
-			// U+FFFD itself is a character like any other; a byte that is
-			// not UTF-8 decodes as it too, one byte long.
 			if _, size := utf8.DecodeRuneInString(name[i:]); size == 1 {
 				return "channel name is not valid UTF-8"
 			}
+			// A JSON escape of a lone surrogate (\ud800) decodes to
+			// U+FFFD, as does any byte a decoder could not read: such
+			// names would all be one channel.
+			return "channel name has U+FFFD, the replacement character (a lone surrogate or a decoding error)"
 		}
 		if r <= ' ' || (r >= 0x7f && r <= 0x9f) {
 			return "channel name has a space or control character"

@@ -149,9 +149,14 @@ func TestBadRequests(t *testing.T) {
 	// The connection survives all of it.
 	c.T = t
 	c.MustAck(`{"op":"sub","ch":` + `"` + strings.Repeat("y", 255) + `","id":9}`)
-	// U+FFFD is a character like any other, escaped or not.
-	c.MustAck(`{"op":"sub","ch":"a\ufffd","id":10}`)
-	c.MustAck(`{"op":"sub","ch":"b�","id":11}`)
+	// U+FFFD, escaped or not, and a lone surrogate, which decodes to it,
+	// are refused with a reason that says so: such names would alias.
+	for i, ch := range []string{`a\ufffd`, "b\uFFFD", `c\ud800`, `d\udfff`} {
+		m := c.RoundTrip(fmt.Sprintf(`{"op":"sub","ch":"%s","id":%d}`, ch, 10+i))
+		if m["op"] != "err" || m["code"] != 400.0 || !strings.Contains(m["reason"].(string), "U+FFFD") {
+			t.Errorf("sub %s: %v, want err 400 naming U+FFFD", ch, m)
+		}
+	}
 }
 
 func TestHooksRefuseWith403(t *testing.T) {
