@@ -266,7 +266,9 @@ func (c *Client) send(ctx context.Context, cn *conn, req request, done func(*ser
 	c.nextID++
 	id := c.nextID
 	b := req.encode(id)
-	if max := cn.hello.MaxMessage; max > 0 && len(b) > max {
+	// An unsub goes anyway: refused here, the node would keep the
+	// subscription; on the node's 1009 it ends with the connection.
+	if max := cn.hello.MaxMessage; max > 0 && len(b) > max && req.op != "unsub" {
 		c.mu.Unlock()
 		// The node would close the connection on it (1009), and every
 		// subscription with it: this request alone fails, unsent. On a

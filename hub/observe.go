@@ -15,7 +15,8 @@ type Observer interface {
 	// being queued: the wait for every peer's confirmation, mostly.
 	SubscribeAcked(wait time.Duration)
 	// PublishQueued is the time a publish made on this node (by a client
-	// or Publish) took to be encoded and queued to every local subscriber.
+	// or Publish) took to be encoded, handed to the peer links, and queued
+	// to every local subscriber.
 	// One publish in publishSample is timed, not each.
 	PublishQueued(d time.Duration)
 }

@@ -228,6 +228,7 @@ export class Client extends Emitter {
   connect() {
     if (this.state != "disconnected") return;
     this.state = "connecting";
+    this._n = this._up = 0; // a new start: the backoff of before close() does not carry over
     // Browsers: when the network comes back, a reconnect waiting out its
     // backoff (up to maxReconnectDelay) goes at once.
     this._online ||= () => ((this._n = 0), this._next?.());
@@ -527,7 +528,9 @@ export class Client extends Emitter {
       // every subscription with it: refuse this request alone, after the
       // caller's listeners are on (subscribe() sends at once). A UTF-16
       // unit is at most 3 bytes, so most texts need no encoding to know.
-      if (this._max && text.length * 3 > this._max && new TextEncoder().encode(text).length > this._max) {
+      // An unsub goes anyway: refused here, the node would keep the
+      // subscription; on the node's 1009 it ends with the connection.
+      if (this._max && r.f.op != "unsub" && text.length * 3 > this._max && new TextEncoder().encode(text).length > this._max) {
         const e = err(413, "message too big: the node reads at most " + this._max + " bytes (its --max-message): " + (r.f.op == "pub" ? "not published" : "not sent"));
         return queueMicrotask(() => r.cb(e));
       }

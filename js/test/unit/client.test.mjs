@@ -733,3 +733,13 @@ test("an early gap, then messages, then another drop: the next ack says gap agai
   srv.kill(); // a new incident: what is published until the resubscribe is missed
   assert.deepEqual(await again, { ch: "plain", reason: "reconnect" });
 });
+
+test("an unsub over max_message is sent anyway: the node must not keep the subscription", async () => {
+  // The sub {"op":"sub","ch":"abc","id":1} is 30 bytes, its unsub 32.
+  const srv = await server({ maxMessage: 30 });
+  const c = await connected(srv.url);
+  const s = c.subscribe("abc");
+  await s.ready();
+  s.unsubscribe();
+  await until(() => srv.received.some((f) => f.op == "unsub" && f.ch == "abc"), "the unsub on the wire");
+});
