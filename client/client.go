@@ -269,11 +269,16 @@ func (c *Client) send(ctx context.Context, cn *conn, req request, done func(*ser
 	// An unsub goes anyway: refused here, the node would keep the
 	// subscription; on the node's 1009 it ends with the connection.
 	if max := cn.hello.MaxMessage; max > 0 && len(b) > max && req.op != "unsub" {
-		c.mu.Unlock()
 		// The node would close the connection on it (1009), and every
 		// subscription with it: this request alone fails, unsent. On a
-		// goroutine, as every answer: the caller may hold c.wire.
-		go done(nil, &Error{Code: 413, Reason: fmt.Sprintf("message too big: %d bytes, the node reads at most %d (its --max-message): not sent", len(b), max)})
+		// goroutine, as every answer (the caller may hold c.wire), that
+		// Close waits for as for a timer's (afterFunc).
+		c.wg.Add(1)
+		c.mu.Unlock()
+		go func() {
+			defer c.wg.Done()
+			done(nil, &Error{Code: 413, Reason: fmt.Sprintf("message too big: %d bytes, the node reads at most %d (its --max-message): not sent", len(b), max)})
+		}()
 		return id, true
 	}
 	c.waiting[id] = &pending{req: req, done: done}

@@ -92,9 +92,6 @@ func TestCloseCodeSurvivesFailedEcho(t *testing.T) {
 	}
 }
 
-// A publish over the server's --max-message (64 KiB by default) makes it
-// close the connection with 1009: the client cannot know the limit, but
-// the error says what the server said, not only "connection lost".
 // TestOversizedRequestFailsAlone: the hub's hello says its max_message, so
 // a request over it fails with 413 and is never sent: the hub would close
 // the connection (1009), and every subscription would get a gap.
@@ -119,5 +116,22 @@ func TestOversizedRequestFailsAlone(t *testing.T) {
 	}
 	if d := ev.of(EventDisconnected); len(d) > 0 {
 		t.Fatalf("disconnected: %+v", d)
+	}
+}
+
+// TestLostRequestSaysHowTheConnectionEnded: a node that does not say its
+// max_message closes with 1009 on a request over it; the request in
+// flight fails with ErrConnectionLost naming that close, not only "lost".
+func TestLostRequestSaysHowTheConnectionEnded(t *testing.T) {
+	f := startFake(t, newStore(10))
+	f.set(func(f *fake) { f.swallow = func(op string) bool { return op == "pub" } })
+	c := connect(t, testConfig(f.URL))
+	errc := make(chan error, 1)
+	go func() { errc <- c.Publish(context.Background(), "x", []byte(`1`)) }()
+	waitFor(t, 5*time.Second, "the publish on the wire", func() bool { return f.count("pub", "x") == 1 })
+	f.closeAll(1009, "message too big")
+	err := <-errc
+	if !errors.Is(err, ErrConnectionLost) || !strings.Contains(err.Error(), "1009 message too big") {
+		t.Fatalf("publish: %v, want ErrConnectionLost naming the 1009", err)
 	}
 }

@@ -2,11 +2,9 @@ package hub
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
-	"unicode/utf8"
 )
 
 // Client is one WebSocket connection of this hub, as hooks and Go code see
@@ -141,7 +139,7 @@ func (h *Hub) checkData(data []byte) error {
 	if len(data) > h.live().MaxDataSize {
 		return ErrTooLarge
 	}
-	if !json.Valid(data) || !utf8.Valid(data) {
+	if !validJSONText(data) {
 		return ErrBadData
 	}
 	if jsonDepth(data) > maxDataDepth {

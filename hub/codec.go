@@ -20,6 +20,11 @@ const (
 	opPing = "ping"
 )
 
+// validJSONText reports whether b is one JSON value in valid UTF-8, what a
+// text frame may carry to a browser: json.Valid alone lets invalid bytes
+// inside strings pass.
+func validJSONText(b []byte) bool { return json.Valid(b) && utf8.Valid(b) }
+
 // MaxChannelLen is the longest channel name, in bytes.
 const MaxChannelLen = 255
 

@@ -311,7 +311,7 @@ func (s *session) subscribeInfo(ch string, opts []SubscribeOption) ([]byte, erro
 	if o.hasSince {
 		return nil, errSinceServerSide
 	}
-	if o.info != nil && (!json.Valid(o.info) || !utf8.Valid(o.info)) {
+	if o.info != nil && !validJSONText(o.info) {
 		return nil, fmt.Errorf("%w: presence info is not a JSON value in UTF-8", ErrBadData)
 	}
 	return s.presenceInfo(ch, o.info)

@@ -2,9 +2,7 @@ package hub
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
-	"unicode/utf8"
 
 	"github.com/meshcast/meshcast/internal/relay"
 )
@@ -76,7 +74,7 @@ func (h *Hub) emitLocked(evs []presenceEvent, quiet bool) {
 // limit is dropped (peers are trusted, but a client frame is
 // built from it).
 func (h *Hub) remoteEntry(e relay.PresenceEntry) relay.PresenceEntry {
-	if e.Info != nil && (len(e.Info) > relay.MaxPresenceInfo || !json.Valid(e.Info) || !utf8.Valid(e.Info)) {
+	if e.Info != nil && (len(e.Info) > relay.MaxPresenceInfo || !validJSONText(e.Info)) {
 		h.log.Warn("ignored a peer's malformed presence info", slog.String("channel", e.Ch), slog.String("client", e.Client))
 		e.Info = nil
 	}

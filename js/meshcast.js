@@ -31,6 +31,9 @@ export class MeshcastError extends Error {
 
 const err = (code, reason) => new MeshcastError(code, reason);
 
+// The size of a frame's text on the wire: servers count bytes.
+const utf8Len = (text) => new TextEncoder().encode(text).length;
+
 // A connection that lasted this long (ms) resets the reconnect backoff.
 const stableAfter = 10000;
 
@@ -388,7 +391,7 @@ export class Client extends Emitter {
   _biggest() {
     let big, most = -1;
     for (const r of this._reqs.values()) {
-      const n = new TextEncoder().encode(JSON.stringify(r.f)).length;
+      const n = utf8Len(JSON.stringify(r.f));
       if (n > most) (big = r), (most = n);
     }
     return big;
@@ -530,7 +533,7 @@ export class Client extends Emitter {
       // unit is at most 3 bytes, so most texts need no encoding to know.
       // An unsub goes anyway: refused here, the node would keep the
       // subscription; on the node's 1009 it ends with the connection.
-      if (this._max && r.f.op != "unsub" && text.length * 3 > this._max && new TextEncoder().encode(text).length > this._max) {
+      if (this._max && r.f.op != "unsub" && text.length * 3 > this._max && utf8Len(text) > this._max) {
         const e = err(413, "message too big: the node reads at most " + this._max + " bytes (its --max-message): " + (r.f.op == "pub" ? "not published" : "not sent"));
         return queueMicrotask(() => r.cb(e));
       }
