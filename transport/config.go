@@ -35,6 +35,16 @@ type Config struct {
 	// the response is a few hundred bytes, so only a client that is not
 	// reading takes longer, and it should not hold the handshake goroutine.
 	HandshakeTimeout time.Duration
+	// CloseLinger bounds how long a socket stays open after a close the
+	// server started: its close frame is followed by the end of the stream
+	// (TCP FIN; TLS close_notify) and the socket closed once the client
+	// closes its side, what the client still sends discarded meanwhile.
+	// Closing at once would make the kernel answer what the client sent
+	// with a reset, and some clients (browsers on Windows) then lose the
+	// close frame and see 1006 instead of its code. Shutdown waits for it
+	// too. Default 2 s: a client reading its socket closes within a round
+	// trip.
+	CloseLinger time.Duration
 	// Workers is the read worker pool size (epoll mode only). Default
 	// max(4, 2*GOMAXPROCS): handlers may block briefly, so a few more than
 	// cores.
@@ -81,6 +91,7 @@ func DefaultConfig() Config {
 		PingInterval:     25 * time.Second,
 		WriteTimeout:     10 * time.Second,
 		HandshakeTimeout: 10 * time.Second,
+		CloseLinger:      2 * time.Second,
 		Workers:          max(4, 2*procs),
 		Writers:          procs,
 		Logger:           slog.New(slog.DiscardHandler),
@@ -97,6 +108,7 @@ func (c Config) withDefaults() (Config, error) {
 		orDefault(&c.PingInterval, d.PingInterval, "PingInterval"),
 		orDefault(&c.WriteTimeout, d.WriteTimeout, "WriteTimeout"),
 		orDefault(&c.HandshakeTimeout, d.HandshakeTimeout, "HandshakeTimeout"),
+		orDefault(&c.CloseLinger, d.CloseLinger, "CloseLinger"),
 		orDefault(&c.Workers, d.Workers, "Workers"),
 		orDefault(&c.Writers, d.Writers, "Writers"),
 	)

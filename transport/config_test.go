@@ -41,6 +41,7 @@ func TestWithDefaultsRefusesNegative(t *testing.T) {
 		"PingInterval":     func(c *Config) { c.PingInterval = -time.Second },
 		"WriteTimeout":     func(c *Config) { c.WriteTimeout = -time.Second },
 		"HandshakeTimeout": func(c *Config) { c.HandshakeTimeout = -1 },
+		"CloseLinger":      func(c *Config) { c.CloseLinger = -time.Second },
 		"Workers":          func(c *Config) { c.Workers = -4 },
 		"Writers":          func(c *Config) { c.Writers = -1 },
 	}

@@ -11,9 +11,18 @@ import (
 // Read token states (epoll mode). Whoever moves a connection from armed to
 // busy owns its reading (and the OnClose call) until it gives the token back.
 const (
-	readArmed int32 = iota // registered in epoll, nobody reading
-	readBusy               // a worker (or Upgrade) is reading it
-	readDead               // OnClose delivered; nothing more is read
+	readArmed    int32 = iota // registered in epoll, nobody reading
+	readBusy                  // a worker (or Upgrade) is reading it
+	readDead                  // OnClose delivered; nothing more is read
+	readLinger                // OnClose delivered; re-armed to see the client close (lingering)
+	readDraining              // a worker discards what the lingering client sends
+)
+
+// Linger bits: a close the server started ends with its write side shut and
+// the socket open until both are set (or Config.CloseLinger passes).
+const (
+	lingerWritten  int32 = 1 << iota // close frame written, write side shut
+	lingerReadDone                   // the client closed its side, or reading failed
 )
 
 // Conn is one upgraded WebSocket connection. Its methods are safe from any
@@ -30,6 +39,7 @@ type Conn struct {
 	polled   bool         // read by the epoll workers, not a goroutine
 	rstate   atomic.Int32 // read token; only polled connections pass it around
 	halves   atomic.Int32 // teardown halves done: socket closed, OnClose returned
+	linger   atomic.Int32 // linger bits
 	lastSeen atomic.Int64 // unix nanos of the last complete frame received (or of the upgrade)
 	closeErr atomic.Pointer[CloseError]
 
@@ -198,6 +208,63 @@ func (c *Conn) deliverClose() {
 	c.p.reset()
 	c.h.OnClose(c.closeErr.Load())
 	c.halfDone()
+}
+
+// lingers reports whether the connection, closing, ends with a linger: the
+// server started the close, so the client may have sent frames it has not
+// read, and closing a socket with unread bytes makes the kernel answer with
+// a reset. A client OS may then drop what it had not read yet, our close
+// frame with it (Windows does), and the client sees 1006 instead of our
+// code. A close the client started needs none: it sends nothing after its
+// close frame.
+func (c *Conn) lingers() bool {
+	ce := c.closeErr.Load()
+	return ce != nil && !ce.Remote
+}
+
+// closeWritten ends a connection whose close frame has been written: at
+// once, or, when it lingers, by shutting the write side (the client reads
+// our close frame, then the end of the stream) and closing the socket once
+// the client has closed too, or after Config.CloseLinger.
+func (c *Conn) closeWritten() {
+	if !c.lingers() {
+		c.terminate()
+		return
+	}
+	if c.rc == nil {
+		// TLS: CloseWrite writes an alert, which may block; never on a
+		// shared writer.
+		c.srv.wg.Add(1)
+		go func() {
+			defer c.srv.wg.Done()
+			_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+			c.shutWrite()
+		}()
+		return
+	}
+	c.shutWrite()
+}
+
+// shutWrite shuts the write side and starts the linger's clock.
+func (c *Conn) shutWrite() {
+	cw, ok := c.nc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		c.terminate()
+		return
+	}
+	if c.linger.Or(lingerWritten)&lingerReadDone != 0 {
+		c.terminate()
+		return
+	}
+	time.AfterFunc(c.srv.cfg.CloseLinger, c.terminate)
+}
+
+// readEnded records that the lingering client closed its side (or reading
+// it failed); the socket closes once the write side is shut as well.
+func (c *Conn) readEnded() {
+	if c.linger.Or(lingerReadDone)&lingerWritten != 0 {
+		c.terminate()
+	}
 }
 
 // halfDone counts one of the two ends of a connection's life (socket closed,

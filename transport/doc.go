@@ -58,6 +58,19 @@
 // closes with 1001 "ping timeout" those from which no frame has arrived for
 // two intervals (so a dead client is cut after two to three intervals).
 //
+// # Closing
+//
+// A close the server starts (Conn.Close, a protocol error, a slow consumer,
+// Shutdown) writes its close frame after what is queued, then shuts the
+// write side (TCP FIN; over TLS a close_notify) and keeps the socket open,
+// discarding what the client still sends, until the client closes its side
+// or Config.CloseLinger passes. Closing at once would make the kernel answer
+// the client's unread bytes with a reset, and a client OS may drop the close
+// frame it had not read yet when one arrives (Windows does), so the client
+// would see 1006 instead of the code. In epoll mode a lingering connection
+// costs no goroutine either. A close the client started is echoed and the
+// socket closed at once.
+//
 // # Concurrency contract
 //
 // For one connection the Handler's methods are never called concurrently and
@@ -71,7 +84,8 @@
 // handler methods included.
 //
 // Server.Shutdown closes every open connection with 1001, waits until each
-// one's OnClose has returned and every goroutine of the package has exited.
+// one's OnClose has returned, its socket is closed (after the linger) and
+// every goroutine of the package has exited.
 // It must not be called from a Handler method: it would wait for an OnClose
 // that cannot run until that method returns.
 package transport

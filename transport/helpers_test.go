@@ -57,6 +57,7 @@ func testConfig(goroutines bool) Config {
 		PingInterval:     time.Hour,
 		WriteTimeout:     5 * time.Second,
 		HandshakeTimeout: 5 * time.Second,
+		CloseLinger:      500 * time.Millisecond,
 		Workers:          2,
 		Writers:          2,
 		UseGoroutines:    goroutines,
@@ -65,7 +66,8 @@ func testConfig(goroutines bool) Config {
 
 // recorder is a Handler that records events and checks the call contract.
 type recorder struct {
-	echo bool // echo every message back
+	echo bool          // echo every message back
+	hold chan struct{} // when set, OnMessage returns once it is closed
 
 	inCall   atomic.Int32
 	problems atomic.Int32 // overlapping calls, calls after OnClose, double OnClose
@@ -98,6 +100,9 @@ func (r *recorder) OnMessage(msg []byte) {
 	r.mu.Lock()
 	r.msgs = append(r.msgs, string(msg))
 	r.mu.Unlock()
+	if r.hold != nil {
+		<-r.hold
+	}
 	if r.echo {
 		f, p := NewTextFrame(len(msg))
 		copy(p, msg)
@@ -144,6 +149,7 @@ type env struct {
 	mu   sync.Mutex
 	recs []*recorder
 	echo bool
+	hold chan struct{} // given to every recorder
 }
 
 func newEnv(t testing.TB, cfg Config, echo bool) *env {
@@ -162,6 +168,7 @@ func startEnv(t testing.TB, cfg Config, echo bool, start func(*httptest.Server))
 	e := &env{t: t, srv: srv, echo: echo}
 	e.hs = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := newRecorder(e.echo)
+		rec.hold = e.hold
 		e.mu.Lock()
 		e.recs = append(e.recs, rec)
 		e.mu.Unlock()
@@ -393,7 +400,8 @@ func readInOrder(c *client, received *atomic.Int64) error {
 // shutdownRun connects three clients with dial, queues one frame to each,
 // shuts the server down and checks each client gets its frame, then 1001
 // "going away", and that OnClose ran before Shutdown returned. Clients not
-// reading yet must not hold Shutdown up (a TLS close may write an alert).
+// reading yet must not hold Shutdown up past the linger (a TLS close may
+// write an alert).
 func shutdownRun(t *testing.T, e *env, dial func() *client) {
 	t.Helper()
 	var clients []*client
@@ -411,7 +419,8 @@ func shutdownRun(t *testing.T, e *env, dial func() *client) {
 	if err := e.srv.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	if d := time.Since(start); d > 2*time.Second {
+	// They hold it for the linger at most: not reading, they cannot close.
+	if d := time.Since(start); d > e.srv.cfg.CloseLinger+2*time.Second {
 		t.Errorf("Shutdown took %v", d)
 	}
 	for i, c := range clients {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"time"
 )
 
 // Read buffer sizes. A read worker owns one buffer for all the connections
@@ -77,12 +79,38 @@ func (c *Conn) readLoop() {
 		}
 	}
 	c.deliverClose()
+	if c.lingers() {
+		c.drainBlocking(buf)
+	}
+}
+
+// drainBlocking discards what a lingering client sends until it closes its
+// side, or the socket is closed (the linger ended).
+func (c *Conn) drainBlocking(buf []byte) {
+	_ = c.nc.SetReadDeadline(time.Time{})
+	for {
+		_, err := c.nc.Read(buf)
+		var ne net.Error
+		switch {
+		case err == nil:
+		case errors.As(err, &ne) && ne.Timeout():
+			// closeWith's wake-up deadline, set after the one above.
+			_ = c.nc.SetReadDeadline(time.Time{})
+		default:
+			c.readEnded()
+			return
+		}
+	}
 }
 
 // serve runs on a read worker after epoll reported the connection readable
 // (or after closeWith handed it over to deliver OnClose). It reads what is
 // there without parking, then gives the read token back.
 func (c *Conn) serve(r *rawReader) {
+	if c.rstate.Load() == readDraining {
+		c.drain(r)
+		return
+	}
 	for i := 0; i < 4 && !c.closing(); i++ {
 		n, err := r.read(c.rc)
 		if errors.Is(err, errWouldBlock) {
@@ -107,7 +135,7 @@ func (c *Conn) serve(r *rawReader) {
 // registration (EPOLL_CTL_ADD) from Upgrade.
 func (c *Conn) releaseRead(first bool) {
 	if c.closing() {
-		c.deliverClose()
+		c.finishReading()
 		return
 	}
 	c.rstate.Store(readArmed)
@@ -115,11 +143,43 @@ func (c *Conn) releaseRead(first bool) {
 	// token (it was busy): take it back and deliver OnClose ourselves.
 	if c.closing() {
 		if c.rstate.CompareAndSwap(readArmed, readBusy) {
-			c.deliverClose()
+			c.finishReading()
 		}
 		return
 	}
 	if err := c.srv.watch(c, first); err != nil {
 		c.readFailed(fmt.Errorf("epoll: %w", err))
 	}
+}
+
+// finishReading delivers OnClose, then, when the connection lingers, re-arms
+// it in epoll to see the client close its side.
+func (c *Conn) finishReading() {
+	c.deliverClose()
+	if c.lingers() {
+		c.rearmLinger()
+	}
+}
+
+func (c *Conn) rearmLinger() {
+	c.rstate.Store(readLinger)
+	if err := c.srv.watch(c, false); err != nil {
+		c.readEnded() // closed meanwhile: nothing to wait for
+	}
+}
+
+// drain discards what a lingering client sent, on a read worker, until it
+// closes its side.
+func (c *Conn) drain(r *rawReader) {
+	for i := 0; i < 4; i++ {
+		n, err := r.read(c.rc)
+		if errors.Is(err, errWouldBlock) {
+			break
+		}
+		if err != nil || n == 0 {
+			c.readEnded()
+			return
+		}
+	}
+	c.rearmLinger()
 }

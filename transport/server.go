@@ -226,7 +226,9 @@ func (s *Server) snapshot(dst []*Conn) []*Conn {
 
 // Shutdown stops new upgrades (they get 503), closes every connection not
 // already closing with 1001 "going away" after its queued frames, waits for
-// each OnClose, stops every goroutine and waits for them. When ctx ends
+// each OnClose and each socket's close (a client that does not close its
+// side holds it for Config.CloseLinger at most), stops every goroutine and
+// waits for them. When ctx ends
 // first, remaining sockets are closed without flushing, OnClose is still
 // waited for, and an error wrapping ctx's is returned. Idempotent. Not from a
 // Handler method (see the package doc).
@@ -271,7 +273,8 @@ func (s *Server) pollLoop() {
 	defer s.wg.Done()
 	err := s.poll.run(func(id uint32) {
 		c := s.lookup(id)
-		if c != nil && c.rstate.CompareAndSwap(readArmed, readBusy) {
+		if c != nil && (c.rstate.CompareAndSwap(readArmed, readBusy) ||
+			c.rstate.CompareAndSwap(readLinger, readDraining)) {
 			s.work.push(c)
 		}
 	})

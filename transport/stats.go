@@ -6,7 +6,8 @@ import (
 )
 
 // Stats is a snapshot of the server's counters. Counters only grow; Conns is
-// the current number of registered connections.
+// the current number of open sockets, lingering ones included (see
+// Config.CloseLinger).
 type Stats struct {
 	Conns               int64  `json:"conns"`
 	Upgrades            uint64 `json:"upgrades"`

@@ -41,7 +41,7 @@ func (s *Server) writeLoop() {
 }
 
 // takeBatch swaps the queue out for writing. With nothing queued it ends the
-// writer's ownership and returns nil, closing the socket if the close
+// writer's ownership and returns nil, ending the connection if the close
 // frame (always last) has gone out.
 func (c *Conn) takeBatch() *batch {
 	c.mu.Lock()
@@ -54,7 +54,7 @@ func (c *Conn) takeBatch() *batch {
 	}
 	c.mu.Unlock()
 	if term {
-		c.terminate()
+		c.closeWritten()
 	}
 	return b
 }
@@ -101,8 +101,8 @@ func (c *Conn) batchDone(b *batch) (more bool) {
 
 // wrote accounts for n bytes written (a batch, or a burst's frame) and
 // reports whether more frames were queued meanwhile (the caller keeps the
-// writing role). Otherwise it ends the writing role, closing the socket if
-// the close frame was written.
+// writing role). Otherwise it ends the writing role, ending the connection
+// if the close frame was written.
 func (c *Conn) wrote(n int) (more bool) {
 	c.mu.Lock()
 	c.qbytes -= n
@@ -114,7 +114,7 @@ func (c *Conn) wrote(n int) (more bool) {
 	}
 	c.mu.Unlock()
 	if term {
-		c.terminate()
+		c.closeWritten()
 	}
 	return more
 }

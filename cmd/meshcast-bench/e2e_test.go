@@ -154,7 +154,7 @@ func TestFanoutDetectsLossAndDuplicates(t *testing.T) {
 				cc := testConn(f.URL)
 				cc.Reader = rd
 				cfg := fanoutConfig{connConfig: cc, Subs: 5, Pubs: 2, Rate: 100, Size: 64,
-					Duration: time.Second, Drain: time.Second}
+					Duration: time.Second, Drain: 10 * time.Second} // ends at once when all arrived, or after a 1 s stall (drop)
 				rep, err := runFanout(context.Background(), cfg, io.Discard)
 				if err != nil {
 					t.Fatal(err)
