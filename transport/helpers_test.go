@@ -68,6 +68,7 @@ func testConfig(goroutines bool) Config {
 type recorder struct {
 	echo bool          // echo every message back
 	hold chan struct{} // when set, OnMessage returns once it is closed
+	shut bool          // close with 4000 from OnOpen
 
 	inCall   atomic.Int32
 	problems atomic.Int32 // overlapping calls, calls after OnClose, double OnClose
@@ -92,6 +93,9 @@ func (r *recorder) OnOpen(c *Conn) {
 	r.enter()
 	defer r.exit()
 	r.conn.Store(c)
+	if r.shut {
+		c.Close(4000, "shut at open")
+	}
 }
 
 func (r *recorder) OnMessage(msg []byte) {
@@ -150,6 +154,7 @@ type env struct {
 	recs []*recorder
 	echo bool
 	hold chan struct{} // given to every recorder
+	shut bool          // given to every recorder
 }
 
 func newEnv(t testing.TB, cfg Config, echo bool) *env {
@@ -168,7 +173,7 @@ func startEnv(t testing.TB, cfg Config, echo bool, start func(*httptest.Server))
 	e := &env{t: t, srv: srv, echo: echo}
 	e.hs = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := newRecorder(e.echo)
-		rec.hold = e.hold
+		rec.hold, rec.shut = e.hold, e.shut
 		e.mu.Lock()
 		e.recs = append(e.recs, rec)
 		e.mu.Unlock()

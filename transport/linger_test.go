@@ -133,3 +133,27 @@ func TestTLSCloseWithUnreadInputEndsInCloseNotify(t *testing.T) {
 		})
 	})
 }
+
+// A connection closed from OnOpen, before epoll ever watched it, lingers
+// as well, and ends when the client closes.
+func TestCloseFromOnOpenLingers(t *testing.T) {
+	t.Parallel()
+	forModes(t, func(t *testing.T, cfg Config) {
+		cfg.CloseLinger = time.Minute
+		e := newEnv(t, cfg, false)
+		e.shut = true
+		c := e.dial()
+		if code, _ := c.readClose(); code != 4000 {
+			t.Fatalf("close code %d, want 4000", code)
+		}
+		e.rec(0).waitClosed(t)
+		c.expectFIN()
+		if n := e.srv.Stats().Conns; n != 1 {
+			t.Fatalf("Conns = %d while the client has not closed, want 1 (lingering)", n)
+		}
+		_ = c.conn.Close()
+		wstest.WaitFor(t, 10*time.Second, "the server to close once the client did", func() bool {
+			return e.srv.Stats().Conns == 0
+		})
+	})
+}

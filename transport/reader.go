@@ -135,7 +135,7 @@ func (c *Conn) serve(r *rawReader) {
 // registration (EPOLL_CTL_ADD) from Upgrade.
 func (c *Conn) releaseRead(first bool) {
 	if c.closing() {
-		c.finishReading()
+		c.finishReading(first)
 		return
 	}
 	c.rstate.Store(readArmed)
@@ -143,7 +143,7 @@ func (c *Conn) releaseRead(first bool) {
 	// token (it was busy): take it back and deliver OnClose ourselves.
 	if c.closing() {
 		if c.rstate.CompareAndSwap(readArmed, readBusy) {
-			c.finishReading()
+			c.finishReading(first)
 		}
 		return
 	}
@@ -152,18 +152,19 @@ func (c *Conn) releaseRead(first bool) {
 	}
 }
 
-// finishReading delivers OnClose, then, when the connection lingers, re-arms
-// it in epoll to see the client close its side.
-func (c *Conn) finishReading() {
+// finishReading delivers OnClose, then, when the connection lingers, arms
+// it in epoll (first: it never was, closed from OnOpen) to see the client
+// close its side.
+func (c *Conn) finishReading(first bool) {
 	c.deliverClose()
 	if c.lingers() {
-		c.rearmLinger()
+		c.armLinger(first)
 	}
 }
 
-func (c *Conn) rearmLinger() {
+func (c *Conn) armLinger(first bool) {
 	c.rstate.Store(readLinger)
-	if err := c.srv.watch(c, false); err != nil {
+	if err := c.srv.watch(c, first); err != nil {
 		c.readEnded() // closed meanwhile: nothing to wait for
 	}
 }
@@ -181,5 +182,5 @@ func (c *Conn) drain(r *rawReader) {
 			return
 		}
 	}
-	c.rearmLinger()
+	c.armLinger(false)
 }
