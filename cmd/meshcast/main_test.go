@@ -163,14 +163,20 @@ func TestDemoPageAndHealth(t *testing.T) {
 // TestReadyzWhileJoining: a node whose seed does not answer says on
 // /readyz that it is joining and what it waits for, without the errors'
 // package prefixes ("hub: cluster unavailable: cluster: joining: ...").
+// Its start-up line says so too: "meshcast serving" alone read as if
+// clients could connect.
 func TestReadyzWhileJoining(t *testing.T) {
 	cfg := testNodeConfig(t)
 	cfg.join, cfg.joinTimeout = "127.0.0.1:1", time.Minute
-	n, err := startNode(cfg, testLogger(t), nodeOptions{})
+	var logs wstest.SyncBuffer
+	n, err := startNode(cfg, slog.New(slog.NewTextHandler(&logs, nil)), nodeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { stopNode(t, n) })
+	if !strings.Contains(logs.String(), `msg="meshcast serving"`) || !strings.Contains(logs.String(), "standing=joining") {
+		t.Fatalf("the start-up line does not say the node is joining:\n%s", logs.String())
+	}
 	status, body := get(t, n.baseURL()+"/readyz")
 	var m map[string]string
 	if status != 503 || json.Unmarshal([]byte(body), &m) != nil || m["status"] != "joining" ||

@@ -110,11 +110,17 @@ func startNode(cfg config, log *slog.Logger, opts nodeOptions) (_ *node, err err
 	n.http = newHTTPServer(routesWithAPI(n.routes(cfg), n.api), log, opts.http, n.conns) // + the server API
 	go func() { n.served <- n.http.Serve(ln) }()
 	n.ready.Store(true)
-	log.Info("meshcast serving",
+	attrs := []any{
 		slog.String("node", cl.Name()),
 		slog.String("http", ts.scheme()+"://"+browsable(ln.Addr())),
 		slog.Int("gossip_port", cl.GossipPort()),
-		slog.Int("peer_port", cl.PeerPort()))
+		slog.Int("peer_port", cl.PeerPort()),
+	}
+	if h.Standing() != nil {
+		// Listening, but clients get 503 until the cluster says ready.
+		attrs = append(attrs, slog.String("standing", cl.Stats().Standing))
+	}
+	log.Info("meshcast serving", attrs...)
 	return n, nil
 }
 
