@@ -185,6 +185,34 @@ func TestReadyzWhileJoining(t *testing.T) {
 	}
 }
 
+// TestPortInUseNamesTheFlags: a second node started with the default
+// cluster ports (the README's quick start, twice) is told which flags to
+// change; it said only "listen for peer links on :7947: address already
+// in use".
+func TestPortInUseNamesTheFlags(t *testing.T) {
+	for _, which := range []string{"gossip", "peer"} {
+		held, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := testNodeConfig(t)
+		if which == "gossip" {
+			cfg.gossip = held.Addr().String()
+		} else {
+			cfg.peer = held.Addr().String()
+		}
+		n, err := startNode(cfg, testLogger(t), nodeOptions{})
+		held.Close()
+		if err == nil {
+			stopNode(t, n)
+			t.Fatalf("%s port in use: the node started", which)
+		}
+		if !strings.Contains(err.Error(), "address already in use") || !strings.Contains(err.Error(), "each needs its own --gossip and --peer ports") {
+			t.Errorf("%s port in use: %v", which, err)
+		}
+	}
+}
+
 // TestDemoChatFlow does what the demo page's script does: hello, sub,
 // pub, and the message shows up for every participant.
 func TestDemoChatFlow(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/hashicorp/memberlist"
 
@@ -146,7 +147,12 @@ func (cfg *config) newCluster(ts *tlsSetup, log *slog.Logger, opts nodeOptions, 
 	ccfg.Memberlist = opts.memberlist
 	ccfg.Observer = obs
 	ccfg.Logger = log.With(slog.String("component", "cluster"))
-	return cluster.New(ccfg)
+	cl, err := cluster.New(ccfg)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		// Mostly a second node on one machine, started with the defaults.
+		return nil, fmt.Errorf("%w (another node on this machine? each needs its own --gossip and --peer ports)", err)
+	}
+	return cl, err
 }
 
 // hubConfig is the hub's config from the flags, security included.
