@@ -34,7 +34,12 @@ func (c *Cluster) joinLoop() {
 			c.log.Info("every seed is this node: starting the cluster")
 			return
 		case joinDone:
-			c.awaitLinks(deadline)
+			if c.awaitLinks(deadline) {
+				// The line an operator waits for: before it /readyz says
+				// joining, and a node that others joined logged nothing else.
+				c.log.Info("joined the cluster and linked with every member: ready",
+					"members", c.ml.Load().NumMembers())
+			}
 			return
 		}
 		if !time.Now().Before(deadline) {
@@ -162,23 +167,24 @@ func joinError(err error) string {
 	return strings.Join(parts, "; ")
 }
 
-// awaitLinks waits until every live peer is linked both ways, or deadline.
-func (c *Cluster) awaitLinks(deadline time.Time) {
+// awaitLinks waits until every live peer is linked both ways, or deadline;
+// it says whether they were.
+func (c *Cluster) awaitLinks(deadline time.Time) bool {
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	for {
 		pending := c.unsyncedPeers()
 		if len(pending) == 0 {
-			return
+			return true
 		}
 		select {
 		case <-c.linkEvent:
 		case <-c.ctx.Done():
-			return
+			return false
 		case <-t.C:
 			c.log.Warn("joined, but not linked with every member within the join timeout: serving anyway "+
 				"(their subscribers get gaps until the links come up)", "peers", strings.Join(pending, ","))
-			return
+			return false
 		}
 	}
 }

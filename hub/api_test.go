@@ -134,6 +134,10 @@ func TestAPIErrors(t *testing.T) {
 			t.Errorf("%s %s: %d %v, want %d", tc.op, tc.body, status, body, tc.status)
 		}
 	}
+	// The 413 says the limit (it named only the Go field, MaxDataSize).
+	if _, body := post(t, api+"publish", "k", `{"ch":"x","data":"`+strings.Repeat("z", 32)+`"}`); body["reason"] != "data is larger than MaxDataSize (34 bytes, the limit is 16)" {
+		t.Errorf("413 reason %q", body["reason"])
+	}
 	resp, err := http.Get(api + "publish")
 	if err != nil {
 		t.Fatal(err)

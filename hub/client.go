@@ -136,8 +136,8 @@ func (c *Client) Disconnect(reason string) {
 // with 1007 if it is not UTF-8 (the transport refuses such frames from
 // clients for the same reason).
 func (h *Hub) checkData(data []byte) error {
-	if len(data) > h.live().MaxDataSize {
-		return ErrTooLarge
+	if limit := h.live().MaxDataSize; len(data) > limit {
+		return fmt.Errorf("%w (%d bytes, the limit is %d)", ErrTooLarge, len(data), limit)
 	}
 	if !validJSONText(data) {
 		return ErrBadData

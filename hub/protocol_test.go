@@ -184,14 +184,15 @@ func TestHooksRefuseWith403(t *testing.T) {
 	c.MustAck(`{"op":"sub","ch":"readonly","id":3}`)
 }
 
+// The reason says the limit: a client cannot see the node's --max-data.
 func TestTooLargeDataIs413(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.MaxDataSize = 100
 	_, url := testHub(t, cfg)
 	c := dial(t, url)
 	m := c.RoundTrip(`{"op":"pub","ch":"a","data":"` + strings.Repeat("x", 100) + `","id":1}`)
-	if m["code"] != 413.0 || m["id"] != 1.0 {
-		t.Fatalf("want 413, got %v", m)
+	if m["code"] != 413.0 || m["id"] != 1.0 || m["reason"] != "data is larger than the limit: 102 bytes, at most 100" {
+		t.Fatalf("want 413 naming the limit, got %v", m)
 	}
 	c.MustAck(`{"op":"pub","ch":"a","data":"` + strings.Repeat("x", 98) + `","id":2}`)
 }

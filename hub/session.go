@@ -2,6 +2,7 @@ package hub
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -283,8 +284,8 @@ func (s *session) publish(req *request) {
 		s.sendErr(req, CodeBadRequest, `pub needs "data"`)
 		return
 	}
-	if len(req.data) > s.hub.live().MaxDataSize {
-		s.sendErr(req, CodeTooLarge, "data is larger than the limit")
+	if limit := s.hub.live().MaxDataSize; len(req.data) > limit {
+		s.sendErr(req, CodeTooLarge, fmt.Sprintf("data is larger than the limit: %d bytes, at most %d", len(req.data), limit))
 		return
 	}
 	if !s.publishAllowed() {

@@ -163,19 +163,53 @@ func TestDemoPageAndHealth(t *testing.T) {
 // TestReadyzWhileJoining: a node whose seed does not answer says on
 // /readyz that it is joining and what it waits for, without the errors'
 // package prefixes ("hub: cluster unavailable: cluster: joining: ...").
+// Its start-up line says so too: "meshcast serving" alone read as if
+// clients could connect.
 func TestReadyzWhileJoining(t *testing.T) {
 	cfg := testNodeConfig(t)
 	cfg.join, cfg.joinTimeout = "127.0.0.1:1", time.Minute
-	n, err := startNode(cfg, testLogger(t), nodeOptions{})
+	var logs wstest.SyncBuffer
+	n, err := startNode(cfg, slog.New(slog.NewTextHandler(&logs, nil)), nodeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { stopNode(t, n) })
+	if !strings.Contains(logs.String(), `msg="meshcast serving"`) || !strings.Contains(logs.String(), "standing=joining") {
+		t.Fatalf("the start-up line does not say the node is joining:\n%s", logs.String())
+	}
 	status, body := get(t, n.baseURL()+"/readyz")
 	var m map[string]string
 	if status != 503 || json.Unmarshal([]byte(body), &m) != nil || m["status"] != "joining" ||
 		!strings.HasPrefix(m["reason"], "contacting seeds 127.0.0.1:1") {
 		t.Fatalf("/readyz while joining: %d %s", status, body)
+	}
+}
+
+// TestPortInUseNamesTheFlags: a second node started with the default
+// cluster ports (the README's quick start, twice) is told which flags to
+// change; it said only "listen for peer links on :7947: address already
+// in use".
+func TestPortInUseNamesTheFlags(t *testing.T) {
+	for _, which := range []string{"gossip", "peer"} {
+		held, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := testNodeConfig(t)
+		if which == "gossip" {
+			cfg.gossip = held.Addr().String()
+		} else {
+			cfg.peer = held.Addr().String()
+		}
+		n, err := startNode(cfg, testLogger(t), nodeOptions{})
+		held.Close()
+		if err == nil {
+			stopNode(t, n)
+			t.Fatalf("%s port in use: the node started", which)
+		}
+		if !strings.Contains(err.Error(), "address already in use") || !strings.Contains(err.Error(), "each needs its own --gossip and --peer ports") {
+			t.Errorf("%s port in use: %v", which, err)
+		}
 	}
 }
 

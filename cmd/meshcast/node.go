@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/hashicorp/memberlist"
 
@@ -110,11 +111,17 @@ func startNode(cfg config, log *slog.Logger, opts nodeOptions) (_ *node, err err
 	n.http = newHTTPServer(routesWithAPI(n.routes(cfg), n.api), log, opts.http, n.conns) // + the server API
 	go func() { n.served <- n.http.Serve(ln) }()
 	n.ready.Store(true)
-	log.Info("meshcast serving",
+	attrs := []any{
 		slog.String("node", cl.Name()),
 		slog.String("http", ts.scheme()+"://"+browsable(ln.Addr())),
 		slog.Int("gossip_port", cl.GossipPort()),
-		slog.Int("peer_port", cl.PeerPort()))
+		slog.Int("peer_port", cl.PeerPort()),
+	}
+	if h.Standing() != nil {
+		// Listening, but clients get 503 until the cluster says ready.
+		attrs = append(attrs, slog.String("standing", cl.Stats().Standing))
+	}
+	log.Info("meshcast serving", attrs...)
 	return n, nil
 }
 
@@ -140,7 +147,12 @@ func (cfg *config) newCluster(ts *tlsSetup, log *slog.Logger, opts nodeOptions, 
 	ccfg.Memberlist = opts.memberlist
 	ccfg.Observer = obs
 	ccfg.Logger = log.With(slog.String("component", "cluster"))
-	return cluster.New(ccfg)
+	cl, err := cluster.New(ccfg)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		// Mostly a second node on one machine, started with the defaults.
+		return nil, fmt.Errorf("%w (another node on this machine? each needs its own --gossip and --peer ports)", err)
+	}
+	return cl, err
 }
 
 // hubConfig is the hub's config from the flags, security included.
