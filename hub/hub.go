@@ -82,6 +82,9 @@ func New(cfg Config) (*Hub, error) {
 		return nil, err
 	}
 	ts, err := transport.NewServer(cfg.Transport)
+	if errors.Is(err, transport.ErrInvalidConfig) {
+		err = fmt.Errorf("%w: Transport: %w", ErrInvalidConfig, err)
+	}
 	if err != nil {
 		releaseCluster(cfg.Cluster)
 		return nil, fmt.Errorf("hub: %w", err)
@@ -127,7 +130,7 @@ func (h *Hub) attach(cl relay.Cluster) error {
 	}
 	if name := h.cfg.NodeName; name != "" && name != r.Name() {
 		_ = r.Shutdown(context.Background())
-		return fmt.Errorf("hub: NodeName %q is not the cluster's name %q: name the node in cluster.Config only", name, r.Name())
+		return fmt.Errorf("%w: NodeName %q is not the cluster's name %q: name the node in cluster.Config only", ErrInvalidConfig, name, r.Name())
 	}
 	h.cfg.NodeName = r.Name()
 	h.relay = r

@@ -119,9 +119,11 @@ func TestClusterNamesTheNode(t *testing.T) {
 	cfg = DefaultConfig()
 	cfg.NodeName = "other"
 	cfg.Cluster = newFakeRelay()
-	if h, err := New(cfg); err == nil {
-		h.Shutdown(context.Background())
-		t.Fatal("a NodeName different from the cluster's was accepted")
+	if h, err := New(cfg); !errors.Is(err, ErrInvalidConfig) {
+		if h != nil {
+			h.Shutdown(context.Background())
+		}
+		t.Fatalf("a NodeName different from the cluster's: %v, want ErrInvalidConfig", err)
 	}
 }
 
