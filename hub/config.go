@@ -74,8 +74,9 @@ type Config struct {
 	// Decisions. A hook that is set replaces the built-in namespace and
 	// personal-channel rules (c.CanSubscribe, c.CanPublish), which it may
 	// call to refine them. A non-nil error refuses with err 403 and the
-	// error's text, or with the Code and Reason of a *hub.Error. Origin
-	// checks, limits and the reserved "$" prefix apply whatever they say.
+	// error's text, or with the Code and Reason of a *hub.Error (whose
+	// Err the client never sees). Origin checks, limits and the reserved
+	// "$" prefix apply whatever they say.
 	AuthorizeSubscribe func(c *Client, ch string) error
 	AuthorizePublish   func(c *Client, ch string, data []byte) error
 
