@@ -142,7 +142,7 @@ func (h *Hub) attach(cl relay.Cluster) error {
 
 // releaseCluster shuts down a cluster hub.New will not use.
 func releaseCluster(cl relay.Cluster) {
-	if cl != nil {
+	if !isNilCluster(cl) {
 		_ = cl.Shutdown(context.Background())
 	}
 }
