@@ -67,7 +67,7 @@
 // time, so publishes never read the clock for it.
 //
 // Every goroutine the package starts is owned by the Cluster and waited for
-// in Shutdown.
+// in Shutdown; memberlist's own probe in flight is not (see Cluster.Shutdown).
 //
 // Presence (presence.go): this node's own entries are sent to every peer
 // on the outbound links, a snapshot right after the interest snapshot,

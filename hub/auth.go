@@ -32,8 +32,12 @@ type Identity struct {
 
 // Authenticator decides, before the upgrade, whether a request may connect
 // and as whom. A refusal is HTTP 403 with the error's text, or the Code
-// and Reason of a *hub.Error (a TokenVerifier refuses with 401). It runs on
-// the request's goroutine, concurrently for different requests.
+// and Reason of a *hub.Error (a TokenVerifier refuses with 401). The text
+// goes to the client, so a failure of the service itself (its session
+// store is down) is better returned as &hub.Error{Code: 503, Reason:
+// "try again", Err: err}: the client sees only the Reason, and refusals
+// are logged at debug. It runs on the request's goroutine, concurrently
+// for different requests.
 type Authenticator interface {
 	Authenticate(r *http.Request) (Identity, error)
 }

@@ -66,6 +66,14 @@ func (c *Client) Channels() []string {
 // the client; if one did not within the cluster's interest timeout, the
 // client is subscribed and gets a gap. Subscribing again is a no-op.
 // WithInfo gives its presence info on a presence channel.
+//
+// The client is not told: the msg frames simply start. The Go client
+// (package client) and the JavaScript client deliver only the channels
+// they subscribed to themselves and drop the others, so their application
+// subscribes to the same channel too (the hub acks it, a no-op, if the
+// rules allow it: the personal channel "user:#<user>" always does). Run it
+// again after a reconnect from OnConnect, as a new connection is a new
+// Client.
 func (c *Client) Subscribe(ctx context.Context, ch string, opts ...SubscribeOption) error {
 	if err := checkServerChannel(ch); err != nil {
 		return err
@@ -108,8 +116,9 @@ func (c *Client) Unsubscribe(ch string) {
 }
 
 // Send delivers data, one valid JSON value, to this connection only, as a
-// msg frame on channel ch: the client sees it like any delivery on ch,
-// subscribed or not.
+// msg frame on channel ch: the connection gets it like any delivery on ch,
+// subscribed or not. The Go and JavaScript clients hand it to the
+// application only on a channel it subscribed to, and drop it otherwise.
 func (c *Client) Send(ch string, data []byte) error {
 	if err := checkServerChannel(ch); err != nil {
 		return err

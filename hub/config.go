@@ -3,6 +3,7 @@ package hub
 import (
 	"fmt"
 	"log/slog"
+	"reflect"
 
 	"github.com/meshcast/meshcast/internal/relay"
 	"github.com/meshcast/meshcast/transport"
@@ -20,7 +21,8 @@ type Config struct {
 	// Cluster joins this hub to other nodes: a *cluster.Cluster from
 	// cluster.New. New starts it (and releases it if New fails), Ready
 	// reports when the node has joined, and Shutdown closes the clients,
-	// then leaves the cluster. Nil: a single node.
+	// then leaves the cluster. Nil, or a nil *cluster.Cluster (a service
+	// that creates one only when it has peers): a single node.
 	Cluster relay.Cluster
 	// MaxDataSize bounds the data of one publish (err 413). Default 32 KiB:
 	// every byte of it is queued once per subscriber and forwarded to every
@@ -74,8 +76,9 @@ type Config struct {
 	// Decisions. A hook that is set replaces the built-in namespace and
 	// personal-channel rules (c.CanSubscribe, c.CanPublish), which it may
 	// call to refine them. A non-nil error refuses with err 403 and the
-	// error's text, or with the Code and Reason of a *hub.Error. Origin
-	// checks, limits and the reserved "$" prefix apply whatever they say.
+	// error's text, or with the Code and Reason of a *hub.Error (whose
+	// Err the client never sees). Origin checks, limits and the reserved
+	// "$" prefix apply whatever they say.
 	AuthorizeSubscribe func(c *Client, ch string) error
 	AuthorizePublish   func(c *Client, ch string, data []byte) error
 
@@ -102,6 +105,9 @@ func DefaultConfig() Config {
 // withDefaults fills zero fields from DefaultConfig and rejects values
 // that cannot be meant.
 func (cfg Config) withDefaults() (Config, error) {
+	if isNilCluster(cfg.Cluster) {
+		cfg.Cluster = nil
+	}
 	l := cfg.live()
 	if err := l.normalize(); err != nil {
 		return cfg, err
@@ -123,4 +129,15 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.Transport.Logger = cfg.Logger
 	}
 	return cfg, nil
+}
+
+// isNilCluster reports whether cl is nil or a nil pointer in the interface:
+// var cl *cluster.Cluster, left nil on a single node, is not == nil once in
+// Config.Cluster, and calling it would panic.
+func isNilCluster(cl relay.Cluster) bool {
+	if cl == nil {
+		return true
+	}
+	v := reflect.ValueOf(cl)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }

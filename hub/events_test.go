@@ -264,6 +264,11 @@ func TestEmbedderMistakesAreErrors(t *testing.T) {
 	if _, err := New(Config{Authenticator: nilAuth}); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("New with a nil AuthenticatorFunc: %v, want ErrInvalidConfig", err)
 	}
+	// ErrInvalidConfig wraps every configuration error, the transport's
+	// too (which stays reachable with errors.Is).
+	if _, err := New(Config{Transport: transport.Config{MaxMessageSize: -1}}); !errors.Is(err, ErrInvalidConfig) || !errors.Is(err, transport.ErrInvalidConfig) {
+		t.Errorf("New with a negative Transport.MaxMessageSize: %v, want ErrInvalidConfig and transport.ErrInvalidConfig", err)
+	}
 	h, _ := testHub(t, Config{})
 	if err := h.UpdateSecurity(Live{Authenticator: nilAuth}); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("UpdateSecurity with a nil AuthenticatorFunc: %v", err)

@@ -41,6 +41,9 @@ type Hub struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // interest waits, in-process subscriptions, the expiry sweep
 	closed atomic.Bool
+	// warnedHijack: the error for a ResponseWriter that cannot be
+	// hijacked was logged (upgradeFailed).
+	warnedHijack atomic.Bool
 }
 
 type metrics struct {
@@ -82,6 +85,9 @@ func New(cfg Config) (*Hub, error) {
 		return nil, err
 	}
 	ts, err := transport.NewServer(cfg.Transport)
+	if errors.Is(err, transport.ErrInvalidConfig) {
+		err = fmt.Errorf("%w: Transport: %w", ErrInvalidConfig, err)
+	}
 	if err != nil {
 		releaseCluster(cfg.Cluster)
 		return nil, fmt.Errorf("hub: %w", err)
@@ -127,7 +133,7 @@ func (h *Hub) attach(cl relay.Cluster) error {
 	}
 	if name := h.cfg.NodeName; name != "" && name != r.Name() {
 		_ = r.Shutdown(context.Background())
-		return fmt.Errorf("hub: NodeName %q is not the cluster's name %q: name the node in cluster.Config only", name, r.Name())
+		return fmt.Errorf("%w: NodeName %q is not the cluster's name %q: name the node in cluster.Config only", ErrInvalidConfig, name, r.Name())
 	}
 	h.cfg.NodeName = r.Name()
 	h.relay = r
@@ -136,13 +142,19 @@ func (h *Hub) attach(cl relay.Cluster) error {
 
 // releaseCluster shuts down a cluster hub.New will not use.
 func releaseCluster(cl relay.Cluster) {
-	if cl != nil {
+	if !isNilCluster(cl) {
 		_ = cl.Shutdown(context.Background())
 	}
 }
 
 // ServeHTTP upgrades a client to the WebSocket protocol. Origin, limits
 // and the Authenticator are checked before the upgrade (admit, auth.go).
+// It hijacks the connection through http.ResponseController, so a
+// middleware that wraps the ResponseWriter must give it an Unwrap()
+// http.ResponseWriter method (without one every upgrade fails with HTTP
+// 500, logged once at error level); http.TimeoutHandler cannot wrap it.
+// The connection then belongs to the hub: http.Server.Shutdown does not
+// wait for it or close it, Hub.Shutdown does.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.closed.Load() {
 		writeError(w, http.StatusServiceUnavailable, "server is shutting down")
@@ -166,8 +178,22 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.client = Client{id: h.newClientID(), ident: ident, remote: r.RemoteAddr, origin: r.Header.Get("Origin"), s: s}
 	if _, err := h.transport.Upgrade(w, r, s); err != nil {
 		h.sec.conns.release(r.RemoteAddr) // no OnClose will come
-		h.log.Debug("upgrade failed", slog.String("remote", r.RemoteAddr), slog.Any("err", err))
+		h.upgradeFailed(w, r, err)
 	}
+}
+
+// upgradeFailed logs a failed handshake: at debug, since any client can
+// send a broken one, except a ResponseWriter that cannot be hijacked. That
+// is the service's own mux or middleware, and no client will ever connect
+// through it, so the first one is an error that says how to fix it.
+func (h *Hub) upgradeFailed(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, transport.ErrNotHijacker) && h.warnedHijack.CompareAndSwap(false, true) {
+		h.log.Error("WebSocket upgrades fail: the http.ResponseWriter given to the hub cannot be hijacked; "+
+			"a middleware that wraps it needs an Unwrap() http.ResponseWriter method, and /ws must be served over HTTP/1.1",
+			slog.String("path", r.URL.Path), slog.String("writer", fmt.Sprintf("%T", w)), slog.Any("err", err))
+		return
+	}
+	h.log.Debug("upgrade failed", slog.String("remote", r.RemoteAddr), slog.Any("err", err))
 }
 
 func (h *Hub) newClientID() string {

@@ -119,9 +119,11 @@ func TestClusterNamesTheNode(t *testing.T) {
 	cfg = DefaultConfig()
 	cfg.NodeName = "other"
 	cfg.Cluster = newFakeRelay()
-	if h, err := New(cfg); err == nil {
-		h.Shutdown(context.Background())
-		t.Fatal("a NodeName different from the cluster's was accepted")
+	if h, err := New(cfg); !errors.Is(err, ErrInvalidConfig) {
+		if h != nil {
+			h.Shutdown(context.Background())
+		}
+		t.Fatalf("a NodeName different from the cluster's: %v, want ErrInvalidConfig", err)
 	}
 }
 
@@ -146,5 +148,28 @@ func TestNoGapBeforeTheAck(t *testing.T) {
 	relay.recv.Gap([]string{"x"})
 	if m := c.ReadJSON(); m["op"] != "gap" {
 		t.Fatalf("after the ack: %v, want a gap", m)
+	}
+}
+
+// TestNilClusterPointerIsOneNode: a service that creates its cluster only
+// when it has peers passes a nil *cluster.Cluster when it has none; that is
+// a single node, as a nil Config.Cluster is, not a panic in New.
+func TestNilClusterPointerIsOneNode(t *testing.T) {
+	var cl *fakeRelay // as var cl *cluster.Cluster, never assigned
+	cfg := DefaultConfig()
+	cfg.Cluster = cl
+	h, url := testHub(t, cfg)
+	if c := dial(t, url); c.Hello["node"] != "meshcast" {
+		t.Fatalf("hello %v, want the single node's name", c.Hello)
+	}
+	if err := h.Ready(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxDataSize = -1 // New fails: it must not release the nil cluster either
+	if h, err := New(cfg); !errors.Is(err, ErrInvalidConfig) {
+		if h != nil {
+			h.Shutdown(context.Background())
+		}
+		t.Fatalf("%v, want ErrInvalidConfig", err)
 	}
 }

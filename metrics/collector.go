@@ -8,12 +8,15 @@ import (
 )
 
 // Sources are what a Collector reads at each scrape. A nil function is
-// skipped: a node without a cluster, or a feature not wired yet.
+// skipped: a node without a cluster, or a feature not wired yet. For a
+// hub, Sources{Hub: h.Stats, Cluster: cl.Stats} is the whole node (Cluster
+// nil without one).
 type Sources struct {
 	Hub     func() hub.Stats
 	Cluster func() cluster.Stats
-	// History and Presence are the hooks for the message history store
-	// and presence tracking, for when a node has them.
+	// History and Presence, when set, are read for the history and
+	// presence families instead of the Hub snapshot's History and
+	// Presence, which are used when they are nil.
 	History  func() HistoryStats
 	Presence func() PresenceStats
 }
@@ -145,10 +148,25 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if c.src.History != nil {
 		s := c.src.History()
 		emit(ch, c.history, &s)
+	} else if hs != nil {
+		s := historyOf(hs.History)
+		emit(ch, c.history, &s)
 	}
 	if c.src.Presence != nil {
 		s := c.src.Presence()
 		emit(ch, c.presence, &s)
+	} else if hs != nil {
+		s := PresenceStats{Channels: hs.Presence.Channels, Members: hs.Presence.Entries}
+		emit(ch, c.presence, &s)
+	}
+}
+
+// historyOf is the history families' view of a hub's figures.
+func historyOf(h hub.HistoryStats) HistoryStats {
+	return HistoryStats{
+		Channels: h.Channels, Messages: h.Messages, Bytes: h.Bytes, Evicted: h.EvictedForMemory,
+		Recoveries: h.Recoveries, RecoveriesPartial: h.RecoveriesPartial,
+		Refills: h.Refills, RefillsIncomplete: h.RefillsIncomplete, NotStored: h.NotStored,
 	}
 }
 

@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"context"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/meshcast/meshcast/cluster"
 	"github.com/meshcast/meshcast/hub"
 	"github.com/meshcast/meshcast/transport"
+	"github.com/meshcast/meshcast/transport/wstest"
 )
 
 func fakeSources() Sources {
@@ -128,5 +131,44 @@ func BenchmarkPublishQueued(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		h.PublishQueued(2 * time.Microsecond)
+	}
+}
+
+// TestHubSourceHasHistoryAndPresence: Sources{Hub: h.Stats}, as the README
+// wires it, exports the history and presence families from the hub's own
+// snapshot; an embedder does not have to convert them by hand.
+func TestHubSourceHasHistoryAndPresence(t *testing.T) {
+	h, err := hub.New(hub.Config{Security: hub.SecurityConfig{Namespaces: map[string]hub.Namespace{
+		"chat": {History: 10},
+		"room": {Presence: true},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer func() {
+		srv.Close()
+		if err := h.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}()
+	c := wstest.Dial(t, "ws"+strings.TrimPrefix(srv.URL, "http"))
+	defer c.Conn.Close()
+	c.MustAck(`{"op":"sub","ch":"room:1","id":1}`)
+	for range 3 {
+		if err := h.Publish(context.Background(), "chat:lobby", []byte(`"hi"`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(NewCollector(Sources{Hub: h.Stats}))
+	for name, want := range map[string]float64{
+		"meshcast_history_messages": 3,
+		"meshcast_history_channels": 1,
+		"meshcast_presence_members": 1,
+	} {
+		if got := sum(t, reg, name); got != want {
+			t.Errorf("%s: %v, want %v", name, got, want)
+		}
 	}
 }

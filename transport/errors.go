@@ -38,6 +38,12 @@ var (
 	// ErrQueueFull is returned by the Send that overflowed the write queue;
 	// the connection is being closed with 1008 "slow consumer".
 	ErrQueueFull = errors.New("transport: write queue full")
+	// ErrNotHijacker is returned by Upgrade when the http.ResponseWriter
+	// cannot be hijacked: a middleware wrapped it without an Unwrap method
+	// (see http.ResponseController) or a Hijack of its own, or the request
+	// came over HTTP/2. It is the server's setup, not the client: every
+	// upgrade through that handler fails with HTTP 500.
+	ErrNotHijacker = errors.New("transport: the http.ResponseWriter cannot be hijacked (a middleware's wrapper needs Unwrap)")
 )
 
 // CloseError says why a connection closed. Remote is true when the close

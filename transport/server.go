@@ -118,9 +118,9 @@ func NewServer(cfg Config) (*Server, error) {
 // Upgrade performs the WebSocket handshake on r (hijacking the connection),
 // calls h.OnOpen and then starts reading. When the handshake fails it has
 // written the HTTP error response itself (503 once Shutdown began) and
-// returns the error. When Shutdown begins during the handshake, the upgraded
-// connection is closed without a close frame and ErrClosed returned; h is
-// not called.
+// returns the error, which wraps ErrNotHijacker when w cannot be hijacked.
+// When Shutdown begins during the handshake, the upgraded connection is
+// closed without a close frame and ErrClosed returned; h is not called.
 func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, h Handler) (*Conn, error) {
 	if s.isClosed() {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
@@ -132,6 +132,9 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, h Handler) (*Co
 			_ = nc.Close()
 		}
 		s.stats.upgradeErrors.Add(1)
+		if errors.Is(err, ws.ErrNotHijacker) {
+			err = ErrNotHijacker
+		}
 		return nil, fmt.Errorf("transport: upgrade: %w", err)
 	}
 	// The HTTP server's deadlines (ReadTimeout and the like) must not
