@@ -107,7 +107,7 @@ func (q *subWaits) take(before time.Time) []subWait {
 // for Observer.SubscribeAcked.
 func (h *Hub) awaitInterest(s *session, req request, t relay.Ticket, start time.Time) {
 	if t == 0 || h.relay.Confirmed(req.ch, t) {
-		s.ack(&req)
+		s.subAck(&req)
 		h.observeSubAck(start)
 		return
 	}
@@ -167,7 +167,7 @@ func (h *Hub) settle(s *session, waits []subWait, err error) {
 	for _, w := range waits {
 		s.setPending(w.req.ch, -1) // before the ack: a gap after it must reach the client
 		s.waiting.Add(-1)
-		s.ack(&w.req)
+		s.subAck(&w.req)
 		h.observeSubAck(w.start)
 		if err != nil && h.ctx.Err() == nil {
 			h.lateConfirmation(s, w.req.ch)

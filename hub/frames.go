@@ -91,6 +91,18 @@ func ackFrame(id uint64) []byte {
 	return textFrame(b)
 }
 
+// ackPosFrame acks a sub on a channel with history with the position it
+// starts at.
+func ackPosFrame(id uint64, pos string) []byte {
+	b := make([]byte, 0, 48+len(pos))
+	b = append(b, `{"op":"ack","id":`...)
+	b = strconv.AppendUint(b, id, 10)
+	b = append(b, `,"pos":"`...)
+	b = append(b, pos...) // "p1." and base64url: nothing to escape
+	b = append(b, `"}`...)
+	return textFrame(b)
+}
+
 // recoveredAckFrame acks a sub with since, saying whether everything
 // missed since that position was sent.
 func recoveredAckFrame(id uint64, hasID, recovered bool) []byte {

@@ -136,6 +136,28 @@ func (h *Hub) histRef(ch string, delta int) {
 	}
 }
 
+// startPos is the position of a subscription to ch that begins now, for a
+// channel with history: every stream the node delivered or stores, up to
+// its last seq here (all of it came before the subscription), and now as
+// its time, so that a stream it does not name counts from now (less the
+// clock skew). Read once the subscriber is in place, so that whatever
+// reaches it later comes after this position, and a sub with since from
+// it recovers what was published while it was away.
+func (h *Hub) startPos(ch string) (string, bool) {
+	lim, ok := h.limits(ch)
+	if !ok {
+		return "", false
+	}
+	cs := h.chanState(ch, lim)
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	marks := cs.front
+	for _, sp := range h.store.Spans(ch) {
+		marks = marks.With(sp.Stream, sp.Last)
+	}
+	return history.EncodePos(cs.place, history.Pos{Marks: marks, Time: max(cs.ftime, nowMs())}), true
+}
+
 // publishStamped publishes on a channel with history: numbered in this
 // node's stream, stored, delivered with its position, and sent to the
 // peers that store it; stored learns when enough of them did.

@@ -335,6 +335,21 @@ func (s *session) ack(req *request) {
 	}
 }
 
+// subAck acks a sub. On a channel with history the ack carries the
+// position the subscription starts at: a client that gets no message
+// before its connection drops resumes from there (sub with since) and
+// recovers what it missed, instead of being told gap.
+func (s *session) subAck(req *request) {
+	if !req.hasID {
+		return
+	}
+	if pos, ok := s.hub.startPos(req.ch); ok {
+		s.send(ackPosFrame(req.id, pos))
+		return
+	}
+	s.send(ackFrame(req.id))
+}
+
 // send queues a frame; a full queue has already closed the connection as a
 // slow consumer, and a closed one needs nothing more.
 func (s *session) send(frame []byte) {
