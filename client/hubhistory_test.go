@@ -46,3 +46,28 @@ func TestRecoverFromHub(t *testing.T) {
 		}
 	}
 }
+
+// A subscription that got no message before the connection dropped
+// resumes from the position its ack carried: what was published while the
+// client was away is recovered, with no gap.
+func TestRecoverWithoutAnyMessageFromHub(t *testing.T) {
+	h := historyHub(t, 100)
+	p := startProxy(t, h.srv.Listener.Addr().String())
+	c := connect(t, testConfig(p.URL))
+	s := subscribe(t, c, "hist:quiet")
+	if s.Pos() == "" {
+		t.Fatal("no position after the ack on a channel with history")
+	}
+	p.setDown(true)
+	p.cut()
+	waitFor(t, 5e9, "the client to notice", func() bool { return c.State() == Connecting })
+	for i := 1; i <= 5; i++ {
+		h.publish(t, "hist:quiet", strconv.Itoa(i))
+	}
+	p.setDown(false)
+	for i := 1; i <= 5; i++ {
+		if m := next(t, s); m.Gap || string(m.Data) != strconv.Itoa(i) {
+			t.Fatalf("message %d: got %+v", i, m)
+		}
+	}
+}

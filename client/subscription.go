@@ -157,10 +157,11 @@ func (c *Client) Subscribe(ctx context.Context, ch string, opts ...SubscribeOpti
 // Channel is the subscription's channel.
 func (s *Subscription) Channel() string { return s.ch }
 
-// Pos is the position of the last message received ("" without history),
-// which may still wait in the subscription's queue: Close and Unsubscribe
-// drop what is queued. To resume later with WithSince, keep the Pos of the
-// last Message the application handled instead.
+// Pos is the position of the last message received, which may still wait
+// in the subscription's queue (Close and Unsubscribe drop what is queued);
+// before any, where the subscription started (the server's ack says it);
+// "" on a channel without history. To resume later with WithSince, keep the
+// Pos of the last Message the application handled instead.
 func (s *Subscription) Pos() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -267,6 +268,15 @@ func (s *Subscription) answer(cn *conn, since string, f *serverFrame, err error)
 	errors.As(err, &se)
 	switch {
 	case err == nil:
+		if f.Pos != "" {
+			// Where the subscription starts, on a channel with history: with
+			// no message yet, the next resubscribe resumes from it.
+			s.mu.Lock()
+			if s.pos == "" {
+				s.pos = f.Pos
+			}
+			s.mu.Unlock()
+		}
 		s.acked(since, f.Recovered)
 	case se != nil && se.Code == 400 && since != "":
 		s.mu.Lock()

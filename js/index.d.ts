@@ -159,7 +159,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   readonly client: Client;
   readonly channel: string;
   readonly state: SubscriptionState;
-  /** The position of the last message received, on channels with history. */
+  /** The position of the last message received; before any, where the subscription started (channels with history). */
   readonly pos: string | undefined;
   /** The presence info sent with every sub of this subscription. */
   readonly info: JSONValue | undefined;

@@ -91,7 +91,8 @@ export class Subscription extends Emitter {
     this.client = client;
     this.channel = channel;
     this.info = info; // presence info, sent with every sub
-    /** The position of the last message received (channels with history). */
+    /** The position of the last message received; before any, where the
+     * subscription started (channels with history). */
     this.pos = since;
     this.state = "subscribing";
     this._was = false; // was subscribed before: the next sub is a resubscribe
@@ -148,6 +149,9 @@ export class Subscription extends Emitter {
       if (e && e.code == 1009) return this._end(e);
       if (c.state != "connected") return; // resubscribed on the next hello
       if (!e) {
+        // Where it starts (channels with history): with no message yet, the
+        // next resubscribe resumes from it instead of a gap.
+        if (this.pos == null && m.pos != null) this.pos = m.pos;
         const recovered = since != null && m.recovered === true, resubscribe = this._was, told = this._told;
         this._was = true;
         this._told = false;

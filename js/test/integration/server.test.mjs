@@ -254,6 +254,29 @@ test("history: a subscriber whose node is killed mid-stream gets every message e
   assert.equal(subscribed.at(-1).recovered, true);
 });
 
+test("history: a subscriber that got no message yet resumes from where it subscribed: its node killed, what was published meanwhile is recovered, no gap", async (t) => {
+  const { hist, skip } = await historyNodes();
+  if (skip) return t.skip(skip);
+  const [a, b] = hist;
+  const sub = await connected([a.url, b.url]);
+  const got = [], gaps = [];
+  const s = sub.subscribe("hist:quiet", (d) => got.push(d));
+  s.on("gap", (g) => gaps.push(g));
+  const subscribed = record(s, "subscribed");
+  await s.ready();
+  assert.ok(s.pos, "the ack on a channel with history gives a position");
+  const drop = next(sub, "disconnected", 10000);
+  await a.kill("SIGKILL");
+  await drop;
+  const pub = await connected(b.url);
+  for (let i = 0; i < 10; i++) await pub.publish("hist:quiet", i);
+  await until(() => got.length >= 10, "10 messages", 20000);
+  assert.deepEqual(got, [...Array(10).keys()]);
+  assert.deepEqual(gaps, []);
+  assert.equal(subscribed.at(-1).resubscribe, true);
+  assert.equal(subscribed.at(-1).recovered, true);
+});
+
 test("history: the last messages, oldest first, with positions that resume a subscription", async (t) => {
   const { hist, skip } = await historyNodes();
   if (skip) return t.skip(skip);
