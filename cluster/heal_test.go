@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/hashicorp/memberlist"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -295,7 +296,7 @@ func TestIsolation(t *testing.T) {
 		{0, 0, 2, false}, // both others crashed on live hosts
 		{1, 3, 0, true},
 	} {
-		c := &Cluster{members: map[string]*member{}, cfg: Config{ReconnectTimeout: time.Hour}}
+		c := &Cluster{members: map[string]*member{}, cfg: Config{ReconnectTimeout: time.Hour}, log: slog.New(slog.DiscardHandler)}
 		c.stand.init()
 		add := func(n int, st memberState, refused bool) {
 			for range n {
@@ -481,4 +482,36 @@ func TestShutdownAgainWaitsForWhatWasLeft(t *testing.T) {
 		return
 	}
 	t.Fatal("20 Shutdowns with a cancelled ctx all found everything stopped: nothing tested")
+}
+
+// TestIsolationIsLogged: the node cut off from the others says at warn
+// that it is isolated and refuses clients, once, and at info when it
+// serves again; the majority side logs neither.
+func TestIsolationIsLogged(t *testing.T) {
+	logs := []*logCapture{{}, {}, {}}
+	pt := startPartitionable(t, func(i int, cfg *Config) { cfg.Logger = slog.New(logs[i]) })
+	c := pt.nodes[2]
+	pt.cut(t)
+	waitFor(t, 20*time.Second, "the cut-off node isolated", func() bool { return c.standing() != nil })
+	var warned []string
+	waitFor(t, 5*time.Second, "the isolation logged", func() bool {
+		warned = logs[2].matching(slog.LevelWarn, "isolated")
+		return len(warned) > 0
+	})
+	if len(warned) != 1 || !strings.Contains(warned[0], "refusing new connections, subscribes and publishes") {
+		t.Fatalf("warnings about isolation: %q", warned)
+	}
+	if why := logs[2].attr(slog.LevelWarn, "isolated", "why"); !strings.Contains(why, "cannot reach n0, n1") {
+		t.Fatalf("why=%q: want the members it cannot reach", why)
+	}
+	pt.heal(t)
+	waitFor(t, 20*time.Second, "the node serving again", func() bool { return c.standing() == nil })
+	waitFor(t, 5*time.Second, "the end of the isolation logged", func() bool {
+		return len(logs[2].matching(slog.LevelInfo, "no longer isolated")) == 1
+	})
+	for i := range 2 {
+		if got := logs[i].matching(slog.LevelInfo, "isolated"); len(got) > 0 {
+			t.Fatalf("n%d on the majority side logged %q", i, got)
+		}
+	}
 }

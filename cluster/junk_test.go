@@ -168,3 +168,16 @@ func (l *logCapture) attr(level slog.Level, msg, key string) string {
 	}
 	return ""
 }
+
+// matching returns the messages logged at exactly level that contain s.
+func (l *logCapture) matching(level slog.Level, s string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, r := range l.records {
+		if r.Level == level && strings.Contains(r.Message, s) {
+			out = append(out, r.Message)
+		}
+	}
+	return out
+}

@@ -165,12 +165,21 @@ func (c *Cluster) recountLocked(now time.Time) {
 		}
 	}
 	if reachable >= len(unreachable) {
-		c.stand.setIsolated("")
+		if c.stand.setIsolated("") {
+			c.log.Info("no longer isolated: a majority of the members is reachable again; serving",
+				"reachable", reachable, "members", reachable+len(unreachable))
+		}
 		return
 	}
 	slices.Sort(unreachable)
-	c.stand.setIsolated(fmt.Sprintf("%d of %d members reachable; cannot reach %s",
-		reachable, reachable+len(unreachable), strings.Join(unreachable, ", ")))
+	why := fmt.Sprintf("%d of %d members reachable; cannot reach %s",
+		reachable, reachable+len(unreachable), strings.Join(unreachable, ", "))
+	if c.stand.setIsolated(why) {
+		// Readiness turns 503 now: say so, or the operator sees only the
+		// others declared dead and a node that refuses everyone.
+		c.log.Warn("isolated: this node is on the minority side of a partition; refusing new connections, "+
+			"subscribes and publishes (503) until the network heals", "why", why)
+	}
 }
 
 // pruneLocked forgets failed members after ReconnectTimeout and the oldest

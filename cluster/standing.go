@@ -62,14 +62,18 @@ func (s *standing) wait() <-chan struct{} {
 	return s.ch
 }
 
-func (s *standing) setIsolated(why string) {
+// setIsolated records why this node is isolated ("": it is not) and
+// reports whether that changed whether it is.
+func (s *standing) setIsolated(why string) bool {
 	var p *string
 	if why != "" {
 		p = &why
 	}
 	if old := s.isolated.Swap(p); (old == nil) != (p == nil) {
 		s.changed() // under Cluster.mu: lock order Cluster.mu, then standing.mu
+		return true
 	}
+	return false
 }
 
 // stalled reports whether the maintenance loop has not run for stallAfter:
