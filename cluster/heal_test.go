@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/hashicorp/memberlist"
@@ -9,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -513,5 +516,61 @@ func TestIsolationIsLogged(t *testing.T) {
 		if got := logs[i].matching(slog.LevelInfo, "isolated"); len(got) > 0 {
 			t.Fatalf("n%d on the majority side logged %q", i, got)
 		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a log handler and a test to share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) lines() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Split(strings.TrimSpace(b.buf.String()), "\n")
+}
+
+// TestRestartedNodeLogsNoWarning: a node restarted under its name after
+// a crash refutes the others' news of its death; that is its job, logged
+// at info, not warn (an operator alerting on warnings was paged by every
+// rolling restart). memberlist's lines carry one "component" key (the
+// logger's), so JSON logs stay unambiguous.
+func TestRestartedNodeLogsNoWarning(t *testing.T) {
+	nodes := startCluster(t, 2)
+	a, b := nodes[0], nodes[1]
+	cfg := restartConfig(b)
+	cfg.Join = []string{a.gossipAddr()}
+	b.kill()
+	waitFor(t, 10*time.Second, "a declares b dead", func() bool { return stateOf(a.Cluster, "n1") == "dead" })
+	var out syncBuffer
+	cfg.Logger = slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug})).
+		With("component", "cluster") // as cmd/meshcast gives it
+	back := startNode(t, cfg)
+	waitFor(t, 10*time.Second, "the restarted node linked", func() bool { return fullyLinked(back, 2) })
+	var refuted bool
+	for _, l := range out.lines() {
+		if strings.Count(l, `"component":`) != 1 {
+			t.Errorf("not one component key: %s", l)
+		}
+		var rec struct{ Level, Msg, Subsystem string }
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("%v: %s", err, l)
+		}
+		if strings.HasPrefix(rec.Msg, "Refuting a ") {
+			refuted = true
+			if rec.Level != "INFO" || rec.Subsystem != "memberlist" {
+				t.Errorf("want INFO, subsystem memberlist: %s", l)
+			}
+		}
+	}
+	if !refuted {
+		t.Fatalf("no refutation logged (the test no longer covers it):\n%s", strings.Join(out.lines(), "\n"))
 	}
 }
