@@ -31,6 +31,7 @@ type Hub struct {
 	nextID    atomic.Uint64
 	metrics   metrics
 	sec       hubSecurity
+	refusals  refusalLog           // refusals.go: which refused upgrades are logged
 	liveCfg   atomic.Pointer[Live] // live.go: what UpdateSecurity may change
 	store     *history.Store       // channels with history (history.go)
 	hist      histState
