@@ -574,3 +574,35 @@ func TestRestartedNodeLogsNoWarning(t *testing.T) {
 		t.Fatalf("no refutation logged (the test no longer covers it):\n%s", strings.Join(out.lines(), "\n"))
 	}
 }
+
+// TestLinkOutageIsLoggedOnce: a link that stays down is redialled with
+// backoff, several times a second at first; the outage is logged at info
+// once when it starts and once when the link is up again, not at every
+// dial (a killed peer wrote eight lines in its first five seconds on each
+// survivor).
+func TestLinkOutageIsLoggedOnce(t *testing.T) {
+	logs := &logCapture{}
+	nodes := startClusterWith(t, 2, func(cfg *Config) {
+		if cfg.NodeName == "n1" {
+			cfg.Logger = slog.New(logs)
+		}
+	})
+	b := nodes[1]
+	pb := b.peer("n0")
+	good := pb.getAddr()
+	pb.update("127.0.0.1:1", false, 0) // b's dials to a fail; gossip goes on
+	waitFor(t, 10*time.Second, "several failed dials", func() bool { return pb.reconnects.Load() >= 5 })
+	if got := logs.matching(slog.LevelInfo, "peer link down"); len(got) != 1 {
+		t.Fatalf("%d lines at info for one outage: %q", len(got), got)
+	}
+	if got := len(logs.matching(slog.LevelDebug, "peer link down")); got < 3 {
+		t.Fatalf("%d failed dials at debug", got)
+	}
+	pb.update(good, false, 0)
+	waitFor(t, 10*time.Second, "the link up again, logged", func() bool {
+		return len(logs.matching(slog.LevelInfo, "peer link up again")) == 1
+	})
+	if n := logs.attr(slog.LevelInfo, "peer link up again", "failures"); n == "" || n == "0" || n == "1" {
+		t.Fatalf("failures=%q: want the outage's count", n)
+	}
+}
