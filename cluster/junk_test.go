@@ -181,3 +181,39 @@ func (l *logCapture) matching(level slog.Level, s string) []string {
 	}
 	return out
 }
+
+// TestJoinRetriesAreNotLoggedEach: a node whose seeds refuse it (here two
+// seeds with another secret) retries several times a second until its
+// join timeout; it logs the first failure at info and the outcome at
+// error, the retries at debug, and the hint about the secret once per
+// line, not once per seed.
+func TestJoinRetriesAreNotLoggedEach(t *testing.T) {
+	seed1 := startNode(t, testConfig("seed1"))
+	cfg := testConfig("seed2")
+	cfg.Join = []string{seed1.gossipAddr()}
+	seed2 := startNode(t, cfg)
+	logs := &logCapture{}
+	cfg = testConfig("joiner")
+	cfg.Secret = []byte("another test secret")
+	cfg.Join = []string{seed1.gossipAddr(), seed2.gossipAddr()}
+	cfg.JoinTimeout = 2 * time.Second
+	cfg.Logger = slog.New(logs)
+	startNode(t, cfg)
+	var lastErr string
+	waitFor(t, 20*time.Second, "the join timeout's error", func() bool {
+		lastErr = logs.attr(slog.LevelError, "could not join any seed", "last_err")
+		return lastErr != ""
+	})
+	if got := logs.matching(slog.LevelInfo, "no seed could be joined yet"); len(got) != 1 {
+		t.Fatalf("%d lines at info, want the first failure only", len(got))
+	}
+	if retries := logs.matching(slog.LevelDebug, "no seed could be joined yet"); len(retries) < 2 {
+		t.Fatalf("%d retries logged at debug: the test did not retry", len(retries))
+	}
+	if n := strings.Count(lastErr, "--cluster-name"); n != 1 {
+		t.Fatalf("the hint %d times in %q", n, lastErr)
+	}
+	if n := strings.Count(lastErr, "(closed unanswered)"); n != 2 {
+		t.Fatalf("want each seed marked: %q", lastErr)
+	}
+}

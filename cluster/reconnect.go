@@ -3,7 +3,9 @@ package cluster
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -63,7 +65,11 @@ func (c *Cluster) joinOnce() joinResult {
 	}
 	addrs, err := expandSeeds(c.ctx, net.DefaultResolver.LookupHost, c.cfg.Join)
 	if err != nil {
-		c.log.Warn("some join seeds do not resolve", "err", err)
+		level := slog.LevelDebug // the retries, as below
+		if !c.joinResolveLogged {
+			c.joinResolveLogged, level = true, slog.LevelWarn
+		}
+		c.log.Log(c.ctx, level, "some join seeds do not resolve", "err", err)
 	}
 	var others []string
 	for _, a := range addrs {
@@ -84,7 +90,14 @@ func (c *Cluster) joinOnce() joinResult {
 	via, err := c.joinAny(others)
 	if via == "" {
 		c.lastJoinErr = joinError(err)
-		c.log.Info("no seed could be joined yet; retrying", "seeds", strings.Join(others, ","), "err", c.lastJoinErr)
+		// The first failure at info, the retries (several a second at
+		// first) at debug: the join timeout's line says how it ended.
+		level := slog.LevelDebug
+		if !c.joinFailLogged {
+			c.joinFailLogged, level = true, slog.LevelInfo
+		}
+		c.log.Log(c.ctx, level, "no seed could be joined yet; retrying until the join timeout",
+			"seeds", strings.Join(others, ","), "err", c.lastJoinErr, "join_timeout", c.cfg.JoinTimeout.String())
 		return joinFailed
 	}
 	c.log.Info("joined cluster", "via", via, "members", ml.NumMembers())
@@ -150,14 +163,22 @@ func joinError(err error) string {
 	default:
 		errs = []error{err}
 	}
-	parts := make([]string, 0, len(errs))
+	parts := make([]string, 0, len(errs)+1)
+	unanswered := false
 	for _, e := range errs {
 		msg := strings.Join(strings.Fields(e.Error()), " ")
 		if strings.HasSuffix(msg, ": EOF") || strings.Contains(msg, "connection reset by peer") {
-			msg += " (the seed closed the connection unanswered: is that its gossip port (--gossip, not --peer), " +
-				"and does it have the same --secret and --cluster-name as this node?)"
+			msg += " (closed unanswered)"
+			unanswered = true
 		}
 		parts = append(parts, msg)
+	}
+	slices.Sort(parts) // the seeds answer in any order
+	if unanswered {
+		// Once, not once per seed: with three seeds it made a line of 900
+		// characters saying the same thing three times.
+		parts = append(parts, "a seed that closed the connection unanswered refused our first message: "+
+			"is that its gossip port (--gossip, not --peer), and does it have the same --secret and --cluster-name as this node?")
 	}
 	return strings.Join(parts, "; ")
 }
