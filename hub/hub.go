@@ -189,11 +189,20 @@ func (h *Hub) serving(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	err := h.standing()
+	if errors.Is(err, ErrUnavailable) {
+		h.metrics.unavailable.Add(1) // a request refused
+	}
+	return err
+}
+
+// standing is serving without a context, and without counting: asking
+// is not being refused.
+func (h *Hub) standing() error {
 	if h.closed.Load() {
 		return ErrClosed
 	}
 	if err := h.relay.Standing(); err != nil {
-		h.metrics.unavailable.Add(1)
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return nil
@@ -317,9 +326,10 @@ func (h *Hub) Ready(ctx context.Context) error {
 }
 
 // Standing is nil while the node serves: not closed, and a member in good
-// standing of its cluster. Otherwise it says why (for readiness probes).
+// standing of its cluster. Otherwise it says why (for readiness probes:
+// unlike a refused request, asking is not counted as unavailable).
 func (h *Hub) Standing() error {
-	return h.serving(context.Background())
+	return h.standing()
 }
 
 func (h *Hub) sessionOpened() {
