@@ -31,7 +31,7 @@ type Hub struct {
 	nextID    atomic.Uint64
 	metrics   metrics
 	sec       hubSecurity
-	refusals  refusalLog           // refusals.go: which refused upgrades are logged
+	sampled   sampledLog           // sampledlog.go: which refusals and slow consumers are logged
 	liveCfg   atomic.Pointer[Live] // live.go: what UpdateSecurity may change
 	store     *history.Store       // channels with history (history.go)
 	hist      histState
@@ -339,8 +339,11 @@ func (h *Hub) sessionOpened() {
 
 func (h *Hub) sessionClosed(s *session, err error) {
 	h.metrics.sessions.Add(-1)
-	h.log.Debug("client gone", slog.String("client", s.client.id), slog.Any("why", err))
 	ce, _ := err.(*transport.CloseError)
+	if ce != nil && ce.Code == transport.ClosePolicyViolation && ce.Reason == transport.ReasonSlowConsumer {
+		h.logSlowConsumer(&s.client)
+	}
+	h.log.Debug("client gone", slog.String("client", s.client.id), slog.Any("why", err))
 	h.events.disconnected(&s.client, ce)
 }
 

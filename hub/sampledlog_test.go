@@ -2,6 +2,8 @@ package hub
 
 import (
 	"bytes"
+	"context"
+	"github.com/meshcast/meshcast/internal/wait"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -67,15 +69,15 @@ func TestRefusalsAreNotLoggedOneLineEach(t *testing.T) {
 	}
 }
 
-// TestRefusalLogSaysWhatItLeftOut: after refusalLogEvery the next
-// refusal of a kind is logged with the number not logged meanwhile;
-// kinds are counted apart.
-func TestRefusalLogSaysWhatItLeftOut(t *testing.T) {
-	var l refusalLog
-	full, origin := refusalKind{503, "full"}, refusalKind{403, "origin"}
+// TestSampledLogSaysWhatItLeftOut: after sampleEvery the next event of a
+// kind is logged with the number not logged meanwhile; kinds are counted
+// apart.
+func TestSampledLogSaysWhatItLeftOut(t *testing.T) {
+	var l sampledLog
+	full, origin := logKind{503, "full"}, logKind{403, "origin"}
 	t0 := time.Now()
 	for i, c := range []struct {
-		k        refusalKind
+		k        logKind
 		at       time.Duration
 		log      bool
 		unlogged uint64
@@ -84,13 +86,45 @@ func TestRefusalLogSaysWhatItLeftOut(t *testing.T) {
 		{full, time.Second, false, 0},
 		{origin, time.Second, true, 0},
 		{full, 2 * time.Second, false, 0},
-		{full, refusalLogEvery, true, 2},
-		{full, refusalLogEvery + time.Second, false, 0},
-		{origin, 3 * refusalLogEvery, true, 0},
+		{full, sampleEvery, true, 2},
+		{full, sampleEvery + time.Second, false, 0},
+		{origin, 3 * sampleEvery, true, 0},
 	} {
 		ok, n := l.take(c.k, t0.Add(c.at))
 		if ok != c.log || n != c.unlogged {
 			t.Fatalf("refusal %d: logged %v with %d unlogged, want %v with %d", i, ok, n, c.log, c.unlogged)
 		}
+	}
+}
+
+// TestSlowConsumerIsLogged: a client cut off as a slow consumer was only
+// counted; the operator asked why a client was disconnected found
+// nothing in the log. The first is logged at info with its client id and
+// address, the next within sampleEvery at debug only.
+func TestSlowConsumerIsLogged(t *testing.T) {
+	logs := &lockedLog{}
+	cfg := DefaultConfig()
+	cfg.Transport.WriteQueueSize = 64 << 10
+	cfg.Transport.MaxMessageSize = 16 << 10
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h, url := testHub(t, cfg)
+	for range 2 { // subscribe, then never read again
+		dial(t, url).MustAck(`{"op":"sub","ch":"firehose","id":1}`)
+	}
+	data := []byte(`"` + strings.Repeat("x", 4000) + `"`)
+	deadline := time.Now().Add(wait.Scaled(30 * time.Second))
+	for h.Stats().Transport.SlowConsumerCloses < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("slow consumers cut off: %d of 2", h.Stats().Transport.SlowConsumerCloses)
+		}
+		_ = h.Publish(context.Background(), "firehose", data)
+	}
+	// "client gone" comes after the slow consumer's own line.
+	waitFor(t, 5*time.Second, "both clients gone", func() bool { return len(logs.lines("client gone", "slow consumer")) == 2 })
+	got := logs.lines("level=INFO", "slow consumer")
+	if len(got) != 1 || len(logs.lines("level=DEBUG", "cut off as a slow consumer")) != 1 || !strings.Contains(got[0], "client=") ||
+		!strings.Contains(got[0], "remote=127.0.0.1:") {
+		t.Fatalf("want one line at info naming the client and its address, the other at debug:\n%s",
+			strings.Join(logs.lines("slow consumer"), "\n"))
 	}
 }
