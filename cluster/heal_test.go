@@ -606,3 +606,29 @@ func TestLinkOutageIsLoggedOnce(t *testing.T) {
 		t.Fatalf("failures=%q: want the outage's count", n)
 	}
 }
+
+// TestRejoinSaysHowLongItWasGone: a member that comes back is logged with
+// the state it was declared in and the time since; the line said
+// "was_unreachable_for" of the time since the declaration, a few seconds
+// less than the outage (failure detection), which misled.
+func TestRejoinSaysHowLongItWasGone(t *testing.T) {
+	logs := &logCapture{}
+	nodes := startClusterWith(t, 2, func(cfg *Config) {
+		if cfg.NodeName == "n0" {
+			cfg.Logger = slog.New(logs)
+		}
+	})
+	a, b := nodes[0], nodes[1]
+	cfg := restartConfig(b)
+	cfg.Join = []string{a.gossipAddr()}
+	b.kill()
+	waitFor(t, 10*time.Second, "a declares b dead", func() bool { return stateOf(a.Cluster, "n1") == "dead" })
+	back := startNode(t, cfg)
+	waitFor(t, 10*time.Second, "the restarted node linked", func() bool { return fullyLinked(back, 2) })
+	if was := logs.attr(slog.LevelInfo, "node restarted and rejoined", "was"); was != "dead" {
+		t.Fatalf("was=%q, want dead", was)
+	}
+	if d := logs.attr(slog.LevelInfo, "node restarted and rejoined", "gone_since_declared"); d == "" {
+		t.Fatal("no gone_since_declared")
+	}
+}

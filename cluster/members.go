@@ -61,14 +61,14 @@ func (c *Cluster) peerAlive(n nodeInfo) {
 		return
 	}
 	m := c.members[n.name]
-	event, down := "node joined", time.Duration(0)
+	event, down, was := "node joined", time.Duration(0), stateAlive
 	switch {
 	case m == nil:
 		m = &member{name: n.name, since: now} // alive is the zero state
 		m.in.unsyncedSince = now
 		c.members[n.name] = m
 	case m.state != stateAlive:
-		event, down = "node restarted and rejoined", now.Sub(m.since)
+		event, down, was = "node restarted and rejoined", now.Sub(m.since), m.state
 		if n.epoch == m.epoch {
 			event = "partition healed: node reachable again"
 		}
@@ -97,7 +97,10 @@ func (c *Cluster) peerAlive(n nodeInfo) {
 	c.stand.changed()
 	switch {
 	case down > 0:
-		c.log.Info(event, "peer", n.name, "addr", n.peerAddr, "was_unreachable_for", down.Round(time.Millisecond).String())
+		// Since it was declared dead or left: failure detection took a
+		// few seconds more, so "unreachable for" understated the outage.
+		c.log.Info(event, "peer", n.name, "addr", n.peerAddr, "was", memberStateNames[was],
+			"gone_since_declared", down.Round(time.Millisecond).String())
 	case event != "":
 		c.log.Info(event, "peer", n.name, "addr", n.peerAddr)
 	}
