@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -215,5 +216,35 @@ func TestJoinRetriesAreNotLoggedEach(t *testing.T) {
 	}
 	if n := strings.Count(lastErr, "(closed unanswered)"); n != 2 {
 		t.Fatalf("want each seed marked: %q", lastErr)
+	}
+}
+
+// TestRefusedNodeDoesNotServeAlone: a node its seed refuses (another
+// secret) is not a member: past its join timeout it does not serve on its
+// own, a second cluster acking publishes the first never sees, as one
+// whose seeds are all down does (TestReadinessIsEarned). It stays joining
+// and says why, at error and in its standing.
+func TestRefusedNodeDoesNotServeAlone(t *testing.T) {
+	seed := startNode(t, testConfig("seed"))
+	logs := &logCapture{}
+	cfg := testConfig("stranger")
+	cfg.Secret = []byte("another test secret")
+	cfg.Join = []string{seed.gossipAddr()}
+	cfg.JoinTimeout = time.Second
+	cfg.Logger = slog.New(logs)
+	n := startNode(t, cfg)
+	waitFor(t, 20*time.Second, "the join timeout's error", func() bool {
+		return logs.attr(slog.LevelError, "could not join any seed", "last_err") != ""
+	})
+	retries := len(logs.matching(slog.LevelDebug, "no seed could be joined yet"))
+	waitFor(t, 10*time.Second, "more attempts after the join timeout", func() bool {
+		return len(logs.matching(slog.LevelDebug, "no seed could be joined yet")) > retries
+	})
+	err := n.standing()
+	if !errors.Is(err, ErrJoining) || !strings.Contains(err.Error(), "refused by a seed") {
+		t.Fatalf("standing past the join timeout: %v, want joining, refused by a seed", err)
+	}
+	if got := logs.matching(slog.LevelError, "could not join any seed"); len(got) != 1 || !strings.Contains(got[0], "not serving on its own") {
+		t.Fatalf("errors: %q", got)
 	}
 }

@@ -24,12 +24,14 @@ const (
 // joinLoop is the joining phase of a node with seeds: join one, then link
 // with every member, both within JoinTimeout; the node is ready after it
 // (Standing). Past the timeout it serves anyway, loudly, and the reconnect
-// loop keeps trying the seeds.
+// loop keeps trying the seeds; unless a seed refused it (joinRefused):
+// then it stays joining and keeps trying.
 func (c *Cluster) joinLoop() {
 	defer c.wg.Done()
 	defer c.markJoined()
 	deadline := time.Now().Add(c.cfg.JoinTimeout)
 	b := newBackoff(200*time.Millisecond, 2*time.Second)
+	refusedLogged := false
 	for {
 		switch c.joinOnce() {
 		case joinFirst:
@@ -39,13 +41,27 @@ func (c *Cluster) joinLoop() {
 			c.awaitLinks(deadline)
 			return
 		}
-		if !time.Now().Before(deadline) {
+		if !time.Now().Before(deadline) && !c.joinRefused.Load() {
 			c.log.Error("could not join any seed within the join timeout: serving on its own, "+
 				"retrying the seeds every reconnect interval", "seeds", strings.Join(c.cfg.Join, ","),
 				"join_timeout", c.cfg.JoinTimeout.String(), "last_err", c.lastJoinErr)
 			return
 		}
-		t := time.NewTimer(min(b.next(), time.Until(deadline)))
+		if !time.Now().Before(deadline) && !refusedLogged {
+			// A seed that refuses us is a live node of a cluster we are
+			// not configured for: serving on our own would be a second
+			// cluster, acking publishes its subscribers never see.
+			refusedLogged = true
+			c.log.Error("could not join any seed within the join timeout: refused by a seed, so not serving "+
+				"on its own (that would split the cluster); still joining, retrying. Fix the configuration "+
+				"and restart", "seeds", strings.Join(c.cfg.Join, ","),
+				"join_timeout", c.cfg.JoinTimeout.String(), "last_err", c.lastJoinErr)
+		}
+		delay := b.next()
+		if time.Now().Before(deadline) {
+			delay = min(delay, time.Until(deadline))
+		}
+		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
 		case <-c.ctx.Done():
@@ -82,6 +98,7 @@ func (c *Cluster) joinOnce() joinResult {
 			return joinFirst
 		}
 		c.lastJoinErr = "no seed address resolved"
+		c.joinRefused.Store(false)
 		if err != nil {
 			c.lastJoinErr = joinError(err)
 		}
@@ -89,7 +106,9 @@ func (c *Cluster) joinOnce() joinResult {
 	}
 	via, err := c.joinAny(others)
 	if via == "" {
-		c.lastJoinErr = joinError(err)
+		var refused bool
+		c.lastJoinErr, refused = joinErrorRefused(err)
+		c.joinRefused.Store(refused)
 		// The first failure at info, the retries (several a second at
 		// first) at debug: the join timeout's line says how it ended.
 		level := slog.LevelDebug
@@ -143,8 +162,16 @@ func (c *Cluster) joinAny(addrs []string) (string, error) {
 // connection and closes it without an answer refused our first message,
 // which is what a different secret or cluster name gets (gossipguard.go).
 func joinError(err error) string {
+	msg, _ := joinErrorRefused(err)
+	return msg
+}
+
+// joinErrorRefused is joinError, and whether a seed refused us: accepted
+// the connection and closed it unanswered (another --secret or
+// --cluster-name, or not a gossip port), as opposed to being unreachable.
+func joinErrorRefused(err error) (string, bool) {
 	if err == nil {
-		return ""
+		return "", false
 	}
 	var errs []error
 	var multi interface{ WrappedErrors() []error }
@@ -180,7 +207,7 @@ func joinError(err error) string {
 		parts = append(parts, "a seed that closed the connection unanswered refused our first message: "+
 			"is that its gossip port (--gossip, not --peer), and does it have the same --secret and --cluster-name as this node?")
 	}
-	return strings.Join(parts, "; ")
+	return strings.Join(parts, "; "), unanswered
 }
 
 // awaitLinks waits until every live peer is linked both ways, or deadline.

@@ -136,6 +136,10 @@ func (c *Cluster) markJoined() {
 func (c *Cluster) joinProgress() string {
 	ml := c.ml.Load()
 	if ml == nil || ml.NumMembers() <= 1 {
+		if c.joinRefused.Load() {
+			return "refused by a seed of " + strings.Join(c.cfg.Join, ", ") +
+				": is that its gossip port, and does it have the same --secret and --cluster-name?"
+		}
 		return "contacting seeds " + strings.Join(c.cfg.Join, ", ")
 	}
 	if pending := c.unsyncedPeers(); len(pending) > 0 {
