@@ -167,23 +167,42 @@ func (c *Cluster) recountLocked(now time.Time) {
 			unreachable = append(unreachable, m.name)
 		}
 	}
+	s := &c.stand
 	if reachable >= len(unreachable) {
-		if c.stand.setIsolated("") {
-			c.log.Info("no longer isolated: a majority of the members is reachable again; serving",
-				"reachable", reachable, "members", reachable+len(unreachable))
+		if s.setIsolated("") {
+			took := now.Sub(s.isolatedAt).Round(time.Millisecond).String()
+			if s.isolationWarned {
+				c.log.Info("no longer isolated: a majority of the members is reachable again; serving",
+					"reachable", reachable, "members", reachable+len(unreachable), "isolated_for", took)
+			} else {
+				c.log.Info("was isolated briefly (members declared dead and back at once, as when a partition "+
+					"heals); serving", "isolated_for", took, "why", s.isolatedWhy)
+			}
 		}
 		return
 	}
 	slices.Sort(unreachable)
 	why := fmt.Sprintf("%d of %d members reachable; cannot reach %s",
 		reachable, reachable+len(unreachable), strings.Join(unreachable, ", "))
-	if c.stand.setIsolated(why) {
-		// Readiness turns 503 now: say so, or the operator sees only the
-		// others declared dead and a node that refuses everyone.
+	if s.setIsolated(why) {
+		s.isolatedAt, s.isolationWarned = now, false
+	}
+	s.isolatedWhy = why
+	if !s.isolationWarned && now.Sub(s.isolatedAt) >= isolationWarnAfter {
+		// Readiness is 503: say so, or the operator sees only the others
+		// declared dead and a node that refuses everyone.
+		s.isolationWarned = true
 		c.log.Warn("isolated: this node is on the minority side of a partition; refusing new connections, "+
 			"subscribes and publishes (503) until the network heals", "why", why)
 	}
 }
+
+// isolationWarnAfter is how long a node is isolated before it says so at
+// warn (beat rechecks every beatEvery). When a partition heals, the side
+// that saw the others dead gossips it, and for a few milliseconds members
+// of the majority side can count each other dead and refute it: that is
+// logged at info, when it ends, not as a partition.
+const isolationWarnAfter = time.Second
 
 // pruneLocked forgets failed members after ReconnectTimeout and the oldest
 // departed ones beyond maxDeparted.

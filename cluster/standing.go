@@ -20,6 +20,12 @@ type standing struct {
 	resyncing atomic.Bool
 	isolated  atomic.Pointer[string] // why, or nil
 
+	// Guarded by Cluster.mu (recountLocked): since when isolated, why,
+	// and whether that was logged at warn yet.
+	isolatedAt      time.Time
+	isolatedWhy     string
+	isolationWarned bool
+
 	start      time.Time     // monotonic base of lastBeat
 	lastBeat   atomic.Int64  // monotonic nanos since start of the maintenance loop's last tick
 	stallAfter time.Duration // a gap between ticks this long means the process was frozen
