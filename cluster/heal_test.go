@@ -512,6 +512,26 @@ func TestIsolationIsLogged(t *testing.T) {
 	waitFor(t, 5*time.Second, "the end of the isolation logged", func() bool {
 		return len(logs[2].matching(slog.LevelInfo, "no longer isolated")) == 1
 	})
+	// One line per member reached again, naming it: its seed address,
+	// tried too, is not a second line with an empty peer.
+	waitFor(t, 5*time.Second, "a member reached again", func() bool {
+		return len(logs[0].matching(slog.LevelInfo, "reached a"))+len(logs[1].matching(slog.LevelInfo, "reached a"))+
+			len(logs[2].matching(slog.LevelInfo, "reached a")) > 0
+	})
+	for _, r := range slices.Concat(logs[0].all(), logs[1].all(), logs[2].all()) {
+		if r.Level >= slog.LevelInfo && strings.HasPrefix(r.Message, "reached a") && !strings.Contains(r.Message, "not a member") {
+			peer := ""
+			r.Attrs(func(a slog.Attr) bool {
+				if a.Key == "peer" {
+					peer = a.Value.String()
+				}
+				return true
+			})
+			if peer == "" {
+				t.Fatalf("%q without the peer's name", r.Message)
+			}
+		}
+	}
 	// The majority side may count a member dead for a moment at the heal
 	// (the cut-off node gossips what it saw): that is no partition.
 	for i := range 2 {

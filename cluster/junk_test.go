@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -247,4 +248,11 @@ func TestRefusedNodeDoesNotServeAlone(t *testing.T) {
 	if got := logs.matching(slog.LevelError, "could not join any seed"); len(got) != 1 || !strings.Contains(got[0], "not serving on its own") {
 		t.Fatalf("errors: %q", got)
 	}
+}
+
+// all returns a copy of the records so far.
+func (l *logCapture) all() []slog.Record {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.records)
 }

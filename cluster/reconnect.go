@@ -371,11 +371,31 @@ func (c *Cluster) rejoin(t rejoinTarget) {
 		}
 	}
 	ml := c.ml.Load()
-	if n, err := ml.Join([]string{t.addr}); n > 0 {
-		c.log.Info("reached a failed member or seed again; merging membership", "addr", t.addr, "peer", t.member)
-	} else {
+	n, err := ml.Join([]string{t.addr})
+	switch {
+	case n == 0:
 		c.log.Debug("rejoin failed", "addr", t.addr, "peer", t.member, "err", err)
+	case t.member != "":
+		c.log.Info("reached a failed member again; merging membership", "peer", t.member, "addr", t.addr)
+	case c.memberAt(t.addr) != "":
+		// A seed that is a failed member is tried both ways: its own
+		// line above says it, with its name.
+		c.log.Debug("reached a seed again; merging membership", "addr", t.addr, "peer", c.memberAt(t.addr))
+	default:
+		c.log.Info("reached a seed that was not a member; merging membership", "addr", t.addr)
 	}
+}
+
+// memberAt is the name of the member whose gossip address is addr, or "".
+func (c *Cluster) memberAt(addr string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, m := range c.members {
+		if m.gossipAddr == addr {
+			return name
+		}
+	}
+	return ""
 }
 
 // seedCache resolves the seeds at most every seedRefresh and tells which of
