@@ -691,3 +691,18 @@ func TestBriefIsolationIsNoWarning(t *testing.T) {
 		t.Fatalf("a lasting isolation logged %q", got)
 	}
 }
+
+// TestReadyIsLogged: a joining node says when it serves (linked with
+// every member), not only that it joined: between the two it refuses
+// clients, and its log said nothing of the moment it stopped.
+func TestReadyIsLogged(t *testing.T) {
+	logs := &logCapture{}
+	startClusterWith(t, 2, func(cfg *Config) {
+		if cfg.NodeName == "n1" {
+			cfg.Logger = slog.New(logs)
+		}
+	})
+	waitFor(t, 5*time.Second, "the serving line", func() bool {
+		return logs.attr(slog.LevelInfo, "linked with every member; serving", "members") == "2"
+	})
+}

@@ -217,6 +217,8 @@ func (c *Cluster) awaitLinks(deadline time.Time) {
 	for {
 		pending := c.unsyncedPeers()
 		if len(pending) == 0 {
+			// The end of "joining": /readyz turns 200 now.
+			c.log.Info("linked with every member; serving", "members", c.ml.Load().NumMembers())
 			return
 		}
 		select {
