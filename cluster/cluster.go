@@ -65,9 +65,12 @@ type Cluster struct {
 	published atomic.Bool // a publish was made: links say whether we are fresh
 	draining  atomic.Bool // Shutdown began: dialers stop, links end with a bye
 
-	lastJoinErr   string        // the join loop's last failure, for its final error (joinLoop only)
-	reconnectKick chan struct{} // capacity 1: a member failed, try it now
-	linkEvent     chan struct{} // capacity 1: a link synced or an ack came
+	lastJoinErr       string        // the join loop's last failure, for its final error (joinLoop only)
+	joinFailLogged    bool          // the join loop logged a failure at info (joinLoop only)
+	joinResolveLogged bool          // the join loop logged seeds that do not resolve (joinLoop only)
+	joinRefused       atomic.Bool   // the join loop's last failure included a seed that refused us
+	reconnectKick     chan struct{} // capacity 1: a member failed, try it now
+	linkEvent         chan struct{} // capacity 1: a link synced or an ack came
 
 	interestTimeouts  atomic.Uint64
 	handshakeFailures atomic.Uint64

@@ -196,12 +196,14 @@ func (w slogWriter) Write(p []byte) (int, error) {
 		}
 		level = slog.LevelDebug
 	}
-	w.lp.Load().With("component", "memberlist").Log(context.Background(), level, line)
+	// Not "component": the logger has one already ("cluster"), and a key
+	// twice makes JSON lines that log pipelines read either way.
+	w.lp.Load().Log(context.Background(), level, line, slog.String("subsystem", "memberlist"))
 	return len(p), nil
 }
 
 // memberlistLevel lowers memberlist's levels for what the cluster handles
-// by design. Failure detection reports an unreachable member at ERROR on
+// by design (a node refuting its death when it comes back is one). Failure detection reports an unreachable member at ERROR on
 // every probe ("Failed fallback TCP ping", "Push/Pull ... failed"), which
 // would page anyone alerting on errors during a partition that heals by
 // itself; our own INFO lines say what happened to which node instead.
@@ -209,6 +211,11 @@ func memberlistLevel(level slog.Level, line string) slog.Level {
 	switch {
 	case strings.Contains(line, net.ErrClosed.Error()):
 		return slog.LevelDebug // our own sockets closing at shutdown
+	case strings.HasPrefix(line, "Refuting a "):
+		// A node restarted under its name, thawed or back from a
+		// partition, telling the others it is alive: what it is meant to
+		// do, and our own lines say which of these happened.
+		return slog.LevelInfo
 	case level < slog.LevelError:
 		return level
 	}

@@ -3,9 +3,11 @@ package cluster
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -167,4 +169,90 @@ func (l *logCapture) attr(level slog.Level, msg, key string) string {
 		return val
 	}
 	return ""
+}
+
+// matching returns the messages logged at exactly level that contain s.
+func (l *logCapture) matching(level slog.Level, s string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, r := range l.records {
+		if r.Level == level && strings.Contains(r.Message, s) {
+			out = append(out, r.Message)
+		}
+	}
+	return out
+}
+
+// TestJoinRetriesAreNotLoggedEach: a node whose seeds refuse it (here two
+// seeds with another secret) retries several times a second until its
+// join timeout; it logs the first failure at info and the outcome at
+// error, the retries at debug, and the hint about the secret once per
+// line, not once per seed.
+func TestJoinRetriesAreNotLoggedEach(t *testing.T) {
+	seed1 := startNode(t, testConfig("seed1"))
+	cfg := testConfig("seed2")
+	cfg.Join = []string{seed1.gossipAddr()}
+	seed2 := startNode(t, cfg)
+	logs := &logCapture{}
+	cfg = testConfig("joiner")
+	cfg.Secret = []byte("another test secret")
+	cfg.Join = []string{seed1.gossipAddr(), seed2.gossipAddr()}
+	cfg.JoinTimeout = 2 * time.Second
+	cfg.Logger = slog.New(logs)
+	startNode(t, cfg)
+	var lastErr string
+	waitFor(t, 20*time.Second, "the join timeout's error", func() bool {
+		lastErr = logs.attr(slog.LevelError, "could not join any seed", "last_err")
+		return lastErr != ""
+	})
+	if got := logs.matching(slog.LevelInfo, "no seed could be joined yet"); len(got) != 1 {
+		t.Fatalf("%d lines at info, want the first failure only", len(got))
+	}
+	if retries := logs.matching(slog.LevelDebug, "no seed could be joined yet"); len(retries) < 2 {
+		t.Fatalf("%d retries logged at debug: the test did not retry", len(retries))
+	}
+	if n := strings.Count(lastErr, "--cluster-name"); n != 1 {
+		t.Fatalf("the hint %d times in %q", n, lastErr)
+	}
+	if n := strings.Count(lastErr, "(closed unanswered)"); n != 2 {
+		t.Fatalf("want each seed marked: %q", lastErr)
+	}
+}
+
+// TestRefusedNodeDoesNotServeAlone: a node its seed refuses (another
+// secret) is not a member: past its join timeout it does not serve on its
+// own, a second cluster acking publishes the first never sees, as one
+// whose seeds are all down does (TestReadinessIsEarned). It stays joining
+// and says why, at error and in its standing.
+func TestRefusedNodeDoesNotServeAlone(t *testing.T) {
+	seed := startNode(t, testConfig("seed"))
+	logs := &logCapture{}
+	cfg := testConfig("stranger")
+	cfg.Secret = []byte("another test secret")
+	cfg.Join = []string{seed.gossipAddr()}
+	cfg.JoinTimeout = time.Second
+	cfg.Logger = slog.New(logs)
+	n := startNode(t, cfg)
+	waitFor(t, 20*time.Second, "the join timeout's error", func() bool {
+		return logs.attr(slog.LevelError, "could not join any seed", "last_err") != ""
+	})
+	retries := len(logs.matching(slog.LevelDebug, "no seed could be joined yet"))
+	waitFor(t, 10*time.Second, "more attempts after the join timeout", func() bool {
+		return len(logs.matching(slog.LevelDebug, "no seed could be joined yet")) > retries
+	})
+	err := n.standing()
+	if !errors.Is(err, ErrJoining) || !strings.Contains(err.Error(), "refused by a seed") {
+		t.Fatalf("standing past the join timeout: %v, want joining, refused by a seed", err)
+	}
+	if got := logs.matching(slog.LevelError, "could not join any seed"); len(got) != 1 || !strings.Contains(got[0], "not serving on its own") {
+		t.Fatalf("errors: %q", got)
+	}
+}
+
+// all returns a copy of the records so far.
+func (l *logCapture) all() []slog.Record {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.records)
 }

@@ -102,6 +102,10 @@ func (p *peer) runDialer() {
 			signal(p.c.linkEvent) // a joining node stops waiting for it
 			p.c.stand.changed()
 		}
+		if p.linkUps.Load() != wasUp {
+			p.failures, p.downLogged = 0, false // the link was up: a new outage
+		}
+		p.failures++
 		p.c.logLinkError(p, err)
 		p.state.Store(linkBackoff)
 		delay := b.next()
@@ -165,7 +169,12 @@ func (p *peer) connectAndServe() error {
 	p.state.Store(linkUp)
 	p.outboundUp()
 	signal(c.linkEvent)
-	c.log.Debug("peer link up", "peer", p.name, "addr", addr)
+	if p.downLogged {
+		c.log.Info("peer link up again", "peer", p.name, "addr", addr, "failures", p.failures)
+	} else {
+		c.log.Debug("peer link up", "peer", p.name, "addr", addr)
+	}
+	p.failures, p.downLogged = 0, false
 
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -348,10 +357,20 @@ func (c *Cluster) readError(p *peer, err error) error {
 	return err
 }
 
+// logLinkError logs a failure of p's link, on the dialer goroutine. Only
+// the first of an outage is logged at info: a peer that stays unreachable
+// is redialled with backoff, several times a second at first, and
+// memberlist's view (suspect, dead) and "peer link up again" tell the
+// rest.
 func (c *Cluster) logLinkError(p *peer, err error) {
 	if errors.Is(err, errRejected) {
 		c.log.Debug("peer link refused; retrying", "peer", p.name, "err", err)
 		return
 	}
-	c.log.Info("peer link down; reconnecting", "peer", p.name, "err", err)
+	if p.downLogged {
+		c.log.Debug("peer link down; reconnecting", "peer", p.name, "err", err, "failures", p.failures)
+		return
+	}
+	p.downLogged = true
+	c.log.Info("peer link down; reconnecting (further attempts are logged at debug)", "peer", p.name, "err", err)
 }

@@ -61,14 +61,14 @@ func (c *Cluster) peerAlive(n nodeInfo) {
 		return
 	}
 	m := c.members[n.name]
-	event, down := "node joined", time.Duration(0)
+	event, down, was := "node joined", time.Duration(0), stateAlive
 	switch {
 	case m == nil:
 		m = &member{name: n.name, since: now} // alive is the zero state
 		m.in.unsyncedSince = now
 		c.members[n.name] = m
 	case m.state != stateAlive:
-		event, down = "node restarted and rejoined", now.Sub(m.since)
+		event, down, was = "node restarted and rejoined", now.Sub(m.since), m.state
 		if n.epoch == m.epoch {
 			event = "partition healed: node reachable again"
 		}
@@ -97,7 +97,10 @@ func (c *Cluster) peerAlive(n nodeInfo) {
 	c.stand.changed()
 	switch {
 	case down > 0:
-		c.log.Info(event, "peer", n.name, "addr", n.peerAddr, "was_unreachable_for", down.Round(time.Millisecond).String())
+		// Since it was declared dead or left: failure detection took a
+		// few seconds more, so "unreachable for" understated the outage.
+		c.log.Info(event, "peer", n.name, "addr", n.peerAddr, "was", memberStateNames[was],
+			"gone_since_declared", down.Round(time.Millisecond).String())
 	case event != "":
 		c.log.Info(event, "peer", n.name, "addr", n.peerAddr)
 	}
@@ -164,14 +167,42 @@ func (c *Cluster) recountLocked(now time.Time) {
 			unreachable = append(unreachable, m.name)
 		}
 	}
+	s := &c.stand
 	if reachable >= len(unreachable) {
-		c.stand.setIsolated("")
+		if s.setIsolated("") {
+			took := now.Sub(s.isolatedAt).Round(time.Millisecond).String()
+			if s.isolationWarned {
+				c.log.Info("no longer isolated: a majority of the members is reachable again; serving",
+					"reachable", reachable, "members", reachable+len(unreachable), "isolated_for", took)
+			} else {
+				c.log.Info("was isolated briefly (members declared dead and back at once, as when a partition "+
+					"heals); serving", "isolated_for", took, "why", s.isolatedWhy)
+			}
+		}
 		return
 	}
 	slices.Sort(unreachable)
-	c.stand.setIsolated(fmt.Sprintf("%d of %d members reachable; cannot reach %s",
-		reachable, reachable+len(unreachable), strings.Join(unreachable, ", ")))
+	why := fmt.Sprintf("%d of %d members reachable; cannot reach %s",
+		reachable, reachable+len(unreachable), strings.Join(unreachable, ", "))
+	if s.setIsolated(why) {
+		s.isolatedAt, s.isolationWarned = now, false
+	}
+	s.isolatedWhy = why
+	if !s.isolationWarned && now.Sub(s.isolatedAt) >= isolationWarnAfter {
+		// Readiness is 503: say so, or the operator sees only the others
+		// declared dead and a node that refuses everyone.
+		s.isolationWarned = true
+		c.log.Warn("isolated: this node is on the minority side of a partition; refusing new connections, "+
+			"subscribes and publishes (503) until the network heals", "why", why)
+	}
 }
+
+// isolationWarnAfter is how long a node is isolated before it says so at
+// warn (beat rechecks every beatEvery). When a partition heals, the side
+// that saw the others dead gossips it, and for a few milliseconds members
+// of the majority side can count each other dead and refute it: that is
+// logged at info, when it ends, not as a partition.
+const isolationWarnAfter = time.Second
 
 // pruneLocked forgets failed members after ReconnectTimeout and the oldest
 // departed ones beyond maxDeparted.

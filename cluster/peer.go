@@ -35,6 +35,11 @@ type peer struct {
 	// dead yet. It cannot hold a copy of a publish, so it is not waited for.
 	crashed atomic.Bool
 	linkUps atomic.Uint64 // handshakes completed
+	// failures counts the link's failures since it was last up, and
+	// downLogged says the first was logged at info (logLinkError); only
+	// the dialer goroutine (runDialer) touches them.
+	failures   int
+	downLogged bool
 
 	// wants is the peer's interest as its links taught us. It outlives a
 	// link: a reconnecting peer keeps getting what it wanted (dropped and

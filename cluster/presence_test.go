@@ -423,12 +423,15 @@ type partitionable struct {
 	key   []byte
 }
 
-func startPartitionable(t *testing.T) *partitionable {
+func startPartitionable(t *testing.T, adjust ...func(i int, cfg *Config)) *partitionable {
 	t.Helper()
 	pt := &partitionable{}
 	var nodes []*node
 	for i := range 3 {
 		cfg := testConfig(fmt.Sprintf("n%d", i))
+		for _, f := range adjust {
+			f(i, &cfg)
+		}
 		if i > 0 {
 			cfg.Join = []string{nodes[0].gossipAddr()}
 		}

@@ -3,7 +3,9 @@ package cluster
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,12 +24,14 @@ const (
 // joinLoop is the joining phase of a node with seeds: join one, then link
 // with every member, both within JoinTimeout; the node is ready after it
 // (Standing). Past the timeout it serves anyway, loudly, and the reconnect
-// loop keeps trying the seeds.
+// loop keeps trying the seeds; unless a seed refused it (joinRefused):
+// then it stays joining and keeps trying.
 func (c *Cluster) joinLoop() {
 	defer c.wg.Done()
 	defer c.markJoined()
 	deadline := time.Now().Add(c.cfg.JoinTimeout)
 	b := newBackoff(200*time.Millisecond, 2*time.Second)
+	refusedLogged := false
 	for {
 		switch c.joinOnce() {
 		case joinFirst:
@@ -42,13 +46,27 @@ func (c *Cluster) joinLoop() {
 			}
 			return
 		}
-		if !time.Now().Before(deadline) {
+		if !time.Now().Before(deadline) && !c.joinRefused.Load() {
 			c.log.Error("could not join any seed within the join timeout: serving on its own, "+
 				"retrying the seeds every reconnect interval", "seeds", strings.Join(c.cfg.Join, ","),
 				"join_timeout", c.cfg.JoinTimeout.String(), "last_err", c.lastJoinErr)
 			return
 		}
-		t := time.NewTimer(min(b.next(), time.Until(deadline)))
+		if !time.Now().Before(deadline) && !refusedLogged {
+			// A seed that refuses us is a live node of a cluster we are
+			// not configured for: serving on our own would be a second
+			// cluster, acking publishes its subscribers never see.
+			refusedLogged = true
+			c.log.Error("could not join any seed within the join timeout: refused by a seed, so not serving "+
+				"on its own (that would split the cluster); still joining, retrying. Fix the configuration "+
+				"and restart", "seeds", strings.Join(c.cfg.Join, ","),
+				"join_timeout", c.cfg.JoinTimeout.String(), "last_err", c.lastJoinErr)
+		}
+		delay := b.next()
+		if time.Now().Before(deadline) {
+			delay = min(delay, time.Until(deadline))
+		}
+		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
 		case <-c.ctx.Done():
@@ -68,7 +86,11 @@ func (c *Cluster) joinOnce() joinResult {
 	}
 	addrs, err := expandSeeds(c.ctx, net.DefaultResolver.LookupHost, c.cfg.Join)
 	if err != nil {
-		c.log.Warn("some join seeds do not resolve", "err", err)
+		level := slog.LevelDebug // the retries, as below
+		if !c.joinResolveLogged {
+			c.joinResolveLogged, level = true, slog.LevelWarn
+		}
+		c.log.Log(c.ctx, level, "some join seeds do not resolve", "err", err)
 	}
 	var others []string
 	for _, a := range addrs {
@@ -81,6 +103,7 @@ func (c *Cluster) joinOnce() joinResult {
 			return joinFirst
 		}
 		c.lastJoinErr = "no seed address resolved"
+		c.joinRefused.Store(false)
 		if err != nil {
 			c.lastJoinErr = joinError(err)
 		}
@@ -88,8 +111,17 @@ func (c *Cluster) joinOnce() joinResult {
 	}
 	via, err := c.joinAny(others)
 	if via == "" {
-		c.lastJoinErr = joinError(err)
-		c.log.Info("no seed could be joined yet; retrying", "seeds", strings.Join(others, ","), "err", c.lastJoinErr)
+		var refused bool
+		c.lastJoinErr, refused = joinErrorRefused(err)
+		c.joinRefused.Store(refused)
+		// The first failure at info, the retries (several a second at
+		// first) at debug: the join timeout's line says how it ended.
+		level := slog.LevelDebug
+		if !c.joinFailLogged {
+			c.joinFailLogged, level = true, slog.LevelInfo
+		}
+		c.log.Log(c.ctx, level, "no seed could be joined yet; retrying until the join timeout",
+			"seeds", strings.Join(others, ","), "err", c.lastJoinErr, "join_timeout", c.cfg.JoinTimeout.String())
 		return joinFailed
 	}
 	c.log.Info("joined cluster", "via", via, "members", ml.NumMembers())
@@ -135,8 +167,16 @@ func (c *Cluster) joinAny(addrs []string) (string, error) {
 // connection and closes it without an answer refused our first message,
 // which is what a different secret or cluster name gets (gossipguard.go).
 func joinError(err error) string {
+	msg, _ := joinErrorRefused(err)
+	return msg
+}
+
+// joinErrorRefused is joinError, and whether a seed refused us: accepted
+// the connection and closed it unanswered (another --secret or
+// --cluster-name, or not a gossip port), as opposed to being unreachable.
+func joinErrorRefused(err error) (string, bool) {
 	if err == nil {
-		return ""
+		return "", false
 	}
 	var errs []error
 	var multi interface{ WrappedErrors() []error }
@@ -155,16 +195,24 @@ func joinError(err error) string {
 	default:
 		errs = []error{err}
 	}
-	parts := make([]string, 0, len(errs))
+	parts := make([]string, 0, len(errs)+1)
+	unanswered := false
 	for _, e := range errs {
 		msg := strings.Join(strings.Fields(e.Error()), " ")
 		if strings.HasSuffix(msg, ": EOF") || strings.Contains(msg, "connection reset by peer") {
-			msg += " (the seed closed the connection unanswered: is that its gossip port (--gossip, not --peer), " +
-				"and does it have the same --secret and --cluster-name as this node?)"
+			msg += " (closed unanswered)"
+			unanswered = true
 		}
 		parts = append(parts, msg)
 	}
-	return strings.Join(parts, "; ")
+	slices.Sort(parts) // the seeds answer in any order
+	if unanswered {
+		// Once, not once per seed: with three seeds it made a line of 900
+		// characters saying the same thing three times.
+		parts = append(parts, "a seed that closed the connection unanswered refused our first message: "+
+			"is that its gossip port (--gossip, not --peer), and does it have the same --secret and --cluster-name as this node?")
+	}
+	return strings.Join(parts, "; "), unanswered
 }
 
 // awaitLinks waits until every live peer is linked both ways, or deadline;
@@ -329,11 +377,31 @@ func (c *Cluster) rejoin(t rejoinTarget) {
 		}
 	}
 	ml := c.ml.Load()
-	if n, err := ml.Join([]string{t.addr}); n > 0 {
-		c.log.Info("reached a failed member or seed again; merging membership", "addr", t.addr, "peer", t.member)
-	} else {
+	n, err := ml.Join([]string{t.addr})
+	switch {
+	case n == 0:
 		c.log.Debug("rejoin failed", "addr", t.addr, "peer", t.member, "err", err)
+	case t.member != "":
+		c.log.Info("reached a failed member again; merging membership", "peer", t.member, "addr", t.addr)
+	case c.memberAt(t.addr) != "":
+		// A seed that is a failed member is tried both ways: its own
+		// line above says it, with its name.
+		c.log.Debug("reached a seed again; merging membership", "addr", t.addr, "peer", c.memberAt(t.addr))
+	default:
+		c.log.Info("reached a seed that was not a member; merging membership", "addr", t.addr)
 	}
+}
+
+// memberAt is the name of the member whose gossip address is addr, or "".
+func (c *Cluster) memberAt(addr string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, m := range c.members {
+		if m.gossipAddr == addr {
+			return name
+		}
+	}
+	return ""
 }
 
 // seedCache resolves the seeds at most every seedRefresh and tells which of

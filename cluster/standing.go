@@ -20,6 +20,12 @@ type standing struct {
 	resyncing atomic.Bool
 	isolated  atomic.Pointer[string] // why, or nil
 
+	// Guarded by Cluster.mu (recountLocked): since when isolated, why,
+	// and whether that was logged at warn yet.
+	isolatedAt      time.Time
+	isolatedWhy     string
+	isolationWarned bool
+
 	start      time.Time     // monotonic base of lastBeat
 	lastBeat   atomic.Int64  // monotonic nanos since start of the maintenance loop's last tick
 	stallAfter time.Duration // a gap between ticks this long means the process was frozen
@@ -62,14 +68,18 @@ func (s *standing) wait() <-chan struct{} {
 	return s.ch
 }
 
-func (s *standing) setIsolated(why string) {
+// setIsolated records why this node is isolated ("": it is not) and
+// reports whether that changed whether it is.
+func (s *standing) setIsolated(why string) bool {
 	var p *string
 	if why != "" {
 		p = &why
 	}
 	if old := s.isolated.Swap(p); (old == nil) != (p == nil) {
 		s.changed() // under Cluster.mu: lock order Cluster.mu, then standing.mu
+		return true
 	}
+	return false
 }
 
 // stalled reports whether the maintenance loop has not run for stallAfter:
@@ -132,6 +142,10 @@ func (c *Cluster) markJoined() {
 func (c *Cluster) joinProgress() string {
 	ml := c.ml.Load()
 	if ml == nil || ml.NumMembers() <= 1 {
+		if c.joinRefused.Load() {
+			return "refused by a seed of " + strings.Join(c.cfg.Join, ", ") +
+				": is that its gossip port, and does it have the same --secret and --cluster-name?"
+		}
 		return "contacting seeds " + strings.Join(c.cfg.Join, ", ")
 	}
 	if pending := c.unsyncedPeers(); len(pending) > 0 {

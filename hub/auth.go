@@ -118,14 +118,6 @@ func (h *Hub) admit(w http.ResponseWriter, r *http.Request) (*Identity, bool) {
 	return &id, true
 }
 
-// refuse answers a refused upgrade and counts it.
-func (h *Hub) refuse(w http.ResponseWriter, r *http.Request, status int, reason string, level slog.Level) {
-	h.metrics.refused.Add(1)
-	h.log.Log(r.Context(), level, "refused connection", slog.Int("status", status),
-		slog.String("reason", reason), slog.String("remote", r.RemoteAddr), slog.String("origin", r.Header.Get("Origin")))
-	writeError(w, status, reason)
-}
-
 // writeError answers an HTTP request with {"code":N,"reason":"..."}.
 func writeError(w http.ResponseWriter, status int, reason string) {
 	w.Header().Set("Content-Type", "application/json")

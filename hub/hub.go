@@ -31,6 +31,7 @@ type Hub struct {
 	nextID    atomic.Uint64
 	metrics   metrics
 	sec       hubSecurity
+	sampled   sampledLog           // sampledlog.go: which refusals and slow consumers are logged
 	liveCfg   atomic.Pointer[Live] // live.go: what UpdateSecurity may change
 	store     *history.Store       // channels with history (history.go)
 	hist      histState
@@ -214,11 +215,20 @@ func (h *Hub) serving(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	err := h.standing()
+	if errors.Is(err, ErrUnavailable) {
+		h.metrics.unavailable.Add(1) // a request refused
+	}
+	return err
+}
+
+// standing is serving without a context, and without counting: asking
+// is not being refused.
+func (h *Hub) standing() error {
 	if h.closed.Load() {
 		return ErrClosed
 	}
 	if err := h.relay.Standing(); err != nil {
-		h.metrics.unavailable.Add(1)
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return nil
@@ -342,9 +352,10 @@ func (h *Hub) Ready(ctx context.Context) error {
 }
 
 // Standing is nil while the node serves: not closed, and a member in good
-// standing of its cluster. Otherwise it says why (for readiness probes).
+// standing of its cluster. Otherwise it says why (for readiness probes:
+// unlike a refused request, asking is not counted as unavailable).
 func (h *Hub) Standing() error {
-	return h.serving(context.Background())
+	return h.standing()
 }
 
 func (h *Hub) sessionOpened() {
@@ -354,8 +365,11 @@ func (h *Hub) sessionOpened() {
 
 func (h *Hub) sessionClosed(s *session, err error) {
 	h.metrics.sessions.Add(-1)
-	h.log.Debug("client gone", slog.String("client", s.client.id), slog.Any("why", err))
 	ce, _ := err.(*transport.CloseError)
+	if ce != nil && ce.Code == transport.ClosePolicyViolation && ce.Reason == transport.ReasonSlowConsumer {
+		h.logSlowConsumer(&s.client)
+	}
+	h.log.Debug("client gone", slog.String("client", s.client.id), slog.Any("why", err))
 	h.events.disconnected(&s.client, ce)
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -96,6 +97,19 @@ func (c *config) checkFiles(cf *configFile) []error {
 // curl. Without a URL it asks the node at MESHCAST_LISTEN (127.0.0.1:8080
 // if unset), over HTTPS if MESHCAST_TLS_CERT is set; a URL without a path
 // gets /healthz.
+// healthReason is what a node's 503 says keeps it from serving, as
+// ": isolated: 1 of 3 members reachable; ..." (/readyz), or "".
+func healthReason(body []byte) string {
+	var r struct{ Status, Reason string }
+	if json.Unmarshal(body, &r) != nil || r.Status == "" {
+		return ""
+	}
+	if r.Reason == "" {
+		return ": " + r.Status
+	}
+	return ": " + r.Status + ": " + r.Reason
+}
+
 func healthCommand(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	target := ""
 	switch {
@@ -136,9 +150,10 @@ func healthCommand(args []string, getenv func(string) string, stdout, stderr io.
 		fmt.Fprintln(stderr, "meshcast health:", err)
 		return 1
 	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "meshcast health: %s answered %s\n", target, resp.Status)
+		fmt.Fprintf(stderr, "meshcast health: %s answered %s%s\n", target, resp.Status, healthReason(body))
 		return 1
 	}
 	fmt.Fprintln(stdout, "ok")

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestVersionCommand(t *testing.T) {
@@ -49,6 +50,26 @@ func TestHealthCommand(t *testing.T) {
 	errOut.Reset()
 	if code := healthCommand([]string{"--help"}, noEnv, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "usage") {
 		t.Fatalf("health --help: %d %q", code, errOut.String())
+	}
+}
+
+// TestHealthCommandSaysWhyNotReady: "meshcast health URL/readyz" of a
+// node that is not ready prints what /readyz says keeps it from serving,
+// not just "503 Service Unavailable".
+func TestHealthCommandSaysWhyNotReady(t *testing.T) {
+	cfg := testNodeConfig(t)
+	cfg.join, cfg.joinTimeout = "127.0.0.1:1", time.Minute
+	n, err := startNode(cfg, testLogger(t), nodeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stopNode(t, n) })
+	var out, errOut bytes.Buffer
+	if code := healthCommand([]string{n.baseURL() + "/readyz"}, noEnv, &out, &errOut); code != 1 {
+		t.Fatalf("readiness of a joining node: %d", code)
+	}
+	if want := "answered 503 Service Unavailable: joining: contacting seeds 127.0.0.1:1\n"; !strings.HasSuffix(errOut.String(), want) {
+		t.Fatalf("%q, want it to end with %q", errOut.String(), want)
 	}
 }
 

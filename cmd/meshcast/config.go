@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -215,6 +216,7 @@ func (c *config) validate() error {
 	check(c.gossip == c.peer && port != "0", // :0 is a free port each
 		"--gossip and --peer must be different addresses (gossip uses TCP and UDP on its port, peer links TCP on theirs)")
 	check(c.joinTimeout <= 0 || c.reconnectTimeout <= 0, "--join-timeout and --reconnect-timeout must be positive")
+	errs = append(errs, checkSeeds(splitList(c.join)))
 	check(c.reconnectInterval < 10*time.Millisecond, "--reconnect-interval must be at least 10ms")
 	check(c.historyMemory < 1, "--history-memory must be at least 1 (MiB)")
 	check(c.historyReplicas < 1, "--history-replicas must be at least 1")
@@ -225,6 +227,31 @@ func (c *config) validate() error {
 	errs = append(errs, c.security.validate(), c.tls.validate())
 	// Every problem at once: a fix-one-restart-find-the-next loop is slow
 	// at 3 a.m. errors.Join drops the nils.
+	return errors.Join(errs...)
+}
+
+// checkSeeds refuses a --join seed that can never be joined: a port that
+// is not a number from 1 to 65535, or an empty host. Such a typo was
+// retried for ever, and past --join-timeout the node served on its own.
+// A name that does not resolve (yet) is not refused: a Service's DNS
+// name may come later. A seed without a port gets the default 7946.
+func checkSeeds(seeds []string) error {
+	var errs []error
+	for _, s := range seeds {
+		host, port, err := net.SplitHostPort(s)
+		if err != nil {
+			if strings.Contains(s, ":") && net.ParseIP(s) == nil {
+				errs = append(errs, fmt.Errorf("--join: %q is not host:port", s))
+			}
+			continue
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			errs = append(errs, fmt.Errorf("--join: %q: the port must be a number from 1 to 65535 (the seed's --gossip port)", s))
+		}
+		if host == "" {
+			errs = append(errs, fmt.Errorf("--join: %q has no host", s))
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -256,6 +256,10 @@ func TestFlagErrorsSayWhatToDo(t *testing.T) {
 		{[]string{"--bogus"}, "flag provided but not defined: -bogus (meshcast --help lists the flags)"},
 		{[]string{"--log-level", "loud"}, `--log-level must be debug, info, warn or error, not "loud"`},
 		{[]string{"--gossip", "127.0.0.1:7946", "--peer", "127.0.0.1:7946"}, "--gossip and --peer must be different addresses"},
+		{[]string{"--join", "10.0.0.1:7946,10.0.0.2:79466"}, `--join: "10.0.0.2:79466": the port must be a number from 1 to 65535`},
+		{[]string{"--join", "10.0.0.1:7946,10.0.0.2:gossip"}, `--join: "10.0.0.2:gossip": the port must be`},
+		{[]string{"--join", ":7946"}, `--join: ":7946" has no host`},
+		{[]string{"--join", "10.0.0.1:7946:7946"}, `--join: "10.0.0.1:7946:7946" is not host:port`},
 	} {
 		var usage bytes.Buffer
 		_, err := parseConfig(tc.args, noEnv, &usage)
@@ -269,5 +273,14 @@ func TestFlagErrorsSayWhatToDo(t *testing.T) {
 	var usage bytes.Buffer
 	if _, err := parseConfig([]string{"--help"}, noEnv, &usage); !errors.Is(err, flag.ErrHelp) || !strings.Contains(usage.String(), "-max-message") {
 		t.Fatalf("--help: %v, usage %q", err, usage.String())
+	}
+}
+
+// TestSeedsThatMayWork: what --join accepts, a name that may resolve
+// later and a seed without a port (memberlist's 7946) included.
+func TestSeedsThatMayWork(t *testing.T) {
+	ok := []string{"10.0.0.1:7946", "10.0.0.1", "meshcast-headless.default.svc:7946", "node-1", "[fd00::1]:7946", "fd00::1", "nosuchhost.invalid:7946"}
+	if err := checkSeeds(ok); err != nil {
+		t.Fatal(err)
 	}
 }

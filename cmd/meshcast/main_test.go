@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gobwas/ws"
 	"go.uber.org/goleak"
 
 	"github.com/meshcast/meshcast/internal/wait"
@@ -182,6 +183,18 @@ func TestReadyzWhileJoining(t *testing.T) {
 	if status != 503 || json.Unmarshal([]byte(body), &m) != nil || m["status"] != "joining" ||
 		!strings.HasPrefix(m["reason"], "contacting seeds 127.0.0.1:1") {
 		t.Fatalf("/readyz while joining: %d %s", status, body)
+	}
+	// Probes are not refusals: meshcast_unavailable_total counts the
+	// requests refused (here one upgrade), not how often /readyz asked.
+	for range 5 {
+		get(t, n.baseURL()+"/readyz")
+	}
+	if _, _, _, err := ws.Dial(context.Background(), n.wsURL()); err == nil {
+		t.Fatal("upgrade accepted while joining")
+	}
+	if _, body := get(t, n.baseURL()+"/metrics"); !strings.Contains(body, "\nmeshcast_unavailable_total 1\n") {
+		i := strings.Index(body, "\nmeshcast_unavailable_total ")
+		t.Fatalf("after 6 probes and 1 refused upgrade, want 1: %q", body[i+1:i+32])
 	}
 }
 

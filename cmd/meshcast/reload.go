@@ -77,7 +77,11 @@ func (n *node) reload() error {
 		next.security.warnWeakTokenSecret(n.log)
 	}
 	n.cfg = next
-	n.log.Info("configuration reloaded", slog.String("changed", strings.Join(changed, ",")))
+	what := strings.Join(changed, ",")
+	if what == "" { // not "": it reads as a bug, or as nothing done
+		what = "no setting (key and certificate files were read again)"
+	}
+	n.log.Info("configuration reloaded", slog.String("changed", what))
 	return nil
 }
 

@@ -250,3 +250,16 @@ func sighupSelf() error {
 	}
 	return p.Signal(syscall.SIGHUP)
 }
+
+// TestReloadOfNothingSaysSo: a SIGHUP with no setting changed logged
+// changed="", which reads as a bug; it says what it did instead.
+func TestReloadOfNothingSaysSo(t *testing.T) {
+	path := writeFile(t, "meshcast.yaml", "log-level: info\n")
+	n, logs := reloadNode(t, path)
+	if err := n.reload(); err != nil {
+		t.Fatal(err)
+	}
+	if want := `changed="no setting (key and certificate files were read again)"`; !strings.Contains(logs.String(), want) {
+		t.Fatalf("log %q, want %s", logs.String(), want)
+	}
+}

@@ -1,0 +1,130 @@
+package hub
+
+import (
+	"bytes"
+	"context"
+	"github.com/meshcast/meshcast/internal/wait"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lockedLog is a text log a hub and a test share.
+type lockedLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// lines returns the lines that contain every one of subs.
+func (l *lockedLog) lines(subs ...string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+next:
+	for _, line := range strings.Split(l.buf.String(), "\n") {
+		for _, s := range subs {
+			if !strings.Contains(line, s) {
+				continue next
+			}
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+// TestRefusalsAreNotLoggedOneLineEach: clients refused over a connection
+// limit or for their origin are counted, and logged at info once per
+// kind, not once each: a node at --max-connections met by thousands of
+// reconnecting clients wrote a line for every one of them.
+func TestRefusalsAreNotLoggedOneLineEach(t *testing.T) {
+	logs := &lockedLog{}
+	cfg := DefaultConfig()
+	cfg.Security = SecurityConfig{MaxConnections: 1}
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil)) // info
+	h, url := testHub(t, cfg)
+	dial(t, url)
+	const n = 30
+	for range n {
+		mustRefuse(t, url, http.StatusServiceUnavailable, "too many connections on this node")
+		if got, _ := refusal(t, url, http.Header{"Origin": {"https://evil.example"}}); got != http.StatusForbidden {
+			t.Fatalf("foreign origin: status %d", got)
+		}
+	}
+	if got := h.Stats().RefusedLimit; got != n {
+		t.Fatalf("refused_limit %d, want %d", got, n)
+	}
+	for _, reason := range []string{"too many connections on this node", "origin not allowed"} {
+		if got := logs.lines("level=INFO", "refused connection", reason); len(got) != 1 {
+			t.Fatalf("%d lines at info for %q, want 1:\n%s", len(got), reason, strings.Join(got, "\n"))
+		}
+	}
+}
+
+// TestSampledLogSaysWhatItLeftOut: after sampleEvery the next event of a
+// kind is logged with the number not logged meanwhile; kinds are counted
+// apart.
+func TestSampledLogSaysWhatItLeftOut(t *testing.T) {
+	var l sampledLog
+	full, origin := logKind{503, "full"}, logKind{403, "origin"}
+	t0 := time.Now()
+	for i, c := range []struct {
+		k        logKind
+		at       time.Duration
+		log      bool
+		unlogged uint64
+	}{
+		{full, 0, true, 0},
+		{full, time.Second, false, 0},
+		{origin, time.Second, true, 0},
+		{full, 2 * time.Second, false, 0},
+		{full, sampleEvery, true, 2},
+		{full, sampleEvery + time.Second, false, 0},
+		{origin, 3 * sampleEvery, true, 0},
+	} {
+		ok, n := l.take(c.k, t0.Add(c.at))
+		if ok != c.log || n != c.unlogged {
+			t.Fatalf("refusal %d: logged %v with %d unlogged, want %v with %d", i, ok, n, c.log, c.unlogged)
+		}
+	}
+}
+
+// TestSlowConsumerIsLogged: a client cut off as a slow consumer was only
+// counted; the operator asked why a client was disconnected found
+// nothing in the log. The first is logged at info with its client id and
+// address, the next within sampleEvery at debug only.
+func TestSlowConsumerIsLogged(t *testing.T) {
+	logs := &lockedLog{}
+	cfg := DefaultConfig()
+	cfg.Transport.WriteQueueSize = 64 << 10
+	cfg.Transport.MaxMessageSize = 16 << 10
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h, url := testHub(t, cfg)
+	for range 2 { // subscribe, then never read again
+		dial(t, url).MustAck(`{"op":"sub","ch":"firehose","id":1}`)
+	}
+	data := []byte(`"` + strings.Repeat("x", 4000) + `"`)
+	deadline := time.Now().Add(wait.Scaled(30 * time.Second))
+	for h.Stats().Transport.SlowConsumerCloses < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("slow consumers cut off: %d of 2", h.Stats().Transport.SlowConsumerCloses)
+		}
+		_ = h.Publish(context.Background(), "firehose", data)
+	}
+	// "client gone" comes after the slow consumer's own line.
+	waitFor(t, 5*time.Second, "both clients gone", func() bool { return len(logs.lines("client gone", "slow consumer")) == 2 })
+	got := logs.lines("level=INFO", "slow consumer")
+	if len(got) != 1 || len(logs.lines("level=DEBUG", "cut off as a slow consumer")) != 1 || !strings.Contains(got[0], "client=") ||
+		!strings.Contains(got[0], "remote=127.0.0.1:") {
+		t.Fatalf("want one line at info naming the client and its address, the other at debug:\n%s",
+			strings.Join(logs.lines("slow consumer"), "\n"))
+	}
+}
