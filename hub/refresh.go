@@ -16,8 +16,13 @@ const refreshTimeout = 10 * time.Second
 // history then gets a gap and every presence channel a leave and a join;
 // clients refresh before exp instead (hello and the ack say when).
 //
-// The user must stay the same. The new identity's expiry and channel
-// patterns apply from the ack on; subscriptions already made stay.
+// The user must stay the same, and the new identity must allow every
+// channel the connection is subscribed to: a token that narrows them is
+// refused, so the connection ends at its current exp and its resubscribes
+// are checked then, as without refresh (a token issuer narrowing a user's
+// channels must not be outlived by a refreshing client). The new expiry and
+// channel patterns apply from the ack on. One refresh at a time per
+// connection.
 func (s *session) refresh(req *request) {
 	h := s.hub
 	a := h.live().Authenticator
@@ -35,40 +40,64 @@ func (s *session) refresh(req *request) {
 		s.sendErr(req, CodeBadRequest, `refresh needs "token"`)
 		return
 	}
-	if s.tasks.Add(1) > maxTasks {
-		s.tasks.Add(-1)
-		s.sendErr(req, CodeRateLimited, "too many requests of this connection at once")
+	if !h.beginRefresh(s) {
+		s.sendErr(req, CodeRateLimited, "a refresh of this connection is already running")
 		return
 	}
 	// The Authenticator may take its time (a custom one may ask a
 	// database): not on the transport's read worker.
 	ack, token := request{id: req.id, hasID: req.hasID}, req.token
-	seq := h.numberRefresh(s)
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
-		defer s.tasks.Add(-1)
 		ctx, cancel := context.WithTimeout(h.ctx, refreshTimeout)
 		defer cancel()
-		id, err := a.Authenticate(s.refreshRequest(ctx, token))
-		switch {
-		case err != nil:
+		id, code, reason := s.checkRefresh(a.Authenticate(s.refreshRequest(ctx, token)))
+		if reason != "" {
 			h.metrics.refusedAuth.Add(1)
-			s.sendErr(&ack, codeOf(err, CodeForbidden), err.Error())
-			return
-		case id.User != s.client.User():
-			h.metrics.refusedAuth.Add(1)
-			s.sendErr(&ack, CodeForbidden, "a refresh cannot change the user")
+			if _, open := h.endRefresh(s, nil); open {
+				s.sendErr(&ack, code, reason)
+			}
 			return
 		}
-		expires, open := h.applyRefresh(s, &id, seq)
-		if !open {
-			return // closed meanwhile
-		}
-		if ack.hasID {
+		expires, open := h.endRefresh(s, &id)
+		if open && ack.hasID {
 			s.send(refreshAckFrame(ack.id, expires))
 		}
 	}()
+}
+
+// checkRefresh judges the Authenticator's answer to a refresh: the code and
+// reason of a refusal, or "" to apply id. The new identity is tried in
+// place for the subscriptions' checks (hooks read it from the Client), and
+// the old one put back.
+func (s *session) checkRefresh(id Identity, err error) (Identity, int, string) {
+	switch {
+	case err != nil:
+		return id, codeOf(err, CodeForbidden), err.Error()
+	case id.User != s.client.User():
+		return id, CodeForbidden, "a refresh cannot change the user"
+	}
+	old := s.client.ident.Swap(&id)
+	defer s.client.ident.Store(old)
+	for _, ch := range s.channels() {
+		if err := s.authorizeSubscribe(ch); err != nil {
+			return id, CodeForbidden, "the new token does not allow " + quoteForReason(ch) +
+				", which this connection is subscribed to (" + err.Error() + "): unsubscribe first, or reconnect with it"
+		}
+	}
+	return id, 0, ""
+}
+
+// channels returns the channels the session is in.
+func (s *session) channels() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, len(s.subs))
+	for i, sb := range s.subs {
+		out[i] = sb.c.name
+	}
+	return out
 }
 
 // refreshRequest is what the Authenticator sees of a refresh: the token as

@@ -85,18 +85,17 @@ func TestRefreshRefusals(t *testing.T) {
 	}
 }
 
-// TestRefreshesApplyInOrderSent: of two refreshes in flight at once, the
-// one the client sent last decides the connection's identity and expiry,
-// whichever the Authenticator answers last; an earlier one that ends
-// after it changes nothing, and its ack says the expiry in force. (The
-// second finishing last made the connection expire at the first token's
-// exp, though the ack of the later refresh had promised its own.)
-func TestRefreshesApplyInOrderSent(t *testing.T) {
+// TestOneRefreshAtATime: a refresh sent while another is being checked is
+// refused with 429, so a slow check of an older token can never undo a
+// newer one (two in flight once left the connection expiring at the first
+// token's exp, though the later ack had promised its own).
+func TestOneRefreshAtATime(t *testing.T) {
 	now := time.Now().Truncate(time.Second)
-	exps := map[string]time.Time{"first": now.Add(time.Hour), "older": now.Add(2 * time.Hour), "newer": now.Add(3 * time.Hour)}
+	exps := map[string]time.Time{"first": now.Add(time.Hour), "slow": now.Add(2 * time.Hour), "newer": now.Add(3 * time.Hour)}
 	release := make(chan struct{})
 	var releaseOnce sync.Once
 	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) }) // before the hub's Shutdown waits for it
+	checking := make(chan struct{}, 1)
 	cfg := DefaultConfig()
 	cfg.Authenticator = AuthenticatorFunc(func(r *http.Request) (Identity, error) {
 		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -107,7 +106,8 @@ func TestRefreshesApplyInOrderSent(t *testing.T) {
 		if !ok {
 			return Identity{}, &Error{Code: 401, Reason: "unknown token"}
 		}
-		if tok == "older" {
+		if tok == "slow" {
+			checking <- struct{}{}
 			<-release // the Authenticator is slow with this one
 		}
 		return Identity{User: "alice", ExpiresAt: exp, Channels: []string{tok}}, nil
@@ -116,22 +116,47 @@ func TestRefreshesApplyInOrderSent(t *testing.T) {
 	cfg.OnConnect = func(c *Client) { connected.Store(c) }
 	h, url := testHub(t, cfg)
 	c := dial(t, withToken(url, "first"))
-	c.SendText(`{"op":"refresh","token":"older","id":1}`)
-	c.SendText(`{"op":"refresh","token":"newer","id":2}`)
-	if m := c.ReadJSON(); m["op"] != "ack" || m["id"] != 2.0 || m["expires"] != float64(exps["newer"].Unix()) {
-		t.Fatalf("the newer refresh: %v, want its ack with its expires", m)
+	c.SendText(`{"op":"refresh","token":"slow","id":1}`)
+	<-checking
+	if reason := mustErr(t, c, `{"op":"refresh","token":"newer","id":2}`, CodeRateLimited); !strings.Contains(reason, "already running") {
+		t.Fatalf("a second refresh in flight: %q", reason)
 	}
 	releaseOnce.Do(func() { close(release) })
-	if m := c.ReadJSON(); m["op"] != "ack" || m["id"] != 1.0 || m["expires"] != float64(exps["newer"].Unix()) {
-		t.Fatalf("the older refresh, ending last: %v, want an ack with the expiry in force (the newer token's)", m)
+	if m := c.ReadJSON(); m["op"] != "ack" || m["id"] != 1.0 || m["expires"] != float64(exps["slow"].Unix()) {
+		t.Fatalf("the slow refresh: %v, want its ack with its expires", m)
 	}
-	if id := connected.Load().Identity(); !id.ExpiresAt.Equal(exps["newer"]) || id.Channels[0] != "newer" {
-		t.Fatalf("identity after both refreshes: %+v, want the newer token's", id)
+	if id := connected.Load().Identity(); !id.ExpiresAt.Equal(exps["slow"]) || id.Channels[0] != "slow" {
+		t.Fatalf("identity after the refresh: %+v, want the slow token's", id)
 	}
-	h.expire(exps["older"].Unix())
-	c.MustAck(`{"op":"ping","id":3}`) // still open
+	m := c.RoundTrip(`{"op":"refresh","token":"newer","id":3}`) // one at a time again
+	if m["op"] != "ack" || m["expires"] != float64(exps["newer"].Unix()) {
+		t.Fatalf("the next refresh: %v", m)
+	}
+	h.expire(exps["slow"].Unix())
+	c.MustAck(`{"op":"ping","id":4}`) // still open
 	h.expire(exps["newer"].Unix())
 	if code, reason := c.ExpectClose(); code != CloseTokenExpired {
 		t.Fatalf("close %d %q at the newer token's exp, want 4001", code, reason)
 	}
+}
+
+// TestRefreshThatNarrowsChannelsIsRefused: a token that no longer allows a
+// channel the connection is in is refused, and nothing changes: the
+// connection keeps its expiry (and at it, its resubscribe is checked), so
+// a refreshing client cannot outlive its issuer narrowing its channels.
+func TestRefreshThatNarrowsChannelsIsRefused(t *testing.T) {
+	h, url := secureHub(t, hmacVerifier(t), SecurityConfig{
+		Namespaces: map[string]Namespace{"team": {Subscribe: SubscribeClaim}},
+	})
+	first := claims("alice", time.Hour, "channels", []string{"team:a", "team:b"})
+	c := dial(t, withToken(url, hs256(t, first)))
+	c.MustAck(`{"op":"sub","ch":"team:a","id":1}`)
+	narrower := refreshReq(hs256(t, claims("alice", 2*time.Hour, "channels", []string{"team:b"})))
+	if reason := mustErr(t, c, narrower, CodeForbidden); !strings.Contains(reason, `does not allow "team:a"`) {
+		t.Fatalf("narrowing refresh: %q", reason)
+	}
+	c.MustAck(`{"op":"sub","ch":"team:b","id":2}`) // the old token's channels still hold
+	c.MustAck(refreshReq(hs256(t, claims("alice", 2*time.Hour, "channels", []string{"team:*"}))))
+	h.expire(first["exp"].(int64))
+	c.MustAck(`{"op":"ping","id":3}`)
 }

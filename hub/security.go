@@ -16,14 +16,10 @@ type hubSecurity struct {
 	users map[string]map[*session]struct{}
 	due   map[int64]map[*session]struct{} // token expiry (unix second) -> sessions
 	times expiryHeap                      // the keys of due, soonest first
-	// refreshes numbers the refreshes of the sessions that sent one (few
-	// do: kept here, not in every session), until the session closes.
-	refreshes map[*session]*refreshCount
+	// refreshing holds the sessions with a refresh in flight (one at a
+	// time each): entries only while the Authenticator decides.
+	refreshing map[*session]struct{}
 }
-
-// refreshCount is a session's refreshes: how many it sent, and the
-// number of the last one applied.
-type refreshCount struct{ sent, applied uint64 }
 
 // sessionSecurity is a session's share: its publish bucket (only the
 // session's own handlers touch it) and its token expiry (guarded by
@@ -49,7 +45,7 @@ func (h *Hub) initSecurity() {
 	h.sec.conns = newConnLimiter()
 	h.sec.users = make(map[string]map[*session]struct{})
 	h.sec.due = make(map[int64]map[*session]struct{})
-	h.sec.refreshes = make(map[*session]*refreshCount)
+	h.sec.refreshing = make(map[*session]struct{})
 	// Every node wants the system channel, so interest routing carries a
 	// cluster-wide disconnect to every node.
 	h.relay.Subscribe(sysDisconnect, false) // no wait: peers learn it from the snapshot of each link
@@ -109,34 +105,30 @@ func (h *Hub) scheduleLocked(s *session, exp int64) {
 	set[s] = struct{}{}
 }
 
-// numberRefresh returns the number of the session's new refresh. The
-// session's reader calls it, before OnClose untracks the session.
-func (h *Hub) numberRefresh(s *session) uint64 {
+// beginRefresh marks a refresh of the session in flight; false if one is
+// already (refreshes apply one at a time, in the order sent, so a slow
+// check of an older token cannot undo a newer one) or the session closed.
+func (h *Hub) beginRefresh(s *session) bool {
 	h.sec.mu.Lock()
 	defer h.sec.mu.Unlock()
-	n := h.sec.refreshes[s]
-	if n == nil {
-		n = new(refreshCount)
-		h.sec.refreshes[s] = n
+	if _, busy := h.sec.refreshing[s]; busy || s.sec.exp == untracked {
+		return false
 	}
-	n.sent++
-	return n.sent
+	h.sec.refreshing[s] = struct{}{}
+	return true
 }
 
-// applyRefresh makes id, refresh number seq of the session, its identity
-// and moves its expiry to id's, both under mu: two refreshes in flight at
-// once cannot leave one's identity with the other's expiry, and one the
-// client sent before the last applied (its Authenticator call was slower)
-// changes nothing. It returns the expiry in force, and false if the
-// session closed meanwhile.
-func (h *Hub) applyRefresh(s *session, id *Identity, seq uint64) (time.Time, bool) {
+// endRefresh ends the session's refresh; with id, id becomes its identity
+// and its expiry moves to id's, both under mu. It returns the expiry in
+// force, and false if the session closed meanwhile.
+func (h *Hub) endRefresh(s *session, id *Identity) (time.Time, bool) {
 	h.sec.mu.Lock()
 	defer h.sec.mu.Unlock()
+	delete(h.sec.refreshing, s)
 	if s.sec.exp == untracked {
 		return time.Time{}, false
 	}
-	if n := h.sec.refreshes[s]; n != nil && seq > n.applied {
-		n.applied = seq
+	if id != nil {
 		s.client.ident.Store(id)
 		var exp int64
 		if !id.ExpiresAt.IsZero() {
@@ -144,7 +136,7 @@ func (h *Hub) applyRefresh(s *session, id *Identity, seq uint64) (time.Time, boo
 		}
 		h.scheduleLocked(s, exp)
 	}
-	return s.client.ident.Load().ExpiresAt, true
+	return s.client.Identity().ExpiresAt, true
 }
 
 // untrackSession undoes trackSession and gives back the connection slot.
@@ -166,7 +158,7 @@ func (h *Hub) untrackSession(s *session) {
 	}
 	h.scheduleLocked(s, 0)
 	s.sec.exp = untracked
-	delete(h.sec.refreshes, s)
+	delete(h.sec.refreshing, s)
 }
 
 func (h *Hub) expiryLoop() {
