@@ -57,7 +57,7 @@ func (s *session) OnOpen(c *transport.Conn) {
 	s.hub.sessionOpened()
 	s.hub.trackSession(s)
 	s.hub.onlineOpened(s)
-	s.send(helloFrame(s.client.id, s.hub.cfg.NodeName, s.client.User(), s.hub.transport.MaxMessageSize()))
+	s.send(helloFrame(s.client.id, s.hub.cfg.NodeName, s.client.User(), s.hub.transport.MaxMessageSize(), s.client.Identity().ExpiresAt))
 	s.hub.events.connected(&s.client)
 }
 
@@ -106,6 +106,8 @@ func (s *session) OnMessage(frame []byte) {
 		s.presenceQuery(&req)
 	case opPing:
 		s.ack(&req)
+	case opRefresh:
+		s.refresh(&req)
 	default:
 		s.hub.metrics.badRequests.Add(1)
 		s.sendErr(&req, CodeBadRequest, "unknown op "+quoteForReason(req.op))

@@ -1,0 +1,83 @@
+package hub
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// refreshReq is a refresh request with id 1.
+func refreshReq(token string) string {
+	return fmt.Sprintf(`{"op":"refresh","token":%q,"id":1}`, token)
+}
+
+// TestRefreshMovesExpiry: hello says when the token expires; a refresh
+// with a later token moves the connection's expiry, so the sweep at the
+// old exp leaves it open and the one at the new exp closes it with 4001.
+// The sweep is run by hand at those seconds: no waiting on the clock.
+func TestRefreshMovesExpiry(t *testing.T) {
+	h, url := secureHub(t, hmacVerifier(t), SecurityConfig{})
+	first := claims("alice", time.Hour)
+	c := dial(t, withToken(url, hs256(t, first)))
+	if got := c.Hello["expires"]; got != float64(first["exp"].(int64)) {
+		t.Fatalf("hello expires %v, want the token's exp %d", got, first["exp"])
+	}
+	later := claims("alice", 2*time.Hour)
+	m := c.RoundTrip(refreshReq(hs256(t, later)))
+	if m["op"] != "ack" || m["id"] != 1.0 || m["expires"] != float64(later["exp"].(int64)) {
+		t.Fatalf("refresh: %v, want ack with expires %d", m, later["exp"])
+	}
+	h.expire(first["exp"].(int64))
+	c.MustAck(`{"op":"ping","id":2}`) // still open
+	h.expire(later["exp"].(int64))
+	if code, reason := c.ExpectClose(); code != CloseTokenExpired {
+		t.Fatalf("close %d %q at the new exp, want 4001", code, reason)
+	}
+}
+
+// TestRefreshReplacesChannels: in a claim namespace the refreshed token's
+// channels apply to the subscribes that follow.
+func TestRefreshReplacesChannels(t *testing.T) {
+	_, url := secureHub(t, hmacVerifier(t), SecurityConfig{
+		Namespaces: map[string]Namespace{"team": {Subscribe: SubscribeClaim}},
+	})
+	c := dial(t, withToken(url, hs256(t, claims("alice", time.Hour, "channels", []string{"team:a"}))))
+	mustErr(t, c, `{"op":"sub","ch":"team:b","id":5}`, CodeForbidden)
+	c.MustAck(refreshReq(hs256(t, claims("alice", time.Hour, "channels", []string{"team:b"}))))
+	c.MustAck(`{"op":"sub","ch":"team:b","id":6}`)
+}
+
+// TestRefreshRefusals: each refusal says why, and leaves the connection
+// as it was.
+func TestRefreshRefusals(t *testing.T) {
+	h, url := secureHub(t, hmacVerifier(t), SecurityConfig{})
+	first := claims("alice", time.Hour)
+	c := dial(t, withToken(url, hs256(t, first)))
+	cases := []struct {
+		req    string
+		code   int
+		reason string
+	}{
+		{refreshReq(hs256(t, claims("bob", time.Hour))), CodeForbidden, "cannot change the user"},
+		{refreshReq(hs256(t, claims("alice", -time.Minute))), 401, "expired"},
+		{refreshReq("not-a-token"), 401, ""},
+		{`{"op":"refresh","id":1}`, CodeBadRequest, `needs "token"`},
+		{`{"op":"refresh","token":7,"id":1}`, CodeBadRequest, `"token" must be a string`},
+	}
+	for _, tc := range cases {
+		if reason := mustErr(t, c, tc.req, tc.code); !strings.Contains(reason, tc.reason) {
+			t.Errorf("%s: reason %q, want it to contain %q", tc.req, reason, tc.reason)
+		}
+	}
+	h.expire(first["exp"].(int64)) // the first token's expiry still holds
+	if code, _ := c.ExpectClose(); code != CloseTokenExpired {
+		t.Fatalf("close %d, want 4001 at the first token's exp", code)
+	}
+
+	_, open := secureHub(t, nil, SecurityConfig{})
+	anon := dial(t, open)
+	if reason := mustErr(t, anon, refreshReq("x"), CodeBadRequest); !strings.Contains(reason, "does not authenticate") {
+		t.Fatalf("refresh on a node without an Authenticator: %q", reason)
+	}
+}
