@@ -102,6 +102,11 @@ func startFake(t testing.TB, store *fakeStore) *fake {
 }
 
 func (f *fake) upgrade(w http.ResponseWriter, r *http.Request) {
+	// Counted from the start: srv.Close waits for a request only until
+	// it is hijacked, so an Add after the upgrade could race the
+	// cleanup's Wait (the race detector saw it).
+	f.wg.Add(1)
+	defer f.wg.Done()
 	auth := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
 	f.mu.Lock()
 	f.auths = append(f.auths, auth)
