@@ -40,7 +40,8 @@ var (
 	// each bad byte); other bad names get the server's *Error 400.
 	ErrBadChannel = errors.New("client: channel name is not valid UTF-8")
 	// ErrRefresh wraps why a token refresh on the live connection failed
-	// (an EventError): GetToken's error, or the node's *Error.
+	// (an EventError): GetToken's error, the node's *Error, or no answer
+	// within RequestTimeout.
 	ErrRefresh = errors.New("client: token refresh failed")
 )
 
