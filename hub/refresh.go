@@ -43,6 +43,7 @@ func (s *session) refresh(req *request) {
 	// The Authenticator may take its time (a custom one may ask a
 	// database): not on the transport's read worker.
 	ack, token := request{id: req.id, hasID: req.hasID}, req.token
+	seq := h.numberRefresh(s)
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
@@ -60,16 +61,12 @@ func (s *session) refresh(req *request) {
 			s.sendErr(&ack, CodeForbidden, "a refresh cannot change the user")
 			return
 		}
-		var exp int64
-		if !id.ExpiresAt.IsZero() {
-			exp = id.ExpiresAt.Unix()
-		}
-		s.client.ident.Store(&id)
-		if !h.reschedule(s, exp) {
+		expires, open := h.applyRefresh(s, &id, seq)
+		if !open {
 			return // closed meanwhile
 		}
 		if ack.hasID {
-			s.send(refreshAckFrame(ack.id, id.ExpiresAt))
+			s.send(refreshAckFrame(ack.id, expires))
 		}
 	}()
 }

@@ -2,7 +2,10 @@ package hub
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -79,5 +82,56 @@ func TestRefreshRefusals(t *testing.T) {
 	anon := dial(t, open)
 	if reason := mustErr(t, anon, refreshReq("x"), CodeBadRequest); !strings.Contains(reason, "does not authenticate") {
 		t.Fatalf("refresh on a node without an Authenticator: %q", reason)
+	}
+}
+
+// TestRefreshesApplyInOrderSent: of two refreshes in flight at once, the
+// one the client sent last decides the connection's identity and expiry,
+// whichever the Authenticator answers last; an earlier one that ends
+// after it changes nothing, and its ack says the expiry in force. (The
+// second finishing last made the connection expire at the first token's
+// exp, though the ack of the later refresh had promised its own.)
+func TestRefreshesApplyInOrderSent(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	exps := map[string]time.Time{"first": now.Add(time.Hour), "older": now.Add(2 * time.Hour), "newer": now.Add(3 * time.Hour)}
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) }) // before the hub's Shutdown waits for it
+	cfg := DefaultConfig()
+	cfg.Authenticator = AuthenticatorFunc(func(r *http.Request) (Identity, error) {
+		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if tok == "" {
+			tok = r.URL.Query().Get("token")
+		}
+		exp, ok := exps[tok]
+		if !ok {
+			return Identity{}, &Error{Code: 401, Reason: "unknown token"}
+		}
+		if tok == "older" {
+			<-release // the Authenticator is slow with this one
+		}
+		return Identity{User: "alice", ExpiresAt: exp, Channels: []string{tok}}, nil
+	})
+	var connected atomic.Pointer[Client]
+	cfg.OnConnect = func(c *Client) { connected.Store(c) }
+	h, url := testHub(t, cfg)
+	c := dial(t, withToken(url, "first"))
+	c.SendText(`{"op":"refresh","token":"older","id":1}`)
+	c.SendText(`{"op":"refresh","token":"newer","id":2}`)
+	if m := c.ReadJSON(); m["op"] != "ack" || m["id"] != 2.0 || m["expires"] != float64(exps["newer"].Unix()) {
+		t.Fatalf("the newer refresh: %v, want its ack with its expires", m)
+	}
+	releaseOnce.Do(func() { close(release) })
+	if m := c.ReadJSON(); m["op"] != "ack" || m["id"] != 1.0 || m["expires"] != float64(exps["newer"].Unix()) {
+		t.Fatalf("the older refresh, ending last: %v, want an ack with the expiry in force (the newer token's)", m)
+	}
+	if id := connected.Load().Identity(); !id.ExpiresAt.Equal(exps["newer"]) || id.Channels[0] != "newer" {
+		t.Fatalf("identity after both refreshes: %+v, want the newer token's", id)
+	}
+	h.expire(exps["older"].Unix())
+	c.MustAck(`{"op":"ping","id":3}`) // still open
+	h.expire(exps["newer"].Unix())
+	if code, reason := c.ExpectClose(); code != CloseTokenExpired {
+		t.Fatalf("close %d %q at the newer token's exp, want 4001", code, reason)
 	}
 }

@@ -16,7 +16,14 @@ type hubSecurity struct {
 	users map[string]map[*session]struct{}
 	due   map[int64]map[*session]struct{} // token expiry (unix second) -> sessions
 	times expiryHeap                      // the keys of due, soonest first
+	// refreshes numbers the refreshes of the sessions that sent one (few
+	// do: kept here, not in every session), until the session closes.
+	refreshes map[*session]*refreshCount
 }
+
+// refreshCount is a session's refreshes: how many it sent, and the
+// number of the last one applied.
+type refreshCount struct{ sent, applied uint64 }
 
 // sessionSecurity is a session's share: its publish bucket (only the
 // session's own handlers touch it) and its token expiry (guarded by
@@ -42,6 +49,7 @@ func (h *Hub) initSecurity() {
 	h.sec.conns = newConnLimiter()
 	h.sec.users = make(map[string]map[*session]struct{})
 	h.sec.due = make(map[int64]map[*session]struct{})
+	h.sec.refreshes = make(map[*session]*refreshCount)
 	// Every node wants the system channel, so interest routing carries a
 	// cluster-wide disconnect to every node.
 	h.relay.Subscribe(sysDisconnect, false) // no wait: peers learn it from the snapshot of each link
@@ -101,16 +109,42 @@ func (h *Hub) scheduleLocked(s *session, exp int64) {
 	set[s] = struct{}{}
 }
 
-// reschedule gives an open session the expiry of its refreshed identity;
-// false if it closed meanwhile.
-func (h *Hub) reschedule(s *session, exp int64) bool {
+// numberRefresh returns the number of the session's new refresh. The
+// session's reader calls it, before OnClose untracks the session.
+func (h *Hub) numberRefresh(s *session) uint64 {
+	h.sec.mu.Lock()
+	defer h.sec.mu.Unlock()
+	n := h.sec.refreshes[s]
+	if n == nil {
+		n = new(refreshCount)
+		h.sec.refreshes[s] = n
+	}
+	n.sent++
+	return n.sent
+}
+
+// applyRefresh makes id, refresh number seq of the session, its identity
+// and moves its expiry to id's, both under mu: two refreshes in flight at
+// once cannot leave one's identity with the other's expiry, and one the
+// client sent before the last applied (its Authenticator call was slower)
+// changes nothing. It returns the expiry in force, and false if the
+// session closed meanwhile.
+func (h *Hub) applyRefresh(s *session, id *Identity, seq uint64) (time.Time, bool) {
 	h.sec.mu.Lock()
 	defer h.sec.mu.Unlock()
 	if s.sec.exp == untracked {
-		return false
+		return time.Time{}, false
 	}
-	h.scheduleLocked(s, exp)
-	return true
+	if n := h.sec.refreshes[s]; n != nil && seq > n.applied {
+		n.applied = seq
+		s.client.ident.Store(id)
+		var exp int64
+		if !id.ExpiresAt.IsZero() {
+			exp = id.ExpiresAt.Unix()
+		}
+		h.scheduleLocked(s, exp)
+	}
+	return s.client.ident.Load().ExpiresAt, true
 }
 
 // untrackSession undoes trackSession and gives back the connection slot.
@@ -132,6 +166,7 @@ func (h *Hub) untrackSession(s *session) {
 	}
 	h.scheduleLocked(s, 0)
 	s.sec.exp = untracked
+	delete(h.sec.refreshes, s)
 }
 
 func (h *Hub) expiryLoop() {
