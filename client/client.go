@@ -49,6 +49,10 @@ type Client struct {
 	stopErr error         // why the client stopped; nil while it runs
 	lastErr error         // the last failed connection attempt
 	stopped chan struct{} // closed when stopErr is set
+	refresh *refresher    // the token refresh of conn; nil: none (refresh.go)
+
+	// tokenSem is held while GetToken runs: one call at a time.
+	tokenSem chan struct{}
 
 	// evMu guards the events waiting for Config.OnEvent (events.go).
 	evMu      sync.Mutex
@@ -95,6 +99,8 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		waiting: make(map[uint64]*pending),
 		stopped: make(chan struct{}),
 		evWake:  make(chan struct{}, 1),
+
+		tokenSem: make(chan struct{}, 1),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if cfg.OnEvent != nil {

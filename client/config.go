@@ -17,7 +17,13 @@ type Config struct {
 	// Token is sent as "Authorization: Bearer <token>" on the upgrade.
 	Token string
 	// GetToken, when set, is called for a fresh token before every
-	// connection attempt (and so after a 4001 "token expired").
+	// connection attempt (and so after a 4001 "token expired"), and to
+	// refresh a live connection's: when the node's hello says when the
+	// connection's identity expires, a fresh token is sent on the
+	// connection before then, so that it is not closed with 4001 (see
+	// the package doc, Tokens). It is called on the client's goroutines,
+	// one call at a time, with a context that ends after DialTimeout, at
+	// Close, or, for a refresh, when the connection is lost.
 	GetToken func(ctx context.Context) (string, error)
 	// Header is added to every upgrade request.
 	Header http.Header

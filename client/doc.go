@@ -27,6 +27,26 @@
 // on the upgrade (a node not ready) honours Retry-After when there is only
 // one URL to try.
 //
+// # Tokens
+//
+// Config.Token is sent on the first connection; with Config.GetToken a
+// fresh token is fetched before every connection attempt instead. When
+// the node's hello says when the connection's identity expires (a token
+// with exp), a client with GetToken refreshes it over the live
+// connection, with no reconnect, no gap and no presence leave: a tenth
+// of the time left before the expiry (at least 5 s, at most 60 s before;
+// at once when less is left) it sends GetToken's token in a refresh
+// request, and the node's answer says when the new one expires, which
+// schedules the next refresh. A refresh that fails (GetToken's error, or
+// the node's *Error) is an EventError wrapping ErrRefresh and is tried
+// again halfway to the expiry, not sooner than 3 s after, while the old
+// token is still valid; a 400 (a node with nothing to refresh) is not.
+// If the expiry passes anyway, the node closes the connection with 4001
+// and the client reconnects with a token from GetToken. Refreshes stop
+// with the connection they belong to: each connection schedules its own.
+// The expiry is in Unix seconds by the node's clock; a client clock far
+// off from it refreshes early or late.
+//
 // # Delivery
 //
 // Each Subscription has its own goroutine that hands messages to its

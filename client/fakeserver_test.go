@@ -69,10 +69,17 @@ type fake struct {
 	failPub   int
 	swallow   func(op string) bool // true: no answer
 	hangUp    bool                 // close each connection (1011) right after its hello
-	conns     map[*fakeConn]bool
-	subs      map[string]map[*fakeConn]bool
-	received  []map[string]any
-	auths     []string
+	// expires, when set, gives the hello's expires (0: none); a refresh
+	// is answered with failRefresh's codes in turn, then with an ack
+	// whose expires is ackExpires' (nil or 0: none). Both are called
+	// under mu.
+	expires     func() int64
+	failRefresh []int
+	ackExpires  func() int64
+	conns       map[*fakeConn]bool
+	subs        map[string]map[*fakeConn]bool
+	received    []map[string]any
+	auths       []string
 }
 
 func startFake(t testing.TB, store *fakeStore) *fake {
@@ -95,6 +102,11 @@ func startFake(t testing.TB, store *fakeStore) *fake {
 }
 
 func (f *fake) upgrade(w http.ResponseWriter, r *http.Request) {
+	// Counted from the start: srv.Close waits for a request only until
+	// it is hijacked, so an Add after the upgrade could race the
+	// cleanup's Wait (the race detector saw it).
+	f.wg.Add(1)
+	defer f.wg.Done()
 	auth := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
 	f.mu.Lock()
 	f.auths = append(f.auths, auth)
@@ -122,10 +134,14 @@ func (f *fake) upgrade(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.conns[c] = true
 	f.mu.Unlock()
-	c.ws.send(map[string]any{"op": "hello", "client": client, "node": f.URL})
+	hello := map[string]any{"op": "hello", "client": client, "node": f.URL}
 	f.mu.Lock()
-	hangUp := f.hangUp
+	hangUp, exp := f.hangUp, call(f.expires)
 	f.mu.Unlock()
+	if exp != 0 {
+		hello["expires"] = exp
+	}
+	c.ws.send(hello)
 	if hangUp {
 		c.ws.mu.Lock()
 		_ = ws.WriteFrame(nc, ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusInternalServerError, "crashing")))
@@ -162,7 +178,8 @@ func (f *fake) gone(c *fakeConn) {
 }
 
 func (f *fake) frame(c *fakeConn, m map[string]any) {
-	op, ch := m["op"].(string), m["ch"].(string)
+	op, _ := m["op"].(string)
+	ch, _ := m["ch"].(string)
 	f.mu.Lock()
 	f.received = append(f.received, m)
 	swallow, history := f.swallow(op), f.history
@@ -241,9 +258,34 @@ func (f *fake) frame(c *fakeConn, m map[string]any) {
 		}
 		limit, _ := m["limit"].(float64)
 		reply(map[string]any{"op": "history", "ch": ch, "msgs": f.store.last(ch, int(limit))})
+	case "refresh":
+		f.mu.Lock()
+		codes := f.failRefresh
+		if len(codes) > 0 {
+			f.failRefresh = codes[1:]
+		}
+		exp := call(f.ackExpires)
+		f.mu.Unlock()
+		if len(codes) > 0 {
+			fail(codes[0], "refused by the test")
+			return
+		}
+		ack := map[string]any{"op": "ack"}
+		if exp != 0 {
+			ack["expires"] = exp
+		}
+		reply(ack)
 	default:
 		fail(400, "unknown op")
 	}
+}
+
+// call is fn(), or 0 without fn.
+func call(fn func() int64) int64 {
+	if fn == nil {
+		return 0
+	}
+	return fn()
 }
 
 func (s *fakeStore) appendLocked(ch, data string) string {

@@ -39,6 +39,10 @@ var (
 	// ErrBadChannel: the JSON encoder would send another name (U+FFFD for
 	// each bad byte); other bad names get the server's *Error 400.
 	ErrBadChannel = errors.New("client: channel name is not valid UTF-8")
+	// ErrRefresh wraps why a token refresh on the live connection failed
+	// (an EventError): GetToken's error, the node's *Error, or no answer
+	// within RequestTimeout.
+	ErrRefresh = errors.New("client: token refresh failed")
 )
 
 // serverFrame is any frame the server sends; fields by op.
@@ -58,6 +62,9 @@ type serverFrame struct {
 	// MaxMessage (hello) is the largest message the node reads; 0 from a
 	// node that does not say.
 	MaxMessage int `json:"max_message"`
+	// Expires (hello, and the ack of a refresh) is when the connection's
+	// identity expires, in Unix seconds; 0 when it does not (refresh.go).
+	Expires int64 `json:"expires"`
 	// The fields of presence answers and join events (presence.go).
 	presenceFields
 }
@@ -89,14 +96,18 @@ type request struct {
 	limit         int
 	info          []byte // sub: presence info
 	after         string // presence: the members after this user
+	token         string // refresh: the new token
 }
 
 func (r request) encode(id uint64) []byte {
 	b := make([]byte, 0, 48+len(r.ch)+len(r.data)+len(r.since))
 	b = append(b, `{"op":"`...)
 	b = append(b, r.op...)
-	b = append(b, `","ch":`...)
-	b = appendString(b, r.ch)
+	b = append(b, '"')
+	if r.op != "refresh" { // the one op not about a channel
+		b = append(b, `,"ch":`...)
+		b = appendString(b, r.ch)
+	}
 	b = append(b, `,"id":`...)
 	b = strconv.AppendUint(b, id, 10)
 	if r.since != "" {
@@ -118,6 +129,10 @@ func (r request) encode(id uint64) []byte {
 	if r.after != "" {
 		b = append(b, `,"after":`...)
 		b = appendString(b, r.after)
+	}
+	if r.token != "" {
+		b = append(b, `,"token":`...)
+		b = appendString(b, r.token)
 	}
 	return append(b, '}')
 }

@@ -1,7 +1,6 @@
 package client
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,11 +85,9 @@ const stableAfter = 10 * time.Second
 func (c *Client) dialOnce(url int, again bool) (*conn, error) {
 	token := c.cfg.Token
 	if c.cfg.GetToken != nil && (again || token == "") {
-		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.DialTimeout)
-		t, err := c.cfg.GetToken(ctx)
-		cancel()
+		t, err := c.getToken(c.ctx)
 		if err != nil {
-			return nil, fmt.Errorf("client: GetToken: %w", err)
+			return nil, err
 		}
 		token = t
 	}
@@ -136,6 +133,7 @@ func (c *Client) attach(cn *conn) bool {
 		return false
 	}
 	c.conn, c.hello = cn, cn.hello
+	c.startRefreshLocked(cn)
 	subs := make([]*Subscription, 0, len(c.subs))
 	for _, s := range c.subs {
 		subs = append(subs, s)
@@ -159,6 +157,7 @@ func (c *Client) attach(cn *conn) bool {
 func (c *Client) detach(code int, reason string) {
 	c.mu.Lock()
 	c.conn, c.hello = nil, nil
+	c.stopRefreshLocked()
 	c.up = make(chan struct{})
 	waiting := c.waiting
 	c.waiting = make(map[uint64]*pending)
