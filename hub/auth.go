@@ -19,7 +19,8 @@ type Identity struct {
 	Channels []string
 	Publish  []string
 	// ExpiresAt, if set, closes the connection with 4001 "token expired"
-	// when it passes (checked every second).
+	// when it passes (checked every second), unless a refresh replaced the
+	// identity first; hello tells the client.
 	ExpiresAt time.Time
 	// Claims is whatever the Authenticator attaches for the hooks to read:
 	// *hub.Claims from a TokenVerifier, your own type from yours.
@@ -37,7 +38,10 @@ type Identity struct {
 // store is down) is better returned as &hub.Error{Code: 503, Reason:
 // "try again", Err: err}: the client sees only the Reason, and refusals
 // are logged at debug. It runs on the request's goroutine, concurrently
-// for different requests.
+// for different requests. A client's refresh (a fresh token over the live
+// connection) calls it too, with a request that carries only the token
+// (Authorization: Bearer), the connection's RemoteAddr and Origin; the
+// identity it returns replaces the connection's if the User is the same.
 type Authenticator interface {
 	Authenticate(r *http.Request) (Identity, error)
 }

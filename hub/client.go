@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 )
 
 // Client is one WebSocket connection of this hub, as hooks and Go code see
@@ -13,7 +14,7 @@ import (
 // connection closed (they then do nothing, or return ErrClosed).
 type Client struct {
 	id     string
-	ident  *Identity // nil: anonymous
+	ident  atomic.Pointer[Identity] // nil: anonymous; a refresh replaces it
 	remote string
 	origin string
 	s      *session
@@ -24,19 +25,21 @@ func (c *Client) ID() string { return c.id }
 
 // User is the Identity's user; "" for an anonymous connection.
 func (c *Client) User() string {
-	if c.ident == nil {
+	id := c.ident.Load()
+	if id == nil {
 		return ""
 	}
-	return c.ident.User
+	return id.User // the same for every identity of a connection (refresh keeps it)
 }
 
 // Identity is what the Authenticator decided (the zero Identity for an
 // anonymous connection).
 func (c *Client) Identity() Identity {
-	if c.ident == nil {
+	id := c.ident.Load()
+	if id == nil {
 		return Identity{}
 	}
-	return *c.ident
+	return *id
 }
 
 // RemoteAddr is the TCP peer's address of the upgrade request.

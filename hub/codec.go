@@ -18,6 +18,8 @@ const (
 	// opPing is answered with an ack and nothing else: a client that
 	// cannot see WebSocket pings (a browser) checks the connection with it.
 	opPing = "ping"
+	// opRefresh replaces the connection's token with a fresh one (refresh.go).
+	opRefresh = "refresh"
 )
 
 // validJSONText reports whether b is one JSON value in valid UTF-8, what a
@@ -41,6 +43,7 @@ type request struct {
 	hasSince bool
 	info     []byte // sub: raw JSON value, presence info (presence_codec.go)
 	after    string // presence: list members after this user
+	token    string // refresh: the new token
 }
 
 // decodeError is the error of every frame the decoder refuses; its reason
@@ -97,7 +100,7 @@ func decodeRequest(frame []byte) (request, error) {
 // field sets the known field key to val. A key seen before is an error and
 // changes nothing, so the first "id" stays the one echoed.
 // fields are the keys a request may have, in the order of set's slots.
-var fields = [...]string{"op", "ch", "id", "data", "since", "limit", "info", "after"}
+var fields = [...]string{"op", "ch", "id", "data", "since", "limit", "info", "after", "token"}
 
 func (req *request) field(key string, keyOK bool, val []byte, seen *[len(fields)]bool) error {
 	if !keyOK {
@@ -151,6 +154,12 @@ func (req *request) set(slot int, val []byte) error {
 			return malformed(`"limit" must be a non-negative integer`)
 		}
 		req.limit = int(min(n, MaxHistory))
+	case 8:
+		s, ok := unquote(val)
+		if !ok {
+			return malformed(`"token" must be a string`)
+		}
+		req.token = s
 	default:
 		return req.setPresence(slot, val)
 	}

@@ -40,7 +40,8 @@
 //
 // Goroutines: one per connection that has subscribes waiting for the
 // cluster's confirmation (await.go; it acks them in order and exits when
-// none is left), one per in-process Subscription, one running the online
+// none is left), one per recovery, history read or token refresh while it
+// runs, one per in-process Subscription, one running the online
 // hooks when they are set, and one sweeping
 // expired identities each second (even without an Authenticator, since
 // UpdateSecurity may add one); Shutdown stops and waits for all of them.

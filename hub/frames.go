@@ -3,6 +3,7 @@ package hub
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/meshcast/meshcast/internal/history"
 	"github.com/meshcast/meshcast/transport"
@@ -67,7 +68,7 @@ func textFrame(payload []byte) []byte {
 // largest message the node reads: over it the node closes the connection
 // (1009), so a client refuses such a request itself and keeps the
 // connection and its subscriptions.
-func helloFrame(client, node, user string, maxMessage int) []byte {
+func helloFrame(client, node, user string, maxMessage int, expires time.Time) []byte {
 	b := make([]byte, 0, 96+len(client)+len(node)+len(user))
 	b = append(b, `{"op":"hello","client":`...)
 	b = appendQuoted(b, client)
@@ -79,6 +80,27 @@ func helloFrame(client, node, user string, maxMessage int) []byte {
 	}
 	b = append(b, `,"max_message":`...)
 	b = strconv.AppendInt(b, int64(maxMessage), 10)
+	b = appendExpires(b, expires)
+	b = append(b, '}')
+	return textFrame(b)
+}
+
+// appendExpires appends `,"expires":<unix seconds>` unless expires is zero:
+// when the connection's token expires, so that a client refreshes it before.
+func appendExpires(b []byte, expires time.Time) []byte {
+	if expires.IsZero() {
+		return b
+	}
+	b = append(b, `,"expires":`...)
+	return strconv.AppendInt(b, expires.Unix(), 10)
+}
+
+// refreshAckFrame acks a refresh with the connection's new expiry.
+func refreshAckFrame(id uint64, expires time.Time) []byte {
+	b := make([]byte, 0, 64)
+	b = append(b, `{"op":"ack","id":`...)
+	b = strconv.AppendUint(b, id, 10)
+	b = appendExpires(b, expires)
 	b = append(b, '}')
 	return textFrame(b)
 }

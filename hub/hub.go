@@ -176,7 +176,8 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := &session{hub: h}
-	s.client = Client{id: h.newClientID(), ident: ident, remote: r.RemoteAddr, origin: r.Header.Get("Origin"), s: s}
+	s.client = Client{id: h.newClientID(), remote: r.RemoteAddr, origin: r.Header.Get("Origin"), s: s}
+	s.client.ident.Store(ident)
 	if _, err := h.transport.Upgrade(w, r, s); err != nil {
 		h.sec.conns.release(r.RemoteAddr) // no OnClose will come
 		h.upgradeFailed(w, r, err)

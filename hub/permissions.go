@@ -155,7 +155,7 @@ func (c *Client) CanSubscribe(ch string) error {
 		}
 		return nil
 	case SubscribeClaim:
-		if c.ident == nil || !matchAny(c.ident.Channels, ch) {
+		if id := c.ident.Load(); id == nil || !matchAny(id.Channels, ch) {
 			return errors.New("channel not in the token's channels claim")
 		}
 		return nil
@@ -180,7 +180,7 @@ func (c *Client) CanPublish(ch string) error {
 		}
 		return nil
 	case PublishClaim:
-		if c.ident == nil || !matchAny(c.ident.Publish, ch) {
+		if id := c.ident.Load(); id == nil || !matchAny(id.Publish, ch) {
 			return errors.New("channel not in the token's publish claim")
 		}
 		return nil

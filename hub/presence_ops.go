@@ -251,7 +251,7 @@ func (s *session) presenceInfo(ch string, given []byte) ([]byte, error) {
 		return nil, nil
 	}
 	info := given
-	if id := s.client.ident; id != nil && len(id.Info) > 0 {
+	if id := s.client.ident.Load(); id != nil && len(id.Info) > 0 {
 		info = id.Info
 	}
 	if len(info) > MaxPresenceInfo {

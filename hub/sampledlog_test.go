@@ -1,52 +1,23 @@
 package hub
 
 import (
-	"bytes"
 	"context"
-	"github.com/meshcast/meshcast/internal/wait"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/meshcast/meshcast/internal/wait"
+	"github.com/meshcast/meshcast/transport/wstest"
 )
-
-// lockedLog is a text log a hub and a test share.
-type lockedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// lines returns the lines that contain every one of subs.
-func (l *lockedLog) lines(subs ...string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-next:
-	for _, line := range strings.Split(l.buf.String(), "\n") {
-		for _, s := range subs {
-			if !strings.Contains(line, s) {
-				continue next
-			}
-		}
-		out = append(out, line)
-	}
-	return out
-}
 
 // TestRefusalsAreNotLoggedOneLineEach: clients refused over a connection
 // limit or for their origin are counted, and logged at info once per
 // kind, not once each: a node at --max-connections met by thousands of
 // reconnecting clients wrote a line for every one of them.
 func TestRefusalsAreNotLoggedOneLineEach(t *testing.T) {
-	logs := &lockedLog{}
+	logs := &wstest.SyncBuffer{}
 	cfg := DefaultConfig()
 	cfg.Security = SecurityConfig{MaxConnections: 1}
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil)) // info
@@ -63,7 +34,7 @@ func TestRefusalsAreNotLoggedOneLineEach(t *testing.T) {
 		t.Fatalf("refused_limit %d, want %d", got, n)
 	}
 	for _, reason := range []string{"too many connections on this node", "origin not allowed"} {
-		if got := logs.lines("level=INFO", "refused connection", reason); len(got) != 1 {
+		if got := logs.Lines("level=INFO", "refused connection", reason); len(got) != 1 {
 			t.Fatalf("%d lines at info for %q, want 1:\n%s", len(got), reason, strings.Join(got, "\n"))
 		}
 	}
@@ -102,7 +73,7 @@ func TestSampledLogSaysWhatItLeftOut(t *testing.T) {
 // nothing in the log. The first is logged at info with its client id and
 // address, the next within sampleEvery at debug only.
 func TestSlowConsumerIsLogged(t *testing.T) {
-	logs := &lockedLog{}
+	logs := &wstest.SyncBuffer{}
 	cfg := DefaultConfig()
 	cfg.Transport.WriteQueueSize = 64 << 10
 	cfg.Transport.MaxMessageSize = 16 << 10
@@ -120,11 +91,11 @@ func TestSlowConsumerIsLogged(t *testing.T) {
 		_ = h.Publish(context.Background(), "firehose", data)
 	}
 	// "client gone" comes after the slow consumer's own line.
-	waitFor(t, 5*time.Second, "both clients gone", func() bool { return len(logs.lines("client gone", "slow consumer")) == 2 })
-	got := logs.lines("level=INFO", "slow consumer")
-	if len(got) != 1 || len(logs.lines("level=DEBUG", "cut off as a slow consumer")) != 1 || !strings.Contains(got[0], "client=") ||
+	waitFor(t, 5*time.Second, "both clients gone", func() bool { return len(logs.Lines("client gone", "slow consumer")) == 2 })
+	got := logs.Lines("level=INFO", "slow consumer")
+	if len(got) != 1 || len(logs.Lines("level=DEBUG", "cut off as a slow consumer")) != 1 || !strings.Contains(got[0], "client=") ||
 		!strings.Contains(got[0], "remote=127.0.0.1:") {
 		t.Fatalf("want one line at info naming the client and its address, the other at debug:\n%s",
-			strings.Join(logs.lines("slow consumer"), "\n"))
+			strings.Join(logs.Lines("slow consumer"), "\n"))
 	}
 }

@@ -16,14 +16,22 @@ type hubSecurity struct {
 	users map[string]map[*session]struct{}
 	due   map[int64]map[*session]struct{} // token expiry (unix second) -> sessions
 	times expiryHeap                      // the keys of due, soonest first
+	// refreshing holds the sessions with a refresh in flight (one at a
+	// time each): entries only while the Authenticator decides.
+	refreshing map[*session]struct{}
 }
 
-// sessionSecurity is a session's share: its publish bucket and its token
-// expiry. Only the session's own handlers touch it.
+// sessionSecurity is a session's share: its publish bucket (only the
+// session's own handlers touch it) and its token expiry (guarded by
+// hubSecurity.mu once the session is tracked: a refresh moves it).
 type sessionSecurity struct {
 	bucket bucket
-	exp    int64 // unix seconds; 0: no expiry tracked
+	exp    int64 // unix seconds; 0: no expiry tracked; untracked: the session closed
 }
+
+// untracked is sessionSecurity.exp once the session closed: a refresh
+// finishing after that must not schedule it again.
+const untracked = -1
 
 // expirySweep is how often expired tokens are looked for. Token exp has a
 // one-second resolution, so a finer sweep would find nothing more.
@@ -37,6 +45,7 @@ func (h *Hub) initSecurity() {
 	h.sec.conns = newConnLimiter()
 	h.sec.users = make(map[string]map[*session]struct{})
 	h.sec.due = make(map[int64]map[*session]struct{})
+	h.sec.refreshing = make(map[*session]struct{})
 	// Every node wants the system channel, so interest routing carries a
 	// cluster-wide disconnect to every node.
 	h.relay.Subscribe(sysDisconnect, false) // no wait: peers learn it from the snapshot of each link
@@ -48,11 +57,12 @@ func (h *Hub) initSecurity() {
 
 // trackSession indexes an opened session by user and token expiry.
 func (h *Hub) trackSession(s *session) {
-	if id := s.client.ident; id != nil && !id.ExpiresAt.IsZero() {
-		s.sec.exp = id.ExpiresAt.Unix()
+	var exp int64
+	if id := s.client.ident.Load(); id != nil && !id.ExpiresAt.IsZero() {
+		exp = id.ExpiresAt.Unix()
 	}
 	user := s.client.User()
-	if user == "" && s.sec.exp == 0 {
+	if user == "" && exp == 0 {
 		return
 	}
 	h.sec.mu.Lock()
@@ -65,15 +75,68 @@ func (h *Hub) trackSession(s *session) {
 		}
 		set[s] = struct{}{}
 	}
-	if exp := s.sec.exp; exp != 0 {
-		set := h.sec.due[exp]
-		if set == nil {
-			set = make(map[*session]struct{}, 1)
-			h.sec.due[exp] = set
-			h.sec.times.add(exp)
+	h.scheduleLocked(s, exp)
+}
+
+// scheduleLocked sets the session's expiry to exp (0: none), moving it in
+// the schedule. Caller holds h.sec.mu.
+func (h *Hub) scheduleLocked(s *session, exp int64) {
+	if old := s.sec.exp; old > 0 {
+		if set := h.sec.due[old]; set != nil {
+			delete(set, s)
+			// An emptied set goes at once, and its second with it (long-lived
+			// tokens and churn would otherwise keep one per connection for days).
+			if len(set) == 0 {
+				delete(h.sec.due, old)
+				h.sec.times.remove(old)
+			}
 		}
-		set[s] = struct{}{}
 	}
+	s.sec.exp = exp
+	if exp == 0 {
+		return
+	}
+	set := h.sec.due[exp]
+	if set == nil {
+		set = make(map[*session]struct{}, 1)
+		h.sec.due[exp] = set
+		h.sec.times.add(exp)
+	}
+	set[s] = struct{}{}
+}
+
+// beginRefresh marks a refresh of the session in flight; false if one is
+// already (refreshes apply one at a time, in the order sent, so a slow
+// check of an older token cannot undo a newer one) or the session closed.
+func (h *Hub) beginRefresh(s *session) bool {
+	h.sec.mu.Lock()
+	defer h.sec.mu.Unlock()
+	if _, busy := h.sec.refreshing[s]; busy || s.sec.exp == untracked {
+		return false
+	}
+	h.sec.refreshing[s] = struct{}{}
+	return true
+}
+
+// endRefresh ends the session's refresh; with id, id becomes its identity
+// and its expiry moves to id's, both under mu. It returns the expiry in
+// force, and false if the session closed meanwhile.
+func (h *Hub) endRefresh(s *session, id *Identity) (time.Time, bool) {
+	h.sec.mu.Lock()
+	defer h.sec.mu.Unlock()
+	delete(h.sec.refreshing, s)
+	if s.sec.exp == untracked {
+		return time.Time{}, false
+	}
+	if id != nil {
+		s.client.ident.Store(id)
+		var exp int64
+		if !id.ExpiresAt.IsZero() {
+			exp = id.ExpiresAt.Unix()
+		}
+		h.scheduleLocked(s, exp)
+	}
+	return s.client.Identity().ExpiresAt, true
 }
 
 // untrackSession undoes trackSession and gives back the connection slot.
@@ -81,25 +144,21 @@ func (h *Hub) untrackSession(s *session) {
 	h.sec.conns.release(s.client.remote)
 	user := s.client.User()
 	if user == "" && s.sec.exp == 0 {
-		return
+		return // not tracked; and never refreshed (it has no user), so read safely
 	}
 	h.sec.mu.Lock()
 	defer h.sec.mu.Unlock()
-	if set := h.sec.users[user]; set != nil {
-		delete(set, s)
-		if len(set) == 0 {
-			delete(h.sec.users, user)
+	if user != "" {
+		if set := h.sec.users[user]; set != nil {
+			delete(set, s)
+			if len(set) == 0 {
+				delete(h.sec.users, user)
+			}
 		}
 	}
-	// An emptied set goes at once, and its second with it (long-lived
-	// tokens and churn would otherwise keep one per connection for days).
-	if set := h.sec.due[s.sec.exp]; set != nil {
-		delete(set, s)
-		if len(set) == 0 {
-			delete(h.sec.due, s.sec.exp)
-			h.sec.times.remove(s.sec.exp)
-		}
-	}
+	h.scheduleLocked(s, 0)
+	s.sec.exp = untracked
+	delete(h.sec.refreshing, s)
 }
 
 func (h *Hub) expiryLoop() {

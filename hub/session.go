@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/meshcast/meshcast/internal/relay"
 	"github.com/meshcast/meshcast/transport"
@@ -57,7 +58,11 @@ func (s *session) OnOpen(c *transport.Conn) {
 	s.hub.sessionOpened()
 	s.hub.trackSession(s)
 	s.hub.onlineOpened(s)
-	s.send(helloFrame(s.client.id, s.hub.cfg.NodeName, s.client.User(), s.hub.transport.MaxMessageSize()))
+	var expires time.Time // only a connection with a user can refresh
+	if id := s.client.Identity(); id.User != "" {
+		expires = id.ExpiresAt
+	}
+	s.send(helloFrame(s.client.id, s.hub.cfg.NodeName, s.client.User(), s.hub.transport.MaxMessageSize(), expires))
 	s.hub.events.connected(&s.client)
 }
 
@@ -106,6 +111,8 @@ func (s *session) OnMessage(frame []byte) {
 		s.presenceQuery(&req)
 	case opPing:
 		s.ack(&req)
+	case opRefresh:
+		s.refresh(&req)
 	default:
 		s.hub.metrics.badRequests.Add(1)
 		s.sendErr(&req, CodeBadRequest, "unknown op "+quoteForReason(req.op))

@@ -40,16 +40,18 @@ type Conn struct {
 	rstate   atomic.Int32 // read token; only polled connections pass it around
 	halves   atomic.Int32 // teardown halves done: socket closed, OnClose returned
 	linger   atomic.Int32 // linger bits
+	added    atomic.Bool  // EPOLL_CTL_ADD done (polled connections)
 	lastSeen atomic.Int64 // unix nanos of the last complete frame received (or of the upgrade)
 	closeErr atomic.Pointer[CloseError]
 
 	// mu guards the write queue and the fields below; it is never held
 	// across I/O.
-	mu         sync.Mutex
-	q          *batch // frames waiting for a writer; nil while empty
-	qbytes     int    // bytes queued or being written
-	writing    bool   // a writer owns the flush (on the ready list, with a shared writer, or its own goroutine)
-	terminated bool   // socket closed
+	mu          sync.Mutex
+	lingerTimer *time.Timer // ends the linger at Config.CloseLinger; stopped by terminate
+	q           *batch      // frames waiting for a writer; nil while empty
+	qbytes      int         // bytes queued or being written
+	writing     bool        // a writer owns the flush (on the ready list, with a shared writer, or its own goroutine)
+	terminated  bool        // socket closed
 
 	p parser // touched only by the reading side
 }
@@ -188,6 +190,9 @@ func (c *Conn) terminate() {
 		return
 	}
 	c.terminated = true
+	if c.lingerTimer != nil {
+		c.lingerTimer.Stop() // it would keep the connection (and its handler) for the whole linger
+	}
 	if c.q != nil {
 		c.qbytes -= c.q.bytes
 		c.srv.putBatch(c.q)
@@ -256,7 +261,13 @@ func (c *Conn) shutWrite() {
 		c.terminate()
 		return
 	}
-	time.AfterFunc(c.srv.cfg.CloseLinger, c.terminate)
+	t := time.AfterFunc(c.srv.cfg.CloseLinger, c.terminate)
+	c.mu.Lock()
+	c.lingerTimer = t
+	if c.terminated {
+		t.Stop()
+	}
+	c.mu.Unlock()
 }
 
 // readEnded records that the lingering client closed its side (or reading

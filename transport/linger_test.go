@@ -38,6 +38,22 @@ func (c *client) expectFIN() {
 	}
 }
 
+// lingersUntilClientCloses checks, after the close frame was read, that
+// the server ended the stream (FIN), keeps the socket open while the
+// client has not closed (CloseLinger is long here), and closes it once the
+// client has.
+func lingersUntilClientCloses(t *testing.T, e *env, c *client) {
+	t.Helper()
+	c.expectFIN()
+	if n := e.srv.Stats().Conns; n != 1 {
+		t.Fatalf("Conns = %d while the client has not closed, want 1 (lingering)", n)
+	}
+	_ = c.conn.Close()
+	wstest.WaitFor(t, 10*time.Second, "the server to close once the client did", func() bool {
+		return e.srv.Stats().Conns == 0
+	})
+}
+
 // A server-side close with client bytes still unread must not end in a
 // reset: a client OS may drop what it had not read yet when a reset
 // arrives (Windows does), the close frame with it, and the client sees
@@ -57,14 +73,7 @@ func TestCloseWithUnreadInputEndsInFIN(t *testing.T) {
 		wstest.WaitFor(t, 5*time.Second, "the server to have dealt with the close", func() bool {
 			return e.rec(0).closeErr.Load() != nil && e.srv.Stats().CloseCodes["1009"] == 1
 		})
-		c.expectFIN()
-		if n := e.srv.Stats().Conns; n != 1 {
-			t.Fatalf("Conns = %d while the client has not closed, want 1 (lingering)", n)
-		}
-		_ = c.conn.Close()
-		wstest.WaitFor(t, 10*time.Second, "the server to close once the client did", func() bool {
-			return e.srv.Stats().Conns == 0
-		})
+		lingersUntilClientCloses(t, e, c)
 	})
 }
 
@@ -123,14 +132,7 @@ func TestTLSCloseWithUnreadInputEndsInCloseNotify(t *testing.T) {
 		if code, _ := c.readClose(); code != ws.StatusCode(CloseTooBig) {
 			t.Fatalf("close code %d, want %d", code, CloseTooBig)
 		}
-		c.expectFIN()
-		if n := e.srv.Stats().Conns; n != 1 {
-			t.Fatalf("Conns = %d while the client has not closed, want 1 (lingering)", n)
-		}
-		_ = c.conn.Close()
-		wstest.WaitFor(t, 10*time.Second, "the server to close once the client did", func() bool {
-			return e.srv.Stats().Conns == 0
-		})
+		lingersUntilClientCloses(t, e.env, c)
 	})
 }
 
@@ -147,13 +149,6 @@ func TestCloseFromOnOpenLingers(t *testing.T) {
 			t.Fatalf("close code %d, want 4000", code)
 		}
 		e.rec(0).waitClosed(t)
-		c.expectFIN()
-		if n := e.srv.Stats().Conns; n != 1 {
-			t.Fatalf("Conns = %d while the client has not closed, want 1 (lingering)", n)
-		}
-		_ = c.conn.Close()
-		wstest.WaitFor(t, 10*time.Second, "the server to close once the client did", func() bool {
-			return e.srv.Stats().Conns == 0
-		})
+		lingersUntilClientCloses(t, e, c)
 	})
 }

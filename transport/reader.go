@@ -135,7 +135,7 @@ func (c *Conn) serve(r *rawReader) {
 // registration (EPOLL_CTL_ADD) from Upgrade.
 func (c *Conn) releaseRead(first bool) {
 	if c.closing() {
-		c.finishReading(first)
+		c.finishReading()
 		return
 	}
 	c.rstate.Store(readArmed)
@@ -143,7 +143,7 @@ func (c *Conn) releaseRead(first bool) {
 	// token (it was busy): take it back and deliver OnClose ourselves.
 	if c.closing() {
 		if c.rstate.CompareAndSwap(readArmed, readBusy) {
-			c.finishReading(first)
+			c.finishReading()
 		}
 		return
 	}
@@ -153,18 +153,19 @@ func (c *Conn) releaseRead(first bool) {
 }
 
 // finishReading delivers OnClose, then, when the connection lingers, arms
-// it in epoll (first: it never was, closed from OnOpen) to see the client
-// close its side.
-func (c *Conn) finishReading(first bool) {
+// it in epoll to see the client close its side.
+func (c *Conn) finishReading() {
 	c.deliverClose()
 	if c.lingers() {
-		c.armLinger(first)
+		c.armLinger()
 	}
 }
 
-func (c *Conn) armLinger(first bool) {
+// armLinger (re-)arms the lingering connection in epoll: added, if it never
+// was (closed from OnOpen, or by another goroutine before its first arm).
+func (c *Conn) armLinger() {
 	c.rstate.Store(readLinger)
-	if err := c.srv.watch(c, first); err != nil {
+	if err := c.srv.watch(c, !c.added.Load()); err != nil {
 		c.readEnded() // closed meanwhile: nothing to wait for
 	}
 }
@@ -182,5 +183,5 @@ func (c *Conn) drain(r *rawReader) {
 			return
 		}
 	}
-	c.armLinger(false)
+	c.armLinger()
 }

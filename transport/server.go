@@ -297,6 +297,9 @@ func (s *Server) workLoop() {
 func (s *Server) watch(c *Conn, first bool) error {
 	// Once re-armed, the connection may already be on another worker: touch
 	// nothing of c after arm.
+	if first {
+		c.added.Store(true)
+	}
 	return control(c.rc, func(fd int) error {
 		return s.poll.arm(fd, c.id, first)
 	})

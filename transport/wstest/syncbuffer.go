@@ -2,6 +2,7 @@ package wstest
 
 import (
 	"bytes"
+	"strings"
 	"sync"
 )
 
@@ -23,4 +24,20 @@ func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// Lines returns the lines written so far that contain every one of subs
+// (every line, with none).
+func (b *SyncBuffer) Lines(subs ...string) []string {
+	var out []string
+next:
+	for _, line := range strings.Split(b.String(), "\n") {
+		for _, s := range subs {
+			if !strings.Contains(line, s) {
+				continue next
+			}
+		}
+		out = append(out, line)
+	}
+	return out
 }

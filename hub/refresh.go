@@ -1,0 +1,113 @@
+package hub
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// refreshTimeout bounds the Authenticator's decision on a refresh.
+const refreshTimeout = 10 * time.Second
+
+// refresh is {"op":"refresh","token":"..."}: the connection's identity is
+// replaced by the one the Authenticator gives for the new token, as if it
+// had connected with it, without closing it. A connection closed with 4001
+// at its token's exp has to reconnect, and every subscription without
+// history then gets a gap and every presence channel a leave and a join;
+// clients refresh before exp instead (hello and the ack say when).
+//
+// The user must stay the same, and the new identity must allow every
+// channel the connection is subscribed to: a token that narrows them is
+// refused, so the connection ends at its current exp and its resubscribes
+// are checked then, as without refresh (a token issuer narrowing a user's
+// channels must not be outlived by a refreshing client). The new expiry and
+// channel patterns apply from the ack on. One refresh at a time per
+// connection.
+func (s *session) refresh(req *request) {
+	h := s.hub
+	a := h.live().Authenticator
+	switch {
+	case a == nil:
+		h.metrics.badRequests.Add(1)
+		s.sendErr(req, CodeBadRequest, "this node does not authenticate connections: nothing to refresh")
+		return
+	case s.client.User() == "":
+		h.metrics.badRequests.Add(1)
+		s.sendErr(req, CodeBadRequest, "an anonymous connection has nothing to refresh")
+		return
+	case req.token == "":
+		h.metrics.badRequests.Add(1)
+		s.sendErr(req, CodeBadRequest, `refresh needs "token"`)
+		return
+	}
+	if !h.beginRefresh(s) {
+		s.sendErr(req, CodeRateLimited, "a refresh of this connection is already running")
+		return
+	}
+	// The Authenticator may take its time (a custom one may ask a
+	// database): not on the transport's read worker.
+	ack, token := request{id: req.id, hasID: req.hasID}, req.token
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		ctx, cancel := context.WithTimeout(h.ctx, refreshTimeout)
+		defer cancel()
+		id, code, reason := s.checkRefresh(a.Authenticate(s.refreshRequest(ctx, token)))
+		if reason != "" {
+			h.metrics.refusedAuth.Add(1)
+			if _, open := h.endRefresh(s, nil); open {
+				s.sendErr(&ack, code, reason)
+			}
+			return
+		}
+		expires, open := h.endRefresh(s, &id)
+		if open && ack.hasID {
+			s.send(refreshAckFrame(ack.id, expires))
+		}
+	}()
+}
+
+// checkRefresh judges the Authenticator's answer to a refresh: the code and
+// reason of a refusal, or "" to apply id. The new identity is tried in
+// place for the subscriptions' checks (hooks read it from the Client), and
+// the old one put back.
+func (s *session) checkRefresh(id Identity, err error) (Identity, int, string) {
+	switch {
+	case err != nil:
+		return id, codeOf(err, CodeForbidden), err.Error()
+	case id.User != s.client.User():
+		return id, CodeForbidden, "a refresh cannot change the user"
+	}
+	old := s.client.ident.Swap(&id)
+	defer s.client.ident.Store(old)
+	for _, ch := range s.channels() {
+		if err := s.authorizeSubscribe(ch); err != nil {
+			return id, CodeForbidden, "the new token does not allow " + quoteForReason(ch) +
+				", which this connection is subscribed to (" + err.Error() + "): unsubscribe first, or reconnect with it"
+		}
+	}
+	return id, 0, ""
+}
+
+// channels returns the channels the session is in.
+func (s *session) channels() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, len(s.subs))
+	for i, sb := range s.subs {
+		out[i] = sb.c.name
+	}
+	return out
+}
+
+// refreshRequest is what the Authenticator sees of a refresh: the token as
+// "Authorization: Bearer", and the connection's address and origin.
+func (s *session) refreshRequest(ctx context.Context, token string) *http.Request {
+	r, _ := http.NewRequestWithContext(ctx, http.MethodGet, "/", nil)
+	r.RemoteAddr = s.client.remote
+	r.Header.Set("Authorization", "Bearer "+token)
+	if s.client.origin != "" {
+		r.Header.Set("Origin", s.client.origin)
+	}
+	return r
+}
