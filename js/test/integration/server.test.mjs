@@ -208,6 +208,45 @@ test("tokens: getToken before every connection and after 4001; 4003 stops", asyn
   assert.equal(refused.reconnect, true);
 });
 
+test("token refresh: tokens that live 7 s, a connection that outlives several of them with no disconnect and no gap", async () => {
+  const secret = "js-refresh-secret";
+  const t = await Node.start({ name: "refresh", args: ["--token-hmac-secret", secret] });
+  cleanup.push(() => t.kill());
+  const life = 7; // s: the node closes with 4001 at exp unless a refresh moved it
+  const issued = [];
+  const getToken = async () => {
+    const exp = Math.floor(Date.now() / 1000) + life;
+    issued.push(exp);
+    return jwt(secret, { sub: "alice", exp });
+  };
+  const c = client(t.url, { getToken });
+  const drops = record(c, "disconnected"), errors = record(c, "error"), gaps = record(c, "gap");
+  c.connect();
+  const hello = await next(c, "connected", 10000);
+  assert.equal(hello.user, "alice");
+  assert.equal(hello.expires, issued[0]);
+  const got = [];
+  const s = c.subscribe("refresh:room", (d) => got.push(d.i)); // no history: a reconnect would be a gap
+  await s.ready();
+  const states = record(s, "subscribing");
+
+  // Another user publishes every 100 ms throughout, with a token that outlives the test.
+  const pub = await connected(t.url, { token: jwt(secret, { sub: "bob", exp: Math.floor(Date.now() / 1000) + 3600 }) });
+  const start = Date.now();
+  let sent = 0;
+  while (Date.now() - start < 3.5 * life * 1000) {
+    await pub.publish("refresh:room", { i: sent++ });
+    await new Promise((r) => setTimeout(r, 100)); // the pace of the publisher, not a synchronisation
+  }
+  await until(() => got.length == sent, `all ${sent} messages`, 10000);
+  assert.deepEqual(got, [...Array(sent).keys()], "every message, in order, none missing");
+  assert.deepEqual({ drops, errors, gaps, states }, { drops: [], errors: [], gaps: [], states: [] });
+  assert.equal(c.info.client, hello.client, "the same connection");
+  assert.ok(issued.length >= 4, `${issued.length} tokens issued in ${3.5 * life} s, want a refresh per lifetime at least`);
+  assert.equal(c.info.expires, issued.at(-1), "the connection's expiry is the last token's");
+  assert.ok(c.info.expires * 1000 > Date.now(), "and is ahead");
+});
+
 // History (issue 11). Until the server has it, these skip with the reason.
 async function historyNodes() {
   let hist;
