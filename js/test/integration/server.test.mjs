@@ -168,26 +168,29 @@ test("a publish typed while the node is down is sent once it is back, after the 
   await s.ready(); // the sub's ack waits for the cluster, so it may come after the message
 });
 
-test("tokens: getToken before every connection and after 4001; 4003 stops", async () => {
+test("tokens: getToken before every connection and after 4001 (a refused refresh); 4003 stops", async () => {
   const secret = "js-token-secret";
   const [t] = [await Node.start({ name: "tokens", args: ["--token-hmac-secret", secret, "--api-key", "k3y"] })];
   cleanup.push(() => t.kill());
   let issued = 0;
   const getToken = async () => {
     issued++;
-    // The first token expires in a second, so the node closes with 4001.
+    // The first token expires in a second. The client refreshes it at
+    // once, with a token for another user: refused (403), and no time is
+    // left to try again, so the node closes with 4001.
     const exp = Math.floor(Date.now() / 1000) + (issued == 1 ? 1 : 3600);
-    return jwt(secret, { sub: "alice", exp });
+    return jwt(secret, { sub: issued == 2 ? "mallory" : "alice", exp });
   };
   const c = client(t.url, { getToken });
-  const drops = record(c, "disconnected");
+  const drops = record(c, "disconnected"), errors = record(c, "error");
   c.connect();
   const first = await next(c, "connected", 10000);
   assert.equal(first.user, "alice");
   await until(() => drops.length == 1, "the close for the expired token", 10000);
   assert.deepEqual([drops[0].code, drops[0].reason, drops[0].reconnect], [4001, "token expired", true]);
+  assert.deepEqual(errors.map((e) => e.code), [403], "the refused refresh");
   await until(() => c.state == "connected", "the reconnect with a fresh token", 10000);
-  assert.equal(issued, 2);
+  assert.equal(issued, 3);
 
   const stop = next(c, "error", 10000);
   const res = await t.get("/api/disconnect", {
@@ -199,7 +202,7 @@ test("tokens: getToken before every connection and after 4001; 4003 stops", asyn
   assert.equal((await stop).code, 4003);
   assert.equal(c.state, "disconnected");
   assert.equal(drops.at(-1).reconnect, false);
-  assert.equal(issued, 2);
+  assert.equal(issued, 3);
 
   const anon = client(t.url, { maxReconnectDelay: 100 });
   anon.connect();
