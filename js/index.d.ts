@@ -43,7 +43,19 @@ export interface ClientOptions {
   /** Called for a fresh token before every reconnect, after close 4001
    * (token expired), and before the first connect when `token` is not
    * given. A rejection, or no answer within `timeout` (code "timeout"),
-   * is reported as an `error` event and retried with backoff. */
+   * is reported as an `error` event and retried with backoff.
+   *
+   * Also called to refresh the token over the live connection when the
+   * node's hello says when it expires (`info.expires`): 10% of the
+   * remaining lifetime before that (at least 5 s, at most 60 s; at once
+   * if less remains), and again before each new expiry the node acks,
+   * never sooner than 3 s after the previous refresh. So the connection
+   * never closes with 4001: no reconnect, no gap, no presence leave and
+   * join. A failed refresh (getToken rejects or times out, or the node
+   * refuses the token: 401, 403, 429, 503) is an `error` event and is
+   * tried again halfway to the expiry while there is time; if none is
+   * left, the node's 4001 and a reconnect take over. The user must stay
+   * the same (the token's `sub`). */
   getToken?: () => string | Promise<string>;
   /** The WebSocket class, where there is no global one (Node 20: the ws package's). */
   WebSocket?: WebSocketConstructor;
@@ -71,6 +83,9 @@ export interface ServerInfo {
   client: string;
   node: string;
   user?: string;
+  /** When the connection's token expires (Unix seconds, the server's
+   * clock), if it does; moved by each refresh (see getToken). */
+  expires?: number;
 }
 
 export interface DisconnectedContext {
@@ -175,6 +190,9 @@ export interface ClientEvents {
   connected: (info: ServerInfo) => void;
   disconnected: (ctx: DisconnectedContext) => void;
   gap: (ctx: GapContext) => void;
+  /** A failed getToken (at connect or refresh), a refused token refresh
+   * (a MeshcastError with the server's code), a stop (4001 without
+   * getToken, 4003, bad_url), a bad frame. */
   error: (err: MeshcastError | Error) => void;
 }
 

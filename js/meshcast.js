@@ -37,6 +37,12 @@ const utf8Len = (text) => new TextEncoder().encode(text).length;
 // A connection that lasted this long (ms) resets the reconnect backoff.
 const stableAfter = 10000;
 
+// A token refresh goes this long before the connection's expiry: 10% of
+// what remains, within [5 s, 60 s] (ms); and never sooner than refreshGap
+// after the previous one on the connection, even if it expires sooner.
+const refreshMargin = (left) => Math.min(60000, Math.max(5000, left / 10));
+const refreshGap = 3000;
+
 // Throws a TypeError unless v is a JSON value (undefined, functions,
 // symbols, BigInts and cycles are not), so a bad call fails at once
 // instead of after waiting for the connection, or as a server 400.
@@ -308,18 +314,12 @@ export class Client extends Emitter {
   async _open(fresh) {
     const gen = this._gen, get = this.opts.getToken;
     if (get && (fresh || this.token == null)) {
-      // A backend that hangs must not hold the reconnect forever. The
-      // deadline is also this._timer, so that close() clears it.
-      let t;
       try {
-        const late = new Promise((_, no) => (t = this._timer = setTimeout(() => no(err("timeout", "getToken did not answer within " + this.opts.timeout + " ms")), this.opts.timeout)));
-        this.token = await Promise.race([get(), late]);
+        this.token = await this._getToken("_timer");
       } catch (e) {
         // Still fresh: the token held may be the one the server expired.
         if (gen == this._gen) this._emit("error", e), this._retry(0, "getToken failed", fresh);
         return;
-      } finally {
-        clearTimeout(t);
       }
       if (gen != this._gen) return;
     }
@@ -348,11 +348,55 @@ export class Client extends Emitter {
     ws.onerror = () => {}; // a close event follows with the code
   }
 
+  // _getToken calls getToken. A backend that hangs must not hold the
+  // reconnect (or the refresh) forever: it is given up after timeout. The
+  // deadline is also this[k], so that close() (or the drop) clears it.
+  async _getToken(k) {
+    let t;
+    try {
+      return await Promise.race([this.opts.getToken(), new Promise((_, no) => (t = this[k] = setTimeout(() => no(err("timeout", "getToken did not answer within " + this.opts.timeout + " ms")), this.opts.timeout)))]);
+    } finally {
+      clearTimeout(t);
+    }
+  }
+
+  // _expiring schedules the refresh of the connection's token, which
+  // expires at exp (unix seconds, from the hello or the last refresh's
+  // ack), over the connection itself: no reconnect, no gap, no presence
+  // leave and join. After a refresh (after: 1) none goes sooner than
+  // refreshGap; after a failed one (after: 2) the next goes halfway to exp,
+  // if there is time; else the node closes with 4001 at exp, and getToken
+  // and a reconnect take over.
+  _expiring(exp, after) {
+    clearTimeout(this._rt);
+    if (!(exp > 0) || !this.opts.getToken) return;
+    const ws = this._ws, left = exp * 1000 - Date.now();
+    let d = after > 1 ? left / 2 : left - refreshMargin(left);
+    if (after) d = Math.max(d, refreshGap);
+    if (d >= left) return;
+    this._rt = setTimeout(async () => {
+      let e, m, token;
+      try {
+        token = await this._getToken("_rt");
+        if (this._ws == ws) m = await new Promise((ok, no) => this._call({ op: "refresh", token }, (e, m) => (e ? no(e) : ok(m))));
+      } catch (x) {
+        e = x;
+      }
+      if (this._ws != ws) return; // gone meanwhile: the next hello schedules afresh
+      if (e) return this._emit("error", e), this._expiring(exp, 2);
+      this.token = token;
+      this.info.expires = m.expires;
+      this._expiring(m.expires, 1);
+    }, d);
+    this._rt.unref?.(); // a Node process is held by the socket, not by this
+  }
+
   // _drop detaches the current socket and closes it.
   _drop(code) {
     const ws = this._ws;
     this._ws = null;
     clearTimeout(this._timer);
+    clearTimeout(this._rt);
     clearInterval(this._hb);
     if (!ws) return;
     ws.onmessage = ws.onclose = null;
@@ -444,8 +488,10 @@ export class Client extends Emitter {
         this._up = Date.now(); // the backoff resets once this connection has lasted (_lost)
         this.state = "connected";
         this.info = { client: m.client, node: m.node, user: m.user };
+        if (m.expires) this.info.expires = m.expires;
         this._max = m.max_message > 0 ? m.max_message : 0; // older nodes do not say: then close 1009 tells
         this._beating(this._ws);
+        this._expiring(m.expires);
         for (const s of this.subs.values()) s._sub(); // resubscribe first,
         for (const r of this._queue.splice(0)) this._send(r); // then what waited, in order,
         this._emit("connected", this.info); // then the application

@@ -36,6 +36,8 @@ export class FakeServer {
     this.answer = () => true; // (conn, frame) => false: swallow the request, no answer
     this.failSub = new Map(); // ch -> [code, ...] answered to the next subs
     this.failPub = null; // code answered to every pub while set
+    this.expires = () => undefined; // the connection's expiry (unix seconds) said in the hello and in each refresh's ack
+    this.failRefresh = []; // codes answered to the next refreshes
     this.received = []; // every frame from every client
     this.upgrades = []; // {url, token} of every upgrade request
     this.conns = new Set();
@@ -83,7 +85,8 @@ export class FakeServer {
     ws.on("close", () => this._gone(conn));
     ws.on("error", () => {});
     ws.on("message", (buf) => this._frame(conn, JSON.parse(String(buf))));
-    if (!this.silent) this.send(conn, { op: "hello", client: conn.id, node: "fake:" + this.port, ...(this.maxMessage && { max_message: this.maxMessage }) });
+    const expires = this.expires(conn);
+    if (!this.silent) this.send(conn, { op: "hello", client: conn.id, node: "fake:" + this.port, ...(this.maxMessage && { max_message: this.maxMessage }), ...(expires && { expires }) });
   }
 
   _gone(conn) {
@@ -165,6 +168,16 @@ export class FakeServer {
         return reply({ op: "ack" });
       case "ping":
         return reply({ op: "ack" });
+      case "refresh": {
+        // The user stays the connection's first token (presence); the
+        // refreshed one is kept beside it.
+        if (!f.token) return fail(400, "no token");
+        if (this.failRefresh.length) return fail(this.failRefresh.shift(), "refresh refused by the test");
+        if (this.tokens && !this.tokens.has(f.token)) return fail(401, "bad token");
+        conn.refreshed = f.token;
+        const expires = this.expires(conn);
+        return reply({ op: "ack", ...(expires && { expires }) });
+      }
       case "history":
         if (!this.history) return fail(400, "unknown op");
         return reply({ op: "history", ch: f.ch, msgs: (this.store.logs.get(f.ch) || []).slice(-(f.limit || 100)) });

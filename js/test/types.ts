@@ -20,6 +20,7 @@ async function example(): Promise<void> {
     timeout: defaults.timeout * 2,
   });
   c.on("connected", (info) => console.log(info.node, info.client, info.user ?? ""));
+  c.on("connected", ({ expires }) => expires && console.log("token expires", new Date(expires * 1000)));
   c.on("disconnected", ({ code, reason, reconnect, delay }) => console.log(code, reason, reconnect, delay));
   c.on("gap", ({ ch, reason }) => console.log(ch, reason));
   c.on("error", (e) => console.log(e.message));

@@ -168,26 +168,29 @@ test("a publish typed while the node is down is sent once it is back, after the 
   await s.ready(); // the sub's ack waits for the cluster, so it may come after the message
 });
 
-test("tokens: getToken before every connection and after 4001; 4003 stops", async () => {
+test("tokens: getToken before every connection and after 4001 (a refused refresh); 4003 stops", async () => {
   const secret = "js-token-secret";
   const [t] = [await Node.start({ name: "tokens", args: ["--token-hmac-secret", secret, "--api-key", "k3y"] })];
   cleanup.push(() => t.kill());
   let issued = 0;
   const getToken = async () => {
     issued++;
-    // The first token expires in a second, so the node closes with 4001.
+    // The first token expires in a second. The client refreshes it at
+    // once, with a token for another user: refused (403), and no time is
+    // left to try again, so the node closes with 4001.
     const exp = Math.floor(Date.now() / 1000) + (issued == 1 ? 1 : 3600);
-    return jwt(secret, { sub: "alice", exp });
+    return jwt(secret, { sub: issued == 2 ? "mallory" : "alice", exp });
   };
   const c = client(t.url, { getToken });
-  const drops = record(c, "disconnected");
+  const drops = record(c, "disconnected"), errors = record(c, "error");
   c.connect();
   const first = await next(c, "connected", 10000);
   assert.equal(first.user, "alice");
   await until(() => drops.length == 1, "the close for the expired token", 10000);
   assert.deepEqual([drops[0].code, drops[0].reason, drops[0].reconnect], [4001, "token expired", true]);
+  assert.deepEqual(errors.map((e) => e.code), [403], "the refused refresh");
   await until(() => c.state == "connected", "the reconnect with a fresh token", 10000);
-  assert.equal(issued, 2);
+  assert.equal(issued, 3);
 
   const stop = next(c, "error", 10000);
   const res = await t.get("/api/disconnect", {
@@ -199,13 +202,52 @@ test("tokens: getToken before every connection and after 4001; 4003 stops", asyn
   assert.equal((await stop).code, 4003);
   assert.equal(c.state, "disconnected");
   assert.equal(drops.at(-1).reconnect, false);
-  assert.equal(issued, 2);
+  assert.equal(issued, 3);
 
   const anon = client(t.url, { maxReconnectDelay: 100 });
   anon.connect();
   const refused = await next(anon, "disconnected", 10000); // HTTP 401: a browser sees only 1006
   assert.equal(refused.code, 1006);
   assert.equal(refused.reconnect, true);
+});
+
+test("token refresh: tokens that live 7 s, a connection that outlives several of them with no disconnect and no gap", async () => {
+  const secret = "js-refresh-secret";
+  const t = await Node.start({ name: "refresh", args: ["--token-hmac-secret", secret] });
+  cleanup.push(() => t.kill());
+  const life = 7; // s: the node closes with 4001 at exp unless a refresh moved it
+  const issued = [];
+  const getToken = async () => {
+    const exp = Math.floor(Date.now() / 1000) + life;
+    issued.push(exp);
+    return jwt(secret, { sub: "alice", exp });
+  };
+  const c = client(t.url, { getToken });
+  const drops = record(c, "disconnected"), errors = record(c, "error"), gaps = record(c, "gap");
+  c.connect();
+  const hello = await next(c, "connected", 10000);
+  assert.equal(hello.user, "alice");
+  assert.equal(hello.expires, issued[0]);
+  const got = [];
+  const s = c.subscribe("refresh:room", (d) => got.push(d.i)); // no history: a reconnect would be a gap
+  await s.ready();
+  const states = record(s, "subscribing");
+
+  // Another user publishes every 100 ms throughout, with a token that outlives the test.
+  const pub = await connected(t.url, { token: jwt(secret, { sub: "bob", exp: Math.floor(Date.now() / 1000) + 3600 }) });
+  const start = Date.now();
+  let sent = 0;
+  while (Date.now() - start < 3.5 * life * 1000) {
+    await pub.publish("refresh:room", { i: sent++ });
+    await new Promise((r) => setTimeout(r, 100)); // the pace of the publisher, not a synchronisation
+  }
+  await until(() => got.length == sent, `all ${sent} messages`, 10000);
+  assert.deepEqual(got, [...Array(sent).keys()], "every message, in order, none missing");
+  assert.deepEqual({ drops, errors, gaps, states }, { drops: [], errors: [], gaps: [], states: [] });
+  assert.equal(c.info.client, hello.client, "the same connection");
+  assert.ok(issued.length >= 4, `${issued.length} tokens issued in ${3.5 * life} s, want a refresh per lifetime at least`);
+  assert.equal(c.info.expires, issued.at(-1), "the connection's expiry is the last token's");
+  assert.ok(c.info.expires * 1000 > Date.now(), "and is ahead");
 });
 
 // History (issue 11). Until the server has it, these skip with the reason.
