@@ -44,8 +44,10 @@
 // If the expiry passes anyway, the node closes the connection with 4001
 // and the client reconnects with a token from GetToken. Refreshes stop
 // with the connection they belong to: each connection schedules its own.
-// The expiry is in Unix seconds by the node's clock; a client clock far
-// off from it refreshes early or late.
+// The client counts the expiry from the node's ttl (the seconds left), so
+// its own clock's error does not move the refresh; from a node that says
+// only expires (Unix seconds by its clock), a client clock far off from it
+// refreshes early or late.
 //
 // # Delivery
 //

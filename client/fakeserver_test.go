@@ -74,6 +74,7 @@ type fake struct {
 	// whose expires is ackExpires' (nil or 0: none). Both are called
 	// under mu.
 	expires     func() int64
+	ttl         *int64 // when set, the hello's ttl: the seconds left, whatever expires says
 	failRefresh []int
 	ackExpires  func() int64
 	conns       map[*fakeConn]bool
@@ -136,10 +137,13 @@ func (f *fake) upgrade(w http.ResponseWriter, r *http.Request) {
 	f.mu.Unlock()
 	hello := map[string]any{"op": "hello", "client": client, "node": f.URL}
 	f.mu.Lock()
-	hangUp, exp := f.hangUp, call(f.expires)
+	hangUp, exp, ttl := f.hangUp, call(f.expires), f.ttl
 	f.mu.Unlock()
 	if exp != 0 {
 		hello["expires"] = exp
+	}
+	if ttl != nil {
+		hello["ttl"] = *ttl
 	}
 	c.ws.send(hello)
 	if hangUp {

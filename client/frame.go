@@ -65,6 +65,10 @@ type serverFrame struct {
 	// Expires (hello, and the ack of a refresh) is when the connection's
 	// identity expires, in Unix seconds; 0 when it does not (refresh.go).
 	Expires int64 `json:"expires"`
+	// TTL, with Expires, is the seconds left until then by the node's clock:
+	// the client counts from it, so that its own clock's error does not
+	// move the refresh (nil from a node that does not say).
+	TTL *int64 `json:"ttl"`
 	// The fields of presence answers and join events (presence.go).
 	presenceFields
 }

@@ -45,6 +45,16 @@ func refreshDelay(left time.Duration) time.Duration {
 	return max(left-margin, 0)
 }
 
+// expiryOf is when a frame (hello, a refresh's ack) says the identity
+// expires, on this machine's clock: now plus its ttl, or, from a node that
+// does not say ttl, its expires; zero for none.
+func expiryOf(f *serverFrame) time.Time {
+	if f.Expires > 0 && f.TTL != nil {
+		return time.Now().Add(time.Duration(max(*f.TTL, 0)) * time.Second)
+	}
+	return expiresAt(f.Expires)
+}
+
 // expiresAt is a frame's expires as a time; zero for none.
 func expiresAt(unix int64) time.Time {
 	if unix <= 0 {
@@ -57,7 +67,7 @@ func expiresAt(unix int64) time.Time {
 // hello says when it expires and there is a GetToken to ask. Called with
 // c.mu held.
 func (c *Client) startRefreshLocked(cn *conn) {
-	exp := expiresAt(cn.hello.Expires)
+	exp := expiryOf(cn.hello)
 	if c.cfg.GetToken == nil || exp.IsZero() {
 		return
 	}
@@ -151,7 +161,7 @@ func (c *Client) sendRefresh(r *refresher) (time.Time, error) {
 		if a.err != nil {
 			return time.Time{}, a.err
 		}
-		return expiresAt(a.f.Expires), nil
+		return expiryOf(a.f), nil
 	case <-ctx.Done():
 		c.forget(id)
 		return time.Time{}, fmt.Errorf("no answer: %w", ctx.Err())

@@ -111,6 +111,20 @@ func TestRefreshFrame(t *testing.T) {
 	}
 }
 
+// A client whose clock is an hour behind the node's: the hello's expires
+// looks an hour and 3 s away, but its ttl says 3 s, and the client
+// counts from that: it refreshes at once.
+func TestRefreshCountsFromTTL(t *testing.T) {
+	f := startFake(t, newStore(10))
+	ttl := int64(3)
+	f.set(func(f *fake) { f.expires, f.ttl, f.ackExpires = in(time.Hour+3*time.Second), &ttl, in(time.Hour) })
+	var ts tokenSource
+	cfg := testConfig(f.URL)
+	cfg.GetToken = ts.get
+	connect(t, cfg)
+	waitFor(t, 5*time.Second, "a refresh", func() bool { return len(f.refreshes()) == 1 })
+}
+
 // A hello with expires near: the client sends GetToken's next token at
 // once, on the same connection, and schedules the next refresh from the
 // ack's expires (60 s before it, for an hour's token). A subscription and

@@ -85,14 +85,18 @@ func helloFrame(client, node, user string, maxMessage int, expires time.Time) []
 	return textFrame(b)
 }
 
-// appendExpires appends `,"expires":<unix seconds>` unless expires is zero:
-// when the connection's token expires, so that a client refreshes it before.
+// appendExpires appends `,"expires":<unix seconds>,"ttl":<seconds left>`
+// unless expires is zero: when the connection's token expires, so that a
+// client refreshes it before; ttl lets it count on its own clock, whatever
+// that clock's error.
 func appendExpires(b []byte, expires time.Time) []byte {
 	if expires.IsZero() {
 		return b
 	}
 	b = append(b, `,"expires":`...)
-	return strconv.AppendInt(b, expires.Unix(), 10)
+	b = strconv.AppendInt(b, expires.Unix(), 10)
+	b = append(b, `,"ttl":`...)
+	return strconv.AppendInt(b, max(expires.Unix()-time.Now().Unix(), 0), 10)
 }
 
 // refreshAckFrame acks a refresh with the connection's new expiry.

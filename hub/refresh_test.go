@@ -26,6 +26,10 @@ func TestRefreshMovesExpiry(t *testing.T) {
 	if got := c.Hello["expires"]; got != float64(first["exp"].(int64)) {
 		t.Fatalf("hello expires %v, want the token's exp %d", got, first["exp"])
 	}
+	// ttl: the seconds left by the node's clock (the test may cross a second).
+	if ttl, _ := c.Hello["ttl"].(float64); ttl < 3598 || ttl > 3600 {
+		t.Fatalf("hello ttl %v, want about 3600", c.Hello["ttl"])
+	}
 	later := claims("alice", 2*time.Hour)
 	m := c.RoundTrip(refreshReq(hs256(t, later)))
 	if m["op"] != "ack" || m["id"] != 1.0 || m["expires"] != float64(later["exp"].(int64)) {

@@ -41,6 +41,11 @@ const stableAfter = 10000;
 // what remains, within [5 s, 60 s] (ms); and never sooner than refreshGap
 // after the previous one on the connection, even if it expires sooner.
 const refreshMargin = (left) => Math.min(60000, Math.max(5000, left / 10));
+// When a hello or a refresh's ack says the token expires, in unix seconds
+// on this machine's clock: counted from its ttl (the node's seconds left),
+// so that this clock's error does not move the refresh; from a node that
+// does not say ttl, its expires.
+const expiry = (m) => (m.expires > 0 && m.ttl != null ? Date.now() / 1000 + Math.max(m.ttl, 0) : m.expires);
 const refreshGap = 3000;
 
 // Throws a TypeError unless v is a JSON value (undefined, functions,
@@ -386,7 +391,7 @@ export class Client extends Emitter {
       if (e) return this._emit("error", e), this._expiring(exp, 2);
       this.token = token;
       this.info.expires = m.expires;
-      this._expiring(m.expires, 1);
+      this._expiring(expiry(m), 1);
     }, d);
     this._rt.unref?.(); // a Node process is held by the socket, not by this
   }
@@ -491,7 +496,7 @@ export class Client extends Emitter {
         if (m.expires) this.info.expires = m.expires;
         this._max = m.max_message > 0 ? m.max_message : 0; // older nodes do not say: then close 1009 tells
         this._beating(this._ws);
-        this._expiring(m.expires);
+        this._expiring(expiry(m));
         for (const s of this.subs.values()) s._sub(); // resubscribe first,
         for (const r of this._queue.splice(0)) this._send(r); // then what waited, in order,
         this._emit("connected", this.info); // then the application

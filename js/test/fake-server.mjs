@@ -37,6 +37,7 @@ export class FakeServer {
     this.failSub = new Map(); // ch -> [code, ...] answered to the next subs
     this.failPub = null; // code answered to every pub while set
     this.expires = () => undefined; // the connection's expiry (unix seconds) said in the hello and in each refresh's ack
+    this.ttl = () => undefined; // the hello's ttl (seconds left, whatever expires says)
     this.failRefresh = []; // codes answered to the next refreshes
     this.received = []; // every frame from every client
     this.upgrades = []; // {url, token} of every upgrade request
@@ -86,7 +87,7 @@ export class FakeServer {
     ws.on("error", () => {});
     ws.on("message", (buf) => this._frame(conn, JSON.parse(String(buf))));
     const expires = this.expires(conn);
-    if (!this.silent) this.send(conn, { op: "hello", client: conn.id, node: "fake:" + this.port, ...(this.maxMessage && { max_message: this.maxMessage }), ...(expires && { expires }) });
+    if (!this.silent) this.send(conn, { op: "hello", client: conn.id, node: "fake:" + this.port, ...(this.maxMessage && { max_message: this.maxMessage }), ...(expires && { expires }), ...(this.ttl(conn) != null && { ttl: this.ttl(conn) }) });
   }
 
   _gone(conn) {

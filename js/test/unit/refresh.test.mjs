@@ -157,6 +157,15 @@ describe("token refresh", { concurrency: true }, () => {
     assert.equal(srv.upgrades.length, 2, "no reconnect");
   });
 
+  test("counted from the hello's ttl: a clock an hour behind the node's still refreshes before the expiry", async (t) => {
+    const srv = await server(t, { tokens: new Set(["t1", "t2"]) });
+    srv.expires = () => ahead(3600000 + margin + 300); // an hour and 5.3 s away, by this clock
+    srv.ttl = () => (margin + 300) / 1000; // 5.3 s, by the node's
+    let n = 0;
+    await connected(t, srv.url, { getToken: async () => "t" + ++n });
+    await until(() => refreshes(srv).length == 1, "a refresh", 3000);
+  });
+
   test("no refresh without getToken, nor without expires in the hello", async (t) => {
     const srv = await server(t);
     srv.expires = (conn) => (conn.token == "no-expiry" ? undefined : ahead(margin + 300));
