@@ -3,29 +3,20 @@
 // backoff wait at once, instead of up to maxReconnectDelay later.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
 import { Node } from "../meshcast-proc.mjs";
+import { launch } from "./chromium.mjs";
 
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
-let node, context, profile;
+let node, browser, context;
 
 before(async () => {
   node = await Node.start({ name: "online", args: ["--api-key", "k3y"] });
-  profile = mkdtempSync(join(tmpdir(), "meshcast-chromium-"));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath,
-    headless: true,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launch();
+  context = browser.context;
 });
 
 after(async () => {
-  await context?.close();
+  await browser?.close();
   await node?.kill();
-  if (profile) rmSync(profile, { recursive: true, force: true });
 });
 
 test("back online: a reconnect waiting out a long backoff goes at once, and the subscription is back", async () => {
