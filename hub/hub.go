@@ -74,6 +74,7 @@ type metrics struct {
 	// standing, are in unavailable as well
 	refusedOrigin, refusedLimit, refusedAuth, refusedUnavailable, refusedUpgrade atomic.Uint64
 	errs                                                                         errCodes // err frames sent, by code
+	refreshes, refreshesRefused                                                  atomic.Uint64
 }
 
 // New builds a hub, starts its transport and, with cfg.Cluster, starts the
@@ -424,10 +425,15 @@ type Stats struct {
 	RefusedUpgrade     uint64 `json:"refused_upgrade"`
 	// ErrCodes counts the err frames sent to clients by code ("400",
 	// "403", "413", "429", "503", and "other" for a hook's own codes).
-	ErrCodes  map[string]uint64 `json:"err_codes"`
-	History   HistoryStats      `json:"history"`
-	Presence  PresenceCounts    `json:"presence"` // presence_ops.go
-	Transport transport.Stats   `json:"transport"`
+	ErrCodes map[string]uint64 `json:"err_codes"`
+	// Token refreshes over live connections (refresh.go): applied, and
+	// refused (the token invalid, another user, a channel no longer
+	// allowed, one already running).
+	Refreshes        uint64          `json:"refreshes"`
+	RefreshesRefused uint64          `json:"refreshes_refused"`
+	History          HistoryStats    `json:"history"`
+	Presence         PresenceCounts  `json:"presence"` // presence_ops.go
+	Transport        transport.Stats `json:"transport"`
 }
 
 // HistoryStats is what the node holds of channels with history, and how
@@ -482,6 +488,8 @@ func (h *Hub) Stats() Stats {
 		RefusedUnavailable: m.refusedUnavailable.Load(),
 		RefusedUpgrade:     m.refusedUpgrade.Load(),
 		ErrCodes:           m.errs.snapshot(),
+		Refreshes:          m.refreshes.Load(),
+		RefreshesRefused:   m.refreshesRefused.Load(),
 		History:            h.HistoryStats(),
 		Presence:           h.PresenceCounts(),
 		Transport:          h.transport.Stats(),

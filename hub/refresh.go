@@ -41,6 +41,7 @@ func (s *session) refresh(req *request) {
 		return
 	}
 	if !h.beginRefresh(s) {
+		h.metrics.refreshesRefused.Add(1)
 		s.sendErr(req, CodeRateLimited, "a refresh of this connection is already running")
 		return
 	}
@@ -54,13 +55,16 @@ func (s *session) refresh(req *request) {
 		defer cancel()
 		id, code, reason := s.checkRefresh(a.Authenticate(s.refreshRequest(ctx, token)))
 		if reason != "" {
-			h.metrics.refusedAuth.Add(1)
+			h.metrics.refreshesRefused.Add(1)
 			if _, open := h.endRefresh(s, nil); open {
 				s.sendErr(&ack, code, reason)
 			}
 			return
 		}
 		expires, open := h.endRefresh(s, &id)
+		if open {
+			h.metrics.refreshes.Add(1)
+		}
 		if open && ack.hasID {
 			s.send(refreshAckFrame(ack.id, expires))
 		}

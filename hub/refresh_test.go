@@ -35,6 +35,9 @@ func TestRefreshMovesExpiry(t *testing.T) {
 	if m["op"] != "ack" || m["id"] != 1.0 || m["expires"] != float64(later["exp"].(int64)) {
 		t.Fatalf("refresh: %v, want ack with expires %d", m, later["exp"])
 	}
+	if st := h.Stats(); st.Refreshes != 1 || st.RefreshesRefused != 0 {
+		t.Fatalf("Stats: %d refreshes, %d refused; want 1 and 0", st.Refreshes, st.RefreshesRefused)
+	}
 	h.expire(first["exp"].(int64))
 	c.MustAck(`{"op":"ping","id":2}`) // still open
 	h.expire(later["exp"].(int64))
@@ -76,6 +79,10 @@ func TestRefreshRefusals(t *testing.T) {
 		if reason := mustErr(t, c, tc.req, tc.code); !strings.Contains(reason, tc.reason) {
 			t.Errorf("%s: reason %q, want it to contain %q", tc.req, reason, tc.reason)
 		}
+	}
+	// Counted apart from refused upgrades: the ones with a token to check.
+	if st := h.Stats(); st.RefreshesRefused != 3 || st.Refreshes != 0 || st.RefusedAuth != 0 {
+		t.Fatalf("Stats: %d refreshes refused, %d applied, %d upgrades refused; want 3, 0, 0", st.RefreshesRefused, st.Refreshes, st.RefusedAuth)
 	}
 	h.expire(first["exp"].(int64)) // the first token's expiry still holds
 	if code, _ := c.ExpectClose(); code != CloseTokenExpired {

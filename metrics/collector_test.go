@@ -21,6 +21,7 @@ func fakeSources() Sources {
 		Hub: func() hub.Stats {
 			return hub.Stats{Sessions: 3, Connects: 7, Publishes: 10, RemoteDeliveries: 4, Deliveries: 30, PeerDeliveries: 8,
 				RefusedOrigin: 1, RefusedAuth: 2, RefusedUpgrade: 4, ErrCodes: map[string]uint64{"400": 5, "other": 1},
+				Refreshes: 14, RefreshesRefused: 3,
 				Transport: transport.Stats{Upgrades: 7, UpgradeErrors: 8, SlowConsumerCloses: 2, CloseCodes: map[string]uint64{"1008": 2}}}
 		},
 		Cluster: func() cluster.Stats {
@@ -59,6 +60,7 @@ meshcast_deliveries_total{origin="peer"} 8
 		"meshcast_drops_total":               2 + 6 + 5,
 		"meshcast_upgrade_failures_total":    1 + 2 + 4 + 8,
 		"meshcast_err_frames_total":          6,
+		"meshcast_token_refreshes_total":     14 + 3,
 		"meshcast_junk_gossip_packets_total": 11,
 		"meshcast_junk_gossip_streams_total": 12,
 		"meshcast_history_messages":          9,

@@ -62,6 +62,11 @@ func hubLabeled() []labeled[hub.Stats] {
 		{prometheus.NewDesc("meshcast_err_frames_total",
 			"Err frames sent to clients, by code (400, 403, 413, 429, 503, other).",
 			[]string{"code"}, nil), counter, func(s *hub.Stats) map[string]float64 { return floats(s.ErrCodes) }},
+		{prometheus.NewDesc("meshcast_token_refreshes_total",
+			"Token refreshes over live connections, by result: ok, or refused (invalid token, another user, a channel no longer allowed).",
+			[]string{"result"}, nil), counter, func(s *hub.Stats) map[string]float64 {
+			return map[string]float64{"ok": float64(s.Refreshes), "refused": float64(s.RefreshesRefused)}
+		}},
 		{prometheus.NewDesc("meshcast_close_frames_total",
 			"Close frames this node started, by close code (1001 shutdown or ping timeout, 1008 slow consumer, 4001 token expired, ...).",
 			[]string{"code"}, nil), counter, func(s *hub.Stats) map[string]float64 { return floats(s.Transport.CloseCodes) }},
