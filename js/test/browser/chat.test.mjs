@@ -186,6 +186,25 @@ test("?token= is passed to the client", async () => {
   }
 });
 
+test("a node stopped gracefully: the status keeps 1001 going away while the reconnect attempts fail", async () => {
+  const n = await Node.start({ name: "stopping" });
+  try {
+    const page = await open(n.page, "dora");
+    await connectedTo(page, n.name);
+    await page.evaluate(() => {
+      window.drops = [];
+      window.meshcast.on("disconnected", (d) => window.drops.push(d.code));
+    });
+    await n.kill("SIGTERM");
+    await page.waitForFunction(() => window.drops.length >= 2, null, { timeout: 20000 }); // the close, then a failed attempt
+    assert.deepEqual(await page.evaluate(() => window.drops.slice(0, 2)), [1001, 1006]);
+    assert.match(await status(page), /^disconnected \(1001 going away\), retrying in [\d.]+ s… \(last attempt: 1006\)$/);
+    await page.close();
+  } finally {
+    await n.kill();
+  }
+});
+
 test("history: a reload shows the last messages", async (t) => {
   let h;
   try {
