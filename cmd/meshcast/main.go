@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -55,7 +56,8 @@ func run(args []string) int {
 	defer stopReload()
 	select {
 	case <-ctx.Done():
-		log.Info("signal received, draining", slog.String("drain_timeout", cfg.drainTimeout.String()))
+		log.Info("signal received, draining", slog.Int64("clients", n.hub.Stats().Sessions),
+			slog.String("drain_timeout", cfg.drainTimeout.String()))
 	case err := <-n.served:
 		n.served <- err // shutdown reads it again
 		log.Error("http server stopped", slog.Any("err", err))
@@ -63,10 +65,11 @@ func run(args []string) int {
 	stop() // a second signal now kills the process at once
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.drainTimeout)
 	defer cancel()
+	began := time.Now()
 	if err := n.shutdown(drainCtx); err != nil {
 		log.Error("shutdown incomplete", slog.Any("err", err))
 		return 1
 	}
-	log.Info("stopped")
+	log.Info("stopped", slog.String("drained_in", time.Since(began).Round(time.Millisecond).String()))
 	return 0
 }

@@ -121,6 +121,15 @@ func TestThreeProcesses(t *testing.T) {
 			t.Fatalf("client %d closed with %d, want 1001", i, code)
 		}
 	}
+	// The drain says how many clients it closed, and how long it took.
+	wstest.WaitFor(t, 15*time.Second, "p1's drain logged", func() bool {
+		var draining, stopped bool
+		for _, l := range strings.Split(procs[1].log(), "\n") {
+			draining = draining || strings.Contains(l, `"msg":"signal received, draining"`) && strings.Contains(l, `"clients":1`)
+			stopped = stopped || strings.Contains(l, `"msg":"stopped"`) && strings.Contains(l, `"drained_in":`)
+		}
+		return draining && stopped
+	})
 	for i, p := range procs {
 		select {
 		case err := <-p.exited:
