@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -168,12 +169,13 @@ func resolveHost(host string) (string, error) {
 // lp is read per line: the logger is chosen when the cluster is attached.
 // Lines about junk input are counted in junk and logged at debug.
 func memberlistLogger(lp *atomic.Pointer[slog.Logger], junk *junkLog) *log.Logger {
-	return log.New(slogWriter{lp, junk}, "", 0)
+	return log.New(slogWriter{lp, junk, newRepeats(time.Now)}, "", 0)
 }
 
 type slogWriter struct {
-	lp   *atomic.Pointer[slog.Logger]
-	junk *junkLog
+	lp      *atomic.Pointer[slog.Logger]
+	junk    *junkLog
+	repeats *repeats
 }
 
 func (w slogWriter) Write(p []byte) (int, error) {
@@ -196,10 +198,80 @@ func (w slogWriter) Write(p []byte) (int, error) {
 		}
 		level = slog.LevelDebug
 	}
+	attrs := []slog.Attr{slog.String("subsystem", "memberlist")}
+	if level >= slog.LevelWarn {
+		loud, n := w.repeats.take(line)
+		switch {
+		case !loud:
+			level = slog.LevelDebug
+		case n > 0:
+			attrs = append(attrs, slog.Uint64("repeated_since_last", n))
+		}
+	}
 	// Not "component": the logger has one already ("cluster"), and a key
 	// twice makes JSON lines that log pipelines read either way.
-	w.lp.Load().Log(context.Background(), level, line, slog.String("subsystem", "memberlist"))
+	w.lp.Load().LogAttrs(context.Background(), level, line, attrs...)
 	return len(p), nil
+}
+
+// repeatWindow is how often one kind of memberlist warning is logged at
+// its level: a member that cannot be reached the way it advertises itself
+// (an IPv6 address to an IPv4 node) made a WARN line every gossip round,
+// 5 a second, for as long as it lasted.
+const repeatWindow = 10 * time.Second
+
+// repeats samples memberlist's warnings by kind (the line's first words,
+// before any address): the first of a window at its level, the others at
+// debug, counted in the next one logged.
+type repeats struct {
+	now func() time.Time
+	mu  sync.Mutex
+	by  map[string]*repeat
+}
+
+type repeat struct {
+	last   time.Time // when one was last logged at its level
+	hidden uint64    // lowered to debug since
+}
+
+func newRepeats(now func() time.Time) *repeats {
+	return &repeats{now: now, by: make(map[string]*repeat)}
+}
+
+// take reports whether line is logged at its level, and how many of its
+// kind were lowered since the last one that was.
+func (r *repeats) take(line string) (bool, uint64) {
+	k := repeatKind(line)
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.by[k]
+	if e == nil {
+		if len(r.by) >= 256 { // kinds name members at most: forget them all rather than grow
+			clear(r.by)
+		}
+		e = &repeat{}
+		r.by[k] = e
+	} else if now.Sub(e.last) < repeatWindow {
+		e.hidden++
+		return false, 0
+	}
+	n := e.hidden
+	e.last, e.hidden = now, 0
+	return true, n
+}
+
+// repeatKind is a line's first four words, ending at a ':' ("Failed to
+// send gossip to [fd00::2]:7946: ..." is "Failed to send gossip").
+func repeatKind(line string) string {
+	words := strings.Fields(line)
+	words = words[:min(len(words), 4)]
+	for i, w := range words {
+		if strings.HasSuffix(w, ":") {
+			return strings.Join(words[:i+1], " ")
+		}
+	}
+	return strings.Join(words, " ")
 }
 
 // memberlistLevel lowers memberlist's levels for what the cluster handles
