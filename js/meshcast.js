@@ -379,6 +379,8 @@ export class Client extends Emitter {
     let d = after > 1 ? left / 2 : left - refreshMargin(left);
     if (after) d = Math.max(d, refreshGap);
     if (d >= left) return;
+    // setTimeout fires at once past 2^31-1 ms (24.8 days): a refresh early
+    // is harmless, one in a loop is not.
     this._rt = setTimeout(async () => {
       let e, m, token;
       try {
@@ -392,7 +394,7 @@ export class Client extends Emitter {
       this.token = token;
       this.info.expires = m.expires;
       this._expiring(expiry(m), 1);
-    }, d);
+    }, Math.min(d, 2 ** 31 - 1));
     this._rt.unref?.(); // a Node process is held by the socket, not by this
   }
 

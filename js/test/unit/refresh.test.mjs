@@ -181,6 +181,21 @@ describe("token refresh", { concurrency: true }, () => {
     assert.equal(never.info.expires, undefined);
   });
 
+  // setTimeout takes at most 2^31-1 ms (24.8 days): a longer delay fires
+  // at once, in Node and in browsers. A node with --token-max-lifetime 0
+  // (or an embedding authenticator) may hand out longer tokens.
+  test("a token that lives longer than setTimeout's limit is not refreshed at once, nor in a loop", async (t) => {
+    const srv = await server(t);
+    srv.expires = (conn) => (conn.token.startsWith("long") ? ahead(40 * 86400 * 1000) : ahead(margin + 300));
+    let n = 0;
+    const long = await connected(t, srv.url, { getToken: async () => "long" + ++n });
+    const control = await connected(t, srv.url, { getToken: async () => "control" });
+    await until(() => refreshes(srv).length >= 1, "the control client's refresh", 3000);
+    await long.publish("sync", 1); // every frame it sent before has arrived
+    assert.deepEqual(refreshes(srv).map((f) => f.token), ["control"]);
+    assert.equal(n, 1);
+  });
+
   test("close() and a reconnect clear the schedule: no getToken for a connection that is gone", async (t) => {
     const srv = await server(t);
     srv.expires = () => ahead(margin + 400);
