@@ -180,6 +180,11 @@ func (c *Client) getToken(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("client: GetToken: %w", ctx.Err())
 	}
 	defer func() { <-c.tokenSem }()
+	// select picks at random when both are ready: a refresh whose
+	// connection went meanwhile (or a Close) must not ask.
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("client: GetToken: %w", err)
+	}
 	t, err := c.cfg.GetToken(ctx)
 	if err != nil {
 		return "", fmt.Errorf("client: GetToken: %w", err)

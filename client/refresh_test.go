@@ -374,3 +374,26 @@ func TestRefreshStops(t *testing.T) {
 		}
 	})
 }
+
+// A refresh whose timer fired as its connection was detached (its context
+// ended) must not call GetToken: the call is for nothing, and the
+// reconnect's GetToken waits for it. getToken's select chose at random
+// between a free semaphore and the ended context.
+func TestRefreshOfAGoneConnectionAsksNoToken(t *testing.T) {
+	f := startFake(t, newStore(10))
+	var ts tokenSource
+	cfg := testConfig(f.URL)
+	cfg.GetToken = ts.get
+	c := connect(t, cfg)
+	c.mu.Lock()
+	r := &refresher{cn: c.conn}
+	c.mu.Unlock()
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.cancel()
+	for range 50 {
+		c.refreshNow(r, time.Now().Add(time.Hour))
+	}
+	if n := ts.calls(); n != 1 {
+		t.Fatalf("GetToken called %d times, want 1 (the dial)", n)
+	}
+}

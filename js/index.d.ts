@@ -55,7 +55,10 @@ export interface ClientOptions {
    * refuses the token: 401, 403, 429, 503) is an `error` event and is
    * tried again halfway to the expiry while there is time; if none is
    * left, the node's 4001 and a reconnect take over. The user must stay
-   * the same (the token's `sub`). */
+   * the same (the token's `sub`).
+   *
+   * Never called while a call is pending: a reconnect meanwhile takes
+   * that call's token (unless it timed out). */
   getToken?: () => string | Promise<string>;
   /** The WebSocket class, where there is no global one (Node 20: the ws package's). */
   WebSocket?: WebSocketConstructor;

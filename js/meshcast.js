@@ -356,12 +356,17 @@ export class Client extends Emitter {
   // _getToken calls getToken. A backend that hangs must not hold the
   // reconnect (or the refresh) forever: it is given up after timeout. The
   // deadline is also this[k], so that close() (or the drop) clears it.
+  // One call at a time: a reconnect while a refresh's call is pending
+  // waits for its token (a backend that rotates refresh tokens may revoke
+  // a session that uses one twice). One given up is not waited for again.
   async _getToken(k) {
     let t;
+    const p = (this._tok ||= (async () => this.opts.getToken())());
     try {
-      return await Promise.race([this.opts.getToken(), new Promise((_, no) => (t = this[k] = setTimeout(() => no(err("timeout", "getToken did not answer within " + this.opts.timeout + " ms")), this.opts.timeout)))]);
+      return await Promise.race([p, new Promise((_, no) => (t = this[k] = setTimeout(() => no(err("timeout", "getToken did not answer within " + this.opts.timeout + " ms")), this.opts.timeout)))]);
     } finally {
       clearTimeout(t);
+      if (this._tok == p) this._tok = null;
     }
   }
 
@@ -379,6 +384,8 @@ export class Client extends Emitter {
     let d = after > 1 ? left / 2 : left - refreshMargin(left);
     if (after) d = Math.max(d, refreshGap);
     if (d >= left) return;
+    // setTimeout fires at once past 2^31-1 ms (24.8 days): a refresh early
+    // is harmless, one in a loop is not.
     this._rt = setTimeout(async () => {
       let e, m, token;
       try {
@@ -392,7 +399,7 @@ export class Client extends Emitter {
       this.token = token;
       this.info.expires = m.expires;
       this._expiring(expiry(m), 1);
-    }, d);
+    }, Math.min(d, 2 ** 31 - 1));
     this._rt.unref?.(); // a Node process is held by the socket, not by this
   }
 

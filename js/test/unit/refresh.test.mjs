@@ -181,6 +181,45 @@ describe("token refresh", { concurrency: true }, () => {
     assert.equal(never.info.expires, undefined);
   });
 
+  // setTimeout takes at most 2^31-1 ms (24.8 days): a longer delay fires
+  // at once, in Node and in browsers. A node with --token-max-lifetime 0
+  // (or an embedding authenticator) may hand out longer tokens.
+  test("a token that lives longer than setTimeout's limit is not refreshed at once, nor in a loop", async (t) => {
+    const srv = await server(t);
+    srv.expires = (conn) => (conn.token.startsWith("long") ? ahead(40 * 86400 * 1000) : ahead(margin + 300));
+    let n = 0;
+    const long = await connected(t, srv.url, { getToken: async () => "long" + ++n });
+    const control = await connected(t, srv.url, { getToken: async () => "control" });
+    await until(() => refreshes(srv).length >= 1, "the control client's refresh", 3000);
+    await long.publish("sync", 1); // every frame it sent before has arrived
+    assert.deepEqual(refreshes(srv).map((f) => f.token), ["control"]);
+    assert.equal(n, 1);
+  });
+
+  // As the Go client: one getToken at a time. A backend that rotates
+  // refresh tokens may revoke a session that uses one twice at once.
+  test("a reconnect while the refresh's getToken is pending does not call it again: it takes that token", async (t) => {
+    const srv = await server(t);
+    srv.expires = (conn) => (conn.token == "t1" ? ahead(margin + 200) : ahead(3600 * 1000));
+    let n = 0, pending = 0, most = 0, release;
+    const getToken = () => {
+      most = Math.max(most, ++pending);
+      const tok = "t" + ++n;
+      return (n == 2 ? new Promise((ok) => (release = () => ok(tok))) : Promise.resolve(tok)).finally(() => pending--);
+    };
+    const c = await connected(t, srv.url, { getToken });
+    await until(() => release, "the refresh's getToken", 3000);
+    const drops = record(c, "disconnected");
+    srv.kill();
+    await until(() => drops.length == 1 && !c._next, "the reconnect's attempt"); // _next: its timer has fired
+    assert.deepEqual([n, most], [2, 1]);
+    const back = next(c, "connected");
+    release();
+    await back;
+    assert.deepEqual(srv.upgrades.map((u) => u.token), ["t1", "t2"]);
+    assert.deepEqual(refreshes(srv), []);
+  });
+
   test("close() and a reconnect clear the schedule: no getToken for a connection that is gone", async (t) => {
     const srv = await server(t);
     srv.expires = () => ahead(margin + 400);
