@@ -53,15 +53,15 @@ func (s *session) refresh(req *request) {
 		defer h.wg.Done()
 		ctx, cancel := context.WithTimeout(h.ctx, refreshTimeout)
 		defer cancel()
-		id, code, reason := s.checkRefresh(a.Authenticate(s.refreshRequest(ctx, token)))
-		if reason != "" {
+		id, err := a.Authenticate(s.refreshRequest(ctx, token))
+		if code, reason := s.applyIdentity(id, err); reason != "" {
 			h.metrics.refreshesRefused.Add(1)
-			if _, open := h.endRefresh(s, nil); open {
+			if _, open := h.endRefresh(s); open {
 				s.sendErr(&ack, code, reason)
 			}
 			return
 		}
-		expires, open := h.endRefresh(s, &id)
+		expires, open := h.endRefresh(s)
 		if open {
 			h.metrics.refreshes.Add(1)
 		}
@@ -71,26 +71,29 @@ func (s *session) refresh(req *request) {
 	}()
 }
 
-// checkRefresh judges the Authenticator's answer to a refresh: the code and
-// reason of a refusal, or "" to apply id. The new identity is tried in
-// place for the subscriptions' checks (hooks read it from the Client), and
-// the old one put back.
-func (s *session) checkRefresh(id Identity, err error) (Identity, int, string) {
+// applyIdentity judges the Authenticator's answer to a refresh and, if it
+// is good, makes id the connection's identity: the code and reason of a
+// refusal, or "". The new identity is put in place first and the
+// channels the connection is in checked against it (hooks read it from
+// the Client); refused, the old one is put back. A subscribe authorized
+// against the old one that joins after the channels were read is checked
+// again against the new one (stillAllowed), so none escapes the check.
+func (s *session) applyIdentity(id Identity, err error) (int, string) {
 	switch {
 	case err != nil:
-		return id, codeOf(err, CodeForbidden), err.Error()
+		return codeOf(err, CodeForbidden), err.Error()
 	case id.User != s.client.User():
-		return id, CodeForbidden, "a refresh cannot change the user"
+		return CodeForbidden, "a refresh cannot change the user"
 	}
 	old := s.client.ident.Swap(&id)
-	defer s.client.ident.Store(old)
 	for _, ch := range s.channels() {
 		if err := s.authorizeSubscribe(ch); err != nil {
-			return id, CodeForbidden, "the new token does not allow " + quoteForReason(ch) +
+			s.client.ident.Store(old)
+			return CodeForbidden, "the new token does not allow " + quoteForReason(ch) +
 				", which this connection is subscribed to (" + err.Error() + "): unsubscribe first, or reconnect with it"
 		}
 	}
-	return id, 0, ""
+	return 0, ""
 }
 
 // channels returns the channels the session is in.

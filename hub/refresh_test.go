@@ -171,3 +171,44 @@ func TestRefreshThatNarrowsChannelsIsRefused(t *testing.T) {
 	h.expire(first["exp"].(int64))
 	c.MustAck(`{"op":"ping","id":3}`)
 }
+
+// TestSubscribeRacingARefreshIsCheckedAgain: a subscribe authorized against
+// the old token that joins after the refresh checked the connection's
+// channels is checked again against the new token, so a channel the new
+// token does not allow cannot slip through the refresh's check.
+func TestSubscribeRacingARefreshIsCheckedAgain(t *testing.T) {
+	authorized, release := make(chan struct{}), make(chan struct{})
+	var releaseOnce sync.Once
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
+	var held atomic.Bool
+	cfg := DefaultConfig()
+	cfg.Authenticator = AuthenticatorFunc(func(r *http.Request) (Identity, error) {
+		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if tok == "" {
+			return Identity{User: "alice", ExpiresAt: time.Now().Add(time.Hour), Channels: []string{"team:x"}}, nil
+		}
+		<-authorized // the new token is checked once the subscribe was authorized
+		return Identity{User: "alice", ExpiresAt: time.Now().Add(2 * time.Hour)}, nil
+	})
+	cfg.Security.Namespaces = map[string]Namespace{"team": {Subscribe: SubscribeClaim}}
+	cfg.AuthorizeSubscribe = func(c *Client, ch string) error {
+		err := c.CanSubscribe(ch) // decided on the identity of the moment
+		if !held.Swap(true) {
+			close(authorized)
+			<-release // and joined only after the refresh is applied
+		}
+		return err
+	}
+	_, url := testHub(t, cfg)
+	c := dial(t, url+"?token=old")
+	c.SendText(refreshReq("new"))
+	c.SendText(`{"op":"sub","ch":"team:x","id":2}`)
+	if m := c.ReadJSON(); m["op"] != "ack" || m["id"] != 1.0 {
+		t.Fatalf("refresh: %v, want its ack (the subscribe had not joined when it checked)", m)
+	}
+	releaseOnce.Do(func() { close(release) })
+	if m := c.ReadJSON(); m["op"] != "err" || m["id"] != 2.0 || m["code"] != float64(CodeForbidden) {
+		t.Fatalf("the subscribe that raced the refresh: %v, want err 403 (the new token does not allow team:x)", m)
+	}
+	c.MustAck(`{"op":"ping","id":3}`)
+}

@@ -19,7 +19,7 @@ const maxTasks = 16
 // subscribeSince is a sub with "since": the session joins ch, catches up
 // from the position, goes live, and is acked with whether the catch-up is
 // complete (recovered).
-func (s *session) subscribeSince(req *request, start time.Time) {
+func (s *session) subscribeSince(req *request, start time.Time, checked *Identity) {
 	h := s.hub
 	lim, ok := h.limits(req.ch)
 	if !ok {
@@ -46,6 +46,10 @@ func (s *session) subscribeSince(req *request, start time.Time) {
 		} else {
 			s.hub.awaitInterest(s, *req, t, start) // subscribed meanwhile: a repeat
 		}
+		return
+	}
+	if !s.stillAllowed(req, checked) {
+		s.tasks.Add(-1)
 		return
 	}
 	h.events.subscribed(&s.client, req.ch)

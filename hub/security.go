@@ -118,25 +118,23 @@ func (h *Hub) beginRefresh(s *session) bool {
 	return true
 }
 
-// endRefresh ends the session's refresh; with id, id becomes its identity
-// and its expiry moves to id's, both under mu. It returns the expiry in
-// force, and false if the session closed meanwhile.
-func (h *Hub) endRefresh(s *session, id *Identity) (time.Time, bool) {
+// endRefresh ends the session's refresh and moves its expiry to its
+// identity's (the refresh's, if it was applied), under mu. It returns the
+// expiry in force, and false if the session closed meanwhile.
+func (h *Hub) endRefresh(s *session) (time.Time, bool) {
 	h.sec.mu.Lock()
 	defer h.sec.mu.Unlock()
 	delete(h.sec.refreshing, s)
 	if s.sec.exp == untracked {
 		return time.Time{}, false
 	}
-	if id != nil {
-		s.client.ident.Store(id)
-		var exp int64
-		if !id.ExpiresAt.IsZero() {
-			exp = id.ExpiresAt.Unix()
-		}
-		h.scheduleLocked(s, exp)
+	expires := s.client.Identity().ExpiresAt
+	var exp int64
+	if !expires.IsZero() {
+		exp = expires.Unix()
 	}
-	return s.client.Identity().ExpiresAt, true
+	h.scheduleLocked(s, exp)
+	return expires, true
 }
 
 // untrackSession undoes trackSession and gives back the connection slot.

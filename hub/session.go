@@ -231,6 +231,7 @@ func (s *session) subscribe(req *request) {
 	if !s.checkChannel(req) || !s.inStanding(req) {
 		return
 	}
+	checked := s.client.ident.Load() // what the subscribe is authorized against
 	if !s.subscribed(req.ch) {
 		if err := s.authorizeSubscribe(req.ch); err != nil {
 			s.sendErr(req, codeOf(err, CodeForbidden), err.Error())
@@ -244,12 +245,15 @@ func (s *session) subscribe(req *request) {
 	}
 	req.info = info // checked and copied: the since path takes it from req
 	if req.hasSince && !s.subscribed(req.ch) {
-		s.subscribeSince(req, start)
+		s.subscribeSince(req, start, checked)
 		return
 	}
 	t, isNew, err := s.join(req.ch, false, info)
 	if err != nil {
 		s.sendErr(req, codeOf(err, CodeBadRequest), err.Error())
+		return
+	}
+	if isNew && !s.stillAllowed(req, checked) {
 		return
 	}
 	if isNew {
@@ -258,6 +262,23 @@ func (s *session) subscribe(req *request) {
 	// A repeated sub waits like the first: the first may still be waiting
 	// for the cluster, and this ack promises the same.
 	s.hub.awaitInterest(s, *req, t, start)
+}
+
+// stillAllowed checks a new subscription again when a refresh replaced
+// the connection's identity between its authorization and its join: the
+// refresh checked the channels the connection was in, and this one may
+// have joined too late for that. Refused, it is left and answered with the
+// refusal.
+func (s *session) stillAllowed(req *request, checked *Identity) bool {
+	if s.client.ident.Load() == checked {
+		return true
+	}
+	if err := s.authorizeSubscribe(req.ch); err != nil {
+		s.leave(req.ch)
+		s.sendErr(req, codeOf(err, CodeForbidden), err.Error())
+		return false
+	}
+	return true
 }
 
 // inStanding refuses a request with err 503 while the node is not a member
