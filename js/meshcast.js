@@ -395,7 +395,9 @@ export class Client extends Emitter {
         e = x;
       }
       if (this._ws != ws) return; // gone meanwhile: the next hello schedules afresh
-      if (e) return this._emit("error", e), this._expiring(exp, 2);
+      // 400: nothing to refresh here (an anonymous connection, a node
+      // without tokens): asking again would change nothing.
+      if (e) return this._emit("error", e), e.code != 400 && this._expiring(exp, 2);
       this.token = token;
       this.info.expires = m.expires;
       this._expiring(expiry(m), 1);

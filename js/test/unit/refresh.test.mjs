@@ -113,6 +113,19 @@ describe("token refresh", { concurrency: true }, () => {
     assert.deepEqual(drops, []);
   });
 
+  test("a 400 (nothing to refresh on this node) is an error event and is not asked again", async (t) => {
+    const [refused, control] = [await server(t), await server(t)];
+    refused.failRefresh = [400];
+    control.failRefresh = [503]; // retried ~3 s later: when the 400 would have been
+    for (const srv of [refused, control]) {
+      srv.expires = () => ahead(margin + 200);
+      let n = 0;
+      client(t, srv.url, { getToken: async () => "t" + ++n }).connect();
+    }
+    await until(() => refreshes(control).length == 2, "the control's retry", 8000);
+    assert.equal(refreshes(refused).length, 1);
+  });
+
   test("refreshes refused until the expiry: the node's 4001 close, getToken and a reconnect take over", async (t) => {
     const srv = await server(t);
     let exp;
