@@ -8,12 +8,13 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/meshcast/meshcast/internal/logsample"
 )
 
 // nodeMeta is gossiped with each node (msgpack, well under 512 bytes).
@@ -169,13 +170,14 @@ func resolveHost(host string) (string, error) {
 // lp is read per line: the logger is chosen when the cluster is attached.
 // Lines about junk input are counted in junk and logged at debug.
 func memberlistLogger(lp *atomic.Pointer[slog.Logger], junk *junkLog) *log.Logger {
-	return log.New(slogWriter{lp, junk, newRepeats(time.Now)}, "", 0)
+	return log.New(slogWriter{lp, junk, newRepeats(), time.Now}, "", 0)
 }
 
 type slogWriter struct {
 	lp      *atomic.Pointer[slog.Logger]
 	junk    *junkLog
-	repeats *repeats
+	repeats *logsample.Sampler[string] // memberlist's warnings, by repeatKind
+	now     func() time.Time
 }
 
 func (w slogWriter) Write(p []byte) (int, error) {
@@ -200,13 +202,7 @@ func (w slogWriter) Write(p []byte) (int, error) {
 	}
 	attrs := []slog.Attr{slog.String("subsystem", "memberlist")}
 	if level >= slog.LevelWarn {
-		loud, n := w.repeats.take(line)
-		switch {
-		case !loud:
-			level = slog.LevelDebug
-		case n > 0:
-			attrs = append(attrs, slog.Uint64("repeated_since_last", n))
-		}
+		level, attrs = w.repeats.Apply(repeatKind(line), w.now(), level, "repeated_since_last", attrs)
 	}
 	// Not "component": the logger has one already ("cluster"), and a key
 	// twice makes JSON lines that log pipelines read either way.
@@ -220,45 +216,12 @@ func (w slogWriter) Write(p []byte) (int, error) {
 // 5 a second, for as long as it lasted.
 const repeatWindow = 10 * time.Second
 
-// repeats samples memberlist's warnings by kind (the line's first words,
-// before any address): the first of a window at its level, the others at
-// debug, counted in the next one logged.
-type repeats struct {
-	now func() time.Time
-	mu  sync.Mutex
-	by  map[string]*repeat
-}
-
-type repeat struct {
-	last   time.Time // when one was last logged at its level
-	hidden uint64    // lowered to debug since
-}
-
-func newRepeats(now func() time.Time) *repeats {
-	return &repeats{now: now, by: make(map[string]*repeat)}
-}
-
-// take reports whether line is logged at its level, and how many of its
-// kind were lowered since the last one that was.
-func (r *repeats) take(line string) (bool, uint64) {
-	k := repeatKind(line)
-	now := r.now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	e := r.by[k]
-	if e == nil {
-		if len(r.by) >= 256 { // kinds name members at most: forget them all rather than grow
-			clear(r.by)
-		}
-		e = &repeat{}
-		r.by[k] = e
-	} else if now.Sub(e.last) < repeatWindow {
-		e.hidden++
-		return false, 0
-	}
-	n := e.hidden
-	e.last, e.hidden = now, 0
-	return true, n
+// newRepeats samples memberlist's warnings by kind (the line's first
+// words, before any address): the first of a window at its level, the
+// others at debug, counted in the next one logged. Kinds name members at
+// most; past 256 they are forgotten rather than kept growing.
+func newRepeats() *logsample.Sampler[string] {
+	return &logsample.Sampler[string]{Window: repeatWindow, MaxKinds: 256}
 }
 
 // repeatKind is a line's first four words, ending at a ':' ("Failed to

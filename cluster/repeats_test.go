@@ -18,7 +18,7 @@ func TestMemberlistWarningsAreSampled(t *testing.T) {
 	var lp atomic.Pointer[slog.Logger]
 	lp.Store(slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	now := time.Unix(1000, 0)
-	w := slogWriter{lp: &lp, junk: newJunkLog(), repeats: newRepeats(func() time.Time { return now })}
+	w := slogWriter{lp: &lp, junk: newJunkLog(), repeats: newRepeats(), now: func() time.Time { return now }}
 	gossip := "[WARN] memberlist: Failed to send gossip to [fd00::2]:7946: write udp 127.0.0.1:7946->[fd00::2]:7946: address fd00::2: non-IPv4 address\n"
 	for range 50 { // 10 s of gossip rounds
 		_, _ = w.Write([]byte(gossip))

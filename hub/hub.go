@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/meshcast/meshcast/internal/history"
+	"github.com/meshcast/meshcast/internal/logsample"
 	"github.com/meshcast/meshcast/internal/relay"
 	"github.com/meshcast/meshcast/transport"
 )
@@ -31,9 +32,9 @@ type Hub struct {
 	nextID    atomic.Uint64
 	metrics   metrics
 	sec       hubSecurity
-	sampled   sampledLog           // sampledlog.go: which refusals and slow consumers are logged
-	liveCfg   atomic.Pointer[Live] // live.go: what UpdateSecurity may change
-	store     *history.Store       // channels with history (history.go)
+	sampled   *logsample.Sampler[logKind] // sampledlog.go: which refusals and slow consumers are logged
+	liveCfg   atomic.Pointer[Live]        // live.go: what UpdateSecurity may change
+	store     *history.Store              // channels with history (history.go)
 	hist      histState
 	pres      presenceTable // presence.go
 	online    onlineHooks   // online.go
@@ -107,6 +108,7 @@ func New(cfg Config) (*Hub, error) {
 		events:    newEvents(&cfg),
 		idPrefix:  hex.EncodeToString(prefix[:]),
 		store:     history.New(cfg.HistoryMemory),
+		sampled:   &logsample.Sampler[logKind]{Window: sampleEvery},
 		hist:      histState{chans: make(map[string]*chanState)},
 		ctx:       ctx,
 		cancel:    cancel,

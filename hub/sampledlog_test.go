@@ -40,34 +40,6 @@ func TestRefusalsAreNotLoggedOneLineEach(t *testing.T) {
 	}
 }
 
-// TestSampledLogSaysWhatItLeftOut: after sampleEvery the next event of a
-// kind is logged with the number not logged meanwhile; kinds are counted
-// apart.
-func TestSampledLogSaysWhatItLeftOut(t *testing.T) {
-	var l sampledLog
-	full, origin := logKind{503, "full"}, logKind{403, "origin"}
-	t0 := time.Now()
-	for i, c := range []struct {
-		k        logKind
-		at       time.Duration
-		log      bool
-		unlogged uint64
-	}{
-		{full, 0, true, 0},
-		{full, time.Second, false, 0},
-		{origin, time.Second, true, 0},
-		{full, 2 * time.Second, false, 0},
-		{full, sampleEvery, true, 2},
-		{full, sampleEvery + time.Second, false, 0},
-		{origin, 3 * sampleEvery, true, 0},
-	} {
-		ok, n := l.take(c.k, t0.Add(c.at))
-		if ok != c.log || n != c.unlogged {
-			t.Fatalf("refusal %d: logged %v with %d unlogged, want %v with %d", i, ok, n, c.log, c.unlogged)
-		}
-	}
-}
-
 // TestSlowConsumerIsLogged: a client cut off as a slow consumer was only
 // counted; the operator asked why a client was disconnected found
 // nothing in the log. The first is logged at info with its client id and
