@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -140,11 +141,7 @@ func TestFailedWriteClosesConnection(t *testing.T) {
 	cfg.WriteTimeout = 300 * time.Millisecond
 	cfg.OnEvent = ev.on
 	c := connect(t, cfg)
-	big := make([]byte, 8<<20) // more than the kernel buffers hold (wmem max 4 MiB)
-	big[0], big[len(big)-1] = '"', '"'
-	for i := 1; i < len(big)-1; i++ {
-		big[i] = 'a'
-	}
+	big := bigJSONString()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -173,11 +170,7 @@ func TestPublishContextEndsStuckWrite(t *testing.T) {
 	cfg.WriteTimeout = 5 * time.Second
 	cfg.OnEvent = ev.on
 	c := connect(t, cfg)
-	big := make([]byte, 8<<20)
-	big[0], big[len(big)-1] = '"', '"'
-	for i := 1; i < len(big)-1; i++ {
-		big[i] = 'a'
-	}
+	big := bigJSONString()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cancelled := make(chan time.Time, 1)
@@ -200,4 +193,13 @@ func TestPublishContextEndsStuckWrite(t *testing.T) {
 	if d := ev.wait(t, EventDisconnected, 1); !d[0].Reconnect {
 		t.Fatalf("disconnected %+v", d[0])
 	}
+}
+
+// bigJSONString is a JSON string of 8 MiB: more than the kernel buffers
+// of a loopback connection hold (wmem max 4 MiB), so its write gets stuck
+// at a node that reads nothing.
+func bigJSONString() []byte {
+	big := bytes.Repeat([]byte("a"), 8<<20)
+	big[0], big[len(big)-1] = '"', '"'
+	return big
 }
