@@ -383,11 +383,13 @@ func (c *Cluster) rejoin(t rejoinTarget) {
 		c.log.Debug("rejoin failed", "addr", t.addr, "peer", t.member, "err", err)
 	case t.member != "":
 		c.log.Info("reached a failed member again; merging membership", "peer", t.member, "addr", t.addr)
-	case c.memberAt(t.addr) != "":
-		// A seed that is a failed member is tried both ways: its own
-		// line above says it, with its name.
-		c.log.Debug("reached a seed again; merging membership", "addr", t.addr, "peer", c.memberAt(t.addr))
 	default:
+		if name := c.memberAt(t.addr); name != "" {
+			// A seed that is a failed member is tried both ways: its own
+			// line above says it, with its name.
+			c.log.Debug("reached a seed again; merging membership", "addr", t.addr, "peer", name)
+			return
+		}
 		c.log.Info("reached a seed that was not a member; merging membership", "addr", t.addr)
 	}
 }

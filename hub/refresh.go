@@ -21,8 +21,8 @@ const refreshTimeout = 10 * time.Second
 // refused, so the connection ends at its current exp and its resubscribes
 // are checked then, as without refresh (a token issuer narrowing a user's
 // channels must not be outlived by a refreshing client). The new expiry and
-// channel patterns apply from the ack on. One refresh at a time per
-// connection.
+// channel patterns apply once accepted, before the ack. One refresh at a
+// time per connection.
 func (s *session) refresh(req *request) {
 	h := s.hub
 	a := h.live().Authenticator
