@@ -51,7 +51,7 @@ func TestUnsubscribeSubscribeRace(t *testing.T) {
 			if string(m.Data) != `"x"` {
 				t.Fatalf("iteration %d: got %+v", i, m)
 			}
-		case <-time.After(2 * time.Second):
+		case <-time.After(10 * time.Second):
 			t.Fatalf("iteration %d: the subscription acked after the race receives nothing", i)
 		}
 		s.Unsubscribe()

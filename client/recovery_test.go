@@ -329,7 +329,7 @@ func TestRefusedResubscribeGapsAtOnce(t *testing.T) {
 		if !m.Gap || m.Reason != "reconnect" {
 			t.Fatalf("got %+v, want the reconnect gap", m)
 		}
-	case <-time.After(3 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatalf("no gap while the node refuses the resubscribe (%d subs refused)", f.count("sub", "nh")-1)
 	}
 	f.set(func(f *fake) { f.failSub["nh"] = nil })
