@@ -282,7 +282,12 @@ func TestRelayCalls(t *testing.T) {
 
 	a.SendText(`{"op":"sub","ch":"x","id":1}`)
 	b.SendText(`{"op":"sub","ch":"x","id":1}`)
-	waitFor(t, 5*time.Second, "both subscribed", func() bool { return h.Stats().Channels == 1 })
+	// Channels is 1 from the first join on: wait for both subscribes to
+	// have asked the relay (the first check passed alone 1 run in 6).
+	waitFor(t, 5*time.Second, "both subscribed", func() bool {
+		_, interest := relay.snapshot()
+		return h.Stats().Channels == 1 && len(interest) >= 2
+	})
 	_, interest := relay.snapshot()
 	if strings.Join(interest, ",") != "sub x,sub x" {
 		t.Fatalf("interest calls %v, want one sub per subscriber", interest)
